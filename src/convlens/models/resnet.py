@@ -1,0 +1,132 @@
+"""ResNet of He et al. 2015 (Table 1), written out so every layer is a named, hookable module.
+
+Conventions shared by all convlens models (the explain stage relies on them):
+named stages ``stem, layer1..layer4, head``; one ``nn.ReLU`` module per use, never inplace,
+so hooks, deconvnet, guided backprop and Grad-CAM can act on each activation separately.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+#: Table 1: block type and number of blocks per stage for each depth.
+RESNET_SPECS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions; the residual path is ``residual`` and the shortcut ``shortcut``."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        out_channels = width * self.expansion
+        self.residual = nn.Sequential()
+        self.residual.add_module("conv1", _conv_bn(in_channels, width, 3, stride))
+        self.residual.add_module("relu1", nn.ReLU())
+        self.residual.add_module("conv2", _conv_bn(width, out_channels, 3))
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.residual(x) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand (stride on the 3x3, as torchvision's v1.5)."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        out_channels = width * self.expansion
+        self.residual = nn.Sequential()
+        self.residual.add_module("conv1", _conv_bn(in_channels, width, 1))
+        self.residual.add_module("relu1", nn.ReLU())
+        self.residual.add_module("conv2", _conv_bn(width, width, 3, stride))
+        self.residual.add_module("relu2", nn.ReLU())
+        self.residual.add_module("conv3", _conv_bn(width, out_channels, 1))
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.residual(x) + self.shortcut(x))
+
+
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Identity, or a 1x1 projection (option B of the paper) when the shape changes."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return _conv_bn(in_channels, out_channels, 1, stride)
+
+
+class ResNet(nn.Module):
+    """ResNet-18/34/50/101/152 for ``in_channels``-channel images and ``num_classes`` classes.
+
+    The stem is the paper's 7x7/2 convolution and 3x3/2 max-pool, so inputs must be at least
+    ``min_input_size`` pixels (the network downsamples by 32). Parameter counts equal
+    torchvision's ``resnetN`` for the same number of classes.
+    """
+
+    min_input_size = 32
+
+    def __init__(self, depth: int = 18, num_classes: int = 1000, in_channels: int = 3) -> None:
+        super().__init__()
+        if depth not in RESNET_SPECS:
+            raise ValueError(f"model.depth={depth} is not a ResNet of Table 1; choose one of {sorted(RESNET_SPECS)}")
+        block_kind, blocks = RESNET_SPECS[depth]
+        block = BasicBlock if block_kind == "basic" else Bottleneck
+        self.depth = depth
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.stem = nn.Sequential()
+        self.stem.add_module("conv", nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False))
+        self.stem.add_module("bn", nn.BatchNorm2d(64))
+        self.stem.add_module("relu", nn.ReLU())
+        self.stem.add_module("pool", nn.MaxPool2d(3, 2, 1))
+        channels = 64
+        for index, (width, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True), start=1):
+            stride = 1 if index == 1 else 2
+            stage = nn.Sequential()
+            for block_index in range(count):
+                stage.add_module(str(block_index), block(channels, width, stride if block_index == 0 else 1))
+                channels = width * block.expansion
+            self.add_module(f"layer{index}", stage)
+        self.head = nn.Sequential()
+        self.head.add_module("pool", nn.AdaptiveAvgPool2d(1))
+        self.head.add_module("flatten", nn.Flatten())
+        self.head.add_module("fc", nn.Linear(channels, num_classes))
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return self.head(x)
+
+
+def _init_weights(model: nn.Module) -> None:
+    """He init for convolutions; the last BN of each residual path starts at zero (Goyal et al. 2017),
+    so every block begins as the identity, which trains faster and more stably."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    for module in model.modules():
+        if isinstance(module, BasicBlock | Bottleneck):
+            nn.init.zeros_(module.residual[-1][1].weight)
