@@ -1,0 +1,79 @@
+# convlens: `make demo` and `make test` on a fresh machine; `make help` lists everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYSTEM ?= python3
+VENV          ?= .venv
+PY            := $(VENV)/bin/python
+STAMP         := $(VENV)/.installed
+EXPERIMENTS   := cifar10_resnet18 fer2013_cnn
+DEMOS         := demo_shapes demo_faces
+EXPERIMENT    ?=
+RUN           ?=
+ARGS          ?=
+PYTEST_ARGS   ?=
+
+# The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
+targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
+
+.PHONY: help setup demo train visualize report all test test-slow lint tensorboard bench clean
+
+help: ## Show the targets and variables
+	@echo "convlens: train a CNN, look inside it, write the report."
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables:"
+	@echo "  EXPERIMENT=<name>  one of: $(EXPERIMENTS) $(DEMOS) (default: all real ones; demos for 'demo')"
+	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for visualize/report (default: latest run)"
+	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create the virtualenv (.venv) and install convlens with its pinned dependencies
+
+train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= overrides)
+	@for experiment in $(call targets,$(EXPERIMENTS)); do \
+		$(PY) scripts/train.py experiment=$$experiment $(ARGS) || exit 1; \
+	done
+
+visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
+	@if [ -f scripts/visualize.py ]; then \
+		$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS); \
+	else echo "make visualize: not built yet"; fi
+
+report: $(STAMP) ## Write reports/<experiment>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
+	@if [ -f scripts/report.py ]; then \
+		$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS); \
+	else echo "make report: not built yet"; fi
+
+all: $(STAMP) ## train + visualize + report for the real experiments
+	@$(PY) scripts/pipeline.py $(call targets,$(EXPERIMENTS)) -- $(ARGS)
+
+demo: $(STAMP) ## Offline demo on the CPU: train, visualize and report both built-in datasets
+	@$(PY) scripts/pipeline.py $(call targets,$(DEMOS)) -- $(ARGS)
+
+test: $(STAMP) ## Run the fast test suite (CPU, a few minutes)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## Run only the slow tests
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check + format check
+	$(VENV)/bin/ruff check src scripts tests benchmarks
+	$(VENV)/bin/ruff format --check src scripts tests benchmarks
+
+tensorboard: $(STAMP) ## Open TensorBoard on outputs/
+	$(VENV)/bin/tensorboard --logdir outputs
+
+bench: $(STAMP) ## Run the benchmark scripts (benchmarks/), tables on stdout, JSON in benchmarks/results/
+	@if [ -f benchmarks/run_all.py ]; then $(PY) benchmarks/run_all.py $(ARGS); \
+	else echo "make bench: not built yet"; fi
+
+clean: ## Remove outputs/, reports/*/ and caches (keeps .venv and data/)
+	rm -rf outputs reports/*/ .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

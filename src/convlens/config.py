@@ -1,0 +1,203 @@
+"""Structured config schemas and value checks: a typo or a bad value stops before any training.
+
+The dataclasses below are registered in Hydra's ConfigStore as ``train_schema``; ``conf/train.yaml``
+lists it first in its defaults, so every YAML file and command-line override is merged into typed,
+closed nodes (an unknown key is an error naming it). Nodes with a free shape (``model``,
+``data.source``, loggers, callbacks) are checked against their ``_target_``'s signature instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from convlens.data.transforms import TTA_VIEWS
+
+
+class OptimizerName(Enum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class SchedulerName(Enum):
+    none = "none"
+    onecycle = "onecycle"
+    cosine = "cosine"
+    step = "step"
+    plateau = "plateau"
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.sgd
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class SchedulerConfig:
+    name: SchedulerName = SchedulerName.onecycle
+    pct_start: float = 0.25  # onecycle: share of steps spent warming up
+    div_factor: float = 25.0  # onecycle: initial lr = lr / div_factor
+    final_div_factor: float = 1e4  # onecycle: final lr = initial lr / final_div_factor
+    warmup_epochs: int = 0  # cosine: linear warm-up epochs
+    step_size: int = 30  # step: epochs between decays
+    gamma: float = 0.1  # step: decay factor
+    factor: float = 0.5  # plateau: decay factor
+    patience: int = 5  # plateau: epochs without val/acc improvement
+    min_lr: float = 0.0
+
+
+@dataclass
+class ModuleConfig:
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    label_smoothing: float = 0.0
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass
+class AugmentConfig:
+    crop_padding: int = 0
+    hflip: bool = False
+    rotate_degrees: float = 0.0
+    erase_prob: float = 0.0
+    erase_scale: list[float] = field(default_factory=lambda: [0.02, 0.2])
+
+
+@dataclass
+class DataConfig:
+    _target_: str = "convlens.data.ImageDataModule"
+    name: str = MISSING
+    data_dir: str = "${paths.data_dir}"
+    source: Any = MISSING
+    num_classes: int = MISSING
+    channels: int = MISSING
+    image_size: int = MISSING
+    mean: list[float] = MISSING
+    std: list[float] = MISSING
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    test_time_augmentation: str = "none"  # test split only: "none", "hflip" or "ten_crop"
+    on_device: bool = True
+    seed: int = "${seed}"  # type: ignore[assignment]  # interpolated: the run's seed
+
+
+@dataclass
+class TrainerConfig:
+    _target_: str = "pytorch_lightning.Trainer"
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "auto"  # auto: bf16-mixed on a bf16-capable GPU, 32-true on the CPU
+    max_epochs: int = 10
+    deterministic: bool = False
+    benchmark: bool = False
+    sync_batchnorm: bool = False
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 10
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    num_sanity_val_steps: int = 0
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+    use_distributed_sampler: bool = False  # the data module shards its own batches
+    default_root_dir: str = "${paths.output_dir}"
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "data"
+    cache_dir: str = "data/cache"
+    outputs_dir: str = "outputs"
+    output_dir: str = "${hydra:run.dir}"
+
+
+@dataclass
+class TrainConfig:
+    experiment_name: str = MISSING
+    seed: int = 42
+    ckpt_path: str | None = None
+    run_test: bool = True
+    data: DataConfig = MISSING
+    model: Any = MISSING
+    module: ModuleConfig = field(default_factory=ModuleConfig)
+    trainer: TrainerConfig = MISSING
+    logger: Any = MISSING
+    callbacks: Any = MISSING
+    paths: PathsConfig = MISSING
+
+
+def register_configs() -> None:
+    """Make the schema known to Hydra before composing ``conf/train.yaml``."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A config value that would fail later; the message names the key and the fix."""
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check values the schema's types cannot express; raise ConfigError naming the key."""
+    _check_range(cfg, "module.optimizer.lr", cfg.module.optimizer.lr > 0, "must be > 0, e.g. 0.1 for SGD")
+    _check_range(cfg, "module.optimizer.weight_decay", cfg.module.optimizer.weight_decay >= 0, "must be >= 0")
+    _check_range(cfg, "module.label_smoothing", 0 <= cfg.module.label_smoothing < 1, "must be in [0, 1)")
+    _check_range(cfg, "data.batch_size", cfg.data.batch_size >= 1, "must be >= 1")
+    _check_range(cfg, "data.eval_batch_size", cfg.data.eval_batch_size >= 1, "must be >= 1")
+    _check_range(cfg, "trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1")
+    tta = cfg.data.test_time_augmentation
+    _check_range(cfg, "data.test_time_augmentation", tta in TTA_VIEWS, f"must be one of {list(TTA_VIEWS)}")
+    if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:
+        raise ConfigError(f"data.mean and data.std need {cfg.data.channels} values (data.channels), one per channel")
+    for key in ("model", "data.source"):
+        check_target(OmegaConf.select(cfg, key), key)
+    for group in ("logger", "callbacks"):
+        for name, node in (cfg[group] or {}).items():
+            check_target(node, f"{group}.{name}")
+    _check_image_size(cfg)
+
+
+def _check_range(cfg: DictConfig, key: str, ok: bool, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f'{key}={OmegaConf.select(cfg, key)} {rule} (override it, e.g. ARGS="{key}=...")')
+
+
+def check_target(node: DictConfig, key: str) -> None:
+    """Every key of a ``_target_`` node must be a parameter of the target (typos are caught here)."""
+    if node is None or "_target_" not in node:
+        raise ConfigError(f"{key} needs a _target_ (the class to build)")
+    try:
+        target = get_object(node._target_)
+    except Exception as error:
+        raise ConfigError(f"{key}._target_={node._target_} cannot be imported: {error}") from error
+    parameters = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(k for k in node if not k.startswith("_") and k not in parameters)
+    if unknown:
+        valid = ", ".join(name for name in parameters if name != "self")
+        raise ConfigError(f"{key}: unknown key(s) {unknown} for {node._target_}; valid keys: {valid}")
+
+
+def _check_image_size(cfg: DictConfig) -> None:
+    minimum = getattr(get_object(cfg.model._target_), "min_input_size", 1)
+    if cfg.data.image_size < minimum:
+        raise ConfigError(
+            f"data.image_size={cfg.data.image_size} is too small for {cfg.model._target_} "
+            f"(it downsamples to nothing below {minimum} px); use data.image_size>={minimum}"
+        )

@@ -1,0 +1,48 @@
+"""The in-memory form every dataset source returns: decoded uint8 arrays per split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ArraySplit:
+    """One split: ``images`` uint8 (N, H, W, C), ``labels`` int64 (N,), optional bool ``masks`` (N, H, W)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> ArraySplit:
+        masks = None if self.masks is None else self.masks[indices]
+        return ArraySplit(self.images[indices], self.labels[indices], masks)
+
+
+@dataclass(frozen=True)
+class DatasetArrays:
+    """A whole dataset: three splits, the class names in label order, and the files it was read from."""
+
+    train: ArraySplit
+    val: ArraySplit
+    test: ArraySplit
+    class_names: tuple[str, ...]
+    files: tuple[Path, ...] = field(default_factory=tuple)
+
+    def split(self, name: str) -> ArraySplit:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split '{name}'; valid splits: train, val, test")
+        return getattr(self, name)
+
+
+def seeded_holdout(count: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(count)`` into (kept, held-out) indices with a seeded permutation."""
+    if not 0 < holdout < count:
+        raise ValueError(f"validation size {holdout} must be between 1 and {count - 1}")
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[holdout:]), np.sort(order[:holdout])

@@ -1,0 +1,200 @@
+"""One LightningDataModule for every dataset: uint8 tensors in memory, batches by fancy indexing,
+augmentation/resize/normalization batched on the training device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from convlens.data.arrays import DatasetArrays
+from convlens.data.transforms import AugmentSettings, BatchTransform
+
+
+class DatasetSource(Protocol):
+    def load(self) -> DatasetArrays: ...
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """A split as tensors: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), ``masks`` bool (N, H, W)."""
+
+    images: Tensor
+    labels: Tensor
+    masks: Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> ImageSplit:
+        return ImageSplit(self.images.to(device), self.labels.to(device), self.masks)
+
+
+class _IndexedBatches(Dataset):
+    """``dataset[indices]`` returns a whole batch in one indexing op: no per-image Python, no collate."""
+
+    def __init__(self, split: ImageSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        indices = indices.to(self.split.images.device)
+        return self.split.images[indices], self.split.labels[indices]
+
+
+class _BatchIndices(Sampler[Tensor]):
+    """Yields index tensors per batch; shuffles with ``seed + epoch`` and shards over ranks."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
+        self.seed, self.rank, self.world = seed, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size)[self.rank :: self.world]
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        per_rank = self.size // self.world  # equal shards, so every rank runs the same number of steps
+        return torch.randperm(self.size, generator=generator)[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        indices = self._indices()
+        # Training drops the ragged last batch (BatchNorm dislikes a batch of 1); evaluation keeps it.
+        stop = len(indices) - len(indices) % self.batch_size if self.shuffle else len(indices)
+        yield from indices[:stop].split(self.batch_size) if stop else ()
+
+    def __len__(self) -> int:
+        count = self.size // self.world if self.shuffle else len(range(self.rank, self.size, self.world))
+        return count // self.batch_size if self.shuffle else -(-count // self.batch_size)
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Loads a ``source`` once, keeps its uint8 images as tensors (on the training device when
+    ``on_device``) and turns batches into model input in :meth:`on_after_batch_transfer`."""
+
+    def __init__(
+        self,
+        name: str,
+        source: DatasetSource,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        batch_size: int = 128,
+        eval_batch_size: int = 256,
+        augment: dict[str, Any] | None = None,
+        test_time_augmentation: str = "none",
+        on_device: bool = True,
+        seed: int = 0,
+        data_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.data_dir = data_dir
+        self.source = source
+        self.num_classes = num_classes
+        self.channels = channels
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.test_time_augmentation = test_time_augmentation
+        self.on_device = on_device
+        self.seed = seed
+        augment_settings = AugmentSettings(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in (augment or {}).items()}
+        )
+        self.transform = BatchTransform(image_size, tuple(mean), tuple(std), augment_settings)
+        self.class_names: list[str] = []
+        self.files: tuple = ()
+        self.splits: dict[str, ImageSplit] = {}
+
+    def prepare(self) -> None:
+        """Load the source once (class names are known afterwards); cheap when already loaded."""
+        if self.splits:
+            return
+        arrays = self.source.load()
+        self._check(arrays)
+        self.class_names = list(arrays.class_names)
+        self.files = arrays.files
+        for name in ("train", "val", "test"):
+            split = arrays.split(name)
+            images = torch.from_numpy(np.ascontiguousarray(split.images.transpose(0, 3, 1, 2)))
+            masks = None if split.masks is None else torch.from_numpy(split.masks)
+            self.splits[name] = ImageSplit(images, torch.from_numpy(split.labels), masks)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare()
+        device = self._device()
+        self.splits = {name: split.to(device) for name, split in self.splits.items()}
+
+    def _device(self) -> torch.device:
+        if self.on_device and self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _check(self, arrays: DatasetArrays) -> None:
+        if len(arrays.class_names) != self.num_classes:
+            found = len(arrays.class_names)
+            raise ValueError(f"data '{self.name}': source has {found} classes but data.num_classes={self.num_classes}")
+        channels = arrays.train.images.shape[-1]
+        if channels != self.channels:
+            raise ValueError(f"data '{self.name}': images have {channels} channels but data.channels={self.channels}")
+
+    def split(self, name: str) -> ImageSplit:
+        if not self.splits:
+            raise RuntimeError("call prepare() or setup() before split()")
+        if name not in self.splits:
+            raise ValueError(f"unknown split '{name}'; valid splits: {sorted(self.splits)}")
+        return self.splits[name]
+
+    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        sampler = _BatchIndices(len(self.split(name)), batch_size, shuffle, self.seed, rank, world)
+        return DataLoader(_IndexedBatches(self.split(name)), sampler=sampler, batch_size=None, num_workers=0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        trainer = self.trainer
+        if trainer is not None and trainer.testing and self.test_time_augmentation != "none":
+            return self.transform.views(images, self.test_time_augmentation), labels
+        return self.transform(images, train=trainer is not None and trainer.training), labels
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """uint8 images -> model input without augmentation (for evaluation and the explain stage)."""
+        return self.transform(images, train=False)
+
+    def to_display(self, x: Tensor) -> Tensor:
+        return self.transform.to_display(x)
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes and settings for metrics.json and the report."""
+        return {
+            "name": self.name,
+            "sizes": {name: len(split) for name, split in self.splits.items()},
+            "native_size": list(self.splits["train"].images.shape[-2:]) if self.splits else None,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "augment": vars(self.transform.augment) | {"erase_scale": list(self.transform.augment.erase_scale)},
+        }

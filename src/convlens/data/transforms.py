@@ -1,0 +1,139 @@
+"""Batched image transforms that run on the training device.
+
+Hand-written because torchvision's v2 transforms draw one random parameter per call, not per
+sample of a batch; here every sample of a uint8 batch gets its own crop, flip, rotation and
+erasing in a handful of tensor ops, so a 2-core host never starves the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Test-time augmentation: how many views each test image is evaluated on.
+TTA_VIEWS = {"none": 1, "hflip": 2, "ten_crop": 10}
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Training augmentation, applied at the images' native resolution before resizing."""
+
+    crop_padding: int = 0
+    hflip: bool = False
+    rotate_degrees: float = 0.0
+    erase_prob: float = 0.0
+    erase_scale: tuple[float, float] = (0.02, 0.2)
+
+
+class BatchTransform:
+    """uint8 (B,C,H,W) -> normalized float model input at ``image_size``; augments when training."""
+
+    def __init__(
+        self,
+        image_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment: AugmentSettings,
+    ) -> None:
+        self.image_size = image_size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.augment = augment
+
+    def __call__(self, images: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
+        if train and self.augment.crop_padding > 0:
+            images = random_crop(images, self.augment.crop_padding, generator)
+        if train and self.augment.hflip:
+            images = random_hflip(images, generator)
+        x = images.float().div_(255)
+        if train and self.augment.rotate_degrees > 0:
+            x = random_rotate(x, self.augment.rotate_degrees, generator)
+        x = resize(x, self.image_size)
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if train and self.augment.erase_prob > 0:
+            x = random_erase(x, self.augment.erase_prob, self.augment.erase_scale, generator)
+        return x
+
+    def views(self, images: Tensor, kind: str) -> Tensor:
+        """Test-time views (V, B, C, H, W): ``hflip`` adds the mirror; ``ten_crop`` takes the centre
+        and four corner crops of the zero-padded image (the training crops' extremes) and their mirrors."""
+        if kind == "none":
+            return self(images, train=False)[None]
+        if kind == "hflip":
+            return torch.stack([self(images, train=False), self(images.flip(-1), train=False)])
+        pad = max(self.augment.crop_padding, 1)
+        padded = F.pad(images, (pad, pad, pad, pad))
+        height, width = images.shape[-2:]
+        crops = [padded[..., top : top + height, left : left + width]
+                 for top, left in ((pad, pad), (0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad))]  # fmt: skip
+        crops += [crop.flip(-1) for crop in crops]
+        return torch.stack([self(crop, train=False) for crop in crops])
+
+    def to_display(self, x: Tensor) -> Tensor:
+        """Undo the normalization: model input -> [0, 1] images for figures."""
+        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
+
+
+def _rand(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(shape, generator=generator, device="cpu" if generator is not None else device).to(device)
+
+
+def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
+    """Zero-pad by ``padding`` and crop back to the original size at a per-sample random offset."""
+    batch, _, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    offsets = (_rand((batch, 2), images.device, generator) * (2 * padding + 1)).long()
+    rows = offsets[:, 0, None] + torch.arange(height, device=images.device)
+    cols = offsets[:, 1, None] + torch.arange(width, device=images.device)
+    batch_index = torch.arange(batch, device=images.device)[:, None, None]
+    cropped = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
+    return cropped.permute(0, 3, 1, 2)
+
+
+def random_hflip(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    flip = _rand((images.shape[0],), images.device, generator) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def random_rotate(x: Tensor, degrees: float, generator: torch.Generator | None = None) -> Tensor:
+    """Rotate each float image by a uniform angle in [-degrees, degrees] (bilinear, zero fill)."""
+    angles = (_rand((x.shape[0],), x.device, generator) * 2 - 1) * math.radians(degrees)
+    cos, sin = angles.cos(), angles.sin()
+    zeros = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_erase(
+    x: Tensor, prob: float, scale: tuple[float, float], generator: torch.Generator | None = None
+) -> Tensor:
+    """Random erasing (Zhong et al. 2017): zero a random square covering ``scale`` of the image."""
+    batch, _, height, width = x.shape
+    draws = _rand((batch, 4), x.device, generator)
+    area = (scale[0] + draws[:, 0] * (scale[1] - scale[0])) * height * width
+    side = area.sqrt().clamp(max=min(height, width))
+    top = draws[:, 1] * (height - side)
+    left = draws[:, 2] * (width - side)
+    rows = torch.arange(height, device=x.device)[None, :, None]
+    cols = torch.arange(width, device=x.device)[None, None, :]
+    inside = (
+        (rows >= top[:, None, None])
+        & (rows < (top + side)[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < (left + side)[:, None, None])
+    )
+    erase = inside & (draws[:, 3] < prob)[:, None, None]
+    return x.masked_fill(erase[:, None], 0.0)
+
+
+def resize(x: Tensor, size: int) -> Tensor:
+    """Bilinear resize to ``size`` x ``size`` (antialiased when shrinking); no-op at that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    shrinking = size < x.shape[-1]
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)

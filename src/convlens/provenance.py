@@ -1,0 +1,100 @@
+"""What produced a run: code version, command, packages, hardware, data hashes, stage times.
+
+Kept in ``<run>/provenance.json``; every stage adds its wall time under ``stages``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PACKAGES = (
+    "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
+    "captum", "grad-cam", "lime", "numpy", "matplotlib", "scikit-image", "tensorboard",
+)  # fmt: skip
+FILE_NAME = "provenance.json"
+
+
+def portable_path(path: str | Path) -> str:
+    """A path relative to the working directory, so no machine-specific prefix is ever recorded."""
+    return os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "system": platform.system(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info
+
+
+def sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_run(seed: int, data_files: tuple[Path, ...]) -> dict[str, Any]:
+    """Everything about the environment of a training run (written once, at its start)."""
+    return {
+        "git": git_state(),
+        "command": " ".join([portable_path(sys.argv[0]), *sys.argv[1:]]) if sys.argv else "",
+        "packages": {name: _version(name) for name in PACKAGES},
+        "hardware": hardware(),
+        "seed": seed,
+        "data_files": {portable_path(path): sha256(path) for path in data_files},
+        "stages": {},
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / FILE_NAME
+    return json.loads(path.read_text()) if path.exists() else {"stages": {}}
+
+
+def write(run_dir: Path, info: dict[str, Any]) -> None:
+    (Path(run_dir) / FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def record_stage(run_dir: str | Path, name: str, seconds: float, command: str | None = None) -> None:
+    """Add a stage's wall time (and the command that ran it) to the run's provenance."""
+    info = read(Path(run_dir))
+    info.setdefault("stages", {})[name] = round(seconds, 2)
+    if command is not None:
+        info.setdefault("stage_commands", {})[name] = command
+    write(Path(run_dir), info)

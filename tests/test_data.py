@@ -1,0 +1,158 @@
+"""Data sources on small files made here, the shared data when present, and the data module."""
+
+from __future__ import annotations
+
+import lzma
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED_DATA, requires_shared_data
+from PIL import Image
+
+from convlens.data import ImageDataModule
+from convlens.data.cifar10 import CIFAR10_CLASSES, CIFAR10Source
+from convlens.data.fer2013 import FER2013_CLASSES, Fer2013Source
+
+
+def write_cifar_cache(folder: Path, train: int = 60, test: int = 20) -> Path:
+    rng = np.random.default_rng(0)
+    path = folder / "cifar10.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (train, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, train),
+        x_test=rng.integers(0, 256, (test, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, test),
+    )
+    return path
+
+
+def fer_row(emotion: int, usage: str, pixels: int = 48 * 48, value: int = 7) -> str:
+    return f"{emotion},{' '.join([str(value)] * pixels)},{usage}\n"
+
+
+def write_fer_csv(path: Path, rows: list[str]) -> Path:
+    text = "emotion,pixels,Usage\n" + "".join(rows)
+    if path.suffix == ".xz":
+        path.write_bytes(lzma.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+FER_ROWS = [fer_row(3, "Training"), fer_row(0, "Training"), fer_row(6, "Training"), fer_row(5, "PublicTest"),
+            fer_row(1, "PrivateTest"), fer_row(2, "PrivateTest")]  # fmt: skip
+
+
+def test_cifar_cache_is_split_with_a_seed(tmp_path: Path) -> None:
+    write_cifar_cache(tmp_path)
+    arrays = CIFAR10Source(str(tmp_path), val_size=10, split_seed=1).load()
+    assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (50, 10, 20)
+    assert arrays.class_names == CIFAR10_CLASSES
+    again = CIFAR10Source(str(tmp_path), val_size=10, split_seed=1).load()
+    assert np.array_equal(arrays.val.images, again.val.images)
+    other = CIFAR10Source(str(tmp_path), val_size=10, split_seed=2).load()
+    assert not np.array_equal(arrays.val.labels, other.val.labels) or not np.array_equal(
+        arrays.val.images, other.val.images
+    )
+
+
+def test_truncated_cifar_cache_says_how_to_fix_it(tmp_path: Path) -> None:
+    path = write_cifar_cache(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"cifar10.npz is not a readable npz cache .*delete .* rebuild"):
+        CIFAR10Source(str(tmp_path), val_size=10).load()
+
+
+@pytest.mark.parametrize("name", ["fer2013.csv", "fer2013.csv.xz"])
+def test_fer_csv_maps_usage_to_splits(tmp_path: Path, name: str) -> None:
+    write_fer_csv(tmp_path / name, FER_ROWS)
+    arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache")).load()
+    assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (3, 1, 2)
+    assert arrays.train.images.shape == (3, 48, 48, 1) and arrays.train.images.dtype == np.uint8
+    assert arrays.train.labels.tolist() == [3, 0, 6] and arrays.test.labels.tolist() == [1, 2]
+    assert arrays.class_names == FER2013_CLASSES
+    assert list((tmp_path / "cache").glob("fer2013-*.npz")), "decoded once into an npz cache"
+
+
+def test_fer_row_with_wrong_pixel_count_names_the_line(tmp_path: Path) -> None:
+    write_fer_csv(tmp_path / "fer2013.csv", [*FER_ROWS[:2], fer_row(4, "Training", pixels=2303), *FER_ROWS[2:]])
+    with pytest.raises(ValueError, match=r"fer2013.csv line 4: 'pixels' has 2303 values, expected 2304"):
+        Fer2013Source(str(tmp_path), str(tmp_path / "cache")).load()
+
+
+def test_fer_image_folders(tmp_path: Path) -> None:
+    for split, count in (("train", 10), ("test", 3)):
+        for index, name in enumerate(("happy", "sad")):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for item in range(count):
+                Image.fromarray(np.full((48, 48), 10 * item + index, np.uint8)).save(folder / f"{item}.png")
+    arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache"), val_fraction=0.25).load()
+    assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (15, 5, 6)
+    assert set(arrays.test.labels.tolist()) == {FER2013_CLASSES.index("Happy"), FER2013_CLASSES.index("Sad")}
+
+
+def test_missing_fer_data_dir_says_where_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"data.data_dir=.*nowhere does not exist.*cannot be downloaded automatically"
+    ):
+        Fer2013Source(str(tmp_path / "nowhere"), str(tmp_path / "cache")).load()
+
+
+def test_empty_fer_data_dir_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no fer2013.csv, fer2013.csv.xz or train/ \+ test/ folders"):
+        Fer2013Source(str(tmp_path), str(tmp_path / "cache")).load()
+
+
+def cifar_module(data_dir: Path, **overrides) -> ImageDataModule:
+    settings = dict(
+        name="cifar10", source=CIFAR10Source(str(data_dir), val_size=10), num_classes=10, channels=3,
+        image_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), batch_size=16, eval_batch_size=32,
+        augment={"crop_padding": 4, "hflip": True},
+    )  # fmt: skip
+    return ImageDataModule(**(settings | overrides))
+
+
+def test_data_module_batches_and_transforms(tmp_path: Path) -> None:
+    write_cifar_cache(tmp_path)
+    module = cifar_module(tmp_path)
+    module.setup("fit")
+    batches = list(module.train_dataloader())
+    assert len(batches) == len(module.train_dataloader()) == 50 // 16  # ragged last batch dropped
+    images, labels = batches[0]
+    assert images.dtype == torch.uint8 and images.shape == (16, 3, 32, 32) and labels.shape == (16,)
+    x = module.preprocess(images)
+    assert x.shape == (16, 3, 64, 64) and x.dtype == torch.float32
+    assert torch.allclose(module.to_display(x), module.transform.to_display(x))
+    assert module.to_display(x).min() >= 0.0 and module.to_display(x).max() <= 1.0
+    evaluation = list(module.val_dataloader())
+    assert sum(len(labels) for _, labels in evaluation) == 10  # evaluation keeps every image
+
+
+def test_shuffling_depends_on_seed_and_epoch(tmp_path: Path) -> None:
+    write_cifar_cache(tmp_path)
+    module = cifar_module(tmp_path, seed=3)
+    module.setup("fit")
+    loader = module.train_dataloader()
+    first = [labels.tolist() for _, labels in loader]
+    assert first == [labels.tolist() for _, labels in loader]
+    loader.sampler.set_epoch(1)
+    assert first != [labels.tolist() for _, labels in loader]
+
+
+@requires_shared_data("cifar10.npz")
+def test_real_cifar10_counts() -> None:
+    arrays = CIFAR10Source(str(SHARED_DATA)).load()
+    assert (len(arrays.train) + len(arrays.val), len(arrays.val), len(arrays.test)) == (50_000, 5_000, 10_000)
+    assert np.bincount(arrays.test.labels).tolist() == [1000] * 10
+
+
+@requires_shared_data("fer2013.csv.xz")
+def test_real_fer2013_counts(tmp_path_factory: pytest.TempPathFactory) -> None:
+    cache = Path(__file__).parents[1] / "data" / "cache"  # the project's cache: parsed once, reused
+    arrays = Fer2013Source(str(SHARED_DATA), str(cache)).load()
+    assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (28_709, 3_589, 3_589)
+    assert np.bincount(arrays.train.labels).tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]

@@ -1,0 +1,85 @@
+"""Training end to end: the real entry point, the run directory, determinism, resume errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from convlens.rundir import RunDirError, load_run
+from convlens.training.run import train
+
+
+@pytest.fixture(scope="module")
+def entry_point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real `scripts/train.py` run (1 epoch, tiny synthetic data), shared by the tests below."""
+    outputs = tmp_path_factory.mktemp("outputs")
+    command = [sys.executable, "scripts/train.py", "experiment=demo_faces", *TINY, f"paths.outputs_dir={outputs}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return (outputs / "demo_faces" / "latest").resolve()
+
+
+def test_run_directory_is_complete(entry_point_run: Path) -> None:
+    for name in ("config.yaml", "class_names.json", "metrics.json", "provenance.json", "confusion_matrix.csv",
+                 "confusion_matrix.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):  # fmt: skip
+        assert (entry_point_run / name).is_file(), name
+    metrics = json.loads((entry_point_run / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["best_checkpoint"] == "checkpoints/best.ckpt"
+    for split in ("train", "val", "test"):
+        assert 0.0 <= metrics[split]["acc"] <= 1.0 and metrics[split]["loss"] > 0
+    assert list(metrics["per_class_accuracy"]) == json.loads((entry_point_run / "class_names.json").read_text())
+    assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
+    provenance = json.loads((entry_point_run / "provenance.json").read_text())
+    assert provenance["stages"]["train"] > 0 and provenance["seed"] == 42
+    assert str(ROOT) not in (entry_point_run / "config.yaml").read_text(), "no machine paths in the run dir"
+
+
+def test_tensorboard_has_scalars_and_confusion_matrix(entry_point_run: Path) -> None:
+    events = EventAccumulator(str(entry_point_run / "tensorboard"), size_guidance={"images": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc"} <= scalars
+    assert "val/confusion_matrix" in events.Tags()["images"]
+
+
+def test_trained_run_loads_back(entry_point_run: Path) -> None:
+    run = load_run(entry_point_run)
+    assert run.class_names[3] == "Happy" and run.datamodule.channels == 1
+    assert not run.model.training
+
+
+def test_same_seed_gives_identical_metrics(tiny_run_cfg) -> None:
+    first = train(tiny_run_cfg("demo_shapes", name="a"))
+    second = train(tiny_run_cfg("demo_shapes", name="b"))
+    numbers = ("train", "val", "test", "per_class_accuracy")
+    assert {k: first[k] for k in numbers} == {k: second[k] for k in numbers}
+
+
+def test_checkpoint_with_other_class_count_is_refused(tiny_run_cfg, entry_point_run: Path) -> None:
+    faces_checkpoint = entry_point_run / "checkpoints" / "last.ckpt"  # 7 classes, 1 channel
+    cfg = tiny_run_cfg("demo_shapes", f"ckpt_path={faces_checkpoint}")  # 10 classes, 3 channels
+    with pytest.raises(RunDirError, match=r"does not fit the model: .* has shape .*train from scratch"):
+        train(cfg)
+
+
+def test_missing_resume_checkpoint_is_named(tiny_run_cfg, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*nothing.ckpt does not exist"):
+        train(tiny_run_cfg("demo_shapes", f"ckpt_path={tmp_path / 'nothing.ckpt'}"))
+
+
+def test_missing_cifar_data_dir_is_explained(compose_train, tmp_path: Path, monkeypatch) -> None:
+    import torchvision.datasets.utils
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "_urlretrieve", offline)  # this test never downloads
+    cfg = compose_train("experiment=cifar10_resnet18", f"data.data_dir={tmp_path / 'missing'}",
+                        f"paths.output_dir={tmp_path / 'run'}")  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"CIFAR-10 is not in .*missing and could not be downloaded"):
+        train(cfg)
