@@ -83,3 +83,12 @@ def test_missing_cifar_data_dir_is_explained(compose_train, tmp_path: Path, monk
                         f"paths.output_dir={tmp_path / 'run'}")  # fmt: skip
     with pytest.raises(RuntimeError, match=r"CIFAR-10 is not in .*missing and could not be downloaded"):
         train(cfg)
+
+
+def test_resume_from_last_checkpoint_continues_training(tiny_run_cfg, tmp_path: Path) -> None:
+    # A step schedule can be extended on resume; one-cycle fixes its length at the start (same max_epochs only).
+    schedule = "module.scheduler.name=step"
+    train(tiny_run_cfg("demo_faces", schedule, name="first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    metrics = train(tiny_run_cfg("demo_faces", schedule, f"ckpt_path={last}", "trainer.max_epochs=2", name="resumed"))
+    assert metrics["epochs"] == 2

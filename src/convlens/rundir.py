@@ -7,13 +7,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from convlens.data import ImageDataModule
+if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
+    from convlens.data import ImageDataModule
 
 CONFIG = "config.yaml"
 CLASS_NAMES = "class_names.json"

@@ -43,17 +43,31 @@ class BatchTransform:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.augment = augment
+        self._constants: dict[torch.device, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+
+    def _on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """mean, std, 1 / (255 std), mean / std on ``device``, copied there once: a per-batch host-to-GPU
+        copy would make the host wait for the GPU at every step."""
+        if device not in self._constants:
+            mean, std = self.mean.to(device), self.std.to(device)
+            self._constants[device] = (mean, std, 1 / (255 * std), mean / std)
+        return self._constants[device]
 
     def __call__(self, images: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         if train and self.augment.crop_padding > 0:
             images = random_crop(images, self.augment.crop_padding, generator)
         if train and self.augment.hflip:
             images = random_hflip(images, generator)
-        x = images.float().div_(255)
+        # Training batches are made channels_last, the model's layout: upsampling then writes it directly
+        # (faster than NCHW on the CPU) and the model need not copy its input. Evaluation batches keep
+        # their layout for the explain stage, which may reshape them.
+        x = images.to(torch.float32, memory_format=torch.channels_last if train else torch.preserve_format)
         if train and self.augment.rotate_degrees > 0:
             x = random_rotate(x, self.augment.rotate_degrees, generator)
-        x = resize(x, self.image_size)
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        # Normalize at the native resolution, before upsampling: interpolation weights sum to one, so this
+        # equals normalizing afterwards (up to float rounding) at 1/49 of the cost for CIFAR-10 at 224.
+        _, _, scale, shift = self._on(x.device)
+        x = resize(x * scale - shift, self.image_size)
         if train and self.augment.erase_prob > 0:
             x = random_erase(x, self.augment.erase_prob, self.augment.erase_scale, generator)
         return x
@@ -75,23 +89,27 @@ class BatchTransform:
 
     def to_display(self, x: Tensor) -> Tensor:
         """Undo the normalization: model input -> [0, 1] images for figures."""
-        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
+        mean, std, _, _ = self._on(x.device)
+        return (x * std + mean).clamp(0, 1)
 
 
 def _rand(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> Tensor:
-    return torch.rand(shape, generator=generator, device="cpu" if generator is not None else device).to(device)
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator).to(device, non_blocking=True)
 
 
 def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
-    """Zero-pad by ``padding`` and crop back to the original size at a per-sample random offset."""
-    batch, _, height, width = images.shape
+    """Zero-pad by ``padding`` and crop back to the original size at a per-sample random offset
+    (one ``gather`` over the flattened padded images)."""
+    batch, channels, height, width = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
     offsets = (_rand((batch, 2), images.device, generator) * (2 * padding + 1)).long()
     rows = offsets[:, 0, None] + torch.arange(height, device=images.device)
     cols = offsets[:, 1, None] + torch.arange(width, device=images.device)
-    batch_index = torch.arange(batch, device=images.device)[:, None, None]
-    cropped = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
-    return cropped.permute(0, 3, 1, 2)
+    index = rows[:, :, None] * (width + 2 * padding) + cols[:, None, :]
+    index = index.view(batch, 1, height * width).expand(batch, channels, height * width)
+    return padded.flatten(2).gather(2, index).view(batch, channels, height, width)
 
 
 def random_hflip(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -100,7 +118,8 @@ def random_hflip(images: Tensor, generator: torch.Generator | None = None) -> Te
 
 
 def random_rotate(x: Tensor, degrees: float, generator: torch.Generator | None = None) -> Tensor:
-    """Rotate each float image by a uniform angle in [-degrees, degrees] (bilinear, zero fill)."""
+    """Rotate each float image by a uniform angle in [-degrees, degrees] (bilinear, zero fill: black
+    for unnormalized pixels)."""
     angles = (_rand((x.shape[0],), x.device, generator) * 2 - 1) * math.radians(degrees)
     cos, sin = angles.cos(), angles.sin()
     zeros = torch.zeros_like(cos)

@@ -1,0 +1,117 @@
+"""Does precision (fp32 vs bf16 autocast) or memory layout (NCHW vs channels_last) matter for a
+ResNet-18 training step at 224 on this device? The bare step (forward, cross-entropy, backward, SGD
+step) on a fixed batch, so only the model's arithmetic is compared; the four variants take turns in
+every round (rotating the order) and each speed is a ratio to fp32 NCHW in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import benchlib
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VARIANTS = (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "nchw"), ("bf16", "channels_last"))
+
+
+class Variant:
+    """One model copy (same initial weights) with its own optimizer, run in one precision and layout."""
+
+    def __init__(self, precision: str, layout: str, state: dict, device: torch.device, batch: tuple) -> None:
+        from convlens.models import ResNet
+
+        self.precision, self.layout, self.device = precision, layout, device
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        net = ResNet(18, 10)
+        net.load_state_dict(state)
+        self.net: nn.Module = net.to(device, memory_format=fmt)
+        self.optimizer = benchlib.sgd(self.net.parameters(), benchlib.OPTIMIZER)
+        self.images = batch[0].to(device).contiguous(memory_format=fmt)
+        self.labels = batch[1].to(device)
+
+    def step(self) -> None:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.net(self.images)
+        F.cross_entropy(logits.float(), self.labels, label_smoothing=benchlib.LABEL_SMOOTHING).backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def window(self, steps: int) -> float:
+        benchlib.sync(self.device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        benchlib.sync(self.device)
+        return steps * len(self.labels) / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = benchlib.parser(__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2, help="steps per window")
+    args = p.parse_args(argv)
+    device = benchlib.configure(args)
+    if args.quick:
+        args.image_size, args.rounds, args.steps, args.batch_size = 64, 1, 1, args.batch_size or 4
+    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
+    load = benchlib.LoadMonitor()
+
+    from convlens.models import ResNet
+
+    torch.manual_seed(0)
+    state = ResNet(18, 10).state_dict()
+    batch = (
+        torch.randn(args.batch_size, 3, args.image_size, args.image_size),
+        torch.randint(0, 10, (args.batch_size,)),
+    )
+    variants = [Variant(precision, layout, state, device, batch) for precision, layout in VARIANTS]
+    for variant in variants:  # warm-up: oneDNN builds its kernels on the first steps
+        variant.window(1)
+    rates: dict[int, list[float]] = {index: [] for index in range(len(variants))}
+    for round_index in range(args.rounds):
+        order = [(round_index + k) % len(variants) for k in range(len(variants))]
+        for index in order:
+            rates[index].append(variants[index].window(args.steps))
+
+    reference = rates[0]
+    rows = []
+    for index, variant in enumerate(variants):
+        ratios = [a / b for a, b in zip(rates[index], reference, strict=True)]
+        rows.append(
+            {
+                "precision": variant.precision,
+                "layout": variant.layout,
+                "images_per_s_median": statistics.median(rates[index]),
+                "images_per_s_windows": [round(r, 3) for r in rates[index]],
+                "vs_fp32_nchw": statistics.median(ratios),
+            }
+        )
+    print(f"\nResNet-18 training step at {args.image_size}, batch {args.batch_size}, {device}")
+    print(
+        benchlib.markdown_table(
+            ["precision", "layout", "images/s (median)", "vs fp32 NCHW"],
+            [(r["precision"], r["layout"], r["images_per_s_median"], r["vs_fp32_nchw"]) for r in rows],
+        )
+    )
+    run = {
+        "config": {
+            "model": "ResNet-18",
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "steps_per_window": args.steps,
+        },
+        "variants": rows,
+    }
+    benchlib.write_result(args, "precision_layout", run, load, device)
+    return run
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`make bench`: run the benchmark scripts in turn; each prints its table and appends its run to
+``<out>/<name>.json``. Afterwards the tables of docs/benchmarks.md are rendered again from the JSON
+(summarize.py), unless this was a --quick run or --out points elsewhere.
+
+The long time-to-accuracy benchmark runs only with --with-training; --quick runs it as a one-batch smoke.
+Examples: ``make bench``, ``make bench ARGS="--with-training --time-budget 3600"``,
+``python benchmarks/run_all.py --quick --data-dir /nowhere --out /tmp/bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import benchlib
+
+BENCHMARKS = ("throughput", "lightning_overhead", "profile_step", "precision_layout")
+TRAINING = "time_to_accuracy"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny step counts: checks that every script runs")
+    p.add_argument("--data-dir", type=Path, default=benchlib.DEFAULT_DATA_DIR)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--note", default="", help="stored with every run, e.g. the load conditions")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--only", nargs="+", choices=(*BENCHMARKS, TRAINING), help="run just these")
+    p.add_argument("--with-training", action="store_true", help=f"also run {TRAINING} (long)")
+    p.add_argument("--epochs", type=int, help=f"{TRAINING}: trainer.max_epochs")
+    p.add_argument("--time-budget", type=float, help=f"{TRAINING}: seconds of training per experiment")
+    args = p.parse_args(argv)
+
+    names = list(args.only or BENCHMARKS)
+    if not args.only and (args.with_training or args.quick):
+        names.append(TRAINING)
+    common = ["--data-dir", str(args.data_dir), "--device", args.device, "--note", args.note]
+    common += ["--quick"] if args.quick else []
+    common += ["--threads", str(args.threads)] if args.threads else []
+    common += ["--out", str(args.out)] if args.out else []
+    failures = []
+    for name in names:
+        extra = []
+        if name == TRAINING:
+            extra += ["--epochs", str(args.epochs)] if args.epochs else []
+            extra += ["--time-budget", str(args.time_budget)] if args.time_budget else []
+        print(f"\n=== {name} {' '.join(common + extra)}", flush=True)
+        started = time.perf_counter()
+        try:
+            importlib.import_module(name).main(common + extra)
+        except Exception:  # one broken benchmark must not hide the others' results
+            traceback.print_exc()
+            failures.append(name)
+        print(f"=== {name}: {time.perf_counter() - started:.0f} s", flush=True)
+
+    if not args.quick and args.out in (None, benchlib.RESULTS_DIR):
+        import summarize
+
+        summarize.main([])
+    if failures:
+        print(f"failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Training throughput of ResNet-18 at 224 on CIFAR-10: the convlens pipeline vs a plain torchvision
+pipeline, in one run, in alternating windows; the device's matmul ceiling; each pipeline's peak memory.
+
+convlens: ``trainer.fit`` of our ClassifierModule (channels_last; bf16-mixed on a GPU, fp32 on the CPU,
+as ``make train`` picks) on our ImageDataModule (uint8 tensors on the device, BatchTransform on the
+device). A window runs from one ``on_train_batch_end`` to another, so it includes the batch fetch, the
+transform, forward, backward, the optimizer step, metric updates and Lightning's hooks.
+
+plain: ``torchvision.datasets``-style dataset (uint8 array -> PIL image) with RandomCrop(32, padding=4),
+RandomHorizontalFlip, Resize(224), ToTensor, Normalize in a DataLoader with 2 workers, the same
+ResNet-18 (same initial weights) in NCHW fp32, and a hand-written loop; SGD with the same settings.
+Each plain window starts a fresh DataLoader iterator, trains one untimed step, then times its steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+import benchlib
+import torch
+
+PROBE_PREFIX = "MEMORY_JSON "
+
+
+def build_plain(data: benchlib.Loaded, args: Any, device: torch.device, state: dict | None) -> benchlib.PlainLoop:
+    from convlens.models import ResNet
+
+    net = ResNet(18, 10)
+    if state is not None:
+        net.load_state_dict(state)
+    net = net.to(device)
+    loader = benchlib.plain_loader(data, args.image_size, args.batch_size, args.workers, device)
+    optimizer = benchlib.sgd(net.parameters(), benchlib.OPTIMIZER)
+    return benchlib.PlainLoop(net, loader, optimizer, device, benchlib.LABEL_SMOOTHING)
+
+
+def memory_probe(kind: str, data: benchlib.Loaded, args: Any, device: torch.device) -> dict[str, Any]:
+    """Peak memory of one pipeline alone in this (fresh) process over ``--memory-steps`` steps."""
+    from convlens.models import ResNet
+
+    torch.manual_seed(0)
+    with benchlib.MemorySampler() as sampler:
+        if kind == "plain":
+            build_plain(data, args, device, None).window(args.memory_steps)
+        else:
+            datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
+            module = benchlib.classifier(ResNet(18, 10))
+            precision = benchlib.resolve_precision(device, args.precision)
+            benchlib.bench_trainer(device, precision, args.memory_steps, []).fit(module, datamodule=datamodule)
+    return sampler.result()
+
+
+def probe_memory_in_subprocesses(argv: list[str]) -> dict[str, dict[str, Any]]:
+    """Both probes at once, each in its own process, so neither sees the other's allocations."""
+    script = __file__
+    processes = {
+        kind: subprocess.Popen(
+            [sys.executable, script, *argv, "--memory-probe", kind],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for kind in ("convlens", "plain")
+    }
+    results = {}
+    for kind, process in processes.items():
+        stdout, stderr = process.communicate()
+        lines = [line for line in stdout.splitlines() if line.startswith(PROBE_PREFIX)]
+        if process.returncode != 0 or not lines:
+            raise RuntimeError(f"memory probe '{kind}' failed (exit {process.returncode}):\n{stderr[-3000:]}")
+        results[kind] = json.loads(lines[-1][len(PROBE_PREFIX) :])
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    p = benchlib.parser(__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=None, help="default 32 on the CPU, 256 on a GPU")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--rounds", type=int, default=5, help="alternating window pairs")
+    p.add_argument("--steps", type=int, default=None, help="training steps per window (default 3 CPU, 20 GPU)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed convlens steps before the first window")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain pipeline")
+    p.add_argument("--memory-steps", type=int, default=3)
+    p.add_argument("--memory-probe", choices=("convlens", "plain"), help=argparse.SUPPRESS)
+    benchlib.add_precision_flag(p)
+    args = p.parse_args(argv)
+    device = benchlib.configure(args)
+    if args.quick:
+        args.image_size, args.rounds, args.steps, args.warmup, args.memory_steps = 64, 1, 1, 1, 1
+        args.batch_size = args.batch_size or 4
+    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 32)
+    args.steps = args.steps or (20 if device.type == "cuda" else 3)
+    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
+
+    if args.memory_probe:
+        print(PROBE_PREFIX + json.dumps(memory_probe(args.memory_probe, data, args, device)))
+        return {}
+
+    from convlens.models import ResNet
+
+    load = benchlib.LoadMonitor()
+    precision = benchlib.resolve_precision(device, args.precision)
+    torch.manual_seed(0)
+    net = ResNet(18, 10)
+    flops = benchlib.train_flops_per_image(ResNet(18, 10), 3, args.image_size)
+    plain = build_plain(data, args, device, net.state_dict())
+    datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
+    module = benchlib.classifier(net)
+    ceiling_dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float32
+    ceiling_size = 8192 if device.type == "cuda" else 2048
+    interleave = benchlib.interleaver(
+        args.steps,
+        args.warmup,
+        {
+            "plain": lambda: plain.window(args.steps),
+            "ceiling_gflops": lambda: benchlib.matmul_gflops(device, ceiling_dtype, ceiling_size),
+        },
+        device,
+    )
+    max_steps = args.warmup + args.rounds * args.steps
+    benchlib.bench_trainer(device, precision, max_steps, [interleave]).fit(module, datamodule=datamodule)
+    windows = interleave.results
+
+    memory = probe_memory_in_subprocesses([a for a in argv if a != "--memory-probe"])
+    ceiling = statistics.median(windows["ceiling_gflops"])
+    ceiling_rate = ceiling * 1e9 / flops
+    convlens = benchlib.summarize_windows(windows["lightning"])
+    plain_result = benchlib.summarize_windows(windows["plain"])
+    speedup = benchlib.paired_ratio(windows["lightning"], windows["plain"])
+    goal = 5.0 if device.type == "cuda" else 1.4
+    run = {
+        "config": {
+            "model": "ResNet-18",
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "steps_per_window": args.steps,
+            "warmup": args.warmup,
+            "plain_workers": args.workers,
+            "optimizer": benchlib.OPTIMIZER,
+            "data": data.origin,
+        },
+        "convlens": convlens | {"precision": precision, "channels_last": True, "memory": memory["convlens"]},
+        "plain": plain_result | {"precision": "32-true", "channels_last": False, "memory": memory["plain"]},
+        "speedup": speedup,
+        "goal_speedup": goal,
+        "goal_met": speedup["median"] >= goal,
+        "train_gflop_per_image": flops / 1e9,
+        "ceiling": {
+            "dtype": str(ceiling_dtype).removeprefix("torch."),
+            "matmul_size": ceiling_size,
+            "gflops_median": ceiling,
+            "gflops_windows": [round(g, 1) for g in windows["ceiling_gflops"]],
+            "images_per_s": ceiling_rate,
+        },
+        "convlens_fraction_of_ceiling": convlens["images_per_s_median"] / ceiling_rate,
+        "plain_fraction_of_ceiling": plain_result["images_per_s_median"] / ceiling_rate,
+    }
+    print_summary(run)
+    benchlib.write_result(args, "throughput", run, load, device)
+    return run
+
+
+def print_summary(run: dict[str, Any]) -> None:
+    ceiling = run["ceiling"]
+    rows = []
+    for name in ("convlens", "plain"):
+        result, memory = run[name], run[name]["memory"]
+        rows.append(
+            (
+                name,
+                result["images_per_s_median"],
+                run[f"{name}_fraction_of_ceiling"],
+                result["precision"],
+                result["channels_last"],
+                memory["peak_rss_mb"],
+                memory["peak_tree_pss_mb"],
+                memory["gpu_peak_allocated_mb"],
+            )
+        )
+    columns = [
+        "pipeline",
+        "images/s (median)",
+        "of ceiling",
+        "precision",
+        "channels_last",
+        "peak RSS MB",
+        "peak PSS MB (with workers)",
+        "GPU peak MB",
+    ]
+    config = run["config"]
+    print(f"\nResNet-18 at {config['image_size']}, batch {config['batch_size']}, {config['data']}")
+    print(benchlib.markdown_table(columns, rows))
+    speedup = run["speedup"]
+    print(
+        f"speedup convlens/plain: {speedup['median']:.2f}x (per-round range {speedup['min']:.2f}-"
+        f"{speedup['max']:.2f}), goal {run['goal_speedup']}x: {'met' if run['goal_met'] else 'NOT met'}"
+    )
+    print(
+        f"ceiling: {ceiling['gflops_median']:.0f} GFLOP/s ({ceiling['dtype']} {ceiling['matmul_size']}^2 matmul) / "
+        f"{run['train_gflop_per_image']:.2f} GFLOP per image = {ceiling['images_per_s']:.1f} images/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Learning-curve figure: train and validation loss and accuracy per epoch (and the learning rate)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+Series = Sequence[float | None]
+
+
+def learning_curves_figure(epochs: Sequence[int], values: Mapping[str, Series], lr_tag: str | None = None) -> Figure:
+    """One panel per quantity (loss, accuracy, learning rate when given), train and val overlaid."""
+    panels = [("loss", "loss"), ("acc", "accuracy")]
+    figure = Figure(figsize=(4.2 * (len(panels) + bool(lr_tag)), 3.4))
+    axes = figure.subplots(1, len(panels) + bool(lr_tag), squeeze=False)[0]
+    for panel, (metric, label) in zip(axes, panels, strict=False):
+        for split in ("train", "val"):
+            _plot(panel, epochs, values.get(f"{split}/{metric}", []), split)
+        _finish(panel, label)
+    if lr_tag:
+        _plot(axes[-1], epochs, values[lr_tag], "learning rate at epoch start")
+        _finish(axes[-1], "learning rate")
+    figure.tight_layout()
+    return figure
+
+
+def _plot(axes: Axes, epochs: Sequence[int], series: Series, label: str) -> None:
+    points = [(epoch, value) for epoch, value in zip(epochs, series, strict=False) if value is not None]
+    if points:
+        x, y = zip(*points, strict=True)
+        axes.plot(x, y, marker="o", markersize=3, label=label)
+
+
+def _finish(axes: Axes, ylabel: str) -> None:
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8)

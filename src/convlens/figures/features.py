@@ -1,0 +1,59 @@
+"""Figures of feature maps (one image, one layer) and of the mean activation per channel.
+
+Arrays in, ``Figure`` out. Maps share one colour scale (``MAP_CMAP``, from 0 or the lowest shown
+value to the highest) so channels can be compared with each other and with the bar chart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from convlens.figures.attribution import show_image
+from convlens.figures.reconstruction import new_figure
+
+MAP_CMAP = "viridis"
+HIGHLIGHT_COLOUR = "tab:orange"
+MAX_MAPS = 64
+
+
+def feature_maps_figure(
+    maps: np.ndarray, title: str, channels: Sequence[int] | None = None, image: np.ndarray | None = None
+) -> Figure:
+    """Feature maps (C, H, W) of one image in a grid, ``channels`` in that order (default: the first
+    ``MAX_MAPS``), after the input ``image`` (H, W, C) in [0, 1] when given."""
+    shown = list(channels) if channels is not None else list(range(min(len(maps), MAX_MAPS)))
+    panels = len(shown) + (image is not None)
+    columns = math.ceil(math.sqrt(panels))
+    figure, axes = new_figure(-(-panels // columns), columns, title, panel_inches=1.1, extra_width=0.8)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    cells = iter(axes.flat)
+    if image is not None:
+        show_image(next(cells), image, "input")
+    values = maps[shown]
+    vmin, vmax = min(0.0, float(values.min())), max(float(values.max()), 1e-12)
+    for channel, ax in zip(shown, cells, strict=False):
+        drawn = ax.imshow(maps[channel], cmap=MAP_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"ch {channel}", fontsize=7, pad=1)
+    figure.colorbar(drawn, ax=axes.ravel().tolist(), shrink=0.6, label="activation")
+    return figure
+
+
+def channel_activations_figure(mean_activation: np.ndarray, title: str, highlight: Sequence[int] = ()) -> Figure:
+    """Bar chart of the mean activation (C,) per channel; ``highlight`` (the top-k) in orange, labelled."""
+    count = len(mean_activation)
+    colours = np.where(np.isin(np.arange(count), list(highlight)), HIGHLIGHT_COLOUR, "tab:gray")
+    figure, axes = new_figure(1, 1, title, panel_inches=3.0, extra_width=min(9.0, 0.04 * count))
+    ax = axes[0, 0]
+    ax.bar(np.arange(count), mean_activation, color=colours, width=1.0)
+    ax.set_xlim(-0.5, count - 0.5)
+    ax.set_xlabel("channel", fontsize=8)
+    ax.set_ylabel("mean activation", fontsize=8)
+    ax.tick_params(labelsize=7)
+    for channel in highlight:
+        ax.annotate(str(channel), (channel, mean_activation[channel]), fontsize=6, ha="center", va="bottom")
+    return figure

@@ -1,0 +1,55 @@
+"""Figures of first-layer filters: as images, and per input channel with a diverging colour map.
+
+Arrays in, ``Figure`` out; the arrays come from ``convlens.explain.filters`` already scaled per
+filter. ``SIGNED_CMAP`` is the one the attribution figures use for signed values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from convlens.figures.attribution import SIGNED_CMAP
+from convlens.figures.reconstruction import new_figure
+
+RGB_NAMES = ("R", "G", "B")
+
+
+def filter_grid_figure(filters: np.ndarray, title: str) -> Figure:
+    """Filters (N, kh, kw, C) in [0, 1] as small images: RGB for C=3, gray for C=1."""
+    columns = math.ceil(math.sqrt(len(filters)))
+    figure, axes = new_figure(-(-len(filters) // columns), columns, title, panel_inches=0.6, extra_width=0.4)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for index, (ax, kernel) in enumerate(zip(axes.flat, filters, strict=False)):
+        ax.imshow(kernel[..., 0] if kernel.shape[-1] == 1 else kernel, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(str(index), fontsize=6, pad=1)
+    return figure
+
+
+def filter_channels_figure(signed: np.ndarray, title: str, channel_names: Sequence[str] | None = None) -> Figure:
+    """Filters (N, C, kh, kw) in [-1, 1]: one mosaic per input channel, red positive, blue negative."""
+    count, channels = signed.shape[:2]
+    names = channel_names or (RGB_NAMES if channels == 3 else [f"channel {c}" for c in range(channels)])
+    columns = math.ceil(math.sqrt(count))
+    figure, axes = new_figure(1, channels, title, panel_inches=2.6, extra_width=0.9)
+    for channel, ax in enumerate(axes[0]):
+        drawn = ax.imshow(_tile(signed[:, channel], columns), cmap=SIGNED_CMAP, vmin=-1, vmax=1)
+        ax.set_title(names[channel], fontsize=8)
+        ax.set_axis_off()
+    figure.colorbar(drawn, ax=axes[0].tolist(), shrink=0.8, label="weight / max |weight| of its filter")
+    return figure
+
+
+def _tile(kernels: np.ndarray, columns: int) -> np.ndarray:
+    """(N, kh, kw) -> one mosaic, ``columns`` kernels wide, with one blank (NaN) pixel between kernels."""
+    count, height, width = kernels.shape
+    rows = -(-count // columns)
+    mosaic = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan)
+    for index, kernel in enumerate(kernels):
+        top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
+        mosaic[top : top + height, left : left + width] = kernel
+    return mosaic

@@ -1,0 +1,67 @@
+"""Per-epoch learning curves read back from a run's TensorBoard event files.
+
+Lightning logs the epoch-level ``train/*`` and ``val/*`` scalars at the last step of each epoch,
+and the learning-rate monitor logs ``lr-*`` at each epoch's first step. The steps of ``train/loss``
+therefore mark the epochs; the evaluation of the best checkpoint after training logs ``val/*``
+again at a later step, which matches no epoch and is left out (it is in metrics.json).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
+EPOCH_TAG = "epoch"
+LR_PREFIX = "lr-"
+
+
+@dataclass(frozen=True)
+class EpochCurves:
+    """``epochs`` numbered from 1; ``values[tag]`` aligned with them (None where not logged).
+
+    ``lr_tag`` names the learning-rate series in ``values`` (the first parameter group), if any.
+    """
+
+    epochs: list[int]
+    values: dict[str, list[float | None]]
+    lr_tag: str | None
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+
+def read_epoch_curves(tensorboard_dir: Path) -> EpochCurves:
+    """The per-epoch curves of a run; empty when the directory holds no training events."""
+    if not tensorboard_dir.is_dir():
+        return EpochCurves([], {}, None)
+    events = EventAccumulator(str(tensorboard_dir), size_guidance={"scalars": 0, "images": 1}).Reload()
+    scalars = {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    steps = sorted({step for step, _ in scalars.get("train/loss", [])})
+    values = {tag: [_at_step(scalars.get(tag, []), step) for step in steps] for tag in CURVE_TAGS}
+    lr_tag = min((tag for tag in scalars if tag.startswith(LR_PREFIX)), default=None)
+    if lr_tag:
+        values[lr_tag] = [_last_before(scalars[lr_tag], step) for step in steps]
+    return EpochCurves(_epoch_numbers(scalars.get(EPOCH_TAG, []), steps), values, lr_tag)
+
+
+def _at_step(series: list[tuple[int, float]], step: int) -> float | None:
+    """The first value logged at ``step`` (the epoch-end value, not a later re-evaluation)."""
+    return next((value for at, value in series if at == step), None)
+
+
+def _last_before(series: list[tuple[int, float]], step: int) -> float | None:
+    """The last value logged at or before ``step``: the learning rate in force during that epoch."""
+    earlier = [value for at, value in sorted(series, key=lambda item: item[0]) if at <= step]
+    return earlier[-1] if earlier else None
+
+
+def _epoch_numbers(epoch_series: list[tuple[int, float]], steps: list[int]) -> list[int]:
+    """1-based epoch of each step, from Lightning's ``epoch`` scalar (position as fallback)."""
+    numbers = []
+    for position, step in enumerate(steps):
+        epoch = _at_step(epoch_series, step)
+        numbers.append(int(epoch) + 1 if epoch is not None else position + 1)
+    return numbers

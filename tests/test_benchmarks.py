@@ -1,0 +1,71 @@
+"""`make bench` end to end in --quick mode on synthetic data: every script runs and writes the JSON
+fields that docs/benchmarks.md is rendered from; the committed document matches the committed JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import summarize  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+
+#: The fields of each benchmark's latest run that the docs and the issue's goals rely on.
+EXPECTED = {
+    "throughput": ("speedup", "goal_met", "convlens", "plain", "ceiling", "train_gflop_per_image",
+                   "convlens_fraction_of_ceiling"),
+    "lightning_overhead": ("lightning", "hand", "overhead", "goal_met"),
+    "profile_step": ("regions", "outside_model_share", "top_ops", "step_seconds"),
+    "precision_layout": ("variants",),
+    "time_to_accuracy": ("experiments",),
+}  # fmt: skip
+COMMON = ("date", "command", "quick", "environment", "load", "config")
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, "benchmarks/run_all.py", "--quick", "--data-dir", str(folder / "no-data"),
+               "--out", str(folder / "results"), "--device", "cpu"]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "synthetic" in result.stdout, "absent data is replaced by synthetic data, and the output says so"
+    return folder / "results"
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_benchmark(quick_results: Path) -> None:
+    for name, fields in EXPECTED.items():
+        record = json.loads((quick_results / f"{name}.json").read_text())
+        assert record["benchmark"] == name and len(record["runs"]) == 1
+        run = record["runs"][0]
+        for field in (*fields, *COMMON):
+            assert field in run, f"{name}.json lacks {field}"
+        assert run["quick"] is True and run["environment"]["cpu_count"] >= 1
+    throughput = json.loads((quick_results / "throughput.json").read_text())["runs"][0]
+    assert throughput["convlens"]["images_per_s_median"] > 0 and throughput["plain"]["images_per_s_median"] > 0
+    assert throughput["ceiling"]["gflops_median"] > 0 and 0 < throughput["convlens_fraction_of_ceiling"] < 1
+    assert throughput["plain"]["memory"]["peak_tree_pss_mb"] > 0
+    profile = json.loads((quick_results / "profile_step.json").read_text())["runs"][0]
+    assert abs(sum(region["share"] for region in profile["regions"].values()) - 1) < 1e-6
+    training = json.loads((quick_results / "time_to_accuracy.json").read_text())["runs"][0]["experiments"][0]
+    assert training["experiment"] == "fer2013_cnn" and training["data"].startswith("synthetic")
+    assert training["epochs_trained"] == 1 and len(training["curve"]) == 1
+    assert 0 <= training["curve"][0]["val_acc"] <= 1 and training["curve"][0]["train_images_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_quick_runs_render_into_tables(quick_results: Path) -> None:
+    text = summarize.render(quick_results, include_quick=True)
+    for title, _, _ in summarize.SECTIONS.values():
+        section = text.split(f"### {title}", 1)[1].split("###", 1)[0]
+        assert "| 1 |" in section, f"no table row for {title}"
+    assert "No run recorded yet" in summarize.render(quick_results), "quick runs stay out of the document"
+
+
+def test_document_matches_the_committed_results() -> None:
+    assert summarize.main(["--check"]) == 0, "run python benchmarks/summarize.py"

@@ -1,0 +1,176 @@
+"""Gradient attributions (captum) against independent computations: autograd, grad-cam's guided
+backprop, the completeness axiom of Integrated Gradients."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import pytest
+import torch
+from pytorch_grad_cam import GuidedBackpropReLUModel
+from torch import Tensor, nn
+
+from convlens.explain.attribution import (
+    gradient_x_input,
+    guided_backprop_maps,
+    guided_gradients,
+    integrated_gradients,
+    saliency_map,
+    smoothgrad,
+    vanilla_gradients,
+)
+from convlens.models import FerCNN, ResNet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """These batches are tiny: one thread is faster than two, and does not stall when another
+    process holds the second core (then two threads made this file 3x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial BN statistics and affine weights (fresh ResNets zero the last BN of each block)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            count = module.num_features
+            module.weight.data = torch.rand(count, generator=generator) + 0.5
+            module.bias.data = torch.randn(count, generator=generator) * 0.1
+            module.running_mean = torch.randn(count, generator=generator) * 0.1
+            module.running_var = torch.rand(count, generator=generator) + 0.5
+    return model.eval()
+
+
+def _resnet() -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_batchnorm(ResNet(18, 10, 3), 0)
+
+
+def _fer_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_batchnorm(FerCNN(7, 1, widths=(8, 16, 32, 64)), 0)
+
+
+MODELS = {"resnet18-rgb": (_resnet, (3, 32, 32)), "fer_cnn-gray": (_fer_cnn, (1, 48, 48))}
+
+
+@pytest.fixture(params=sorted(MODELS), scope="module")
+def model_and_images(request: pytest.FixtureRequest) -> tuple[nn.Module, Tensor, Tensor]:
+    build, shape = MODELS[request.param]
+    images = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1))
+    return build(), images, torch.tensor([1, 4, 6])
+
+
+def _autograd_gradients(model: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
+    inputs = images.clone().requires_grad_(True)
+    scores = model(inputs)[torch.arange(len(images)), targets].sum()
+    return torch.autograd.grad(scores, inputs)[0]
+
+
+def test_vanilla_saliency_equals_the_autograd_gradient(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    expected = _autograd_gradients(model, images, targets)
+    gradients = vanilla_gradients(model, images, targets)
+    torch.testing.assert_close(gradients, expected, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(saliency_map(gradients), expected.abs().amax(dim=1), rtol=1e-5, atol=1e-7)
+
+
+def test_guided_backprop_matches_grad_cams_independent_implementation(
+    model_and_images: tuple[nn.Module, Tensor, Tensor],
+) -> None:
+    """grad-cam swaps every ReLU for a guided-ReLU autograd Function (one image per call); captum
+    hooks the ReLU modules' backward instead. Same rule, so same result within float error."""
+    model, images, targets = model_and_images
+    ours = guided_gradients(model, images, targets)
+    reference = GuidedBackpropReLUModel(copy.deepcopy(model), device="cpu")
+    for index in range(len(images)):
+        expected = torch.from_numpy(reference(images[index : index + 1].clone(), int(targets[index])))
+        torch.testing.assert_close(ours[index].permute(1, 2, 0), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_guided_backprop_differs_from_the_plain_gradient(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    assert not torch.allclose(guided_gradients(model, images, targets), vanilla_gradients(model, images, targets))
+
+
+def test_guided_backprop_views_split_the_gradient() -> None:
+    gradients = torch.randn(2, 3, 5, 5)
+    maps = guided_backprop_maps(gradients)
+    torch.testing.assert_close(maps.positive - maps.negative, gradients)
+    assert (maps.positive >= 0).all() and (maps.negative >= 0).all()
+    torch.testing.assert_close(maps.grayscale, gradients.abs().amax(dim=1))
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_smoothgrad_without_noise_is_the_plain_gradient(
+    model_and_images: tuple[nn.Module, Tensor, Tensor], guided: bool
+) -> None:
+    """25 noise-free samples in batches of 10 (3 partial batches) average to the gradient itself."""
+    model, images, targets = model_and_images
+    plain = (guided_gradients if guided else vanilla_gradients)(model, images, targets)
+    smoothed = smoothgrad(model, images, targets, guided=guided, samples=25, noise_level=0.0, samples_batch_size=10)
+    torch.testing.assert_close(smoothed, plain, rtol=1e-4, atol=1e-6)
+
+
+def test_smoothgrad_is_seeded_and_smooths(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    first = smoothgrad(model, images, targets, samples=25, samples_batch_size=25, seed=3)
+    again = smoothgrad(model, images, targets, samples=25, samples_batch_size=25, seed=3)
+    other = smoothgrad(model, images, targets, samples=25, samples_batch_size=25, seed=4)
+    torch.testing.assert_close(first, again)
+    assert not torch.allclose(first, other)
+    assert not torch.allclose(first, vanilla_gradients(model, images, targets), atol=1e-4)
+
+
+def test_gradient_x_input_is_the_product(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    expected = _autograd_gradients(model, images, targets) * images
+    torch.testing.assert_close(gradient_x_input(model, images, targets), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_integrated_gradients_are_complete(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    """Attributions sum to score(x) - score(baseline) (Sundararajan et al.'s completeness axiom),
+    here within 5% of the score change (a 64-step Gauss-Legendre path integral)."""
+    model, images, targets = model_and_images
+    baseline = torch.full_like(images[:1], -2.0)
+    attributions = integrated_gradients(model, images, targets, baselines=baseline, steps=64, internal_batch_size=50)
+    with torch.no_grad():
+        rows = torch.arange(len(images))
+        change = model(images)[rows, targets] - model(baseline.expand_as(images))[rows, targets]
+    torch.testing.assert_close(attributions.sum(dim=(1, 2, 3)), change, rtol=0.05, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        vanilla_gradients,
+        guided_gradients,
+        gradient_x_input,
+        lambda model, images, targets: integrated_gradients(model, images, targets, steps=8, internal_batch_size=5),
+    ],
+    ids=["vanilla", "guided", "gradient_x_input", "integrated_gradients"],
+)
+def test_a_batch_gives_the_maps_of_single_calls(model_and_images: tuple[nn.Module, Tensor, Tensor], method) -> None:
+    model, images, targets = model_and_images
+    batch = method(model, images, targets)
+    singles = torch.cat([method(model, images[i : i + 1], targets[i : i + 1]) for i in range(len(images))])
+    assert batch.shape == images.shape
+    torch.testing.assert_close(batch, singles, rtol=1e-4, atol=1e-6)
+
+
+def test_one_target_per_image_is_required(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, _ = model_and_images
+    with pytest.raises(ValueError, match="got 2 targets for 3 images"):
+        vanilla_gradients(model, images, [0, 1])
+
+
+def test_attributions_leave_the_model_as_they_found_it() -> None:
+    model = _fer_cnn().train()
+    vanilla_gradients(model, torch.randn(2, 1, 48, 48), [0, 1])
+    assert all(module.training for module in model.modules())
+    assert all(parameter.grad is None for parameter in model.parameters())

@@ -1,0 +1,148 @@
+"""CAM family (grad-cam package) against CAMs computed by hand from forward/backward hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convlens.explain.attribution import guided_gradients
+from convlens.explain.cam import grad_cam, guided_grad_cam, layer_cam
+from convlens.models import FerCNN, ResNet
+
+LAYERS = ["layer2", "layer3", "layer4"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """These batches are tiny: one thread is faster than two, and does not stall when another
+    process holds the second core (then two threads made this file 3x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial BN statistics and affine weights (fresh ResNets zero the last BN of each block)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            count = module.num_features
+            module.weight.data = torch.rand(count, generator=generator) + 0.5
+            module.bias.data = torch.randn(count, generator=generator) * 0.1
+            module.running_mean = torch.randn(count, generator=generator) * 0.1
+            module.running_var = torch.rand(count, generator=generator) + 0.5
+    return model.eval()
+
+
+def _resnet() -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_batchnorm(ResNet(18, 10, 3), 0)
+
+
+def _fer_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_batchnorm(FerCNN(7, 1, widths=(8, 16, 32, 64)), 0)
+
+
+# ResNet at 64 px so that layer4 still has a 2x2 map; FerCNN's layer4 is 3x3 at 48 px.
+MODELS = {"resnet18-rgb": (_resnet, (3, 64, 64)), "fer_cnn-gray": (_fer_cnn, (1, 48, 48))}
+
+
+@pytest.fixture(params=sorted(MODELS), scope="module")
+def model_and_images(request: pytest.FixtureRequest) -> tuple[nn.Module, Tensor, Tensor]:
+    build, shape = MODELS[request.param]
+    images = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1))
+    return build(), images, torch.tensor([2, 0, 5])
+
+
+def _activations_and_gradients(model: nn.Module, images: Tensor, targets: Tensor, layer: str) -> tuple[Tensor, Tensor]:
+    captured: dict[str, Tensor] = {}
+    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: captured.update(a=out))
+    try:
+        scores = model(images)[torch.arange(len(images)), targets].sum()
+    finally:
+        handle.remove()
+    return captured["a"].detach(), torch.autograd.grad(scores, captured["a"])[0]
+
+
+def _normalize(cam: Tensor) -> Tensor:
+    """Per image (cam - min) / (max - min + 1e-7), grad-cam's scaling (its epsilon matters for
+    the tiny CAMs of untrained models)."""
+    cam = cam - cam.flatten(1).min(1).values[:, None, None]
+    return cam / (cam.flatten(1).max(1).values[:, None, None] + 1e-7)
+
+
+def _upsample_and_normalize(cam: Tensor, size: tuple[int, int]) -> Tensor:
+    """Normalize, upsample bilinearly (half-pixel centres, as cv2.resize), normalize again."""
+    upsampled = F.interpolate(_normalize(cam)[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return _normalize(upsampled)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_grad_cam_equals_the_hand_computed_map(model_and_images: tuple[nn.Module, Tensor, Tensor], layer: str) -> None:
+    """relu(sum_k mean_ij(dY/dA_k) A_k), upsampled and normalized; agreement to 1e-4 of the [0, 1] range."""
+    model, images, targets = model_and_images
+    activations, gradients = _activations_and_gradients(model, images, targets, layer)
+    cam = (gradients.mean(dim=(2, 3), keepdim=True) * activations).sum(1).clamp(min=0)
+    expected = _upsample_and_normalize(cam, images.shape[-2:])
+    maps = grad_cam(model, images, targets, [layer])
+    assert list(maps) == [layer]
+    torch.testing.assert_close(maps[layer], expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layer_cam_equals_the_hand_computed_map(model_and_images: tuple[nn.Module, Tensor, Tensor], layer: str) -> None:
+    """relu(sum_k relu(dY/dA_k) * A_k), upsampled and normalized; agreement to 1e-4."""
+    model, images, targets = model_and_images
+    activations, gradients = _activations_and_gradients(model, images, targets, layer)
+    cam = (gradients.clamp(min=0) * activations).sum(1).clamp(min=0)
+    expected = _upsample_and_normalize(cam, images.shape[-2:])
+    torch.testing.assert_close(layer_cam(model, images, targets, [layer])[layer], expected, rtol=0, atol=1e-4)
+
+
+def test_maps_cover_the_input_in_the_unit_range(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    for maps in (grad_cam(model, images, targets, LAYERS), layer_cam(model, images, targets, LAYERS)):
+        assert list(maps) == LAYERS
+        for cam in maps.values():
+            assert cam.shape == (len(images), *images.shape[-2:])
+            assert cam.min() >= 0 and cam.max() <= 1 + 1e-6
+
+
+def test_guided_grad_cam_is_guided_backprop_masked_by_grad_cam(
+    model_and_images: tuple[nn.Module, Tensor, Tensor],
+) -> None:
+    model, images, targets = model_and_images
+    guided = guided_gradients(model, images, targets)
+    cams = grad_cam(model, images, targets, ["layer3"])
+    combined = guided_grad_cam(model, images, targets, ["layer3"])
+    assert combined["layer3"].shape == images.shape
+    torch.testing.assert_close(combined["layer3"], guided * cams["layer3"][:, None], rtol=1e-5, atol=1e-8)
+    reused = guided_grad_cam(model, images, targets, ["layer3"], guided=guided)
+    torch.testing.assert_close(reused["layer3"], combined["layer3"])
+
+
+@pytest.mark.parametrize("method", [grad_cam, layer_cam, guided_grad_cam], ids=["grad_cam", "layer_cam", "guided"])
+def test_a_batch_gives_the_maps_of_single_calls(model_and_images: tuple[nn.Module, Tensor, Tensor], method) -> None:
+    model, images, targets = model_and_images
+    batch = method(model, images, targets, ["layer3"])["layer3"]
+    singles = torch.cat([method(model, images[i : i + 1], targets[i : i + 1], ["layer3"])["layer3"] for i in range(3)])
+    torch.testing.assert_close(batch, singles, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_layer_lists_the_valid_ones(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    with pytest.raises(ValueError, match=r"unknown layer 'layer9'; valid layers: stem, stem\.conv.*layer4"):
+        grad_cam(model, images, targets, ["layer9"])
+
+
+def test_cams_leave_no_hooks_and_no_gradients(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    model, images, targets = model_and_images
+    layer_cam(model, images, targets, LAYERS)
+    assert all(not module._forward_hooks for module in model.modules())
+    assert all(parameter.grad is None for parameter in model.parameters())

@@ -1,0 +1,49 @@
+"""notebooks/explore.ipynb: stored without outputs, and runs top to bottom on a real tiny run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import CONF, ROOT, TINY
+from hydra import compose, initialize_config_dir
+from nbclient import NotebookClient
+
+from convlens.training.run import train
+
+NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("notebook") / "run"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        train(compose(config_name="train", overrides=["experiment=demo_faces", *TINY, f"paths.output_dir={run_dir}"]))
+    return run_dir
+
+
+def test_notebook_is_stored_without_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+def test_notebook_executes_on_a_run(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_RUN", str(tiny_run))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    figures = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(figures) == 4, "saliency, Integrated Gradients, Grad-CAM and LayerCAM figures are shown"
+    text = "".join(output.get("text", "") for output in outputs)
+    assert "predicted:" in text and "classes: Angry" in text
+
+
+def test_notebook_without_a_run_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_RUN", str(tmp_path / "missing"))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    with pytest.raises(Exception, match=r"run `make demo` first"):
+        client.execute()

@@ -1,0 +1,255 @@
+"""The report stage on a real tiny run: sections, links, portability, reproducibility, HTML, browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CONF, ROOT, TINY
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from convlens.report import build_report
+from convlens.report.gallery import VISUAL_SECTIONS
+from convlens.report.model_table import model_rows
+from convlens.report.observations import confused_pairs
+from convlens.report.run_data import read_run
+from convlens.rundir import RunDirError
+from convlens.training.run import train
+from convlens.visualize import METHODS, visualize_run
+
+SECTIONS = [
+    "1. Summary", "2. Setup", "3. Learning progress", "4. Results", "5. Filters",
+    "6. Feature maps and activation charts", "7. Reconstructions", "8. Activation maximization",
+    "9. Saliency per class", "10. Guided backprop variants", "11. SmoothGrad",
+    "12. Gradient x input and Integrated Gradients", "13. Grad-CAM, Guided Grad-CAM, LayerCAM",
+    "14. LIME per class", "15. Provenance",
+]  # fmt: skip
+IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+#: Visualize methods of three report sections (the others stay missing); cheap LIME settings.
+VISUALIZE = [
+    "methods=[saliency,grad_cam,lime]", "selection.wrong_per_class=0", "params.lime.num_samples=128",
+    "params.lime.batch_size=128",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch demo_faces run under <tmp>/outputs/demo_faces/ (with a `latest` link), visualized."""
+    run_dir = tmp_path_factory.mktemp("report") / "outputs" / "demo_faces" / "tiny"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        overrides = ["experiment=demo_faces", *TINY, "trainer.max_epochs=2", f"paths.output_dir={run_dir}"]
+        train(compose(config_name="train", overrides=overrides))
+    with initialize_config_dir(config_dir=str(CONF / "visualize"), version_base="1.3"):
+        visualize_run(run_dir, compose(config_name="visualize", overrides=[f"run={run_dir}", *VISUALIZE]))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def report_dir(tiny_run: Path) -> Path:
+    return build_report(tiny_run, tiny_run.parents[2] / "reports")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n")[1].split("\n## ")[0]
+
+
+class _Document(HTMLParser):
+    """Collects <img> sources and <h2> texts, and checks that every element is closed in order."""
+
+    VOID = {"img", "meta", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.images: list[str] = []
+        self.headings: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            self.errors.append(f"unexpected </{tag}> at {self.getpos()}")
+
+    def handle_data(self, data: str) -> None:
+        if self.open and self.open[-1] == "h2":
+            self.headings.append(data.strip())
+
+
+def _parse(path: Path) -> _Document:
+    document = _Document()
+    document.feed(path.read_text())
+    document.close()
+    return document
+
+
+def test_report_has_every_section_in_order(report_dir: Path) -> None:
+    text = (report_dir / "report.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert headings == SECTIONS
+    assert "Test accuracy" in text and "Confusion 1:" in text, "observations are generated from the numbers"
+    assert "<details" in text and "experiment_name: demo_faces" in text, "resolved config in a collapsible block"
+
+
+def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path) -> None:
+    text = (report_dir / "report.md").read_text()
+    manifest = json.loads((tiny_run / "visualizations" / "manifest.json").read_text())
+    body = {heading: _section(text, heading) for heading in SECTIONS}
+    for number, method in ((9, "saliency"), (13, "grad_cam"), (14, "lime")):
+        links = IMAGE_LINK.findall(body[SECTIONS[number - 1]])
+        expected = [entry for entry in manifest["entries"] if entry["method"] == method]
+        assert len(links) == len(expected) > 0 and all(f"/{method}/" in link for link in links), method
+    assert "**Missing:** no figures of `guided_grad_cam`, `layer_cam`" in body[SECTIONS[12]]
+    assert body[SECTIONS[13]].count("% of test images correct; most often predicted instead:") == 7, "one per class"
+    assert "Visualizations incomplete" in body[SECTIONS[0]]
+
+
+def test_every_visualize_method_has_a_report_section() -> None:
+    mapped = [method for section in VISUAL_SECTIONS for method in section.methods]
+    assert set(METHODS) <= set(mapped) and len(mapped) == len(set(mapped))
+
+
+def test_every_image_link_resolves_and_every_figure_is_linked(report_dir: Path) -> None:
+    markdown_links = IMAGE_LINK.findall((report_dir / "report.md").read_text())
+    html_links = _parse(report_dir / "report.html").images
+    assert markdown_links == html_links
+    assert {"figures/learning_curves.png", "figures/confusion_matrix.png"} <= set(markdown_links)
+    for link in markdown_links:
+        assert not link.startswith(("/", "file:", "http")), link
+        assert (report_dir / link).is_file(), link
+    figures = {f"figures/{name}" for name in _files(report_dir / "figures")}
+    assert figures == set(markdown_links), "no figure is left unlinked in the report folder"
+
+
+def test_report_names_no_machine_path(report_dir: Path, tiny_run: Path) -> None:
+    forbidden = ["/work", str(Path.home()), str(Path.cwd()), str(ROOT), str(tiny_run.parents[2])]
+    for name in ("report.md", "report.html"):
+        text = (report_dir / name).read_text()
+        assert not [prefix for prefix in forbidden if prefix in text], name
+    assert str(tiny_run) in (tiny_run / "config.yaml").read_text(), "the run's own config does hold the absolute path"
+
+
+def test_regenerating_gives_identical_files(report_dir: Path, tiny_run: Path) -> None:
+    before = _files(report_dir)
+    build_report(tiny_run, report_dir.parent)
+    assert _files(report_dir) == before
+    assert json.loads((tiny_run / "provenance.json").read_text())["stages"]["report"] > 0
+
+
+def test_html_parses(report_dir: Path) -> None:
+    document = _parse(report_dir / "report.html")
+    assert document.errors == [] and document.open == []
+    assert document.headings == SECTIONS
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package `chromium`)")
+def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
+    """Headless Chromium opens a copy of report.html that reports, once loaded, which <img> failed."""
+    copy = tmp_path / "report"
+    shutil.copytree(report_dir, copy)
+    probe = (
+        '<script>window.addEventListener("load", () => { const images = Array.from(document.images);'
+        " const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src);"
+        ' const out = document.createElement("pre"); out.id = "image-check";'
+        " out.textContent = JSON.stringify({total: images.length, broken}); document.body.appendChild(out); });"
+        "</script></body>"
+    )
+    page = copy / "check.html"
+    page.write_text((copy / "report.html").read_text().replace("</body>", probe))
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="image-check">(.*?)</pre>', result.stdout)
+    assert found, result.stderr[-2000:]
+    check = json.loads(found.group(1))
+    assert check["broken"] == [] and check["total"] == len(_parse(report_dir / "report.html").images) >= 2
+
+
+def test_entry_point_writes_only_the_report(tiny_run: Path, tmp_path: Path) -> None:
+    """`make report EXPERIMENT=...` as the pipeline calls it, from a clean directory: no Hydra leftovers."""
+    outputs = tiny_run.parents[1]
+    command = [sys.executable, str(ROOT / "scripts" / "report.py"), "experiment=demo_faces", f"outputs_dir={outputs}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [path.name for path in tmp_path.iterdir()] == ["reports"]
+    assert sorted(path.name for path in (tmp_path / "reports" / "demo_faces").iterdir()) == [
+        "figures", "report.html", "report.md",
+    ]  # fmt: skip
+    assert "report written to" in result.stdout
+
+
+def test_not_a_run_directory_is_refused(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "scripts" / "report.py"), f"run={tmp_path}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "is not a run directory (no config.yaml)" in result.stderr and "RUN=outputs/" in result.stderr
+    with pytest.raises(RunDirError, match="is not a run directory"):
+        build_report(tmp_path, tmp_path / "reports")
+
+
+def test_run_without_visualizations_still_renders(tiny_run: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "demo_faces_bare"
+    shutil.copytree(tiny_run, bare, ignore=shutil.ignore_patterns("visualizations", "checkpoints"))
+    text = (build_report(bare, tmp_path / "reports") / "report.md").read_text()
+    assert re.findall(r"^## (.+)$", text, flags=re.MULTILINE) == SECTIONS
+    assert "**Visualizations missing:** sections 5-14 have no figures" in text
+    for section in SECTIONS[4:14]:
+        body = _section(text, section)
+        assert "**Missing:** no figures of `" in body and "`make visualize RUN=" in body, section
+
+
+def test_learning_curves_come_from_the_event_files(tiny_run: Path) -> None:
+    run = read_run(tiny_run)
+    assert run.curves.epochs == [1, 2]
+    best = run.metrics["best_epoch"]
+    assert run.curves.values["val/acc"][best] == pytest.approx(run.metrics["val"]["acc"], abs=1e-4)
+    assert all(value is not None for tag in ("train/loss", "train/acc", "val/loss") for value in run.curves.values[tag])
+    assert run.curves.lr_tag and run.curves.lr_tag.startswith("lr-")
+
+
+def test_model_table_counts_by_hand(tiny_run: Path) -> None:
+    config = OmegaConf.load(tiny_run / "config.yaml")
+    rows = {row.name: row for row in model_rows(config.model, channels=1, image_size=48)}
+    assert list(rows) == ["stem", "layer1", "layer2", "layer3", "layer4", "head", "total"]
+    assert rows["stem"].macs == 48 * 48 * 16 * 9  # 3x3 conv, 1 -> 16 channels, 48x48 output
+    assert rows["stem"].parameters == 16 * 9 + 2 * 16  # conv weights + BatchNorm affine
+    assert rows["layer4"].output_shape == (128, 3, 3) and rows["head"].output_shape == (7,)
+    assert rows["head"].macs == 128 * 128 + 128 * 7  # fc1 + fc2
+    assert rows["total"].parameters == json.loads((tiny_run / "metrics.json").read_text())["parameters"]
+
+
+def test_model_table_matches_published_resnet_counts() -> None:
+    """ResNet-18 at 224 px with 1000 classes: torchvision's 11,689,512 parameters and 1.814 G multiply-adds."""
+    config = OmegaConf.create({"_target_": "convlens.models.ResNet", "depth": 18, "num_classes": 1000})
+    total = model_rows(config, channels=3, image_size=224)[-1]
+    assert (total.parameters, total.output_shape) == (11_689_512, (1000,))
+    assert total.macs == 1_814_073_344
+
+
+def test_confused_pairs_are_ranked_with_stable_ties() -> None:
+    confusion = np.array([[5, 3, 0], [1, 4, 3], [0, 2, 6]])
+    pairs = confused_pairs(confusion, ["a", "b", "c"])
+    assert [(p.true, p.predicted, p.count) for p in pairs] == [("a", "b", 3), ("b", "c", 3), ("c", "b", 2)]
+    assert pairs[0].share == pytest.approx(3 / 8)

@@ -1,0 +1,215 @@
+"""The visualize stage on a real tiny run: manifest, figures, provenance, config errors, entry point;
+plus the deterministic image selection and the figures on 1- and 3-channel arrays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONF, ROOT, TINY
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from convlens.explain.selection import select_examples
+from convlens.figures.attribution import Caption, gradient_images_figure, map_figure
+from convlens.figures.cam import cam_figure, guided_grad_cam_figure
+from convlens.figures.lime import lime_figure
+from convlens.models import FerCNN
+from convlens.rundir import RunDirError
+from convlens.training.run import train
+from convlens.visualize import METHODS, mask_scores, plan, visualize_run
+
+#: Cheap settings for every method (SmoothGrad keeps its required 25 samples).
+FAST = [
+    "selection.max_candidates=96", "params.integrated_gradients.steps=8", "params.lime.num_samples=128",
+    "params.lime.batch_size=128", "params.feature_inversion.steps=8", "params.activation_maximization.steps=8",
+    "params.class_model.steps=8",
+]  # fmt: skip
+ENTRY_KEYS = {"method", "layer", "class", "true_label", "predicted_label", "confidence", "image_index", "file",
+              "parameters", "seconds"}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """These batches are tiny: one thread is faster than two, and does not stall when another
+    process holds the second core (then two threads made this file 3x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _visualize_config(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF / "visualize"), version_base="1.3"):
+        return compose(config_name="visualize", overrides=list(overrides))
+
+
+def _train_tiny(tmp_path_factory: pytest.TempPathFactory, experiment: str) -> Path:
+    """A 1-epoch run of ``experiment`` on a few hundred images under <tmp>/outputs/<experiment>/tiny."""
+    run_dir = tmp_path_factory.mktemp("visualize") / "outputs" / experiment / "tiny"
+    overrides = [f"experiment={experiment}", *TINY, f"paths.output_dir={run_dir}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        train(compose(config_name="train", overrides=overrides))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """demo_faces: a 1-channel FerCNN."""
+    return _train_tiny(tmp_path_factory, "demo_faces")
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_run: Path) -> dict:
+    return visualize_run(tiny_run, _visualize_config(f"run={tiny_run}", *FAST))
+
+
+def test_every_method_writes_its_figures_and_manifest_entries(manifest: dict, tiny_run: Path) -> None:
+    out = tiny_run / "visualizations"
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert manifest["run"] == "demo_faces/tiny" and manifest["seconds_total"] > 0
+    assert list(manifest["methods"]) == list(_visualize_config().methods)
+    files = {path.relative_to(out).as_posix() for path in out.rglob("*.png")}
+    assert files == {entry["file"] for entry in manifest["entries"]}
+    for entry in manifest["entries"]:
+        assert set(entry) >= ENTRY_KEYS and entry["seconds"] > 0
+        assert entry["file"].startswith(f"{entry['method']}/")
+        assert entry["parameters"] == manifest["methods"][entry["method"]]["parameters"]
+
+
+def test_entries_describe_their_image(manifest: dict, tiny_run: Path) -> None:
+    class_names = json.loads((tiny_run / "class_names.json").read_text())
+    saliency = [entry for entry in manifest["entries"] if entry["method"] == "saliency"]
+    assert len(saliency) == manifest["images"] > 0
+    for entry in saliency:
+        assert {entry["class"], entry["true_label"], entry["predicted_label"]} <= set(class_names)
+        assert entry["class"] == entry["predicted_label"]  # selection.explain: predicted
+        assert 0 < entry["confidence"] <= 1 and 0 <= entry["image_index"] < 96
+    lime = [entry for entry in manifest["entries"] if entry["method"] == "lime"]
+    assert len({entry["true_label"] for entry in lime}) == len(lime)  # one per class
+    cams = [entry for entry in manifest["entries"] if entry["method"] == "grad_cam"]
+    assert all(entry["layer"] == ["layer2", "layer3", "layer4"] for entry in cams)
+    assert all(0 <= entry["mask_energy_layer3"] <= 1 and 0 < entry["mask_area"] < 1 for entry in cams)
+
+
+def test_figures_of_the_model_alone_have_no_image(manifest: dict) -> None:
+    entries = {entry["file"]: entry for entry in manifest["entries"]}
+    assert entries["filters/stem_conv_images.png"]["layer"] == "stem.conv"  # 1-channel net: gray filter images
+    for file in (
+        "filters/stem_conv_channels.png",
+        "class_model/classes.png",
+        "activation_maximization/layer4_relu2.png",
+    ):
+        assert entries[file]["image_index"] is None and entries[file]["true_label"] is None
+    assert not any(entry["method"] == "deconvnet_paths" for entry in entries.values())  # FerCNN has no residual block
+
+
+def test_an_rgb_resnet_run_gets_every_method(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """demo_shapes: a 3-channel ResNet-18, whose blocks also give the residual-vs-shortcut figures."""
+    run_dir = _train_tiny(tmp_path_factory, "demo_shapes")
+    manifest = visualize_run(run_dir, _visualize_config(f"run={run_dir}", *FAST, "selection.wrong_per_class=0"))
+    assert {entry["method"] for entry in manifest["entries"]} == set(METHODS)
+    assert all((run_dir / "visualizations" / entry["file"]).is_file() for entry in manifest["entries"])
+    paths = [entry for entry in manifest["entries"] if entry["method"] == "deconvnet_paths"]
+    assert paths and all(entry["layer"] == "layer4.1" for entry in paths)
+
+
+def test_stage_time_is_recorded_in_provenance(manifest: dict, tiny_run: Path) -> None:
+    stages = json.loads((tiny_run / "provenance.json").read_text())["stages"]
+    assert stages["visualize"] == pytest.approx(manifest["seconds_total"], abs=0.01)
+    assert stages["train"] > 0
+
+
+def test_unknown_method_lists_the_valid_ones() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown visualization method 'salency'; valid methods: filters, .*, saliency, .*, lime"
+    ):
+        plan(["saliency", "salency"], {}, FerCNN(7, 1, widths=(8, 16, 32, 64)))
+
+
+def test_unknown_layer_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown layer 'layer5'; valid layers: stem, stem\.conv, .*layer4\.pool"):
+        plan(["grad_cam"], {"grad_cam": {"layers": ["layer3", "layer5"]}}, FerCNN(7, 1, widths=(8, 16, 32, 64)))
+
+
+def test_unknown_parameter_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"params\.lime: unknown parameter\(s\) samples; valid: num_samples, "):
+        plan(["lime"], {"lime": {"samples": 10}}, FerCNN(7, 1, widths=(8, 16, 32, 64)))
+
+
+def test_run_dir_without_checkpoint_is_refused(tiny_run: Path, tmp_path: Path) -> None:
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    for name in ("config.yaml", "class_names.json"):
+        shutil.copy(tiny_run / name, untrained / name)
+    with pytest.raises(RunDirError, match=r"has no checkpoint at checkpoints/best\.ckpt; train it first"):
+        visualize_run(untrained, _visualize_config(f"run={untrained}"))
+    assert not (untrained / "visualizations").exists()
+
+
+def test_entry_point_writes_only_into_the_run(manifest: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """`make visualize EXPERIMENT=...` from another directory: Hydra leaves no folder or log behind."""
+    outputs = tiny_run.parents[1]
+    (outputs / "demo_faces" / "latest").unlink(missing_ok=True)
+    (outputs / "demo_faces" / "latest").symlink_to("tiny")
+    command = [sys.executable, str(ROOT / "scripts" / "visualize.py"), "experiment=demo_faces",
+               f"outputs_dir={outputs}", "methods=[saliency]"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+    written = json.loads((tiny_run / "visualizations" / "manifest.json").read_text())
+    assert list(written["methods"]) == ["saliency"]
+    bad = subprocess.run([*command[:-1], "methods=[nope]"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "valid methods: filters, feature_maps" in bad.stderr
+
+
+def test_selection_takes_the_most_confident_hit_and_mistake_per_class() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    probabilities = torch.tensor(
+        [[0.6, 0.4, 0.0], [0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]]
+    )
+    chosen = select_examples(labels, probabilities, correct_per_class=1, wrong_per_class=1)
+    assert chosen.indices.tolist() == [1, 2, 3, 5]  # class 1 and 2 have no mistakes
+    assert chosen.correct.tolist() == [True, False, True, True]
+    torch.testing.assert_close(chosen.confidences, torch.tensor([0.9, 0.7, 0.8, 0.8]))
+    assert select_examples(labels, probabilities, 2, 0).indices.tolist() == [1, 0, 3, 4, 5]
+
+
+def test_mask_scores_compare_the_map_with_chance() -> None:
+    masks = np.zeros((3, 4, 4))
+    masks[:, :2, :2] = 1
+    inside, uniform, outside = masks[0] * 5, np.ones((4, 4)), 1 - masks[0]
+    scores = mask_scores(np.stack([inside, uniform, outside]), masks)
+    assert [s["mask_energy"] for s in scores] == [1.0, 0.25, 0.0]
+    assert all(s["mask_area"] == 0.25 for s in scores)
+
+
+def test_every_method_is_in_the_default_config() -> None:
+    assert list(_visualize_config().methods) == list(METHODS)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_figures_draw_1_and_3_channel_images(channels: int, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    image, heat = rng.random((32, 32, channels)), rng.random((32, 32))
+    caption = Caption("Grad-CAM", "cat", "cat", "dog", 0.5, "layer3")
+    segments = np.arange(16).repeat(64).reshape(32, 32)
+    figures = [
+        map_figure(image, {"saliency": heat}, caption),
+        map_figure(image, {"integrated gradients": heat - 0.5}, caption, signed=True),
+        gradient_images_figure(image, {"colour": rng.standard_normal((32, 32, channels)), "gray": heat}, caption),
+        cam_figure(image, {"layer2": heat, "layer3": heat}, caption),
+        guided_grad_cam_figure(image, {"layer2": rng.standard_normal((32, 32, channels))}, caption),
+        lime_figure(image, segments, heat - 0.5, heat > 0.7, heat < 0.2, [(3, 0.4), (7, -0.2)], caption),
+    ]
+    for index, figure in enumerate(figures):
+        assert "true: cat, predicted: dog (0.50, wrong)" in figure.texts[0].get_text()
+        figure.savefig(tmp_path / f"{index}.png")
+        assert (tmp_path / f"{index}.png").stat().st_size > 1000
