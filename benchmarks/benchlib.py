@@ -42,9 +42,13 @@ CIFAR10_CONF = ROOT / "conf" / "data" / "cifar10.yaml"
 # Arguments, device, output
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """The flags every benchmark script shares."""
-    p = argparse.ArgumentParser(description=description)
+def first_paragraph(doc: str) -> str:
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The flags every benchmark script shares; the script's docstring's first paragraph describes it."""
+    p = argparse.ArgumentParser(description=first_paragraph(doc))
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -52,7 +56,9 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="folder holding cifar10.npz / fer2013.csv(.xz) (default: ../shared/data next to the project); "
         "synthetic data of the same shape is used when a file is absent",
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes and step counts: checks that the script runs")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny sizes and step counts, one thread: checks that the script runs"
+    )
     p.add_argument("--out", type=Path, default=None, help=f"results folder (default {RESULTS_DIR.relative_to(ROOT)}")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--note", default="", help="free text stored with the run, e.g. the load conditions")
@@ -61,9 +67,11 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def configure(args: argparse.Namespace) -> torch.device:
-    """Apply the shared flags (threads) and pick the device."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    """Apply the shared flags and pick the device. --quick runs on one thread unless --threads says
+    otherwise: tiny multi-threaded kernels wait for each other on a busy machine, and a smoke test
+    measures nothing."""
+    if args.threads or args.quick:
+        torch.set_num_threads(args.threads or 1)
     return pick_device(args.device)
 
 
@@ -173,7 +181,7 @@ def write_result(
     args: argparse.Namespace, name: str, run: dict[str, Any], load: LoadMonitor, device: torch.device
 ) -> Path:
     """Append this run to ``<out>/<name>.json`` (``{"benchmark": name, "runs": [...]}``), so every run
-    made stays on record for docs/benchmarks.md."""
+    made stays on record, and render docs/benchmarks.md's tables again when that is the results folder."""
     folder = results_dir(args)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
@@ -190,6 +198,10 @@ def write_result(
     existing["runs"].append(record)
     path.write_text(json.dumps(existing, indent=1) + "\n")
     print(f"results appended to {path}")
+    if folder == RESULTS_DIR:  # keep docs/benchmarks.md in step with the recorded runs
+        import summarize
+
+        summarize.main([])
     return path
 
 

@@ -62,7 +62,7 @@ class HandLoop:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import pytorch_lightning as pl
 
-    p = benchlib.parser(__doc__.splitlines()[0])
+    p = benchlib.parser(__doc__)
     p.add_argument("--batch-size", type=int, default=None, help="default 32 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--rounds", type=int, default=5)

@@ -140,7 +140,7 @@ def top_ops(profile: Profile, steps: int, device: torch.device, count: int) -> l
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__.splitlines()[0])
+    p = benchlib.parser(__doc__)
     p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--warmup", type=int, default=2)

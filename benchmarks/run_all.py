@@ -1,6 +1,6 @@
-"""`make bench`: run the benchmark scripts in turn; each prints its table and appends its run to
-``<out>/<name>.json``. Afterwards the tables of docs/benchmarks.md are rendered again from the JSON
-(summarize.py), unless this was a --quick run or --out points elsewhere.
+"""`make bench`: run the benchmark scripts in turn. Each prints its table and appends its run to
+``<out>/<name>.json``; for the default benchmarks/results/ the tables of docs/benchmarks.md are then
+rendered again from those files (summarize.py). --quick runs go to a temp folder unless --out is given.
 
 The long time-to-accuracy benchmark runs only with --with-training; --quick runs it as a one-batch smoke.
 Examples: ``make bench``, ``make bench ARGS="--with-training --time-budget 3600"``,
@@ -20,16 +20,23 @@ import benchlib
 
 BENCHMARKS = ("throughput", "lightning_overhead", "profile_step", "precision_layout")
 TRAINING = "time_to_accuracy"
+PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts that take --precision
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__))
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks that every script runs")
     p.add_argument("--data-dir", type=Path, default=benchlib.DEFAULT_DATA_DIR)
     p.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--note", default="", help="stored with every run, e.g. the load conditions")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "32-true", "bf16-mixed"),
+        default="auto",
+        help=f"of the convlens pipeline in {', '.join(PIPELINE)}; auto: what `make train` picks",
+    )
     p.add_argument("--only", nargs="+", choices=(*BENCHMARKS, TRAINING), help="run just these")
     p.add_argument("--with-training", action="store_true", help=f"also run {TRAINING} (long)")
     p.add_argument("--epochs", type=int, help=f"{TRAINING}: trainer.max_epochs")
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--out", str(args.out)] if args.out else []
     failures = []
     for name in names:
-        extra = []
+        extra = ["--precision", args.precision] if name in PIPELINE else []
         if name == TRAINING:
             extra += ["--epochs", str(args.epochs)] if args.epochs else []
             extra += ["--time-budget", str(args.time_budget)] if args.time_budget else []
@@ -58,10 +65,6 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
         print(f"=== {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
-    if not args.quick and args.out in (None, benchlib.RESULTS_DIR):
-        import summarize
-
-        summarize.main([])
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)
         return 1

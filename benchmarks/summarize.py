@@ -31,9 +31,10 @@ def num(value: float | None, digits: int = 3) -> str:
 
 def device(run: dict[str, Any]) -> str:
     env = run["environment"]
+    threads = f"{env['torch_threads']} thread{'s' if env['torch_threads'] > 1 else ''}"
     if env.get("gpu"):
-        return env["gpu"]
-    return f"{env['cpu']}, {env['cpu_count']} cores"
+        return f"{env['gpu']} ({threads} on the host)"
+    return f"{env['cpu']}, {env['cpu_count']} cores, {threads}"
 
 
 def load(run: dict[str, Any]) -> str:
@@ -57,6 +58,7 @@ def throughput_rows(run: dict[str, Any]) -> list[list[str]]:
             device(run),
             data_kind(run),
             str(run["config"]["batch_size"]),
+            c["precision"],
             num(c["images_per_s_median"]),
             num(p["images_per_s_median"]),
             f"**{speedup['median']:.2f}x** ({speedup['min']:.2f}-{speedup['max']:.2f})",
@@ -92,6 +94,7 @@ def profile_rows(run: dict[str, Any]) -> list[list[str]]:
         [
             device(run),
             str(run["config"]["batch_size"]),
+            run["config"]["precision"],
             str(run["config"]["channels_last"]),
             num(run["step_seconds"]),
             num(run["images_per_s"]),
@@ -148,6 +151,7 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "device",
             "data",
             "batch",
+            "convlens precision",
             "convlens img/s",
             "plain img/s",
             "speedup (range)",
@@ -170,6 +174,7 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
         [
             "device",
             "batch",
+            "precision",
             "channels_last",
             "s/step",
             "img/s",
@@ -223,11 +228,10 @@ def render(results: Path, include_quick: bool = False) -> str:
         parts.append(benchlib.markdown_table(["run", "date (UTC)", *columns], rows))
         parts.append("\nRuns:\n")
         for index, run in enumerate(runs, 1):
-            note = f"; note: {run['note']}" if run["note"] else ""
             env = run["environment"]
-            threads = f"{env['torch_threads']} threads, CPU flags {' '.join(env['cpu_flags']) or 'n/a'}"
+            flags = f"CPU flags {' '.join(env['cpu_flags']) or 'n/a'}"
             parts.append(
-                f"{index}. `{run['command']}`, torch {run['environment']['torch']} ({threads}); load: {load(run)}{note}"
+                f"{index}. `{run['command']}`, torch {run['environment']['torch']} ({flags}); load: {load(run)}"
             )
         parts.append(extra(name, runs))
     parts.append(END)
@@ -257,7 +261,7 @@ def extra(name: str, runs: list[dict[str, Any]]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__))
     p.add_argument("--results", type=Path, default=benchlib.RESULTS_DIR)
     p.add_argument("--doc", type=Path, default=DOC)
     p.add_argument("--check", action="store_true", help="exit 1 if the document is out of date")

@@ -79,7 +79,7 @@ def probe_memory_in_subprocesses(argv: list[str]) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
-    p = benchlib.parser(__doc__.splitlines()[0])
+    p = benchlib.parser(__doc__)
     p.add_argument("--batch-size", type=int, default=None, help="default 32 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--rounds", type=int, default=5, help="alternating window pairs")

@@ -134,7 +134,7 @@ def _resolved_precision(cfg: DictConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__.splitlines()[0])
+    p = benchlib.parser(__doc__)
     p.add_argument(
         "--experiments",
         nargs="+",

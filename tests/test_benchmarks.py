@@ -37,7 +37,6 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "results"
 
 
-@pytest.mark.slow
 def test_quick_run_writes_every_benchmark(quick_results: Path) -> None:
     for name, fields in EXPECTED.items():
         record = json.loads((quick_results / f"{name}.json").read_text())
@@ -58,7 +57,6 @@ def test_quick_run_writes_every_benchmark(quick_results: Path) -> None:
     assert 0 <= training["curve"][0]["val_acc"] <= 1 and training["curve"][0]["train_images_per_s"] > 0
 
 
-@pytest.mark.slow
 def test_quick_runs_render_into_tables(quick_results: Path) -> None:
     text = summarize.render(quick_results, include_quick=True)
     for title, _, _ in summarize.SECTIONS.values():

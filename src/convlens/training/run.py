@@ -106,6 +106,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate the best checkpoint and write the run directory; returns metrics.json's content."""
     validate(cfg)
     started = time.perf_counter()
+    # Tiny weights (zero-initialized residual BN scales under weight decay) turn into denormal floats,
+    # which x86 CPUs process ~15x slower: flush them to zero (no effect on GPUs, none on accuracy).
+    torch.set_flush_denormal(True)
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
     datamodule: ImageDataModule = instantiate(cfg.data)
