@@ -46,7 +46,7 @@ class _IndexedBatches(Dataset):
         return len(self.split)
 
     def __getitem__(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        indices = indices.to(self.split.images.device)
+        indices = indices.to(self.split.images.device, non_blocking=True)
         return self.split.images[indices], self.split.labels[indices]
 
 

@@ -231,27 +231,29 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
 
 #: Per-class expression parameters (rows in FACES_CLASSES order), in face units. Eye openness is
 #: the eye's half height; brow ends are heights above the eye centre (negative is up) at the inner
-#: and outer end; a positive mouth curve lifts the corners. "a" is the side that carries disgust's
+#: and outer end; a positive mouth curve lifts the corners, tilt lifts side a's corner and wave
+#: bends the line into a sneer; thickness scales the stroke. "a" is the side that carries disgust's
 #: asymmetry (randomly left or right), "b" the other side.
 _EXPRESSION_FIELDS = (
     "eye_open_a", "eye_open_b", "brow_inner_a", "brow_outer_a", "brow_inner_b", "brow_outer_b",
     "brow_arch", "mouth_open", "mouth_width", "mouth_height", "mouth_curve", "mouth_tilt",
+    "mouth_wave", "mouth_thickness",
 )  # fmt: skip
 _EXPRESSIONS = np.array(
     [
-        [0.050, 0.050, -0.12, -0.30, -0.12, -0.30, 0.00, 0, 0.17, 0.00, -0.04, 0.00],  # Angry
-        [0.025, 0.085, -0.12, -0.24, -0.30, -0.30, 0.00, 0, 0.25, 0.00, -0.04, 0.14],  # Disgust
-        [0.140, 0.140, -0.46, -0.28, -0.46, -0.28, 0.00, 1, 0.25, 0.080, 0.00, 0.00],  # Fear
-        [0.035, 0.035, -0.26, -0.26, -0.26, -0.26, 0.05, 0, 0.32, 0.00, 0.18, 0.00],  # Happy
-        [0.070, 0.070, -0.40, -0.17, -0.40, -0.17, 0.00, 0, 0.26, 0.00, -0.16, 0.00],  # Sad
-        [0.150, 0.150, -0.36, -0.36, -0.36, -0.36, 0.09, 1, 0.13, 0.170, 0.00, 0.00],  # Surprise
-        [0.085, 0.085, -0.25, -0.25, -0.25, -0.25, 0.00, 0, 0.26, 0.00, 0.00, 0.00],  # Neutral
+        [0.050, 0.050, -0.12, -0.30, -0.12, -0.30, 0.00, 0, 0.20, 0.00, -0.05, 0.00, 0.00, 1.7],  # Angry
+        [0.025, 0.090, -0.13, -0.24, -0.36, -0.32, 0.00, 0, 0.26, 0.00, 0.00, 0.08, 0.10, 1.0],  # Disgust
+        [0.140, 0.140, -0.46, -0.28, -0.46, -0.28, 0.00, 1, 0.25, 0.08, 0.00, 0.00, 0.00, 1.0],  # Fear
+        [0.035, 0.035, -0.26, -0.26, -0.26, -0.26, 0.05, 0, 0.32, 0.00, 0.18, 0.00, 0.00, 1.0],  # Happy
+        [0.070, 0.070, -0.40, -0.17, -0.40, -0.17, 0.00, 0, 0.26, 0.00, -0.16, 0.00, 0.00, 1.0],  # Sad
+        [0.150, 0.150, -0.36, -0.36, -0.36, -0.36, 0.09, 1, 0.13, 0.17, 0.00, 0.00, 0.00, 1.0],  # Surprise
+        [0.085, 0.085, -0.25, -0.25, -0.25, -0.25, 0.00, 0, 0.26, 0.00, 0.00, 0.00, 0.00, 1.0],  # Neutral
     ],
     dtype=np.float32,
 )
 #: Uniform jitter (+-) of each expression parameter, small enough to keep classes apart.
 _EXPRESSION_JITTER = np.array(
-    [0.012, 0.012, 0.03, 0.03, 0.03, 0.03, 0.015, 0, 0.03, 0.015, 0.03, 0.02], dtype=np.float32
+    [0.012, 0.012, 0.03, 0.03, 0.03, 0.03, 0.015, 0, 0.03, 0.015, 0.03, 0.02, 0.02, 0.1], dtype=np.float32
 )
 _EYE_HALF_WIDTH = 0.16
 _BROW_HALF_LENGTH = 0.2
@@ -313,8 +315,14 @@ def _in_region(u: np.ndarray, v: np.ndarray, region: tuple[float, float, float, 
 
 
 def _ellipse_distance(u: np.ndarray, v: np.ndarray, a, b, scale: np.ndarray) -> np.ndarray:
-    """Approximate signed distance in pixels to an axis-aligned ellipse centred at the origin."""
-    return (np.sqrt((u / a) ** 2 + (v / b) ** 2) - 1.0) * np.minimum(a, b) * scale
+    """Approximate signed distance in pixels to an axis-aligned ellipse centred at the origin.
+
+    The implicit function divided by its gradient length, so it stays a distance even for the
+    thin slits of squinted eyes (scaling by the short radius would smear them sideways).
+    """
+    k0 = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    k1 = np.sqrt((u / (a * a)) ** 2 + (v / (b * b)) ** 2) + 1e-6
+    return k0 * (k0 - 1.0) / k1 * scale
 
 
 def _stroke_distance(
@@ -427,7 +435,7 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
             _draw(patch, ink_s, _coverage(brow))
             image[at, rows, cols] = patch
             masks[s][at, rows, cols] |= _in_region(eu, ev, _EYE_REGION)
-        # Mouth: an open ellipse, or a stroke whose corners rise (curve) or tilt toward side a.
+        # Mouth: an open ellipse, or a stroke (curved, tilted, wavy, thick or thin).
         my = _col(mouth_y[s])
         rows, cols = pose.window(np.float32(0.0), my, _MOUTH_REGION)
         patch = image[at, rows, cols]
@@ -436,9 +444,11 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
         width = c["mouth_width"]
         lips = _ellipse_distance(wu, mv, width, np.maximum(c["mouth_height"], 0.02), px)
         rel = wu / width
-        curve = -c["mouth_curve"] * rel**2 - c["mouth_tilt"] * side * rel
-        slope = (-2.0 * c["mouth_curve"] * rel - c["mouth_tilt"] * side) / width
-        stroke = _stroke_distance(wu, mv, width, curve, slope, _col(line_half[s]), px)
+        wave = c["mouth_wave"] * side
+        curve = -c["mouth_curve"] * rel**2 - c["mouth_tilt"] * side * rel - wave * np.sin(math.pi * rel)
+        slope = -2.0 * c["mouth_curve"] * rel - c["mouth_tilt"] * side - wave * math.pi * np.cos(math.pi * rel)
+        thickness = _col(line_half[s]) * c["mouth_thickness"]
+        stroke = _stroke_distance(wu, mv, width, curve, slope / width, thickness, px)
         _draw(patch, ink_s, _coverage(np.where(c["mouth_open"] > 0.5, lips, stroke)))
         image[at, rows, cols] = patch
         masks[s][at, rows, cols] |= _in_region(wu, mv, _MOUTH_REGION)

@@ -1,0 +1,69 @@
+"""Feature maps: the right activations, the top channels, batch-independent."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from convlens.explain.features import feature_maps, top_channels
+from convlens.models import FerCNN, ResNet
+
+
+def _models() -> list[tuple[nn.Module, int, int]]:
+    torch.manual_seed(0)
+    return [(ResNet(18, 10, 3).eval(), 3, 32), (FerCNN(7, 1, widths=(8, 16, 32, 64)).eval(), 1, 48)]
+
+
+MODELS = _models()
+
+
+@pytest.mark.parametrize(("model", "channels", "size"), MODELS)
+def test_default_layers_maps_means_and_top_channels(model: nn.Module, channels: int, size: int) -> None:
+    images = torch.randn(3, channels, size, size)
+    result = feature_maps(model, images, top_k=5)
+    early, deep = list(result)
+    assert early == "stem.relu" and deep.startswith("layer4.")
+    stem = result[early]
+    with torch.no_grad():
+        expected = model.stem.relu(model.stem.bn(model.stem.conv(images)))
+    assert torch.allclose(stem.maps, expected)
+    assert torch.allclose(stem.mean_activation, expected.mean((2, 3)))
+    assert stem.top_channels.shape == (3, 5)
+    ranked = stem.mean_activation.gather(1, stem.top_channels)
+    assert (ranked[:, :-1] >= ranked[:, 1:]).all()
+    assert torch.allclose(ranked[:, 0], stem.mean_activation.max(1).values)
+
+
+@pytest.mark.parametrize(("model", "channels", "size"), MODELS)
+def test_batch_equals_single_calls(model: nn.Module, channels: int, size: int) -> None:
+    images = torch.randn(3, channels, size, size)
+    batch = feature_maps(model, images, ["layer2", "layer3"], top_k=4)
+    for index in range(3):
+        single = feature_maps(model, images[index : index + 1], ["layer2", "layer3"], top_k=4)
+        for name in batch:
+            assert torch.allclose(batch[name].maps[index], single[name].maps[0], atol=1e-5)
+            assert torch.equal(batch[name].top_channels[index], single[name].top_channels[0])
+
+
+def test_train_mode_model_is_evaluated_in_eval_mode_and_restored() -> None:
+    model, _, _ = MODELS[1]
+    model.train()
+    try:
+        images = torch.randn(2, 1, 48, 48)
+        assert torch.allclose(
+            feature_maps(model, images)["stem.relu"].maps[:1], feature_maps(model, images[:1])["stem.relu"].maps
+        )
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_top_k_is_capped_and_errors_are_clear() -> None:
+    model, _, _ = MODELS[1]
+    images = torch.randn(1, 1, 48, 48)
+    assert top_channels(model, images, "stem.conv", 100).shape == (1, 8)
+    with pytest.raises(ValueError, match="unknown layer 'layer5'; valid layers: stem, stem.conv"):
+        feature_maps(model, images, ["layer5"])
+    with pytest.raises(ValueError, match=r"expected \(B, C, H, W\)"):
+        feature_maps(model, images, ["head.fc1"])
