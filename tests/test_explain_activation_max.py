@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -20,8 +22,21 @@ def _models() -> list[tuple[nn.Module, int, int, str]]:
 
 MODELS = _models()
 IDS = ["resnet18-rgb", "fercnn-gray"]
-#: Seed-0 models with jitter and L2 but no blur: on an untrained net the gradient is mostly high
-#: frequency, which blurring undoes; here every channel gains > 15x (defaults: 9.6x-200x).
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Hundreds of tiny forward/backward passes: one thread avoids oversubscribing a shared CPU
+    (several times faster than two threads on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+#: Seed-0 models, jitter and L2 but no blur: on an untrained net the gradient is mostly high
+#: frequency, which blurring undoes. Here channels 0-3 gain 30x-710x; with the default blur the
+#: smallest gain is ~10x, too close to the bar for a test.
 TENFOLD = AscentConfig(blur_every=0)
 
 
@@ -36,27 +51,24 @@ def test_channel_activation_rises_tenfold(model: nn.Module, channels: int, size:
 
 
 @pytest.mark.parametrize(("model", "channels", "size", "layer"), MODELS, ids=IDS)
-def test_defaults_run_and_each_image_targets_its_own_channel(
-    model: nn.Module, channels: int, size: int, layer: str
-) -> None:
-    config = AscentConfig(steps=16)
-    result = maximize_channels(model, layer, [5, 6], size, config)
-    with torch.no_grad():
-        swapped = maximize_channels(model, layer, [6, 5], size, AscentConfig(steps=0)).start_activation
+def test_default_regularization_raises_the_activation(model: nn.Module, channels: int, size: int, layer: str) -> None:
+    result = maximize_channels(model, layer, [5, 6], size, AscentConfig(steps=32))
     assert torch.isfinite(result.images).all()
-    assert result.start_activation.shape == swapped.shape == (2,)
     assert (result.final_activation > result.start_activation).all()
 
 
-def test_class_model_images_are_classified_as_their_class() -> None:
-    """A toy classifier where every class is reachable: conv, ReLU, global pooling, linear."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()
-    result = class_model_images(model, [0, 1, 2], 16)
-    assert result.layer == "logits" and result.images.shape == (3, 3, 16, 16)
-    assert (result.final_activation > result.start_activation + 1).all()
+def test_each_class_scores_highest_on_its_own_class_model_image() -> None:
+    """Default settings, seed-0 FerCNN: each class scores higher on its own image than on average on
+    the other classes' images (margins 0.02-0.06 here, and 0.06-0.15 for a seed-0 ResNet-18)."""
+    model, _, size, _ = MODELS[1]
+    result = class_model_images(model, range(7), size)
+    assert result.layer == "logits" and result.images.shape == (7, 1, size, size)
     with torch.no_grad():
-        assert model(result.images).argmax(1).tolist() == [0, 1, 2]
+        scores = model(result.images)
+    assert torch.allclose(scores.diagonal(), result.final_activation, atol=1e-5)
+    others = (scores.sum(0) - scores.diagonal()) / 6
+    assert (scores.diagonal() > others).all()
+    assert (result.final_activation > result.start_activation).all()
 
 
 @pytest.mark.parametrize(("model", "channels", "size", "layer"), MODELS, ids=IDS)
@@ -66,6 +78,8 @@ def test_class_models_run_on_both_models(model: nn.Module, channels: int, size: 
 
 
 def test_bad_targets_are_reported() -> None:
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        AscentConfig(steps=0)
     model, _, size, layer = MODELS[1]
     with pytest.raises(ValueError, match=r"channel 32 out of range for layer 'layer3.relu2' with 32 channels"):
         maximize_channels(model, layer, [0, 32], size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,15 @@ def _models() -> list[tuple[nn.Module, int, int]]:
 
 MODELS = _models()
 IDS = ["resnet18-rgb", "fercnn-gray"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Many small forward/backward passes: one thread avoids oversubscribing a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _toy() -> nn.Sequential:

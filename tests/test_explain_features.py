@@ -16,9 +16,10 @@ def _models() -> list[tuple[nn.Module, int, int]]:
 
 
 MODELS = _models()
+IDS = ["resnet18-rgb", "fercnn-gray"]
 
 
-@pytest.mark.parametrize(("model", "channels", "size"), MODELS)
+@pytest.mark.parametrize(("model", "channels", "size"), MODELS, ids=IDS)
 def test_default_layers_maps_means_and_top_channels(model: nn.Module, channels: int, size: int) -> None:
     images = torch.randn(3, channels, size, size)
     result = feature_maps(model, images, top_k=5)
@@ -35,7 +36,7 @@ def test_default_layers_maps_means_and_top_channels(model: nn.Module, channels: 
     assert torch.allclose(ranked[:, 0], stem.mean_activation.max(1).values)
 
 
-@pytest.mark.parametrize(("model", "channels", "size"), MODELS)
+@pytest.mark.parametrize(("model", "channels", "size"), MODELS, ids=IDS)
 def test_batch_equals_single_calls(model: nn.Module, channels: int, size: int) -> None:
     images = torch.randn(3, channels, size, size)
     batch = feature_maps(model, images, ["layer2", "layer3"], top_k=4)

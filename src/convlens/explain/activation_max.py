@@ -17,10 +17,10 @@ from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from convlens.explain.layers import (
-    capture_activations,
     check_channels,
     eval_mode,
     first_conv_name,
+    layer_output,
     model_device,
     resolve_layer,
 )
@@ -40,6 +40,10 @@ class AscentConfig:
     blur_sigma: float = 0.5
     init_scale: float = 0.1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,7 @@ def class_model_images(
 
 def _channel_objective(model: nn.Module, layer: str, channels: Tensor) -> Objective:
     def objective(images: Tensor) -> Tensor:
-        with capture_activations(model, [layer]) as captured:
-            model(images)
-        output = captured[layer]
+        output = layer_output(model, images, layer)
         check_channels(output, channels.tolist(), layer)
         rows = torch.arange(len(images), device=output.device)
         return output[rows, channels.to(output.device)].flatten(1).mean(1)

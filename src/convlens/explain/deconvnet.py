@@ -80,9 +80,7 @@ def project_top_channels(
 ) -> Projections:
     """Projections of each image's ``top_k`` most active channels of ``layer`` (Zeiler & Fergus, Fig. 2)."""
     chosen = top_channels(model, images, layer, top_k)
-    projected = [
-        project_channel(model, images, layer, chosen[:, j], method, signal) for j in range(chosen.shape[1])
-    ]
+    projected = [project_channel(model, images, layer, chosen[:, j], method, signal) for j in range(chosen.shape[1])]
     return Projections(layer, method, chosen, torch.stack(projected, dim=1))
 
 
@@ -138,9 +136,7 @@ def _residual_block(model: nn.Module, block: str) -> nn.Module:
     module = resolve_layer(model, block)
     if not all(isinstance(getattr(module, path, None), nn.Module) for path in ("residual", "shortcut")):
         blocks = ", ".join(name for name, child in model.named_modules() if hasattr(child, "shortcut"))
-        raise ValueError(
-            f"layer {block!r} is not a residual block (needs 'residual' and 'shortcut'); blocks: {blocks}"
-        )
+        raise ValueError(f"layer {block!r} is not a residual block (needs 'residual' and 'shortcut'); blocks: {blocks}")
     return module
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import capture_activations, eval_mode, model_device, resolve_layer
+from convlens.explain.layers import eval_mode, layer_output, model_device, resolve_layer
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class InversionConfig:
     alpha: float = 6.0
     init_scale: float = 0.1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def invert_features(
     resolve_layer(model, layer)
     device = model_device(model)
     with eval_mode(model):
-        target = _features(model, images.to(device), layer).detach()
+        target = layer_output(model, images.to(device), layer).detach()
         start = _noise(images.shape, config, device)
         inverted, feature_loss, loss = _optimize(model, layer, target, start, config)
     return Inversion(layer, inverted.cpu(), feature_loss.cpu(), loss.cpu())
@@ -63,7 +67,7 @@ def _optimize(
     optimizer = torch.optim.Adam([image], lr=config.lr)
     feature_losses, losses = [], []
     for _ in range(config.steps):
-        feature_loss = _feature_loss(_features(model, image, layer), target)
+        feature_loss = _feature_loss(layer_output(model, image, layer), target)
         loss = feature_loss + _priors(image, config)
         optimizer.zero_grad()
         loss.sum().backward(inputs=[image])
@@ -71,14 +75,8 @@ def _optimize(
         feature_losses.append(feature_loss.detach())
         losses.append(loss.detach())
     with torch.no_grad():
-        feature_losses.append(_feature_loss(_features(model, image, layer), target))
+        feature_losses.append(_feature_loss(layer_output(model, image, layer), target))
     return image.detach(), torch.stack(feature_losses), torch.stack(losses)
-
-
-def _features(model: nn.Module, images: Tensor, layer: str) -> Tensor:
-    with capture_activations(model, [layer]) as captured:
-        model(images)
-    return captured[layer]
 
 
 def _feature_loss(features: Tensor, target: Tensor) -> Tensor:

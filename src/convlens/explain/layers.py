@@ -77,9 +77,7 @@ def check_channels(output: Tensor, channels: Iterable[int], name: str) -> None:
     count = output.shape[1]
     bad = [channel for channel in channels if not 0 <= channel < count]
     if bad:
-        raise ValueError(
-            f"channel {bad[0]} out of range for layer {name!r} with {count} channels (0..{count - 1})"
-        )
+        raise ValueError(f"channel {bad[0]} out of range for layer {name!r} with {count} channels (0..{count - 1})")
 
 
 def last_relu(model: nn.Module, stage: str) -> str:
@@ -90,11 +88,7 @@ def last_relu(model: nn.Module, stage: str) -> str:
     """
     prefix = f"{stage}."
     resolve_layer(model, stage)
-    names = [
-        name
-        for name, module in model.named_modules()
-        if name.startswith(prefix) and isinstance(module, nn.ReLU)
-    ]
+    names = [name for name, module in model.named_modules() if name.startswith(prefix) and isinstance(module, nn.ReLU)]
     if not names:
         raise ValueError(f"layer {stage!r} contains no nn.ReLU module")
     return names[-1]

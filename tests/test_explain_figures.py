@@ -1,0 +1,73 @@
+"""Figures for the layer/filter family: panels, titles, colour scales, and PNG output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage, imread
+
+from convlens.explain.filters import first_conv_filters
+from convlens.figures.features import channel_activations_figure, feature_maps_figure
+from convlens.figures.filters import filter_channels_figure, filter_grid_figure
+from convlens.figures.reconstruction import image_grid_figure, inversion_figure, save_png
+from convlens.models import FerCNN, ResNet
+
+
+def _images(figure: Figure) -> list[AxesImage]:
+    return [image for ax in figure.axes for image in ax.get_images()]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_filter_figures(channels: int, tmp_path: Path) -> None:
+    filters = first_conv_filters(ResNet(18, 10, channels))
+    grid = filter_grid_figure(filters.images.numpy(), "filters @ stem.conv")
+    assert len(_images(grid)) == 64 and grid.get_suptitle() == "filters @ stem.conv"
+    per_channel = filter_channels_figure(filters.signed.numpy(), "per channel")
+    mosaics = _images(per_channel)
+    assert len(mosaics) == channels
+    assert all(image.get_clim() == (-1, 1) and image.get_cmap().name == "RdBu_r" for image in mosaics)
+    assert mosaics[0].get_array().shape == (8 * 8 - 1, 8 * 8 - 1)  # 8x8 kernels of 7 px, 1 px gaps
+    titles = [ax.get_title() for ax in per_channel.axes[:channels]]
+    assert titles == (["R", "G", "B"] if channels == 3 else ["channel 0"])
+    path = save_png(grid, tmp_path / "nested" / "grid.png")
+    assert path.exists() and imread(path).shape[0] > 100
+
+
+def test_feature_map_figures_share_one_scale_and_highlight_top_channels(tmp_path: Path) -> None:
+    maps = np.random.default_rng(0).random((10, 6, 6))
+    maps[3] *= 5
+    image = np.random.default_rng(1).random((48, 48, 1))
+    figure = feature_maps_figure(maps, "maps @ layer4", channels=[3, 0, 1], image=image)
+    drawn = _images(figure)
+    assert len(drawn) == 4  # the input and three maps
+    assert [ax.get_title() for ax in figure.axes[1:4]] == ["ch 3", "ch 0", "ch 1"]
+    assert all(image.get_clim() == (0.0, maps[[3, 0, 1]].max()) for image in drawn[1:])
+    bars = channel_activations_figure(maps.mean((1, 2)), "mean activation", highlight=[3, 7])
+    colours = [to_hex(patch.get_facecolor()) for patch in bars.axes[0].patches]
+    assert colours[3] == colours[7] == to_hex("tab:orange") and colours[0] == to_hex("tab:gray")
+    assert save_png(bars, tmp_path / "bars.png").stat().st_size > 0
+
+
+def test_reconstruction_figures(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    synthesized = rng.normal(size=(5, 16, 16, 3)) * 3
+    grid = image_grid_figure(synthesized, [f"ch {c}" for c in range(5)], "activation max @ layer3", columns=4)
+    drawn = _images(grid)
+    assert len(drawn) == 5 and len(grid.axes) == 8
+    assert all(image.get_array().min() >= 0 and image.get_array().max() <= 1 for image in drawn)
+    losses = {"stem.relu": np.geomspace(1, 0.01, 65), "layer4.relu2": np.geomspace(1, 0.001, 65)}
+    inverted = {layer: rng.normal(size=(48, 48, 1)) for layer in losses}
+    figure = inversion_figure(rng.random((48, 48, 1)), inverted, losses, "inversion")
+    assert [ax.get_title() for ax in figure.axes[:3]] == ["input", "from stem.relu", "from layer4.relu2"]
+    assert figure.axes[-1].get_yscale() == "log" and len(figure.axes[-1].get_lines()) == 2
+    assert imread(save_png(figure, tmp_path / "inversion.png")).ndim == 3
+
+
+def test_fer_filters_draw_in_gray() -> None:
+    filters = first_conv_filters(FerCNN(7, 1, widths=(8, 16, 32, 64)))
+    figure = filter_grid_figure(filters.images.numpy(), "filters")
+    assert all(image.get_array().ndim == 2 and image.get_cmap().name == "gray" for image in _images(figure))
