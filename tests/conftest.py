@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from torch import nn
 
 from convlens.config import register_configs
+from convlens.models import FerCNN, ResNet
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -55,3 +57,39 @@ def tiny_run_cfg(compose_train: Callable[..., DictConfig], tmp_path: Path) -> Ca
 
 def requires_shared_data(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (SHARED_DATA / name).exists(), reason=f"../shared/data/{name} not present")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """For modules of many tiny batches: one thread is faster than two, and does not stall when
+    another process holds the second core (two threads then made the explain tests 3x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial BN statistics and affine weights (fresh ResNets zero the last BN of each block),
+    so that explanation tests do not pass by accident on an identity-like network; returns eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            count = module.num_features
+            module.weight.data = torch.rand(count, generator=generator) + 0.5
+            module.bias.data = torch.randn(count, generator=generator) * 0.1
+            module.running_mean = torch.randn(count, generator=generator) * 0.1
+            module.running_var = torch.rand(count, generator=generator) + 0.5
+    return model.eval()
+
+
+def small_resnet() -> nn.Module:
+    """A seeded ResNet-18 (10 classes, RGB) with randomized batch norm, in eval mode."""
+    torch.manual_seed(0)
+    return randomize_batchnorm(ResNet(18, 10, 3))
+
+
+def small_fer_cnn() -> nn.Module:
+    """A seeded narrow FerCNN (7 classes, gray) with randomized batch norm, in eval mode."""
+    torch.manual_seed(0)
+    return randomize_batchnorm(FerCNN(7, 1, widths=(8, 16, 32, 64)))

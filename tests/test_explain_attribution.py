@@ -4,10 +4,10 @@ backprop, the completeness axiom of Integrated Gradients."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
+from conftest import small_fer_cnn, small_resnet
 from pytorch_grad_cam import GuidedBackpropReLUModel
 from torch import Tensor, nn
 
@@ -20,43 +20,11 @@ from convlens.explain.attribution import (
     smoothgrad,
     vanilla_gradients,
 )
-from convlens.models import FerCNN, ResNet
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: one thread is faster than two, and does not stall when another
-    process holds the second core (then two threads made this file 3x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial BN statistics and affine weights (fresh ResNets zero the last BN of each block)."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            count = module.num_features
-            module.weight.data = torch.rand(count, generator=generator) + 0.5
-            module.bias.data = torch.randn(count, generator=generator) * 0.1
-            module.running_mean = torch.randn(count, generator=generator) * 0.1
-            module.running_var = torch.rand(count, generator=generator) + 0.5
-    return model.eval()
-
-
-def _resnet() -> nn.Module:
-    torch.manual_seed(0)
-    return _randomize_batchnorm(ResNet(18, 10, 3), 0)
-
-
-def _fer_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return _randomize_batchnorm(FerCNN(7, 1, widths=(8, 16, 32, 64)), 0)
-
-
-MODELS = {"resnet18-rgb": (_resnet, (3, 32, 32)), "fer_cnn-gray": (_fer_cnn, (1, 48, 48))}
+MODELS = {"resnet18-rgb": (small_resnet, (3, 32, 32)), "fer_cnn-gray": (small_fer_cnn, (1, 48, 48))}
 
 
 @pytest.fixture(params=sorted(MODELS), scope="module")
@@ -170,7 +138,7 @@ def test_one_target_per_image_is_required(model_and_images: tuple[nn.Module, Ten
 
 
 def test_attributions_leave_the_model_as_they_found_it() -> None:
-    model = _fer_cnn().train()
+    model = small_fer_cnn().train()
     vanilla_gradients(model, torch.randn(2, 1, 48, 48), [0, 1])
     assert all(module.training for module in model.modules())
     assert all(parameter.grad is None for parameter in model.parameters())

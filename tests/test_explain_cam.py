@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import small_fer_cnn, small_resnet
 from torch import Tensor, nn
 
 from convlens.explain.attribution import guided_gradients
 from convlens.explain.cam import grad_cam, guided_grad_cam, layer_cam
-from convlens.models import FerCNN, ResNet
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LAYERS = ["layer2", "layer3", "layer4"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: one thread is faster than two, and does not stall when another
-    process holds the second core (then two threads made this file 3x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial BN statistics and affine weights (fresh ResNets zero the last BN of each block)."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            count = module.num_features
-            module.weight.data = torch.rand(count, generator=generator) + 0.5
-            module.bias.data = torch.randn(count, generator=generator) * 0.1
-            module.running_mean = torch.randn(count, generator=generator) * 0.1
-            module.running_var = torch.rand(count, generator=generator) + 0.5
-    return model.eval()
-
-
-def _resnet() -> nn.Module:
-    torch.manual_seed(0)
-    return _randomize_batchnorm(ResNet(18, 10, 3), 0)
-
-
-def _fer_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return _randomize_batchnorm(FerCNN(7, 1, widths=(8, 16, 32, 64)), 0)
-
-
 # ResNet at 64 px so that layer4 still has a 2x2 map; FerCNN's layer4 is 3x3 at 48 px.
-MODELS = {"resnet18-rgb": (_resnet, (3, 64, 64)), "fer_cnn-gray": (_fer_cnn, (1, 48, 48))}
+MODELS = {"resnet18-rgb": (small_resnet, (3, 64, 64)), "fer_cnn-gray": (small_fer_cnn, (1, 48, 48))}
 
 
 @pytest.fixture(params=sorted(MODELS), scope="module")

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import small_fer_cnn, small_resnet
 from torch import Tensor, nn
 
 from convlens.explain.deconvnet import compare_methods, project_channel, project_top_channels, residual_vs_shortcut
-from convlens.models import FerCNN, ResNet
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Fresh ResNets zero the last BN of each residual path; give every BN non-trivial parameters."""
-    generator = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data = torch.rand(module.num_features, generator=generator) + 0.5
-            module.bias.data = torch.randn(module.num_features, generator=generator) * 0.1
-    return model.eval()
-
-
-def _models() -> list[tuple[nn.Module, int, int]]:
-    torch.manual_seed(0)
-    resnet = _randomize_batchnorm(ResNet(18, 10, 3))
-    return [(resnet, 3, 32), (_randomize_batchnorm(FerCNN(7, 1, widths=(8, 16, 32, 64))), 1, 48)]
-
-
-MODELS = _models()
+MODELS = [(small_resnet(), 3, 32), (small_fer_cnn(), 1, 48)]
 IDS = ["resnet18-rgb", "fercnn-gray"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Many small forward/backward passes: one thread avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _toy() -> nn.Sequential:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -20,19 +18,11 @@ def _models() -> list[tuple[nn.Module, int, int, str]]:
     ]
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODELS = _models()
 IDS = ["resnet18-rgb", "fercnn-gray"]
 FAST = InversionConfig(steps=64)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Hundreds of tiny forward/backward passes: one thread avoids oversubscribing a shared CPU
-    (several times faster than two threads on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(("model", "channels", "size", "deep"), MODELS, ids=IDS)

@@ -3,11 +3,10 @@ the only region a toy model looks at."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
+from conftest import small_fer_cnn
 from lime.lime_image import LimeImageExplainer
 from torch import Tensor, nn
 
@@ -21,17 +20,9 @@ from convlens.explain.lime import (
 )
 from convlens.models import FerCNN, ResNet
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAST = {"num_samples": 200, "batch_size": 128}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: one thread is faster than two, and does not stall when another
-    process holds the second core (then two threads made this file 3x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class QuadrantModel(nn.Module):
@@ -42,11 +33,6 @@ class QuadrantModel(nn.Module):
         half = x.shape[-1] // 2
         evidence = 8 * x[:, :, :half, :half].mean(dim=(1, 2, 3))
         return torch.stack([torch.zeros_like(evidence), evidence], dim=1)
-
-
-def _fer_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return FerCNN(7, 1, widths=(8, 16, 32, 64)).eval()
 
 
 def _faces(count: int) -> Tensor:
@@ -65,7 +51,7 @@ def test_slic_gives_25_to_50_superpixels_on_48px_faces() -> None:
 
 
 def test_the_classifier_feeds_lime_images_back_to_a_grayscale_model() -> None:
-    model = _fer_cnn()
+    model = small_fer_cnn()
     images = _faces(4)
     batch = np.stack([lime_image(image) for image in images])
     assert batch.shape == (4, 48, 48, 3)
@@ -75,7 +61,7 @@ def test_the_classifier_feeds_lime_images_back_to_a_grayscale_model() -> None:
 
 
 def test_the_model_sees_batches_of_batch_size() -> None:
-    model = _fer_cnn()
+    model = small_fer_cnn()
     sizes: list[int] = []
     model.register_forward_pre_hook(lambda _module, inputs: sizes.append(len(inputs[0])))
     lime_explanations(model, _faces(1), [3], num_samples=300, batch_size=128)
@@ -87,7 +73,7 @@ def test_batched_perturbations_are_the_packages_own() -> None:
     explanations agree to the last bit."""
     image, segment = lime_image(_faces(1)[0]), slic_segmenter(48, 48)
     seen: dict[str, list[np.ndarray]] = {"package": [], "batched": []}
-    classify = classifier_fn(_fer_cnn(), channels=1)
+    classify = classifier_fn(small_fer_cnn(), channels=1)
 
     def recording(name: str):
         return lambda batch: seen[name].append(batch.copy()) or classify(batch)
@@ -103,7 +89,7 @@ def test_batched_perturbations_are_the_packages_own() -> None:
 
 
 def test_lime_is_identical_for_a_fixed_seed() -> None:
-    model, images = _fer_cnn(), _faces(1)
+    model, images = small_fer_cnn(), _faces(1)
     first = lime_explanations(model, images, [3], seed=7, **FAST)
     again = lime_explanations(model, images, [3], seed=7, **FAST)
     other = lime_explanations(model, images, [3], seed=8, **FAST)
@@ -115,7 +101,7 @@ def test_lime_is_identical_for_a_fixed_seed() -> None:
 
 
 def test_a_batch_gives_the_explanations_of_single_calls() -> None:
-    model, images, targets = _fer_cnn(), _faces(2), [1, 6]
+    model, images, targets = small_fer_cnn(), _faces(2), [1, 6]
     batch = lime_explanations(model, images, targets, **FAST)
     for index, explanation in enumerate(batch):
         (single,) = lime_explanations(model, images[index : index + 1], targets[index : index + 1], **FAST)
@@ -138,7 +124,7 @@ def test_lime_finds_the_region_the_model_looks_at() -> None:
 
 
 def test_weights_masks_and_weight_map_agree() -> None:
-    (explanation,) = lime_explanations(_fer_cnn(), _faces(1), [4], num_features=4, **FAST)
+    (explanation,) = lime_explanations(small_fer_cnn(), _faces(1), [4], num_features=4, **FAST)
     ranked = sorted(explanation.weights.items(), key=lambda item: -abs(item[1]))
     assert explanation.top_weights == ranked[:4]
     weight_map = explanation.weight_map()

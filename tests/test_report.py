@@ -36,9 +36,10 @@ IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-#: Visualize methods of three report sections (the others stay missing); cheap LIME settings.
+#: Visualize methods of three report sections (the others stay missing), one that does not apply to
+#: a FerCNN; cheap LIME settings.
 VISUALIZE = [
-    "methods=[saliency,grad_cam,lime]", "selection.wrong_per_class=0", "params.lime.num_samples=128",
+    "methods=[saliency,grad_cam,lime,deconvnet_paths]", "selection.wrong_per_class=0", "params.lime.num_samples=128",
     "params.lime.batch_size=128",
 ]  # fmt: skip
 
@@ -119,6 +120,7 @@ def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path)
         expected = [entry for entry in manifest["entries"] if entry["method"] == method]
         assert len(links) == len(expected) > 0 and all(f"/{method}/" in link for link in links), method
     assert "**Missing:** no figures of `guided_grad_cam`, `layer_cam`" in body[SECTIONS[12]]
+    assert "`deconvnet_paths` drew no figure for this model: FerCNN has no residual block" in body[SECTIONS[6]]
     assert body[SECTIONS[13]].count("% of test images correct; most often predicted instead:") == 7, "one per class"
     assert "Visualizations incomplete" in body[SECTIONS[0]]
 

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from convlens.rundir import RunDirError
 from convlens.training.run import train
 from convlens.visualize import METHODS, mask_scores, plan, visualize_run
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 #: Cheap settings for every method (SmoothGrad keeps its required 25 samples).
 FAST = [
     "selection.max_candidates=96", "params.integrated_gradients.steps=8", "params.lime.num_samples=128",
@@ -34,16 +35,6 @@ FAST = [
 ]  # fmt: skip
 ENTRY_KEYS = {"method", "layer", "class", "true_label", "predicted_label", "confidence", "image_index", "file",
               "parameters", "seconds"}  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: one thread is faster than two, and does not stall when another
-    process holds the second core (then two threads made this file 3x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _visualize_config(*overrides: str) -> DictConfig:
@@ -108,7 +99,8 @@ def test_figures_of_the_model_alone_have_no_image(manifest: dict) -> None:
         "activation_maximization/layer4_relu2.png",
     ):
         assert entries[file]["image_index"] is None and entries[file]["true_label"] is None
-    assert not any(entry["method"] == "deconvnet_paths" for entry in entries.values())  # FerCNN has no residual block
+    assert not any(entry["method"] == "deconvnet_paths" for entry in entries.values())
+    assert "no residual block" in manifest["methods"]["deconvnet_paths"]["skipped"], "the reason is recorded"
 
 
 def test_an_rgb_resnet_run_gets_every_method(tmp_path_factory: pytest.TempPathFactory) -> None:

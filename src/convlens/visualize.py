@@ -70,6 +70,10 @@ LAYER_PARAMETERS = ("layer", "layers", "block")
 Draw = Callable[[int, Caption], Figure]
 
 
+class NotApplicable(Exception):
+    """Raised by a method that cannot apply to this model; its message, the reason, goes to the manifest."""
+
+
 @dataclass(frozen=True)
 class Chosen:
     """The selected test images: model input (K, C, H, W), display images (K, H, W, C) in [0, 1],
@@ -281,8 +285,7 @@ def deconvnet_paths(ctx: Context, block: str | None = None, images: int = 1) -> 
     the shortcut only (default block: the model's last; plain CNNs have none and get no figure)."""
     block = block or _last_residual_block(ctx.model)
     if block is None:
-        log.info("deconvnet_paths: %s has no residual block, skipped", type(ctx.model).__name__)
-        return []
+        raise NotApplicable(f"{type(ctx.model).__name__} has no residual block, so there is no shortcut path to compare")
     positions = ctx.first_images(images)
     paths = residual_vs_shortcut(ctx.model, ctx.chosen.inputs[positions], block)
     display = ctx.chosen.display[positions]
@@ -670,16 +673,34 @@ def entry(method: str, output: Output, chosen: Chosen, parameters: dict[str, Any
             "seconds": round(seconds, 4), **output.scores}  # fmt: skip
 
 
-def run_method(ctx: Context, name: str, parameters: dict[str, Any], out_dir: Path) -> tuple[float, list[dict]]:
-    """Compute and draw one method: its seconds and manifest entries. Each figure's seconds are its
-    share of the method's computation plus its own drawing."""
+@dataclass(frozen=True)
+class MethodResult:
+    """What one method left for the manifest: its run time, its figures, and why it drew none."""
+
+    seconds: float
+    entries: list[dict[str, Any]]
+    skipped: str | None = None
+
+    def summary(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        skipped = {"skipped": self.skipped} if self.skipped else {}
+        return {"seconds": round(self.seconds, 3), "parameters": parameters, **skipped}
+
+
+def run_method(ctx: Context, name: str, parameters: dict[str, Any], out_dir: Path) -> MethodResult:
+    """Compute and draw one method. Each figure's seconds are its share of the method's computation
+    plus its own drawing; a method that does not apply to the model is recorded with the reason."""
     started = time.perf_counter()
-    outputs = METHODS[name](ctx, **parameters)
+    try:
+        outputs = METHODS[name](ctx, **parameters)
+    except NotApplicable as reason:
+        log.info("%s: skipped, %s", name, reason)
+        return MethodResult(time.perf_counter() - started, [], skipped=str(reason))
     compute = (time.perf_counter() - started) / max(len(outputs), 1)
     drawn = write_outputs(outputs, out_dir)
     total = time.perf_counter() - started
     log.info("%s: %d figures in %.1f s", name, len(outputs), total)
-    return total, [entry(name, o, ctx.chosen, parameters, compute + s) for o, s in zip(outputs, drawn, strict=True)]
+    entries = [entry(name, o, ctx.chosen, parameters, compute + s) for o, s in zip(outputs, drawn, strict=True)]
+    return MethodResult(total, entries)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -708,9 +729,8 @@ def visualize_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
         "seconds_total": round(time.perf_counter() - started, 2),
         "device": str(ctx.device),
         "images": len(ctx.chosen),
-        "methods": {name: {"seconds": round(seconds, 3), "parameters": planned[name]}
-                    for name, (seconds, _) in results.items()},
-        "entries": [entry for _, entries in results.values() for entry in entries],
+        "methods": {name: result.summary(planned[name]) for name, result in results.items()},
+        "entries": [entry for result in results.values() for entry in result.entries],
     }  # fmt: skip
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     provenance.record_stage(run.root, "visualize", manifest["seconds_total"])

@@ -81,6 +81,11 @@ _SHAPE_MAX_ROTATION = np.array(
     [math.pi, 0.26, 0.3, 0.26, math.pi, 0.26, math.pi, 0.26, 0.26, 0.26], dtype=np.float32
 )
 _TEXTURE_CLASSES = frozenset({7, 8, 9})
+_SHAPE_RADIUS = (8.0, 13.0)
+_SHAPE_NOISE = (0.01, 0.04)
+#: Background clutter per image: soft colour blobs and faint straight lines.
+_BLOBS = 3
+_LINES = 1
 
 
 def _shape_distance(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -152,7 +157,7 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
     rng = np.random.default_rng(seed)
     size = SHAPES_SIZE
     labels = _balanced_labels(n, len(SHAPES_CLASSES), rng)
-    radius = _uniform(rng, 6.5, 12.0, n)
+    radius = _uniform(rng, *_SHAPE_RADIUS, n)
     margin = 0.8 * radius
     cx = margin + rng.random(n, dtype=np.float32) * (size - 1 - 2 * margin)
     cy = margin + rng.random(n, dtype=np.float32) * (size - 1 - 2 * margin)
@@ -164,18 +169,18 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
     bg_direction = _uniform(rng, 0.0, 2.0 * math.pi, n)
     foreground = _contrasting_colours(rng, 0.5 * (bg_start + bg_end), 0.5)
     second = _contrasting_colours(rng, foreground, 0.5)
-    blob_xy = rng.uniform(0, size - 1, (n, 3, 2)).astype(np.float32)
-    blob_sigma = rng.uniform(1.5, 4.5, (n, 3)).astype(np.float32)
-    blob_alpha = rng.uniform(0.1, 0.35, (n, 3)).astype(np.float32)
-    blob_colour = rng.random((n, 3, 3), dtype=np.float32)
+    blob_xy = rng.uniform(0, size - 1, (n, _BLOBS, 2)).astype(np.float32)
+    blob_sigma = rng.uniform(1.5, 4.5, (n, _BLOBS)).astype(np.float32)
+    blob_alpha = rng.uniform(0.1, 0.3, (n, _BLOBS)).astype(np.float32)
+    blob_colour = rng.random((n, _BLOBS, 3), dtype=np.float32)
     # Lines x cos(a) + y sin(a) = offset; offsets chosen so most lines cross the image.
-    line_angle = rng.uniform(0.0, math.pi, (n, 2)).astype(np.float32)
+    line_angle = rng.uniform(0.0, math.pi, (n, _LINES)).astype(np.float32)
     line_offset = (
-        (size / 2) * (np.cos(line_angle) + np.sin(line_angle)) + rng.uniform(-12, 12, (n, 2))
+        (size / 2) * (np.cos(line_angle) + np.sin(line_angle)) + rng.uniform(-12, 12, (n, _LINES))
     ).astype(np.float32)
-    line_alpha = rng.uniform(0.1, 0.3, (n, 2)).astype(np.float32)
-    line_colour = rng.random((n, 2, 3), dtype=np.float32)
-    noise_sigma = _uniform(rng, 0.02, 0.08, n)
+    line_alpha = rng.uniform(0.08, 0.2, (n, _LINES)).astype(np.float32)
+    line_colour = rng.random((n, _LINES, 3), dtype=np.float32)
+    noise_sigma = _uniform(rng, *_SHAPE_NOISE, n)
 
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     masks = np.empty((n, size, size), dtype=bool)
@@ -191,12 +196,12 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
         t = _col(np.cos(direction)) * (x - size / 2) + _col(np.sin(direction)) * (y - size / 2)
         t = np.clip(t / size + 0.5, 0.0, 1.0)[..., None]
         image = bg_start[s, None, None] + (bg_end[s, None, None] - bg_start[s, None, None]) * t
-        for b in range(3):
+        for b in range(_BLOBS):
             inv = _col(-0.5 / blob_sigma[s, b] ** 2)
             gx = np.exp((x - _col(blob_xy[s, b, 0])) ** 2 * inv)
             gy = np.exp((y - _col(blob_xy[s, b, 1])) ** 2 * inv) * _col(blob_alpha[s, b])
             image += (blob_colour[s, b, None, None] - image) * (gx * gy)[..., None]
-        for line in range(2):
+        for line in range(_LINES):
             nx, ny = _col(np.cos(line_angle[s, line])), _col(np.sin(line_angle[s, line]))
             dist = np.abs((x * nx - _col(line_offset[s, line])) + y * ny)
             alpha = (_col(line_alpha[s, line]) * _coverage(dist - 0.6))[..., None]
@@ -259,7 +264,7 @@ _EYE_HALF_WIDTH = 0.17
 _BROW_HALF_LENGTH = 0.2
 #: Pose ranges: pixels per face unit (half the face height) and rotation in radians.
 _FACE_SCALE = (19.5, 21.0)
-_FACE_MAX_ANGLE = 0.05
+_FACE_MAX_ANGLE = 0.07
 #: The class-evidence region: rectangles (u centre, v centre, half width, half height) in the face
 #: frame, relative to each eye and to the mouth, that hold every expression's extreme features.
 _EYE_REGION = (0.0, -0.185, 0.25, 0.395)

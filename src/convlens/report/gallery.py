@@ -93,8 +93,9 @@ def missing_note(methods: Sequence[str], run_label: str) -> str:
     )
 
 
-def empty_note(methods: Sequence[str]) -> str:
-    return f"{_names(methods)}: ran, but drew no figure for this model (the visualize log says why)."
+def skipped_note(method: str, reason: str | None) -> str:
+    """Why a method that ran drew no figure, as the visualize stage recorded it."""
+    return f"`{method}` drew no figure for this model: {reason or 'it produced no output'}."
 
 
 def method_block(method: str, entries: Sequence[dict[str, Any]], settings: dict[str, Any] | None) -> str:

@@ -139,7 +139,8 @@ def _visual_header(section: gallery.VisualSection, run: RunData, entries: Entrie
     ran = _ran_methods(run)
     missing, empty = gallery.missing_methods(section, entries, ran), gallery.empty_methods(section, entries, ran)
     notes = [gallery.missing_note(missing, run.label)] if missing else []
-    notes += [gallery.empty_note(empty)] if empty else []
+    summaries = (run.manifest or {}).get("methods", {})
+    notes += [gallery.skipped_note(method, summaries[method].get("skipped")) for method in empty]
     return [f"## {section.number}. {section.title}", section.about, *notes]
 
 
