@@ -285,7 +285,8 @@ def deconvnet_paths(ctx: Context, block: str | None = None, images: int = 1) -> 
     the shortcut only (default block: the model's last; plain CNNs have none and get no figure)."""
     block = block or _last_residual_block(ctx.model)
     if block is None:
-        raise NotApplicable(f"{type(ctx.model).__name__} has no residual block, so there is no shortcut path to compare")
+        name = type(ctx.model).__name__
+        raise NotApplicable(f"{name} has no residual block, so there is no shortcut path to compare")
     positions = ctx.first_images(images)
     paths = residual_vs_shortcut(ctx.model, ctx.chosen.inputs[positions], block)
     display = ctx.chosen.display[positions]

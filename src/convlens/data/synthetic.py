@@ -237,8 +237,8 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
 #: Per-class expression parameters (rows in FACES_CLASSES order), in face units. Eye openness is
 #: the eye's half height; brow ends are heights above the eye centre (negative is up) at the inner
 #: and outer end; a positive mouth curve lifts the corners, tilt lifts side a's corner and wave
-#: bends the line into a sneer; thickness scales the stroke. Closed eyes are drawn as arcs. "a" is the side that carries disgust's
-#: asymmetry (randomly left or right), "b" the other side.
+#: bends the line into a sneer; thickness scales the stroke. Closed eyes are drawn as arcs. "a" is
+#: the side that carries disgust's asymmetry (randomly left or right), "b" the other side.
 _EXPRESSION_FIELDS = (
     "eye_open_a", "eye_open_b", "brow_inner_a", "brow_outer_a", "brow_inner_b", "brow_outer_b",
     "brow_arch", "mouth_open", "mouth_width", "mouth_height", "mouth_curve", "mouth_tilt",
