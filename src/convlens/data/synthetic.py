@@ -77,9 +77,7 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 #: Largest random rotation (radians) per class: small where rotation would turn one class into
 #: another (square <-> diamond, horizontal <-> vertical stripes), free where it cannot.
-_SHAPE_MAX_ROTATION = np.array(
-    [math.pi, 0.26, 0.3, 0.26, math.pi, 0.26, math.pi, 0.26, 0.26, 0.26], dtype=np.float32
-)
+_SHAPE_MAX_ROTATION = np.array([math.pi, 0.26, 0.3, 0.26, math.pi, 0.26, math.pi, 0.26, 0.26, 0.26], dtype=np.float32)
 _TEXTURE_CLASSES = frozenset({7, 8, 9})
 _SHAPE_RADIUS = (8.0, 13.0)
 _SHAPE_NOISE = (0.01, 0.04)
@@ -98,9 +96,7 @@ def _shape_distance(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if label == 2:
         # Equilateral triangle, apex up (v points down): three half-planes, inradius 0.55.
         half_sqrt3 = math.sqrt(3.0) / 2.0
-        return np.maximum.reduce(
-            [v - 0.55, -half_sqrt3 * u - 0.5 * v - 0.55, half_sqrt3 * u - 0.5 * v - 0.55]
-        )
+        return np.maximum.reduce([v - 0.55, -half_sqrt3 * u - 0.5 * v - 0.55, half_sqrt3 * u - 0.5 * v - 0.55])
     if label == 3:
         au, av = np.abs(u), np.abs(v)
         return np.minimum(np.maximum(au - 0.32, av - 1.0), np.maximum(av - 0.32, au - 1.0))
@@ -175,9 +171,9 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
     blob_colour = rng.random((n, _BLOBS, 3), dtype=np.float32)
     # Lines x cos(a) + y sin(a) = offset; offsets chosen so most lines cross the image.
     line_angle = rng.uniform(0.0, math.pi, (n, _LINES)).astype(np.float32)
-    line_offset = (
-        (size / 2) * (np.cos(line_angle) + np.sin(line_angle)) + rng.uniform(-12, 12, (n, _LINES))
-    ).astype(np.float32)
+    line_offset = ((size / 2) * (np.cos(line_angle) + np.sin(line_angle)) + rng.uniform(-12, 12, (n, _LINES))).astype(
+        np.float32
+    )
     line_alpha = rng.uniform(0.08, 0.2, (n, _LINES)).astype(np.float32)
     line_colour = rng.random((n, _LINES, 3), dtype=np.float32)
     noise_sigma = _uniform(rng, *_SHAPE_NOISE, n)
@@ -218,9 +214,7 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
             r = _col(radius[s][idx])
             coverage[idx] = _coverage(_shape_distance(int(label), u_px[idx] / r, v_px[idx] / r) * r)
             if label in _TEXTURE_CLASSES:
-                first = _texture(
-                    int(label), u_px[idx], v_px[idx], _col(period[s][idx]), _col(phase[s][idx])
-                )[..., None]
+                first = _texture(int(label), u_px[idx], v_px[idx], _col(period[s][idx]), _col(phase[s][idx]))[..., None]
                 colour[idx] = second[s][idx, None, None] + (colour[idx] - second[s][idx, None, None]) * first
         image += (colour - image) * coverage[..., None]
         image += rng.standard_normal(image.shape, dtype=np.float32) * noise_sigma[s, None, None, None]
