@@ -417,8 +417,7 @@ def resolve_precision(device: torch.device, requested: str = "auto") -> str:
 
     if requested != "auto":
         return requested
-    auto_device = "cuda" if torch.cuda.is_available() else "cpu"
-    return resolve("auto") if device.type == auto_device else "32-true"
+    return resolve("auto", accelerator=device.type)
 
 
 def add_precision_flag(p: argparse.ArgumentParser) -> None:

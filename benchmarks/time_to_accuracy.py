@@ -130,7 +130,7 @@ def run_experiment(experiment: str, args: Any, output_root: Path) -> dict[str, A
 def _resolved_precision(cfg: DictConfig) -> str:
     from convlens.training.run import resolve_precision
 
-    return resolve_precision(cfg.trainer.precision)
+    return resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from conftest import ROOT, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from convlens.rundir import RunDirError, load_run
-from convlens.training.run import train
+from convlens.training import run as training_run
+from convlens.training.run import resolve_precision, train
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def test_run_directory_is_complete(entry_point_run: Path) -> None:
         assert 0.0 <= metrics[split]["acc"] <= 1.0 and metrics[split]["loss"] > 0
     assert list(metrics["per_class_accuracy"]) == json.loads((entry_point_run / "class_names.json").read_text())
     assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
+    assert metrics["precision"] == resolve_precision("auto", "cpu"), "the precision actually used is recorded"
     provenance = json.loads((entry_point_run / "provenance.json").read_text())
     assert provenance["stages"]["train"] > 0 and provenance["seed"] == 42
     assert str(ROOT) not in (entry_point_run / "config.yaml").read_text(), "no machine paths in the run dir"
@@ -92,3 +94,17 @@ def test_resume_from_last_checkpoint_continues_training(tiny_run_cfg, tmp_path: 
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     metrics = train(tiny_run_cfg("demo_faces", schedule, f"ckpt_path={last}", "trainer.max_epochs=2", name="resumed"))
     assert metrics["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "cuda", "amx", "expected"),
+    [("cpu", True, False, "32-true"), ("cpu", False, True, "bf16-mixed"), ("auto", False, False, "32-true"),
+     ("auto", True, False, "bf16-mixed"), ("gpu", True, True, "bf16-mixed")],
+)  # fmt: skip
+def test_auto_precision_is_bf16_only_where_it_is_faster(monkeypatch, accelerator, cuda, amx, expected) -> None:
+    """bf16 on bf16-capable GPUs and AMX CPUs; fp32 on other CPUs, even when a GPU is present."""
+    monkeypatch.setattr(training_run.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(training_run.torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(training_run, "cpu_has_amx", lambda: amx)
+    assert resolve_precision("auto", accelerator) == expected
+    assert resolve_precision("16-mixed", accelerator) == "16-mixed", "an explicit choice is kept"

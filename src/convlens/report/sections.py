@@ -219,10 +219,16 @@ def _training_table(run: RunData) -> str:
         ("epochs", f"{run.metrics['epochs']} trained (max_epochs={config.trainer.max_epochs})"),
         ("batch size", f"{config.data.batch_size} (evaluation {config.data.eval_batch_size})"),
         ("label smoothing", f"{config.module.label_smoothing:g}"),
-        ("precision", str(config.trainer.precision)),
+        ("precision", _precision(run)),
         ("seed", f"{config.seed} (deterministic={config.trainer.get('deterministic')})"),
     ]
     return _table(("", ""), rows)
+
+
+def _precision(run: RunData) -> str:
+    """The precision training ran in, and the setting it was resolved from when that differs."""
+    requested, used = str(run.config.trainer.precision), run.metrics.get("precision")
+    return requested if used in (None, requested) else f"{used} (trainer.precision={requested})"
 
 
 def _settings(name: str, node: Any, keys: Sequence[str]) -> str:

@@ -24,11 +24,21 @@ from convlens.training.module import ClassifierModule
 log = logging.getLogger(__name__)
 
 
-def resolve_precision(precision: str) -> str:
-    """'auto': bf16 mixed precision on a GPU that supports it, fp32 elsewhere (bf16 is slow on CPUs)."""
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later). Only there do bf16 matmuls
+    beat fp32 (2.4-3.2x in benchmarks/precision_layout.py); without AMX they are several times slower."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private API: absent means unknown, so no
+    return bool(probe is not None and probe())
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """'auto': bf16 mixed precision where the hardware runs it faster than fp32, i.e. on a
+    bf16-capable GPU or on an AMX CPU; fp32 everywhere else."""
     if precision != "auto":
         return precision
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if cpu_has_amx() else "32-true"
 
 
 def build_module(cfg: DictConfig, class_names: list[str]) -> ClassifierModule:
@@ -57,7 +67,7 @@ def check_resume_checkpoint(ckpt_path: str | None, module: ClassifierModule) -> 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values()]
     loggers = [instantiate(node) for node in (cfg.logger or {}).values()]
-    precision = resolve_precision(cfg.trainer.precision)
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, precision=precision)
 
 
@@ -129,6 +139,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "model": _model_name(cfg),
         "parameters": sum(p.numel() for p in module.net.parameters()),
         "data": datamodule.describe(),
+        "precision": trainer.precision,
         "epochs": trainer.current_epoch,
         "best_epoch": best_epoch(run_dir),
         "train": {"loss": _scalar(train_metrics, "train/loss"), "acc": _scalar(train_metrics, "train/acc")},
