@@ -18,7 +18,7 @@ from pathlib import Path
 
 import benchlib
 
-BENCHMARKS = ("throughput", "lightning_overhead", "profile_step", "precision_layout")
+BENCHMARKS = ("throughput", "lightning_overhead", "profile_step", "precision_layout", "lime_benchmark")
 TRAINING = "time_to_accuracy"
 PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts that take --precision
 

@@ -140,6 +140,23 @@ def training_rows(run: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def lime_rows(run: dict[str, Any]) -> list[list[str]]:
+    ours, readme = run["variants"]["ours"], run["variants"]["readme"]
+    return [
+        [
+            device(run),
+            run["config"]["model"],
+            str(run["config"]["num_samples"]),
+            f"{num(ours['total_s'])} / {num(ours['model_s'])}",
+            f"{num(readme['total_s'])} / {num(readme['model_s'])}",
+            f"**{pct(run['lime_share_of_our_total'])}**",
+            pct(run["lime_share_of_readme_total"]),
+            f"**{run['speedup_end_to_end']:.2f}x**",
+            f"{run['goal']} {'met' if run['goal_met'] else 'not met'}",
+        ]
+    ]
+
+
 def data_kind(run: dict[str, Any]) -> str:
     return "real" if run["config"]["data"].startswith("real") else "synthetic"
 
@@ -192,6 +209,21 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
         "Precision and memory layout of the ResNet-18 training step at 224",
         ["device", "batch", "precision", "layout", "img/s", "vs fp32 NCHW"],
         precision_rows,
+    ),
+    "lime_benchmark": (
+        "LIME: our call vs the lime README's usage (same model, image and sample count)",
+        [
+            "device",
+            "model",
+            "samples",
+            "ours s: total / model",
+            "README s: total / model",
+            "LIME's share of ours",
+            "LIME's share of README",
+            "speed-up end to end",
+            "goal",
+        ],
+        lime_rows,
     ),
     "time_to_accuracy": (
         "Time to accuracy (real training runs)",
