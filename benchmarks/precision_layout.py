@@ -19,16 +19,28 @@ VARIANTS = (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "nchw"), ("bf1
 
 
 class Variant:
-    """One model copy (same initial weights) with its own optimizer, run in one precision and layout."""
+    """One model copy (same initial weights) with its own optimizer, run in one precision and layout
+    (and, with ``batched_weight_grad``, convlens's weight gradients for tiny-map convolutions)."""
 
-    def __init__(self, precision: str, layout: str, state: dict, device: torch.device, batch: tuple) -> None:
+    def __init__(
+        self,
+        precision: str,
+        layout: str,
+        state: dict,
+        device: torch.device,
+        batch: tuple,
+        batched_weight_grad: bool = False,
+    ) -> None:
         from convlens.models import ResNet
+        from convlens.training.conv_grad import hook_batched_weight_grads
 
         self.precision, self.layout, self.device = precision, layout, device
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
         net = ResNet(18, 10)
         net.load_state_dict(state)
         self.net: nn.Module = net.to(device, memory_format=fmt)
+        if batched_weight_grad:
+            hook_batched_weight_grads(self.net)
         self.optimizer = benchlib.sgd(self.net.parameters(), benchlib.OPTIMIZER)
         self.images = batch[0].to(device).contiguous(memory_format=fmt)
         self.labels = batch[1].to(device)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import benchlib
 
-BENCHMARKS = ("throughput", "lightning_overhead", "profile_step", "precision_layout", "lime_benchmark")
+BENCHMARKS = (
+    "throughput",
+    "lightning_overhead",
+    "profile_step",
+    "precision_layout",
+    "conv_weight_grad",
+    "lime_benchmark",
+)
 TRAINING = "time_to_accuracy"
 PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts that take --precision
 

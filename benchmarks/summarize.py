@@ -121,6 +121,22 @@ def precision_rows(run: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def conv_grad_rows(run: dict[str, Any]) -> list[list[str]]:
+    step = run["training_step"]
+    per_convolution = ", ".join(f"{c['channels']}ch {c['map']}: {num(c['onednn_ms'])} / {num(c['batched_ms'])}"
+                                for c in run["convolutions"])  # fmt: skip
+    return [
+        [
+            device(run),
+            f"{run['config']['image_size']} px, batch {run['config']['batch_size']}",
+            per_convolution,
+            num(step["plain_images_per_s"]),
+            num(step["batched_images_per_s"]),
+            f"**{step['speedup']:.2f}x** ({step['speedup_min']:.2f}-{step['speedup_max']:.2f})",
+        ]
+    ]
+
+
 def training_rows(run: dict[str, Any]) -> list[list[str]]:
     return [
         [
@@ -209,6 +225,18 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
         "Precision and memory layout of the ResNet-18 training step at 224",
         ["device", "batch", "precision", "layout", "img/s", "vs fp32 NCHW"],
         precision_rows,
+    ),
+    "conv_weight_grad": (
+        "Weight gradients of tiny-map convolutions: oneDNN vs one batched product (CPU, fp32)",
+        [
+            "device",
+            "step",
+            "3x3 conv weight gradient, ms: oneDNN / batched",
+            "step img/s: plain",
+            "step img/s: batched",
+            "speed-up (range)",
+        ],
+        conv_grad_rows,
     ),
     "lime_benchmark": (
         "LIME: our call vs the lime README's usage (same model, image and sample count)",

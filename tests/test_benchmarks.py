@@ -21,6 +21,7 @@ EXPECTED = {
     "lightning_overhead": ("lightning", "hand", "overhead", "goal_met"),
     "profile_step": ("regions", "outside_model_share", "top_ops", "step_seconds"),
     "precision_layout": ("variants",),
+    "conv_weight_grad": ("convolutions", "training_step"),
     "lime_benchmark": ("variants", "lime_share_of_our_total", "speedup_end_to_end", "goal", "goal_met"),
     "time_to_accuracy": ("experiments",),
 }  # fmt: skip

@@ -64,6 +64,7 @@ class ModuleConfig:
     label_smoothing: float = 0.0
     channels_last: bool = True
     compile: bool = False
+    batched_weight_grad: bool = True  # CPU fp32: tiny-map conv weight gradients in one matmul (training/conv_grad.py)
 
 
 @dataclass

@@ -8,8 +8,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from convlens.training.conv_grad import hook_batched_weight_grads
 
 STAGES = ("train", "val", "test")
 
@@ -30,6 +33,8 @@ class ClassifierModule(pl.LightningModule):
     the validation confusion matrix as a TensorBoard figure, and keeps the test results for metrics.json.
 
     Test batches of shape (V, B, C, H, W) are test-time-augmented views; their softmax is averaged.
+    With ``batched_weight_grad``, fp32 training on the CPU computes the weight gradients of convolutions
+    on tiny maps in one matrix product (see :mod:`convlens.training.conv_grad`).
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class ClassifierModule(pl.LightningModule):
         label_smoothing: float = 0.0,
         channels_last: bool = True,
         compile: bool = False,
+        batched_weight_grad: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -54,6 +60,16 @@ class ClassifierModule(pl.LightningModule):
         # mode ignores (the NaN check would make the host wait for the GPU at every step).
         self.losses = nn.ModuleDict({f"{stage}_loss": MeanMetric(nan_strategy="disable") for stage in STAGES})
         self.test_results: dict[str, Any] = {}
+        self._weight_grad_hooks: list[RemovableHandle] = []
+
+    def on_fit_start(self) -> None:
+        if self.hparams.batched_weight_grad and self.device.type == "cpu" and self.trainer.precision == "32-true":
+            self._weight_grad_hooks = hook_batched_weight_grads(self.net)
+
+    def on_fit_end(self) -> None:
+        for handle in self._weight_grad_hooks:
+            handle.remove()
+        self._weight_grad_hooks = []
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward(x.contiguous(memory_format=self.memory_format))

@@ -51,6 +51,7 @@ def build_module(cfg: DictConfig, class_names: list[str]) -> ClassifierModule:
         label_smoothing=settings["label_smoothing"],
         channels_last=settings["channels_last"],
         compile=settings["compile"],
+        batched_weight_grad=settings["batched_weight_grad"],
     )
 
 

@@ -1,0 +1,139 @@
+"""Convolution weight gradients on tiny maps: oneDNN's own path vs one batched matrix product
+(``convlens.training.conv_grad``), for single convolutions and for the fp32 ResNet-18 training step
+of ``demo_shapes`` (32 px, batch 128), where ``layer3`` and ``layer4`` run on 2x2 and 1x1 maps.
+
+Part 1 times the weight gradient alone for 3x3 convolutions of a ResNet's late stages (the channel
+counts they have at 32 px input), oneDNN's ``convolution_backward`` against unfold + matmul; this is
+what sets ``MAX_POSITIONS``. Part 2 trains two copies of the model (same initial weights, same
+batch), without and with the hooks, in alternating windows; the speed-up is the median ratio of the
+rounds. Both are CPU measurements: on a GPU the hooks are never installed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from functools import partial
+from typing import Any
+
+import benchlib
+import torch
+import torch.nn.functional as F
+from precision_layout import Variant
+
+#: (channels, map side): the late-stage 3x3 convolutions of a ResNet-18 at 32 px input and one step larger.
+CONVOLUTIONS = ((512, 1), (256, 2), (128, 4), (64, 8))
+
+
+def _milliseconds(fn: Any, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def onednn_weight_gradient(x: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    mask = [False, True, False]  # weight gradient only
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)[1]
+
+
+def batched_weight_gradient(x: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    columns = F.unfold(x, 3, padding=1)  # as convlens.training.conv_grad computes it
+    columns = columns.transpose(1, 2).reshape(-1, columns.shape[1])
+    return (grad.transpose(0, 1).reshape(grad.shape[1], -1) @ columns).view_as(weight)
+
+
+def weight_gradient_times(batch: int, repeats: int) -> list[dict[str, Any]]:
+    """Median ms of the weight gradient of one 3x3 convolution (channels_last, padding 1), both ways."""
+    rows = []
+    for channels, side in CONVOLUTIONS:
+        fmt = torch.channels_last
+        tensors = (
+            torch.randn(batch, channels, side, side).contiguous(memory_format=fmt),
+            torch.randn(channels, channels, 3, 3).contiguous(memory_format=fmt),
+            torch.randn(batch, channels, side, side).contiguous(memory_format=fmt),
+        )
+        plain_ms = _milliseconds(partial(onednn_weight_gradient, *tensors), repeats)
+        batched_ms = _milliseconds(partial(batched_weight_gradient, *tensors), repeats)
+        rows.append({"channels": channels, "map": f"{side}x{side}", "positions": side * side,
+                     "onednn_ms": plain_ms, "batched_ms": batched_ms, "speedup": plain_ms / batched_ms})  # fmt: skip
+    return rows
+
+
+def training_step_ratio(args: Any, device: torch.device) -> dict[str, Any]:
+    """Alternating windows of the two model copies; images/s and the median per-round ratio."""
+    from convlens.models import ResNet
+
+    torch.manual_seed(0)
+    state = ResNet(18, 10).state_dict()
+    batch = (
+        torch.randn(args.batch_size, 3, args.image_size, args.image_size),
+        torch.randint(0, 10, (args.batch_size,)),
+    )
+    variants = {flag: Variant("fp32", "channels_last", state, device, batch, batched_weight_grad=flag)
+                for flag in (False, True)}  # fmt: skip
+    for variant in variants.values():  # warm-up: oneDNN builds its kernels on the first steps
+        variant.window(1)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for round_index in range(args.rounds):
+        for flag in (False, True) if round_index % 2 == 0 else (True, False):
+            rates[flag].append(variants[flag].window(args.steps))
+    ratios = [b / a for a, b in zip(rates[False], rates[True], strict=True)]
+    return {
+        "plain_images_per_s": statistics.median(rates[False]),
+        "batched_images_per_s": statistics.median(rates[True]),
+        "speedup": statistics.median(ratios),
+        "speedup_min": min(ratios),
+        "speedup_max": max(ratios),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = benchlib.parser(__doc__)
+    p.add_argument("--batch-size", type=int, default=128, help="demo_shapes trains with 128")
+    p.add_argument("--image-size", type=int, default=32, help="demo_shapes trains at 32 px")
+    p.add_argument("--rounds", type=int, default=6, help="alternating window pairs")
+    p.add_argument("--steps", type=int, default=4, help="training steps per window")
+    p.add_argument("--repeats", type=int, default=10, help="timed repeats per single convolution")
+    args = p.parse_args(argv)
+    device = benchlib.configure(args)
+    if args.quick:
+        args.batch_size, args.rounds, args.steps, args.repeats = 8, 2, 1, 2
+    if device.type != "cpu":
+        print("conv_weight_grad: a CPU measurement (the hooks are installed only for CPU training); using the CPU")
+        device = torch.device("cpu")
+    load = benchlib.LoadMonitor()
+    torch.set_flush_denormal(True)  # as the train stage does
+    convolutions = weight_gradient_times(args.batch_size, args.repeats)
+    step = training_step_ratio(args, device)
+
+    print(f"\nWeight gradient of one 3x3 convolution, batch {args.batch_size}, channels_last, fp32")
+    print(benchlib.markdown_table(
+        ["channels", "map", "oneDNN ms", "batched ms", "speed-up"],
+        [(r["channels"], r["map"], r["onednn_ms"], r["batched_ms"], r["speedup"]) for r in convolutions],
+    ))  # fmt: skip
+    print(
+        f"\nResNet-18 training step at {args.image_size} px, batch {args.batch_size}: plain "
+        f"{step['plain_images_per_s']:.0f} img/s, batched weight gradients {step['batched_images_per_s']:.0f} img/s, "
+        f"speed-up {step['speedup']:.2f}x (rounds {step['speedup_min']:.2f}-{step['speedup_max']:.2f})"
+    )
+    run = {
+        "config": {
+            "model": "ResNet-18",
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "steps_per_window": args.steps,
+        },
+        "convolutions": convolutions,
+        "training_step": step,
+    }
+    benchlib.write_result(args, "conv_weight_grad", run, load, device)
+    return run
+
+
+if __name__ == "__main__":
+    main()
