@@ -113,6 +113,22 @@ def test_an_rgb_resnet_run_gets_every_method(tmp_path_factory: pytest.TempPathFa
     assert paths and all(entry["layer"] == "layer4.1" for entry in paths)
 
 
+def test_one_process_gives_what_the_workers_gave(manifest: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """The manifest fixture ran with the default two worker processes; in one process (on a copy of
+    the run) the figures and every manifest field but the seconds are the same."""
+    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
+    single = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
+
+    def without_seconds(entries: list[dict]) -> list[dict]:
+        return [{key: value for key, value in entry.items() if key != "seconds"} for entry in entries]
+
+    assert _visualize_config().workers == 2
+    assert without_seconds(single["entries"]) == without_seconds(manifest["entries"])
+    for entry in single["entries"]:
+        file = Path("visualizations") / entry["file"]
+        assert (copy / file).read_bytes() == (tiny_run / file).read_bytes(), file
+
+
 def test_stage_time_is_recorded_in_provenance(manifest: dict, tiny_run: Path) -> None:
     stages = json.loads((tiny_run / "provenance.json").read_text())["stages"]
     assert stages["visualize"] == pytest.approx(manifest["seconds_total"], abs=0.01)
