@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON_SYSTEM ?= python3
+# The project needs Python 3.11: python3.11 where it is installed, else python3.
+PYTHON_SYSTEM ?= $(shell command -v python3.11 || command -v python3)
 VENV          ?= .venv
 PY            := $(VENV)/bin/python
 STAMP         := $(VENV)/.installed
@@ -28,8 +29,10 @@ help: ## Show the targets and variables
 	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for visualize/report (default: latest run)"
 	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
 
+# Created on first use and created afresh (--clear) whenever pyproject.toml changes, so no package
+# a previous pyproject pinned stays behind.
 $(STAMP): pyproject.toml
-	@test -d $(VENV) || $(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PYTHON_SYSTEM) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

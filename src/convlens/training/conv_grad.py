@@ -1,6 +1,6 @@
 """Weight gradients of convolutions on tiny feature maps as one matrix product (CPU, fp32 training).
 
-On CPUs without AVX-512 (measured on an AVX2 Xeon), oneDNN computes a weight gradient with one small matrix
+On CPUs without AVX-512 (measured on a 2-core AMD EPYC), oneDNN computes a weight gradient with one small matrix
 product per image (its ``gemm:jit`` backward-weights path). On a map of L positions that is a
 rank-L update of the whole weight per image, bound by memory traffic: for the 1x1 maps of a
 ResNet's ``layer4`` at 32 px input (512->512 3x3 convolution, batch 128) it takes 80 ms where one
