@@ -33,7 +33,6 @@ help: ## Show the targets and variables
 # a previous pyproject pinned stays behind.
 $(STAMP): pyproject.toml
 	$(PYTHON_SYSTEM) -m venv --clear $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
