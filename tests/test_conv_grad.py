@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import nn
 
 from convlens.models import FerCNN, ResNet
 from convlens.training.conv_grad import MAX_POSITIONS, hook_batched_weight_grads
+from convlens.training.run import build_module
 
 CASES = {
     # 32 px: layer3 runs at 2x2 and layer4 at 1x1, so the stride-2 and projection convolutions are covered too.
@@ -76,3 +79,22 @@ def test_only_tiny_maps_take_the_batched_path() -> None:
     for handle in handles:
         handle.remove()
     assert not _batched(_conv_outputs(net)), "removing the handles restores the plain path"
+
+
+def test_cpu_training_hooks_the_convolutions_and_removes_the_hooks_after_fit(tiny_run_cfg) -> None:
+    cfg = tiny_run_cfg("demo_shapes")
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare()
+    module = build_module(cfg, datamodule.class_names)
+    hooked_per_step: list[int] = []
+
+    class Probe(pl.Callback):
+        def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: object) -> None:
+            hooked_per_step.append(sum(bool(m._forward_hooks) for m in pl_module.net.modules()))
+
+    trainer = pl.Trainer(accelerator="cpu", precision="32-true", max_steps=2, limit_val_batches=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[Probe()])  # fmt: skip
+    trainer.fit(module, datamodule=datamodule)
+    assert hooked_per_step and all(count == 20 for count in hooked_per_step), "every ResNet-18 convolution"
+    assert not any(m._forward_hooks for m in module.net.modules())
