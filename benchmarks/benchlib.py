@@ -411,6 +411,17 @@ LABEL_SMOOTHING = 0.1
 # The convlens pipeline under a Lightning Trainer
 
 
+def step_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every ResNet-18 step benchmark records: image size, batch size, rounds, steps per window."""
+    return {
+        "model": "ResNet-18",
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "steps_per_window": args.steps,
+    }
+
+
 def resolve_precision(device: torch.device, requested: str = "auto") -> str:
     """``auto``: what `make train` uses on this device (trainer.precision=auto); else ``requested``."""
     from convlens.training.run import resolve_precision as resolve

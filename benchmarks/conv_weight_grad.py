@@ -121,13 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"speed-up {step['speedup']:.2f}x (rounds {step['speedup_min']:.2f}-{step['speedup_max']:.2f})"
     )
     run = {
-        "config": {
-            "model": "ResNet-18",
-            "image_size": args.image_size,
-            "batch_size": args.batch_size,
-            "rounds": args.rounds,
-            "steps_per_window": args.steps,
-        },
+        "config": benchlib.step_config(args),
         "convolutions": convolutions,
         "training_step": step,
     }

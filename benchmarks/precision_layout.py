@@ -112,13 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     )
     run = {
-        "config": {
-            "model": "ResNet-18",
-            "image_size": args.image_size,
-            "batch_size": args.batch_size,
-            "rounds": args.rounds,
-            "steps_per_window": args.steps,
-        },
+        "config": benchlib.step_config(args),
         "variants": rows,
     }
     benchlib.write_result(args, "precision_layout", run, load, device)

@@ -135,12 +135,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     speedup = benchlib.paired_ratio(windows["lightning"], windows["plain"])
     goal = 5.0 if device.type == "cuda" else 1.4
     run = {
-        "config": {
-            "model": "ResNet-18",
-            "image_size": args.image_size,
-            "batch_size": args.batch_size,
-            "rounds": args.rounds,
-            "steps_per_window": args.steps,
+        "config": benchlib.step_config(args)
+        | {
             "warmup": args.warmup,
             "plain_workers": args.workers,
             "optimizer": benchlib.OPTIMIZER,
