@@ -240,6 +240,11 @@ class Preloaded:
         return self.arrays
 
 
+def portable(path: Path) -> str:
+    """``path`` relative to the project root, so recorded results name no machine-specific folder."""
+    return os.path.relpath(Path(path).resolve(), ROOT)
+
+
 def load_cifar10(data_dir: Path, synthetic_size: int = 4096) -> Loaded:
     """The real CIFAR-10 cache read in place (never copied), or random uint8 images of its shape."""
     from convlens.data.arrays import ArraySplit, DatasetArrays
@@ -247,14 +252,14 @@ def load_cifar10(data_dir: Path, synthetic_size: int = 4096) -> Loaded:
 
     path = data_dir / "cifar10.npz"
     if path.is_file():
-        return Loaded(CIFAR10Source(str(data_dir)).load(), f"real: {path}")
+        return Loaded(CIFAR10Source(str(data_dir)).load(), f"real: {portable(path)}")
     rng = np.random.default_rng(0)
 
     def split(size: int) -> ArraySplit:
         images = rng.integers(0, 256, (size, 32, 32, 3), dtype=np.uint8)
         return ArraySplit(images, rng.integers(0, 10, size).astype(np.int64))
 
-    origin = f"synthetic: {path} not found, {synthetic_size} random 32x32x3 uint8 images (speeds comparable)"
+    origin = f"synthetic: {portable(path)} not found, {synthetic_size} random 32x32x3 uint8 images (speeds comparable)"
     print(f"NOTE: {origin}")
     arrays = DatasetArrays(split(synthetic_size), split(256), split(256), CIFAR10_CLASSES)
     return Loaded(arrays, origin)

@@ -93,11 +93,11 @@ def run_experiment(experiment: str, args: Any, output_root: Path) -> dict[str, A
             "time_budget_s": args.time_budget,
         }
     origin = (
-        f"real: {args.data_dir / DATA_FILES[experiment]}"
+        f"real: {benchlib.portable(args.data_dir / DATA_FILES[experiment])}"
         if real
         else (
-            f"synthetic: {DATA_FILES[experiment]} not in {args.data_dir}, built-in '{SYNTHETIC[experiment]['kind']}' "
-            "data of the same shape (speeds comparable, accuracies not)"
+            f"synthetic: {DATA_FILES[experiment]} not in {benchlib.portable(args.data_dir)}, "
+            f"built-in '{SYNTHETIC[experiment]['kind']}' data of the same shape (speeds comparable, accuracies not)"
         )
     )
     print(f"{experiment}: {origin}")

@@ -4,6 +4,7 @@ fields that docs/benchmarks.md is rendered from; the committed document matches 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,15 @@ def test_quick_run_writes_every_benchmark(quick_results: Path) -> None:
     assert training["experiment"] == "fer2013_cnn" and training["data"].startswith("synthetic")
     assert training["epochs_trained"] == 1 and len(training["curve"]) == 1
     assert 0 <= training["curve"][0]["val_acc"] <= 1 and training["curve"][0]["train_images_per_s"] > 0
+
+
+@pytest.mark.parametrize("folder", ["quick", "committed"])
+def test_results_name_data_files_without_machine_paths(quick_results: Path, folder: str) -> None:
+    """The data a run used is recorded relative to the project root, never as an absolute path."""
+    results = quick_results if folder == "quick" else ROOT / "benchmarks" / "results"
+    for path in results.glob("*.json"):
+        text = path.read_text()
+        assert not re.search(r'"(real|synthetic): /', text), f"{path.name} records an absolute data path"
 
 
 def test_quick_runs_render_into_tables(quick_results: Path) -> None:
