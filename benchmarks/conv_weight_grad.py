@@ -3,8 +3,8 @@
 of ``demo_shapes`` (32 px, batch 128), where ``layer3`` and ``layer4`` run on 2x2 and 1x1 maps.
 
 Part 1 times the weight gradient alone for 3x3 convolutions of a ResNet's late stages (the channel
-counts they have at 32 px input), oneDNN's ``convolution_backward`` against unfold + matmul; this is
-what sets ``MAX_POSITIONS``. Part 2 trains two copies of the model (same initial weights, same
+counts they have at 32 px input), oneDNN's ``convolution_backward`` against convlens's
+``batched_weight_gradient``; this is what sets ``MAX_POSITIONS``. Part 2 trains two copies of the model (same initial weights, same
 batch), without and with the hooks, in alternating windows; the speed-up is the median ratio of the
 rounds. Both are CPU measurements: on a GPU the hooks are never installed.
 """
@@ -18,8 +18,10 @@ from typing import Any
 
 import benchlib
 import torch
-import torch.nn.functional as F
 from precision_layout import Variant
+from torch import nn
+
+from convlens.training.conv_grad import batched_weight_gradient
 
 #: (channels, map side): the late-stage 3x3 convolutions of a ResNet-18 at 32 px input and one step larger.
 CONVOLUTIONS = ((512, 1), (256, 2), (128, 4), (64, 8))
@@ -35,15 +37,10 @@ def _milliseconds(fn: Any, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def onednn_weight_gradient(x: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    mask = [False, True, False]  # weight gradient only
-    return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)[1]
-
-
-def batched_weight_gradient(x: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    columns = F.unfold(x, 3, padding=1)  # as convlens.training.conv_grad computes it
-    columns = columns.transpose(1, 2).reshape(-1, columns.shape[1])
-    return (grad.transpose(0, 1).reshape(grad.shape[1], -1) @ columns).view_as(weight)
+def onednn_weight_gradient(x: torch.Tensor, conv: nn.Conv2d, grad: torch.Tensor) -> torch.Tensor:
+    """oneDNN's weight gradient alone, as autograd calls it (input and bias gradients masked off)."""
+    settings = [list(conv.stride), list(conv.padding), list(conv.dilation), False, [0, 0], conv.groups]
+    return torch.ops.aten.convolution_backward(grad, x, conv.weight, None, *settings, [False, True, False])[1]
 
 
 def weight_gradient_times(batch: int, repeats: int) -> list[dict[str, Any]]:
@@ -51,13 +48,12 @@ def weight_gradient_times(batch: int, repeats: int) -> list[dict[str, Any]]:
     rows = []
     for channels, side in CONVOLUTIONS:
         fmt = torch.channels_last
-        tensors = (
-            torch.randn(batch, channels, side, side).contiguous(memory_format=fmt),
-            torch.randn(channels, channels, 3, 3).contiguous(memory_format=fmt),
-            torch.randn(batch, channels, side, side).contiguous(memory_format=fmt),
-        )
-        plain_ms = _milliseconds(partial(onednn_weight_gradient, *tensors), repeats)
-        batched_ms = _milliseconds(partial(batched_weight_gradient, *tensors), repeats)
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=fmt)
+        x = torch.randn(batch, channels, side, side).contiguous(memory_format=fmt)
+        grad = torch.randn(batch, channels, side, side).contiguous(memory_format=fmt)
+        with torch.no_grad():
+            plain_ms = _milliseconds(partial(onednn_weight_gradient, x, conv, grad), repeats)
+            batched_ms = _milliseconds(partial(batched_weight_gradient, x, grad, conv), repeats)
         rows.append({"channels": channels, "map": f"{side}x{side}", "positions": side * side,
                      "onednn_ms": plain_ms, "batched_ms": batched_ms, "speedup": plain_ms / batched_ms})  # fmt: skip
     return rows

@@ -45,13 +45,16 @@ class _BatchedWeightGrad(torch.autograd.Function):
             grad_input = torch.nn.grad.conv2d_input(
                 x.shape, weight, grad_output, conv.stride, conv.padding, conv.dilation, conv.groups
             )
-        grad_weight = None
-        if ctx.needs_input_grad[1]:
-            columns = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # (N, C*kh*kw, L)
-            columns = columns.transpose(1, 2).reshape(-1, columns.shape[1])  # (N*L, C*kh*kw)
-            grads = grad_output.transpose(0, 1).reshape(grad_output.shape[1], -1)  # (O, N*L)
-            grad_weight = (grads @ columns).view_as(weight)
+        grad_weight = batched_weight_gradient(x, grad_output, conv) if ctx.needs_input_grad[1] else None
         return grad_input, grad_weight, None, None
+
+
+def batched_weight_gradient(x: Tensor, grad_output: Tensor, conv: nn.Conv2d) -> Tensor:
+    """The gradient of ``conv``'s weight (groups 1) for input ``x``: unfold + one matmul over the batch."""
+    columns = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # (N, C*kh*kw, L)
+    columns = columns.transpose(1, 2).reshape(-1, columns.shape[1])  # (N*L, C*kh*kw)
+    grads = grad_output.transpose(0, 1).reshape(grad_output.shape[1], -1)  # (O, N*L)
+    return (grads @ columns).view_as(conv.weight)
 
 
 def _hook(conv: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
