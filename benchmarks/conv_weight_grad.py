@@ -4,9 +4,9 @@ of ``demo_shapes`` (32 px, batch 128), where ``layer3`` and ``layer4`` run on 2x
 
 Part 1 times the weight gradient alone for 3x3 convolutions of a ResNet's late stages (the channel
 counts they have at 32 px input), oneDNN's ``convolution_backward`` against convlens's
-``batched_weight_gradient``; this is what sets ``MAX_POSITIONS``. Part 2 trains two copies of the model (same initial weights, same
-batch), without and with the hooks, in alternating windows; the speed-up is the median ratio of the
-rounds. Both are CPU measurements: on a GPU the hooks are never installed.
+``batched_weight_gradient``; this is what sets ``MAX_POSITIONS``. Part 2 trains two copies of the
+model (same initial weights, same batch), without and with the hooks, in alternating windows; the
+speed-up is the median ratio of the rounds. Both are CPU measurements: on a GPU the hooks are never installed.
 """
 
 from __future__ import annotations
