@@ -1,0 +1,38 @@
+"""Markdown building blocks shared by the reports and the benchmark summaries.
+
+Text that comes from a run directory or a dataset (class names, experiment names, paths) is
+untrusted: :func:`text` escapes it so that it shows as written in report.md and report.html and
+can never become markup (a class called ``<script>`` stays text).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def text(value: Any) -> str:
+    """``value`` as literal text in markdown: HTML-escaped, markdown punctuation backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=True))
+
+
+def code(value: Any) -> str:
+    """``value`` in an inline code span; HTML-escaped because md_in_html blocks may pass it through."""
+    escaped = html.escape(str(value), quote=True).replace("`", "'")
+    return f"`{escaped}`"
+
+
+def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+    """A pipe table; cells are used as given (escape untrusted ones with :func:`text`), pipes escaped."""
+    lines = ["| " + " | ".join(_cell(cell) for cell in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return _UNESCAPED_PIPE.sub(r"\\|", str(value).replace("\n", " "))

@@ -1,0 +1,98 @@
+"""Reading what users hand us (checkpoints, run directories, names) without trusting it.
+
+A checkpoint is loaded with ``weights_only=True`` (tensors and plain containers, never pickled
+code); a config found in a run directory may only instantiate convlens classes; a name taken from
+such a file may only pick a path inside the folder it is meant for. Every refusal names the file
+or key and says what to do instead.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig
+
+#: Modules whose classes a run directory's config may name as ``_target_``.
+CONVLENS_TARGETS = ("convlens.",)
+#: A name that is safe as one path component: letters, digits, ``_ - .``, not starting with a dot.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class UntrustedInputError(ValueError):
+    """Input that was refused; the message names the file or key and the fix."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning/torch checkpoint as plain data, loaded with ``weights_only=True`` on the CPU.
+
+    Missing, empty, truncated and corrupted files, and files that hold pickled code, are refused
+    with a message naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UntrustedInputError(f"checkpoint {path} does not exist; pass <run>/checkpoints/last.ckpt of a run")
+    if path.stat().st_size == 0:
+        raise UntrustedInputError(f"checkpoint {path} is empty (0 bytes): it was not written completely; train again")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UntrustedInputError(
+            f"checkpoint {path} holds objects other than tensors and plain containers (it may carry code), so it "
+            f"was not loaded ({str(error).splitlines()[0]}). Use a checkpoint written by `make train`."
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UntrustedInputError(
+            f"checkpoint {path} is truncated or corrupted and cannot be read ({str(error).splitlines()[0]}); "
+            "use another checkpoint of the run or train again"
+        ) from error
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise UntrustedInputError(f"checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint")
+    return checkpoint
+
+
+def check_targets(node: Any, key: str, allowed: tuple[str, ...] = CONVLENS_TARGETS) -> None:
+    """Every ``_target_`` in ``node`` (nested ones included) must start with one of ``allowed``."""
+    if isinstance(node, DictConfig | dict):
+        target = node.get("_target_")
+        if target is not None and not str(target).startswith(allowed):
+            raise UntrustedInputError(
+                f"{key}._target_={target!r} is not allowed here: only {', '.join(allowed)}* classes may be built "
+                "from this file. Restore the file from the run that wrote it."
+            )
+        for name, value in node.items():
+            if name != "_target_":
+                check_targets(value, f"{key}.{name}", allowed)
+    elif isinstance(node, ListConfig | list | tuple):
+        for index, value in enumerate(node):
+            check_targets(value, f"{key}[{index}]", allowed)
+
+
+def instantiate_allowed(node: DictConfig, key: str, allowed: tuple[str, ...] = CONVLENS_TARGETS, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` after :func:`check_targets`."""
+    check_targets(node, key, allowed)
+    return instantiate(node, **kwargs)
+
+
+def safe_name(value: Any, key: str) -> str:
+    """``value`` as a single path component (no separators, no ``..``, no leading dot)."""
+    text = str(value)
+    if not SAFE_NAME.match(text) or ".." in text:
+        raise UntrustedInputError(
+            f"{key}={text!r} cannot name a folder: use letters, digits, '_', '-' and '.', without '/' or '..'"
+        )
+    return text
+
+
+def inside(root: str | Path, *parts: str) -> Path:
+    """``root / parts``, refused when the resolved path leaves ``root`` (through ``..`` or a symlink)."""
+    base = Path(root).resolve()
+    path = base.joinpath(*parts).resolve()
+    if path != base and base not in path.parents:
+        raise UntrustedInputError(f"{Path(*parts)} points outside {root}; refusing to read or write there")
+    return path
