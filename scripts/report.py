@@ -6,7 +6,10 @@ import hydra
 from omegaconf import DictConfig
 
 from convlens.report import build_reports
+from convlens.report.schema import register_schema
 from convlens.rundir import RunDirError, resolve_runs
+
+register_schema()
 
 
 @hydra.main(config_path="../conf/report", config_name="report", version_base="1.3")

@@ -10,6 +10,9 @@ from omegaconf import DictConfig  # noqa: E402
 
 from convlens.rundir import RunDirError  # noqa: E402
 from convlens.visualize import visualize  # noqa: E402
+from convlens.visualize.schema import register_schema  # noqa: E402
+
+register_schema()
 
 
 @hydra.main(config_path="../conf/visualize", config_name="visualize", version_base="1.3")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.activation_max import AscentConfig, class_model_images, maximize_channels
+from convlens.explain.activation_max import AscentParams, class_model_images, maximize_channels
 from convlens.models import FerCNN, ResNet
 
 
@@ -27,7 +27,7 @@ IDS = ["resnet18-rgb", "fercnn-gray"]
 #: Seed-0 models, jitter and L2 but no blur: on an untrained net the gradient is mostly high
 #: frequency, which blurring undoes. Here channels 0-3 gain 30x-710x; with the default blur the
 #: smallest gain is ~10x, too close to the bar for a test.
-TENFOLD = AscentConfig(blur_every=0)
+TENFOLD = AscentParams(blur_every=0)
 
 
 @pytest.mark.parametrize(("model", "channels", "size", "layer"), MODELS, ids=IDS)
@@ -42,7 +42,7 @@ def test_channel_activation_rises_tenfold(model: nn.Module, channels: int, size:
 
 @pytest.mark.parametrize(("model", "channels", "size", "layer"), MODELS, ids=IDS)
 def test_default_regularization_raises_the_activation(model: nn.Module, channels: int, size: int, layer: str) -> None:
-    result = maximize_channels(model, layer, [5, 6], size, AscentConfig(steps=32))
+    result = maximize_channels(model, layer, [5, 6], size, AscentParams(steps=32))
     assert torch.isfinite(result.images).all()
     assert (result.final_activation > result.start_activation).all()
 
@@ -63,13 +63,13 @@ def test_each_class_scores_highest_on_its_own_class_model_image() -> None:
 
 @pytest.mark.parametrize(("model", "channels", "size", "layer"), MODELS, ids=IDS)
 def test_class_models_run_on_both_models(model: nn.Module, channels: int, size: int, layer: str) -> None:
-    result = class_model_images(model, [0, 2], size, AscentConfig(steps=8))
+    result = class_model_images(model, [0, 2], size, AscentParams(steps=8))
     assert result.images.shape == (2, channels, size, size) and torch.isfinite(result.images).all()
 
 
 def test_bad_targets_are_reported() -> None:
-    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
-        AscentConfig(steps=0)
+    with pytest.raises(ValueError, match="steps=0 must be >= 1"):
+        AscentParams(steps=0)
     model, _, size, layer = MODELS[1]
     with pytest.raises(ValueError, match=r"channel 32 out of range for layer 'layer3.relu2' with 32 channels"):
         maximize_channels(model, layer, [0, 32], size)

@@ -10,10 +10,12 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage, imread
 
+from convlens.atomic import save_figure
 from convlens.explain.filters import first_conv_filters
+from convlens.figures.activation_max import image_grid_figure
 from convlens.figures.features import channel_activations_figure, feature_maps_figure
 from convlens.figures.filters import filter_channels_figure, filter_grid_figure
-from convlens.figures.reconstruction import image_grid_figure, inversion_figure, save_png
+from convlens.figures.inversion import inversion_figure
 from convlens.models import FerCNN, ResNet
 
 
@@ -33,7 +35,7 @@ def test_filter_figures(channels: int, tmp_path: Path) -> None:
     assert mosaics[0].get_array().shape == (8 * 8 - 1, 8 * 8 - 1)  # 8x8 kernels of 7 px, 1 px gaps
     titles = [ax.get_title() for ax in per_channel.axes[:channels]]
     assert titles == (["R", "G", "B"] if channels == 3 else ["channel 0"])
-    path = save_png(grid, tmp_path / "nested" / "grid.png")
+    path = save_figure(grid, tmp_path / "nested" / "grid.png")
     assert path.exists() and imread(path).shape[0] > 100
 
 
@@ -49,7 +51,7 @@ def test_feature_map_figures_share_one_scale_and_highlight_top_channels(tmp_path
     bars = channel_activations_figure(maps.mean((1, 2)), "mean activation", highlight=[3, 7])
     colours = [to_hex(patch.get_facecolor()) for patch in bars.axes[0].patches]
     assert colours[3] == colours[7] == to_hex("tab:orange") and colours[0] == to_hex("tab:gray")
-    assert save_png(bars, tmp_path / "bars.png").stat().st_size > 0
+    assert save_figure(bars, tmp_path / "bars.png").stat().st_size > 0
 
 
 def test_reconstruction_figures(tmp_path: Path) -> None:
@@ -64,7 +66,7 @@ def test_reconstruction_figures(tmp_path: Path) -> None:
     figure = inversion_figure(rng.random((48, 48, 1)), inverted, losses, "inversion")
     assert [ax.get_title() for ax in figure.axes[:3]] == ["input", "from stem.relu", "from layer4.relu2"]
     assert figure.axes[-1].get_yscale() == "log" and len(figure.axes[-1].get_lines()) == 2
-    assert imread(save_png(figure, tmp_path / "inversion.png")).ndim == 3
+    assert imread(save_figure(figure, tmp_path / "inversion.png")).ndim == 3
 
 
 def test_fer_filters_draw_in_gray() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.inversion import InversionConfig, invert_features
+from convlens.explain.inversion import InversionParams, invert_features
 from convlens.models import FerCNN, ResNet
 
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODELS = _models()
 IDS = ["resnet18-rgb", "fercnn-gray"]
-FAST = InversionConfig(steps=64)
+FAST = InversionParams(steps=64)
 
 
 @pytest.mark.parametrize(("model", "channels", "size", "deep"), MODELS, ids=IDS)
@@ -49,15 +49,15 @@ def test_images_are_inverted_independently() -> None:
     (the seeded start noise of image 0 is the same in both)."""
     model, channels, size, _ = MODELS[1]
     images = torch.randn(2, channels, size, size)
-    config = InversionConfig(steps=8)
+    config = InversionParams(steps=8)
     batch = invert_features(model, images, "layer2", config)
     alone = invert_features(model, images[:1], "layer2", config)
     assert torch.allclose(batch.loss[:, 0], alone.loss[:, 0], rtol=1e-4, atol=1e-6)
 
 
 def test_bad_settings_are_reported() -> None:
-    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
-        InversionConfig(steps=0)
+    with pytest.raises(ValueError, match="steps=0 must be >= 1"):
+        InversionParams(steps=0)
 
 
 def test_unknown_layer_is_reported_before_optimizing() -> None:

@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from convlens.models import RESNET_SPECS, STAGES, FerCNN, ResNet
+from convlens.models import NAMED_STAGES, RESNET_SPECS, FerCNN, ResNet
 
 
 @pytest.mark.parametrize("depth", sorted(RESNET_SPECS))
@@ -40,7 +40,7 @@ def test_unknown_depth_is_rejected() -> None:
     "model", [ResNet(18, 10), ResNet(50, 10), FerCNN(7, 1, widths=(8, 16, 32, 64))], ids=["r18", "r50", "fer"]
 )
 def test_conventions_named_stages_and_one_relu_module_per_use(model: nn.Module) -> None:
-    assert [name for name, _ in model.named_children()] == list(STAGES)
+    assert [name for name, _ in model.named_children()] == list(NAMED_STAGES)
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     assert relus and not any(relu.inplace for relu in relus)
     calls = {id(relu): 0 for relu in relus}

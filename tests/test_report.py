@@ -16,14 +16,16 @@ from conftest import CONF, ROOT, TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from convlens import registry
+from convlens.registry import METHODS
 from convlens.report import build_report
-from convlens.report.gallery import VISUAL_SECTIONS
 from convlens.report.model_table import model_rows
 from convlens.report.observations import confused_pairs
 from convlens.report.run_data import read_run
 from convlens.rundir import RunDirError
 from convlens.training.run import train
-from convlens.visualize import METHODS, visualize_run
+from convlens.visualize import visualize_run
+from convlens.visualize.schema import register_schema
 
 SECTIONS = [
     "1. Summary", "2. Setup", "3. Learning progress", "4. Results", "5. Filters",
@@ -51,6 +53,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         overrides = ["experiment=demo_faces", *TINY, "trainer.max_epochs=2", f"paths.output_dir={run_dir}"]
         train(compose(config_name="train", overrides=overrides))
+    register_schema()
     with initialize_config_dir(config_dir=str(CONF / "visualize"), version_base="1.3"):
         visualize_run(run_dir, compose(config_name="visualize", overrides=[f"run={run_dir}", *VISUALIZE]))
     return run_dir
@@ -126,7 +129,7 @@ def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path)
 
 
 def test_every_visualize_method_has_a_report_section() -> None:
-    mapped = [method for section in VISUAL_SECTIONS for method in section.methods]
+    mapped = [method for section in registry.SECTIONS for method in registry.section_methods(section)]
     assert set(METHODS) <= set(mapped) and len(mapped) == len(set(mapped))
 
 

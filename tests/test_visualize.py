@@ -16,14 +16,19 @@ from conftest import CONF, ROOT, TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from convlens.explain.localisation import mask_scores
 from convlens.explain.selection import select_examples
-from convlens.figures.attribution import Caption, gradient_images_figure, map_figure
+from convlens.figures.attribution import gradient_images_figure, map_figure
 from convlens.figures.cam import cam_figure, guided_grad_cam_figure
 from convlens.figures.lime import lime_figure
+from convlens.figures.panels import Caption
 from convlens.models import FerCNN
+from convlens.registry import METHODS
 from convlens.rundir import RunDirError
 from convlens.training.run import train
-from convlens.visualize import METHODS, mask_scores, plan, visualize_run
+from convlens.visualize import visualize_run
+from convlens.visualize.methods import plan
+from convlens.visualize.schema import register_schema
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,6 +43,7 @@ ENTRY_KEYS = {"method", "layer", "class", "true_label", "predicted_label", "conf
 
 
 def _visualize_config(*overrides: str) -> DictConfig:
+    register_schema()
     with initialize_config_dir(config_dir=str(CONF / "visualize"), version_base="1.3"):
         return compose(config_name="visualize", overrides=list(overrides))
 
@@ -66,7 +72,7 @@ def test_every_method_writes_its_figures_and_manifest_entries(manifest: dict, ti
     out = tiny_run / "visualizations"
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["run"] == "demo_faces/tiny" and manifest["seconds_total"] > 0
-    assert list(manifest["methods"]) == list(_visualize_config().methods)
+    assert list(manifest["methods"]) == list(METHODS)
     files = {path.relative_to(out).as_posix() for path in out.rglob("*.png")}
     assert files == {entry["file"] for entry in manifest["entries"]}
     for entry in manifest["entries"]:
@@ -199,8 +205,14 @@ def test_mask_scores_compare_the_map_with_chance() -> None:
     assert all(s["mask_area"] == 0.25 for s in scores)
 
 
-def test_every_method_is_in_the_default_config() -> None:
-    assert list(_visualize_config().methods) == list(METHODS)
+def test_the_default_config_runs_every_registered_method_with_its_dataclass_defaults() -> None:
+    config = _visualize_config()
+    assert config.methods is None and list(config.params) == list(METHODS)
+    assert config.params.integrated_gradients.steps == 32 and config.params.grad_cam.layers == [
+        "layer2",
+        "layer3",
+        "layer4",
+    ]
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -9,8 +9,10 @@ paper's plain version). No library offers this for arbitrary layers, so the loop
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Self
 
 import torch
 from torch import Tensor, nn
@@ -20,30 +22,49 @@ from convlens.explain.layers import (
     check_channels,
     eval_mode,
     first_conv_name,
+    last_relu,
     layer_output,
     model_device,
     resolve_layer,
 )
+from convlens.explain.method import ExplainBatch, MethodParams, at_least
 
 Objective = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
-class AscentConfig:
+class AscentParams(MethodParams):
     """Gradient-ascent and regularization settings (``blur_every=0`` or ``jitter=0`` turn those off)."""
 
     steps: int = 128
-    lr: float = 0.1
+    lr: float = 0.05
     l2_weight: float = 1e-4
-    jitter: int = 1
-    blur_every: int = 8
+    jitter: int = 2
+    blur_every: int = 4
     blur_sigma: float = 0.5
     init_scale: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        at_least("steps", self.steps, 1)
+        at_least("jitter", self.jitter, 0)
+        at_least("blur_every", self.blur_every, 0)
+
+
+@dataclass(frozen=True)
+class ClassModelParams(AscentParams):
+    """Class-model images: one per class, with the ascent settings above."""
+
+
+@dataclass(frozen=True)
+class ActivationMaxParams(AscentParams):
+    """``channels`` of ``layer`` (None: the output ReLU of ``layer4``, i.e. conv5_x)."""
+
+    layer: str | None = None
+    channels: list[int] = field(default_factory=lambda: list(range(8)))
+
+    def resolved(self, model: nn.Module) -> Self:
+        return dataclasses.replace(self, layer=self.layer or last_relu(model, "layer4"))
 
 
 @dataclass(frozen=True)
@@ -63,24 +84,34 @@ class Maximization:
     history: Tensor
 
 
+@dataclass(frozen=True)
+class MaximizedChannels(Maximization):
+    """Channel maximization; its score is the median factor by which the targets' activation grew."""
+
+    def scores(self, row: int | None) -> dict[str, float]:
+        gain = float((self.final_activation / self.start_activation.abs().clamp_min(1e-12)).median())
+        return {"median_activation_gain": round(gain, 2)}
+
+
 def maximize_channels(
     model: nn.Module,
     layer: str,
     channels: Sequence[int],
     size: int | tuple[int, int],
-    config: AscentConfig = AscentConfig(),
-) -> Maximization:
+    config: AscentParams = AscentParams(),
+) -> MaximizedChannels:
     """Images that maximize the spatial mean of each of ``channels`` of ``layer``, one per channel."""
     resolve_layer(model, layer)
     targets = torch.as_tensor(list(channels), dtype=torch.long)
-    return _maximize(model, layer, targets, _channel_objective(model, layer, targets), size, config)
+    objective = _channel_objective(model, layer, targets)
+    return _maximize(model, layer, targets, objective, size, config, MaximizedChannels)
 
 
 def class_model_images(
     model: nn.Module,
     classes: Sequence[int],
     size: int | tuple[int, int],
-    config: AscentConfig = AscentConfig(),
+    config: AscentParams = AscentParams(),
 ) -> Maximization:
     """Class-model images (Simonyan et al. 2014): one image per class maximizing its score (logit)."""
     targets = torch.as_tensor(list(classes), dtype=torch.long)
@@ -114,17 +145,18 @@ def _maximize(
     targets: Tensor,
     objective: Objective,
     size: int | tuple[int, int],
-    config: AscentConfig,
+    config: AscentParams,
+    result: type[Maximization] = Maximization,
 ) -> Maximization:
     start = _noise(model, len(targets), size, config)
     with eval_mode(model):
         start_activation = _evaluate(objective, start)
         images, history = _ascend(objective, start, config)
         final_activation = _evaluate(objective, images)
-    return Maximization(layer, targets, images.cpu(), start_activation, final_activation, history.cpu())
+    return result(layer, targets, images.cpu(), start_activation, final_activation, history.cpu())
 
 
-def _ascend(objective: Objective, start: Tensor, config: AscentConfig) -> tuple[Tensor, Tensor]:
+def _ascend(objective: Objective, start: Tensor, config: AscentParams) -> tuple[Tensor, Tensor]:
     """Adam on ``-(objective - l2_weight * ||x||^2)`` with jitter and periodic blur."""
     image = start.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([image], lr=config.lr)
@@ -161,10 +193,25 @@ def _evaluate(objective: Objective, images: Tensor) -> Tensor:
     return objective(images).cpu()
 
 
-def _noise(model: nn.Module, count: int, size: int | tuple[int, int], config: AscentConfig) -> Tensor:
+def _noise(model: nn.Module, count: int, size: int | tuple[int, int], config: AscentParams) -> Tensor:
     """Seeded noise with as many channels as the model's first convolution takes."""
     height, width = (size, size) if isinstance(size, int) else size
     channels = resolve_layer(model, first_conv_name(model)).in_channels
     generator = torch.Generator().manual_seed(config.seed)
     noise = config.init_scale * torch.randn(count, channels, height, width, generator=generator)
     return noise.to(model_device(model))
+
+
+def explain_activation_maximization(
+    model: nn.Module, batch: ExplainBatch, params: ActivationMaxParams
+) -> MaximizedChannels:
+    """The ``activation_maximization`` method: images that maximally excite ``channels`` of ``layer``,
+    at the batch's input size."""
+    layer = params.resolved(model).layer
+    found = maximize_channels(model, layer, params.channels, tuple(batch.inputs.shape[-2:]), params)
+    return found
+
+
+def explain_class_model(model: nn.Module, batch: ExplainBatch, params: ClassModelParams) -> Maximization:
+    """The ``class_model`` method: per class the input that maximizes its score (Simonyan et al. 2014)."""
+    return class_model_images(model, range(batch.num_classes), tuple(batch.inputs.shape[-2:]), params)

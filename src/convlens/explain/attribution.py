@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from captum.attr import (
     GradientAttribution,
@@ -26,6 +27,7 @@ from captum.attr import (
 from torch import Tensor, nn
 
 from convlens.explain.layers import eval_mode, model_device
+from convlens.explain.method import ExplainBatch, MethodParams, at_least
 
 Targets = Tensor | Sequence[int]
 
@@ -116,6 +118,9 @@ class GuidedBackpropMaps:
     positive: Tensor
     negative: Tensor
 
+    def localisation_maps(self) -> dict[str | None, np.ndarray]:
+        return {None: self.grayscale.numpy()}
+
 
 def guided_backprop_maps(gradients: Tensor) -> GuidedBackpropMaps:
     """Split guided gradients into the views of Springenberg et al. / Zeiler-Fergus style figures."""
@@ -164,3 +169,118 @@ def _quiet_captum() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations")
         warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
         yield
+
+
+# --- the registered methods ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributionMaps:
+    """One (B, H, W) map per image: magnitudes (``signed`` False) or signed contributions."""
+
+    maps: np.ndarray
+    signed: bool = False
+
+    def localisation_maps(self) -> dict[str | None, np.ndarray]:
+        """Where the evidence *for* the class lies: the map, or its positive part when signed."""
+        return {None: np.clip(self.maps, 0, None) if self.signed else self.maps}
+
+
+@dataclass(frozen=True)
+class SmoothGradMaps:
+    """SmoothGrad saliency (B, H, W) on vanilla and on guided gradients."""
+
+    vanilla: np.ndarray
+    guided: np.ndarray
+
+    def localisation_maps(self) -> dict[str | None, np.ndarray]:
+        return {None: self.vanilla}
+
+
+@dataclass(frozen=True)
+class SaliencyParams(MethodParams):
+    """Vanilla gradient saliency has no settings."""
+
+
+@dataclass(frozen=True)
+class GuidedBackpropParams(MethodParams):
+    """Guided backprop has no settings."""
+
+
+@dataclass(frozen=True)
+class GradientXInputParams(MethodParams):
+    """Gradient x input has no settings."""
+
+
+@dataclass(frozen=True)
+class SmoothGradParams(MethodParams):
+    """``samples`` noisy copies per image (Smilkov et al. use >= 25), noise std ``noise_level`` times
+    the input's value range, ``samples_batch_size`` copies per forward pass, noise drawn from ``seed``."""
+
+    samples: int = 25
+    noise_level: float = 0.15
+    samples_batch_size: int = 25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        at_least("samples", self.samples, 25, "SmoothGrad needs at least 25 noise samples")
+        at_least("samples_batch_size", self.samples_batch_size, 1)
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsParams(MethodParams):
+    """``steps`` points on the path from the ``baseline`` (``black`` image or ``mean``, the zero model
+    input), ``internal_batch_size`` of them per forward pass."""
+
+    steps: int = 32
+    internal_batch_size: int = 256
+    baseline: str = "black"
+
+    def __post_init__(self) -> None:
+        at_least("steps", self.steps, 1)
+        if self.baseline not in ("black", "mean"):
+            raise ValueError(f"baseline={self.baseline!r}; choose 'black' or 'mean'")
+
+
+def explain_saliency(model: nn.Module, batch: ExplainBatch, params: SaliencyParams) -> AttributionMaps:
+    """Vanilla gradient saliency (Simonyan et al.): max |d score / d pixel| over channels."""
+    return AttributionMaps(saliency_map(vanilla_gradients(model, batch.inputs, batch.targets)).numpy())
+
+
+def explain_guided_backprop(model: nn.Module, batch: ExplainBatch, params: GuidedBackpropParams) -> GuidedBackpropMaps:
+    """Guided backprop: colour gradients, grayscale saliency, positive and negative saliency."""
+    return guided_backprop_maps(guided_gradients(model, batch.inputs, batch.targets))
+
+
+def explain_smoothgrad(model: nn.Module, batch: ExplainBatch, params: SmoothGradParams) -> SmoothGradMaps:
+    """SmoothGrad on vanilla and on guided gradients, reduced to saliency maps."""
+    settings = {
+        "samples": params.samples,
+        "noise_level": params.noise_level,
+        "samples_batch_size": params.samples_batch_size,
+        "seed": params.seed,
+    }
+    vanilla = smoothgrad(model, batch.inputs, batch.targets, **settings)
+    guided = smoothgrad(model, batch.inputs, batch.targets, guided=True, **settings)
+    return SmoothGradMaps(saliency_map(vanilla).numpy(), saliency_map(guided).numpy())
+
+
+def explain_gradient_x_input(model: nn.Module, batch: ExplainBatch, params: GradientXInputParams) -> AttributionMaps:
+    """Gradient x input, summed over channels: each pixel's signed first-order contribution."""
+    return AttributionMaps(contribution_map(gradient_x_input(model, batch.inputs, batch.targets)).numpy(), signed=True)
+
+
+def explain_integrated_gradients(
+    model: nn.Module, batch: ExplainBatch, params: IntegratedGradientsParams
+) -> AttributionMaps:
+    """Integrated Gradients from a black image or the mean image (zero model input), summed over channels."""
+    baseline = batch.black if params.baseline == "black" else 0.0
+    attributions = integrated_gradients(
+        model,
+        batch.inputs,
+        batch.targets,
+        baselines=baseline,
+        steps=params.steps,
+        internal_batch_size=params.internal_batch_size,
+    )
+    return AttributionMaps(contribution_map(attributions).numpy(), signed=True)

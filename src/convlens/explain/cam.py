@@ -10,7 +10,9 @@ offers only for one image at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from pytorch_grad_cam import GradCAM, LayerCAM
 from pytorch_grad_cam.base_cam import BaseCAM
@@ -18,7 +20,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor, guided_gradients
-from convlens.explain.layers import eval_mode, model_device, resolve_layer
+from convlens.explain.layers import capture_activations, eval_mode, model_device, resolve_layer
+from convlens.explain.method import ExplainBatch, MethodParams
 
 
 def grad_cam(model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]) -> dict[str, Tensor]:
@@ -62,3 +65,56 @@ def _cam(method: type[BaseCAM], model: nn.Module, images: Tensor, targets: Targe
             cam.activations_and_grads.release()
             model.zero_grad(set_to_none=True)
     return torch.from_numpy(maps)
+
+
+# --- the registered methods ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CamParams(MethodParams):
+    """The layers (stages) that get a map each."""
+
+    layers: list[str] = field(default_factory=lambda: ["layer2", "layer3", "layer4"])
+
+
+@dataclass(frozen=True)
+class CamMaps:
+    """Per layer, maps (B, H, W) at input resolution, and the ``sizes`` (h, w) they were computed at
+    (a 1x1 map has no location)."""
+
+    maps: dict[str, Tensor]
+    sizes: dict[str, tuple[int, int]]
+
+    def localisation_maps(self) -> dict[str | None, np.ndarray]:
+        return {layer: maps.numpy() for layer, maps in self.maps.items()}
+
+
+def explain_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
+    """Grad-CAM of each layer, upsampled bilinearly to the input."""
+    return CamMaps(grad_cam(model, batch.inputs, batch.targets, params.layers), map_sizes(model, batch, params.layers))
+
+
+def explain_layer_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
+    """LayerCAM of each layer, upsampled bilinearly to the input."""
+    return CamMaps(layer_cam(model, batch.inputs, batch.targets, params.layers), map_sizes(model, batch, params.layers))
+
+
+@dataclass(frozen=True)
+class GuidedCamImages:
+    """Guided Grad-CAM per layer: (B, C, H, W) gradient images, and the CAM ``sizes`` as above."""
+
+    images: dict[str, Tensor]
+    sizes: dict[str, tuple[int, int]]
+
+
+def explain_guided_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> GuidedCamImages:
+    """Guided Grad-CAM of each layer: guided backprop masked by the layer's Grad-CAM."""
+    images = guided_grad_cam(model, batch.inputs, batch.targets, params.layers)
+    return GuidedCamImages(images, map_sizes(model, batch, params.layers))
+
+
+def map_sizes(model: nn.Module, batch: ExplainBatch, layers: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The (h, w) of each layer's output for the batch's input size (one forward pass of one image)."""
+    with eval_mode(model), capture_activations(model, list(layers)) as captured, torch.no_grad():
+        model(batch.inputs[:1].to(model_device(model)))
+    return {layer: tuple(captured[layer].shape[-2:]) for layer in layers}

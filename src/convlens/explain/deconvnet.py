@@ -9,11 +9,12 @@ The selector sends the chosen channel's feature map itself back (other channels 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Self
 
 import torch
 from captum.attr import NeuronDeconvolution, NeuronGradient, NeuronGuidedBackprop
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from convlens.explain.features import top_channels
 from convlens.explain.layers import check_channels, eval_mode, model_device, resolve_layer
+from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, NotApplicable
 
 Method = Literal["deconvnet", "gradient", "guided_backprop"]
 #: ``map``: send the whole feature map back; ``max``: only its strongest activation.
@@ -132,10 +134,15 @@ def _selector(channels: Tensor, layer: str, signal: Signal) -> Callable[[Tensor]
     return select
 
 
+def residual_blocks(model: nn.Module) -> list[str]:
+    """Names of the model's residual blocks (modules with a ``shortcut``), in definition order."""
+    return [name for name, module in model.named_modules() if hasattr(module, "shortcut")]
+
+
 def _residual_block(model: nn.Module, block: str) -> nn.Module:
     module = resolve_layer(model, block)
     if not all(isinstance(getattr(module, path, None), nn.Module) for path in ("residual", "shortcut")):
-        blocks = ", ".join(name for name, child in model.named_modules() if hasattr(child, "shortcut"))
+        blocks = ", ".join(residual_blocks(model))
         raise ValueError(f"layer {block!r} is not a residual block (needs 'residual' and 'shortcut'); blocks: {blocks}")
     return module
 
@@ -148,3 +155,94 @@ def _detached_output(module: nn.Module) -> Iterator[None]:
         yield
     finally:
         handle.remove()
+
+
+# --- the registered methods ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeconvnetParams(FeatureLayersParams):
+    """The ``top_k`` most active channels of each layer, for the first image of each of the first
+    ``images`` classes."""
+
+    top_k: int = 4
+    images: int = 2
+
+
+@dataclass(frozen=True)
+class DeconvnetPathsParams(MethodParams):
+    """A residual ``block`` (None: the model's last), for the first image of each of the first ``images`` classes."""
+
+    block: str | None = None
+    images: int = 2
+
+    def resolved(self, model: nn.Module) -> Self:
+        blocks = residual_blocks(model)
+        return dataclasses.replace(self, block=self.block or (blocks[-1] if blocks else None))
+
+
+@dataclass(frozen=True)
+class ReconstructionParams(FeatureLayersParams):
+    """Each layer's most active channel, for the first image of each of the first ``images`` classes."""
+
+    images: int = 2
+
+
+@dataclass(frozen=True)
+class PathProjections:
+    """A residual ``block``'s top channel projected through ``paths`` ``{"full", "residual", "shortcut"}``."""
+
+    block: str
+    paths: dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class Reconstructions:
+    """Per layer, each image's most active ``channels`` (B,) and their projections ``images`` (B, C, H, W)."""
+
+    rule: str
+    channels: dict[str, Tensor]
+    images: dict[str, Tensor]
+
+
+def residual_paths_reason(model: nn.Module) -> str | None:
+    """Why ``deconvnet_paths`` cannot apply to ``model`` (it has no residual block), or None."""
+    if residual_blocks(model):
+        return None
+    return f"{type(model).__name__} has no residual block, so there is no shortcut path to compare"
+
+
+def explain_deconvnet(model: nn.Module, batch: ExplainBatch, params: DeconvnetParams) -> dict[str, Projections]:
+    """Deconvnet projections (Zeiler & Fergus) of each image's ``top_k`` most active channels per layer."""
+    layers = params.resolved(model).layers or []
+    return {layer: project_top_channels(model, batch.inputs, layer, params.top_k, "deconvnet") for layer in layers}
+
+
+def explain_deconvnet_paths(model: nn.Module, batch: ExplainBatch, params: DeconvnetPathsParams) -> PathProjections:
+    """A residual block's top channel projected back through both paths, the residual path only and
+    the shortcut only."""
+    block = params.resolved(model).block
+    if block is None:
+        raise NotApplicable(residual_paths_reason(model))
+    return PathProjections(block, residual_vs_shortcut(model, batch.inputs, block))
+
+
+def explain_backprop_reconstruction(
+    model: nn.Module, batch: ExplainBatch, params: ReconstructionParams
+) -> Reconstructions:
+    """Each layer's most active channel reconstructed by plain backprop (its gradient w.r.t. the input)."""
+    return _reconstruct(model, batch, params, "gradient")
+
+
+def explain_guided_reconstruction(
+    model: nn.Module, batch: ExplainBatch, params: ReconstructionParams
+) -> Reconstructions:
+    """Each layer's most active channel reconstructed by guided backprop."""
+    return _reconstruct(model, batch, params, "guided_backprop")
+
+
+def _reconstruct(model: nn.Module, batch: ExplainBatch, params: ReconstructionParams, rule: Method) -> Reconstructions:
+    layers = params.resolved(model).layers or []
+    channels = {layer: top_channels(model, batch.inputs, layer, 1)[:, 0] for layer in layers}
+    images = {layer: project_channel(model, batch.inputs, layer, channels[layer], rule) for layer in layers}
+    return Reconstructions(rule, channels, images)

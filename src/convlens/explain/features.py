@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from convlens.explain.layers import capture_activations, default_feature_layers, eval_mode, model_device
+from convlens.explain.method import ExplainBatch, FeatureLayersParams
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,31 @@ def _summarize(name: str, maps: Tensor, top_k: int) -> FeatureMaps:
     mean = maps.mean(dim=(2, 3))
     k = min(top_k, maps.shape[1])
     return FeatureMaps(name, maps, mean, mean.topk(k, dim=1).indices)
+
+
+@dataclass(frozen=True)
+class ActivationChartParams(FeatureLayersParams):
+    """``top_k`` channels with the largest mean activation are highlighted, for the first image of
+    each of the first ``images`` classes."""
+
+    top_k: int = 8
+    images: int = 1
+
+
+@dataclass(frozen=True)
+class FeatureMapsParams(ActivationChartParams):
+    """As the chart, plus ``shown`` channels in each grid (the ``top_k`` first)."""
+
+    shown: int = 16
+
+
+def explain_feature_maps(model: nn.Module, batch: ExplainBatch, params: FeatureMapsParams) -> dict[str, FeatureMaps]:
+    """The ``feature_maps`` method: each layer's activations for the batch."""
+    return feature_maps(model, batch.inputs, params.layers, params.top_k)
+
+
+def explain_activation_chart(
+    model: nn.Module, batch: ExplainBatch, params: ActivationChartParams
+) -> dict[str, FeatureMaps]:
+    """The ``activation_chart`` method: each layer's mean activation per channel for the batch."""
+    return feature_maps(model, batch.inputs, params.layers, params.top_k)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from convlens.explain.layers import first_conv_name, resolve_layer
+from convlens.explain.method import ExplainBatch, MethodParams
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,13 @@ def _min_max_per_filter(weight: Tensor) -> Tensor:
 def _max_abs_per_filter(weight: Tensor) -> Tensor:
     peak = weight.flatten(1).abs().max(1).values
     return weight / torch.where(peak > 0, peak, torch.ones_like(peak))[:, None, None, None]
+
+
+@dataclass(frozen=True)
+class FiltersParams(MethodParams):
+    """The filter figures have no settings: the first convolution is the only one in pixel space."""
+
+
+def explain_filters(model: nn.Module, batch: ExplainBatch, params: FiltersParams) -> FirstConvFilters:
+    """The ``filters`` method: the first convolution's filters (the images are not needed)."""
+    return first_conv_filters(model)

@@ -13,14 +13,20 @@ import torch
 from torch import Tensor, nn
 
 from convlens.explain.layers import eval_mode, layer_output, model_device, resolve_layer
+from convlens.explain.method import ExplainBatch, FeatureLayersParams, at_least
+from convlens.text import slug
 
 
 @dataclass(frozen=True)
-class InversionConfig:
-    """Optimization and prior settings; weights are for normalized inputs (pixels of order 1)."""
+class InversionParams(FeatureLayersParams):
+    """Optimization and prior settings; weights are for normalized inputs (pixels of order 1).
 
+    ``images``: the first image of each of the first N classes is inverted from each of ``layers``.
+    """
+
+    images: int = 1
     steps: int = 128
-    lr: float = 0.1
+    lr: float = 0.05
     tv_weight: float = 0.05
     beta: float = 2.0
     alpha_weight: float = 1e-3
@@ -29,8 +35,7 @@ class InversionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        at_least("steps", self.steps, 1)
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class Inversion:
 
 
 def invert_features(
-    model: nn.Module, images: Tensor, layer: str, config: InversionConfig = InversionConfig()
+    model: nn.Module, images: Tensor, layer: str, config: InversionParams = InversionParams()
 ) -> Inversion:
     """Reconstruct ``images`` from the features of ``layer`` alone, from seeded noise."""
     resolve_layer(model, layer)
@@ -61,7 +66,7 @@ def invert_features(
 
 
 def _optimize(
-    model: nn.Module, layer: str, target: Tensor, start: Tensor, config: InversionConfig
+    model: nn.Module, layer: str, target: Tensor, start: Tensor, config: InversionParams
 ) -> tuple[Tensor, Tensor, Tensor]:
     image = start.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([image], lr=config.lr)
@@ -84,7 +89,7 @@ def _feature_loss(features: Tensor, target: Tensor) -> Tensor:
     return (features - target).flatten(1).pow(2).sum(1) / target.flatten(1).pow(2).sum(1).clamp_min(1e-12)
 
 
-def _priors(image: Tensor, config: InversionConfig) -> Tensor:
+def _priors(image: Tensor, config: InversionParams) -> Tensor:
     """Alpha-norm (keeps pixels in range) plus total variation (prefers piecewise-smooth images)."""
     alpha_norm = image.abs().pow(config.alpha).flatten(1).mean(1)
     dy = image[..., 1:, :-1] - image[..., :-1, :-1]
@@ -93,6 +98,28 @@ def _priors(image: Tensor, config: InversionConfig) -> Tensor:
     return config.alpha_weight * alpha_norm + config.tv_weight * total_variation
 
 
-def _noise(shape: torch.Size, config: InversionConfig, device: torch.device) -> Tensor:
+def _noise(shape: torch.Size, config: InversionParams, device: torch.device) -> Tensor:
     generator = torch.Generator().manual_seed(config.seed)
     return (config.init_scale * torch.randn(shape, generator=generator)).to(device)
+
+
+@dataclass(frozen=True)
+class Inversions:
+    """One :class:`Inversion` per layer; ``scores`` says how far each image's feature loss fell."""
+
+    layers: dict[str, Inversion]
+
+    def scores(self, row: int | None) -> dict[str, float]:
+        if row is None:
+            return {}
+        losses = {layer: found.feature_loss[:, row] for layer, found in self.layers.items()}
+        return {
+            f"feature_loss_drop_{slug(layer)}": round(float(1 - loss[-1] / loss[0]), 4)
+            for layer, loss in losses.items()
+        }
+
+
+def explain_feature_inversion(model: nn.Module, batch: ExplainBatch, params: InversionParams) -> Inversions:
+    """Mahendran & Vedaldi: each image rebuilt from noise to match each layer's features."""
+    layers = params.resolved(model).layers or []
+    return Inversions({layer: invert_features(model, batch.inputs, layer, params) for layer in layers})

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor
 from convlens.explain.layers import eval_mode, model_device
+from convlens.explain.method import ExplainBatch, MethodParams, at_least
 
 ClassifierFn = Callable[[np.ndarray], np.ndarray]
 #: Forward-pass size for LIME's batches on a CPU, where activations of small chunks stay in cache.
@@ -212,4 +213,63 @@ def _summarize(explanation: ImageExplanation, label: int, num_features: int) -> 
         negative_mask=negative.astype(bool),
         score=float(explanation.score),
         local_prediction=float(np.asarray(explanation.local_pred).reshape(-1)[0]),
+    )
+
+
+# --- the registered method -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LimeParams(MethodParams):
+    """``num_samples`` perturbed images per explanation, ``batch_size`` (>= 128) of them per call of
+    the classifier, which runs the model on ``model_batch_size`` at once (None: ``CPU_MODEL_BATCH_SIZE``
+    on a CPU, all on a GPU); SLIC superpixels of about ``pixels_per_segment`` pixels with
+    ``compactness`` and ``sigma``; hidden superpixels set to ``hide_color`` in model-input space (0:
+    the dataset mean); the top ``num_features`` superpixels shown; explanations for the first
+    ``per_class`` chosen images of each class (None: all), each costing ``num_samples`` forward passes."""
+
+    num_samples: int = 1000
+    batch_size: int = 256
+    pixels_per_segment: int = 64
+    compactness: float = 20.0
+    sigma: float = 1.0
+    hide_color: float = 0.0
+    num_features: int = 5
+    seed: int = 0
+    per_class: int | None = 1
+    model_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        at_least("batch_size", self.batch_size, 128, "keeps the model busy")
+        at_least("num_samples", self.num_samples, 1)
+
+
+@dataclass(frozen=True)
+class LimeExplanations:
+    """One :class:`LimeExplanation` per image; the top superpixels for the class localise it."""
+
+    explanations: list[LimeExplanation]
+
+    def localisation_maps(self) -> dict[str | None, np.ndarray]:
+        return {None: np.stack([e.positive_mask for e in self.explanations]).astype(float)}
+
+
+def explain_lime(model: nn.Module, batch: ExplainBatch, params: LimeParams) -> LimeExplanations:
+    """LIME for each image of the batch and its target class."""
+    cpu = model_device(model).type == "cpu"
+    return LimeExplanations(
+        lime_explanations(
+            model,
+            batch.inputs,
+            batch.targets,
+            num_samples=params.num_samples,
+            batch_size=params.batch_size,
+            pixels_per_segment=params.pixels_per_segment,
+            compactness=params.compactness,
+            sigma=params.sigma,
+            hide_color=params.hide_color,
+            num_features=params.num_features,
+            seed=params.seed,
+            model_batch_size=params.model_batch_size or (CPU_MODEL_BATCH_SIZE if cpu else None),
+        )
     )

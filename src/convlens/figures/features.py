@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from convlens.figures.attribution import show_image
-from convlens.figures.reconstruction import new_figure
+from convlens.explain.features import ActivationChartParams, FeatureMaps, FeatureMapsParams
+from convlens.figures.panels import Caption, Drawn, Shown, new_figure, show_image
 
 MAP_CMAP = "viridis"
 HIGHLIGHT_COLOUR = "tab:orange"
@@ -57,3 +57,28 @@ def channel_activations_figure(mean_activation: np.ndarray, title: str, highligh
     for channel in highlight:
         ax.annotate(str(channel), (channel, mean_activation[channel]), fontsize=6, ha="center", va="bottom")
     return figure
+
+
+def draw_feature_maps(result: dict[str, FeatureMaps], shown: Shown, params: FeatureMapsParams) -> list[Drawn]:
+    """Per image and layer, the ``top_k`` most active channels first, ``shown`` channels in all."""
+
+    def draw(layer: str, row: int, caption: Caption) -> Figure:
+        maps = result[layer]
+        top = maps.top_channels[row].tolist()
+        order = top + [c for c in range(maps.maps.shape[1]) if c not in top]
+        channels = order[: max(params.top_k, params.shown)]
+        return feature_maps_figure(maps.maps[row].numpy(), caption.title(), channels, shown.display[row])
+
+    return shown.per_row_and_layer(draw, list(result))
+
+
+def draw_activation_chart(result: dict[str, FeatureMaps], shown: Shown, params: ActivationChartParams) -> list[Drawn]:
+    """Per image and layer, the mean activation per channel, the ``top_k`` highlighted."""
+
+    def draw(layer: str, row: int, caption: Caption) -> Figure:
+        maps = result[layer]
+        return channel_activations_figure(
+            maps.mean_activation[row].numpy(), caption.title(), maps.top_channels[row].tolist()
+        )
+
+    return shown.per_row_and_layer(draw, list(result))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from convlens.figures.attribution import SIGNED_CMAP
-from convlens.figures.reconstruction import new_figure
+from convlens.explain.filters import FiltersParams, FirstConvFilters
+from convlens.figures.panels import SIGNED_CMAP, Drawn, Shown, new_figure
+from convlens.text import slug
 
 RGB_NAMES = ("R", "G", "B")
 
@@ -42,6 +44,19 @@ def filter_channels_figure(signed: np.ndarray, title: str, channel_names: Sequen
         ax.set_axis_off()
     figure.colorbar(drawn, ax=axes[0].tolist(), shrink=0.8, label="weight / max |weight| of its filter")
     return figure
+
+
+def draw_filters(result: FirstConvFilters, shown: Shown, params: FiltersParams) -> list[Drawn]:
+    """The filters as images (RGB or gray models only) and per input channel, each filter scaled alone."""
+    title = f"{shown.title}: {result.layer}, {len(result.signed)} filters"
+    name = slug(result.layer)
+    drawn = []
+    if result.images is not None:
+        drawn.append(
+            Drawn(f"{name}_images", partial(filter_grid_figure, result.images.numpy(), title), layer=result.layer)
+        )
+    draw = partial(filter_channels_figure, result.signed.numpy(), f"{title}, per input channel")
+    return [*drawn, Drawn(f"{name}_channels", draw, layer=result.layer)]
 
 
 def _tile(kernels: np.ndarray, columns: int) -> np.ndarray:

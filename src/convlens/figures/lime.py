@@ -9,14 +9,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from skimage.segmentation import mark_boundaries
 
-from convlens.figures.attribution import (
-    OVERLAY_ALPHA,
-    PANEL_INCHES,
-    Caption,
-    grayscale,
-    show_image,
-    show_map,
-)
+from convlens.explain.lime import LimeExplanations, LimeParams
+from convlens.figures.panels import OVERLAY_ALPHA, PANEL_INCHES, Caption, Drawn, Shown, grayscale, show_image, show_map
 
 POSITIVE_COLOUR = (0.10, 0.65, 0.20)
 NEGATIVE_COLOUR = (0.85, 0.15, 0.15)
@@ -65,3 +59,15 @@ def _weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]]) -> None:
     axes.axvline(0, color="black", linewidth=0.6)
     axes.tick_params(axis="x", labelsize=6)
     axes.set_title("top superpixel weights", fontsize=7)
+
+
+def draw_lime(result: LimeExplanations, shown: Shown, params: LimeParams) -> list[Drawn]:
+    """Per image: its superpixels, their weights and the top ones for and against the class."""
+
+    def draw(row: int, caption: Caption) -> Figure:
+        e = result.explanations[row]
+        return lime_figure(
+            shown.display[row], e.segments, e.weight_map(), e.positive_mask, e.negative_mask, e.top_weights, caption
+        )
+
+    return shown.per_row(draw)

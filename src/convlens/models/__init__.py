@@ -3,6 +3,6 @@
 from convlens.models.fer_cnn import FerCNN
 from convlens.models.resnet import RESNET_SPECS, ResNet
 
-STAGES: tuple[str, ...] = ("stem", "layer1", "layer2", "layer3", "layer4", "head")
+NAMED_STAGES: tuple[str, ...] = ("stem", "layer1", "layer2", "layer3", "layer4", "head")
 
-__all__ = ["RESNET_SPECS", "STAGES", "FerCNN", "ResNet"]
+__all__ = ["NAMED_STAGES", "RESNET_SPECS", "FerCNN", "ResNet"]

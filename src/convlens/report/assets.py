@@ -1,28 +1,33 @@
 """The report's figures: drawn (learning curves) or copied from the run, under ``<report>/figures/``.
 
-The folder is rebuilt on every report, so figures of an earlier run never linger, and the links
-in report.md are relative to the report folder, which can therefore be moved or zipped as is.
+The report folder is built afresh on every report, so figures of an earlier run never linger, and
+the links in report.md are relative to it, so it can be moved or zipped as is. Manifest entries
+are input: a figure path that is not a plain ``<method>/<name>.png`` inside ``visualizations/`` is
+refused.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from convlens import atomic
 from convlens.figures.curves import learning_curves_figure
 from convlens.report.curves import EpochCurves
-from convlens.report.run_data import CONFUSION_PNG, VISUALIZATIONS, RunData
+from convlens.report.run_data import CONFUSION_PNG, MANIFEST, VISUALIZATIONS, RunData
+from convlens.untrusted import UntrustedInputError, inside
 
 log = logging.getLogger(__name__)
 
 FIGURES = "figures"
 LEARNING_CURVES = f"{FIGURES}/learning_curves.png"
 CONFUSION_MATRIX = f"{FIGURES}/confusion_matrix.png"
-#: Matplotlib stamps its version into PNGs by default; a stable file needs no such metadata.
-PNG_METADATA = {"Software": None}
+#: What a manifest entry's ``file`` may look like: one method folder, one PNG, safe characters.
+FIGURE_FILE = re.compile(r"^[a-z0-9_]+/[A-Za-z0-9_.-]+\.png$")
 
 
 def visualization_link(entry: dict[str, Any]) -> str:
@@ -33,18 +38,28 @@ def visualization_link(entry: dict[str, Any]) -> str:
 def available_entries(run: RunData) -> list[dict[str, Any]]:
     """Manifest entries whose figure exists in the run (a missing file is logged and left out)."""
     entries = (run.manifest or {}).get("entries", [])
+    for entry in entries:
+        check_figure_file(run, entry)
     present = [entry for entry in entries if (run.root / VISUALIZATIONS / entry["file"]).is_file()]
     if len(present) < len(entries):
         log.warning("%s: %d manifest figures are missing and left out", run.label, len(entries) - len(present))
     return present
 
 
+def check_figure_file(run: RunData, entry: dict[str, Any]) -> None:
+    """Refuse an entry whose ``file`` is not a plain figure path inside the run's ``visualizations/``."""
+    file = entry.get("file")
+    if not isinstance(file, str) or not FIGURE_FILE.match(file):
+        raise UntrustedInputError(
+            f"{run.label}/{MANIFEST}: entry file {file!r} is not <method>/<name>.png; "
+            f"rerun `make visualize RUN={run.label}` to rewrite the manifest"
+        )
+    inside(run.root / VISUALIZATIONS, file)
+
+
 def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, Any]]) -> None:
-    """Recreate ``<report_dir>/figures`` with the learning curves, confusion matrix and visualizations."""
-    figures = report_dir / FIGURES
-    if figures.exists():
-        shutil.rmtree(figures)
-    figures.mkdir(parents=True)
+    """Fill ``<report_dir>/figures`` with the learning curves, confusion matrix and visualizations."""
+    (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
     if len(run.curves):
         draw_learning_curves(run.curves, report_dir / LEARNING_CURVES)
     if (run.root / CONFUSION_PNG).is_file():
@@ -56,5 +71,4 @@ def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, An
 
 
 def draw_learning_curves(curves: EpochCurves, path: Path) -> None:
-    figure = learning_curves_figure(curves.epochs, curves.values, curves.lr_tag)
-    figure.savefig(path, dpi=110, metadata=PNG_METADATA)
+    atomic.save_figure(learning_curves_figure(curves.epochs, curves.values, curves.lr_tag), path, dpi=110)

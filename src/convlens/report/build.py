@@ -1,7 +1,10 @@
 """The report stage: read a run directory, write ``<reports_dir>/<experiment>/report.md`` + ``.html``.
 
-Rerunning it on the same run rewrites byte-identical files: sections come in a fixed order, figures
-are copied or drawn without timestamps, and the report's own stage time is left out of the text.
+Sections are numbered by enumeration: the four opening sections, one per visualization section of
+:mod:`convlens.registry`, then provenance. The report folder is built under a temporary name and
+swapped in when complete. Rerunning it on the same run rewrites byte-identical files: sections come
+in a fixed order, figures are copied or drawn without timestamps, and the report's own stage time
+is left out of the text.
 """
 
 from __future__ import annotations
@@ -13,60 +16,66 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from convlens import provenance
-from convlens.report import sections
+from convlens import atomic, provenance, registry
+from convlens.report import appendix, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
-from convlens.report.gallery import VISUAL_SECTIONS
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
 from convlens.rundir import RunDirError
+from convlens.untrusted import UntrustedInputError, inside, safe_name
 
 log = logging.getLogger(__name__)
 
-LIME_SECTION = 14
+OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results")
+CLOSING_SECTIONS = ("Provenance",)
 
 
 def build_report(run_dir: str | Path, reports_dir: str | Path) -> Path:
     """Write the report of one run and record the stage time; returns the report folder."""
     started = time.perf_counter()
     run = read_run(run_dir)
-    report_dir = Path(reports_dir) / run.experiment
+    name = safe_name(run.experiment, f"experiment_name in {run.label}/config.yaml")
+    report_dir = inside(reports_dir, name)
     entries = available_entries(run)
-    write_figures(run, report_dir, entries)
-    text = portable(report_markdown(run, entries), run)
-    (report_dir / "report.md").write_text(text)
-    (report_dir / "report.html").write_text(to_html(text, f"convlens report: {run.experiment}"))
-    provenance.record_stage(run.root, sections.REPORT_STAGE, time.perf_counter() - started)
-    log.info("%s: report written to %s", run.label, report_dir / "report.md")
-    return report_dir
+    with atomic.staged_folder(report_dir) as staging:
+        write_figures(run, staging, entries)
+        text = portable(report_markdown(run, entries), run)
+        atomic.write_text(staging / "report.md", text)
+        atomic.write_text(staging / "report.html", to_html(text, f"convlens report: {run.experiment}"))
+    provenance.record_stage(run.root, overview.REPORT_STAGE, time.perf_counter() - started)
+    log.info("%s: report written to %s", run.label, Path(reports_dir) / name / "report.md")
+    return Path(reports_dir) / name
 
 
 def build_reports(runs: Sequence[Path], reports_dir: str | Path) -> list[str]:
-    """Report every run; one that cannot be reported (e.g. training still running) does not stop
-    the others. Returns the error messages."""
+    """Report every run; one that cannot be reported (e.g. training still running, or a tampered run
+    directory) does not stop the others. Returns the error messages."""
     errors = []
     for run_dir in runs:
         try:
             build_report(run_dir, reports_dir)
-        except RunDirError as error:
+        except (RunDirError, UntrustedInputError) as error:
             errors.append(str(error))
     return errors
 
 
 def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
-    """All fifteen sections, in order."""
-    parts = [
-        sections.title(run),
-        sections.summary(run, entries),
-        sections.setup(run),
-        sections.learning_progress(run),
-        sections.results(run),
+    """The title, then every section under its number."""
+    first_visual = len(OPENING_SECTIONS) + 1
+    numbers = {section.key: first_visual + index for index, section in enumerate(registry.SECTIONS)}
+    bodies = [
+        overview.summary(run, entries, numbers),
+        overview.setup(run),
+        results.learning_progress(run),
+        results.results(run),
     ]
-    for section in VISUAL_SECTIONS:
-        render = sections.lime_per_class if section.number == LIME_SECTION else sections.visual_section
-        parts.append(render(section, run, entries))
-    parts.append(sections.provenance(run))
-    return "\n\n".join(parts) + "\n"
+    bodies += [visuals.visual_section(section, run, entries) for section in registry.SECTIONS]
+    bodies.append(appendix.provenance(run))
+    titles = [*OPENING_SECTIONS, *(section.title for section in registry.SECTIONS), *CLOSING_SECTIONS]
+    numbered = [
+        f"## {number}. {title}\n\n{body}" for number, (title, body) in enumerate(zip(titles, bodies, strict=True), 1)
+    ]
+    return "\n\n".join([overview.title(run), *numbered]) + "\n"
 
 
 def portable(text: str, run: RunData) -> str:

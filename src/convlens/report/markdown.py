@@ -12,19 +12,20 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+#: Characters that could start markup inside a line: backslash, code, emphasis, links, table cells;
+#: an underscore only at a word boundary (``demo_faces`` stays as it is, ``_x_`` is escaped).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 
 
 def text(value: Any) -> str:
-    """``value`` as literal text in markdown: HTML-escaped, markdown punctuation backslash-escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=True))
+    """``value`` as literal text in markdown: ``<>&`` HTML-escaped, markup characters backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
 def code(value: Any) -> str:
-    """``value`` in an inline code span; HTML-escaped because md_in_html blocks may pass it through."""
-    escaped = html.escape(str(value), quote=True).replace("`", "'")
-    return f"`{escaped}`"
+    """``value`` in an inline code span (markdown escapes HTML there itself; backticks become quotes)."""
+    return "`" + str(value).replace("`", "'").replace("\n", " ") + "`"
 
 
 def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:

@@ -1,0 +1,183 @@
+"""What every figure function shares: the images it shows, the figures it returns, display helpers.
+
+A method's figure function ``draw_<method>(result, shown, params) -> list[Drawn]`` gets the
+result of the method's explain function and :class:`Shown`, the display images and captions of
+the result's rows; it returns named, lazily drawn figures. The stage names the files, draws,
+saves and lists them in the manifest. Images are (H, W, C) in [0, 1]; maps are (H, W) or
+(H, W, C); the only arithmetic here is display scaling. Colour maps are fixed across all figures:
+``HEAT_CMAP`` for magnitudes (saliency, SmoothGrad, CAMs), ``SIGNED_CMAP`` centred on zero for
+signed values (gradient x input, Integrated Gradients, LIME weights, filter weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from convlens.text import slug
+
+HEAT_CMAP = "inferno"
+SIGNED_CMAP = "RdBu_r"
+OVERLAY_ALPHA = 0.55
+PANEL_INCHES = 1.9
+#: Maps are scaled to this percentile of their magnitude, so a few extreme pixels do not wash out the rest.
+CLIP_PERCENTILE = 99.5
+
+
+@dataclass(frozen=True)
+class Caption:
+    """What a figure shows: method, layer, the class explained (when ``explains``) and the model's
+    verdict on the image."""
+
+    method: str
+    target: str
+    true_label: str
+    predicted_label: str
+    confidence: float
+    layer: str | None = None
+    explains: bool = True
+
+    def title(self) -> str:
+        layer = f" @ {self.layer}" if self.layer else ""
+        what = f" - explains '{self.target}'" if self.explains else ""
+        verdict = "correct" if self.true_label == self.predicted_label else "wrong"
+        return (
+            f"{self.method}{layer}{what}\n"
+            f"true: {self.true_label}, predicted: {self.predicted_label} ({self.confidence:.2f}, {verdict})"
+        )
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One figure: ``key`` names its file, ``figure`` draws it; ``row`` is the image of the result it
+    shows (None: the model alone), ``layer`` the layer(s) it shows."""
+
+    key: str
+    figure: Callable[[], Figure]
+    row: int | None = None
+    layer: str | list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The rows of a method's result as the figures show them: the method's ``title``, display
+    images (K, H, W, C) in [0, 1], one caption and one file-name stem per row, and the class names."""
+
+    title: str
+    display: np.ndarray
+    captions: tuple[Caption, ...]
+    stems: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+    def per_row(
+        self, draw: Callable[[int, Caption], Figure], layer: str | list[str] | None = None, explains: bool = True
+    ) -> list[Drawn]:
+        """One figure per row, ``<stem>[_<layer>]``; ``draw(row, caption)`` draws it. ``explains``: the
+        figure explains a class (else its title only describes the image)."""
+        single = layer if isinstance(layer, str) else None
+        suffix = f"_{slug(single)}" if single else ""
+        return [
+            Drawn(
+                f"{stem}{suffix}",
+                partial(draw, row, dataclasses.replace(caption, layer=single, explains=explains)),
+                row,
+                layer,
+            )
+            for row, (stem, caption) in enumerate(zip(self.stems, self.captions, strict=True))
+        ]
+
+    def per_row_and_layer(self, draw: Callable[[str, int, Caption], Figure], layers: Sequence[str]) -> list[Drawn]:
+        """:meth:`per_row` for each of ``layers``, for figures that describe an image (not a class)."""
+        return [drawn for layer in layers for drawn in self.per_row(partial(draw, layer), layer, explains=False)]
+
+
+def hwc(images: Tensor) -> np.ndarray:
+    """(..., C, H, W) tensor -> (..., H, W, C) numpy array for matplotlib."""
+    return images.movedim(-3, -1).numpy()
+
+
+def show_image(axes: Axes, image: np.ndarray, title: str | None = None) -> None:
+    """An (H, W), (H, W, 1) or (H, W, 3) image in [0, 1] without ticks; gray for one channel."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    axes.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    finish(axes, title)
+
+
+def show_map(
+    axes: Axes, values: np.ndarray, title: str, *, signed: bool = False, under: np.ndarray | None = None
+) -> None:
+    """A map in the shared colour maps, optionally over a grayscale copy of the image ``under``."""
+    limit = clip_limit(values)
+    if under is not None:
+        axes.imshow(grayscale(under), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    low = -limit if signed else 0.0
+    axes.imshow(
+        values,
+        cmap=SIGNED_CMAP if signed else HEAT_CMAP,
+        vmin=low,
+        vmax=limit,
+        alpha=OVERLAY_ALPHA if under is not None else None,
+        interpolation="nearest",
+    )
+    finish(axes, title)
+
+
+def clip_limit(values: np.ndarray) -> float:
+    """Display limit: the ``CLIP_PERCENTILE`` of |values| (positive, so flat maps still draw)."""
+    limit = float(np.percentile(np.abs(values), CLIP_PERCENTILE))
+    return limit if limit > 0 else 1.0
+
+
+def unit_range(values: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1] (the usual display of gradient images); flat input gives zeros."""
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """Mean over channels, as a muted backdrop for overlays."""
+    return image.mean(axis=2) if image.ndim == 3 else image
+
+
+def title_of(caption: Caption | str) -> str:
+    """A caption's title; a string is a title already (figures that explain no class)."""
+    return caption if isinstance(caption, str) else caption.title()
+
+
+def row_figure(rows: int, columns: int, caption: Caption | str) -> tuple[Figure, list[list[Axes]]]:
+    """A grid of ``PANEL_INCHES`` panels under the caption's title (manual layout: fast and fixed)."""
+    figure = Figure(figsize=(PANEL_INCHES * columns, PANEL_INCHES * rows + 0.55), dpi=100)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    figure.suptitle(title_of(caption), fontsize=8)
+    figure.subplots_adjust(
+        left=0.02, right=0.98, bottom=0.02, top=1 - 0.55 / (PANEL_INCHES * rows + 0.55) - 0.02, wspace=0.08, hspace=0.18
+    )
+    return figure, [list(row) for row in axes]
+
+
+def new_figure(
+    rows: int, columns: int, title: str, panel_inches: float = PANEL_INCHES, extra_width: float = 0.0
+) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure of square panels (plus ``extra_width`` for a colour bar) under
+    ``title``; the axes as a 2-D array."""
+    size = (panel_inches * columns + extra_width, panel_inches * rows + 0.6)
+    figure = Figure(figsize=size, dpi=100, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    figure.suptitle(title, fontsize=9)
+    return figure, axes
+
+
+def finish(axes: Axes, title: str | None) -> None:
+    """No ticks; a small title."""
+    axes.set_xticks([])
+    axes.set_yticks([])
+    if title:
+        axes.set_title(title, fontsize=7)

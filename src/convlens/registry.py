@@ -1,0 +1,201 @@
+"""The method registry: every visualization method is declared here once, and nowhere else.
+
+The visualize stage runs the registered methods and lists them in the manifest; the report places
+their figures into sections, numbered by enumeration, and titles them, all from this table. An
+entry names its functions by ``"module:attribute"`` path; they are imported only when a method runs,
+so the report reads the registry without importing torch.
+
+Adding a method: write its explain function and its settings dataclass (``convlens.explain``), its
+figure function (``convlens.figures``), and one :func:`register` call (here, or in your own code
+before the stage runs); ``docs/architecture.md`` walks through an example. The stage, the config
+schema, the manifest and the report pick it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Section:
+    """A report section of visualizations; ``layout`` ``methods`` shows each method's figures in
+    turn, ``per_class`` groups them by the true class of their image (next to that class's results)."""
+
+    key: str
+    title: str
+    about: str
+    layout: Literal["methods", "per_class"] = "methods"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One visualization method.
+
+    ``compute``: ``(model, batch: ExplainBatch, params) -> result``, the method's explain function.
+    ``draw``: ``(result, shown: Shown, params) -> list[Drawn]``, its figure function.
+    ``parameters``: the dataclass of its settings, whose field defaults are the only defaults.
+    ``long_running``: hundreds of forward/backward passes; the stage starts these first.
+    ``applies_to``: ``(model) -> str | None``, why the method cannot apply to a model (None: it can).
+    """
+
+    name: str
+    title: str
+    section: str
+    compute: str
+    draw: str
+    parameters: str
+    long_running: bool = False
+    applies_to: str | None = None
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "filters",
+        "Filters",
+        "The first convolution's weights, the only ones that live in pixel space: edge, colour and blob "
+        "detectors show up here when training has shaped them.",
+    ),
+    Section(
+        "features",
+        "Feature maps and activation charts",
+        "What chosen layers output for test images, and which channels respond most strongly.",
+    ),
+    Section(
+        "reconstructions",
+        "Reconstructions",
+        "Strong feature-map channels projected back to pixel space with the deconvnet (also split into the "
+        "residual and the shortcut path of a block), plain backprop and guided backprop, and images "
+        "reconstructed from a layer's features alone (feature inversion).",
+    ),
+    Section(
+        "synthesis",
+        "Activation maximization",
+        "Synthetic inputs grown by gradient ascent to excite one channel, or one class score.",
+    ),
+    Section(
+        "saliency",
+        "Saliency per class",
+        "Absolute input gradient of the class score: the pixels whose change moves the score most.",
+    ),
+    Section(
+        "guided",
+        "Guided backprop variants",
+        "Guided backprop in colour and grayscale, and its positive and negative parts.",
+    ),
+    Section(
+        "smoothgrad",
+        "SmoothGrad",
+        "Gradients averaged over noisy copies of the image, which removes most of their speckle.",
+    ),
+    Section(
+        "contributions",
+        "Gradient x input and Integrated Gradients",
+        "Signed contributions of each pixel to the class score (red for, blue against).",
+    ),
+    Section(
+        "cam",
+        "Grad-CAM, Guided Grad-CAM, LayerCAM",
+        "Class activation maps per stage: where in the image the evidence for the class lies.",
+    ),
+    Section(
+        "lime",
+        "LIME per class",
+        "Superpixels that LIME's local linear model finds for (green) and against (red) the explained class, "
+        "listed under each image's true class next to how well the model recognizes that class.",
+        layout="per_class",
+    ),
+)
+
+#: Method name (config, manifest, folder) -> its declaration, in the default order.
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` (its section must exist, its name must be new); returns it."""
+    if spec.name in METHODS:
+        raise ValueError(f"a method named {spec.name!r} is registered already")
+    if spec.section not in {section.key for section in SECTIONS}:
+        raise ValueError(f"method {spec.name!r}: unknown section {spec.section!r}; sections: {section_keys()}")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a method (for methods registered by tests or plug-ins)."""
+    METHODS.pop(name, None)
+
+
+def section_keys() -> list[str]:
+    return [section.key for section in SECTIONS]
+
+
+def section_methods(section: Section) -> list[str]:
+    """Names of the methods shown in ``section``, in registry order."""
+    return [name for name, spec in METHODS.items() if spec.section == section.key]
+
+
+def title(name: str) -> str:
+    """A method's figure title; its name when it is not registered (e.g. read from an old manifest)."""
+    spec = METHODS.get(name)
+    return spec.title if spec else name
+
+
+def load(path: str) -> Any:
+    """The object ``"package.module:attribute"`` names."""
+    module, _, attribute = path.partition(":")
+    return getattr(import_module(module), attribute)
+
+
+def _method(name: str, title_: str, section: str, family: str, params: str, **extra: Any) -> MethodSpec:
+    """A convlens method: ``explain_<name>`` and its settings ``params`` in ``convlens.explain.<family>``,
+    ``draw_<name>`` in ``convlens.figures.<family>``."""
+    return register(
+        MethodSpec(
+            name,
+            title_,
+            section,
+            compute=f"convlens.explain.{family}:explain_{name}",
+            draw=f"convlens.figures.{family}:draw_{name}",
+            parameters=f"convlens.explain.{family}:{params}",
+            **extra,
+        )
+    )
+
+
+_method("filters", "First-layer filters", "filters", "filters", "FiltersParams")
+_method("feature_maps", "Feature maps", "features", "features", "FeatureMapsParams")
+_method("activation_chart", "Mean activation per channel", "features", "features", "ActivationChartParams")
+_method("deconvnet", "Deconvnet (top channels)", "reconstructions", "deconvnet", "DeconvnetParams")
+_method(
+    "deconvnet_paths",
+    "Deconvnet: residual vs shortcut path",
+    "reconstructions",
+    "deconvnet",
+    "DeconvnetPathsParams",
+    applies_to="convlens.explain.deconvnet:residual_paths_reason",
+)
+_method("backprop_reconstruction", "Backprop reconstruction", "reconstructions", "deconvnet", "ReconstructionParams")
+_method(
+    "guided_reconstruction", "Guided backprop reconstruction", "reconstructions", "deconvnet", "ReconstructionParams"
+)
+_method("feature_inversion", "Feature inversion", "reconstructions", "inversion", "InversionParams", long_running=True)
+_method(
+    "activation_maximization",
+    "Activation maximization",
+    "synthesis",
+    "activation_max",
+    "ActivationMaxParams",
+    long_running=True,
+)
+_method("class_model", "Class-model images", "synthesis", "activation_max", "ClassModelParams", long_running=True)
+_method("saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams")
+_method("guided_backprop", "Guided backprop", "guided", "attribution", "GuidedBackpropParams")
+_method("smoothgrad", "SmoothGrad", "smoothgrad", "attribution", "SmoothGradParams", long_running=True)
+_method("gradient_x_input", "Gradient x input", "contributions", "attribution", "GradientXInputParams")
+_method("integrated_gradients", "Integrated Gradients", "contributions", "attribution", "IntegratedGradientsParams")
+_method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")
+_method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams")
+_method("layer_cam", "LayerCAM", "cam", "cam", "CamParams")
+_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True)

@@ -1,0 +1,56 @@
+"""The report's last section: what produced the run (code, commands, stage times, hardware, packages, data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convlens.report.markdown import code, table, text
+from convlens.report.overview import REPORT_STAGE
+from convlens.report.run_data import RunData
+
+
+def provenance(run: RunData) -> str:
+    info = run.provenance
+    git = info.get("git", {})
+    dirty = {True: "yes", False: "no", None: "unknown"}.get(git.get("dirty"), "unknown")
+    rows = [
+        ("git commit", code(git.get("commit") or "unknown")),
+        ("uncommitted changes", dirty),
+        ("command", code(info.get("command", ""))),
+        ("seed", text(info.get("seed"))),
+    ]
+    rows += [
+        (f"command ({text(stage)})", code(command))
+        for stage, command in sorted(info.get("stage_commands", {}).items())
+        if stage != REPORT_STAGE
+    ]
+    hardware = sorted((text(key), text(value)) for key, value in info.get("hardware", {}).items())
+    packages = sorted(
+        (text(name), text(version or "not installed")) for name, version in info.get("packages", {}).items()
+    )
+    return "\n\n".join(
+        [
+            table(("", ""), rows),
+            "### Stage wall time",
+            _stage_table(info.get("stages", {})),
+            "### Hardware",
+            table(("", ""), hardware),
+            "### Package versions",
+            table(("package", "version"), packages),
+            "### Data files",
+            _data_files(info),
+        ]
+    )
+
+
+def _stage_table(stages: dict[str, float]) -> str:
+    rows = [(text(stage), f"{seconds:.1f} s") for stage, seconds in stages.items() if stage != REPORT_STAGE]
+    note = "The report stage adds its own time to provenance.json after writing this report."
+    return "\n\n".join([table(("stage", "wall time"), rows), note])
+
+
+def _data_files(info: dict[str, Any]) -> str:
+    files = info.get("data_files") or {}
+    if not files:
+        return "No data files: the dataset is generated from the seed in the config."
+    return table(("file", "sha256"), [(code(path), code(digest)) for path, digest in sorted(files.items())])

@@ -1,0 +1,35 @@
+"""How the report writes numbers, sizes and epochs: one place, so every section says them alike."""
+
+from __future__ import annotations
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def value(number: float | None) -> str:
+    return "-" if number is None else f"{number:.4g}"
+
+
+def number(item: object) -> str:
+    """Floats to three significant digits, lists as comma-separated items, anything else as it is."""
+    if isinstance(item, list | tuple):
+        return "[" + ", ".join(number(element) for element in item) + "]"
+    return f"{item:.3g}" if isinstance(item, float) else str(item)
+
+
+def sizes(counts: dict[str, int]) -> str:
+    return " / ".join(f"{counts[split]:,} {split}" for split in ("train", "val", "test") if split in counts)
+
+
+def pixels(size: int) -> str:
+    return f"{size}x{size} px"
+
+
+def split_result(result: dict[str, float] | None) -> str:
+    return f"{percent(result['acc'])} (loss {value(result['loss'])})" if result else "not evaluated"
+
+
+def epoch(index: int | None) -> str:
+    """0-based epoch index as the 1-based number the report shows."""
+    return "-" if index is None else str(index + 1)

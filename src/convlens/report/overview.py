@@ -1,0 +1,166 @@
+"""The report's opening sections: title, summary and setup (data, model, training, config)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from convlens import registry
+from convlens.report import gallery
+from convlens.report.format import epoch, pixels, sizes, split_result
+from convlens.report.markdown import code, table, text
+from convlens.report.model_table import model_rows
+from convlens.report.run_data import RunData
+
+Entries = Sequence[dict[str, Any]]
+#: Report stage excluded from stage times: its own time is recorded only after the report is written.
+REPORT_STAGE = "report"
+OPTIMIZER_KEYS = {"sgd": ("lr", "momentum", "nesterov", "weight_decay"), "adamw": ("lr", "betas", "weight_decay")}
+SCHEDULER_KEYS = {
+    "none": (),
+    "onecycle": ("pct_start", "div_factor", "final_div_factor"),
+    "cosine": ("warmup_epochs", "min_lr"),
+    "step": ("step_size", "gamma"),
+    "plateau": ("factor", "patience", "min_lr"),
+}
+
+
+def title(run: RunData) -> str:
+    return (
+        f"# convlens report: {text(run.experiment)}\n\nRun {code(run.label)}. Every number and figure below is "
+        "read from that run directory (config.yaml, metrics.json, TensorBoard events, confusion_matrix.csv, "
+        "visualizations/, provenance.json); nothing is recomputed."
+    )
+
+
+def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
+    """Key facts; ``numbers`` maps each visualization section's key to its section number."""
+    metrics, data = run.metrics, run.metrics["data"]
+    rows = [
+        ("experiment", text(run.experiment)),
+        ("model", f"{text(metrics['model'])} ({metrics['parameters']:,} parameters)"),
+        (
+            "dataset",
+            f"{text(data['name'])}: {sizes(data['sizes'])} images, {pixels(data['image_size'])} model input, "
+            f"{len(run.class_names)} classes",
+        ),
+        ("test accuracy", split_result(metrics.get("test"))),
+        ("best epoch", f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy)"),
+        ("total time", _total_time(run.provenance.get("stages", {}))),
+    ]
+    return "\n\n".join([table(("", ""), rows), _visualization_status(run, entries, numbers)])
+
+
+def setup(run: RunData) -> str:
+    parts = ["### Data", _data_table(run), "### Model", _model_table(run)]
+    return "\n\n".join([*parts, "### Training", _training_table(run), _config_block(run)])
+
+
+def _visualization_status(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
+    span = f"{min(numbers.values())}-{max(numbers.values())}"
+    if run.manifest is None:
+        return (
+            f"**Visualizations missing:** sections {span} have no figures because the run has no "
+            f"`visualizations/manifest.json`. Produce them with `make visualize RUN={run.label}`, "
+            f"then `make report RUN={run.label}`."
+        )
+    ran = set(run.manifest.get("methods", {}))
+    incomplete = [
+        f"{numbers[section.key]} ({section.title})"
+        for section in registry.SECTIONS
+        if gallery.missing_methods(section, entries, ran)
+    ]
+    if not incomplete:
+        return f"Visualizations: {len(entries)} figures in sections {span}."
+    return f"**Visualizations incomplete** in sections {', '.join(incomplete)}; each names what is missing."
+
+
+def _data_table(run: RunData) -> str:
+    data, config = run.metrics["data"], run.config.data
+    native = "x".join(str(side) for side in data.get("native_size") or [])
+    rows = [
+        ("dataset", text(data["name"])),
+        ("images", sizes(data["sizes"])),
+        ("classes", ", ".join(text(name) for name in run.class_names)),
+        ("image size", f"{native} px stored, {pixels(data['image_size'])} model input"),
+        ("channels", str(data["channels"])),
+        ("normalization", f"mean {list(config.mean)}, std {list(config.std)}"),
+        ("augmentation (training)", _augmentation(data.get("augment") or {})),
+        ("test-time augmentation", text(config.get("test_time_augmentation", "none"))),
+    ]
+    return table(("", ""), rows)
+
+
+def _augmentation(augment: dict[str, Any]) -> str:
+    steps = []
+    if augment.get("crop_padding"):
+        steps.append(f"random crop after {augment['crop_padding']}-px padding")
+    if augment.get("hflip"):
+        steps.append("horizontal flip")
+    if augment.get("rotate_degrees"):
+        steps.append(f"rotation up to ±{augment['rotate_degrees']:g}°")
+    if augment.get("erase_prob"):
+        low, high = augment.get("erase_scale", (0, 0))
+        steps.append(f"random erasing (p={augment['erase_prob']:g}, area {low:g}-{high:g})")
+    return ", ".join(steps) or "none"
+
+
+def _model_table(run: RunData) -> str:
+    size, channels = int(run.config.data.image_size), int(run.config.data.channels)
+    rows = [
+        (
+            f"**{row.name}**" if row.name == "total" else code(row.name),
+            " x ".join(map(str, row.output_shape)),
+            f"{row.parameters:,}",
+            f"{row.macs:,}",
+        )
+        for row in model_rows(run.config.model, channels, size)
+    ]
+    note = (
+        f"Output shapes (channels x height x width) and multiply-adds for one {channels}x{size}x{size} input "
+        "(convolutions and linear layers, counted by PyTorch's FlopCounterMode)."
+    )
+    return "\n\n".join([note, table(("stage", "output shape", "parameters", "multiply-adds"), rows)])
+
+
+def _training_table(run: RunData) -> str:
+    config = run.config
+    optimizer, scheduler = config.module.optimizer, config.module.scheduler
+    rows = [
+        ("optimizer", _settings(str(optimizer.name), optimizer, OPTIMIZER_KEYS.get(str(optimizer.name), ("lr",)))),
+        ("schedule", _settings(str(scheduler.name), scheduler, SCHEDULER_KEYS.get(str(scheduler.name), ()))),
+        ("epochs", f"{run.metrics['epochs']} trained (max_epochs={config.trainer.max_epochs})"),
+        ("batch size", f"{config.data.batch_size} (evaluation {config.data.eval_batch_size})"),
+        ("label smoothing", f"{config.module.label_smoothing:g}"),
+        ("precision", _precision(run)),
+        ("seed", f"{config.seed} (deterministic={config.trainer.get('deterministic')})"),
+    ]
+    return table(("", ""), rows)
+
+
+def _precision(run: RunData) -> str:
+    """The precision training ran in, and the setting it was resolved from when that differs."""
+    requested, used = str(run.config.trainer.precision), run.metrics.get("precision")
+    return requested if used in (None, requested) else f"{used} (trainer.precision={requested})"
+
+
+def _settings(name: str, node: Any, keys: Sequence[str]) -> str:
+    values = OmegaConf.to_container(node, resolve=True)
+    shown = ", ".join(f"{key}={values[key]}" for key in keys if key in values)
+    return text(f"{name} ({shown})" if shown else name)
+
+
+def _config_block(run: RunData) -> str:
+    yaml = OmegaConf.to_yaml(run.config).strip().replace("```", "'''")
+    return (
+        '<details markdown="1">\n<summary>Resolved config (config.yaml of the run)</summary>\n\n'
+        f"```yaml\n{yaml}\n```\n\n</details>"
+    )
+
+
+def _total_time(stages: dict[str, float]) -> str:
+    timed = {stage: seconds for stage, seconds in stages.items() if stage != REPORT_STAGE}
+    parts = ", ".join(f"{text(stage)} {seconds:.1f} s" for stage, seconds in timed.items())
+    return f"{sum(timed.values()):.1f} s ({parts})" if timed else "not recorded"

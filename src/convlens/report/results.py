@@ -1,0 +1,64 @@
+"""The report's result sections: learning progress and test results with generated observations."""
+
+from __future__ import annotations
+
+from convlens.report.assets import CONFUSION_MATRIX, LEARNING_CURVES
+from convlens.report.format import percent, value
+from convlens.report.markdown import table, text
+from convlens.report.observations import most_confused_with, observations
+from convlens.report.run_data import RunData
+
+
+def learning_progress(run: RunData) -> str:
+    curves = run.curves
+    if not len(curves):
+        return "The run's TensorBoard events hold no per-epoch training scalars."
+    tags = ("train/loss", "train/acc", "val/loss", "val/acc", *((curves.lr_tag,) if curves.lr_tag else ()))
+    rows = [(epoch, *(value(curves.values[tag][i]) for tag in tags)) for i, epoch in enumerate(curves.epochs)]
+    header = ("epoch", *(text(tag) if tag != curves.lr_tag else "learning rate" for tag in tags))
+    figure = f"![Learning curves]({LEARNING_CURVES})"
+    note = "Per-epoch values from the TensorBoard event files in `tensorboard/` (epochs counted from 1)."
+    return "\n\n".join([note, figure, table(header, rows)])
+
+
+def results(run: RunData) -> str:
+    metrics = run.metrics
+    splits = [
+        (split, percent(metrics[split]["acc"]), value(metrics[split]["loss"]))
+        for split in ("train", "val", "test")
+        if metrics.get(split)
+    ]
+    parts = [table(("split", "accuracy", "loss"), splits), _results_note()]
+    per_class = metrics.get("per_class_accuracy") or {}
+    if per_class:
+        parts += ["### Per-class test accuracy", _per_class_table(run, per_class)]
+    if run.confusion is not None:
+        parts += ["### Confusion matrix (test set)", f"![Confusion matrix]({CONFUSION_MATRIX})"]
+    test_accuracy = (metrics.get("test") or {}).get("acc")
+    names = [text(name) for name in run.class_names]
+    per_class_shown = {text(name): accuracy for name, accuracy in per_class.items()}
+    lines = observations(test_accuracy, per_class_shown, run.confusion, names)
+    if lines:
+        parts += ["### Observations", "\n".join(f"- {line}" for line in lines)]
+    return "\n\n".join(parts)
+
+
+def confused_text(run: RunData, label: int) -> str:
+    """What images of class ``label`` are most often taken for, with count and share, or ``-``."""
+    pair = most_confused_with(run.confusion, run.class_names, label) if run.confusion is not None else None
+    return f"{text(pair.predicted)} ({pair.count}, {pair.share:.1%})" if pair else "-"
+
+
+def _per_class_table(run: RunData, per_class: dict[str, float]) -> str:
+    rows = []
+    for label, name in enumerate(run.class_names):
+        count = int(run.confusion[label].sum()) if run.confusion is not None else "?"
+        rows.append((text(name), percent(per_class.get(name)), str(count), confused_text(run, label)))
+    return table(("class", "accuracy", "test images", "most often predicted instead"), rows)
+
+
+def _results_note() -> str:
+    return (
+        "Validation and test numbers are those of the best checkpoint (highest validation accuracy); "
+        "training numbers are the running averages of the last epoch, on augmented images."
+    )

@@ -1,0 +1,126 @@
+"""What the visualize stage explains: the chosen test images, and the model and device around them.
+
+The images are chosen once per run (per class the most confidently correct and wrong examples, see
+:mod:`convlens.explain.selection`); each method explains all of them or the subset its settings
+ask for, and its figures show them with their captions and file names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convlens.explain.method import ExplainBatch, MethodParams
+from convlens.explain.selection import Selection, select_test_images
+from convlens.figures.panels import Caption, Shown
+from convlens.rundir import TrainedRun
+from convlens.text import slug
+from convlens.visualize.schema import SelectionConfig
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The selected test images: model input (K, C, H, W), display images (K, H, W, C) in [0, 1],
+    the model's verdicts, the class each image is explained for and, for synthetic data, the
+    ground-truth masks (K, H, W) of the class-defining region at input resolution."""
+
+    inputs: Tensor
+    display: np.ndarray
+    selection: Selection
+    targets: Tensor
+    class_names: list[str]
+    masks: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def record(self, position: int) -> dict[str, Any]:
+        """Manifest fields of one image."""
+        selection = self.selection
+        return {
+            "class": self.class_names[int(self.targets[position])],
+            "true_label": self.class_names[int(selection.labels[position])],
+            "predicted_label": self.class_names[int(selection.predictions[position])],
+            "confidence": round(float(selection.confidences[position]), 4),
+            "image_index": int(selection.indices[position]),
+        }
+
+    def stem(self, position: int) -> str:
+        """File name stem: true class and test-set index, e.g. ``happy_012``."""
+        label = self.class_names[int(self.selection.labels[position])]
+        return f"{slug(label)}_{int(self.selection.indices[position]):03d}"
+
+    def first_per_class(self, count: int) -> list[int]:
+        """Positions of the first ``count`` chosen images of each true class (the correct one first)."""
+        labels = self.selection.labels.tolist()
+        return [p for p, label in enumerate(labels) if labels[:p].count(label) < count]
+
+    def positions(self, params: MethodParams) -> list[int]:
+        """The images a method explains (see :class:`~convlens.explain.method.MethodParams`)."""
+        if hasattr(params, "images"):
+            return self.first_per_class(1)[: params.images]
+        if getattr(params, "per_class", None) is not None:
+            return self.first_per_class(params.per_class)
+        return list(range(len(self)))
+
+    def shown(self, title: str, positions: list[int]) -> Shown:
+        """How the figures of a method titled ``title`` show the images at ``positions``."""
+        captions = tuple(self._caption(position, title) for position in positions)
+        stems = tuple(self.stem(position) for position in positions)
+        return Shown(title, self.display[positions], captions, stems, tuple(self.class_names))
+
+    def _caption(self, position: int, title: str) -> Caption:
+        record = self.record(position)
+        return Caption(title, record["class"], record["true_label"], record["predicted_label"], record["confidence"])
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every method gets: the run, its model (eval mode, on ``device``), the chosen images and
+    the model input of a black image."""
+
+    run: TrainedRun
+    model: nn.Module
+    chosen: Chosen
+    device: torch.device
+    black: Tensor
+
+    def batch(self, positions: list[int]) -> ExplainBatch:
+        chosen = self.chosen
+        return ExplainBatch(chosen.inputs[positions], chosen.targets[positions], self.black, len(chosen.class_names))
+
+
+def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig) -> Chosen:
+    """Deterministic test images with the class each is explained for: ``explain: predicted`` (what
+    the model saw) or ``true``."""
+    if selection.explain not in ("predicted", "true"):
+        raise ValueError(f"visualize.selection.explain={selection.explain!r}; choose 'predicted' or 'true'")
+    datamodule = run.datamodule
+    split = datamodule.split(selection.split)
+    chosen = select_test_images(
+        model, split.images, split.labels, datamodule.preprocess, correct_per_class=selection.correct_per_class,
+        wrong_per_class=selection.wrong_per_class, max_candidates=selection.max_candidates,
+    )  # fmt: skip
+    if len(chosen) == 0:
+        raise ValueError("visualize.selection chose no images; raise correct_per_class or wrong_per_class")
+    inputs = datamodule.preprocess(split.images[chosen.indices]).cpu()
+    display = datamodule.to_display(inputs).movedim(1, -1).numpy()
+    targets = chosen.predictions if selection.explain == "predicted" else chosen.labels
+    masks = None if split.masks is None else _resize_masks(split.masks[chosen.indices], inputs.shape[-2:])
+    return Chosen(inputs, display, chosen, targets, run.class_names, masks)
+
+
+def black_image(run: TrainedRun) -> Tensor:
+    """The model input (1, C, H, W) of an all-black image of the dataset."""
+    shape = run.datamodule.split("test").images.shape[1:]
+    return run.datamodule.preprocess(torch.zeros((1, *shape), dtype=torch.uint8)).cpu()
+
+
+def _resize_masks(masks: Tensor, size: torch.Size) -> np.ndarray:
+    """Ground-truth masks (K, h, w) to the model's input size (nearest neighbour) as floats."""
+    return F.interpolate(masks[:, None].float(), size=tuple(size), mode="nearest")[:, 0].numpy()

@@ -1,0 +1,159 @@
+"""Planning and running one registered method: its settings, its figures and its manifest entries.
+
+:func:`plan` checks every method, setting and layer name before any work; :func:`run_method` calls
+the method's explain function on its images, its figure function on the result, saves the figures
+and returns their manifest entries (with the seconds each took: its share of the computation plus
+its own drawing, so computation and drawing are timed alike).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from torch import nn
+
+from convlens import atomic
+from convlens.explain.layers import resolve_layer
+from convlens.explain.localisation import localisation_scores
+from convlens.explain.method import MethodParams, NotApplicable
+from convlens.figures.panels import Drawn
+from convlens.registry import METHODS, MethodSpec, load
+from convlens.visualize.context import Context
+
+log = logging.getLogger(__name__)
+
+#: Settings that name layers; they are checked against the model before anything runs.
+LAYER_FIELDS = ("layer", "layers", "block")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A method ready to run: its declaration, its resolved settings, or why it does not apply."""
+
+    spec: MethodSpec
+    params: MethodParams
+    skipped: str | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        return self.params.as_dict()
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What one method left for the manifest: its run time, its figures, and why it drew none."""
+
+    seconds: float
+    entries: list[dict[str, Any]]
+    skipped: str | None = None
+
+    def summary(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        skipped = {"skipped": self.skipped} if self.skipped else {}
+        return {"seconds": round(self.seconds, 3), "parameters": parameters, **skipped}
+
+
+def settings(name: str, given: Mapping[str, Any] | None) -> MethodParams:
+    """Method ``name``'s settings dataclass built from ``given`` (a mapping or config node); unknown
+    names and values out of range are refused with the key."""
+    if name not in METHODS:
+        raise ValueError(f"unknown visualization method {name!r}; valid methods: {', '.join(METHODS)}")
+    params_type = load(METHODS[name].parameters)
+    values = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else dict(given or {})
+    valid = [f.name for f in dataclasses.fields(params_type)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"visualize.params.{name}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+        )
+    try:
+        return params_type(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"visualize.params.{name}: {error}") from error
+
+
+def plan(methods: list[str] | None, params: Mapping[str, Any] | None, model: nn.Module) -> dict[str, Planned]:
+    """Every method (None: all registered) with its resolved settings, checked before any work."""
+    names = list(METHODS) if methods is None else list(methods)
+    return {name: _plan_one(name, (params or {}).get(name), model) for name in names}
+
+
+def _plan_one(name: str, given: Mapping[str, Any] | None, model: nn.Module) -> Planned:
+    params = settings(name, given)
+    spec = METHODS[name]
+    reason = load(spec.applies_to)(model) if spec.applies_to else None
+    if reason:
+        return Planned(spec, params, reason)
+    resolved = params.resolved(model)
+    for key in LAYER_FIELDS:
+        value = getattr(resolved, key, None)
+        for layer in [value] if isinstance(value, str) else value or []:
+            resolve_layer(model, layer)
+    return Planned(spec, resolved)
+
+
+def run_method(ctx: Context, planned: Planned, out_dir: Path) -> MethodResult:
+    """Compute, draw and save one method; a method that does not apply is recorded with the reason."""
+    spec, params = planned.spec, planned.params
+    started = time.perf_counter()
+    if planned.skipped:
+        log.info("%s: skipped, %s", spec.name, planned.skipped)
+        return MethodResult(time.perf_counter() - started, [], skipped=planned.skipped)
+    positions = ctx.chosen.positions(params)
+    try:
+        result = load(spec.compute)(ctx.model, ctx.batch(positions), params)
+    except NotApplicable as reason:
+        log.info("%s: skipped, %s", spec.name, reason)
+        return MethodResult(time.perf_counter() - started, [], skipped=str(reason))
+    drawn = load(spec.draw)(result, ctx.chosen.shown(spec.title, positions), params)
+    compute = (time.perf_counter() - started) / max(len(drawn), 1)
+    seconds = [_save(item, out_dir / spec.name) for item in drawn]
+    scores = _scores(ctx, result, positions)
+    entries = [
+        _entry(ctx, spec.name, item, positions, planned.parameters(), compute + s, scores)
+        for item, s in zip(drawn, seconds, strict=True)
+    ]
+    total = time.perf_counter() - started
+    log.info("%s: %d figures in %.1f s", spec.name, len(drawn), total)
+    return MethodResult(total, entries)
+
+
+def _save(item: Drawn, folder: Path) -> float:
+    """Draw and save one figure; the seconds it took."""
+    started = time.perf_counter()
+    atomic.save_figure(item.figure(), folder / f"{item.key}.png")
+    return time.perf_counter() - started
+
+
+def _scores(ctx: Context, result: object, positions: list[int]) -> dict[int | None, dict[str, float]]:
+    """Extra numbers per figure: keyed by the result row a figure shows (None: the model alone), the
+    result's own ``scores`` and, where the data has masks, the mask scores of its maps (see
+    :mod:`convlens.explain.localisation`)."""
+    own = getattr(result, "scores", lambda row: {})
+    masks = None if ctx.chosen.masks is None else localisation_scores(result, ctx.chosen.masks[positions])
+    rows: dict[int | None, dict[str, float]] = {None: own(None)}
+    for row in range(len(positions)):
+        rows[row] = own(row) | (masks[row] if masks is not None else {})
+    return rows
+
+
+def _entry(
+    ctx: Context,
+    method: str,
+    item: Drawn,
+    positions: list[int],
+    parameters: dict[str, Any],
+    seconds: float,
+    scores: dict[int | None, dict[str, float]],
+) -> dict[str, Any]:
+    """A manifest entry; the image fields are null for figures of the model alone."""
+    image = dict.fromkeys(("class", "true_label", "predicted_label", "confidence", "image_index"))
+    if item.row is not None:
+        image = ctx.chosen.record(positions[item.row])
+    return {"method": method, "layer": item.layer, **image, "file": f"{method}/{item.key}.png",
+            "parameters": parameters, "seconds": round(seconds, 4), **scores[item.row]}  # fmt: skip
