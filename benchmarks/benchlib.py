@@ -4,6 +4,9 @@ JSON/table output.
 
 Every speed is reported as a ratio against a baseline measured in the same process, in alternating
 windows (A, B, A, B, ...), so that a busy shared machine slows both sides alike.
+
+Rendering docs/benchmarks.md from the results is summarize.py's job (run_all.py calls it once at the
+end); this module only writes the results, so it never imports summarize.py.
 """
 
 from __future__ import annotations
@@ -31,11 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convlens import atomic, hardware, provenance
+from convlens.report import markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 QUICK_RESULTS_DIR = Path(tempfile.gettempdir()) / "convlens-bench-quick"
 CIFAR10_CONF = ROOT / "conf" / "data" / "cifar10.yaml"
+#: The CPU extensions that decide fp32 vs bf16 speed, recorded with every run.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -46,9 +54,8 @@ def first_paragraph(doc: str) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split())
 
 
-def parser(doc: str) -> argparse.ArgumentParser:
-    """The flags every benchmark script shares; the script's docstring's first paragraph describes it."""
-    p = argparse.ArgumentParser(description=first_paragraph(doc))
+def _shared_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -56,14 +63,53 @@ def parser(doc: str) -> argparse.ArgumentParser:
         help="folder holding cifar10.npz / fer2013.csv(.xz) (default: ../shared/data next to the project); "
         "synthetic data of the same shape is used when a file is absent",
     )
-    p.add_argument(
-        "--quick", action="store_true", help="tiny sizes and step counts, one thread: checks that the script runs"
-    )
-    p.add_argument("--out", type=Path, default=None, help=f"results folder (default {RESULTS_DIR.relative_to(ROOT)}")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and step counts on one thread: checks that "
+                   "the scripts run, measures nothing")  # fmt: skip
+    p.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results; "
+                   f"with --quick {QUICK_RESULTS_DIR})")  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--note", default="", help="free text stored with the run, e.g. the load conditions")
+    p.add_argument("--note", default="", help="free text stored with every run, e.g. the load conditions")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     return p
+
+
+def _precision_flag() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--precision",
+        choices=("auto", "32-true", "bf16-mixed"),
+        default="auto",
+        help="of the convlens pipeline (throughput, lightning_overhead, profile_step); auto: what `make train` "
+        "picks on this device",
+    )
+    return p
+
+
+def _window_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--batch-size", type=int, default=None, help="default 32 on the CPU, 256 on a GPU")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--rounds", type=int, default=5, help="alternating window pairs")
+    p.add_argument("--steps", type=int, default=None, help="training steps per window (default 3 CPU, 20 GPU)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed convlens steps before the first window")
+    return p
+
+
+#: Parent parsers (``argparse.ArgumentParser(parents=[...])``): the flags of every script and of run_all.py;
+#: --precision of the scripts that run the convlens pipeline; the window sizes of the scripts that
+#: interleave it with a baseline (throughput.py, lightning_overhead.py, see :func:`window_sizes`).
+SHARED_FLAGS = _shared_flags()
+PRECISION_FLAG = _precision_flag()
+WINDOW_FLAGS = _window_flags()
+
+
+def window_sizes(args: argparse.Namespace, device: torch.device) -> None:
+    """Fill in WINDOW_FLAGS' device-dependent defaults; --quick shrinks every size to a smoke test."""
+    if args.quick:
+        args.image_size, args.rounds, args.steps, args.warmup = 64, 1, 1, 1
+        args.batch_size = args.batch_size or 4
+    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 32)
+    args.steps = args.steps or (20 if device.type == "cuda" else 3)
 
 
 def configure(args: argparse.Namespace) -> torch.device:
@@ -72,7 +118,10 @@ def configure(args: argparse.Namespace) -> torch.device:
     measures nothing."""
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
-    return pick_device(args.device)
+    try:
+        return hardware.resolve_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"--device {args.device}: {error}") from None
 
 
 def results_dir(args: argparse.Namespace) -> Path:
@@ -82,54 +131,27 @@ def results_dir(args: argparse.Namespace) -> Path:
     return QUICK_RESULTS_DIR if args.quick else RESULTS_DIR
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    return torch.device(name)
-
-
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock windows measure finished work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _cpuinfo(field: str) -> str | None:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return None
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), None)
-
-
-def cpu_model() -> str:
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The vector/matrix extensions that decide fp32 vs bf16 speed on this CPU."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return [flag for flag in (_cpuinfo("flags") or "").split() if flag in wanted]
-
-
 def environment(device: torch.device) -> dict[str, Any]:
     """Hardware and software of this run (what docs/benchmarks.md shows next to every number)."""
-    from convlens import provenance
-
-    info = {
-        "cpu": cpu_model(),
+    flags = hardware.cpu_flags()
+    return {
+        "cpu": hardware.cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
         "torch_threads": torch.get_num_threads(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "git": provenance.git_state(),
     }
-    return info | {"git": provenance.git_state()}
 
 
 class LoadMonitor:
@@ -172,19 +194,15 @@ def _own_cpu_seconds() -> float:
 
 
 def command_line() -> str:
-    script = Path(sys.argv[0]).resolve()
-    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script.name
-    return shlex.join(["python", str(shown), *sys.argv[1:]])
+    return shlex.join(["python", provenance.portable_path(sys.argv[0]), *sys.argv[1:]])
 
 
 def write_result(
     args: argparse.Namespace, name: str, run: dict[str, Any], load: LoadMonitor, device: torch.device
 ) -> Path:
     """Append this run to ``<out>/<name>.json`` (``{"benchmark": name, "runs": [...]}``), so every run
-    made stays on record, and render docs/benchmarks.md's tables again when that is the results folder."""
-    folder = results_dir(args)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
+    made stays on record. It only writes: summarize.py renders docs/benchmarks.md from these files."""
+    path = results_dir(args) / f"{name}.json"
     record = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command_line(),
@@ -196,26 +214,40 @@ def write_result(
     }
     existing = json.loads(path.read_text()) if path.exists() else {"benchmark": name, "runs": []}
     existing["runs"].append(record)
-    path.write_text(json.dumps(existing, indent=1) + "\n")
+    atomic.write_text(path, json.dumps(existing, indent=1) + "\n")
     print(f"results appended to {path}")
-    if folder == RESULTS_DIR:  # keep docs/benchmarks.md in step with the recorded runs
-        import summarize
-
-        summarize.main([])
+    if path.parent == RESULTS_DIR:
+        print("docs/benchmarks.md: rendered by run_all.py at its end, or by python benchmarks/summarize.py")
     return path
 
 
-def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table (used on stdout and by summarize.py for the docs)."""
+def record(
+    args: argparse.Namespace,
+    name: str,
+    device: torch.device,
+    measure: Callable[[], dict[str, Any]],
+    show: Callable[[dict[str, Any], torch.device], None],
+) -> dict[str, Any]:
+    """The end of every script's ``main``: ``measure()`` the run while the load is monitored, ``show`` its
+    tables on stdout, append it to ``<out>/<name>.json``; returns the run."""
+    load = LoadMonitor()
+    run = measure()
+    show(run, device)
+    write_result(args, name, run, load, device)
+    return run
 
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-        return "" if value is None else str(value)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
+def num(value: float | None, digits: int = 3) -> str:
+    """``digits`` significant digits, whole numbers from ``10 ** (digits - 1)`` on; blank for None."""
+    if value is None:
+        return ""
+    return f"{value:.{digits}g}" if abs(value) < 10 ** (digits - 1) else f"{value:.0f}"
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table of raw values for stdout: floats and None through :func:`num`, the rest as text."""
+    cells = [[num(value) if value is None or isinstance(value, float) else str(value) for value in row] for row in rows]
+    return markdown.table(columns, cells)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -240,11 +272,6 @@ class Preloaded:
         return self.arrays
 
 
-def portable(path: Path) -> str:
-    """``path`` relative to the project root, so recorded results name no machine-specific folder."""
-    return os.path.relpath(Path(path).resolve(), ROOT)
-
-
 def load_cifar10(data_dir: Path, synthetic_size: int = 4096) -> Loaded:
     """The real CIFAR-10 cache read in place (never copied), or random uint8 images of its shape."""
     from convlens.data.arrays import ArraySplit, DatasetArrays
@@ -252,14 +279,17 @@ def load_cifar10(data_dir: Path, synthetic_size: int = 4096) -> Loaded:
 
     path = data_dir / "cifar10.npz"
     if path.is_file():
-        return Loaded(CIFAR10Source(str(data_dir)).load(), f"real: {portable(path)}")
+        return Loaded(CIFAR10Source(str(data_dir)).load(), f"real: {provenance.portable_path(path)}")
     rng = np.random.default_rng(0)
 
     def split(size: int) -> ArraySplit:
         images = rng.integers(0, 256, (size, 32, 32, 3), dtype=np.uint8)
         return ArraySplit(images, rng.integers(0, 10, size).astype(np.int64))
 
-    origin = f"synthetic: {portable(path)} not found, {synthetic_size} random 32x32x3 uint8 images (speeds comparable)"
+    origin = (
+        f"synthetic: {provenance.portable_path(path)} not found, {synthetic_size} random 32x32x3 uint8 images "
+        "(speeds comparable)"
+    )
     print(f"NOTE: {origin}")
     arrays = DatasetArrays(split(synthetic_size), split(256), split(256), CIFAR10_CLASSES)
     return Loaded(arrays, origin)
@@ -434,15 +464,6 @@ def resolve_precision(device: torch.device, requested: str = "auto") -> str:
     if requested != "auto":
         return requested
     return resolve("auto", accelerator=device.type)
-
-
-def add_precision_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--precision",
-        choices=("auto", "32-true", "bf16-mixed"),
-        default="auto",
-        help="of the convlens pipeline; auto: what `make train` picks on this device (bf16-mixed on a GPU)",
-    )
 
 
 def classifier(net: nn.Module, channels_last: bool = True, compile: bool = False) -> Any:

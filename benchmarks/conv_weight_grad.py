@@ -11,6 +11,7 @@ speed-up is the median ratio of the rounds. Both are CPU measurements: on a GPU 
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from functools import partial
@@ -18,7 +19,7 @@ from typing import Any
 
 import benchlib
 import torch
-from precision_layout import Variant
+from precision_layout import Variant, seeded_start
 from torch import nn
 
 from convlens.training.conv_grad import batched_weight_gradient
@@ -61,14 +62,7 @@ def weight_gradient_times(batch: int, repeats: int) -> list[dict[str, Any]]:
 
 def training_step_ratio(args: Any, device: torch.device) -> dict[str, Any]:
     """Alternating windows of the two model copies; images/s and the median per-round ratio."""
-    from convlens.models import ResNet
-
-    torch.manual_seed(0)
-    state = ResNet(18, 10).state_dict()
-    batch = (
-        torch.randn(args.batch_size, 3, args.image_size, args.image_size),
-        torch.randint(0, 10, (args.batch_size,)),
-    )
+    state, batch = seeded_start(args.batch_size, args.image_size)
     variants = {flag: Variant("fp32", "channels_last", state, device, batch, batched_weight_grad=flag)
                 for flag in (False, True)}  # fmt: skip
     for variant in variants.values():  # warm-up: oneDNN builds its kernels on the first steps
@@ -87,8 +81,31 @@ def training_step_ratio(args: Any, device: torch.device) -> dict[str, Any]:
     }
 
 
+def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    torch.set_flush_denormal(True)  # as the train stage does
+    return {
+        "config": benchlib.step_config(args),
+        "convolutions": weight_gradient_times(args.batch_size, args.repeats),
+        "training_step": training_step_ratio(args, device),
+    }
+
+
+def show(run: dict[str, Any], device: torch.device) -> None:
+    config, step = run["config"], run["training_step"]
+    print(f"\nWeight gradient of one 3x3 convolution, batch {config['batch_size']}, channels_last, fp32, {device}")
+    print(benchlib.table(
+        ["channels", "map", "oneDNN ms", "batched ms", "speed-up"],
+        [(r["channels"], r["map"], r["onednn_ms"], r["batched_ms"], r["speedup"]) for r in run["convolutions"]],
+    ))  # fmt: skip
+    print(
+        f"\nResNet-18 training step at {config['image_size']} px, batch {config['batch_size']}: plain "
+        f"{step['plain_images_per_s']:.0f} img/s, batched weight gradients {step['batched_images_per_s']:.0f} img/s, "
+        f"speed-up {step['speedup']:.2f}x (rounds {step['speedup_min']:.2f}-{step['speedup_max']:.2f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__)
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
     p.add_argument("--batch-size", type=int, default=128, help="demo_shapes trains with 128")
     p.add_argument("--image-size", type=int, default=32, help="demo_shapes trains at 32 px")
     p.add_argument("--rounds", type=int, default=6, help="alternating window pairs")
@@ -101,28 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type != "cpu":
         print("conv_weight_grad: a CPU measurement (the hooks are installed only for CPU training); using the CPU")
         device = torch.device("cpu")
-    load = benchlib.LoadMonitor()
-    torch.set_flush_denormal(True)  # as the train stage does
-    convolutions = weight_gradient_times(args.batch_size, args.repeats)
-    step = training_step_ratio(args, device)
-
-    print(f"\nWeight gradient of one 3x3 convolution, batch {args.batch_size}, channels_last, fp32")
-    print(benchlib.markdown_table(
-        ["channels", "map", "oneDNN ms", "batched ms", "speed-up"],
-        [(r["channels"], r["map"], r["onednn_ms"], r["batched_ms"], r["speedup"]) for r in convolutions],
-    ))  # fmt: skip
-    print(
-        f"\nResNet-18 training step at {args.image_size} px, batch {args.batch_size}: plain "
-        f"{step['plain_images_per_s']:.0f} img/s, batched weight gradients {step['batched_images_per_s']:.0f} img/s, "
-        f"speed-up {step['speedup']:.2f}x (rounds {step['speedup_min']:.2f}-{step['speedup_max']:.2f})"
-    )
-    run = {
-        "config": benchlib.step_config(args),
-        "convolutions": convolutions,
-        "training_step": step,
-    }
-    benchlib.write_result(args, "conv_weight_grad", run, load, device)
-    return run
+    return benchlib.record(args, "conv_weight_grad", device, partial(measure, args, device), show)
 
 
 if __name__ == "__main__":

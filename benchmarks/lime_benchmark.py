@@ -17,11 +17,13 @@ synthetic face; with it, the run's best checkpoint on its first test image.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,17 +151,19 @@ def report(variants: dict[str, dict[str, float]]) -> dict[str, float]:
     }
 
 
-def print_table(variants: dict[str, dict[str, float]], summary: dict[str, Any]) -> None:
+def show(run: dict[str, Any], device: torch.device) -> None:
+    config = run["config"]
+    print(f"{config['model']} on {device}, image {tuple(config['image_shape'])}, {config['num_samples']} samples")
     print(f"{'variant':<8} {'total s':>9} {'model s':>9} {'LIME s':>9} {'LIME %':>7} {'calls':>6} {'segments':>9}")
-    for name, v in variants.items():
+    for name, v in run["variants"].items():
         share = 100 * v["rest_s"] / v["total_s"]
         print(
             f"{name:<8} {v['total_s']:9.3f} {v['model_s']:9.3f} {v['rest_s']:9.3f} {share:6.1f}% "
             f"{v['classifier_calls']:6d} {v['segments']:9d}"
         )
-    print(f"LIME's own work as a share of our total: {summary['lime_share_of_our_total']:.1%}")
-    print(f"end-to-end speed-up over the README usage: {summary['speedup_end_to_end']:.2f}x")
-    print(f"goal ({summary['goal']}): {'met' if summary['goal_met'] else 'NOT met'}")
+    print(f"LIME's own work as a share of our total: {run['lime_share_of_our_total']:.1%}")
+    print(f"end-to-end speed-up over the README usage: {run['speedup_end_to_end']:.2f}x")
+    print(f"goal ({run['goal']}): {'met' if run['goal_met'] else 'NOT met'}")
 
 
 def goal(summary: dict[str, float], device: torch.device) -> dict[str, Any]:
@@ -176,8 +180,24 @@ def goal(summary: dict[str, float], device: torch.device) -> dict[str, Any]:
     }
 
 
+def run_both(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Both variants on the subject of ``--run`` (or the default one), with the goal's verdict."""
+    model, image, description = load_subject(args.run, device)
+    variants = measure(model, image, args.num_samples, args.repeats)
+    summary = report(variants)
+    config = {
+        "model": description,
+        "image_shape": list(image.shape),
+        "num_samples": args.num_samples,
+        "repeats": args.repeats,
+        "ours": OURS,
+        "readme": README,
+    }
+    return {"config": config, "variants": variants, **summary, **goal(summary, device)}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__)
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
     p.add_argument("--run", type=Path, default=None, help="run directory whose model and first test image to use")
     p.add_argument("--num-samples", type=int, default=1000, help="LIME samples per explanation (both variants)")
     p.add_argument("--repeats", type=int, default=3, help="alternating runs per variant; medians are reported")
@@ -186,27 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = benchlib.configure(args)
     if args.quick:
         args.num_samples, args.repeats = 64, 1
-    load = benchlib.LoadMonitor()
-    model, image, description = load_subject(args.run, device)
-    variants = measure(model, image, args.num_samples, args.repeats)
-    summary = report(variants)
-    summary |= goal(summary, device)
-    print(f"{description} on {device}, image {tuple(image.shape)}, {args.num_samples} samples")
-    print_table(variants, summary)
-    run = {
-        "config": {
-            "model": description,
-            "image_shape": list(image.shape),
-            "num_samples": args.num_samples,
-            "repeats": args.repeats,
-            "ours": OURS,
-            "readme": README,
-        },
-        "variants": variants,
-        **summary,
-    }
-    benchlib.write_result(args, "lime_benchmark", run, load, device)
-    return run
+    return benchlib.record(args, "lime_benchmark", device, partial(run_both, args, device), show)
 
 
 if __name__ == "__main__":

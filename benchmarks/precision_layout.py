@@ -6,14 +6,16 @@ every round (rotating the order) and each speed is a ratio to fp32 NCHW in the s
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import benchlib
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 VARIANTS = (("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "nchw"), ("bf16", "channels_last"))
 
@@ -61,27 +63,20 @@ class Variant:
         return steps * len(self.labels) / (time.perf_counter() - started)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__)
-    p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=2, help="steps per window")
-    args = p.parse_args(argv)
-    device = benchlib.configure(args)
-    if args.quick:
-        args.image_size, args.rounds, args.steps, args.batch_size = 64, 1, 1, args.batch_size or 4
-    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
-    load = benchlib.LoadMonitor()
-
+def seeded_start(batch_size: int, image_size: int) -> tuple[dict[str, Tensor], tuple[Tensor, Tensor]]:
+    """ResNet-18 initial weights and one random batch (images, labels), both from seed 0: what every
+    compared model copy starts from."""
     from convlens.models import ResNet
 
     torch.manual_seed(0)
     state = ResNet(18, 10).state_dict()
-    batch = (
-        torch.randn(args.batch_size, 3, args.image_size, args.image_size),
-        torch.randint(0, 10, (args.batch_size,)),
-    )
+    batch = torch.randn(batch_size, 3, image_size, image_size), torch.randint(0, 10, (batch_size,))
+    return state, batch
+
+
+def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The four variants in turns (rotating the order each round); speeds relative to fp32 NCHW."""
+    state, batch = seeded_start(args.batch_size, args.image_size)
     variants = [Variant(precision, layout, state, device, batch) for precision, layout in VARIANTS]
     for variant in variants:  # warm-up: oneDNN builds its kernels on the first steps
         variant.window(1)
@@ -104,19 +99,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "vs_fp32_nchw": statistics.median(ratios),
             }
         )
-    print(f"\nResNet-18 training step at {args.image_size}, batch {args.batch_size}, {device}")
+    return {"config": benchlib.step_config(args), "variants": rows}
+
+
+def show(run: dict[str, Any], device: torch.device) -> None:
+    config = run["config"]
+    print(f"\nResNet-18 training step at {config['image_size']}, batch {config['batch_size']}, {device}")
     print(
-        benchlib.markdown_table(
+        benchlib.table(
             ["precision", "layout", "images/s (median)", "vs fp32 NCHW"],
-            [(r["precision"], r["layout"], r["images_per_s_median"], r["vs_fp32_nchw"]) for r in rows],
+            [(r["precision"], r["layout"], r["images_per_s_median"], r["vs_fp32_nchw"]) for r in run["variants"]],
         )
     )
-    run = {
-        "config": benchlib.step_config(args),
-        "variants": rows,
-    }
-    benchlib.write_result(args, "precision_layout", run, load, device)
-    return run
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2, help="steps per window")
+    args = p.parse_args(argv)
+    device = benchlib.configure(args)
+    if args.quick:
+        args.image_size, args.rounds, args.steps, args.batch_size = 64, 1, 1, args.batch_size or 4
+    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
+    return benchlib.record(args, "precision_layout", device, partial(measure, args, device), show)
 
 
 if __name__ == "__main__":

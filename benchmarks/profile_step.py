@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import benchlib
@@ -139,29 +140,13 @@ def top_ops(profile: Profile, steps: int, device: torch.device, count: int) -> l
     ]
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__)
-    p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=5, help="steps timed by region")
-    p.add_argument("--profile-steps", type=int, default=2, help="steps under torch.profiler")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    benchlib.add_precision_flag(p)
-    args = p.parse_args(argv)
-    if args.quick:
-        args.image_size, args.warmup, args.steps, args.profile_steps = 64, 1, 1, 1
-        args.batch_size = args.batch_size or 4
-    load = benchlib.LoadMonitor()
-    device = benchlib.configure(args)
-    batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
-    precision = benchlib.resolve_precision(device, args.precision)
-    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(512, batch_size * 16))
-
+def measure(args: argparse.Namespace, data: benchlib.Loaded, device: torch.device) -> dict[str, Any]:
+    """Region clock over the first steps after warm-up, then torch.profiler over the last ones."""
     from convlens.models import ResNet
 
+    precision = benchlib.resolve_precision(device, args.precision)
     torch.manual_seed(0)
-    datamodule = benchlib.cifar10_datamodule(data, args.image_size, batch_size)
+    datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
     module = benchlib.classifier(ResNet(18, 10), channels_last=args.channels_last)
     clock = RegionClock(device, args.warmup, args.steps)
     datamodule.transform = clock.timed_transform(datamodule.transform)
@@ -170,49 +155,72 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trainer = benchlib.bench_trainer(device, precision, total_steps, [clock, profile])
     trainer.fit(module, datamodule=datamodule)
 
-    step = clock.step_seconds / args.steps
     regions = {
         name: {"ms_per_step": clock.totals[name] / args.steps * 1e3, "share": clock.totals[name] / clock.step_seconds}
         for name in REGIONS
     }
-    outside = 1 - sum(regions[name]["share"] for name in MODEL_REGIONS)
-    ops = top_ops(profile, args.profile_steps, device, 15)
-    print(
-        f"\nconvlens training step, ResNet-18 at {args.image_size}, batch {batch_size}, {device}, {precision}, "
-        f"channels_last={args.channels_last}: {step:.3f} s/step, {clock.images / clock.step_seconds:.2f} images/s"
-    )
-    print(
-        benchlib.markdown_table(
-            ["region", "ms/step", "share"], [(n, r["ms_per_step"], r["share"]) for n, r in regions.items()]
-        )
-    )
-    print(f"share of the step outside the model's own work (forward, backward, optimizer step): {outside:.1%}\n")
-    print(
-        benchlib.markdown_table(
-            ["op", "calls/step", "self ms/step", "share"],
-            [(o["op"], o["calls_per_step"], o["self_ms_per_step"], o["share"]) for o in ops],
-        )
-    )
-    run = {
-        "config": {
-            "model": "ResNet-18",
-            "image_size": args.image_size,
-            "batch_size": batch_size,
-            "precision": precision,
-            "channels_last": args.channels_last,
-            "warmup": args.warmup,
-            "steps": args.steps,
-            "profile_steps": args.profile_steps,
-            "data": data.origin,
-        },
-        "step_seconds": step,
+    config = {
+        "model": "ResNet-18",
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "precision": precision,
+        "channels_last": args.channels_last,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "profile_steps": args.profile_steps,
+        "data": data.origin,
+    }
+    return {
+        "config": config,
+        "step_seconds": clock.step_seconds / args.steps,
         "images_per_s": clock.images / clock.step_seconds,
         "regions": regions,
-        "outside_model_share": outside,
-        "top_ops": ops,
+        "outside_model_share": 1 - sum(regions[name]["share"] for name in MODEL_REGIONS),
+        "top_ops": top_ops(profile, args.profile_steps, device, 15),
     }
-    benchlib.write_result(args, "profile_step", run, load, device)
-    return run
+
+
+def show(run: dict[str, Any], device: torch.device) -> None:
+    config = run["config"]
+    print(
+        f"\nconvlens training step, ResNet-18 at {config['image_size']}, batch {config['batch_size']}, {device}, "
+        f"{config['precision']}, channels_last={config['channels_last']}: {run['step_seconds']:.3f} s/step, "
+        f"{run['images_per_s']:.2f} images/s"
+    )
+    print(
+        benchlib.table(
+            ["region", "ms/step", "share"], [(n, r["ms_per_step"], r["share"]) for n, r in run["regions"].items()]
+        )
+    )
+    print(
+        "share of the step outside the model's own work (forward, backward, optimizer step): "
+        f"{run['outside_model_share']:.1%}\n"
+    )
+    print(
+        benchlib.table(
+            ["op", "calls/step", "self ms/step", "share"],
+            [(o["op"], o["calls_per_step"], o["self_ms_per_step"], o["share"]) for o in run["top_ops"]],
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG]
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents)
+    p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5, help="steps timed by region")
+    p.add_argument("--profile-steps", type=int, default=2, help="steps under torch.profiler")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.image_size, args.warmup, args.steps, args.profile_steps = 64, 1, 1, 1
+        args.batch_size = args.batch_size or 4
+    device = benchlib.configure(args)
+    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
+    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(512, args.batch_size * 16))
+    return benchlib.record(args, "profile_step", device, partial(measure, args, data, device), show)
 
 
 if __name__ == "__main__":

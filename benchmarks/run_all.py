@@ -1,6 +1,7 @@
 """`make bench`: run the benchmark scripts in turn. Each prints its table and appends its run to
-``<out>/<name>.json``; for the default benchmarks/results/ the tables of docs/benchmarks.md are then
-rendered again from those files (summarize.py). --quick runs go to a temp folder unless --out is given.
+``<out>/<name>.json``; when that is the default benchmarks/results/, the tables of docs/benchmarks.md
+are rendered again from those files once at the end (summarize.py). --quick runs go to a temp folder
+unless --out is given.
 
 The long time-to-accuracy benchmark runs only with --with-training; --quick runs it as a one-batch smoke.
 Examples: ``make bench``, ``make bench ARGS="--with-training --time-budget 3600"``,
@@ -14,9 +15,9 @@ import importlib
 import sys
 import time
 import traceback
-from pathlib import Path
 
 import benchlib
+import summarize
 
 BENCHMARKS = (
     "throughput",
@@ -31,19 +32,8 @@ PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts t
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__))
-    p.add_argument("--quick", action="store_true", help="tiny step counts: checks that every script runs")
-    p.add_argument("--data-dir", type=Path, default=benchlib.DEFAULT_DATA_DIR)
-    p.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--note", default="", help="stored with every run, e.g. the load conditions")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "32-true", "bf16-mixed"),
-        default="auto",
-        help=f"of the convlens pipeline in {', '.join(PIPELINE)}; auto: what `make train` picks",
-    )
+    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG]
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents)
     p.add_argument("--only", nargs="+", choices=(*BENCHMARKS, TRAINING), help="run just these")
     p.add_argument("--with-training", action="store_true", help=f"also run {TRAINING} (long)")
     p.add_argument("--epochs", type=int, help=f"{TRAINING}: trainer.max_epochs")
@@ -72,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
         print(f"=== {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
+    if benchlib.results_dir(args) == benchlib.RESULTS_DIR:  # the runs that did finish are on record
+        summarize.main([])
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ import json
 import statistics
 import subprocess
 import sys
+from functools import partial
 from typing import Any
 
 import benchlib
@@ -77,34 +78,11 @@ def probe_memory_in_subprocesses(argv: list[str]) -> dict[str, dict[str, Any]]:
     return results
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    argv = sys.argv[1:] if argv is None else argv
-    p = benchlib.parser(__doc__)
-    p.add_argument("--batch-size", type=int, default=None, help="default 32 on the CPU, 256 on a GPU")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--rounds", type=int, default=5, help="alternating window pairs")
-    p.add_argument("--steps", type=int, default=None, help="training steps per window (default 3 CPU, 20 GPU)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed convlens steps before the first window")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain pipeline")
-    p.add_argument("--memory-steps", type=int, default=3)
-    p.add_argument("--memory-probe", choices=("convlens", "plain"), help=argparse.SUPPRESS)
-    benchlib.add_precision_flag(p)
-    args = p.parse_args(argv)
-    device = benchlib.configure(args)
-    if args.quick:
-        args.image_size, args.rounds, args.steps, args.warmup, args.memory_steps = 64, 1, 1, 1, 1
-        args.batch_size = args.batch_size or 4
-    args.batch_size = args.batch_size or (256 if device.type == "cuda" else 32)
-    args.steps = args.steps or (20 if device.type == "cuda" else 3)
-    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
-
-    if args.memory_probe:
-        print(PROBE_PREFIX + json.dumps(memory_probe(args.memory_probe, data, args, device)))
-        return {}
-
+def measure(args: argparse.Namespace, argv: list[str], data: benchlib.Loaded, device: torch.device) -> dict[str, Any]:
+    """Both pipelines in alternating windows of one Trainer run, the ceiling between them, then the
+    memory probes."""
     from convlens.models import ResNet
 
-    load = benchlib.LoadMonitor()
     precision = benchlib.resolve_precision(device, args.precision)
     torch.manual_seed(0)
     net = ResNet(18, 10)
@@ -134,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plain_result = benchlib.summarize_windows(windows["plain"])
     speedup = benchlib.paired_ratio(windows["lightning"], windows["plain"])
     goal = 5.0 if device.type == "cuda" else 1.4
-    run = {
+    return {
         "config": benchlib.step_config(args)
         | {
             "warmup": args.warmup,
@@ -158,12 +136,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "convlens_fraction_of_ceiling": convlens["images_per_s_median"] / ceiling_rate,
         "plain_fraction_of_ceiling": plain_result["images_per_s_median"] / ceiling_rate,
     }
-    print_summary(run)
-    benchlib.write_result(args, "throughput", run, load, device)
-    return run
 
 
-def print_summary(run: dict[str, Any]) -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG, benchlib.WINDOW_FLAGS]
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain pipeline")
+    p.add_argument("--memory-steps", type=int, default=3)
+    p.add_argument("--memory-probe", choices=("convlens", "plain"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    device = benchlib.configure(args)
+    benchlib.window_sizes(args, device)
+    if args.quick:
+        args.memory_steps = 1
+    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
+
+    if args.memory_probe:
+        print(PROBE_PREFIX + json.dumps(memory_probe(args.memory_probe, data, args, device)))
+        return {}
+    return benchlib.record(args, "throughput", device, partial(measure, args, argv, data, device), show)
+
+
+def show(run: dict[str, Any], device: torch.device) -> None:
     ceiling = run["ceiling"]
     rows = []
     for name in ("convlens", "plain"):
@@ -191,8 +186,8 @@ def print_summary(run: dict[str, Any]) -> None:
         "GPU peak MB",
     ]
     config = run["config"]
-    print(f"\nResNet-18 at {config['image_size']}, batch {config['batch_size']}, {config['data']}")
-    print(benchlib.markdown_table(columns, rows))
+    print(f"\nResNet-18 at {config['image_size']}, batch {config['batch_size']}, {device}, {config['data']}")
+    print(benchlib.table(columns, rows))
     speedup = run["speedup"]
     print(
         f"speedup convlens/plain: {speedup['median']:.2f}x (per-round range {speedup['min']:.2f}-"

@@ -10,15 +10,18 @@ experiment's target. ``--quick`` trains one batch of one epoch: a smoke test tha
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import benchlib
+import torch
 from omegaconf import DictConfig, open_dict
+
+from convlens.provenance import portable_path
 
 #: Test-accuracy goals of the issue; validation accuracy reaching them is what "time to accuracy" times.
 TARGETS = {"cifar10_resnet18": 0.94, "fer2013_cnn": 0.72}
@@ -41,12 +44,6 @@ def compose(experiment: str, overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
 
 
-def portable(path: Path) -> str:
-    """Relative to the working directory unless far from it, so run directories hold no machine paths."""
-    relative = os.path.relpath(path.resolve(), Path.cwd())
-    return str(path.resolve()) if relative.startswith("../..") else relative
-
-
 def has_data(data_dir: Path, experiment: str) -> bool:
     name = DATA_FILES[experiment]
     return (data_dir / name).is_file() or (data_dir / name.removesuffix(".xz")).is_file()
@@ -57,9 +54,9 @@ def run_experiment(experiment: str, args: Any, output_root: Path) -> dict[str, A
 
     run_dir = output_root / experiment / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     overrides = [
-        f"data.data_dir={portable(args.data_dir)}",
+        f"data.data_dir={portable_path(args.data_dir)}",
         f"paths.cache_dir={args.cache_dir}",
-        f"paths.output_dir={portable(run_dir)}",
+        f"paths.output_dir={portable_path(run_dir)}",
         "trainer.enable_progress_bar=false",
         *args.override,
     ]
@@ -93,10 +90,10 @@ def run_experiment(experiment: str, args: Any, output_root: Path) -> dict[str, A
             "time_budget_s": args.time_budget,
         }
     origin = (
-        f"real: {benchlib.portable(args.data_dir / DATA_FILES[experiment])}"
+        f"real: {portable_path(args.data_dir / DATA_FILES[experiment])}"
         if real
         else (
-            f"synthetic: {DATA_FILES[experiment]} not in {benchlib.portable(args.data_dir)}, "
+            f"synthetic: {DATA_FILES[experiment]} not in {portable_path(args.data_dir)}, "
             f"built-in '{SYNTHETIC[experiment]['kind']}' data of the same shape (speeds comparable, accuracies not)"
         )
     )
@@ -110,7 +107,7 @@ def run_experiment(experiment: str, args: Any, output_root: Path) -> dict[str, A
     return {
         "experiment": experiment,
         "data": origin,
-        "run_dir": str(run_dir.relative_to(benchlib.ROOT)) if run_dir.is_relative_to(benchlib.ROOT) else str(run_dir),
+        "run_dir": portable_path(run_dir),
         "precision": str(cfg.trainer.precision),
         "resolved_precision": _resolved_precision(cfg),
         "max_epochs": cfg.trainer.max_epochs,
@@ -133,8 +130,16 @@ def _resolved_precision(cfg: DictConfig) -> str:
     return resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
 
 
+def show(run: dict[str, Any], device: torch.device) -> None:
+    print(f"\nTime to accuracy on {device}")
+    columns = ["experiment", "epochs", "train s", "best val acc", "test acc", "target", "s to target (val)", "images/s"]
+    keys = ["experiment", "epochs_trained", "train_seconds", "val_acc", "test_acc", "target_acc",
+            "seconds_to_target_val_acc", "train_images_per_s_median"]  # fmt: skip
+    print(benchlib.table(columns, [[e[key] for key in keys] for e in run["experiments"]]))
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = benchlib.parser(__doc__)
+    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
     p.add_argument(
         "--experiments",
         nargs="+",
@@ -173,31 +178,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     output_root = args.outputs or (
         Path(tempfile.mkdtemp(prefix="convlens-tta-")) if args.quick else benchlib.ROOT / "outputs" / "benchmarks"
     )
-    load = benchlib.LoadMonitor()
-    runs = [run_experiment(experiment, args, output_root) for experiment in experiments]
-    print(
-        benchlib.markdown_table(
-            ["experiment", "epochs", "train s", "best val acc", "test acc", "target", "s to target (val)", "images/s"],
-            [
-                (
-                    r["experiment"],
-                    r["epochs_trained"],
-                    r["train_seconds"],
-                    r["val_acc"],
-                    r["test_acc"],
-                    r["target_acc"],
-                    r["seconds_to_target_val_acc"],
-                    r["train_images_per_s_median"],
-                )
-                for r in runs
-            ],
-        )
-    )
     config = {"experiments": experiments, "epochs": args.epochs, "time_budget_s": args.time_budget,
               "overrides": args.override}  # fmt: skip
-    run = {"config": config, "experiments": runs}
-    benchlib.write_result(args, "time_to_accuracy", run, load, device)
-    return run
+
+    def measure() -> dict[str, Any]:
+        return {"config": config, "experiments": [run_experiment(e, args, output_root) for e in experiments]}
+
+    return benchlib.record(args, "time_to_accuracy", device, measure, show)
 
 
 if __name__ == "__main__":

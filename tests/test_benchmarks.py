@@ -3,6 +3,8 @@ fields that docs/benchmarks.md is rendered from; the committed document matches 
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import json
 import re
 import subprocess
@@ -78,4 +80,30 @@ def test_quick_runs_render_into_tables(quick_results: Path) -> None:
 
 
 def test_document_matches_the_committed_results() -> None:
-    assert summarize.main(["--check"]) == 0, "run python benchmarks/summarize.py"
+    """Run alone, in a fresh interpreter (as after a single script): summarize.py needs nothing else."""
+    result = subprocess.run([sys.executable, "benchmarks/summarize.py", "--check"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, f"run python benchmarks/summarize.py\n{result.stdout}{result.stderr[-3000:]}"
+
+
+def test_benchmark_modules_import_without_a_cycle() -> None:
+    """benchlib only writes results and summarize only renders them; no module of benchmarks/ imports one
+    that imports it back, at the top or inside a function."""
+    folder = ROOT / "benchmarks"
+    names = {path.stem for path in folder.glob("*.py")}
+    graph = {name: _imported(folder / f"{name}.py") & names for name in names}
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        pytest.fail(f"import cycle in benchmarks/: {' -> '.join(error.args[1])}")
+    assert "summarize" not in graph["benchlib"], "write_result only writes; run_all.py renders the document"
+
+
+def _imported(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module.split(".")[0])
+    return modules
