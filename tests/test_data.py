@@ -31,7 +31,7 @@ def test_cifar_cache_is_split_with_a_seed(tmp_path: Path) -> None:
 def test_truncated_cifar_cache_says_how_to_fix_it(tmp_path: Path) -> None:
     path = write_cifar_cache(tmp_path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"cifar10.npz is not a readable npz cache .*delete .* rebuild"):
+    with pytest.raises(ValueError, match=r"cifar10.npz is not a readable npz file .*rewrite .* or remove it"):
         CIFAR10Source(str(tmp_path), val_size=10).load()
 
 

@@ -31,6 +31,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", refuse)
     monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", refuse)
+    monkeypatch.setattr("convlens.data.cifar10.download_and_extract_archive", refuse, raising=False)
 
 
 @pytest.fixture
@@ -100,6 +101,14 @@ def test_fer_folder_validation_split_follows_its_settings(tmp_path: Path) -> Non
     assert (len(quarter.train), len(quarter.val)) == (15, 5) and (len(half.train), len(half.val)) == (10, 10)
     other_seed = Fer2013Source(str(data), cache, val_fraction=0.5, split_seed=1).load()
     assert not np.array_equal(half.val.images, other_seed.val.images)
+
+
+def test_fer_in_a_read_only_data_dir_caches_in_the_user_cache(tmp_path: Path, user_cache: Path, read_only) -> None:
+    (tmp_path / "data").mkdir()
+    write_fer_csv(tmp_path / "data" / "fer2013.csv", FER_ROWS)
+    read_only(tmp_path / "data")
+    arrays = Fer2013Source(str(tmp_path / "data")).load()
+    assert arrays.train.labels.tolist() == [3, 0, 6] and len(list(user_cache.glob("fer2013-*.npz"))) == 1
 
 
 # ------------------------------------------------------------- item 10: CIFAR-10's official layout
