@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-import lzma
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA, requires_shared_data
-from PIL import Image
+from datafiles import FER_ROWS, fer_row, write_cifar_cache, write_fer_csv, write_fer_folders
 
 from convlens.data import ImageDataModule
 from convlens.data.cifar10 import CIFAR10_CLASSES, CIFAR10Source
 from convlens.data.fer2013 import FER2013_CLASSES, Fer2013Source
-
-
-def write_cifar_cache(folder: Path, train: int = 60, test: int = 20) -> Path:
-    rng = np.random.default_rng(0)
-    path = folder / "cifar10.npz"
-    np.savez(
-        path,
-        x_train=rng.integers(0, 256, (train, 32, 32, 3), dtype=np.uint8),
-        y_train=rng.integers(0, 10, train),
-        x_test=rng.integers(0, 256, (test, 32, 32, 3), dtype=np.uint8),
-        y_test=rng.integers(0, 10, test),
-    )
-    return path
-
-
-def fer_row(emotion: int, usage: str, pixels: int = 48 * 48, value: int = 7) -> str:
-    return f"{emotion},{' '.join([str(value)] * pixels)},{usage}\n"
-
-
-def write_fer_csv(path: Path, rows: list[str]) -> Path:
-    text = "emotion,pixels,Usage\n" + "".join(rows)
-    if path.suffix == ".xz":
-        path.write_bytes(lzma.compress(text.encode()))
-    else:
-        path.write_text(text)
-    return path
-
-
-FER_ROWS = [fer_row(3, "Training"), fer_row(0, "Training"), fer_row(6, "Training"), fer_row(5, "PublicTest"),
-            fer_row(1, "PrivateTest"), fer_row(2, "PrivateTest")]  # fmt: skip
 
 
 def test_cifar_cache_is_split_with_a_seed(tmp_path: Path) -> None:
@@ -62,7 +31,7 @@ def test_cifar_cache_is_split_with_a_seed(tmp_path: Path) -> None:
 def test_truncated_cifar_cache_says_how_to_fix_it(tmp_path: Path) -> None:
     path = write_cifar_cache(tmp_path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"cifar10.npz is not a readable npz cache .*delete .* rebuild"):
+    with pytest.raises(ValueError, match=r"cifar10.npz is not a readable npz file .*rewrite .* or remove it"):
         CIFAR10Source(str(tmp_path), val_size=10).load()
 
 
@@ -84,12 +53,7 @@ def test_fer_row_with_wrong_pixel_count_names_the_line(tmp_path: Path) -> None:
 
 
 def test_fer_image_folders(tmp_path: Path) -> None:
-    for split, count in (("train", 10), ("test", 3)):
-        for index, name in enumerate(("happy", "sad")):
-            folder = tmp_path / split / name
-            folder.mkdir(parents=True)
-            for item in range(count):
-                Image.fromarray(np.full((48, 48), 10 * item + index, np.uint8)).save(folder / f"{item}.png")
+    write_fer_folders(tmp_path, {"train": 10, "test": 3})
     arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache"), val_fraction=0.25).load()
     assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (15, 5, 6)
     assert set(arrays.test.labels.tolist()) == {FER2013_CLASSES.index("Happy"), FER2013_CLASSES.index("Sad")}

@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import RidgeClassifier
 
 from convlens.data.synthetic import (
-    _CHUNK,
+    CHUNK,
     FACES_CLASSES,
     FACES_SIZE,
     SHAPES_CLASSES,
@@ -51,7 +51,7 @@ def test_shapes_dtypes_and_balance(dataset) -> None:
 def test_every_sample_is_rendered_with_its_evidence_region(dataset) -> None:
     """Across chunk boundaries every image has content and a mask that is a part of the frame."""
     make, *_ = dataset
-    split = make(2 * _CHUNK + 1, seed=1)
+    split = make(2 * CHUNK + 1, seed=1)
     coverage = split.masks.mean(axis=(1, 2))
     assert coverage.min() > 0.01 and coverage.max() < 0.6, (coverage.min(), coverage.max())
     per_image_std = split.images.reshape(len(split.labels), -1).std(axis=1)

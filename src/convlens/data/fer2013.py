@@ -1,7 +1,8 @@
 """FER2013 from Kaggle's ``fer2013.csv`` (plain or ``.csv.xz``) or its image-folder layout.
 
-Decoded once into an npz cache in ``cache_dir``, keyed by the source file's name and size, so
-later runs start in a second and a read-only ``data_dir`` works.
+Decoded once into an npz cache named after the source's content (the csv's sha256, or a manifest of
+the image folders' paths, sizes and modification times), so later runs start in a second, a changed
+source is decoded again, and a read-only ``data_dir`` works.
 """
 
 from __future__ import annotations
@@ -9,15 +10,25 @@ from __future__ import annotations
 import csv
 import io
 import lzma
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from convlens.data.arrays import ArraySplit, DatasetArrays, seeded_holdout
+from convlens.data.cache import cache_folders, cached_arrays, folder_digest
+from convlens.provenance import sha256
 
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 PIXELS = 48 * 48
+#: The arrays cached per split.
+KINDS = ("images", "labels")
+#: Part of every cache name: bump it when decoding changes, so that caches decoded before are not reused.
+CACHE_FORMAT = 2
+#: Pillow's modes for 16-bit (and 32-bit integer) gray images, which ``convert("L")`` would clip to white.
+WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 WHERE_TO_GET = (
     "FER2013 cannot be downloaded automatically (Kaggle requires a login). Download fer2013.csv from "
     "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data "
@@ -29,40 +40,40 @@ WHERE_TO_GET = (
 
 class Fer2013Source:
     """Training -> train, PublicTest -> val, PrivateTest -> test for the csv; for image folders the
-    val split is a seeded ``val_fraction`` of train/."""
+    val split is a seeded ``val_fraction`` of train/, drawn after the cache (so it follows both
+    settings). ``cache_dir`` defaults to ``data_dir`` when writable, else the user cache folder."""
 
-    def __init__(self, data_dir: str, cache_dir: str, val_fraction: float = 0.1, split_seed: int = 0) -> None:
+    def __init__(
+        self, data_dir: str, cache_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0
+    ) -> None:
         self.data_dir = Path(data_dir)
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = cache_dir
         self.val_fraction = val_fraction
         self.split_seed = split_seed
 
     def load(self) -> DatasetArrays:
         source = find_source(self.data_dir)
-        cache = self.cache_dir / f"fer2013-{source.name}-{_size(source)}.npz"
-        if not cache.exists():
-            splits = read_csv(source) if source.is_file() else self._read_folders(source)
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_suffix(".partial.npz")
-            np.savez(partial, **{f"{kind}_{name}": getattr(split, kind) for name, split in splits.items()
-                                 for kind in ("images", "labels")})  # fmt: skip
-            partial.replace(cache)
-        with np.load(cache, allow_pickle=False) as npz:
-            splits = {
-                name: ArraySplit(npz[f"images_{name}"], npz[f"labels_{name}"]) for name in USAGE_TO_SPLIT.values()
-            }
-        files = (source,) if source.is_file() else ()
-        return DatasetArrays(splits["train"], splits["val"], splits["test"], FER2013_CLASSES, files)
+        if source.is_file():
+            splits = self._cached(sha256(source), tuple(USAGE_TO_SPLIT.values()), lambda: read_csv(source))
+            return DatasetArrays(splits["train"], splits["val"], splits["test"], FER2013_CLASSES, (source,))
+        files = [path for split in ("train", "test") for path in (source / split).rglob("*") if path.is_file()]
+        splits = self._cached(folder_digest(source, files), ("train", "test"), lambda: read_folders(source))
+        train = splits["train"]
+        keep, held_out = seeded_holdout(len(train), max(1, round(len(train) * self.val_fraction)), self.split_seed)
+        return DatasetArrays(train.subset(keep), train.subset(held_out), splits["test"], FER2013_CLASSES)
 
-    def _read_folders(self, root: Path) -> dict[str, ArraySplit]:
-        train = read_image_folder(root / "train")
-        held_out_count = max(1, round(len(train) * self.val_fraction))
-        keep, held_out = seeded_holdout(len(train), held_out_count, self.split_seed)
-        return {"train": train.subset(keep), "val": train.subset(held_out), "test": read_image_folder(root / "test")}
+    def _cached(
+        self, digest: str, names: tuple[str, ...], decode: Callable[[], dict[str, ArraySplit]]
+    ) -> dict[str, ArraySplit]:
+        """The ``names`` splits from the cache named after ``digest``, decoding and caching them first if needed."""
 
+        def flat() -> dict[str, np.ndarray]:
+            return {f"{kind}_{name}": getattr(split, kind) for name, split in decode().items() for kind in KINDS}
 
-def _size(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*.*"))
+        keys = tuple(f"{kind}_{name}" for name in names for kind in KINDS)
+        folders = cache_folders(self.cache_dir, self.data_dir)
+        arrays, _ = cached_arrays(f"fer2013-v{CACHE_FORMAT}-{digest[:16]}.npz", folders, keys, flat)
+        return {name: ArraySplit(arrays[f"images_{name}"], arrays[f"labels_{name}"]) for name in names}
 
 
 def find_source(data_dir: Path) -> Path:
@@ -81,17 +92,28 @@ def find_source(data_dir: Path) -> Path:
 
 
 def read_csv(path: Path) -> dict[str, ArraySplit]:
-    """Parse Kaggle's ``emotion,pixels,Usage`` csv; a bad row is reported with its line number."""
+    """Parse Kaggle's ``emotion,pixels,Usage`` csv (a UTF-8 byte-order mark, as Excel writes, is
+    skipped); a bad row is reported with its line number, an unreadable file with its name."""
+    try:
+        return _read_rows(path)
+    except (UnicodeDecodeError, lzma.LZMAError, EOFError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({error}): it must be a UTF-8 text csv (optionally xz-compressed) and "
+            "complete; save it again as UTF-8 csv or download it again"
+        ) from error
+
+
+def _read_rows(path: Path) -> dict[str, ArraySplit]:
     images: dict[str, list[np.ndarray]] = {name: [] for name in USAGE_TO_SPLIT.values()}
     labels: dict[str, list[int]] = {name: [] for name in USAGE_TO_SPLIT.values()}
     opener = lzma.open if path.suffix == ".xz" else open
-    with opener(path, "rt", newline="") as handle:
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or [column.strip() for column in header[:3]] != ["emotion", "pixels", "Usage"]:
             raise ValueError(f"{path}: line 1 must be the header 'emotion,pixels,Usage', got {header}")
         for line, row in enumerate(reader, start=2):
-            split, label, pixels = _parse_row(path, line, row)
+            split, label, pixels = _parse_row(f"{path} line {line}", row)
             images[split].append(pixels)
             labels[split].append(label)
     for name, split_images in images.items():
@@ -103,8 +125,7 @@ def read_csv(path: Path) -> dict[str, ArraySplit]:
     }
 
 
-def _parse_row(path: Path, line: int, row: list[str]) -> tuple[str, int, np.ndarray]:
-    where = f"{path} line {line}"
+def _parse_row(where: str, row: list[str]) -> tuple[str, int, np.ndarray]:
     if len(row) != 3:
         raise ValueError(f"{where}: expected 3 fields emotion,pixels,Usage, got {len(row)}")
     emotion, pixel_text, usage = row
@@ -112,7 +133,10 @@ def _parse_row(path: Path, line: int, row: list[str]) -> tuple[str, int, np.ndar
         raise ValueError(f"{where}: Usage '{usage}' is not one of {list(USAGE_TO_SPLIT)}")
     if not emotion.isdigit() or int(emotion) >= len(FER2013_CLASSES):
         raise ValueError(f"{where}: emotion '{emotion}' is not a label 0-{len(FER2013_CLASSES) - 1}")
-    pixels = np.loadtxt(io.StringIO(pixel_text), dtype=np.int64, ndmin=1) if pixel_text.strip() else np.empty(0)
+    try:
+        pixels = np.loadtxt(io.StringIO(pixel_text), dtype=np.int64, ndmin=1) if pixel_text.strip() else np.empty(0)
+    except ValueError as error:
+        raise ValueError(f"{where}: 'pixels' must hold whole numbers 0-255 separated by spaces ({error})") from error
     if pixels.size != PIXELS:
         raise ValueError(f"{where}: 'pixels' has {pixels.size} values, expected {PIXELS} (48x48); the row is damaged")
     if pixels.min() < 0 or pixels.max() > 255:
@@ -120,10 +144,12 @@ def _parse_row(path: Path, line: int, row: list[str]) -> tuple[str, int, np.ndar
     return USAGE_TO_SPLIT[usage], int(emotion), pixels.astype(np.uint8)
 
 
+def read_folders(root: Path) -> dict[str, ArraySplit]:
+    return {"train": read_image_folder(root / "train"), "test": read_image_folder(root / "test")}
+
+
 def read_image_folder(root: Path) -> ArraySplit:
     """``root/<class>/*.{jpg,png}`` with class folders named like FER2013's classes (any case)."""
-    from PIL import Image
-
     by_name = {name.lower(): index for index, name in enumerate(FER2013_CLASSES)}
     images, labels = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -132,8 +158,7 @@ def read_image_folder(root: Path) -> ArraySplit:
         for file in sorted(folder.glob("*")):
             if file.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                 continue
-            with Image.open(file) as image:
-                pixels = np.asarray(image.convert("L"))
+            pixels = read_gray(file)
             if pixels.shape != (48, 48):
                 raise ValueError(f"{file}: expected a 48x48 image, got {pixels.shape[1]}x{pixels.shape[0]}")
             images.append(pixels)
@@ -141,3 +166,18 @@ def read_image_folder(root: Path) -> ArraySplit:
     if not images:
         raise FileNotFoundError(f"no images under {root}/<class>/; " + WHERE_TO_GET.format(data_dir=root.parent))
     return ArraySplit(np.stack(images)[..., None], np.asarray(labels, np.int64))
+
+
+def read_gray(file: Path) -> np.ndarray:
+    """An image as 8-bit gray; 16-bit gray is scaled (65535 -> 255), where ``convert("L")`` clips to white."""
+    try:
+        with Image.open(file) as image:
+            wide = image.mode in WIDE_GRAY_MODES
+            pixels = np.asarray(image) if wide else np.asarray(image.convert("L"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{file} cannot be decoded as an image ({error}); replace or delete the file") from error
+    if not wide:
+        return pixels
+    if pixels.min() < 0 or pixels.max() > 65535:
+        raise ValueError(f"{file}: a {image.mode} image with values outside 0-65535; save it as 8-bit gray")
+    return np.rint(pixels / 257.0).astype(np.uint8)
