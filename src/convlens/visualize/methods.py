@@ -9,6 +9,7 @@ its own drawing, so computation and drawing are timed alike).
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import time
 from collections.abc import Mapping
@@ -16,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import OmegaConf
 from torch import nn
 
 from convlens import atomic
 from convlens.explain.layers import resolve_layer
 from convlens.explain.localisation import localisation_scores
-from convlens.explain.method import MethodParams, NotApplicable
+from convlens.explain.method import Localising, MethodParams, NotApplicable
 from convlens.figures.panels import Drawn
 from convlens.registry import METHODS, MethodSpec, load
 from convlens.visualize.context import Context
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Settings that name layers; they are checked against the model before anything runs.
 LAYER_FIELDS = ("layer", "layers", "block")
+#: Where a method's localisation maps are kept for the evaluation stage, relative to visualizations/.
+MAPS = "maps"
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,12 @@ class MethodResult:
     seconds: float
     entries: list[dict[str, Any]]
     skipped: str | None = None
+    maps: str | None = None
 
     def summary(self, parameters: dict[str, Any]) -> dict[str, Any]:
         skipped = {"skipped": self.skipped} if self.skipped else {}
-        return {"seconds": round(self.seconds, 3), "parameters": parameters, **skipped}
+        maps = {"maps": self.maps} if self.maps else {}
+        return {"seconds": round(self.seconds, 3), "parameters": parameters, **skipped, **maps}
 
 
 def settings(name: str, given: Mapping[str, Any] | None) -> MethodParams:
@@ -118,9 +124,30 @@ def run_method(ctx: Context, planned: Planned, out_dir: Path) -> MethodResult:
         _entry(ctx, spec.name, item, positions, planned.parameters(), compute + s, scores)
         for item, s in zip(drawn, seconds, strict=True)
     ]
+    maps = save_maps(ctx, result, positions, out_dir / MAPS / f"{spec.name}.npz")
     total = time.perf_counter() - started
     log.info("%s: %d figures in %.1f s", spec.name, len(drawn), total)
-    return MethodResult(total, entries)
+    return MethodResult(total, entries, maps=maps and f"{MAPS}/{spec.name}.npz")
+
+
+def save_maps(ctx: Context, result: object, positions: list[int], path: Path) -> bool:
+    """Keep a localising result's maps for the evaluation stage: ``maps`` (L, K, H, W) float32 for
+    ``layers`` (L,) ('' for a method's single map), with the images' ``image_index``, true ``labels``
+    and explained ``targets`` (K,). Returns whether there were maps to keep."""
+    if not isinstance(result, Localising) or not (found := result.localisation_maps()):
+        return False
+    selection = ctx.chosen.selection
+    arrays = {
+        "layers": np.array([layer or "" for layer in found]),
+        "maps": np.stack([np.asarray(maps, dtype=np.float32) for maps in found.values()]),
+        "image_index": selection.indices[positions].numpy(),
+        "labels": selection.labels[positions].numpy(),
+        "targets": ctx.chosen.targets[positions].numpy(),
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic.write_bytes(path, buffer.getvalue())
+    return True
 
 
 def _save(item: Drawn, folder: Path) -> float:
