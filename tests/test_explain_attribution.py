@@ -95,6 +95,16 @@ def test_smoothgrad_is_seeded_and_smooths(model_and_images: tuple[nn.Module, Ten
     assert not torch.allclose(first, vanilla_gradients(model, images, targets), atol=1e-4)
 
 
+def test_smoothgrad_noise_is_set_by_each_image_alone(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
+    """The noise std is a share of the image's own value range (Smilkov et al.): an image's map is the
+    same alone as in a batch with an image of ten times its range."""
+    model, images, targets = model_and_images
+    loud = torch.cat([images[:1], images[1:2] * 10])
+    in_batch = smoothgrad(model, loud, targets[:2], samples=25, samples_batch_size=25, seed=3)
+    alone = smoothgrad(model, images[:1], targets[:1], samples=25, samples_batch_size=25, seed=3)
+    torch.testing.assert_close(in_batch[:1], alone, rtol=1e-4, atol=1e-6)
+
+
 def test_gradient_x_input_is_the_product(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:
     model, images, targets = model_and_images
     expected = _autograd_gradients(model, images, targets) * images

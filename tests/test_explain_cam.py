@@ -9,7 +9,8 @@ from conftest import small_fer_cnn, small_resnet
 from torch import Tensor, nn
 
 from convlens.explain.attribution import guided_gradients
-from convlens.explain.cam import grad_cam, guided_grad_cam, layer_cam
+from convlens.explain.cam import CamParams, explain_grad_cam, explain_layer_cam, grad_cam, guided_grad_cam, layer_cam
+from convlens.explain.method import ExplainBatch, NotApplicable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -113,3 +114,18 @@ def test_cams_leave_no_hooks_and_no_gradients(model_and_images: tuple[nn.Module,
     layer_cam(model, images, targets, LAYERS)
     assert all(not module._forward_hooks for module in model.modules())
     assert all(parameter.grad is None for parameter in model.parameters())
+
+
+def test_layers_too_small_to_locate_anything_are_skipped_with_the_reason() -> None:
+    """At 64 px a ResNet's layer4 is 2x2: left out and said why; at 32 px every stage is too small."""
+    model = small_resnet()
+    batch = ExplainBatch(torch.randn(2, 3, 64, 64), torch.tensor([1, 2]), torch.zeros(1, 3, 64, 64), 10)
+    result = explain_grad_cam(model, batch, CamParams(["layer3", "layer4"]))
+    assert list(result.maps) == ["layer3"] and result.sizes == {"layer3": (4, 4), "layer4": (2, 2)}
+    assert result.notes() == [
+        "layer4 is 2x2 at 64 px input: a class activation map needs at least 3x3 positions to show where anything "
+        "is, so it is left out"
+    ]
+    tiny = ExplainBatch(torch.randn(2, 3, 32, 32), torch.tensor([1, 2]), torch.zeros(1, 3, 32, 32), 10)
+    with pytest.raises(NotApplicable, match="layer3 is 2x2 at 32 px input.*layer4 is 1x1"):
+        explain_layer_cam(model, tiny, CamParams(["layer3", "layer4"]))

@@ -13,9 +13,11 @@ from matplotlib.image import AxesImage, imread
 from convlens.atomic import save_figure
 from convlens.explain.filters import first_conv_filters
 from convlens.figures.activation_max import image_grid_figure
+from convlens.figures.attribution import gradient_images_figure, map_figure
 from convlens.figures.features import channel_activations_figure, feature_maps_figure
 from convlens.figures.filters import filter_channels_figure, filter_grid_figure
 from convlens.figures.inversion import inversion_figure
+from convlens.figures.panels import Caption
 from convlens.models import FerCNN, ResNet
 
 
@@ -73,3 +75,14 @@ def test_fer_filters_draw_in_gray() -> None:
     filters = first_conv_filters(FerCNN(7, 1, widths=(8, 16, 32, 64)))
     figure = filter_grid_figure(filters.images.numpy(), "filters")
     assert all(image.get_array().ndim == 2 and image.get_cmap().name == "gray" for image in _images(figure))
+
+
+def test_a_panel_that_shows_nothing_says_so() -> None:
+    """An all-zero map (or projection) would look like a finding: the panel is labelled instead."""
+    image = np.random.default_rng(0).random((16, 16, 3))
+    caption = Caption("saliency", "cat", "cat", "cat", 0.9)
+    flat = map_figure(image, {"saliency": np.zeros((16, 16))}, caption)
+    texts = [text.get_text() for ax in flat.axes for text in ax.texts]
+    assert texts.count("all zero") == 2  # the map alone and over the image
+    shown = gradient_images_figure(image, {"constant": np.full((16, 16), 0.3), "live": image}, caption)
+    assert [text.get_text() for ax in shown.axes for text in ax.texts] == ["constant"]

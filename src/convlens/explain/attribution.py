@@ -55,27 +55,23 @@ def smoothgrad(
 ) -> Tensor:
     """SmoothGrad (Smilkov et al. 2017): the gradient averaged over ``samples`` noisy copies.
 
-    The noise std is ``noise_level`` times the value range of the batch (captum takes one std per
-    input tensor); ``samples_batch_size`` noisy copies of every image go through the model at once.
-    ``seed`` fixes the noise without touching the global random state.
+    As in the paper, each image's noise std is ``noise_level`` times that image's own value range, so
+    its map does not depend on the other images of the batch. captum takes one std per input tensor,
+    so every image is its own call (its ``samples_batch_size`` noisy copies still go through the
+    model at once), with its noise drawn from ``seed`` without touching the global random state.
     """
-    method = GuidedBackprop(model) if guided else Saliency(model)
-    stdev = noise_level * float(images.max() - images.min())
+    method = NoiseTunnel(GuidedBackprop(model) if guided else Saliency(model))
     device = model_device(model)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        extra = {} if guided else {"abs": False}
-        return _attribute(
-            NoiseTunnel(method),
-            model,
-            images,
-            targets,
-            nt_type="smoothgrad",
-            nt_samples=samples,
-            nt_samples_batch_size=samples_batch_size,
-            stdevs=stdev,
-            **extra,
-        )
+    targets = as_target_tensor(targets, len(images), torch.device("cpu"))
+    extra = {} if guided else {"abs": False}
+    maps = []
+    for image, target in zip(images.split(1), targets.split(1), strict=True):
+        stdev = noise_level * float(image.max() - image.min())
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            maps.append(_attribute(method, model, image, target, nt_type="smoothgrad", nt_samples=samples,
+                                   nt_samples_batch_size=samples_batch_size, stdevs=stdev, **extra))  # fmt: skip
+    return torch.cat(maps)
 
 
 def gradient_x_input(model: nn.Module, images: Tensor, targets: Targets) -> Tensor:

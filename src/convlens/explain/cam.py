@@ -21,7 +21,11 @@ from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor, guided_gradients
 from convlens.explain.layers import capture_activations, eval_mode, model_device, resolve_layer
-from convlens.explain.method import ExplainBatch, MethodParams
+from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable
+
+#: Smallest layer output (positions per side) whose class activation map can locate anything:
+#: a 1x1 map is constant, a 2x2 map only tells the four quadrants apart.
+MIN_CAM_SIZE = 3
 
 
 def grad_cam(model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]) -> dict[str, Tensor]:
@@ -79,38 +83,70 @@ class CamParams(MethodParams):
 
 @dataclass(frozen=True)
 class CamMaps:
-    """Per layer, maps (B, H, W) at input resolution, and the ``sizes`` (h, w) they were computed at
-    (a 1x1 map has no location)."""
+    """Per layer, maps (B, H, W) at input resolution and the ``sizes`` (h, w) they were computed at;
+    ``skipped``: the configured layers whose maps are too small to locate anything, with the reason."""
 
     maps: dict[str, Tensor]
     sizes: dict[str, tuple[int, int]]
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def localisation_maps(self) -> dict[str | None, np.ndarray]:
         return {layer: maps.numpy() for layer, maps in self.maps.items()}
 
-
-def explain_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
-    """Grad-CAM of each layer, upsampled bilinearly to the input."""
-    return CamMaps(grad_cam(model, batch.inputs, batch.targets, params.layers), map_sizes(model, batch, params.layers))
-
-
-def explain_layer_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
-    """LayerCAM of each layer, upsampled bilinearly to the input."""
-    return CamMaps(layer_cam(model, batch.inputs, batch.targets, params.layers), map_sizes(model, batch, params.layers))
+    def notes(self) -> list[str]:
+        return list(self.skipped.values())
 
 
 @dataclass(frozen=True)
 class GuidedCamImages:
-    """Guided Grad-CAM per layer: (B, C, H, W) gradient images, and the CAM ``sizes`` as above."""
+    """Guided Grad-CAM per layer: (B, C, H, W) gradient images; ``sizes`` and ``skipped`` as above."""
 
     images: dict[str, Tensor]
     sizes: dict[str, tuple[int, int]]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def localisation_maps(self) -> dict[str | None, np.ndarray]:
+        """|guided Grad-CAM|, max over channels: where the class evidence of each layer lies."""
+        return {layer: images.abs().amax(dim=1).numpy() for layer, images in self.images.items()}
+
+    def notes(self) -> list[str]:
+        return list(self.skipped.values())
+
+
+def explain_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
+    """Grad-CAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
+    layers, sizes, skipped = mappable_layers(model, batch, params.layers)
+    return CamMaps(grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
+
+
+def explain_layer_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
+    """LayerCAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
+    layers, sizes, skipped = mappable_layers(model, batch, params.layers)
+    return CamMaps(layer_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
 
 
 def explain_guided_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> GuidedCamImages:
-    """Guided Grad-CAM of each layer: guided backprop masked by the layer's Grad-CAM."""
-    images = guided_grad_cam(model, batch.inputs, batch.targets, params.layers)
-    return GuidedCamImages(images, map_sizes(model, batch, params.layers))
+    """Guided Grad-CAM of each layer large enough: guided backprop masked by the layer's Grad-CAM."""
+    layers, sizes, skipped = mappable_layers(model, batch, params.layers)
+    return GuidedCamImages(guided_grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
+
+
+def mappable_layers(
+    model: nn.Module, batch: ExplainBatch, layers: Sequence[str]
+) -> tuple[list[str], dict[str, tuple[int, int]], dict[str, str]]:
+    """The layers whose output is at least ``MIN_CAM_SIZE`` positions on each side at the batch's input
+    size, their sizes, and why the others are skipped; ``NotApplicable`` when none is left."""
+    sizes = map_sizes(model, batch, layers)
+    skipped = {
+        layer: f"{layer} is {height}x{width} at {batch.inputs.shape[-1]} px input: a class activation map needs at "
+        f"least {MIN_CAM_SIZE}x{MIN_CAM_SIZE} positions to show where anything is, so it is left out"
+        for layer, (height, width) in sizes.items()
+        if min(height, width) < MIN_CAM_SIZE
+    }
+    kept = [layer for layer in layers if layer not in skipped]
+    if not kept:
+        raise NotApplicable(" ".join(skipped.values()))
+    return kept, sizes, skipped
 
 
 def map_sizes(model: nn.Module, batch: ExplainBatch, layers: Sequence[str]) -> dict[str, tuple[int, int]]:

@@ -17,7 +17,17 @@ from convlens.explain.attribution import (
     SmoothGradMaps,
     SmoothGradParams,
 )
-from convlens.figures.panels import Caption, Drawn, Shown, hwc, row_figure, show_image, show_map, unit_range
+from convlens.figures.panels import (
+    Caption,
+    Drawn,
+    Shown,
+    hwc,
+    mark_if_flat,
+    row_figure,
+    show_image,
+    show_map,
+    unit_range,
+)
 
 
 def map_figure(
@@ -40,6 +50,7 @@ def gradient_images_figure(image: np.ndarray, panels: Mapping[str, np.ndarray], 
     show_image(grid[0][0], image, "input")
     for column, (name, values) in enumerate(panels.items(), start=1):
         show_image(grid[0][column], unit_range(values), name)
+        mark_if_flat(grid[0][column], values)
     return figure
 
 

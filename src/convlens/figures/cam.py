@@ -37,7 +37,7 @@ def _cams(result: CamMaps, shown: Shown, params: CamParams) -> list[Drawn]:
     def draw(row: int, caption: Caption) -> Figure:
         return cam_figure(shown.display[row], {name: m[row] for name, m in maps.items()}, caption)
 
-    return shown.per_row(draw, layer=list(params.layers))
+    return shown.per_row(draw, layer=list(result.maps))
 
 
 def draw_guided_grad_cam(result: GuidedCamImages, shown: Shown, params: CamParams) -> list[Drawn]:
@@ -47,7 +47,7 @@ def draw_guided_grad_cam(result: GuidedCamImages, shown: Shown, params: CamParam
     def draw(row: int, caption: Caption) -> Figure:
         return guided_grad_cam_figure(shown.display[row], {name: m[row] for name, m in images.items()}, caption)
 
-    return shown.per_row(draw, layer=list(params.layers))
+    return shown.per_row(draw, layer=list(result.images))
 
 
 def _sized(layer: str, sizes: Mapping[str, tuple[int, int]]) -> str:

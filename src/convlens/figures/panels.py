@@ -128,6 +128,18 @@ def show_map(
         interpolation="nearest",
     )
     finish(axes, title)
+    mark_if_flat(axes, values)
+
+
+def mark_if_flat(axes: Axes, values: np.ndarray) -> None:
+    """Write on the panel when it shows nothing: an all-zero or constant map would otherwise look
+    like a finding (a uniformly dark or coloured square)."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if high > low:
+        return
+    label = "all zero" if high == 0 else "constant"
+    axes.text(0.5, 0.5, label, transform=axes.transAxes, ha="center", va="center", fontsize=7,
+              bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})  # fmt: skip
 
 
 def clip_limit(values: np.ndarray) -> float:

@@ -74,6 +74,7 @@ def skipped_note(method: str, reason: str | None) -> str:
 def method_block(method: str, entries: Entries, summary: dict[str, Any] | None) -> str:
     """A method's heading, its settings and run time from the manifest, and its figures with captions."""
     parts = [f"### {code(method)}", *([_settings_line(summary)] if summary else [])]
+    parts += [f"> **Note:** {text(note)}" for note in (summary or {}).get("notes", [])]
     return "\n\n".join(parts + [figure(entry) for entry in entries])
 
 

@@ -57,11 +57,11 @@ class MethodResult:
     entries: list[dict[str, Any]]
     skipped: str | None = None
     maps: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        skipped = {"skipped": self.skipped} if self.skipped else {}
-        maps = {"maps": self.maps} if self.maps else {}
-        return {"seconds": round(self.seconds, 3), "parameters": parameters, **skipped, **maps}
+        extra = {"skipped": self.skipped, "maps": self.maps, "notes": self.notes}
+        return {"seconds": round(self.seconds, 3), "parameters": parameters, **{k: v for k, v in extra.items() if v}}
 
 
 def settings(name: str, given: Mapping[str, Any] | None) -> MethodParams:
@@ -127,7 +127,8 @@ def run_method(ctx: Context, planned: Planned, out_dir: Path) -> MethodResult:
     maps = save_maps(ctx, result, positions, out_dir / MAPS / f"{spec.name}.npz")
     total = time.perf_counter() - started
     log.info("%s: %d figures in %.1f s", spec.name, len(drawn), total)
-    return MethodResult(total, entries, maps=maps and f"{MAPS}/{spec.name}.npz")
+    notes = result.notes() if hasattr(result, "notes") else []
+    return MethodResult(total, entries, maps=maps and f"{MAPS}/{spec.name}.npz", notes=notes)
 
 
 def save_maps(ctx: Context, result: object, positions: list[int], path: Path) -> bool:
