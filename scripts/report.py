@@ -1,4 +1,4 @@
-"""`make report`: write reports/<experiment>/report.md (+ .html) for runs (logic in convlens.report)."""
+"""`make report`: write reports/<experiment>/<run>/report.md (+ .html) for runs (logic in convlens.report)."""
 
 import sys
 

@@ -20,7 +20,7 @@ from convlens import registry
 from convlens.registry import METHODS
 from convlens.report import build_report
 from convlens.report.model_table import model_rows
-from convlens.report.observations import confused_pairs
+from convlens.report.observations import confused_pairs, observations
 from convlens.report.run_data import read_run
 from convlens.rundir import RunDirError
 from convlens.training.run import train
@@ -110,7 +110,8 @@ def test_report_has_every_section_in_order(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == SECTIONS
-    assert "Test accuracy" in text and "Confusion 1:" in text, "observations are generated from the numbers"
+    generated = "Test accuracy" in text or "The model has collapsed onto one class" in text
+    assert generated and "Confusion 1:" in text, "observations are generated from the numbers"
     assert "<details" in text and "experiment_name: demo_faces" in text, "resolved config in a collapsible block"
 
 
@@ -155,7 +156,7 @@ def test_report_names_no_machine_path(report_dir: Path, tiny_run: Path) -> None:
 
 def test_regenerating_gives_identical_files(report_dir: Path, tiny_run: Path) -> None:
     before = _files(report_dir)
-    build_report(tiny_run, report_dir.parent)
+    build_report(tiny_run, report_dir.parents[1])
     assert _files(report_dir) == before
     assert json.loads((tiny_run / "provenance.json").read_text())["stages"]["report"] > 0
 
@@ -199,10 +200,28 @@ def test_entry_point_writes_only_the_report(tiny_run: Path, tmp_path: Path) -> N
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [path.name for path in tmp_path.iterdir()] == ["reports"]
-    assert sorted(path.name for path in (tmp_path / "reports" / "demo_faces").iterdir()) == [
-        "figures", "report.html", "report.md",
-    ]  # fmt: skip
+    experiment = tmp_path / "reports" / "demo_faces"
+    assert sorted(path.name for path in experiment.iterdir()) == ["latest", "tiny"]
+    assert sorted(path.name for path in (experiment / "latest").iterdir()) == ["figures", "report.html", "report.md"]
     assert "report written to" in result.stdout
+
+
+def test_each_run_gets_its_own_report_folder(tiny_run: Path, tmp_path: Path) -> None:
+    """Reporting an older run never overwrites a newer run's report; `latest` is the newest run's."""
+    outputs = tmp_path / "outputs" / "demo_faces"
+    older, newer = outputs / "2026-01-01_00-00-00", outputs / "2026-02-01_00-00-00"
+    for run in (older, newer):
+        shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    reports = tmp_path / "reports"
+    build_report(newer, reports)
+    newer_report = (reports / "demo_faces" / newer.name / "report.md").read_text()
+    build_report(older, reports)
+    assert (reports / "demo_faces" / newer.name / "report.md").read_text() == newer_report
+    assert (reports / "demo_faces" / "latest").resolve() == (reports / "demo_faces" / newer.name).resolve()
+    assert (
+        f"Run `{older.relative_to(Path.cwd()) if older.is_relative_to(Path.cwd()) else 'demo_faces/' + older.name}`"
+        in (reports / "demo_faces" / older.name / "report.md").read_text()
+    )
 
 
 def test_not_a_run_directory_is_refused(tmp_path: Path) -> None:
@@ -258,3 +277,42 @@ def test_confused_pairs_are_ranked_with_stable_ties() -> None:
     pairs = confused_pairs(confusion, ["a", "b", "c"])
     assert [(p.true, p.predicted, p.count) for p in pairs] == [("a", "b", 3), ("b", "c", 3), ("c", "b", 2)]
     assert pairs[0].share == pytest.approx(3 / 8)
+
+
+def test_observations_name_ties_instead_of_picking_one() -> None:
+    per_class = {"a": 1.0, "b": 1.0, "c": 0.5, "d": 0.5}
+    confusion = np.array([[4, 0, 0, 0], [0, 4, 0, 0], [0, 2, 2, 0], [1, 0, 1, 2]])
+    lines = observations(0.75, per_class, confusion, ["a", "b", "c", "d"])
+    assert "Best recognized classes: **a**, **b** (100.0% of their test images correct, a tie)." in lines
+    assert (
+        "Worst recognized classes: **c**, **d** (50.0% correct, a tie); the spread between best and worst is 50.0%."
+        in lines
+    )
+
+
+def test_a_collapsed_model_is_called_collapsed() -> None:
+    """A FER model that predicts Happy for nearly every image is not '1.7 times the chance level'."""
+    names = ["Angry", "Happy", "Sad"]
+    confusion = np.array([[1, 29, 0], [0, 40, 0], [0, 30, 0]])
+    lines = observations(41 / 100, {"Angry": 1 / 30, "Happy": 1.0, "Sad": 0.0}, confusion, names)
+    assert lines[0].startswith("**The model has collapsed onto one class:** it predicts **Happy** for 99.0%")
+    assert not any("times the chance level" in line or "Best recognized" in line for line in lines)
+    assert "The model never predicts **Sad** on the test set." in lines
+
+
+def test_the_summary_states_the_limits_a_run_used() -> None:
+    """A run limited to 50 training batches and 2,048 validation images is not summarized as '45,000 train'."""
+    from types import SimpleNamespace
+
+    from convlens.report.overview import _data_used
+
+    sizes = {"train": 45_000, "val": 5_000, "test": 10_000}
+    trainer = {"limit_train_batches": 50, "limit_val_batches": 4, "limit_test_batches": None}
+    config = OmegaConf.create({"trainer": trainer, "data": {"batch_size": 256, "eval_batch_size": 512}})
+    run = SimpleNamespace(metrics={"data": {"sizes": sizes}}, config=config)
+    assert _data_used(run) == (
+        "train: 50 of 175 batches of 256 (12,800 of 45,000 images); val: 4 of 10 batches of 512 "
+        "(2,048 of 5,000 images) per epoch (trainer.limit_*_batches)"
+    )
+    config.trainer.limit_train_batches, config.trainer.limit_val_batches = None, 1.0
+    assert _data_used(run) == "every image of every split"

@@ -59,12 +59,22 @@ def save_figure(figure: Figure, path: str | Path, **kwargs: Any) -> Path:
     return path
 
 
+def point(link: str | Path, target: str) -> Path:
+    """Make ``link`` a relative symlink to ``target`` (a name in the same folder), replacing it atomically."""
+    link = Path(link)
+    temporary = _temporary(link)
+    temporary.symlink_to(target, target_is_directory=True)
+    temporary.replace(link)
+    return link
+
+
 @contextmanager
 def staged_folder(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; on success it replaces ``target``.
 
     On an error (or a kill) the temporary folder is removed (or left as a hidden ``.*.tmp`` folder)
-    and ``target`` keeps its previous content.
+    and ``target`` keeps its previous content. The swap is two renames (old aside, new in): a reader
+    finds the old folder, the new one, or for an instant none, never a half-written one.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

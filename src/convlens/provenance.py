@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from convlens import atomic, hardware
+
 PACKAGES = (
     "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
     "captum", "grad-cam", "lime", "numpy", "matplotlib", "scikit-image", "tensorboard",
@@ -39,18 +41,21 @@ def git_state() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def hardware() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
+    """The machine by model (CPU and GPU names, not just the architecture): numbers that depend on the
+    hardware are only comparable on the same models."""
     info: dict[str, Any] = {
+        "cpu": hardware.cpu_model(),
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "system": platform.system(),
     }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["gpu_count"] = torch.cuda.device_count()
+    gpus = hardware.gpu_models()
+    if gpus:
+        info["gpu"] = gpus[0] if len(set(gpus)) == 1 else ", ".join(gpus)
+        info["gpu_count"] = len(gpus)
     return info
 
 
@@ -68,7 +73,7 @@ def describe_run(seed: int, data_files: tuple[Path, ...]) -> dict[str, Any]:
         "git": git_state(),
         "command": " ".join([portable_path(sys.argv[0]), *sys.argv[1:]]) if sys.argv else "",
         "packages": {name: _version(name) for name in PACKAGES},
-        "hardware": hardware(),
+        "hardware": machine(),
         "seed": seed,
         "data_files": {portable_path(path): sha256(path) for path in data_files},
         "stages": {},
@@ -88,7 +93,7 @@ def read(run_dir: Path) -> dict[str, Any]:
 
 
 def write(run_dir: Path, info: dict[str, Any]) -> None:
-    (Path(run_dir) / FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(Path(run_dir) / FILE_NAME, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def record_stage(run_dir: str | Path, name: str, seconds: float, command: str | None = None) -> None:

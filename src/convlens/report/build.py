@@ -1,4 +1,8 @@
-"""The report stage: read a run directory, write ``<reports_dir>/<experiment>/report.md`` + ``.html``.
+"""The report stage: read a run directory, write ``<reports_dir>/<experiment>/<run>/report.md`` + ``.html``.
+
+Every run gets its own report folder, so reporting an older run never overwrites a newer run's
+report; ``<reports_dir>/<experiment>/latest`` points at the report of the newest run (run folders
+are named by their start time).
 
 Sections are numbered by enumeration: the four opening sections, one per visualization section of
 :mod:`convlens.registry`, then provenance. The report folder is built under a temporary name and
@@ -26,6 +30,7 @@ from convlens.untrusted import UntrustedInputError, inside, safe_name
 
 log = logging.getLogger(__name__)
 
+LATEST = "latest"
 OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results")
 CLOSING_SECTIONS = ("Provenance",)
 
@@ -34,17 +39,26 @@ def build_report(run_dir: str | Path, reports_dir: str | Path) -> Path:
     """Write the report of one run and record the stage time; returns the report folder."""
     started = time.perf_counter()
     run = read_run(run_dir)
-    name = safe_name(run.experiment, f"experiment_name in {run.label}/config.yaml")
-    report_dir = inside(reports_dir, name)
+    experiment = safe_name(run.experiment, f"experiment_name in {run.label}/config.yaml")
+    report_dir = inside(reports_dir, experiment, safe_name(run.root.resolve().name, f"run folder {run.label}"))
     entries = available_entries(run)
     with atomic.staged_folder(report_dir) as staging:
         write_figures(run, staging, entries)
         text = portable(report_markdown(run, entries), run)
         atomic.write_text(staging / "report.md", text)
         atomic.write_text(staging / "report.html", to_html(text, f"convlens report: {run.experiment}"))
+    point_latest(report_dir.parent)
     provenance.record_stage(run.root, overview.REPORT_STAGE, time.perf_counter() - started)
-    log.info("%s: report written to %s", run.label, Path(reports_dir) / name / "report.md")
-    return Path(reports_dir) / name
+    shown = Path(reports_dir) / experiment / report_dir.name
+    log.info("%s: report written to %s", run.label, shown / "report.md")
+    return shown
+
+
+def point_latest(experiment_dir: Path) -> None:
+    """``latest`` -> the newest run's report folder (the largest name; hidden staging folders excluded)."""
+    reports = [path.name for path in experiment_dir.iterdir()
+               if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")]  # fmt: skip
+    atomic.point(experiment_dir / LATEST, max(reports))
 
 
 def build_reports(runs: Sequence[Path], reports_dir: str | Path) -> list[str]:

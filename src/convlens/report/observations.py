@@ -1,4 +1,5 @@
-"""Observations derived from the test numbers: class ranking and the most confused class pairs.
+"""Observations derived from the test numbers: accuracy against chance, a collapsed model, the best and
+worst classes (ties named), and the most confused class pairs.
 
 Ties are broken by label order, so the same numbers always give the same sentences.
 """
@@ -9,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+#: A model that gives one class to at least this share of the test images has collapsed onto it.
+COLLAPSE_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -48,26 +52,28 @@ def most_confused_with(confusion: np.ndarray, class_names: Sequence[str], label:
     return next((pair for pair in pairs if pair.true == class_names[label]), None)
 
 
+def collapse(confusion: np.ndarray, class_names: Sequence[str]) -> tuple[str, float] | None:
+    """The class a collapsed model predicts for nearly every test image, and that share; None if not collapsed."""
+    predicted = confusion.sum(axis=0)
+    share = predicted.max() / max(predicted.sum(), 1)
+    return (class_names[int(predicted.argmax())], float(share)) if share >= COLLAPSE_SHARE else None
+
+
 def observations(
     test_accuracy: float | None,
     per_class_accuracy: Mapping[str, float],
     confusion: np.ndarray | None,
     names: Sequence[str],
 ) -> list[str]:
-    """Sentences for the results section: accuracy against chance, best and worst classes, the three
-    most confused pairs."""
+    """Sentences for the results section."""
     ranking = ranked_classes(per_class_accuracy)
     if test_accuracy is None or not ranking:
         return []
-    (best, best_acc), (worst, worst_acc) = ranking[0], ranking[-1]
-    chance = 1 / len(names)
-    lines = [
-        f"Test accuracy {test_accuracy:.1%} is {test_accuracy / chance:.1f} times the chance level of "
-        f"{chance:.1%} (uniform guessing among {len(names)} classes).",
-        f"Best recognized class: **{best}** ({best_acc:.1%} of its test images correct).",
-        f"Worst recognized class: **{worst}** ({worst_acc:.1%} correct); "
-        f"the spread between best and worst is {best_acc - worst_acc:.1%}.",
-    ]
+    collapsed = collapse(confusion, names) if confusion is not None else None
+    lines = [_against_chance(test_accuracy, len(names), collapsed)]
+    if collapsed is None:
+        lines += _extremes(ranking)
+    lines += _never_predicted(confusion, names) if confusion is not None else []
     pairs = confused_pairs(confusion, names) if confusion is not None else []
     lines += [
         f"Confusion {rank}: **{pair.true}** taken for **{pair.predicted}** in {pair.count} test images "
@@ -77,3 +83,50 @@ def observations(
     if confusion is not None and not pairs:
         lines.append("No test image is misclassified.")
     return lines
+
+
+def _against_chance(accuracy: float, classes: int, collapsed: tuple[str, float] | None) -> str:
+    chance = 1 / classes
+    if collapsed:
+        name, share = collapsed
+        return (
+            f"**The model has collapsed onto one class:** it predicts **{name}** for {share:.1%} of the test images. "
+            f"Its test accuracy of {accuracy:.1%} is about {name}'s share of the test set, not evidence that it "
+            "tells the classes apart; the maps below explain a model that has learnt little."
+        )
+    return (
+        f"Test accuracy {accuracy:.1%} is {accuracy / chance:.1f} times the chance level of {chance:.1%} "
+        f"(uniform guessing among {classes} classes)."
+    )
+
+
+def tied_extremes(ranking: list[tuple[str, float]]) -> tuple[list[str], float, list[str], float]:
+    """The classes tied at the best accuracy, that accuracy, the classes tied at the worst, and that one."""
+    best, worst = ranking[0][1], ranking[-1][1]
+    top = [name for name, accuracy in ranking if accuracy == best]
+    bottom = [name for name, accuracy in ranking if accuracy == worst]
+    return top, best, bottom, worst
+
+
+def _extremes(ranking: list[tuple[str, float]]) -> list[str]:
+    """Best and worst recognized classes, naming every class tied at the top or the bottom."""
+    top, best, bottom, worst = tied_extremes(ranking)
+    if best == worst:
+        return [f"Every class is recognized equally well ({best:.1%} of its test images correct)."]
+    return [
+        f"Best recognized {_classes(top)} ({best:.1%} of {'its' if len(top) == 1 else 'their'} test images correct"
+        f"{', a tie' if len(top) > 1 else ''}).",
+        f"Worst recognized {_classes(bottom)} ({worst:.1%} correct{', a tie' if len(bottom) > 1 else ''}); "
+        f"the spread between best and worst is {best - worst:.1%}.",
+    ]
+
+
+def _classes(names: list[str]) -> str:
+    return f"class: **{names[0]}**" if len(names) == 1 else "classes: " + ", ".join(f"**{name}**" for name in names)
+
+
+def _never_predicted(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
+    missing = [name for name, count in zip(names, confusion.sum(axis=0), strict=True) if count == 0]
+    if not missing or len(missing) == len(names):
+        return []
+    return [f"The model never predicts {', '.join(f'**{name}**' for name in missing)} on the test set."]

@@ -46,11 +46,31 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
             f"{text(data['name'])}: {sizes(data['sizes'])} images, {pixels(data['image_size'])} model input, "
             f"{len(run.class_names)} classes",
         ),
+        ("data used", _data_used(run)),
         ("test accuracy", split_result(metrics.get("test"))),
         ("best epoch", f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy)"),
         ("total time", _total_time(run.provenance.get("stages", {}))),
     ]
     return "\n\n".join([table(("", ""), rows), _visualization_status(run, entries, numbers)])
+
+
+def _data_used(run: RunData) -> str:
+    """How much of each split the run used: Lightning's ``limit_*_batches`` can cut every epoch short."""
+    counts, trainer, data = run.metrics["data"]["sizes"], run.config.trainer, run.config.data
+    parts = []
+    for split, batch_size, drop_last in (("train", data.batch_size, True), ("val", data.eval_batch_size, False),
+                                         ("test", data.eval_batch_size, False)):  # fmt: skip
+        limit, total = trainer.get(f"limit_{split}_batches"), counts.get(split)
+        if limit is None or total is None:
+            continue
+        batches = total // batch_size if drop_last else -(-total // batch_size)
+        used = min(int(limit), batches) if isinstance(limit, int) else round(float(limit) * batches)
+        if used < batches:
+            images = min(used * batch_size, total)
+            parts.append(f"{split}: {used} of {batches} batches of {batch_size} ({images:,} of {total:,} images)")
+    if not parts:
+        return "every image of every split"
+    return "; ".join(parts) + " per epoch (trainer.limit_*_batches)"
 
 
 def setup(run: RunData) -> str:

@@ -13,7 +13,7 @@ from convlens import registry
 from convlens.report import gallery
 from convlens.report.format import percent
 from convlens.report.markdown import text
-from convlens.report.observations import confused_pairs, ranked_classes
+from convlens.report.observations import confused_pairs, ranked_classes, tied_extremes
 from convlens.report.results import confused_text
 from convlens.report.run_data import RunData
 
@@ -66,8 +66,8 @@ def _lead(run: RunData) -> list[str]:
     ranking = ranked_classes(run.metrics.get("per_class_accuracy") or {})
     if not ranking or run.confusion is None:
         return []
-    (best, best_acc), (worst, worst_acc) = ranking[0], ranking[-1]
-    lead = f"The model recognizes **{text(best)}** best ({best_acc:.1%}) and **{text(worst)}** worst ({worst_acc:.1%})."
+    top, best, bottom, worst = tied_extremes(ranking)
+    lead = f"The model recognizes {_names(top)} best ({best:.1%}) and {_names(bottom)} worst ({worst:.1%})."
     pairs = confused_pairs(run.confusion, run.class_names, k=1)
     if pairs:
         lead += (
@@ -75,6 +75,10 @@ def _lead(run: RunData) -> list[str]:
             f"({pairs[0].count} test images): compare what the figures find in those classes' images below."
         )
     return [lead]
+
+
+def _names(names: list[str]) -> str:
+    return " and ".join(", ".join(f"**{text(name)}**" for name in names).rsplit(", ", 1))
 
 
 def _class_block(run: RunData, label: int, name: str, accuracy: float | None, entries: Entries) -> str:
