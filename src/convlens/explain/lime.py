@@ -226,7 +226,9 @@ class LimeParams(MethodParams):
     on a CPU, all on a GPU); SLIC superpixels of about ``pixels_per_segment`` pixels with
     ``compactness`` and ``sigma``; hidden superpixels set to ``hide_color`` in model-input space (0:
     the dataset mean); the top ``num_features`` superpixels shown; explanations for the first
-    ``per_class`` chosen images of each class (None: all), each costing ``num_samples`` forward passes."""
+    ``per_class`` chosen images of each class (None: all) and, to read LIME against the confusion
+    matrix, for the example of each of the ``confused`` most frequent confusions, once for the class
+    predicted and once for the true class; each explanation costs ``num_samples`` forward passes."""
 
     num_samples: int = 1000
     batch_size: int = 256
@@ -237,6 +239,7 @@ class LimeParams(MethodParams):
     num_features: int = 5
     seed: int = 0
     per_class: int | None = 1
+    confused: int = 3
     model_batch_size: int | None = None
 
     def __post_init__(self) -> None:

@@ -1,13 +1,16 @@
-"""Deterministic choice of the test images to explain: per class, correct and wrong examples.
+"""Deterministic choice of the test images to explain: per class, correct and wrong examples, and
+examples of the most confused class pairs.
 
 Within a class, the most confident examples come first (ties broken by index), so the picks are
-typical cases: the clearest hit and the most confident mistake.
+typical cases: the clearest hit and the most confident mistake. The confused pairs are the largest
+off-diagonal cells of the candidates' confusion matrix (ties by label order); for each, its most
+confident example joins the selection (or is found in it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -18,12 +21,20 @@ from convlens.explain.layers import eval_mode, model_device
 @dataclass(frozen=True)
 class Selection:
     """Chosen images: ``indices`` into the split, their true ``labels``, ``predictions`` and the
-    softmax ``confidences`` of the predictions, all (K,) and in selection order."""
+    softmax ``confidences`` of the predictions, all (K,) and in selection order; ``pairs`` (P,) the
+    positions of the confused-pair examples, the most frequent confusion first; the first ``per_class``
+    positions are the per-class picks, any later ones were added as confused-pair examples."""
 
     indices: Tensor
     labels: Tensor
     predictions: Tensor
     confidences: Tensor
+    pairs: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    per_class: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.per_class is None:
+            object.__setattr__(self, "per_class", len(self.indices))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -42,10 +53,11 @@ def predict(model: nn.Module, inputs: Tensor, batch_size: int = 256) -> Tensor:
 
 
 def select_examples(
-    labels: Tensor, probabilities: Tensor, correct_per_class: int = 1, wrong_per_class: int = 1
+    labels: Tensor, probabilities: Tensor, correct_per_class: int = 1, wrong_per_class: int = 1, confused_pairs: int = 0
 ) -> Selection:
     """Per class (in label order) up to ``correct_per_class`` correctly and ``wrong_per_class``
-    wrongly classified examples, each group by descending confidence."""
+    wrongly classified examples, each group by descending confidence, then an example of each of the
+    ``confused_pairs`` most frequent confusions that is not chosen yet."""
     if correct_per_class < 0 or wrong_per_class < 0:
         raise ValueError(
             f"image counts must be >= 0, got correct_per_class={correct_per_class}, wrong_per_class={wrong_per_class}"
@@ -58,7 +70,21 @@ def select_examples(
         hits = predictions[in_class] == label
         chosen += [in_class[hits][:correct_per_class], in_class[~hits][:wrong_per_class]]
     indices = torch.cat(chosen)
-    return Selection(indices, labels[indices], predictions[indices], confidences[indices])
+    per_class = len(indices)
+    pairs = _confusions(labels, predictions, probabilities.shape[1])[:confused_pairs]
+    examples = [order[(labels[order] == true) & (predictions[order] == predicted)][0] for true, predicted in pairs]
+    extra = [example for example in examples if example not in indices]
+    indices = torch.cat([indices, torch.stack(extra)]) if extra else indices
+    positions = torch.tensor([int((indices == example).nonzero()[0]) for example in examples], dtype=torch.long)
+    return Selection(indices, labels[indices], predictions[indices], confidences[indices], positions, per_class)
+
+
+def _confusions(labels: Tensor, predictions: Tensor, classes: int) -> list[tuple[int, int]]:
+    """(true, predicted) class pairs that occur, most frequent first (ties in label order)."""
+    counts = torch.bincount(labels * classes + predictions, minlength=classes * classes).view(classes, classes)
+    counts.fill_diagonal_(0)
+    cells = [(int(counts[t, p]), t, p) for t in range(classes) for p in range(classes) if counts[t, p] > 0]
+    return [(t, p) for _, t, p in sorted(cells, key=lambda cell: (-cell[0], cell[1], cell[2]))]
 
 
 def select_test_images(
@@ -69,6 +95,7 @@ def select_test_images(
     *,
     correct_per_class: int = 1,
     wrong_per_class: int = 1,
+    confused_pairs: int = 0,
     max_candidates: int | None = None,
     batch_size: int = 256,
 ) -> Selection:
@@ -76,4 +103,4 @@ def select_test_images(
     images, labels = images[:max_candidates], labels[:max_candidates]
     inputs = torch.cat([preprocess(batch) for batch in images.split(batch_size)])
     probabilities = predict(model, inputs, batch_size)
-    return select_examples(labels.cpu(), probabilities, correct_per_class, wrong_per_class)
+    return select_examples(labels.cpu(), probabilities, correct_per_class, wrong_per_class, confused_pairs)

@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from convlens.explain.activation_max import ActivationMaxParams, ClassModelParams, Maximization, MaximizedChannels
-from convlens.figures.panels import Drawn, Shown, hwc, new_figure, show_image, unit_range
+from convlens.figures.panels import hwc, new_figure, show_image, unit_range
+from convlens.figures.shown import Drawn, Shown
 from convlens.text import slug
 
 

@@ -17,17 +17,9 @@ from convlens.explain.attribution import (
     SmoothGradMaps,
     SmoothGradParams,
 )
-from convlens.figures.panels import (
-    Caption,
-    Drawn,
-    Shown,
-    hwc,
-    mark_if_flat,
-    row_figure,
-    show_image,
-    show_map,
-    unit_range,
-)
+from convlens.figures.grid import Column, gradient_column, image_column, map_column
+from convlens.figures.panels import Caption, hwc, mark_if_flat, row_figure, show_image, show_map, unit_range
+from convlens.figures.shown import Drawn, Shown
 
 
 def map_figure(
@@ -67,36 +59,39 @@ def draw_integrated_gradients(result: AttributionMaps, shown: Shown, params: Int
 
 
 def _maps(result: AttributionMaps, shown: Shown, name: str) -> list[Drawn]:
-    """Per image: the image, the map alone and over the image (signed maps centred on zero)."""
+    """Per group of images a grid: the image, the map, the map over the image (signed maps on -1..1)."""
 
-    def draw(row: int, caption: Caption) -> Figure:
-        return map_figure(shown.display[row], {name: result.maps[row]}, caption, signed=result.signed)
+    def columns() -> list[Column]:
+        maps = result.maps.__getitem__
+        return [image_column(shown.display), map_column(name, maps, signed=result.signed),
+                map_column("over the image", maps, under=shown.display, signed=result.signed)]  # fmt: skip
 
-    return shown.per_row(draw)
+    return shown.grids(columns)
 
 
 def draw_guided_backprop(result: GuidedBackpropMaps, shown: Shown, params: GuidedBackpropParams) -> list[Drawn]:
-    """Per image: colour gradients, grayscale saliency, positive and negative saliency."""
+    """Per group of images a grid: the signed gradients (in colour for RGB models), the grayscale
+    saliency, and the positive and negative parts, each min-max scaled as gradient images."""
     gradients, positive, negative = hwc(result.gradients), hwc(result.positive), hwc(result.negative)
     grayscale = result.grayscale.numpy()
+    signed = "colour gradients" if gradients.shape[-1] == 3 else "signed gradients"
 
-    def draw(row: int, caption: Caption) -> Figure:
-        panels = {
-            "colour gradients": gradients[row],
-            "grayscale saliency": grayscale[row],
-            "positive saliency": positive[row],
-            "negative saliency": negative[row],
-        }
-        return gradient_images_figure(shown.display[row], panels, caption)
+    def columns() -> list[Column]:
+        return [image_column(shown.display), gradient_column(signed, gradients.__getitem__),
+                gradient_column("grayscale saliency", grayscale.__getitem__),
+                gradient_column("positive saliency", positive.__getitem__),
+                gradient_column("negative saliency", negative.__getitem__)]  # fmt: skip
 
-    return shown.per_row(draw)
+    return shown.grids(columns)
 
 
 def draw_smoothgrad(result: SmoothGradMaps, shown: Shown, params: SmoothGradParams) -> list[Drawn]:
-    """Per image: SmoothGrad of vanilla and of guided gradients, alone and over the image."""
+    """Per group of images a grid: SmoothGrad of vanilla and of guided gradients, alone and over the image."""
 
-    def draw(row: int, caption: Caption) -> Figure:
-        maps = {"SmoothGrad": result.vanilla[row], "guided SmoothGrad": result.guided[row]}
-        return map_figure(shown.display[row], maps, caption)
+    def columns() -> list[Column]:
+        return [image_column(shown.display), map_column("SmoothGrad", result.vanilla.__getitem__),
+                map_column("over the image", result.vanilla.__getitem__, under=shown.display),
+                map_column("guided SmoothGrad", result.guided.__getitem__),
+                map_column("over the image", result.guided.__getitem__, under=shown.display)]  # fmt: skip
 
-    return shown.per_row(draw)
+    return shown.grids(columns)

@@ -1,11 +1,12 @@
 """Figures of feature maps projected back to pixel space: deconvnet, paths, backprop reconstructions.
 
-Projections live in input space and are min-max scaled each on its own, next to the input image.
+Projections live in input space and are min-max scaled each on its own, next to the input image;
+each cell names the channel it projects.
 """
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
+from collections.abc import Callable
 
 from convlens.explain.deconvnet import (
     DeconvnetParams,
@@ -15,31 +16,42 @@ from convlens.explain.deconvnet import (
     ReconstructionParams,
     Reconstructions,
 )
-from convlens.figures.attribution import gradient_images_figure
-from convlens.figures.panels import Caption, Drawn, Shown, hwc
+from convlens.figures.grid import Column, gradient_column, image_column
+from convlens.figures.panels import hwc
+from convlens.figures.shown import Drawn, Shown
 
 PATH_NAMES = {"full": "both paths", "residual": "residual path only", "shortcut": "shortcut only"}
 
 
 def draw_deconvnet(result: dict[str, Projections], shown: Shown, params: DeconvnetParams) -> list[Drawn]:
-    """Per image and layer, the projections of its top channels."""
+    """Per layer a grid: each image and the projections of its most active channels, strongest first."""
+    return [drawn for layer, found in result.items() for drawn in shown.grids(_top_channels(found, shown), layer)]
 
-    def draw(layer: str, row: int, caption: Caption) -> Figure:
-        found = result[layer]
-        panels = {f"channel {c}": hwc(found.images[row, j]) for j, c in enumerate(found.channels[row].tolist())}
-        return gradient_images_figure(shown.display[row], panels, caption)
 
-    return shown.per_row_and_layer(draw, list(result))
+def _top_channels(found: Projections, shown: Shown) -> Callable[[], list[Column]]:
+    images, channels = hwc(found.images), found.channels.tolist()
+
+    def columns() -> list[Column]:
+        return [image_column(shown.display)] + [
+            gradient_column(
+                f"top {rank + 1}", lambda row, j=rank: images[row, j], lambda row, j=rank: f"ch {channels[row][j]}"
+            )
+            for rank in range(len(channels[0]))
+        ]
+
+    return columns
 
 
 def draw_deconvnet_paths(result: PathProjections, shown: Shown, params: DeconvnetPathsParams) -> list[Drawn]:
-    """Per image, the block's top channel through both paths, the residual path and the shortcut."""
+    """One grid: the block's top channel through both paths, the residual path only and the shortcut only."""
+    paths = {path: hwc(images) for path, images in result.paths.items()}
 
-    def draw(row: int, caption: Caption) -> Figure:
-        panels = {PATH_NAMES[path]: hwc(images[row]) for path, images in result.paths.items()}
-        return gradient_images_figure(shown.display[row], panels, caption)
+    def columns() -> list[Column]:
+        return [image_column(shown.display)] + [
+            gradient_column(PATH_NAMES[path], images.__getitem__) for path, images in paths.items()
+        ]
 
-    return shown.per_row(draw, layer=result.block, explains=False)
+    return shown.grids(columns, result.block)
 
 
 def draw_backprop_reconstruction(result: Reconstructions, shown: Shown, params: ReconstructionParams) -> list[Drawn]:
@@ -51,13 +63,13 @@ def draw_guided_reconstruction(result: Reconstructions, shown: Shown, params: Re
 
 
 def _reconstructions(result: Reconstructions, shown: Shown) -> list[Drawn]:
-    """Per image, each layer's most active channel reconstructed, side by side."""
+    """One grid: each image and, per layer, its most active channel reconstructed."""
+    images = {layer: hwc(found) for layer, found in result.images.items()}
 
-    def draw(row: int, caption: Caption) -> Figure:
-        panels = {
-            f"{layer} ch {int(result.channels[layer][row])}": hwc(images[row])
-            for layer, images in result.images.items()
-        }
-        return gradient_images_figure(shown.display[row], panels, caption)
+    def columns() -> list[Column]:
+        return [image_column(shown.display)] + [
+            gradient_column(layer, found.__getitem__, lambda row, layer=layer: f"ch {int(result.channels[layer][row])}")
+            for layer, found in images.items()
+        ]
 
-    return shown.per_row(draw, layer=list(result.images), explains=False)
+    return shown.grids(columns, list(result.images))

@@ -10,10 +10,12 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from convlens.explain.features import ActivationChartParams, FeatureMaps, FeatureMapsParams
-from convlens.figures.panels import Caption, Drawn, Shown, new_figure, show_image
+from convlens.figures.panels import Caption, new_figure, show_image
+from convlens.figures.shown import Drawn, Shown
 
 MAP_CMAP = "viridis"
 HIGHLIGHT_COLOUR = "tab:orange"
@@ -46,17 +48,22 @@ def feature_maps_figure(
 def channel_activations_figure(mean_activation: np.ndarray, title: str, highlight: Sequence[int] = ()) -> Figure:
     """Bar chart of the mean activation (C,) per channel; ``highlight`` (the top-k) in orange, labelled."""
     count = len(mean_activation)
-    colours = np.where(np.isin(np.arange(count), list(highlight)), HIGHLIGHT_COLOUR, "tab:gray")
     figure, axes = new_figure(1, 1, title, panel_inches=3.0, extra_width=min(9.0, 0.04 * count))
-    ax = axes[0, 0]
-    ax.bar(np.arange(count), mean_activation, color=colours, width=1.0)
-    ax.set_xlim(-0.5, count - 0.5)
-    ax.set_xlabel("channel", fontsize=8)
-    ax.set_ylabel("mean activation", fontsize=8)
-    ax.tick_params(labelsize=7)
-    for channel in highlight:
-        ax.annotate(str(channel), (channel, mean_activation[channel]), fontsize=6, ha="center", va="bottom")
+    activation_bars(axes[0, 0], mean_activation, highlight)
     return figure
+
+
+def activation_bars(axes: Axes, mean_activation: np.ndarray, highlight: Sequence[int] = ()) -> None:
+    """The bars of :func:`channel_activations_figure` on ``axes``."""
+    count = len(mean_activation)
+    colours = np.where(np.isin(np.arange(count), list(highlight)), HIGHLIGHT_COLOUR, "tab:gray")
+    axes.bar(np.arange(count), mean_activation, color=colours, width=1.0)
+    axes.set_xlim(-0.5, count - 0.5)
+    axes.set_xlabel("channel", fontsize=8)
+    axes.set_ylabel("mean activation", fontsize=8)
+    axes.tick_params(labelsize=7)
+    for channel in highlight:
+        axes.annotate(str(channel), (channel, mean_activation[channel]), fontsize=6, ha="center", va="bottom")
 
 
 def draw_feature_maps(result: dict[str, FeatureMaps], shown: Shown, params: FeatureMapsParams) -> list[Drawn]:
@@ -73,12 +80,17 @@ def draw_feature_maps(result: dict[str, FeatureMaps], shown: Shown, params: Feat
 
 
 def draw_activation_chart(result: dict[str, FeatureMaps], shown: Shown, params: ActivationChartParams) -> list[Drawn]:
-    """Per image and layer, the mean activation per channel, the ``top_k`` highlighted."""
+    """One figure: per image (rows) and layer (columns) the mean activation per channel, the ``top_k`` highlighted."""
+    rows, layers = tuple(range(len(shown.captions))), list(result)
 
-    def draw(layer: str, row: int, caption: Caption) -> Figure:
-        maps = result[layer]
-        return channel_activations_figure(
-            maps.mean_activation[row].numpy(), caption.title(), maps.top_channels[row].tolist()
-        )
+    def figure() -> Figure:
+        title = f"{shown.title}: the {params.top_k} most active channels highlighted"
+        drawn, axes = new_figure(len(rows), len(layers), title, panel_inches=3.2)
+        for row in rows:
+            for column, layer in enumerate(layers):
+                maps = result[layer]
+                activation_bars(axes[row, column], maps.mean_activation[row].numpy(), maps.top_channels[row].tolist())
+                axes[row, column].set_title(f"{layer}: {shown.label(row).splitlines()[0]}", fontsize=8)
+        return drawn
 
-    return shown.per_row_and_layer(draw, list(result))
+    return [Drawn("charts", figure, rows, layers)]

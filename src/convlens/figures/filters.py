@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from convlens.explain.filters import FiltersParams, FirstConvFilters
-from convlens.figures.panels import SIGNED_CMAP, Drawn, Shown, new_figure
+from convlens.figures.panels import SIGNED_CMAP, new_figure
+from convlens.figures.shown import Drawn, Shown
 from convlens.text import slug
 
 RGB_NAMES = ("R", "G", "B")

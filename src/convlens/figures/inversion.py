@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from convlens.explain.inversion import InversionParams, Inversions
-from convlens.figures.panels import Caption, Drawn, Shown, hwc, new_figure, show_image, unit_range
+from convlens.figures.grid import Column, image_column
+from convlens.figures.panels import hwc, new_figure, show_image, unit_range
+from convlens.figures.shown import Drawn, Shown
 
 
 def inversion_figure(
@@ -31,11 +34,22 @@ def inversion_figure(
 
 
 def draw_feature_inversion(result: Inversions, shown: Shown, params: InversionParams) -> list[Drawn]:
-    """Per image, its inversions from every layer side by side."""
+    """One grid: each image, its inversion from each layer, and the feature-loss curves."""
+    layers = result.layers
 
-    def draw(row: int, caption: Caption) -> Figure:
-        images = {layer: hwc(found.images[row]) for layer, found in result.layers.items()}
-        losses = {layer: found.feature_loss[:, row].numpy() for layer, found in result.layers.items()}
-        return inversion_figure(shown.display[row], images, losses, caption.title())
+    def inverted(layer: str) -> Column:
+        images = hwc(layers[layer].images)
+        return Column(f"from {layer}", lambda axes, row: show_image(axes, unit_range(images[row])))
 
-    return shown.per_row(draw, layer=list(result.layers), explains=False)
+    def columns() -> list[Column]:
+        return [image_column(shown.display), *map(inverted, layers), Column("feature loss", loss_curves)]
+
+    def loss_curves(axes: Axes, row: int) -> None:
+        for layer, found in layers.items():
+            axes.semilogy(found.feature_loss[:, row].numpy(), label=layer)
+        axes.tick_params(labelsize=6)
+        axes.set_xlabel("step", fontsize=7, labelpad=0)
+        axes.legend(fontsize=6, frameon=False)
+        axes.set_box_aspect(1)
+
+    return shown.grids(columns, list(layers))

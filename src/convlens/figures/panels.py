@@ -1,27 +1,19 @@
-"""What every figure function shares: the images it shows, the figures it returns, display helpers.
+"""Display helpers every figure shares: captions, images, maps, scaling, layout.
 
-A method's figure function ``draw_<method>(result, shown, params) -> list[Drawn]`` gets the
-result of the method's explain function and :class:`Shown`, the display images and captions of
-the result's rows; it returns named, lazily drawn figures. The stage names the files, draws,
-saves and lists them in the manifest. Images are (H, W, C) in [0, 1]; maps are (H, W) or
-(H, W, C); the only arithmetic here is display scaling. Colour maps are fixed across all figures:
+Images are (H, W, C) in [0, 1]; maps are (H, W) or (H, W, C); the only arithmetic here is display
+scaling. Colour maps are fixed across all figures:
 ``HEAT_CMAP`` for magnitudes (saliency, SmoothGrad, CAMs), ``SIGNED_CMAP`` centred on zero for
 signed values (gradient x input, Integrated Gradients, LIME weights, filter weights).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
-
-from convlens.text import slug
 
 HEAT_CMAP = "inferno"
 SIGNED_CMAP = "RdBu_r"
@@ -52,50 +44,6 @@ class Caption:
             f"{self.method}{layer}{what}\n"
             f"true: {self.true_label}, predicted: {self.predicted_label} ({self.confidence:.2f}, {verdict})"
         )
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """One figure: ``key`` names its file, ``figure`` draws it; ``row`` is the image of the result it
-    shows (None: the model alone), ``layer`` the layer(s) it shows."""
-
-    key: str
-    figure: Callable[[], Figure]
-    row: int | None = None
-    layer: str | list[str] | None = None
-
-
-@dataclass(frozen=True)
-class Shown:
-    """The rows of a method's result as the figures show them: the method's ``title``, display
-    images (K, H, W, C) in [0, 1], one caption and one file-name stem per row, and the class names."""
-
-    title: str
-    display: np.ndarray
-    captions: tuple[Caption, ...]
-    stems: tuple[str, ...]
-    class_names: tuple[str, ...]
-
-    def per_row(
-        self, draw: Callable[[int, Caption], Figure], layer: str | list[str] | None = None, explains: bool = True
-    ) -> list[Drawn]:
-        """One figure per row, ``<stem>[_<layer>]``; ``draw(row, caption)`` draws it. ``explains``: the
-        figure explains a class (else its title only describes the image)."""
-        single = layer if isinstance(layer, str) else None
-        suffix = f"_{slug(single)}" if single else ""
-        return [
-            Drawn(
-                f"{stem}{suffix}",
-                partial(draw, row, dataclasses.replace(caption, layer=single, explains=explains)),
-                row,
-                layer,
-            )
-            for row, (stem, caption) in enumerate(zip(self.stems, self.captions, strict=True))
-        ]
-
-    def per_row_and_layer(self, draw: Callable[[str, int, Caption], Figure], layers: Sequence[str]) -> list[Drawn]:
-        """:meth:`per_row` for each of ``layers``, for figures that describe an image (not a class)."""
-        return [drawn for layer in layers for drawn in self.per_row(partial(draw, layer), layer, explains=False)]
 
 
 def hwc(images: Tensor) -> np.ndarray:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from markdown.extensions.toc import slugify
+
 from convlens import atomic, provenance, registry
 from convlens.report import appendix, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
@@ -55,9 +57,13 @@ def build_report(run_dir: str | Path, reports_dir: str | Path) -> Path:
 
 
 def point_latest(experiment_dir: Path) -> None:
-    """``latest`` -> the newest run's report folder (the largest name; hidden staging folders excluded)."""
-    reports = [path.name for path in experiment_dir.iterdir()
-               if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")]  # fmt: skip
+    """``latest`` -> the newest run's report folder: the largest name among the folders holding a report
+    (run folders are named by their start time; staging folders and older layouts hold none)."""
+    reports = [
+        path.name
+        for path in experiment_dir.iterdir()
+        if not path.is_symlink() and not path.name.startswith(".") and (path / "report.md").is_file()
+    ]
     atomic.point(experiment_dir / LATEST, max(reports))
 
 
@@ -86,10 +92,14 @@ def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
     bodies += [visuals.visual_section(section, run, entries) for section in registry.SECTIONS]
     bodies.append(appendix.provenance(run))
     titles = [*OPENING_SECTIONS, *(section.title for section in registry.SECTIONS), *CLOSING_SECTIONS]
-    numbered = [
-        f"## {number}. {title}\n\n{body}" for number, (title, body) in enumerate(zip(titles, bodies, strict=True), 1)
-    ]
-    return "\n\n".join([overview.title(run), *numbered]) + "\n"
+    headings = [f"{number}. {title}" for number, title in enumerate(titles, 1)]
+    numbered = [f"## {heading}\n\n{body}" for heading, body in zip(headings, bodies, strict=True)]
+    return "\n\n".join([overview.title(run), contents(headings), *numbered]) + "\n"
+
+
+def contents(headings: Sequence[str]) -> str:
+    """A linked table of contents; the anchors are those GitHub and the HTML (toc extension) give headings."""
+    return "**Contents**\n\n" + "\n".join(f"- [{heading}](#{slugify(heading, '-')})" for heading in headings)
 
 
 def portable(text: str, run: RunData) -> str:

@@ -16,34 +16,27 @@ from convlens.report.format import number
 from convlens.report.markdown import code, text
 
 Entries = Sequence[dict[str, Any]]
-#: Keys every manifest entry has; any other key (e.g. a mask-overlap score) is shown in the caption.
-ENTRY_KEYS = frozenset(
-    {
-        "method",
-        "layer",
-        "class",
-        "true_label",
-        "predicted_label",
-        "confidence",
-        "image_index",
-        "file",
-        "parameters",
-        "seconds",
-    }
-)
+#: Keys of an image record in an entry; any other numeric key is a score, averaged in the caption.
+IMAGE_KEYS = frozenset({"class", "true_label", "predicted_label", "confidence", "image_index", "group"})
+#: Keys of an entry; any other numeric key is a score of a figure of the model alone.
+ENTRY_KEYS = frozenset({"method", "file", "layer", "images", "parameters", "seconds"})
+#: How each group of images is introduced, and whether it is folded away (repeated detail).
+GROUP_TEXT = {
+    "correct": ("correctly classified test images", False),
+    "mistake": ("misclassified test images, the most confident mistakes", True),
+    "confused": ("the most confused class pairs, each image explained for its predicted and its true class", False),
+}
 
 
-def method_entries(entries: Entries, method: str, class_names: Sequence[str]) -> list[dict[str, Any]]:
-    """The entries of one method by the true class of their image (model-level figures first), then
-    correct before wrong, then in manifest order."""
-    order = {name: index for index, name in enumerate(class_names)}
-    chosen = [entry for entry in entries if entry["method"] == method]
-    return sorted(chosen, key=lambda entry: (order.get(image_class(entry), -1), _is_wrong(entry)))
+def method_entries(entries: Entries, method: str) -> list[dict[str, Any]]:
+    """The entries of one method in manifest order."""
+    return [entry for entry in entries if entry["method"] == method]
 
 
-def image_class(entry: dict[str, Any]) -> str | None:
-    """The true class of the explained image (the explained class for model-level figures)."""
-    return entry.get("true_label") or entry.get("class")
+def group(entry: dict[str, Any]) -> str | None:
+    """The group of images a figure shows (None: a figure of the model alone)."""
+    groups = {image.get("group") for image in entry.get("images") or []}
+    return groups.pop() if len(groups) == 1 else None
 
 
 def missing_methods(section: registry.Section, entries: Entries, ran: Collection[str]) -> list[str]:
@@ -71,11 +64,22 @@ def skipped_note(method: str, reason: str | None) -> str:
     return f"{code(method)} drew no figure for this model: {text(reason or 'it produced no output')}."
 
 
-def method_block(method: str, entries: Entries, summary: dict[str, Any] | None) -> str:
-    """A method's heading, its settings and run time from the manifest, and its figures with captions."""
-    parts = [f"### {code(method)}", *([_settings_line(summary)] if summary else [])]
-    parts += [f"> **Note:** {text(note)}" for note in (summary or {}).get("notes", [])]
-    return "\n\n".join(parts + [figure(entry) for entry in entries])
+def method_block(method: str, entries: Entries, summary: dict[str, Any] | None, warnings: Sequence[str] = ()) -> str:
+    """A method's heading, its settings, notes and run time from the manifest, warnings about how far its
+    maps can be trusted on this run, and its figures; repeated detail (mistakes) folded into <details>."""
+    summary = summary or {}
+    parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
+    parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", [])]
+    parts += [f"> **Warning:** {warning}" for warning in warnings]
+    for entry in entries:
+        kind = group(entry)
+        description, folded = GROUP_TEXT.get(kind, ("", False))
+        shown = figure(entry)
+        if folded:
+            count = len(entry.get("images") or [])
+            shown = f'<details markdown="1">\n<summary>{description} ({count})</summary>\n\n{shown}\n\n</details>'
+        parts.append(shown)
+    return "\n\n".join(parts)
 
 
 def figure(entry: dict[str, Any]) -> str:
@@ -85,41 +89,35 @@ def figure(entry: dict[str, Any]) -> str:
 
 
 def caption(entry: dict[str, Any]) -> str:
-    """One line under a figure: layer, class, true and predicted label with confidence, extra scores."""
+    """One line under a figure: layers, which images (how many, which group), the mean of their scores."""
     parts = []
     layers = entry.get("layer")
     if layers:
         names = [layers] if isinstance(layers, str) else layers
         parts.append(("layer " if len(names) == 1 else "layers ") + ", ".join(code(name) for name in names))
-    if entry.get("true_label") is not None:
-        parts.append(_prediction(entry))
-    if entry.get("class") and entry.get("class") != entry.get("predicted_label"):
-        parts.append(f"explains class **{text(entry['class'])}**")
-    if entry.get("image_index") is not None:
-        parts.append(f"test image {text(entry['image_index'])}")
-    parts += [f"{text(key.replace('_', ' '))} {number(value)}" for key, value in sorted(extra_scores(entry).items())]
+    images = entry.get("images") or []
+    if images:
+        indices = ", ".join(text(image.get("image_index")) for image in images)
+        parts.append(f"{len(images)} test image{'s' if len(images) > 1 else ''} ({indices})")
+    parts += [f"{text(key.replace('_', ' '))} {number(value)}" for key, value in sorted(mean_scores(entry).items())]
     return f"*{' · '.join(parts)}*" if parts else ""
 
 
-def extra_scores(entry: dict[str, Any]) -> dict[str, Any]:
-    """Numbers the visualize stage added to an entry beyond the standard keys (e.g. mask overlap)."""
-    return {
-        key: value
-        for key, value in entry.items()
-        if key not in ENTRY_KEYS and isinstance(value, int | float) and not isinstance(value, bool)
-    }
+def mean_scores(entry: dict[str, Any]) -> dict[str, float]:
+    """The figure's scores: those of the model alone, or per image averaged over the images it shows."""
+    scores = {key: value for key, value in entry.items() if key not in ENTRY_KEYS and _is_number(value)}
+    images = entry.get("images") or []
+    keys = sorted(
+        {key for image in images for key, value in image.items() if key not in IMAGE_KEYS and _is_number(value)}
+    )
+    for key in keys:
+        values = [float(image[key]) for image in images if _is_number(image.get(key))]
+        scores[f"mean {key}"] = sum(values) / len(values)
+    return scores
 
 
-def _is_wrong(entry: dict[str, Any]) -> bool:
-    return entry.get("true_label") is not None and entry["true_label"] != entry.get("predicted_label")
-
-
-def _prediction(entry: dict[str, Any]) -> str:
-    verdict = "wrong" if _is_wrong(entry) else "correct"
-    shown = f"true **{text(entry['true_label'])}**, predicted **{text(entry.get('predicted_label'))}**"
-    if isinstance(entry.get("confidence"), int | float):
-        shown += f" ({entry['confidence']:.1%})"
-    return f"{shown}, {verdict}"
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _settings_line(summary: dict[str, Any]) -> str:
@@ -127,7 +125,7 @@ def _settings_line(summary: dict[str, Any]) -> str:
     shown = ", ".join(f"{text(key)}={text(number(value))}" for key, value in sorted(parameters.items()))
     seconds = summary.get("seconds")
     timing = f" · {seconds:.1f} s" if isinstance(seconds, int | float) else ""
-    return f"Settings: {shown or 'defaults'}{timing}"
+    return f"Settings: {shown or 'none'}{timing}"
 
 
 def _names(methods: Sequence[str]) -> str:
@@ -135,5 +133,5 @@ def _names(methods: Sequence[str]) -> str:
 
 
 def _alt(entry: dict[str, Any]) -> str:
-    parts = (entry["method"], image_class(entry), entry.get("image_index"))
-    return " ".join(str(part) for part in parts if part is not None)
+    kind = group(entry)
+    return f"{entry['method']} {GROUP_TEXT[kind][0] if kind in GROUP_TEXT else ''}".strip()

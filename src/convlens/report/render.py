@@ -10,7 +10,8 @@ import html
 
 import markdown
 
-EXTENSIONS = ("tables", "fenced_code", "md_in_html", "sane_lists")
+#: ``toc`` gives every heading the id the report's table of contents links to.
+EXTENSIONS = ("tables", "fenced_code", "md_in_html", "sane_lists", "toc")
 STYLE = """
 body { font-family: system-ui, sans-serif; line-height: 1.45; margin: 0; color: #1f2328; }
 main { max-width: 64rem; margin: 0 auto; padding: 1rem 2rem 4rem; }

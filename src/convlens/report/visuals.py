@@ -12,7 +12,7 @@ from typing import Any
 from convlens import registry
 from convlens.report import gallery
 from convlens.report.format import percent
-from convlens.report.markdown import text
+from convlens.report.markdown import table, text
 from convlens.report.observations import confused_pairs, ranked_classes, tied_extremes
 from convlens.report.results import confused_text
 from convlens.report.run_data import RunData
@@ -21,34 +21,18 @@ Entries = Sequence[dict[str, Any]]
 
 
 def visual_section(section: registry.Section, run: RunData, entries: Entries) -> str:
-    """The section's description, notes on missing or skipped methods, and its figures."""
+    """The section's description, notes on missing or skipped methods, and each method's figures; a
+    ``per_class`` section first relates its figures to the per-class results."""
     parts = _header(section, run, entries)
-    if section.layout == "per_class":
-        return "\n\n".join(parts + _per_class(section, run, entries))
+    methods = registry.section_methods(section)
+    if section.layout == "per_class" and any(entry["method"] in methods for entry in entries):
+        parts += _lead(run) + [_class_table(run)]
     summaries = (run.manifest or {}).get("methods", {})
-    for method in registry.section_methods(section):
-        chosen = gallery.method_entries(entries, method, run.class_names)
+    for method in methods:
+        chosen = gallery.method_entries(entries, method)
         if chosen:
             parts.append(gallery.method_block(method, chosen, summaries.get(method)))
     return "\n\n".join(parts)
-
-
-def _per_class(section: registry.Section, run: RunData, entries: Entries) -> list[str]:
-    """Per class, how well the model recognizes it, what it is confused with, and the section's figures."""
-    methods = registry.section_methods(section)
-    if not any(entry["method"] in methods for entry in entries):
-        return []
-    parts = _lead(run)
-    per_class = run.metrics.get("per_class_accuracy") or {}
-    for label, name in enumerate(run.class_names):
-        chosen = [
-            entry
-            for method in methods
-            for entry in gallery.method_entries(entries, method, run.class_names)
-            if gallery.image_class(entry) == name
-        ]
-        parts.append(_class_block(run, label, name, per_class.get(name), chosen))
-    return parts
 
 
 def _header(section: registry.Section, run: RunData, entries: Entries) -> list[str]:
@@ -62,7 +46,7 @@ def _header(section: registry.Section, run: RunData, entries: Entries) -> list[s
 
 
 def _lead(run: RunData) -> list[str]:
-    """Points the figures at the results: the best and worst class and the most frequent confusion."""
+    """Points the figures at the results: the best and worst class and the most frequent confusions."""
     ranking = ranked_classes(run.metrics.get("per_class_accuracy") or {})
     if not ranking or run.confusion is None:
         return []
@@ -72,7 +56,8 @@ def _lead(run: RunData) -> list[str]:
     if pairs:
         lead += (
             f" Its most frequent mistake is **{text(pairs[0].true)}** taken for **{text(pairs[0].predicted)}** "
-            f"({pairs[0].count} test images): compare what the figures find in those classes' images below."
+            f"({pairs[0].count} test images): the grid of confused pairs below explains such images once for the "
+            "class predicted and once for the true one."
         )
     return [lead]
 
@@ -81,23 +66,10 @@ def _names(names: list[str]) -> str:
     return " and ".join(", ".join(f"**{text(name)}**" for name in names).rsplit(", ", 1))
 
 
-def _class_block(run: RunData, label: int, name: str, accuracy: float | None, entries: Entries) -> str:
-    heading = (
-        f"### {text(name)}: {percent(accuracy)} of test images correct; most often predicted instead: "
-        f"{confused_text(run, label)}"
-    )
-    parts = [heading]
-    scores = _mean_scores(entries)
-    if scores:
-        parts.append("Evidence scores, averaged over this class's figures: " + ", ".join(scores) + ".")
-    parts += [gallery.figure(entry) for entry in entries] or ["No figure for this class."]
-    return "\n\n".join(parts)
-
-
-def _mean_scores(entries: Entries) -> list[str]:
-    keys = sorted({key for entry in entries for key in gallery.extra_scores(entry)})
-    means = []
-    for key in keys:
-        values = [float(entry[key]) for entry in entries if key in gallery.extra_scores(entry)]
-        means.append(f"{text(key.replace('_', ' '))} {sum(values) / len(values):.3g}")
-    return means
+def _class_table(run: RunData) -> str:
+    """Per class its accuracy and what it is most often taken for, folded: the figures come first."""
+    per_class = run.metrics.get("per_class_accuracy") or {}
+    rows = [(text(name), percent(per_class.get(name)), confused_text(run, label))
+            for label, name in enumerate(run.class_names)]  # fmt: skip
+    body = table(("class", "test accuracy", "most often predicted instead"), rows)
+    return f'<details markdown="1">\n<summary>Per-class results</summary>\n\n{body}\n\n</details>'

@@ -17,10 +17,21 @@ from torch import Tensor, nn
 
 from convlens.explain.method import ExplainBatch, MethodParams
 from convlens.explain.selection import Selection, select_test_images
-from convlens.figures.panels import Caption, Shown
+from convlens.figures.panels import Caption
+from convlens.figures.shown import Shown
 from convlens.rundir import TrainedRun
 from convlens.text import slug
 from convlens.visualize.schema import SelectionConfig
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What a method explains: positions into the chosen images (repeats allowed), the class each is
+    explained for, and the group each row is shown in (``correct``, ``mistake``, ``confused``)."""
+
+    positions: list[int]
+    targets: list[int]
+    groups: list[str]
 
 
 @dataclass(frozen=True)
@@ -39,17 +50,6 @@ class Chosen:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def record(self, position: int) -> dict[str, Any]:
-        """Manifest fields of one image."""
-        selection = self.selection
-        return {
-            "class": self.class_names[int(self.targets[position])],
-            "true_label": self.class_names[int(selection.labels[position])],
-            "predicted_label": self.class_names[int(selection.predictions[position])],
-            "confidence": round(float(selection.confidences[position]), 4),
-            "image_index": int(selection.indices[position]),
-        }
-
     def stem(self, position: int) -> str:
         """File name stem: true class and test-set index, e.g. ``happy_012``."""
         label = self.class_names[int(self.selection.labels[position])]
@@ -57,25 +57,54 @@ class Chosen:
 
     def first_per_class(self, count: int) -> list[int]:
         """Positions of the first ``count`` chosen images of each true class (the correct one first)."""
-        labels = self.selection.labels.tolist()
+        labels = self.selection.labels[: self.selection.per_class].tolist()
         return [p for p, label in enumerate(labels) if labels[:p].count(label) < count]
 
-    def positions(self, params: MethodParams) -> list[int]:
-        """The images a method explains (see :class:`~convlens.explain.method.MethodParams`)."""
+    def explained(self, params: MethodParams) -> Explained:
+        """The images a method explains and the class it explains each for (see
+        :class:`~convlens.explain.method.MethodParams`); with ``confused: N``, each of the first N
+        confused-pair images once for its predicted and once for its true class."""
         if hasattr(params, "images"):
-            return self.first_per_class(1)[: params.images]
-        if getattr(params, "per_class", None) is not None:
-            return self.first_per_class(params.per_class)
-        return list(range(len(self)))
+            positions = self.first_per_class(1)[: params.images]
+        elif getattr(params, "per_class", None) is not None:
+            positions = self.first_per_class(params.per_class)
+        else:
+            positions = list(range(self.selection.per_class))
+        targets = [int(self.targets[p]) for p in positions]
+        groups = ["correct" if self.selection.correct[p] else "mistake" for p in positions]
+        for p in self.pair_positions[: getattr(params, "confused", 0)]:
+            positions += [p, p]
+            targets += [int(self.selection.predictions[p]), int(self.selection.labels[p])]
+            groups += ["confused", "confused"]
+        return Explained(positions, targets, groups)
 
-    def shown(self, title: str, positions: list[int]) -> Shown:
-        """How the figures of a method titled ``title`` show the images at ``positions``."""
-        captions = tuple(self._caption(position, title) for position in positions)
-        stems = tuple(self.stem(position) for position in positions)
-        return Shown(title, self.display[positions], captions, stems, tuple(self.class_names))
+    @property
+    def pair_positions(self) -> list[int]:
+        """Positions of the confused-pair examples, the most frequent confusion first."""
+        return self.selection.pairs.tolist()
 
-    def _caption(self, position: int, title: str) -> Caption:
-        record = self.record(position)
+    def shown(self, title: str, explained: Explained) -> Shown:
+        """How the figures of a method titled ``title`` show the explained images."""
+        captions = tuple(
+            self._caption(p, t, title) for p, t in zip(explained.positions, explained.targets, strict=True)
+        )
+        stems = tuple(self.stem(position) for position in explained.positions)
+        return Shown(title, self.display[explained.positions], captions, stems, tuple(explained.groups),
+                     tuple(self.class_names))  # fmt: skip
+
+    def record(self, position: int, target: int | None = None) -> dict[str, Any]:
+        """Manifest fields of one image (explained for ``target``, default its chosen class)."""
+        selection = self.selection
+        return {
+            "class": self.class_names[int(self.targets[position]) if target is None else target],
+            "true_label": self.class_names[int(selection.labels[position])],
+            "predicted_label": self.class_names[int(selection.predictions[position])],
+            "confidence": round(float(selection.confidences[position]), 4),
+            "image_index": int(selection.indices[position]),
+        }
+
+    def _caption(self, position: int, target: int, title: str) -> Caption:
+        record = self.record(position, target)
         return Caption(title, record["class"], record["true_label"], record["predicted_label"], record["confidence"])
 
 
@@ -90,9 +119,10 @@ class Context:
     device: torch.device
     black: Tensor
 
-    def batch(self, positions: list[int]) -> ExplainBatch:
+    def batch(self, explained: Explained) -> ExplainBatch:
         chosen = self.chosen
-        return ExplainBatch(chosen.inputs[positions], chosen.targets[positions], self.black, len(chosen.class_names))
+        targets = torch.tensor(explained.targets, dtype=torch.long)
+        return ExplainBatch(chosen.inputs[explained.positions], targets, self.black, len(chosen.class_names))
 
 
 def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig) -> Chosen:
@@ -104,7 +134,8 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
     split = datamodule.split(selection.split)
     chosen = select_test_images(
         model, split.images, split.labels, datamodule.preprocess, correct_per_class=selection.correct_per_class,
-        wrong_per_class=selection.wrong_per_class, max_candidates=selection.max_candidates,
+        wrong_per_class=selection.wrong_per_class, confused_pairs=selection.confused_pairs,
+        max_candidates=selection.max_candidates,
     )  # fmt: skip
     if len(chosen) == 0:
         raise ValueError("visualize.selection chose no images; raise correct_per_class or wrong_per_class")

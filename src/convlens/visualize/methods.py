@@ -25,9 +25,9 @@ from convlens import atomic
 from convlens.explain.layers import resolve_layer
 from convlens.explain.localisation import localisation_scores
 from convlens.explain.method import Localising, MethodParams, NotApplicable
-from convlens.figures.panels import Drawn
+from convlens.figures.shown import Drawn
 from convlens.registry import METHODS, MethodSpec, load
-from convlens.visualize.context import Context
+from convlens.visualize.context import Context, Explained
 
 log = logging.getLogger(__name__)
 
@@ -110,40 +110,41 @@ def run_method(ctx: Context, planned: Planned, out_dir: Path) -> MethodResult:
     if planned.skipped:
         log.info("%s: skipped, %s", spec.name, planned.skipped)
         return MethodResult(time.perf_counter() - started, [], skipped=planned.skipped)
-    positions = ctx.chosen.positions(params)
+    explained = ctx.chosen.explained(params)
     try:
-        result = load(spec.compute)(ctx.model, ctx.batch(positions), params)
+        result = load(spec.compute)(ctx.model, ctx.batch(explained), params)
     except NotApplicable as reason:
         log.info("%s: skipped, %s", spec.name, reason)
         return MethodResult(time.perf_counter() - started, [], skipped=str(reason))
-    drawn = load(spec.draw)(result, ctx.chosen.shown(spec.title, positions), params)
+    drawn = load(spec.draw)(result, ctx.chosen.shown(spec.title, explained), params)
     compute = (time.perf_counter() - started) / max(len(drawn), 1)
     seconds = [_save(item, out_dir / spec.name) for item in drawn]
-    scores = _scores(ctx, result, positions)
+    scores = _scores(ctx, result, explained)
     entries = [
-        _entry(ctx, spec.name, item, positions, planned.parameters(), compute + s, scores)
+        _entry(ctx, spec.name, item, explained, planned.parameters(), compute + s, scores)
         for item, s in zip(drawn, seconds, strict=True)
     ]
-    maps = save_maps(ctx, result, positions, out_dir / MAPS / f"{spec.name}.npz")
+    maps = save_maps(ctx, result, explained, out_dir / MAPS / f"{spec.name}.npz")
     total = time.perf_counter() - started
     log.info("%s: %d figures in %.1f s", spec.name, len(drawn), total)
     notes = result.notes() if hasattr(result, "notes") else []
     return MethodResult(total, entries, maps=maps and f"{MAPS}/{spec.name}.npz", notes=notes)
 
 
-def save_maps(ctx: Context, result: object, positions: list[int], path: Path) -> bool:
+def save_maps(ctx: Context, result: object, explained: Explained, path: Path) -> bool:
     """Keep a localising result's maps for the evaluation stage: ``maps`` (L, K, H, W) float32 for
     ``layers`` (L,) ('' for a method's single map), with the images' ``image_index``, true ``labels``
     and explained ``targets`` (K,). Returns whether there were maps to keep."""
     if not isinstance(result, Localising) or not (found := result.localisation_maps()):
         return False
-    selection = ctx.chosen.selection
+    selection, positions = ctx.chosen.selection, explained.positions
     arrays = {
         "layers": np.array([layer or "" for layer in found]),
         "maps": np.stack([np.asarray(maps, dtype=np.float32) for maps in found.values()]),
         "image_index": selection.indices[positions].numpy(),
         "labels": selection.labels[positions].numpy(),
-        "targets": ctx.chosen.targets[positions].numpy(),
+        "targets": np.asarray(explained.targets, dtype=np.int64),
+        "groups": np.array(explained.groups),
     }
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -158,30 +159,33 @@ def _save(item: Drawn, folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def _scores(ctx: Context, result: object, positions: list[int]) -> dict[int | None, dict[str, float]]:
-    """Extra numbers per figure: keyed by the result row a figure shows (None: the model alone), the
-    result's own ``scores`` and, where the data has masks, the mask scores of its maps (see
+def _scores(ctx: Context, result: object, explained: Explained) -> dict[int | None, dict[str, float]]:
+    """Extra numbers per result row (image), and under None for the model alone: the result's own
+    ``scores`` and, where the data has masks, the mask scores of its maps (see
     :mod:`convlens.explain.localisation`)."""
     own = getattr(result, "scores", lambda row: {})
-    masks = None if ctx.chosen.masks is None else localisation_scores(result, ctx.chosen.masks[positions])
-    rows: dict[int | None, dict[str, float]] = {None: own(None)}
-    for row in range(len(positions)):
-        rows[row] = own(row) | (masks[row] if masks is not None else {})
-    return rows
+    rows: dict[int | None, dict[str, float]] = {row: own(row) for row in range(len(explained.positions))}
+    if ctx.chosen.masks is not None:
+        masks = localisation_scores(result, ctx.chosen.masks[explained.positions])
+        rows = {row: rows[row] | mask for row, mask in enumerate(masks)}
+    return rows | {None: own(None)}
 
 
 def _entry(
     ctx: Context,
     method: str,
     item: Drawn,
-    positions: list[int],
+    explained: Explained,
     parameters: dict[str, Any],
     seconds: float,
     scores: dict[int | None, dict[str, float]],
 ) -> dict[str, Any]:
-    """A manifest entry; the image fields are null for figures of the model alone."""
-    image = dict.fromkeys(("class", "true_label", "predicted_label", "confidence", "image_index"))
-    if item.row is not None:
-        image = ctx.chosen.record(positions[item.row])
-    return {"method": method, "layer": item.layer, **image, "file": f"{method}/{item.key}.png",
-            "parameters": parameters, "seconds": round(seconds, 4), **scores[item.row]}  # fmt: skip
+    """A manifest entry: the figure, and per image it shows (in its order) the image, its group and scores."""
+    images = [
+        ctx.chosen.record(explained.positions[row], explained.targets[row]) | {"group": explained.groups[row]}
+        | scores[row]
+        for row in item.rows
+    ]  # fmt: skip
+    model = {} if item.rows else scores[None]
+    return {"method": method, "file": f"{method}/{item.key}.png", "layer": item.layer, "images": images,
+            "parameters": parameters, "seconds": round(seconds, 4), **model}  # fmt: skip

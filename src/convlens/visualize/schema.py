@@ -21,11 +21,14 @@ SCHEMA_NAME = "visualize_schema"
 @dataclass
 class SelectionConfig:
     """Which test images are explained: per class the most confident hits and mistakes among the first
-    ``max_candidates`` images of ``split`` (None: all), explained for the ``predicted`` or ``true`` class."""
+    ``max_candidates`` images of ``split`` (None: all), explained for the ``predicted`` or ``true`` class,
+    and an example of each of the ``confused_pairs`` most frequent confusions (for methods that read
+    the confusion matrix, such as LIME)."""
 
     split: str = "test"
     correct_per_class: int = 1
     wrong_per_class: int = 1
+    confused_pairs: int = 3
     max_candidates: int | None = 1000
     explain: str = "predicted"
 

@@ -1,0 +1,133 @@
+"""Image x panel grids: one row per test image, one column per view, colour bars under the map columns.
+
+The grid is the report's unit of display: one figure per method and group of images instead of one
+per image, so a grader compares images (down a column) and views (along a row) at a glance, as in
+captum's tutorials and pytorch-grad-cam's README. Maps are shown relative to their own 99.5th
+percentile (``clip_limit``), so each column's colour bar holds for every cell in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from convlens.figures.panels import (
+    HEAT_CMAP,
+    OVERLAY_ALPHA,
+    SIGNED_CMAP,
+    clip_limit,
+    finish,
+    grayscale,
+    mark_if_flat,
+    show_image,
+    unit_range,
+)
+
+#: Inches per grid cell, for the row labels, the title and a colour bar; at 100 dpi a five-column grid
+#: is ~800 px wide, so the report (64rem) shows it at full size and its 9-10 pt text stays readable.
+CELL_INCHES = 1.3
+LABEL_INCHES = 1.6
+TITLE_INCHES = 0.7
+COLORBAR_INCHES = 0.6
+FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
+MAP_NOTE = "each map divided by its own 99.5th percentile of |value|"
+
+Values = Callable[[int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One view: ``draw(axes, row)`` fills the cell of a result row (ticks and all); ``colorbar`` (a label)
+    adds a colour bar under the column on the scale ``signed`` (-1..1) or not (0..1) every cell shares."""
+
+    title: str
+    draw: Callable[[Axes, int], None]
+    colorbar: str | None = None
+    signed: bool = False
+
+
+def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns: Sequence[Column]) -> Figure:
+    """Cells for ``rows`` (result rows, in order) x ``columns``, each row labelled on the left."""
+    has_bars = any(column.colorbar for column in columns)
+    width = LABEL_INCHES + CELL_INCHES * len(columns)
+    height = TITLE_INCHES + CELL_INCHES * len(rows) + (COLORBAR_INCHES if has_bars else 0)
+    figure = Figure(figsize=(width, height), dpi=100)
+    figure.suptitle(title, fontsize=FONT["title"], x=0.01, ha="left", y=1 - 0.15 / height, va="top")
+    bottom = (COLORBAR_INCHES if has_bars else 0.05) / height
+    figure.subplots_adjust(left=LABEL_INCHES / width, right=0.99, top=1 - TITLE_INCHES / height, bottom=bottom,
+                           wspace=0.06, hspace=0.06)  # fmt: skip
+    axes = figure.subplots(len(rows), len(columns), squeeze=False)
+    for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
+        axes[i][0].annotate(label, (-0.08, 0.5), xycoords="axes fraction", ha="right", va="center",
+                            fontsize=FONT["row"])  # fmt: skip
+        for j, column in enumerate(columns):
+            column.draw(axes[i][j], row)
+            if i == 0:
+                axes[i][j].set_title(column.title, fontsize=FONT["column"])
+    notes = sorted({column.colorbar for column in columns if column.colorbar})
+    for j, column in enumerate(columns):
+        if column.colorbar:
+            _colorbar(figure, axes[-1][j], column, height)
+    if notes:
+        figure.text(0.01, 0.04 / height, "colour bars: " + "; ".join(notes), fontsize=FONT["colorbar"], va="bottom")
+    return figure
+
+
+def _colorbar(figure: Figure, below: Axes, column: Column, height: float) -> None:
+    """A horizontal bar under ``below``, inset so that the tick labels of neighbouring bars never meet."""
+    box = below.get_position()
+    inset = 0.12 * box.width
+    bar = figure.add_axes((box.x0 + inset, 0.30 / height, box.width - 2 * inset, 0.08 / height))
+    scale = Normalize(-1, 1) if column.signed else Normalize(0, 1)
+    mappable = ScalarMappable(scale, SIGNED_CMAP if column.signed else HEAT_CMAP)
+    colorbar = figure.colorbar(mappable, cax=bar, orientation="horizontal")
+    colorbar.ax.tick_params(labelsize=FONT["colorbar"], length=2, pad=1)
+    colorbar.set_ticks([-1, 0, 1] if column.signed else [0, 1])
+
+
+def image_column(display: np.ndarray, title: str = "input") -> Column:
+    """The display images (K, H, W, C) in [0, 1], indexed by result row."""
+    return Column(title, lambda axes, row: show_image(axes, display[row]))
+
+
+def map_column(title: str, values: Values, under: np.ndarray | None = None, signed: bool = False) -> Column:
+    """Maps scaled to their own 99.5th percentile: magnitudes on 0..1, signed maps on -1..1; over a gray
+    copy of the display images ``under`` (K, H, W, C) when given."""
+
+    def draw(axes: Axes, row: int) -> None:
+        scaled = draw_map(axes, values(row), signed, None if under is None else under[row])
+        mark_if_flat(axes, scaled)
+
+    return Column(title, draw, colorbar=MAP_NOTE, signed=signed)
+
+
+def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None) -> np.ndarray:
+    """One map on the shared scale (see :func:`map_column`); returns the scaled values."""
+    scaled = np.clip(values / clip_limit(values), -1 if signed else 0, 1)
+    if under is not None:
+        axes.imshow(grayscale(under), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes.imshow(scaled, cmap=SIGNED_CMAP if signed else HEAT_CMAP, vmin=-1 if signed else 0, vmax=1,
+                alpha=OVERLAY_ALPHA if under is not None else None, interpolation="nearest")  # fmt: skip
+    finish(axes, None)
+    return scaled
+
+
+def gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
+    """Gradient images (H, W[, C]) min-max scaled each on its own (the usual display of guided
+    backprop and deconvnet projections); flat ones say so; ``label(row)`` is written in the corner."""
+
+    def draw(axes: Axes, row: int) -> None:
+        image = values(row)
+        show_image(axes, unit_range(image))
+        mark_if_flat(axes, image)
+        if label is not None:
+            axes.text(0.03, 0.97, label(row), transform=axes.transAxes, ha="left", va="top", fontsize=7,
+                      bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})  # fmt: skip
+
+    return Column(title, draw)
