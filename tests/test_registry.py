@@ -14,14 +14,13 @@ import pytest
 from conftest import CONF, TINY
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from torch import nn
 
 from convlens import registry
 from convlens.explain.method import ExplainBatch, MethodParams
-from convlens.figures.attribution import map_figure
-from convlens.figures.panels import Caption, Drawn, Shown
+from convlens.figures.grid import Column, image_column, map_column
+from convlens.figures.shown import Drawn, Shown
 from convlens.report import build_report
 from convlens.training.run import train
 from convlens.visualize import visualize_run
@@ -54,10 +53,10 @@ def explain_brightness(model: nn.Module, batch: ExplainBatch, params: Brightness
 
 
 def draw_brightness(result: BrightnessMaps, shown: Shown, params: BrightnessParams) -> list[Drawn]:
-    def draw(row: int, caption: Caption) -> Figure:
-        return map_figure(shown.display[row], {"brightness": result.maps[row]}, caption)
+    def columns() -> list[Column]:
+        return [image_column(shown.display), map_column("brightness", result.maps.__getitem__)]
 
-    return shown.per_row(draw)
+    return shown.grids(columns)
 
 
 TOY = registry.MethodSpec(
@@ -100,12 +99,13 @@ def test_a_registered_method_runs_and_is_reported(toy: registry.MethodSpec, run_
     assert list(manifest["methods"]) == ["toy_brightness", "saliency"]
     assert manifest["methods"]["toy_brightness"]["parameters"] == {"power": 2.0}
     entries = [entry for entry in manifest["entries"] if entry["method"] == "toy_brightness"]
-    assert len(entries) == manifest["images"] and all(0 <= entry["mask_energy"] <= 1 for entry in entries)
+    images = [image for entry in entries for image in entry["images"]]
+    assert len(images) == manifest["images"] and all(0 <= image["mask_energy"] <= 1 for image in images)
     assert all((run_dir / "visualizations" / entry["file"]).is_file() for entry in entries)
 
     report = (build_report(run_dir, run_dir.parents[2] / "reports") / "report.md").read_text()
     saliency_section = report.split("## 9. Saliency per class")[1].split("\n## ")[0]
-    assert "### `toy_brightness`" in saliency_section and "Settings: power=2" in saliency_section
+    assert "### Toy brightness (`toy_brightness`)" in saliency_section and "Settings: power=2" in saliency_section
     assert saliency_section.count("figures/visualizations/toy_brightness/") == len(entries)
     assert json.loads((run_dir / "visualizations" / "manifest.json").read_text()) == manifest
 

@@ -125,8 +125,13 @@ def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path)
         assert len(links) == len(expected) > 0 and all(f"/{method}/" in link for link in links), method
     assert "**Missing:** no figures of `guided_grad_cam`, `layer_cam`" in body[SECTIONS[12]]
     assert "`deconvnet_paths` drew no figure for this model: FerCNN has no residual block" in body[SECTIONS[6]]
-    assert body[SECTIONS[13]].count("% of test images correct; most often predicted instead:") == 7, "one per class"
+    assert body[SECTIONS[13]].count("<summary>Per-class results</summary>") == 1, "LIME next to the per-class results"
+    assert "explained for its predicted and its true class" in _parse_alt(body[SECTIONS[13]]), "confused pairs"
     assert "Visualizations incomplete" in body[SECTIONS[0]]
+
+
+def _parse_alt(markdown: str) -> str:
+    return " ".join(re.findall(r"!\[([^\]]*)\]", markdown))
 
 
 def test_every_visualize_method_has_a_report_section() -> None:

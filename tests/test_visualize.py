@@ -16,12 +16,15 @@ from conftest import CONF, ROOT, TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from convlens.explain.attribution import AttributionMaps, SaliencyParams
+from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
 from convlens.explain.localisation import mask_scores
 from convlens.explain.selection import select_examples
-from convlens.figures.attribution import gradient_images_figure, map_figure
+from convlens.figures.attribution import draw_saliency, gradient_images_figure, map_figure
 from convlens.figures.cam import cam_figure, guided_grad_cam_figure
-from convlens.figures.lime import lime_figure
+from convlens.figures.lime import draw_lime
 from convlens.figures.panels import Caption
+from convlens.figures.shown import Shown
 from convlens.models import FerCNN
 from convlens.registry import METHODS
 from convlens.rundir import RunDirError
@@ -38,8 +41,8 @@ FAST = [
     "params.lime.batch_size=128", "params.feature_inversion.steps=8", "params.activation_maximization.steps=8",
     "params.class_model.steps=8",
 ]  # fmt: skip
-ENTRY_KEYS = {"method", "layer", "class", "true_label", "predicted_label", "confidence", "image_index", "file",
-              "parameters", "seconds"}  # fmt: skip
+ENTRY_KEYS = {"method", "file", "layer", "images", "parameters", "seconds"}
+IMAGE_KEYS = {"class", "true_label", "predicted_label", "confidence", "image_index", "group"}
 
 
 def _visualize_config(*overrides: str) -> DictConfig:
@@ -81,19 +84,33 @@ def test_every_method_writes_its_figures_and_manifest_entries(manifest: dict, ti
         assert entry["parameters"] == manifest["methods"][entry["method"]]["parameters"]
 
 
-def test_entries_describe_their_image(manifest: dict, tiny_run: Path) -> None:
+def test_grids_list_the_images_they_show(manifest: dict, tiny_run: Path) -> None:
+    """Per method one grid per group of images; the entry lists each image in row order."""
     class_names = json.loads((tiny_run / "class_names.json").read_text())
     saliency = [entry for entry in manifest["entries"] if entry["method"] == "saliency"]
-    assert len(saliency) == manifest["images"] > 0
+    images = [image for entry in saliency for image in entry["images"]]
+    assert {entry["file"] for entry in saliency} <= {"saliency/correct.png", "saliency/mistake.png"}
+    assert len(images) <= manifest["images"] and images
     for entry in saliency:
-        assert {entry["class"], entry["true_label"], entry["predicted_label"]} <= set(class_names)
-        assert entry["class"] == entry["predicted_label"]  # selection.explain: predicted
-        assert 0 < entry["confidence"] <= 1 and 0 <= entry["image_index"] < 96
-    lime = [entry for entry in manifest["entries"] if entry["method"] == "lime"]
-    assert len({entry["true_label"] for entry in lime}) == len(lime)  # one per class
+        kinds = {image["group"] for image in entry["images"]}
+        assert kinds == {entry["file"].split("/")[1][: -len(".png")]}
+    for image in images:
+        assert set(image) >= IMAGE_KEYS and {image["class"], image["true_label"], image["predicted_label"]} <= set(
+            class_names
+        )
+        assert image["class"] == image["predicted_label"]  # selection.explain: predicted
+        assert (image["group"] == "correct") == (image["true_label"] == image["predicted_label"])
+        assert 0 < image["confidence"] <= 1 and 0 <= image["image_index"] < 96
+    lime = [image for entry in manifest["entries"] if entry["method"] == "lime" for image in entry["images"]]
+    correct = [image for image in lime if image["group"] == "correct"]
+    assert len({image["true_label"] for image in correct}) == len(correct)  # one per class
+    confused = [image for image in lime if image["group"] == "confused"]
+    assert [image["class"] for image in confused[::2]] == [image["predicted_label"] for image in confused[::2]]
+    assert [image["class"] for image in confused[1::2]] == [image["true_label"] for image in confused[1::2]]
     cams = [entry for entry in manifest["entries"] if entry["method"] == "grad_cam"]
     assert all(entry["layer"] == ["layer2", "layer3", "layer4"] for entry in cams)
-    assert all(0 <= entry["mask_energy_layer3"] <= 1 and 0 < entry["mask_area"] < 1 for entry in cams)
+    assert all(0 <= image["mask_energy_layer3"] <= 1 and 0 < image["mask_area"] < 1
+               for entry in cams for image in entry["images"])  # fmt: skip
 
 
 def test_figures_of_the_model_alone_have_no_image(manifest: dict) -> None:
@@ -104,7 +121,7 @@ def test_figures_of_the_model_alone_have_no_image(manifest: dict) -> None:
         "class_model/classes.png",
         "activation_maximization/layer4_relu2.png",
     ):
-        assert entries[file]["image_index"] is None and entries[file]["true_label"] is None
+        assert entries[file]["images"] == []
     assert not any(entry["method"] == "deconvnet_paths" for entry in entries.values())
     assert "no residual block" in manifest["methods"]["deconvnet_paths"]["skipped"], "the reason is recorded"
 
@@ -217,19 +234,29 @@ def test_the_default_config_runs_every_registered_method_with_its_dataclass_defa
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_figures_draw_1_and_3_channel_images(channels: int, tmp_path: Path) -> None:
+    """Single-image figures (the notebook's) and the stage's grids, for gray and RGB models."""
     rng = np.random.default_rng(0)
     image, heat = rng.random((32, 32, channels)), rng.random((32, 32))
     caption = Caption("Grad-CAM", "cat", "cat", "dog", 0.5, "layer3")
-    segments = np.arange(16).repeat(64).reshape(32, 32)
-    figures = [
+    singles = [
         map_figure(image, {"saliency": heat}, caption),
         map_figure(image, {"integrated gradients": heat - 0.5}, caption, signed=True),
         gradient_images_figure(image, {"colour": rng.standard_normal((32, 32, channels)), "gray": heat}, caption),
         cam_figure(image, {"layer2": heat, "layer3": heat}, caption),
         guided_grad_cam_figure(image, {"layer2": rng.standard_normal((32, 32, channels))}, caption),
-        lime_figure(image, segments, heat - 0.5, heat > 0.7, heat < 0.2, [(3, 0.4), (7, -0.2)], caption),
     ]
-    for index, figure in enumerate(figures):
+    for figure in singles:
         assert "true: cat, predicted: dog (0.50, wrong)" in figure.texts[0].get_text()
+    shown = Shown("LIME", np.stack([image, image]), (caption, caption), ("cat_001", "cat_002"), ("correct", "mistake"),
+                  ("cat", "dog"))  # fmt: skip
+    segments = np.arange(16).repeat(64).reshape(32, 32)
+    explanation = LimeExplanation(0, segments, {s: s / 16 - 0.5 for s in range(16)}, [(3, 0.4), (7, -0.2)],
+                                  heat > 0.7, heat < 0.2, 0.5, 0.3)  # fmt: skip
+    grids = [
+        *draw_saliency(AttributionMaps(np.stack([heat, heat])), shown, SaliencyParams()),
+        *draw_lime(LimeExplanations([explanation, explanation]), shown, LimeParams()),
+    ]
+    assert [grid.key for grid in grids] == ["correct", "mistake", "correct", "mistake"]
+    for index, figure in enumerate([*singles, *(grid.figure() for grid in grids)]):
         figure.savefig(tmp_path / f"{index}.png")
         assert (tmp_path / f"{index}.png").stat().st_size > 1000

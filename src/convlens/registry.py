@@ -103,7 +103,8 @@ SECTIONS: tuple[Section, ...] = (
         "lime",
         "LIME per class",
         "Superpixels that LIME's local linear model finds for (green) and against (red) the explained class, "
-        "listed under each image's true class next to how well the model recognizes that class.",
+        "read against the per-class results: the images of the most confused class pairs are explained once for "
+        "the class the model predicted and once for the true class.",
         layout="per_class",
     ),
 )
