@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from convlens import registry
 from convlens.registry import METHODS
 from convlens.report import build_report
+from convlens.report.build import CLOSING_SECTIONS, OPENING_SECTIONS
 from convlens.report.model_table import model_rows
 from convlens.report.observations import confused_pairs, observations
 from convlens.report.run_data import read_run
@@ -27,13 +28,16 @@ from convlens.training.run import train
 from convlens.visualize import visualize_run
 from convlens.visualize.schema import register_schema
 
-SECTIONS = [
-    "1. Summary", "2. Setup", "3. Learning progress", "4. Results", "5. Filters",
-    "6. Feature maps and activation charts", "7. Reconstructions", "8. Activation maximization",
-    "9. Saliency per class", "10. Guided backprop variants", "11. SmoothGrad",
-    "12. Gradient x input and Integrated Gradients", "13. Grad-CAM, Guided Grad-CAM, LayerCAM",
-    "14. LIME per class", "15. Provenance",
-]  # fmt: skip
+TITLES = [*OPENING_SECTIONS, *(section.title for section in registry.SECTIONS), *CLOSING_SECTIONS]
+SECTIONS = [f"{number}. {title}" for number, title in enumerate(TITLES, 1)]
+VISUAL = [f"{number}. {section.title}" for number, section in enumerate(registry.SECTIONS, len(OPENING_SECTIONS) + 1)]
+
+
+def numbered(title: str) -> str:
+    """The heading of the section titled ``title``, with its number."""
+    return SECTIONS[TITLES.index(title)]
+
+
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -110,6 +114,10 @@ def test_report_has_every_section_in_order(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == SECTIONS
+    opening = ["1. Summary", "2. Setup", "3. Learning progress", "4. Results", "5. How far can we trust these maps?"]
+    assert SECTIONS[:5] == opening and SECTIONS[-1].endswith(". Provenance")
+    contents = re.findall(r"^- \[(.+)\]\(#([a-z0-9-]+)\)$", text, flags=re.MULTILINE)
+    assert [heading for heading, _ in contents] == SECTIONS and contents[4][1] == "5-how-far-can-we-trust-these-maps"
     generated = "Test accuracy" in text or "The model has collapsed onto one class" in text
     assert generated and "Confusion 1:" in text, "observations are generated from the numbers"
     assert "<details" in text and "experiment_name: demo_faces" in text, "resolved config in a collapsible block"
@@ -118,16 +126,17 @@ def test_report_has_every_section_in_order(report_dir: Path) -> None:
 def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path) -> None:
     text = (report_dir / "report.md").read_text()
     manifest = json.loads((tiny_run / "visualizations" / "manifest.json").read_text())
-    body = {heading: _section(text, heading) for heading in SECTIONS}
-    for number, method in ((9, "saliency"), (13, "grad_cam"), (14, "lime")):
-        links = IMAGE_LINK.findall(body[SECTIONS[number - 1]])
+    body = {title: _section(text, numbered(title)) for title in TITLES}
+    cams, lime = "Grad-CAM, Guided Grad-CAM, LayerCAM", "LIME per class"
+    for title, method in (("Saliency per class", "saliency"), (cams, "grad_cam"), (lime, "lime")):
+        links = IMAGE_LINK.findall(body[title])
         expected = [entry for entry in manifest["entries"] if entry["method"] == method]
         assert len(links) == len(expected) > 0 and all(f"/{method}/" in link for link in links), method
-    assert "**Missing:** no figures of `guided_grad_cam`, `layer_cam`" in body[SECTIONS[12]]
-    assert "`deconvnet_paths` drew no figure for this model: FerCNN has no residual block" in body[SECTIONS[6]]
-    assert body[SECTIONS[13]].count("<summary>Per-class results</summary>") == 1, "LIME next to the per-class results"
-    assert "explained for its predicted and its true class" in _parse_alt(body[SECTIONS[13]]), "confused pairs"
-    assert "Visualizations incomplete" in body[SECTIONS[0]]
+    assert "**Missing:** no figures of `guided_grad_cam`, `layer_cam`" in body[cams]
+    assert "`deconvnet_paths` drew no figure for this model: FerCNN has no residual block" in body["Reconstructions"]
+    assert body[lime].count("<summary>Per-class results</summary>") == 1, "LIME next to the per-class results"
+    assert "explained for its predicted and its true class" in _parse_alt(body[lime]), "confused pairs"
+    assert "Visualizations incomplete" in body["Summary"]
 
 
 def _parse_alt(markdown: str) -> str:
@@ -180,8 +189,11 @@ def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
     probe = (
         '<script>window.addEventListener("load", () => { const images = Array.from(document.images);'
         " const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src);"
+        ' const links = Array.from(document.querySelectorAll("a[href^=\'#\']")).map((a) => a.getAttribute("href"));'
+        " const dangling = links.filter((href) => !document.getElementById(href.slice(1)));"
         ' const out = document.createElement("pre"); out.id = "image-check";'
-        " out.textContent = JSON.stringify({total: images.length, broken}); document.body.appendChild(out); });"
+        " out.textContent = JSON.stringify({total: images.length, broken, links: links.length, dangling});"
+        " document.body.appendChild(out); });"
         "</script></body>"
     )
     page = copy / "check.html"
@@ -196,6 +208,7 @@ def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
     assert found, result.stderr[-2000:]
     check = json.loads(found.group(1))
     assert check["broken"] == [] and check["total"] == len(_parse(report_dir / "report.html").images) >= 2
+    assert check["dangling"] == [] and check["links"] == len(SECTIONS), "every table-of-contents link resolves"
 
 
 def test_entry_point_writes_only_the_report(tiny_run: Path, tmp_path: Path) -> None:
@@ -243,8 +256,9 @@ def test_run_without_visualizations_still_renders(tiny_run: Path, tmp_path: Path
     shutil.copytree(tiny_run, bare, ignore=shutil.ignore_patterns("visualizations", "checkpoints"))
     text = (build_report(bare, tmp_path / "reports") / "report.md").read_text()
     assert re.findall(r"^## (.+)$", text, flags=re.MULTILINE) == SECTIONS
-    assert "**Visualizations missing:** sections 5-14 have no figures" in text
-    for section in SECTIONS[4:14]:
+    span = f"{VISUAL[0].split('.')[0]}-{VISUAL[-1].split('.')[0]}"
+    assert f"**Visualizations missing:** sections {span} have no figures" in text
+    for section in VISUAL:
         body = _section(text, section)
         assert "**Missing:** no figures of `" in body and "`make visualize RUN=" in body, section
 

@@ -8,6 +8,7 @@ percentile (``clip_limit``), so each column's colour bar holds for every cell in
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from convlens.figures.panels import (
 #: is ~800 px wide, so the report (64rem) shows it at full size and its 9-10 pt text stays readable.
 CELL_INCHES = 1.3
 LABEL_INCHES = 1.6
+LABEL_CHARACTERS = 22
 TITLE_INCHES = 0.7
 COLORBAR_INCHES = 0.6
 FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
@@ -64,7 +66,7 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
                            wspace=0.06, hspace=0.06)  # fmt: skip
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
-        axes[i][0].annotate(label, (-0.08, 0.5), xycoords="axes fraction", ha="right", va="center",
+        axes[i][0].annotate(_wrap(label), (-0.08, 0.5), xycoords="axes fraction", ha="right", va="center",
                             fontsize=FONT["row"])  # fmt: skip
         for j, column in enumerate(columns):
             column.draw(axes[i][j], row)
@@ -77,6 +79,11 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     if notes:
         figure.text(0.01, 0.04 / height, "colour bars: " + "; ".join(notes), fontsize=FONT["colorbar"], va="bottom")
     return figure
+
+
+def _wrap(label: str) -> str:
+    """Row labels fit ``LABEL_INCHES``: each line wrapped at ``LABEL_CHARACTERS``."""
+    return "\n".join(textwrap.fill(line, LABEL_CHARACTERS) for line in label.splitlines())
 
 
 def _colorbar(figure: Figure, below: Axes, column: Column, height: float) -> None:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 FIGURES = "figures"
 LEARNING_CURVES = f"{FIGURES}/learning_curves.png"
 CONFUSION_MATRIX = f"{FIGURES}/confusion_matrix.png"
+COMPARISON = f"{FIGURES}/comparison.png"
 #: What a manifest entry's ``file`` may look like: one method folder, one PNG, safe characters.
 FIGURE_FILE = re.compile(r"^[a-z0-9_]+/[A-Za-z0-9_.-]+\.png$")
 
@@ -57,6 +58,15 @@ def check_figure_file(run: RunData, entry: dict[str, Any]) -> None:
     inside(run.root / VISUALIZATIONS, file)
 
 
+def comparison_file(run: RunData) -> Path | None:
+    """The visualize stage's comparison figure, if it drew one (its name is checked: input)."""
+    file = ((run.manifest or {}).get("comparison") or {}).get("file")
+    if not isinstance(file, str) or not re.fullmatch(r"[a-z0-9_]+\.png", file):
+        return None
+    path = inside(run.root / VISUALIZATIONS, file)
+    return path if path.is_file() else None
+
+
 def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, Any]]) -> None:
     """Fill ``<report_dir>/figures`` with the learning curves, confusion matrix and visualizations."""
     (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
@@ -64,6 +74,8 @@ def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, An
         draw_learning_curves(run.curves, report_dir / LEARNING_CURVES)
     if (run.root / CONFUSION_PNG).is_file():
         shutil.copyfile(run.root / CONFUSION_PNG, report_dir / CONFUSION_MATRIX)
+    if comparison_file(run) is not None:
+        shutil.copyfile(comparison_file(run), report_dir / COMPARISON)
     for entry in entries:
         target = report_dir / visualization_link(entry)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,14 @@ from convlens.report import appendix, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
+from convlens.report.trust_section import trust_section
 from convlens.rundir import RunDirError
 from convlens.untrusted import UntrustedInputError, inside, safe_name
 
 log = logging.getLogger(__name__)
 
 LATEST = "latest"
-OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results")
+OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results", "How far can we trust these maps?")
 CLOSING_SECTIONS = ("Provenance",)
 
 
@@ -88,6 +89,7 @@ def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
         overview.setup(run),
         results.learning_progress(run),
         results.results(run),
+        trust_section(run),
     ]
     bodies += [visuals.visual_section(section, run, entries) for section in registry.SECTIONS]
     bodies.append(appendix.provenance(run))

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from convlens import atomic, provenance
 from convlens.hardware import resolve_device
 from convlens.rundir import TrainedRun, load_run, resolve_runs
+from convlens.visualize.comparison import write_comparison
 from convlens.visualize.context import Context, black_image, choose_images
 from convlens.visualize.methods import Planned, plan
 from convlens.visualize.pool import run_methods
@@ -47,6 +48,7 @@ def visualize_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
         ctx, planned = prepare(run, cfg)
         with atomic.staged_folder(Path(run.root) / VISUALIZATIONS) as out_dir:
             results = run_methods(ctx, planned, out_dir, cfg.workers or 1)
+            comparison = write_comparison(ctx, results, out_dir)
             manifest = {
                 "run": run_name(run),
                 "seconds_total": round(time.perf_counter() - started, 2),
@@ -54,6 +56,7 @@ def visualize_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
                 "images": len(ctx.chosen),
                 "methods": {name: result.summary(planned[name].parameters()) for name, result in results.items()},
                 "entries": [entry for result in results.values() for entry in result.entries],
+                **({"comparison": comparison} if comparison else {}),
             }
             atomic.write_json(out_dir / MANIFEST, manifest)
     provenance.record_stage(run.root, "visualize", manifest["seconds_total"])
