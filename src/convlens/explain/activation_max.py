@@ -9,25 +9,24 @@ paper's plain version). No library offers this for arbitrary layers, so the loop
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Self
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from convlens.explain.features import feature_maps
 from convlens.explain.layers import (
     check_channels,
     eval_mode,
     first_conv_name,
-    last_relu,
     layer_output,
     model_device,
     resolve_layer,
 )
-from convlens.explain.method import ExplainBatch, MethodParams, at_least
+from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, at_least
+from convlens.text import slug
 
 Objective = Callable[[Tensor], Tensor]
 
@@ -57,14 +56,13 @@ class ClassModelParams(AscentParams):
 
 
 @dataclass(frozen=True)
-class ActivationMaxParams(AscentParams):
-    """``channels`` of ``layer`` (None: the output ReLU of ``layer4``, i.e. conv5_x)."""
+class ActivationMaxParams(FeatureLayersParams, AscentParams):
+    """For each of ``layers`` (None: the first convolution's ReLU and the output of ``layer4``), the
+    ``channels`` given, or None: the ``top_k`` most active channels on the images explained (mean
+    activation), dead channels (never positive on those images) left out."""
 
-    layer: str | None = None
-    channels: list[int] = field(default_factory=lambda: list(range(8)))
-
-    def resolved(self, model: nn.Module) -> Self:
-        return dataclasses.replace(self, layer=self.layer or last_relu(model, "layer4"))
+    channels: list[int] | None = None
+    top_k: int = 6
 
 
 @dataclass(frozen=True)
@@ -202,14 +200,51 @@ def _noise(model: nn.Module, count: int, size: int | tuple[int, int], config: As
     return noise.to(model_device(model))
 
 
+@dataclass(frozen=True)
+class LayerMaximizations:
+    """Per layer, the channel images (:class:`MaximizedChannels`) and how the channels were chosen."""
+
+    layers: dict[str, MaximizedChannels]
+    chosen: dict[str, str]
+
+    def scores(self, row: int | None) -> dict[str, float]:
+        return {f"median_activation_gain_{slug(layer)}": found.scores(None)["median_activation_gain"]
+                for layer, found in self.layers.items()}  # fmt: skip
+
+    def notes(self) -> list[str]:
+        return list(self.chosen.values())
+
+
 def explain_activation_maximization(
     model: nn.Module, batch: ExplainBatch, params: ActivationMaxParams
-) -> MaximizedChannels:
-    """The ``activation_maximization`` method: images that maximally excite ``channels`` of ``layer``,
-    at the batch's input size."""
-    layer = params.resolved(model).layer
-    found = maximize_channels(model, layer, params.channels, tuple(batch.inputs.shape[-2:]), params)
-    return found
+) -> LayerMaximizations:
+    """The ``activation_maximization`` method: per layer, images (at the batch's input size) that
+    maximally excite the given channels or the layer's most active live channels on the batch."""
+    found, chosen = {}, {}
+    for layer in params.resolved(model).layers or []:
+        channels, chosen[layer] = (
+            (params.channels, f"{layer}: channels {params.channels}, as configured")
+            if params.channels is not None
+            else most_active_channels(model, batch.inputs, layer, params.top_k)
+        )
+        found[layer] = maximize_channels(model, layer, channels, tuple(batch.inputs.shape[-2:]), params)
+    return LayerMaximizations(found, chosen)
+
+
+def most_active_channels(model: nn.Module, images: Tensor, layer: str, top_k: int) -> tuple[list[int], str]:
+    """The ``top_k`` channels of ``layer`` with the largest mean activation on ``images``, leaving out dead
+    ones (never positive there: an image grown for them starts from, and stays at, nothing); and a
+    sentence saying so."""
+    maps = feature_maps(model, images, [layer])[layer].maps
+    mean = maps.mean(dim=(0, 2, 3))
+    alive = maps.amax(dim=(0, 2, 3)) > 0
+    ranked = [c for c in mean.argsort(descending=True).tolist() if alive[c]][:top_k]
+    dead = int((~alive).sum())
+    return ranked, (
+        f"{layer}: the {len(ranked)} most active of its {len(mean)} channels on the {len(images)} images explained; "
+        f"{dead} channel{'s' if dead != 1 else ''} never fire{'s' if dead == 1 else ''} on them and "
+        f"{'is' if dead == 1 else 'are'} left out"
+    )
 
 
 def explain_class_model(model: nn.Module, batch: ExplainBatch, params: ClassModelParams) -> Maximization:

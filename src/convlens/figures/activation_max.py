@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convlens.explain.activation_max import ActivationMaxParams, ClassModelParams, Maximization, MaximizedChannels
+from convlens.explain.activation_max import ActivationMaxParams, ClassModelParams, LayerMaximizations, Maximization
+from convlens.figures.grid import Column, corner_label, grid_figure
 from convlens.figures.panels import hwc, new_figure, show_image, unit_range
 from convlens.figures.shown import Drawn, Shown
-from convlens.text import slug
 
 
 def image_grid_figure(images: np.ndarray, labels: Sequence[str], title: str, columns: int = 4) -> Figure:
@@ -28,14 +29,28 @@ def image_grid_figure(images: np.ndarray, labels: Sequence[str], title: str, col
     return figure
 
 
-def draw_activation_maximization(result: MaximizedChannels, shown: Shown, params: ActivationMaxParams) -> list[Drawn]:
-    """One grid: each channel's image, labelled with the mean activation it reached."""
-    labels = [
-        f"ch {c}: {a:.3g}" for c, a in zip(result.targets.tolist(), result.final_activation.tolist(), strict=True)
-    ]
-    title = f"{shown.title} @ {result.layer} (channel: mean activation reached)"
-    draw = partial(image_grid_figure, hwc(result.images), labels, title)
-    return [Drawn(slug(result.layer), draw, layer=result.layer)]
+def draw_activation_maximization(result: LayerMaximizations, shown: Shown, params: ActivationMaxParams) -> list[Drawn]:
+    """One grid: a row per layer, each channel's image labelled with the mean activation it reached."""
+    layers = list(result.layers)
+    images = {layer: hwc(found.images) for layer, found in result.layers.items()}
+    count = max(len(found.targets) for found in result.layers.values())
+
+    def column(rank: int) -> Column:
+        def draw(axes: Axes, row: int) -> None:
+            found = result.layers[layers[row]]
+            if rank >= len(found.targets):
+                axes.set_axis_off()
+                return
+            show_image(axes, unit_range(images[layers[row]][rank]))
+            corner_label(axes, f"ch {int(found.targets[rank])}: {float(found.final_activation[rank]):.3g}")
+
+        return Column(f"#{rank + 1}", draw)
+
+    def figure() -> Figure:
+        title = f"{shown.title}: each layer's most active channels (channel: mean activation reached)"
+        return grid_figure(title, list(range(len(layers))), layers, [column(rank) for rank in range(count)])
+
+    return [Drawn("channels", figure, layer=layers)]
 
 
 def draw_class_model(result: Maximization, shown: Shown, params: ClassModelParams) -> list[Drawn]:

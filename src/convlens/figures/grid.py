@@ -134,7 +134,12 @@ def gradient_column(title: str, values: Values, label: Callable[[int], str] | No
         show_image(axes, unit_range(image))
         mark_if_flat(axes, image)
         if label is not None:
-            axes.text(0.03, 0.97, label(row), transform=axes.transAxes, ha="left", va="top", fontsize=7,
-                      bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})  # fmt: skip
+            corner_label(axes, label(row))
 
     return Column(title, draw)
+
+
+def corner_label(axes: Axes, text: str) -> None:
+    """A small label in the cell's top-left corner, on a light box so that it reads over any image."""
+    axes.text(0.03, 0.97, text, transform=axes.transAxes, ha="left", va="top", fontsize=7,
+              bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})  # fmt: skip
