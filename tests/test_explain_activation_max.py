@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.activation_max import AscentParams, class_model_images, maximize_channels
+from convlens.explain.activation_max import AscentParams, class_model_images, maximize_channels, most_active_channels
 from convlens.models import FerCNN, ResNet
 
 
@@ -77,3 +77,19 @@ def test_bad_targets_are_reported() -> None:
         maximize_channels(model, "layer3.relu9", [0], size)
     with pytest.raises(ValueError, match="class 7 out of range for a model with 7 classes"):
         class_model_images(model, [7], size)
+
+
+def test_the_most_active_live_channels_are_chosen_and_dead_ones_named() -> None:
+    """A channel that never fires (its batch-norm shift far below zero) grows no image: it is left out."""
+    torch.manual_seed(0)
+    model = FerCNN(7, 1, widths=(8, 16, 32, 64)).eval()
+    model.stem.bn.bias.data[3] = -100.0
+    images = torch.randn(4, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    channels, note = most_active_channels(model, images, "stem.relu", top_k=8)
+    assert 3 not in channels and len(channels) == 7
+    means = model.stem.relu(model.stem.bn(model.stem.conv(images))).mean(dim=(0, 2, 3))
+    assert channels == [c for c in means.argsort(descending=True).tolist() if c != 3]
+    assert note == (
+        "stem.relu: the 7 most active of its 8 channels on the 4 images explained; "
+        "1 channel never fires on them and is left out"
+    )
