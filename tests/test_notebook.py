@@ -36,9 +36,9 @@ def test_notebook_executes_on_a_run(tiny_run: Path, monkeypatch: pytest.MonkeyPa
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
     figures = [output for output in outputs if "image/png" in output.get("data", {})]
-    assert len(figures) == 4, "saliency, Integrated Gradients, Grad-CAM and LayerCAM figures are shown"
+    assert len(figures) >= 8, "a grid per attribution method (7), then one class under every method"
     text = "".join(output.get("text", "") for output in outputs)
-    assert "predicted:" in text and "classes: Angry" in text
+    assert "classes: Angry" in text and "images: Angry #" in text
 
 
 def test_notebook_without_a_run_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
