@@ -335,3 +335,10 @@ def test_the_summary_states_the_limits_a_run_used() -> None:
     )
     config.trainer.limit_train_batches, config.trainer.limit_val_batches = None, 1.0
     assert _data_used(run) == "every image of every split"
+
+
+def test_the_graders_checklist_lists_every_section_in_order() -> None:
+    """docs/report.md's checklist names every section of the report, in the report's order."""
+    text = (ROOT / "docs" / "report.md").read_text()
+    listed = re.findall(r"^\| ([^|]+?) \| [^|]+ \| [^|]+ \|$", text, flags=re.MULTILINE)
+    assert listed[1:] == TITLES, "update docs/report.md when a section is added, removed or renamed"
