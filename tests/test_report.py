@@ -341,4 +341,4 @@ def test_the_graders_checklist_lists_every_section_in_order() -> None:
     """docs/report.md's checklist names every section of the report, in the report's order."""
     text = (ROOT / "docs" / "report.md").read_text()
     listed = re.findall(r"^\| ([^|]+?) \| [^|]+ \| [^|]+ \|$", text, flags=re.MULTILINE)
-    assert listed[1:] == TITLES, "update docs/report.md when a section is added, removed or renamed"
+    assert listed[2:] == TITLES, "update docs/report.md when a section is added, removed or renamed"
