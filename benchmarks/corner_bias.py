@@ -13,19 +13,24 @@ Part 1 measures this on the architecture alone: randomly initialised ResNet-18s 
 random statistics, eval mode), the gradient of the pooled layer4 output w.r.t. random inputs, at
 even and odd sides. Part 2 measures the vanilla-gradient saliency of trained runs (``--runs``) on
 their test images next to where the objects are (the synthetic sets' masks), so a shift of the
-maps can be told apart from a shift of the data. Results go to benchmarks/results/corner_bias.json
-and docs/spatial_bias.md.
+maps can be told apart from a shift of the data. Part 3 prices the fix: the time of a ResNet-18
+training step (fp32, channels-last, batched tiny-map weight gradients, as ``demo_shapes`` trains)
+at 33 px against 32 px, in alternating windows of one process. Results go to
+benchmarks/results/corner_bias.json and docs/spatial_bias.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 import benchlib
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convlens.explain.attribution import saliency_map, vanilla_gradients
@@ -33,6 +38,7 @@ from convlens.explain.layers import layer_output
 from convlens.explain.selection import predict
 from convlens.models import ResNet
 from convlens.rundir import load_run
+from convlens.training.conv_grad import hook_batched_weight_grads
 
 SIDES = (32, 33, 64, 65, 96, 97, 224, 225)
 #: The corner blocks of the issue's measurement: 4x4 pixels.
@@ -123,9 +129,46 @@ def trained(run_dir: Path, images: int) -> dict[str, Any]:
     return row
 
 
+def step_cost(sides: tuple[int, int], batch: int, steps: int, rounds: int) -> dict[str, Any]:
+    """Median ratio of training-step times at ``sides[1]`` vs ``sides[0]`` over ``rounds`` rounds of
+    ``steps`` steps each, the two sides alternating so that a busy machine slows both alike."""
+    torch.manual_seed(0)
+    model = ResNet(18, 10, 3).to(memory_format=torch.channels_last).train()
+    hook_batched_weight_grads(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    inputs = {side: torch.randn(batch, 3, side, side).contiguous(memory_format=torch.channels_last) for side in sides}
+    labels = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(0))
+
+    def window(side: int) -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(inputs[side]), labels).backward()
+            optimizer.step()
+        return (time.perf_counter() - started) / steps
+
+    for side in sides:
+        window(side)  # warm-up: oneDNN picks its kernels per shape
+    times = {side: [] for side in sides}
+    for _ in range(rounds):
+        for side in sides:
+            times[side].append(window(side))
+    ratios = [slow / fast for slow, fast in zip(times[sides[1]], times[sides[0]], strict=True)]
+    per_step = {str(side): statistics.median(seconds) for side, seconds in times.items()}
+    return {
+        "sides": list(sides),
+        "batch": batch,
+        "seconds_per_step": per_step,
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs = [trained(path, args.images) for path in args.runs]
-    return {"architecture": architecture(args.sides, args.seeds, args.batch), "trained": runs}
+    cost = step_cost((32, 33), args.cost_batch, args.cost_steps, args.cost_rounds)
+    return {"architecture": architecture(args.sides, args.seeds, args.batch), "trained": runs, "step_cost": cost}
 
 
 def show(run: dict[str, Any], device: torch.device) -> None:
@@ -135,6 +178,9 @@ def show(run: dict[str, Any], device: torch.device) -> None:
     keys = ("run", "side", "share_tl", "mask_share_tl", "share_br", "mask_share_br", "centroid_y", "centroid_x",
             "corner_tl", "corner_tr", "argmax_in_tl")  # fmt: skip
     print(benchlib.table(keys, [[row.get(key) for key in keys] for row in run["trained"]]))
+    cost = run["step_cost"]
+    spread = f"{cost['ratio_min']:.2f}-{cost['ratio_max']:.2f}"
+    print(f"training step at 33 px / 32 px: {cost['ratio_median']:.2f}x (rounds {spread})")
 
 
 def main() -> None:
@@ -144,9 +190,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="random inputs per initialisation")
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="trained run directories to measure")
     parser.add_argument("--images", type=int, default=200, help="test images per trained run")
+    parser.add_argument("--cost-batch", type=int, default=128, help="batch of the step-time comparison")
+    parser.add_argument("--cost-steps", type=int, default=5, help="steps per timed window")
+    parser.add_argument("--cost-rounds", type=int, default=7, help="alternating windows per side")
     args = parser.parse_args()
     if args.quick:
         args.sides, args.seeds, args.batch, args.images = [32, 33], 1, 2, 16
+        args.cost_batch, args.cost_steps, args.cost_rounds = 8, 1, 1
     device = benchlib.configure(args)
     benchlib.record(args, "corner_bias", device, lambda: measure(args), show)
 
