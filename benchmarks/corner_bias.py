@@ -183,7 +183,7 @@ def show(run: dict[str, Any], device: torch.device) -> None:
     print(f"training step at 33 px / 32 px: {cost['ratio_median']:.2f}x (rounds {spread})")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
     parser.add_argument("--sides", type=int, nargs="+", default=list(SIDES))
     parser.add_argument("--seeds", type=int, default=4, help="random initialisations per side")
@@ -193,12 +193,12 @@ def main() -> None:
     parser.add_argument("--cost-batch", type=int, default=128, help="batch of the step-time comparison")
     parser.add_argument("--cost-steps", type=int, default=5, help="steps per timed window")
     parser.add_argument("--cost-rounds", type=int, default=7, help="alternating windows per side")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.sides, args.seeds, args.batch, args.images = [32, 33], 1, 2, 16
         args.cost_batch, args.cost_steps, args.cost_rounds = 8, 1, 1
     device = benchlib.configure(args)
-    benchlib.record(args, "corner_bias", device, lambda: measure(args), show)
+    return benchlib.record(args, "corner_bias", device, lambda: measure(args), show)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ BENCHMARKS = (
     "profile_step",
     "precision_layout",
     "conv_weight_grad",
+    "corner_bias",
     "lime_benchmark",
 )
 TRAINING = "time_to_accuracy"

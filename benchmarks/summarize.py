@@ -137,6 +137,16 @@ def conv_grad_rows(run: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def corner_bias_rows(run: dict[str, Any]) -> list[list[str]]:
+    by_side = {row["side"]: row for row in run["architecture"]}
+    shares = ", ".join(f"{side}: {num(row['share_tl'])}" for side, row in sorted(by_side.items()))
+    trained = "; ".join(f"{row['run']} ({row['side']} px): corner TL/TR {num(row['corner_tl'])}/{num(row['corner_tr'])}"
+                        for row in run["trained"]) or "none"  # fmt: skip
+    cost = run["step_cost"]
+    return [[device(run), shares, trained,
+             f"**{cost['ratio_median']:.2f}x** ({cost['ratio_min']:.2f}-{cost['ratio_max']:.2f})"]]  # fmt: skip
+
+
 def training_rows(run: dict[str, Any]) -> list[list[str]]:
     return [
         [
@@ -237,6 +247,16 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "speed-up (range)",
         ],
         conv_grad_rows,
+    ),
+    "corner_bias": (
+        "Spatial bias of even input sides (ResNet-18) and the cost of odd ones (docs/spatial_bias.md)",
+        [
+            "device",
+            "top-left quadrant share of the pooled layer4 gradient (0.25: even)",
+            "trained runs",
+            "train step time 33 px / 32 px (range)",
+        ],
+        corner_bias_rows,
     ),
     "lime_benchmark": (
         "LIME: our call vs the lime README's usage (same model, image and sample count)",
