@@ -34,26 +34,46 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     Missing, empty, truncated and corrupted files, and files that hold pickled code, are refused
     with a message naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UntrustedInputError(f"checkpoint {path} does not exist; pass <run>/checkpoints/last.ckpt of a run")
-    if path.stat().st_size == 0:
-        raise UntrustedInputError(f"checkpoint {path} is empty (0 bytes): it was not written completely; train again")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UntrustedInputError(
-            f"checkpoint {path} holds objects other than tensors and plain containers (it may carry code), so it "
-            f"was not loaded ({str(error).splitlines()[0]}). Use a checkpoint written by `make train`."
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UntrustedInputError(
-            f"checkpoint {path} is truncated or corrupted and cannot be read ({str(error).splitlines()[0]}); "
-            "use another checkpoint of the run or train again"
-        ) from error
+    checkpoint = _load_plain(
+        Path(path),
+        "checkpoint",
+        missing="pass <run>/checkpoints/last.ckpt of a run",
+        empty="it was not written completely; train again",
+        code="Use a checkpoint written by `make train`.",
+        corrupt="use another checkpoint of the run or train again",
+    )
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UntrustedInputError(f"checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint")
     return checkpoint
+
+
+def load_torchvision_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A torchvision weights file (a plain ``state_dict`` such as ``resnet18-f37072fd.pth``), loaded
+    like :func:`load_checkpoint`: ``weights_only=True``, on the CPU, every bad file refused by name."""
+    fix = "save it with torch.save(torchvision.models.<arch>(weights=...).state_dict(), path)"
+    state = _load_plain(Path(path), "weights file", missing=fix, empty=fix, code=fix.capitalize() + ".", corrupt=fix)
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise UntrustedInputError(f"weights file {path} is not a state_dict (a mapping of names to tensors); {fix}")
+    return state
+
+
+def _load_plain(path: Path, kind: str, *, missing: str, empty: str, code: str, corrupt: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; each failure refused with its own fix."""
+    if not path.is_file():
+        raise UntrustedInputError(f"{kind} {path} does not exist; {missing}")
+    if path.stat().st_size == 0:
+        raise UntrustedInputError(f"{kind} {path} is empty (0 bytes): {empty}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UntrustedInputError(
+            f"{kind} {path} holds objects other than tensors and plain containers (it may carry code), so it "
+            f"was not loaded ({str(error).splitlines()[0]}). {code}"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UntrustedInputError(
+            f"{kind} {path} is truncated or corrupted and cannot be read ({str(error).splitlines()[0]}); {corrupt}"
+        ) from error
 
 
 def check_targets(node: Any, key: str, allowed: tuple[str, ...] = CONVLENS_TARGETS) -> None:

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor, nn
+from torch import nn
+
+from convlens.models.staged import Staged
+from convlens.models.vgg import vgg_stage
 
 
 def _vgg_stage(in_channels: int, out_channels: int, convs: int, dropout: float) -> nn.Sequential:
-    """``convs`` x (3x3 conv, BN, ReLU), then 2x2 max-pool and dropout: halves the resolution."""
-    stage = nn.Sequential()
-    for index in range(1, convs + 1):
-        stage.add_module(f"conv{index}", nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False))
-        stage.add_module(f"bn{index}", nn.BatchNorm2d(out_channels))
-        stage.add_module(f"relu{index}", nn.ReLU())
-        in_channels = out_channels
-    stage.add_module("pool", nn.MaxPool2d(2))
+    """A VGG stage without conv biases (BN follows), then dropout: halves the resolution."""
+    stage = vgg_stage(in_channels, out_channels, convs, bias=False)
     stage.add_module("dropout", nn.Dropout(dropout))
     return stage
 
 
-class FerCNN(nn.Module):
+class FerCNN(Staged):
     """Four VGG stages (``widths``) on 48x48 input, then a two-layer classifier head.
 
     ``stem`` is the first conv + BN + ReLU (so filter grids show the input filters); the rest
@@ -65,11 +62,3 @@ class FerCNN(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-        return self.head(x)

@@ -7,7 +7,12 @@ so hooks, deconvnet, guided backprop and Grad-CAM can act on each activation sep
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import Tensor, nn
+
+from convlens.models.staged import Staged
+from convlens.models.weights import load_pretrained
 
 #: Table 1: block type and number of blocks per stage for each depth.
 RESNET_SPECS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
@@ -71,17 +76,20 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     return _conv_bn(in_channels, out_channels, 1, stride)
 
 
-class ResNet(nn.Module):
+class ResNet(Staged):
     """ResNet-18/34/50/101/152 for ``in_channels``-channel images and ``num_classes`` classes.
 
     The stem is the paper's 7x7/2 convolution and 3x3/2 max-pool, so inputs must be at least
     ``min_input_size`` pixels (the network downsamples by 32). Parameter counts equal
-    torchvision's ``resnetN`` for the same number of classes.
+    torchvision's ``resnetN`` for the same number of classes, and ``weights`` (a torchvision
+    ``resnetN`` file or weights name, see :mod:`convlens.models.weights`) loads into it.
     """
 
     min_input_size = 32
 
-    def __init__(self, depth: int = 18, num_classes: int = 1000, in_channels: int = 3) -> None:
+    def __init__(
+        self, depth: int = 18, num_classes: int = 1000, in_channels: int = 3, weights: str | Path | None = None
+    ) -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"model.depth={depth} is not a ResNet of Table 1; choose one of {sorted(RESNET_SPECS)}")
@@ -108,14 +116,24 @@ class ResNet(nn.Module):
         self.head.add_module("flatten", nn.Flatten())
         self.head.add_module("fc", nn.Linear(channels, num_classes))
         _init_weights(self)
+        if weights is not None:
+            load_pretrained(self, weights)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-        return self.head(x)
+    @property
+    def torchvision_arch(self) -> str:
+        return f"resnet{self.depth}"
+
+    def torchvision_modules(self) -> dict[str, str]:
+        """torchvision's ``resnetN`` module names -> ours (``layer1.0.bn2`` -> ``layer1.0.residual.conv2.1``)."""
+        names = {"conv1": "stem.conv", "bn1": "stem.bn", "fc": "head.fc"}
+        for name, block in self.named_modules():
+            if isinstance(block, BasicBlock | Bottleneck):
+                for conv in (child for child, _ in block.residual.named_children() if child.startswith("conv")):
+                    names[f"{name}.{conv}"] = f"{name}.residual.{conv}.0"
+                    names[f"{name}.bn{conv[-1]}"] = f"{name}.residual.{conv}.1"
+                if not isinstance(block.shortcut, nn.Identity):
+                    names |= {f"{name}.downsample.{i}": f"{name}.shortcut.{i}" for i in ("0", "1")}
+        return names
 
 
 def _init_weights(model: nn.Module) -> None:

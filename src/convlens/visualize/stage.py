@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from convlens import atomic, provenance
 from convlens.hardware import resolve_device
+from convlens.models.conventions import adapt
 from convlens.rundir import TrainedRun, load_run, resolve_runs
 from convlens.visualize.comparison import write_comparison
 from convlens.visualize.context import Context, black_image, choose_images
@@ -66,10 +67,11 @@ def visualize_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
 
 
 def prepare(run: TrainedRun, cfg: DictConfig) -> tuple[Context, dict[str, Planned]]:
-    """The model on its device (channels-last if configured), the checked plan and the chosen images."""
+    """The model on its device (channels-last if configured) and adapted to the model conventions
+    (a no-op for convlens models; what changed is logged), the checked plan and the chosen images."""
     device = resolve_device(cfg.device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = run.model.to(device=device, memory_format=memory_format).eval()
+    model = adapt(run.model.eval()).to(device=device, memory_format=memory_format).eval()
     planned = plan(None if cfg.methods is None else list(cfg.methods), cfg.params, model)
     chosen = choose_images(run, model, cfg.selection)
     return Context(run, model, chosen, device, black_image(run)), planned
