@@ -95,8 +95,9 @@ def last_relu(model: nn.Module, stage: str) -> str:
 
 
 def default_feature_layers(model: nn.Module) -> list[str]:
-    """An early and a deep activation: the stem ReLU and the output of ``layer4`` (conv5_x)."""
-    return [last_relu(model, "stem"), last_relu(model, "layer4")]
+    """An early and a deep activation: the stem ReLU and the output of ``layer4`` (conv5_x): its last
+    ReLU, or the layer a model names as ``deep_feature_layer`` (where branches are concatenated)."""
+    return [last_relu(model, "stem"), getattr(model, "deep_feature_layer", None) or last_relu(model, "layer4")]
 
 
 @contextmanager

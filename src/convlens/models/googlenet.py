@@ -96,6 +96,8 @@ class GoogLeNet(Staged):
     weights and ImageNet-normalised RGB input, as torchvision does.
     """
 
+    deep_feature_layer = "layer4"  # the concatenated output of inception 5b, not one branch's ReLU
+
     min_input_size = 15
     torchvision_arch = "googlenet"
 

@@ -12,6 +12,10 @@ class Staged(nn.Module):
     """Base class of the convlens models: ``forward`` runs ``stem, layer1..layer4, head`` in turn, so
     each stage's output is one hookable module output and stages can be addressed by name."""
 
+    #: The deep activation explain methods look at by default: None means the last ``nn.ReLU`` of
+    #: ``layer4``; a model whose stage output is not a ReLU's (GoogLeNet concatenates branches) names it.
+    deep_feature_layer: str | None = None
+
     stem: nn.Module
     layer1: nn.Module
     layer2: nn.Module
