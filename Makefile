@@ -44,14 +44,10 @@ train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= over
 	done
 
 visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
-	@if [ -f scripts/visualize.py ]; then \
-		$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS); \
-	else echo "make visualize: not built yet"; fi
+	@$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 report: $(STAMP) ## Write reports/<experiment>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
-	@if [ -f scripts/report.py ]; then \
-		$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS); \
-	else echo "make report: not built yet"; fi
+	@$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 all: $(STAMP) ## train + visualize + report for the real experiments
 	@$(PY) scripts/pipeline.py $(call targets,$(EXPERIMENTS)) -- $(ARGS)
@@ -73,8 +69,7 @@ tensorboard: $(STAMP) ## Open TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs
 
 bench: $(STAMP) ## Run the benchmark scripts (benchmarks/), tables on stdout, JSON in benchmarks/results/
-	@if [ -f benchmarks/run_all.py ]; then $(PY) benchmarks/run_all.py $(ARGS); \
-	else echo "make bench: not built yet"; fi
+	@$(PY) benchmarks/run_all.py $(ARGS)
 
 clean: ## Remove outputs/, reports/*/ and caches (keeps .venv and data/)
 	rm -rf outputs reports/*/ .pytest_cache .ruff_cache

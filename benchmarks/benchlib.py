@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -427,18 +428,12 @@ class PlainLoop:
 
 
 def sgd(parameters: Any, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        parameters,
-        lr=settings["lr"],
-        momentum=settings["momentum"],
-        nesterov=settings["nesterov"],
-        weight_decay=settings["weight_decay"],
-    )
+    return torch.optim.SGD(parameters, **settings)
 
 
 #: The optimizer of every speed benchmark (the cifar10_resnet18 recipe's SGD; lr lowered so that random
 #: synthetic labels cannot blow the weights up into NaNs, which would change the speed of the arithmetic).
-OPTIMIZER = {"name": "sgd", "lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "betas": [0.9, 0.999]}
+OPTIMIZER = {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 LABEL_SMOOTHING = 0.1
 
 
@@ -469,11 +464,10 @@ def resolve_precision(device: torch.device, requested: str = "auto") -> str:
 def classifier(net: nn.Module, channels_last: bool = True, compile: bool = False) -> Any:
     from convlens.training.module import ClassifierModule
 
-    scheduler = {"name": "none"}
     return ClassifierModule(
         net,
-        OPTIMIZER,
-        scheduler,
+        functools.partial(torch.optim.SGD, **OPTIMIZER),
+        None,
         [str(i) for i in range(net.num_classes)],
         LABEL_SMOOTHING,
         channels_last=channels_last,

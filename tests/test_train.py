@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from convlens.rundir import RunDirError, load_run
 from convlens.training import run as training_run
 from convlens.training.run import resolve_precision, train
+from convlens.untrusted import UntrustedInputError
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,19 @@ def entry_point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_run_directory_is_complete(entry_point_run: Path) -> None:
     for name in ("config.yaml", "class_names.json", "metrics.json", "provenance.json", "confusion_matrix.csv",
-                 "confusion_matrix.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):  # fmt: skip
+                 "confusion_matrix.png", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "train.log"):  # fmt: skip
         assert (entry_point_run / name).is_file(), name
+    assert not (entry_point_run / ".hydra").exists() and "val acc" in (entry_point_run / "train.log").read_text()
     metrics = json.loads((entry_point_run / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["best_checkpoint"] == "checkpoints/best.ckpt"
     for split in ("train", "val", "test"):
         assert 0.0 <= metrics[split]["acc"] <= 1.0 and metrics[split]["loss"] > 0
     assert list(metrics["per_class_accuracy"]) == json.loads((entry_point_run / "class_names.json").read_text())
+    rows = [line.split(",")[1:] for line in (entry_point_run / "confusion_matrix.csv").read_text().splitlines()[1:]]
+    confusion = [[int(count) for count in row] for row in rows]
+    assert sum(map(sum, confusion)) == 96, "the test confusion matrix counts every test image once"
+    per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(confusion)]
+    assert list(metrics["per_class_accuracy"].values()) == pytest.approx(per_class, abs=1e-6)
     assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
     assert metrics["precision"] == resolve_precision("auto", "cpu"), "the precision actually used is recorded"
     provenance = json.loads((entry_point_run / "provenance.json").read_text())
@@ -70,7 +77,7 @@ def test_checkpoint_with_other_class_count_is_refused(tiny_run_cfg, entry_point_
 
 
 def test_missing_resume_checkpoint_is_named(tiny_run_cfg, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*nothing.ckpt does not exist"):
+    with pytest.raises(UntrustedInputError, match=r"ckpt_path=.*nothing.ckpt: checkpoint .* does not exist"):
         train(tiny_run_cfg("demo_shapes", f"ckpt_path={tmp_path / 'nothing.ckpt'}"))
 
 
@@ -89,7 +96,7 @@ def test_missing_cifar_data_dir_is_explained(compose_train, tmp_path: Path, monk
 
 def test_resume_from_last_checkpoint_continues_training(tiny_run_cfg, tmp_path: Path) -> None:
     # A step schedule can be extended on resume; one-cycle fixes its length at the start (same max_epochs only).
-    schedule = "module.scheduler.name=step"
+    schedule = "scheduler=step"
     train(tiny_run_cfg("demo_faces", schedule, name="first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     metrics = train(tiny_run_cfg("demo_faces", schedule, f"ckpt_path={last}", "trainer.max_epochs=2", name="resumed"))

@@ -2,15 +2,17 @@
 
 The dataclasses below are registered in Hydra's ConfigStore as ``train_schema``; ``conf/train.yaml``
 lists it first in its defaults, so every YAML file and command-line override is merged into typed,
-closed nodes (an unknown key is an error naming it). Nodes with a free shape (``model``,
-``data.source``, loggers, callbacks) are checked against their ``_target_``'s signature instead.
+closed nodes (an unknown key is an error naming it; keys added with ``+key=`` are refused by
+:func:`validate`, since Hydra lets those through). Nodes with a free shape (``model``, ``data.source``,
+``optimizer``, ``scheduler``, loggers, callbacks) are checked against their ``_target_``'s signature instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import typing
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -20,47 +22,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from convlens.data.transforms import TTA_VIEWS
 
 
-class OptimizerName(Enum):
-    sgd = "sgd"
-    adamw = "adamw"
-
-
-class SchedulerName(Enum):
-    none = "none"
-    onecycle = "onecycle"
-    cosine = "cosine"
-    step = "step"
-    plateau = "plateau"
-
-
-@dataclass
-class OptimizerConfig:
-    name: OptimizerName = OptimizerName.sgd
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-
-
-@dataclass
-class SchedulerConfig:
-    name: SchedulerName = SchedulerName.onecycle
-    pct_start: float = 0.25  # onecycle: share of steps spent warming up
-    div_factor: float = 25.0  # onecycle: initial lr = lr / div_factor
-    final_div_factor: float = 1e4  # onecycle: final lr = initial lr / final_div_factor
-    warmup_epochs: int = 0  # cosine: linear warm-up epochs
-    step_size: int = 30  # step: epochs between decays
-    gamma: float = 0.1  # step: decay factor
-    factor: float = 0.5  # plateau: decay factor
-    patience: int = 5  # plateau: epochs without val/acc improvement
-    min_lr: float = 0.0
-
-
 @dataclass
 class ModuleConfig:
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     label_smoothing: float = 0.0
     channels_last: bool = True
     compile: bool = False
@@ -126,7 +89,7 @@ class PathsConfig:
     data_dir: str = "data"
     cache_dir: str = "data/cache"
     outputs_dir: str = "outputs"
-    output_dir: str = "${hydra:run.dir}"
+    output_dir: str | None = None  # null: a new outputs_dir/<experiment>/<time>, made by the train stage
 
 
 @dataclass
@@ -137,6 +100,8 @@ class TrainConfig:
     run_test: bool = True
     data: DataConfig = MISSING
     model: Any = MISSING
+    optimizer: Any = MISSING  # a ``_partial_`` torch.optim class (conf/optimizer/)
+    scheduler: Any = None  # a ``_partial_`` torch.optim.lr_scheduler class (conf/scheduler/); empty: none
     module: ModuleConfig = field(default_factory=ModuleConfig)
     trainer: TrainerConfig = MISSING
     logger: Any = MISSING
@@ -155,8 +120,10 @@ class ConfigError(ValueError):
 
 def validate(cfg: DictConfig) -> None:
     """Check values the schema's types cannot express; raise ConfigError naming the key."""
-    _check_range(cfg, "module.optimizer.lr", cfg.module.optimizer.lr > 0, "must be > 0, e.g. 0.1 for SGD")
-    _check_range(cfg, "module.optimizer.weight_decay", cfg.module.optimizer.weight_decay >= 0, "must be >= 0")
+    check_known_keys(cfg, TrainConfig)
+    _check_range(cfg, "optimizer.lr", OmegaConf.select(cfg, "optimizer.lr", default=1) > 0, "must be > 0, e.g. 0.1")
+    weight_decay = OmegaConf.select(cfg, "optimizer.weight_decay", default=0)
+    _check_range(cfg, "optimizer.weight_decay", weight_decay >= 0, "must be >= 0")
     _check_range(cfg, "module.label_smoothing", 0 <= cfg.module.label_smoothing < 1, "must be in [0, 1)")
     _check_range(cfg, "data.batch_size", cfg.data.batch_size >= 1, "must be >= 1")
     _check_range(cfg, "data.eval_batch_size", cfg.data.eval_batch_size >= 1, "must be >= 1")
@@ -167,10 +134,34 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.mean and data.std need {cfg.data.channels} values (data.channels), one per channel")
     for key in ("model", "data.source"):
         check_target(OmegaConf.select(cfg, key), key)
+    check_partial(cfg.optimizer, "optimizer")
+    if cfg.scheduler:  # empty (conf/scheduler/none.yaml): a constant learning rate
+        check_partial(cfg.scheduler, "scheduler")
     for group in ("logger", "callbacks"):
         for name, node in (cfg[group] or {}).items():
             check_target(node, f"{group}.{name}")
     _check_image_size(cfg)
+
+
+def check_known_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
+    """Every key of a schema node must be a field of its dataclass. Hydra merges ``+trainer.foo=1``
+    even into closed nodes, so keys added that way are caught here, like misspelt ones."""
+    fields = typing.get_type_hints(schema)
+    for key, value in node.items_ex(resolve=False):
+        if key not in fields:
+            where = f" of {prefix.rstrip('.')}" if prefix else ""
+            raise ConfigError(f"{prefix}{key} is not a config key; valid keys{where}: {', '.join(fields)}")
+        if dataclasses.is_dataclass(fields[key]) and isinstance(value, DictConfig):
+            check_known_keys(value, fields[key], f"{prefix}{key}.")
+
+
+def check_data_fits(cfg: DictConfig, train_size: int) -> None:
+    """The training set must fill one batch (training drops the ragged last batch)."""
+    if cfg.data.batch_size > train_size:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is larger than the training set of data '{cfg.data.name}' "
+            f"({train_size} images), so not one training batch could be formed; use data.batch_size<={train_size}"
+        )
 
 
 def _check_range(cfg: DictConfig, key: str, ok: bool, rule: str) -> None:
@@ -193,6 +184,14 @@ def check_target(node: DictConfig, key: str) -> None:
     if unknown:
         valid = ", ".join(name for name in parameters if name != "self")
         raise ConfigError(f"{key}: unknown key(s) {unknown} for {node._target_}; valid keys: {valid}")
+
+
+def check_partial(node: DictConfig, key: str) -> None:
+    """An optimizer or scheduler node: a ``_target_`` class built later with what only training knows
+    (the parameters, the optimizer), hence ``_partial_: true``."""
+    check_target(node, key)
+    if node.get("_partial_") is not True:
+        raise ConfigError(f"{key} needs '_partial_: true' ({node._target_} gets its first argument at training time)")
 
 
 def _check_image_size(cfg: DictConfig) -> None:

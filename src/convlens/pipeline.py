@@ -11,15 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("train", "visualize", "report")
+#: The stages each experiment goes through, in order, each its own ``scripts/<stage>.py`` process.
+PIPELINE_STAGES = ("train", "visualize", "report")
 
 
-def run_stage(stage: str, experiment: str, overrides: list[str]) -> float | None:
-    """Run ``scripts/<stage>.py``; None when that stage is not built yet. Exits on failure."""
+def run_stage(stage: str, experiment: str, overrides: list[str]) -> float:
+    """Run ``scripts/<stage>.py`` and return its wall time. Exits on failure."""
     script = Path("scripts") / f"{stage}.py"
-    if not script.exists():
-        print(f"[{experiment}] {stage}: not built yet, skipped", flush=True)
-        return None
     print(f"[{experiment}] {stage} ...", flush=True)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, str(script), f"experiment={experiment}", *overrides])
@@ -33,10 +31,8 @@ def run_stage(stage: str, experiment: str, overrides: list[str]) -> float | None
 def run_pipeline(experiments: list[str], train_overrides: list[str]) -> dict[tuple[str, str], float]:
     times: dict[tuple[str, str], float] = {}
     for experiment in experiments:
-        for stage in STAGES:
-            seconds = run_stage(stage, experiment, train_overrides if stage == "train" else [])
-            if seconds is not None:
-                times[experiment, stage] = seconds
+        for stage in PIPELINE_STAGES:
+            times[experiment, stage] = run_stage(stage, experiment, train_overrides if stage == "train" else [])
     return times
 
 

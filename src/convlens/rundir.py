@@ -1,18 +1,21 @@
 """The run directory, the only hand-off between stages: its files, `latest` pointers, and the
-trained model loaded back from it."""
+trained model loaded back from it. A run directory is input, not code: its checkpoints load as plain
+data and its config may only build convlens classes (:mod:`convlens.untrusted`)."""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
 
 if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
     from convlens.data import ImageDataModule
@@ -21,7 +24,11 @@ CONFIG = "config.yaml"
 CLASS_NAMES = "class_names.json"
 METRICS = "metrics.json"
 BEST_CHECKPOINT = Path("checkpoints") / "best.ckpt"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+TRAIN_LOG = "train.log"
 LATEST = "latest"
+#: strftime format of a run directory's name; a second run started in the same second gets ``-2``, ...
+RUN_NAME_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
 
 class RunDirError(ValueError):
@@ -38,8 +45,33 @@ def check_run_dir(path: str | Path) -> Path:
     return root
 
 
+def create_run_dir(experiment_dir: Path, moment: datetime | None = None) -> Path:
+    """A new, empty ``<experiment_dir>/<YYYY-mm-dd_HH-MM-SS>`` for a run started at ``moment`` (default: now).
+    ``mkdir`` succeeds for one process only, so when another run took the name (started in the same
+    second), the next free of ``<name>-2``, ``<name>-3``, ... is taken instead: no two runs share one."""
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    stem = (moment or datetime.now()).strftime(RUN_NAME_FORMAT)
+    number = 1
+    while True:
+        path = experiment_dir / (stem if number == 1 else f"{stem}-{number}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def resumed_run_dir(ckpt_path: str | Path | None) -> Path | None:
+    """The run directory a checkpoint ``<run>/checkpoints/<name>.ckpt`` belongs to, or None."""
+    if ckpt_path is None:
+        return None
+    run = Path(ckpt_path).parent.parent
+    return run if Path(ckpt_path).parent.name == "checkpoints" and (run / CONFIG).is_file() else None
+
+
 def point_latest(run_dir: Path) -> None:
-    """Make ``<experiment dir>/latest`` a relative symlink to ``run_dir`` (atomically)."""
+    """Make ``<experiment dir>/latest`` a relative symlink to ``run_dir`` (atomically). The train stage
+    calls it once the run has finished, so ``latest`` always names a complete run."""
     link = run_dir.parent / LATEST
     temporary = run_dir.parent / f".{LATEST}.{os.getpid()}"
     temporary.unlink(missing_ok=True)
@@ -74,15 +106,15 @@ class TrainedRun:
 def best_checkpoint(root: Path) -> Path:
     metrics = root / METRICS
     relative = json.loads(metrics.read_text()).get("best_checkpoint") if metrics.exists() else None
-    path = root / (relative or BEST_CHECKPOINT)
-    if not path.is_file():
-        raise RunDirError(f"{root} has no checkpoint at {path.relative_to(root)}; train it first (`make train`)")
-    return path
+    relative = str(relative or BEST_CHECKPOINT)
+    if not inside(root, relative).is_file():  # inside(): metrics.json may not point out of the run
+        raise RunDirError(f"{root} has no checkpoint at {relative}; train it first (`make train`)")
+    return root / relative
 
 
 def load_state(model: nn.Module, checkpoint: Path, prefix: str = "net.") -> None:
-    """Load the ``net.`` weights of a Lightning checkpoint, with a clear error when shapes differ."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    """Load the ``net.`` weights of a Lightning checkpoint (as plain data), with a clear error when shapes differ."""
+    state = load_checkpoint(checkpoint)["state_dict"]
     weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     check_shapes(model.state_dict(), weights, checkpoint)
     model.load_state_dict(weights)
@@ -104,10 +136,11 @@ def load_run(path: str | Path) -> TrainedRun:
     root = check_run_dir(path)
     config = OmegaConf.load(root / CONFIG)
     checkpoint = best_checkpoint(root)
-    model = instantiate(config.model)
+    # The checkpoint holds the weights: a weights file named in the config (model.weights) is not read again.
+    model = instantiate_allowed(config.model, "model", **({"weights": None} if "weights" in config.model else {}))
     load_state(model, checkpoint)
     model.eval()
-    datamodule = instantiate(config.data, on_device=False)
+    datamodule = instantiate_allowed(config.data, "data", on_device=False)
     datamodule.prepare()
     class_names = json.loads((root / CLASS_NAMES).read_text())
     return TrainedRun(root, config, class_names, model, datamodule)

@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from convlens.data.arrays import DatasetArrays
-from convlens.data.transforms import AugmentSettings, BatchTransform
+from convlens.data.transforms import TTA_VIEWS, AugmentSettings, BatchTransform
 
 
 class DatasetSource(Protocol):
@@ -172,7 +172,14 @@ class ImageDataModule(pl.LightningDataModule):
         return self._loader("val", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        """``eval_batch_size`` counts model inputs: with test-time augmentation, each image is several
+        (ten crops: 512 images would be 5,120 inputs per forward pass and gigabytes of activations)."""
+        return self._loader("test", self.test_batch_size, shuffle=False)
+
+    @property
+    def test_batch_size(self) -> int:
+        """Test images per batch, so that their test-time-augmented views number at most ``eval_batch_size``."""
+        return max(1, self.eval_batch_size // TTA_VIEWS[self.test_time_augmentation])
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, labels = batch

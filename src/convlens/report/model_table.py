@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from convlens.untrusted import instantiate_allowed
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class StageRow:
 
 def model_rows(model_config: DictConfig, channels: int, image_size: int) -> list[StageRow]:
     """Rows for every top-level stage of the configured model at ``channels x image_size^2``, then the total."""
-    model = instantiate(model_config).eval()
+    model = instantiate_allowed(model_config, "model").eval()
     inputs = _stage_inputs(model, torch.zeros(1, channels, image_size, image_size))
     rows = [_stage_row(name, stage, inputs[name]) for name, stage in model.named_children() if name in inputs]
     total = StageRow(

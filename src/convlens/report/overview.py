@@ -17,14 +17,6 @@ from convlens.report.run_data import RunData
 Entries = Sequence[dict[str, Any]]
 #: Report stage excluded from stage times: its own time is recorded only after the report is written.
 REPORT_STAGE = "report"
-OPTIMIZER_KEYS = {"sgd": ("lr", "momentum", "nesterov", "weight_decay"), "adamw": ("lr", "betas", "weight_decay")}
-SCHEDULER_KEYS = {
-    "none": (),
-    "onecycle": ("pct_start", "div_factor", "final_div_factor"),
-    "cosine": ("warmup_epochs", "min_lr"),
-    "step": ("step_size", "gamma"),
-    "plateau": ("factor", "patience", "min_lr"),
-}
 
 
 def title(run: RunData) -> str:
@@ -147,10 +139,9 @@ def _model_table(run: RunData) -> str:
 
 def _training_table(run: RunData) -> str:
     config = run.config
-    optimizer, scheduler = config.module.optimizer, config.module.scheduler
     rows = [
-        ("optimizer", _settings(str(optimizer.name), optimizer, OPTIMIZER_KEYS.get(str(optimizer.name), ("lr",)))),
-        ("schedule", _settings(str(scheduler.name), scheduler, SCHEDULER_KEYS.get(str(scheduler.name), ()))),
+        ("optimizer", _settings(_training_node(config, "optimizer"))),
+        ("schedule", _settings(_training_node(config, "scheduler"))),
         ("epochs", f"{run.metrics['epochs']} trained (max_epochs={config.trainer.max_epochs})"),
         ("batch size", f"{config.data.batch_size} (evaluation {config.data.eval_batch_size})"),
         ("label smoothing", f"{config.module.label_smoothing:g}"),
@@ -166,9 +157,16 @@ def _precision(run: RunData) -> str:
     return requested if used in (None, requested) else f"{used} (trainer.precision={requested})"
 
 
-def _settings(name: str, node: Any, keys: Sequence[str]) -> str:
-    values = OmegaConf.to_container(node, resolve=True)
-    shown = ", ".join(f"{key}={values[key]}" for key in keys if key in values)
+def _training_node(config: Any, key: str) -> Any:
+    """``optimizer`` / ``scheduler``; runs made before those config groups kept them under ``module``."""
+    return config[key] if key in config else OmegaConf.select(config, f"module.{key}")
+
+
+def _settings(node: Any) -> str:
+    """``SGD (lr=0.2, momentum=0.9, ...)``: the class a config node builds and its arguments; ``none`` if none."""
+    values = OmegaConf.to_container(node, resolve=True) if node else {}
+    name = str(values.pop("_target_", None) or values.pop("name", None) or "none").rsplit(".", 1)[-1]
+    shown = ", ".join(f"{key}={value}" for key, value in values.items() if not key.startswith("_"))
     return text(f"{name} ({shown})" if shown else name)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -13,11 +14,26 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convlens.training.conv_grad import hook_batched_weight_grads
+from convlens.training.optim import OptimizerFactory, SchedulerFactory, build_optimizer, build_scheduler
 
-STAGES = ("train", "val", "test")
+#: The data splits the module keeps metrics for.
+METRIC_SPLITS = ("train", "val", "test")
+#: State-dict prefix of the duplicate weights that checkpoints written before 0.1.x held (the network
+#: registered a second time as ``_forward``); dropped on loading.
+LEGACY_DUPLICATE_PREFIX = "_forward."
 
 
-def _stage_metrics(num_classes: int, stage: str) -> MetricCollection:
+def class_accuracy_key(label: int) -> str:
+    """``callback_metrics`` key of one class's test accuracy."""
+    return f"test/class_acc/{label}"
+
+
+def confusion_key(true: int, predicted: int) -> str:
+    """``callback_metrics`` key of one cell of the test confusion matrix (a count)."""
+    return f"test/confusion/{true}/{predicted}"
+
+
+def _split_metrics(num_classes: int, stage: str) -> MetricCollection:
     """Accuracy for every stage; per-class accuracy and the confusion matrix only where they are reported
     (val, test), because they count with ``bincount``, which makes the host wait for the GPU. Input
     validation is off for the same reason (it inspects values); the inputs are our own logits and labels."""
@@ -30,9 +46,12 @@ def _stage_metrics(num_classes: int, stage: str) -> MetricCollection:
 
 class ClassifierModule(pl.LightningModule):
     """Cross-entropy classifier around ``net``; logs ``<stage>/loss`` and ``<stage>/acc`` per epoch,
-    the validation confusion matrix as a TensorBoard figure, and keeps the test results for metrics.json.
+    the validation confusion matrix as a TensorBoard figure, and the test set's per-class accuracy and
+    confusion matrix into ``trainer.callback_metrics`` (keys :func:`class_accuracy_key`, :func:`confusion_key`).
 
     Test batches of shape (V, B, C, H, W) are test-time-augmented views; their softmax is averaged.
+    ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` nodes, see :mod:`convlens.training.optim`).
+    ``compile`` compiles ``net`` in place, so its weights stay registered once, as ``net.*``.
     With ``batched_weight_grad``, fp32 training on the CPU computes the weight gradients of convolutions
     on tiny maps in one matrix product (see :mod:`convlens.training.conv_grad`).
     """
@@ -40,8 +59,8 @@ class ClassifierModule(pl.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None,
         class_names: list[str],
         label_smoothing: float = 0.0,
         channels_last: bool = True,
@@ -49,17 +68,21 @@ class ClassifierModule(pl.LightningModule):
         batched_weight_grad: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
+        # The factories are not hyperparameters: checkpoints hold plain data only (they load with weights_only).
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        if compile:
+            self.net.compile()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self._forward = torch.compile(self.net) if compile else self.net
         num_classes = len(class_names)
         # ModuleDict keys must not shadow nn.Module attributes such as ``train``, hence the suffix.
-        self.metrics = nn.ModuleDict({f"{stage}_metrics": _stage_metrics(num_classes, stage) for stage in STAGES})
+        self.metrics = nn.ModuleDict(
+            {f"{split}_metrics": _split_metrics(num_classes, split) for split in METRIC_SPLITS}
+        )
         # Updated with per-sample losses, so the mean is exact without batch weights, which this NaN-check-free
         # mode ignores (the NaN check would make the host wait for the GPU at every step).
-        self.losses = nn.ModuleDict({f"{stage}_loss": MeanMetric(nan_strategy="disable") for stage in STAGES})
-        self.test_results: dict[str, Any] = {}
+        self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric(nan_strategy="disable") for split in METRIC_SPLITS})
         self._weight_grad_hooks: list[RemovableHandle] = []
 
     def on_fit_start(self) -> None:
@@ -72,7 +95,7 @@ class ClassifierModule(pl.LightningModule):
         self._weight_grad_hooks = []
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._forward(x.contiguous(memory_format=self.memory_format))
+        return self.net(x.contiguous(memory_format=self.memory_format))
 
     def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> Tensor:
         images, labels = batch
@@ -122,7 +145,16 @@ class ClassifierModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         results = self._epoch_end("test")
-        self.test_results = {key: value.cpu() for key, value in results.items()}
+        cells = results["confusion"].float()
+        values = {class_accuracy_key(label): acc for label, acc in enumerate(results["per_class_acc"])}
+        values |= {confusion_key(true, pred): cells[true, pred] for true, pred in np.ndindex(cells.shape)}
+        self.log_dict(values, logger=False)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints of earlier versions hold every weight twice (``net.*`` and ``_forward.*``): keep ``net.*``."""
+        state = checkpoint["state_dict"]
+        for key in [key for key in state if key.startswith(LEGACY_DUPLICATE_PREFIX)]:
+            del state[key]
 
     def _log_confusion_figure(self, confusion: Tensor) -> None:
         from pytorch_lightning.loggers import TensorBoardLogger
@@ -135,63 +167,6 @@ class ClassifierModule(pl.LightningModule):
                 logger.experiment.add_figure("val/confusion_matrix", figure, self.current_epoch)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.parameters(), self.hparams.optimizer)
-        scheduler = build_scheduler(optimizer, self.hparams.scheduler, self.trainer)
-        config: dict[str, Any] = {"optimizer": optimizer}
-        if scheduler is not None:
-            config["lr_scheduler"] = scheduler
-        return config
-
-
-def build_optimizer(parameters: Any, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) or AdamW; weight decay skips biases and norm weights (1-D tensors).
-
-    Fused (one kernel per parameter instead of one per update term) where torch has fused kernels for
-    the parameters' device (CPU, CUDA): same update, read and written once, several times faster."""
-    parameters = list(parameters)
-    decay = [p for p in parameters if p.ndim > 1]
-    no_decay = [p for p in parameters if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": settings["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = True if all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters) else None
-    name = str(settings["name"])
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], nesterov=settings["nesterov"],
-                               fused=fused)  # fmt: skip
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=settings["lr"], betas=tuple(settings["betas"]), fused=fused)
-    raise ValueError(f"module.optimizer.name={name} is not one of sgd, adamw")
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, settings: dict[str, Any], trainer: pl.Trainer) -> dict | None:
-    """The learning-rate schedule as Lightning's scheduler dict (per step for one-cycle, else per epoch)."""
-    name = str(settings["name"])
-    epochs = trainer.max_epochs
-    if name == "none":
-        return None
-    if name == "onecycle":
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=trainer.estimated_stepping_batches,
-            pct_start=settings["pct_start"],
-            div_factor=settings["div_factor"],
-            final_div_factor=settings["final_div_factor"],
-        )
-        return {"scheduler": schedule, "interval": "step"}
-    if name == "cosine":
-        warmup = settings["warmup_epochs"]
-        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, epochs - warmup), settings["min_lr"])
-        if warmup == 0:
-            return {"scheduler": cosine, "interval": "epoch"}
-        ramp = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0 / (warmup + 1), 1.0, warmup)
-        schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
-        return {"scheduler": schedule, "interval": "epoch"}
-    if name == "step":
-        schedule = torch.optim.lr_scheduler.StepLR(optimizer, settings["step_size"], settings["gamma"])
-        return {"scheduler": schedule, "interval": "epoch"}
-    if name == "plateau":
-        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=settings["factor"], patience=settings["patience"], min_lr=settings["min_lr"]
-        )
-        return {"scheduler": schedule, "interval": "epoch", "monitor": "val/acc"}
-    raise ValueError(f"module.scheduler.name={name} is not one of none, onecycle, cosine, step, plateau")
+        optimizer = build_optimizer(self.optimizer_factory, self.parameters())
+        scheduler = build_scheduler(self.scheduler_factory, optimizer, self.trainer)
+        return {"optimizer": optimizer} | ({"lr_scheduler": scheduler} if scheduler else {})

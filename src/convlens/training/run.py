@@ -1,10 +1,18 @@
-"""The train stage: config -> data -> model -> run directory (checkpoints, events, metrics)."""
+"""The train stage: config -> data -> model -> run directory (checkpoints, events, metrics).
+
+The run directory is created only once everything is built (a run that fails before training leaves
+none), under a name no other run holds; ``latest`` points at it only once its metrics are written.
+Every file the stage writes itself is written atomically (:mod:`convlens.atomic`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +22,25 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from convlens import provenance
-from convlens.config import validate
+from convlens import atomic, provenance
+from convlens.config import ConfigError, check_data_fits, validate
 from convlens.data import ImageDataModule
 from convlens.figures.confusion import confusion_matrix_figure
-from convlens.rundir import BEST_CHECKPOINT, CLASS_NAMES, CONFIG, METRICS, check_shapes, point_latest
-from convlens.training.module import ClassifierModule
+from convlens.rundir import (
+    BEST_CHECKPOINT,
+    CLASS_NAMES,
+    CONFIG,
+    LAST_CHECKPOINT,
+    METRICS,
+    TRAIN_LOG,
+    check_shapes,
+    create_run_dir,
+    point_latest,
+    resumed_run_dir,
+)
+from convlens.training.module import ClassifierModule, class_accuracy_key, confusion_key
+from convlens.training.resume import ResumeState
+from convlens.untrusted import UntrustedInputError, load_checkpoint, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -42,43 +63,97 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
 
 
 def build_module(cfg: DictConfig, class_names: list[str]) -> ClassifierModule:
-    settings = OmegaConf.to_container(cfg.module, resolve=True, enum_to_str=True)
+    module = OmegaConf.to_container(cfg.module, resolve=True)
     return ClassifierModule(
         net=instantiate(cfg.model),
-        optimizer=settings["optimizer"],
-        scheduler=settings["scheduler"],
+        optimizer=instantiate(cfg.optimizer, _convert_="all"),
+        scheduler=instantiate(cfg.scheduler, _convert_="all") if cfg.scheduler else None,
         class_names=class_names,
-        label_smoothing=settings["label_smoothing"],
-        channels_last=settings["channels_last"],
-        compile=settings["compile"],
-        batched_weight_grad=settings["batched_weight_grad"],
+        **module,
     )
 
 
 def check_resume_checkpoint(ckpt_path: str | None, module: ClassifierModule) -> None:
+    """Refuse a checkpoint that is unreadable, holds code, or was made for another model, before training."""
     if ckpt_path is None:
         return
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist; pass <run>/checkpoints/last.ckpt of a run")
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    check_shapes(module.state_dict(), state, path)
+    try:
+        state = load_checkpoint(ckpt_path)["state_dict"]
+    except UntrustedInputError as error:
+        raise UntrustedInputError(f"ckpt_path={ckpt_path}: {error}") from error
+    check_shapes(module.state_dict(), state, Path(ckpt_path))
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
+def make_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
+    """The run directory, recorded in ``cfg.paths.output_dir``, and whether this run created it:
+
+    - ``paths.output_dir`` when given (it must not exist yet);
+    - resuming from ``<run>/checkpoints/*.ckpt``: ``<run>``, where the run continues (Lightning then
+      restores its best checkpoint's state too, and the TensorBoard curves stay in one place);
+    - else a new ``<outputs_dir>/<experiment>/<time>``.
+
+    New directories are created atomically, so no two runs share one.
+    """
+    resumed = resumed_run_dir(cfg.ckpt_path)
+    if cfg.paths.output_dir is not None:
+        run_dir = _new_dir(Path(cfg.paths.output_dir))
+    elif resumed is not None:
+        run_dir = resumed
+    else:
+        run_dir = create_run_dir(Path(cfg.paths.outputs_dir) / safe_name(cfg.experiment_name, "experiment_name"))
+    cfg.paths.output_dir = str(run_dir)
+    return run_dir, run_dir != resumed
+
+
+def _new_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise ConfigError(
+            f"paths.output_dir={path} exists already: every run gets a new directory. Remove it, name another "
+            "one, or leave paths.output_dir unset for a new outputs/<experiment>/<time>"
+        ) from None
+    return path
+
+
+@contextmanager
+def removed_on_error(run_dir: Path, created: bool) -> Iterator[None]:
+    """Remove a run directory this run ``created`` when the block fails: it holds no training yet."""
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def logging_to(path: Path) -> Iterator[None]:
+    """Copy the root logger's records into ``path`` (the run's train.log, in the console's format)."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(next((h.formatter for h in root.handlers if h.formatter), None))
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def build_trainer(cfg: DictConfig, *extra_callbacks: pl.Callback) -> pl.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values()]
     loggers = [instantiate(node) for node in (cfg.logger or {}).values()]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, precision=precision)
+    return instantiate(cfg.trainer, callbacks=[*callbacks, *extra_callbacks], logger=loggers, precision=precision)
 
 
 def write_header(run_dir: Path, cfg: DictConfig, datamodule: ImageDataModule) -> None:
     """What later stages need before training ends: resolved config, class names, provenance."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run_dir / CLASS_NAMES).write_text(json.dumps(datamodule.class_names) + "\n")
+    atomic.write_text(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+    atomic.write_text(run_dir / CLASS_NAMES, json.dumps(datamodule.class_names) + "\n")
     provenance.write(run_dir, provenance.describe_run(cfg.seed, datamodule.files))
-    point_latest(run_dir)
 
 
 def _scalar(metrics: dict[str, Any], key: str) -> float | None:
@@ -87,30 +162,33 @@ def _scalar(metrics: dict[str, Any], key: str) -> float | None:
 
 
 def evaluate_best(trainer: pl.Trainer, module: ClassifierModule, datamodule: ImageDataModule, run_test: bool) -> dict:
-    """Validation (and test) numbers of the best checkpoint, plus the test confusion matrix."""
+    """Validation (and test) numbers of the best checkpoint; the test's per-class numbers stay in
+    ``trainer.callback_metrics``."""
     checkpoint = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
-    val = trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0]
+    val = trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True)[0]
     results = {"val": {"loss": _scalar(val, "val/loss"), "acc": _scalar(val, "val/acc")}}
     if run_test:
-        test = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0]
+        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True)
+        test = trainer.callback_metrics
         results["test"] = {"loss": _scalar(test, "test/loss"), "acc": _scalar(test, "test/acc")}
     return results
 
 
-def write_test_results(run_dir: Path, module: ClassifierModule, class_names: list[str]) -> dict[str, float]:
-    confusion = module.test_results["confusion"].numpy().astype(np.int64)
+def write_test_results(run_dir: Path, metrics: dict[str, torch.Tensor], class_names: list[str]) -> dict[str, float]:
+    """The test confusion matrix (csv, png) from ``callback_metrics``; returns the per-class accuracy."""
+    labels = range(len(class_names))
+    confusion = np.array([[round(float(metrics[confusion_key(t, p)])) for p in labels] for t in labels], np.int64)
     header = "true\\predicted," + ",".join(class_names)
     rows = [f"{name}," + ",".join(str(v) for v in row) for name, row in zip(class_names, confusion, strict=True)]
-    (run_dir / "confusion_matrix.csv").write_text("\n".join([header, *rows]) + "\n")
+    atomic.write_text(run_dir / "confusion_matrix.csv", "\n".join([header, *rows]) + "\n")
     figure = confusion_matrix_figure(confusion, class_names, "Test confusion matrix")
-    figure.savefig(run_dir / "confusion_matrix.png", dpi=120)
-    per_class = module.test_results["per_class_acc"].tolist()
-    return {name: round(float(acc), 6) for name, acc in zip(class_names, per_class, strict=True)}
+    atomic.save_figure(figure, run_dir / "confusion_matrix.png", dpi=120)
+    return {name: _scalar(metrics, class_accuracy_key(label)) for label, name in enumerate(class_names)}
 
 
 def best_epoch(run_dir: Path) -> int | None:
     path = run_dir / BEST_CHECKPOINT
-    return torch.load(path, map_location="cpu", weights_only=False)["epoch"] if path.exists() else None
+    return load_checkpoint(path)["epoch"] if path.exists() else None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -121,21 +199,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # which x86 CPUs process ~15x slower: flush them to zero (no effect on GPUs, none on accuracy).
     torch.set_flush_denormal(True)
     pl.seed_everything(cfg.seed, workers=True)
-    run_dir = Path(cfg.paths.output_dir)
     datamodule: ImageDataModule = instantiate(cfg.data)
     datamodule.prepare()
+    check_data_fits(cfg, len(datamodule.split("train")))
     module = build_module(cfg, datamodule.class_names)
     check_resume_checkpoint(cfg.ckpt_path, module)
-    trainer = build_trainer(cfg)
-    write_header(run_dir, cfg, datamodule)
+    run_dir, created = make_run_dir(cfg)
+    with logging_to(run_dir / TRAIN_LOG):
+        clock = ResumeState()
+        with removed_on_error(run_dir, created):
+            trainer = build_trainer(cfg, clock)
+            write_header(run_dir, cfg, datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        metrics = _metrics(cfg, run_dir, trainer, module, datamodule, clock.train_seconds)
+        atomic.write_json(run_dir / METRICS, metrics)
+        provenance.record_stage(run_dir, "train", time.perf_counter() - started)
+        log.info(
+            "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
+            cfg.experiment_name, metrics["val"]["acc"], (metrics.get("test") or {}).get("acc"),
+            metrics["epochs"], metrics["train_seconds"], run_dir,
+        )  # fmt: skip
+    point_latest(run_dir)
+    return metrics
 
-    fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    fit_seconds = time.perf_counter() - fit_started
+
+def _metrics(
+    cfg: DictConfig,
+    run_dir: Path,
+    trainer: pl.Trainer,
+    module: ClassifierModule,
+    datamodule: ImageDataModule,
+    train_seconds: float,
+) -> dict[str, Any]:
+    """metrics.json: the final training numbers and the best checkpoint's val/test numbers."""
     train_metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     results = evaluate_best(trainer, module, datamodule, cfg.run_test)
-
-    metrics = {
+    per_class = write_test_results(run_dir, trainer.callback_metrics, datamodule.class_names) if cfg.run_test else None
+    return {
         "experiment": cfg.experiment_name,
         "model": _model_name(cfg),
         "parameters": sum(p.numel() for p in module.net.parameters()),
@@ -145,19 +245,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_epoch": best_epoch(run_dir),
         "train": {"loss": _scalar(train_metrics, "train/loss"), "acc": _scalar(train_metrics, "train/acc")},
         **results,
-        "per_class_accuracy": write_test_results(run_dir, module, datamodule.class_names) if cfg.run_test else None,
-        "train_seconds": round(fit_seconds, 2),
+        "per_class_accuracy": per_class,
+        "train_seconds": round(train_seconds, 2),
         "best_checkpoint": str(BEST_CHECKPOINT) if (run_dir / BEST_CHECKPOINT).exists() else None,
-        "last_checkpoint": "checkpoints/last.ckpt" if (run_dir / "checkpoints/last.ckpt").exists() else None,
+        "last_checkpoint": str(LAST_CHECKPOINT) if (run_dir / LAST_CHECKPOINT).exists() else None,
     }
-    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-    provenance.record_stage(run_dir, "train", time.perf_counter() - started)
-    log.info(
-        "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
-        cfg.experiment_name, results["val"]["acc"], results.get("test", {}).get("acc"),
-        metrics["epochs"], fit_seconds, run_dir,
-    )  # fmt: skip
-    return metrics
 
 
 def _model_name(cfg: DictConfig) -> str:
