@@ -77,7 +77,7 @@ def test_every_method_writes_its_figures_and_manifest_entries(manifest: dict, ti
     assert manifest["run"] == "demo_faces/tiny" and manifest["seconds_total"] > 0
     assert list(manifest["methods"]) == list(METHODS)
     files = {path.relative_to(out).as_posix() for path in out.rglob("*.png")}
-    assert files == {entry["file"] for entry in manifest["entries"]}
+    assert files == {entry["file"] for entry in manifest["entries"]} | {manifest["comparison"]["file"]}
     for entry in manifest["entries"]:
         assert set(entry) >= ENTRY_KEYS and entry["seconds"] > 0
         assert entry["file"].startswith(f"{entry['method']}/")
