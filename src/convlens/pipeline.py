@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("train", "visualize", "report")
+STAGES = ("train", "visualize", "evaluate", "report")
 
 
 def run_stage(stage: str, experiment: str, overrides: list[str]) -> float | None:
