@@ -26,6 +26,7 @@ BENCHMARKS = (
     "precision_layout",
     "conv_weight_grad",
     "lime_benchmark",
+    "evaluation_speed",
 )
 TRAINING = "time_to_accuracy"
 PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts that take --precision

@@ -29,6 +29,9 @@ from convlens.evaluate.imputation import noisy_linear_imputation
 from convlens.evaluate.scores import rounded, score
 
 FILLS = ("black", "mean")
+#: Forward-pass size on a CPU: the demo models run faster on chunks that stay in cache (the timings are
+#: in ``convlens.explain.lime.CPU_MODEL_BATCH_SIZE``, not imported here: it would load LIME).
+CPU_MODEL_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class FaithfulnessParams:
     dataset's ``black`` or its ``mean`` (zero model input); insertion starts from the image blurred
     with a Gaussian of ``blur_sigma`` times the image side; ROAD removes each of ``road_percentages``
     (shares in (0, 1)) and imputes with noise of std ``road_noise`` (model-input units);
-    ``random_draws`` random maps per image make the baseline; ``batch_size`` images per forward pass;
+    ``random_draws`` random maps per image make the baseline; ``batch_size`` images per forward pass
+    (None: ``CPU_MODEL_BATCH_SIZE`` on a CPU, where small chunks stay in cache, all at once on a GPU);
     ``seed`` draws the random maps, the order of tied pixels and ROAD's noise."""
 
     steps: int = 10
@@ -46,11 +50,11 @@ class FaithfulnessParams:
     road_percentages: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
     road_noise: float = 0.01
     random_draws: int = 1
-    batch_size: int = 256
+    batch_size: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.random_draws < 1 or self.batch_size < 1:
+        if self.steps < 1 or self.random_draws < 1 or (self.batch_size or 1) < 1:
             raise ValueError("steps, random_draws and batch_size must be >= 1")
         if self.fill not in FILLS:
             raise ValueError(f"fill={self.fill!r}; choose one of {', '.join(FILLS)}")
@@ -87,8 +91,10 @@ def pixel_ranks(maps: Tensor, generator: torch.Generator) -> Tensor:
     return ranks
 
 
-def class_probability(model: nn.Module, images: Tensor, targets: Tensor, batch_size: int) -> Tensor:
-    """Softmax probability (M,) of each image's class ``targets`` (M,), ``batch_size`` images at a time."""
+def class_probability(model: nn.Module, images: Tensor, targets: Tensor, batch_size: int | None) -> Tensor:
+    """Softmax probability (M,) of each image's class ``targets`` (M,), ``batch_size`` images at a time
+    (None: see :class:`FaithfulnessParams`)."""
+    batch_size = batch_size or (CPU_MODEL_BATCH_SIZE if images.device.type == "cpu" else len(images))
     with torch.inference_mode():
         chunks = [
             torch.softmax(model(chunk), dim=1).gather(1, labels[:, None])[:, 0]
@@ -100,18 +106,22 @@ def class_probability(model: nn.Module, images: Tensor, targets: Tensor, batch_s
 def perturbation_curves(probe: Probe, ranks: Tensor, params: FaithfulnessParams) -> dict[str, Tensor]:
     """Deletion and insertion curves (B, steps + 1) at the shares ``0, 1/steps, ..., 1`` of pixels,
     taken in the order of ``ranks`` (B, H*W)."""
+    start = blurred(probe.inputs, params.blur_sigma)
+    return {
+        "deletion": switch_curve(probe, ranks, probe.inputs, probe.fill, params),
+        "insertion": switch_curve(probe, ranks, start, probe.inputs, params),
+    }
+
+
+def switch_curve(probe: Probe, ranks: Tensor, start: Tensor, end: Tensor, params: FaithfulnessParams) -> Tensor:
+    """(B, steps + 1): the class probability as the pixels ranked first switch from ``start`` to ``end``
+    (each (B or 1, C, H, W)), ``0, 1/steps, ..., 1`` of them; all steps of all images in one batch."""
     count, channels, height, width = probe.inputs.shape
-    pixels = height * width
     shares = torch.linspace(0, 1, params.steps + 1, device=ranks.device)
-    changed = ranks[:, None] < (shares * pixels).round()[None, :, None]
-    changed = changed.reshape(count, -1, 1, height, width)
-    images = probe.inputs[:, None]
-    deleted = torch.where(changed, probe.fill[:, None], images)
-    inserted = torch.where(changed, images, blurred(probe.inputs, params.blur_sigma)[:, None])
-    stacked = torch.cat([deleted, inserted], dim=1).reshape(-1, channels, height, width)
-    targets = probe.targets.repeat_interleave(2 * (params.steps + 1))
-    curves = class_probability(probe.model, stacked, targets, params.batch_size).reshape(count, 2, -1)
-    return {"deletion": curves[:, 0], "insertion": curves[:, 1]}
+    switched = (ranks[:, None] < (shares * height * width).round()[None, :, None]).reshape(count, -1, 1, height, width)
+    images = torch.where(switched, end[:, None], start[:, None]).reshape(-1, channels, height, width)
+    targets = probe.targets.repeat_interleave(params.steps + 1)
+    return class_probability(probe.model, images, targets, params.batch_size).reshape(count, -1)
 
 
 def blurred(images: Tensor, sigma_share: float) -> Tensor:

@@ -79,12 +79,6 @@ def mask_area(masks: Tensor) -> Tensor:
     return masks.flatten(1).float().mean(dim=1)
 
 
-def flat_share(maps: Tensor) -> Tensor:
-    """Per image (B,): 1 where the map is constant (no location at all, e.g. a CAM of a 1x1 layer)."""
-    flat = maps.flatten(1)
-    return (flat.amax(dim=1) == flat.amin(dim=1)).float()
-
-
 def _where_mask(values: Tensor, inside: Tensor) -> Tensor:
     values = values.float()
     return torch.where(inside.any(dim=1), values, torch.full_like(values, torch.nan))

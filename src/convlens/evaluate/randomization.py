@@ -35,7 +35,7 @@ class RandomizationParams:
     too much to compute once per stage), with that reason recorded. A map whose mean Spearman
     correlation to the trained model's stays at or above ``similar_above`` is called insensitive."""
 
-    images: int = 4
+    images: int = 3
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
     skip: list[str] = field(default_factory=lambda: ["lime"])
@@ -82,7 +82,8 @@ def randomization(
     """The JSON record of one method-layer: mean Spearman and SSIM (with standard errors) of the maps
     after each cascade step (``steps``, each (B, H, W)) to the ``trained`` ones, the random-map
     ``baseline`` values, the similarity after the first step (``top``) and after all (``full``), and
-    the verdict (``insensitive`` when the full cascade leaves Spearman at or above ``similar_above``)."""
+    the verdict (``insensitive`` when the full cascade leaves Spearman at or above ``similar_above``,
+    ``flat`` when the maps are constant and have no similarity to measure)."""
     per_step = [similarities(trained, maps) for maps in steps]
     record: dict[str, Any] = {"stages": list(params.stages)}
     for name in ("spearman", "ssim"):
@@ -93,5 +94,5 @@ def randomization(
     record["top"] = {name: record[name][0] for name in ("spearman", "ssim")}
     record["full"] = {name: record[name][-1] for name in ("spearman", "ssim")}
     full = record["full"]["spearman"]
-    record["verdict"] = "insensitive" if full is not None and full >= params.similar_above else "sensitive"
+    record["verdict"] = "flat" if full is None else "insensitive" if full >= params.similar_above else "sensitive"
     return record

@@ -23,7 +23,7 @@ class RobustnessParams:
     [-``radius``, ``radius``] in model-input units, drawn from ``seed``; methods in ``skip`` are left
     out (their maps cost too much to compute ``samples`` times), with that reason recorded."""
 
-    images: int = 4
+    images: int = 3
     samples: int = 3
     radius: float = 0.2
     seed: int = 0

@@ -65,5 +65,14 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
 
 
 def similarities(reference: Tensor, maps: Tensor) -> dict[str, Tensor]:
-    """Spearman and SSIM (B,) of ``maps`` to ``reference`` (both (B, H, W), non-negative)."""
-    return {"spearman": spearman(reference, maps), "ssim": ssim(unit_max(reference), unit_max(maps))}
+    """Spearman and SSIM (B,) of ``maps`` to ``reference`` (both (B, H, W), non-negative); NaN where
+    either map is flat (SSIM would call two flat maps identical, but they show nothing to compare)."""
+    flat = is_flat(reference) | is_flat(maps)
+    structural = torch.where(flat, torch.nan, ssim(unit_max(reference), unit_max(maps)))
+    return {"spearman": spearman(reference, maps), "ssim": structural}
+
+
+def is_flat(maps: Tensor) -> Tensor:
+    """Per map (B,): whether it is constant (no location at all, e.g. a CAM of a 1x1 layer)."""
+    values = maps.flatten(1)
+    return values.amax(dim=1) == values.amin(dim=1)

@@ -21,9 +21,9 @@ from omegaconf import DictConfig
 from convlens import atomic, provenance
 from convlens.evaluate import families
 from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
-from convlens.evaluate.localisation import flat_share
 from convlens.evaluate.randomization import check_stages
 from convlens.evaluate.schema import Settings, family_settings
+from convlens.evaluate.similarity import is_flat
 from convlens.figures.evaluation import cascade_figure
 from convlens.hardware import resolve_device
 from convlens.registry import title
@@ -114,7 +114,7 @@ def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, 
 
 def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:
     layers = {
-        layer: {"flat": round(float(flat_share(values).mean()), 4)}
+        layer: {"flat": round(float(is_flat(values).float().mean()), 4)}
         | {family: found.records[name][layer] for family, found in done.items() if name in found.records}
         for layer, values in maps.layers.items()
     }

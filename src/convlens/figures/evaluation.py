@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, show_image
@@ -23,7 +24,8 @@ def cascade_figure(
     curves: Mapping[str, Mapping[str, Sequence[float | None]]],
 ) -> Figure:
     """``rows``: per label (e.g. ``Grad-CAM layer4``) the trained map then one (H, W) map per stage in
-    ``stages``; ``curves``: per label the ``spearman`` and ``ssim`` means per stage."""
+    ``stages``; ``curves``: per label the ``spearman`` and ``ssim`` means per stage (None where a map
+    is flat and has nothing to compare)."""
     columns = ["input", "trained", *(f"+ {stage}" for stage in stages)]
     height = PANEL * len(rows) + CURVE_HEIGHT + 0.6
     figure = Figure(figsize=(max(PANEL * len(columns) + 1.6, 7.5), height), dpi=100, layout="constrained")
@@ -53,13 +55,15 @@ def _similarity_curves(
 ) -> None:
     axes = figure.subplots(1, 2)
     steps = np.arange(len(stages))
+    colours = colormaps["tab20"].colors
     for axis, metric, title in zip(axes, ("spearman", "ssim"), ("Spearman rank correlation", "SSIM"), strict=True):
-        for label, values in curves.items():
-            axis.plot(
-                steps, [np.nan if v is None else v for v in values[metric]], marker="o", markersize=3, label=label
-            )
+        lowest = -0.2
+        for index, (label, values) in enumerate(curves.items()):
+            points = [np.nan if v is None else v for v in values[metric]]
+            axis.plot(steps, points, marker="o", markersize=3, label=label, color=colours[index % len(colours)])
+            lowest = min(lowest, np.nanmin(points, initial=0.0) - 0.05)
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
-        axis.set_ylim(-0.2, 1.05)
+        axis.set_ylim(lowest, 1.05)
         axis.axhline(0, color="0.6", linewidth=0.8)
         axis.set_title(f"{title} to the trained model's map", fontsize=8)
         axis.tick_params(labelsize=7)

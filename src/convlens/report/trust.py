@@ -160,7 +160,7 @@ def _checks(record: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, verdict) of every score the record has, the randomization cascade included."""
     checks = [(label, record[family][metric]["verdict"]) for family, metrics in METRICS.items()
               for metric, (label, _) in metrics.items() if metric in record.get(family, {})]  # fmt: skip
-    if record.get("randomization"):
+    if record.get("randomization", {}).get("verdict") in ("sensitive", "insensitive"):
         checks.append(("randomization", record["randomization"]["verdict"]))
     return checks
 
