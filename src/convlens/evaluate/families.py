@@ -18,7 +18,7 @@ from convlens.evaluate import randomization as rand
 from convlens.evaluate import robustness as robust
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.recompute import Recompute
-from convlens.evaluate.scores import score
+from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import similarities
 
 #: Per method, per layer ('' for a single map), the family's JSON record.
@@ -62,8 +62,8 @@ def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
         return Family(skipped=dict.fromkeys(subject.methods, reason))
     generator = torch.Generator(device=masks.device).manual_seed(params.seed)
     baseline = local.random_baseline(masks, params.random_draws, generator)
-    family = Family(baseline={name: _mean(values) for name, values in baseline.items()})
-    family.baseline["chance"] = _mean(local.mask_area(masks))
+    family = Family(baseline={name: mean_of(values) for name, values in baseline.items()})
+    family.baseline["chance"] = mean_of(local.mask_area(masks))
     for name, maps in subject.methods.items():
         rows = subject.rows(maps)
         picked = {metric: values[rows] for metric, values in baseline.items()}
@@ -79,7 +79,7 @@ def faithfulness(subject: Subject, params: faith.FaithfulnessParams) -> Family:
     fill = subject.black.to(images.inputs.device) if params.fill == "black" else torch.zeros_like(subject.black)
     probe = faith.Probe(subject.model, images.inputs, images.targets, fill.to(images.inputs.device), params.seed)
     baseline = faith.random_baseline(probe, params)
-    means = {name: _mean(baseline[name]) for name in faith.BETTER}
+    means = {name: mean_of(baseline[name]) for name in faith.BETTER}
     family = Family(baseline=means | {"curves": faith.mean_curves(baseline, params)})
     for name, maps in subject.methods.items():
         rows = subject.rows(maps)
@@ -137,7 +137,7 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     inputs, targets = _inputs(subject, index)
     shape = (len(index), *inputs.shape[-2:])
     reference = robust.random_reference(torch.Size(shape), params, inputs.device)
-    family.baseline = {"max_sensitivity": _mean(reference)}
+    family.baseline = {"max_sensitivity": mean_of(reference)}
     for name, maps in chosen.items():
         trained = {layer: values[_rows(maps, index)] for layer, values in maps.layers.items()}
         values = robust.max_sensitivity(subject.recompute(name), subject.model, inputs, targets, trained, params)
@@ -174,8 +174,3 @@ def _inputs(subject: Subject, index: list[int]) -> tuple[Tensor, Tensor]:
 
 def _rows(maps: MethodMaps, index: list[int]) -> Tensor:
     return torch.tensor([maps.index.index(value) for value in index], device=next(iter(maps.layers.values())).device)
-
-
-def _mean(values: Tensor) -> float | None:
-    finite = values[torch.isfinite(values)]
-    return round(float(finite.mean()), 4) if len(finite) else None

@@ -24,6 +24,8 @@ from torch import Tensor
 from convlens.evaluate.scores import score
 
 METRICS = ("pointing_game", "relevance_mass", "rank_accuracy")
+#: The band along the image edge (share of the side) where :func:`peak_at_border` looks for a map's peak.
+BORDER_SHARE = 1 / 16
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,22 @@ def rank_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
 def mask_area(masks: Tensor) -> Tensor:
     """Per image (B,): the mask's share of the image, the chance level of every metric here."""
     return masks.flatten(1).float().mean(dim=1)
+
+
+def border_band(height: int, width: int, device: torch.device) -> Tensor:
+    """(H, W) bool: the pixels within ``BORDER_SHARE`` of the shorter side (at least 1 px) of the edge."""
+    pixels = max(1, round(BORDER_SHARE * min(height, width)))
+    band = torch.ones(height, width, dtype=torch.bool, device=device)
+    band[pixels:-pixels, pixels:-pixels] = False
+    return band
+
+
+def peak_at_border(maps: Tensor) -> Tensor:
+    """Per image (B,): the share of the map's maximal pixels in the :func:`border_band` (NaN for a flat
+    map): maps that peak at the image edge, away from any object, point at an artefact, not evidence."""
+    band = border_band(*maps.shape[-2:], maps.device).expand_as(maps)
+    flat = maps.flatten(1).amax(dim=1) == maps.flatten(1).amin(dim=1)
+    return torch.where(flat, torch.nan, pointing_game(maps, band))
 
 
 def _where_mask(values: Tensor, inside: Tensor) -> Tensor:

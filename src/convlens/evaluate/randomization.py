@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from convlens.evaluate.scores import mean_and_se, rounded
+from convlens.evaluate.scores import mean_and_se, mean_of, rounded
 from convlens.evaluate.similarity import similarities
 
 #: The named stages of every convlens model, from the head down.
@@ -90,7 +90,7 @@ def randomization(
         stats = [mean_and_se(step[name]) for step in per_step]
         record[name] = [rounded(mean) for mean, _ in stats]
         record[f"{name}_se"] = [rounded(se) for _, se in stats]
-    record["baseline"] = {name: rounded(mean_and_se(values)[0]) for name, values in baseline.items()}
+    record["baseline"] = {name: mean_of(values) for name, values in baseline.items()}
     record["top"] = {name: record[name][0] for name in ("spearman", "ssim")}
     record["full"] = {name: record[name][-1] for name in ("spearman", "ssim")}
     full = record["full"]["spearman"]

@@ -29,6 +29,11 @@ def mean_and_se(values: Tensor) -> tuple[float, float]:
     return float(finite.mean()), se
 
 
+def mean_of(values: Tensor) -> float | None:
+    """The rounded mean of the finite values (None when there are none), as the JSON records it."""
+    return rounded(mean_and_se(values)[0])
+
+
 def verdict(values: Tensor, baseline: Tensor, better: Better) -> str:
     """``above``, ``below`` or ``level``: the paired comparison of ``values`` with ``baseline`` (both (B,))."""
     sign = 1.0 if better == "higher" else -1.0
@@ -56,7 +61,7 @@ def score(values: Tensor, baseline: Tensor, better: Better, **extra: Tensor) -> 
         "verdict": verdict(values, baseline, better),
         "images": int(torch.isfinite(values).sum()),
     }
-    return record | {name: rounded(mean_and_se(reference)[0]) for name, reference in extra.items()}
+    return record | {name: mean_of(reference) for name, reference in extra.items()}
 
 
 def rounded(value: float, digits: int = 4) -> float | None:

@@ -21,8 +21,10 @@ from omegaconf import DictConfig
 from convlens import atomic, provenance
 from convlens.evaluate import families
 from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
+from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
 from convlens.evaluate.schema import Settings, family_settings
+from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.figures.evaluation import cascade_figure
 from convlens.hardware import resolve_device
@@ -59,6 +61,7 @@ def evaluate_run(run_dir: str | Path, cfg: DictConfig, settings: Settings | None
             "device": str(subject.images.inputs.device),
             "images": subject.images.index,
             "masks": subject.images.masks is not None,
+            "border": border(subject.images.inputs),
             "settings": settings.as_dict(),
             **results,
             "not_evaluated": missing,
@@ -114,7 +117,7 @@ def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, 
 
 def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:
     layers = {
-        layer: {"flat": round(float(is_flat(values).float().mean()), 4)}
+        layer: {"flat": mean_of(is_flat(values).float()), "peak_at_border": mean_of(peak_at_border(values))}
         | {family: found.records[name][layer] for family, found in done.items() if name in found.records}
         for layer, values in maps.layers.items()
     }
@@ -132,6 +135,12 @@ def draw_cascade(cascade: families.CascadeMaps, evaluation: dict[str, Any], path
             curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
     figure = cascade_figure(cascade.image, rows, stages, curves)
     atomic.save_figure(figure, path, dpi=100)
+
+
+def border(inputs: torch.Tensor) -> dict[str, float]:
+    """The edge band ``peak_at_border`` counts: its width in pixels and its share of the image."""
+    band = border_band(*inputs.shape[-2:], inputs.device)
+    return {"pixels": max(1, round(BORDER_SHARE * min(band.shape))), "area": round(float(band.float().mean()), 4)}
 
 
 def _to(maps: MethodMaps, device: torch.device) -> MethodMaps:

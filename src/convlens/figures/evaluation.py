@@ -61,7 +61,7 @@ def _similarity_curves(
         for index, (label, values) in enumerate(curves.items()):
             points = [np.nan if v is None else v for v in values[metric]]
             axis.plot(steps, points, marker="o", markersize=3, label=label, color=colours[index % len(colours)])
-            lowest = min(lowest, np.nanmin(points, initial=0.0) - 0.05)
+            lowest = min([lowest, *(v - 0.05 for v in values[metric] if v is not None)])
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
         axis.set_ylim(lowest, 1.05)
         axis.axhline(0, color="0.6", linewidth=0.8)

@@ -41,6 +41,8 @@ CASCADE_NOTE = (
     "stage is re-initialised, from the head down. A map that keeps its look while the weights are destroyed shows "
     "the image, not the model."
 )
+#: The issue's bar: every method should beat random maps on these, or the report says why not.
+HEADLINE = ("pointing_game", "deletion_auc")
 #: Spearman to the trained map after re-initialising the head above which a map "barely changes".
 BARELY = 0.9
 
@@ -146,6 +148,8 @@ def _cascade_cells(record: dict[str, Any]) -> list[str]:
 
 
 def _verdict(record: dict[str, Any]) -> str:
+    if record.get("flat", 0) >= 0.5:
+        return f"no location: the map is flat on {record['flat']:.0%} of the images"
     checks = _checks(record)
     below = [label for label, verdict in checks if verdict in ("below", "insensitive")]
     level = [label for label, verdict in checks if verdict == "level"]
@@ -166,68 +170,64 @@ def _checks(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
-    """Sentences that say what the table means: per family, which maps beat random and why others do not."""
-    settings = evaluation["settings"]
-    sentences = _pointing(rows) + _deletion(evaluation, rows) + _cascade(rows, settings["randomization"])
-    sentences += _robustness(rows, settings["robustness"]["radius"])
-    return sentences + [line for name in evaluation["methods"] for line in _warnings(name, evaluation, cascade=False)]
+    """What the table means: for the headline metrics (pointing game, deletion) how many maps beat random
+    maps and why the others do not; for every other metric the maps worse than random; the cascade."""
+    sentences = []
+    for family, metrics in METRICS.items():
+        for metric, (label, _) in metrics.items():
+            scored = [row for row in rows if row.record.get(family, {}).get(metric, {}).get("value") is not None]
+            if scored and metric in HEADLINE:
+                beat = sum(_score(row, family, metric)["verdict"] == "above" for row in scored)
+                sentences.append(f"{label.capitalize()}: {beat} of {len(scored)} maps score better than random maps.")
+            sentences += _misses(evaluation, scored, family, metric)
+    return sentences + _cascade(rows, evaluation["settings"]["randomization"])
 
 
-def _pointing(rows: list[Row]) -> list[str]:
-    scored = [row for row in rows if "localisation" in row.record]
-    if not scored:
-        return []
-    misses = [row for row in scored if _score(row, "localisation", "pointing_game")["verdict"] != "above"]
-    best = max(scored, key=lambda row: _score(row, "localisation", "pointing_game")["value"] or 0)
-    game = _score(best, "localisation", "pointing_game")
-    sentences = [
-        f"Pointing game: {len(scored) - len(misses)} of {len(scored)} maps put their peak on the class evidence more "
-        f"often than random maps; {best.label} most often ({game['value']:.0%} of the images, chance "
-        f"{game['chance']:.0%})."
-    ]
-    for row in misses:
-        game = _score(row, "localisation", "pointing_game")
-        sentences.append(f"{row.label} hits the class evidence no more often than random maps ({game['value']:.0%} vs "
-                         f"{game['baseline']:.0%}): {_why(row, game)}.")  # fmt: skip
-    return sentences
+def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: str) -> list[str]:
+    """One sentence per reason: the maps that do not beat random maps on ``metric`` (headline metrics)
+    or do worse (the others), with the reason the numbers give."""
+    label, meaning = METRICS[family][metric]
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        score = _score(row, family, metric)
+        if score["verdict"] == "below" or (score["verdict"] == "level" and metric in HEADLINE):
+            worse = ", worse" if score["verdict"] == "below" else ""
+            reason = _why(evaluation, row, score, meaning, metric)
+            groups.setdefault(reason, []).append(
+                f"{row.label} ({score['value']:.2f} vs {score['baseline']:.2f}{worse})"
+            )
+    return [f"On {label}, {', '.join(items)} {'does' if len(items) == 1 else 'do'} not beat random maps: {reason}."
+            for reason, items in groups.items()]  # fmt: skip
 
 
-def _deletion(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
-    """Which maps' deletion curves beat random ones, and for the others, what the curves show."""
-    scored = [row for row in rows if "faithfulness" in row.record]
-    misses = [row for row in scored if _score(row, "faithfulness", "deletion_auc")["verdict"] != "above"]
-    if not scored:
-        return []
-    flat = [row for row in misses if row.record.get("flat", 0) >= 0.5]
-    sentences = [f"Deletion: {len(scored) - len(misses)} of {len(scored)} maps lower the class probability faster "
-                 "than random maps.", *(f"{row.label} does not: {_why(row, {})}." for row in flat)]  # fmt: skip
-    others = [row for row in misses if row not in flat]
-    if others:
-        sentences.append(_deletion_why(evaluation, others))
-    return sentences
+def _why(evaluation: dict[str, Any], row: Row, score: dict[str, Any], meaning: str, metric: str) -> str:
+    """The most specific reason the numbers give for a score that does not beat random maps."""
+    border = evaluation.get("border") or {}
+    if row.record.get("flat", 0) >= 0.5:
+        return (f"the map is flat on {row.record['flat']:.0%} of the images (the layer's output is too small at this "
+                "input size to have a location)")  # fmt: skip
+    if (row.record.get("peak_at_border") or 0) >= max(0.5, 2 * border.get("area", 1)):
+        return (f"its peak lies within {border['pixels']} px of the image edge on {row.record['peak_at_border']:.0%} "
+                f"of the images (a random peak: {border['area']:.0%}), away from the objects")  # fmt: skip
+    if metric == "deletion_auc" and score["verdict"] == "level" and (curve := _deletion_curve(evaluation)):
+        return curve
+    if score["verdict"] == "below":
+        return meaning
+    return f"on these {score['images']} images the difference is within two standard errors"
 
 
-def _deletion_why(evaluation: dict[str, Any], rows: list[Row]) -> str:
-    random = evaluation["baselines"]["faithfulness"]["curves"]
-    share, start, first, floor = (
-        random["shares"][1],
-        random["deletion"][0],
-        random["deletion"][1],
-        random["deletion"][-1],
-    )
-    listed = ", ".join(f"{row.label} ({_score(row, 'faithfulness', 'deletion_auc')['value']:.2f} vs "
-                       f"{_score(row, 'faithfulness', 'deletion_auc')['baseline']:.2f})" for row in rows)  # fmt: skip
-    faster = [row for row in rows if (row.record["faithfulness"]["curves"]["deletion"][1] or 1) < first]
-    images = max(_score(row, "faithfulness", "deletion_auc")["images"] for row in rows)
+def _deletion_curve(evaluation: dict[str, Any]) -> str | None:
+    """Why deletion AUC hardly separates maps, when the random maps' curve says so."""
+    curves = (evaluation["baselines"].get("faithfulness") or {}).get("curves")
+    if not curves or None in curves["deletion"]:
+        return None
+    share, (start, first), floor = curves["shares"][1], curves["deletion"][:2], curves["deletion"][-1]
     if first <= start / 2:
-        why = (f"deleting even {share:.0%} of the pixels at random drops the probability from {start:.2f} to "
-               f"{first:.2f}: scattered deletions alone take the images out of what the model knows")  # fmt: skip
-    else:
-        why = (f"{len(faster)} of them fall faster than random over the first {share:.0%} of the pixels (random: "
-               f"{start:.2f} to {first:.2f}), but every curve then settles near {floor:.2f}, the probability of an "
-               "image with every pixel removed, which takes most of the area")  # fmt: skip
-    return (f"Deletion AUC cannot tell {listed} from random maps on these {images} images: {why}; the rest of the "
-            "difference is within two standard errors.")  # fmt: skip
+        return (f"deleting even {share:.0%} of the pixels at random drops the class probability from {start:.2f} to "
+                f"{first:.2f}, so scattered deletions alone take the images out of what the model knows")  # fmt: skip
+    return (f"every curve, random ones too, settles near {floor:.2f} (the probability of an image with every pixel "
+            "removed) within a few steps, which takes most of the area, and the differences over the first steps "
+            "are within two standard errors on these images")  # fmt: skip
 
 
 def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
@@ -237,9 +237,8 @@ def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
                  f"(Spearman below {settings['similar_above']:g} once every stage is re-initialised): they depend on "
                  "what the model learned."] if sensitive else []  # fmt: skip
     for row in cascaded:
-        cascade = row.record["randomization"]
-        top, full = cascade["top"]["spearman"], cascade["full"]["spearman"]
-        if full is not None and full >= settings["similar_above"]:
+        top, full = (row.record["randomization"][step]["spearman"] for step in ("top", "full"))
+        if row.record["randomization"]["verdict"] == "insensitive":
             sentences.append(f"{row.label} still resembles its trained map with every stage re-initialised "
                              f"(Spearman {full:.2f}): it shows the structure of the image more than what the model "
                              "learned.")  # fmt: skip
@@ -250,28 +249,8 @@ def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
     return sentences
 
 
-def _robustness(rows: list[Row], radius: float) -> list[str]:
-    scored = [row for row in rows if "robustness" in row.record]
-    stable = [row.label for row in scored if _score(row, "robustness", "max_sensitivity")["verdict"] == "above"]
-    unclear = [f"{row.label} ({_number(score['value'])} vs {_number(score['baseline'])})" for row in scored
-               if (score := _score(row, "robustness", "max_sensitivity"))["verdict"] != "above"]  # fmt: skip
-    sentences = [f"Under input noise of ±{radius:g}, {', '.join(stable)} move less than random maps."] if stable else []
-    if unclear:
-        sentences.append(f"Max-sensitivity cannot tell {', '.join(unclear)} from a map drawn at random on "
-                         f"{_score(scored[0], 'robustness', 'max_sensitivity')['images']} images.")  # fmt: skip
-    return sentences
-
-
 def _score(row: Row, family: str, metric: str) -> dict[str, Any]:
     return row.record[family][metric]
-
-
-def _why(row: Row, score: dict[str, Any]) -> str:
-    if row.record.get("flat", 0) >= 0.5:
-        return (f"the map is flat on {row.record['flat']:.0%} of the images (the layer's output is too small at this "
-                "input size to have a location), so it carries no position at all")  # fmt: skip
-    return (f"on these {score['images']} images the difference is within two standard errors "
-            f"({_number(score['se'])} for the map, {_number(score['baseline_se'])} for random maps)")  # fmt: skip
 
 
 def _left_out(evaluation: dict[str, Any]) -> list[str]:
@@ -281,9 +260,9 @@ def _left_out(evaluation: dict[str, Any]) -> list[str]:
     return ["### Not evaluated", "\n".join(f"- {line}" for line in lines)] if lines else []
 
 
-def _warnings(name: str, evaluation: dict[str, Any], cascade: bool = True) -> list[str]:
-    """Sentences for a method's own section: every score below random on this run, and (``cascade``) an
-    insensitive randomization cascade."""
+def _warnings(name: str, evaluation: dict[str, Any]) -> list[str]:
+    """Sentences for a method's own section: every score below random on this run, and an insensitive
+    randomization cascade."""
     method = evaluation["methods"][name]
     lines = []
     for row in _rows(name, method):
@@ -294,10 +273,11 @@ def _warnings(name: str, evaluation: dict[str, Any], cascade: bool = True) -> li
                 if score and score["verdict"] == "below":
                     lines.append(
                         f"On this run, {row.title}{where} scores below random maps on {label} "
-                        f"({score['value']:.2f} vs {score['baseline']:.2f}): {meaning}."
+                        f"({score['value']:.2f} vs {score['baseline']:.2f}): "
+                        f"{_why(evaluation, row, score, meaning, metric)}."
                     )
         record = row.record.get("randomization")
-        if cascade and record and record["verdict"] == "insensitive":
+        if record and record["verdict"] == "insensitive":
             lines.append(
                 f"On this run, {row.title}{where} stays alike when every layer of the model is re-initialised "
                 f"(Spearman {record['full']['spearman']:.2f}): it shows the image more than what the model learned."
