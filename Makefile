@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
-.PHONY: help setup demo train visualize report all test test-slow lint tensorboard bench clean
+.PHONY: help setup demo train visualize evaluate report all test test-slow lint tensorboard bench clean
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
@@ -26,7 +26,7 @@ help: ## Show the targets and variables
 	@echo
 	@echo "Variables:"
 	@echo "  EXPERIMENT=<name>  one of: $(EXPERIMENTS) $(DEMOS) (default: all real ones; demos for 'demo')"
-	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for visualize/report (default: latest run)"
+	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for visualize/evaluate/report (default: latest run)"
 	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
 
 # Created on first use and created afresh (--clear) whenever pyproject.toml changes, so no package
@@ -46,13 +46,16 @@ train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= over
 visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
-report: $(STAMP) ## Write reports/<experiment>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
+evaluate: $(STAMP) ## Score the visualized maps (localisation, faithfulness, randomization, robustness; or RUN=, EXPERIMENT=)
+	@$(PY) scripts/evaluate.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+
+report: $(STAMP) ## Write reports/<experiment>/<run>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
-all: $(STAMP) ## train + visualize + report for the real experiments
+all: $(STAMP) ## train + visualize + evaluate + report for the real experiments
 	@$(PY) scripts/pipeline.py $(call targets,$(EXPERIMENTS)) -- $(ARGS)
 
-demo: $(STAMP) ## Offline demo on the CPU: train, visualize and report both built-in datasets
+demo: $(STAMP) ## Offline demo on the CPU: train, visualize, evaluate and report both built-in datasets
 	@$(PY) scripts/pipeline.py $(call targets,$(DEMOS)) -- $(ARGS)
 
 test: $(STAMP) ## Run the fast test suite (CPU, a few minutes)

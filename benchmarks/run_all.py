@@ -27,6 +27,7 @@ BENCHMARKS = (
     "conv_weight_grad",
     "corner_bias",
     "lime_benchmark",
+    "evaluation_speed",
 )
 TRAINING = "time_to_accuracy"
 PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts that take --precision

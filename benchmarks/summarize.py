@@ -183,6 +183,26 @@ def lime_rows(run: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _ours_vs_quantus(metric: dict[str, float]) -> str:
+    return f"{num(metric['ours_s'])} / {num(metric['quantus_s'])} (**{metric['speedup']:.1f}x**)"
+
+
+def evaluation_rows(run: dict[str, Any]) -> list[list[str]]:
+    config, metrics = run["config"], run["metrics"]
+    return [
+        [
+            device(run),
+            f"{config['images']} x 48x48",
+            *(
+                _ours_vs_quantus(metrics[name])
+                for name in ("localisation", "pixel_flipping", "road", "mprt", "max_sensitivity")
+            ),
+            f"**{run['speedup_total']:.1f}x**",
+            f"{run['goal']} {'met' if run['goal_met'] else 'not met'}",
+        ]
+    ]
+
+
 def data_kind(run: dict[str, Any]) -> str:
     return "real" if run["config"]["data"].startswith("real") else "synthetic"
 
@@ -272,6 +292,21 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "goal",
         ],
         lime_rows,
+    ),
+    "evaluation_speed": (
+        "Evaluation metrics: ours (batched) vs Quantus 0.6 on the same work",
+        [
+            "device",
+            "images",
+            "localisation s: ours / Quantus",
+            "pixel flipping",
+            "ROAD",
+            "MPRT",
+            "max-sensitivity",
+            "whole suite",
+            "goal",
+        ],
+        evaluation_rows,
     ),
     "time_to_accuracy": (
         "Time to accuracy (real training runs)",

@@ -26,6 +26,7 @@ EXPECTED = {
     "precision_layout": ("variants",),
     "conv_weight_grad": ("convolutions", "training_step"),
     "lime_benchmark": ("variants", "lime_share_of_our_total", "speedup_end_to_end", "goal", "goal_met"),
+    "evaluation_speed": ("metrics", "speedup_total", "goal", "goal_met"),
     "time_to_accuracy": ("experiments",),
 }  # fmt: skip
 COMMON = ("date", "command", "quick", "environment", "load", "config")

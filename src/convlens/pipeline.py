@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 #: The stages each experiment goes through, in order, each its own ``scripts/<stage>.py`` process.
-PIPELINE_STAGES = ("train", "visualize", "report")
+PIPELINE_STAGES = ("train", "visualize", "evaluate", "report")
 
 
 def run_stage(stage: str, experiment: str, overrides: list[str]) -> float:

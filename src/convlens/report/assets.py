@@ -18,7 +18,7 @@ from typing import Any
 from convlens import atomic
 from convlens.figures.curves import learning_curves_figure
 from convlens.report.curves import EpochCurves
-from convlens.report.run_data import CONFUSION_PNG, MANIFEST, VISUALIZATIONS, RunData
+from convlens.report.run_data import CONFUSION_PNG, EVALUATION, MANIFEST, VISUALIZATIONS, RunData
 from convlens.untrusted import UntrustedInputError, inside
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ FIGURES = "figures"
 LEARNING_CURVES = f"{FIGURES}/learning_curves.png"
 CONFUSION_MATRIX = f"{FIGURES}/confusion_matrix.png"
 COMPARISON = f"{FIGURES}/comparison.png"
+CASCADE = f"{FIGURES}/cascade.png"
 #: What a manifest entry's ``file`` may look like: one method folder, one PNG, safe characters.
 FIGURE_FILE = re.compile(r"^[a-z0-9_]+/[A-Za-z0-9_.-]+\.png$")
 
@@ -67,6 +68,15 @@ def comparison_file(run: RunData) -> Path | None:
     return path if path.is_file() else None
 
 
+def cascade_file(run: RunData) -> Path | None:
+    """The evaluation stage's randomization-cascade figure, if it drew one (its name is checked: input)."""
+    file = (run.evaluation or {}).get("figure")
+    if not isinstance(file, str) or not re.fullmatch(r"[a-z0-9_]+\.png", file):
+        return None
+    path = inside(run.root / EVALUATION, file)
+    return path if path.is_file() else None
+
+
 def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, Any]]) -> None:
     """Fill ``<report_dir>/figures`` with the learning curves, confusion matrix and visualizations."""
     (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
@@ -76,6 +86,8 @@ def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, An
         shutil.copyfile(run.root / CONFUSION_PNG, report_dir / CONFUSION_MATRIX)
     if comparison_file(run) is not None:
         shutil.copyfile(comparison_file(run), report_dir / COMPARISON)
+    if cascade_file(run) is not None:
+        shutil.copyfile(cascade_file(run), report_dir / CASCADE)
     for entry in entries:
         target = report_dir / visualization_link(entry)
         target.parent.mkdir(parents=True, exist_ok=True)

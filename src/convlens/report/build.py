@@ -27,7 +27,7 @@ from convlens.report import appendix, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
-from convlens.report.trust_section import trust_section
+from convlens.report.trust_section import trust
 from convlens.rundir import RunDirError
 from convlens.untrusted import UntrustedInputError, inside, safe_name
 
@@ -84,14 +84,15 @@ def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
     """The title, then every section under its number."""
     first_visual = len(OPENING_SECTIONS) + 1
     numbers = {section.key: first_visual + index for index, section in enumerate(registry.SECTIONS)}
+    scores = trust(run)
     bodies = [
         overview.summary(run, entries, numbers),
         overview.setup(run),
         results.learning_progress(run),
         results.results(run),
-        trust_section(run),
+        scores.body,
     ]
-    bodies += [visuals.visual_section(section, run, entries) for section in registry.SECTIONS]
+    bodies += [visuals.visual_section(section, run, entries, scores.warnings) for section in registry.SECTIONS]
     bodies.append(appendix.provenance(run))
     titles = [*OPENING_SECTIONS, *(section.title for section in registry.SECTIONS), *CLOSING_SECTIONS]
     headings = [f"{number}. {title}" for number, title in enumerate(titles, 1)]

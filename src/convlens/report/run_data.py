@@ -20,6 +20,8 @@ CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "confusion_matrix.png"
 VISUALIZATIONS = "visualizations"
 MANIFEST = Path(VISUALIZATIONS) / "manifest.json"
+EVALUATION = "evaluation"
+EVALUATION_JSON = Path(EVALUATION) / "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class RunData:
     confusion: np.ndarray | None
     curves: EpochCurves
     manifest: dict[str, Any] | None
+    evaluation: dict[str, Any] | None
+
+    @property
+    def evaluation_stale(self) -> bool:
+        """The maps were drawn again after the evaluation stage scored them."""
+        evaluated, manifest = self.root / EVALUATION_JSON, self.root / MANIFEST
+        return self.evaluation is not None and manifest.stat().st_mtime > evaluated.stat().st_mtime
 
     @property
     def experiment(self) -> str:
@@ -60,6 +69,7 @@ def read_run(path: str | Path) -> RunData:
         confusion=read_confusion(root / CONFUSION_CSV),
         curves=read_epoch_curves(root / "tensorboard"),
         manifest=_json(root / MANIFEST) if (root / MANIFEST).is_file() else None,
+        evaluation=_json(root / EVALUATION_JSON) if (root / EVALUATION_JSON).is_file() else None,
     )
 
 

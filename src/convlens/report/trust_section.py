@@ -1,20 +1,33 @@
 """The report section "How far can we trust these maps?": every attribution method on the same images,
-next to the scores of the evaluation stage."""
+then the evaluation stage's scores (:mod:`convlens.report.trust`), and the warnings each method's own
+section carries."""
 
 from __future__ import annotations
 
-from convlens.report.assets import COMPARISON, comparison_file
+from convlens.report.assets import CASCADE, COMPARISON, cascade_file, comparison_file
 from convlens.report.run_data import RunData
+from convlens.report.trust import TrustSection, trust_section
+
+INTRO = (
+    "A map shows where a method puts the evidence for a class; whether the model uses that evidence is a "
+    "separate question. The figure shows every method that localises evidence on the same correctly "
+    "classified images; the scores below say how far each can be trusted on this run."
+)
 
 
-def trust_section(run: RunData) -> str:
-    parts = [
-        "A map shows where a method puts the evidence for a class; whether the model uses that evidence is a "
-        "separate question. The figure shows every method that localises evidence on the same correctly "
-        "classified images; the sections after it show each method in detail."
-    ]
+def trust(run: RunData) -> TrustSection:
+    """The section's body and the per-method warnings, from the run's comparison figure and evaluation."""
+    parts = [INTRO]
     if comparison_file(run) is not None:
         parts.append(f"![Every attribution method on the same test images]({COMPARISON})")
     else:
         parts.append(f"> **Missing:** no comparison figure in this run; `make visualize RUN={run.label}` draws it.")
-    return "\n\n".join(parts)
+    if run.evaluation_stale:
+        parts.append(
+            "> **Stale:** the maps were drawn again after they were evaluated, so the scores below describe "
+            f"earlier maps; `make evaluate RUN={run.label}` scores the current ones."
+        )
+    figure = CASCADE if cascade_file(run) is not None else None
+    scores = trust_section(run.evaluation, figure, run.label)
+    warnings = {} if run.evaluation_stale else scores.warnings  # about earlier maps: not pinned on the current ones
+    return TrustSection("\n\n".join([*parts, scores.body]), warnings)

@@ -20,9 +20,12 @@ from convlens.report.run_data import RunData
 Entries = Sequence[dict[str, Any]]
 
 
-def visual_section(section: registry.Section, run: RunData, entries: Entries) -> str:
-    """The section's description, notes on missing or skipped methods, and each method's figures; a
-    ``per_class`` section first relates its figures to the per-class results."""
+def visual_section(
+    section: registry.Section, run: RunData, entries: Entries, warnings: dict[str, list[str]]
+) -> str:
+    """The section's description, notes on missing or skipped methods, and each method's figures with
+    its ``warnings`` (how far its maps can be trusted on this run); a ``per_class`` section first relates
+    its figures to the per-class results."""
     parts = _header(section, run, entries)
     methods = registry.section_methods(section)
     if section.layout == "per_class" and any(entry["method"] in methods for entry in entries):
@@ -31,7 +34,7 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries) ->
     for method in methods:
         chosen = gallery.method_entries(entries, method)
         if chosen:
-            parts.append(gallery.method_block(method, chosen, summaries.get(method)))
+            parts.append(gallery.method_block(method, chosen, summaries.get(method), warnings.get(method, ())))
     return "\n\n".join(parts)
 
 

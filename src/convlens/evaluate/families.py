@@ -1,0 +1,177 @@
+"""Each family of metrics run over every method's maps: the JSON records per method and layer, and
+why a method is left out of a family. The random baselines are computed once per run, on the same
+images and in the same way as the methods' scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from convlens.evaluate import faithfulness as faith
+from convlens.evaluate import localisation as local
+from convlens.evaluate import randomization as rand
+from convlens.evaluate import robustness as robust
+from convlens.evaluate.inputs import Images, Key, MethodMaps
+from convlens.evaluate.recompute import Recompute
+from convlens.evaluate.scores import mean_of, score
+from convlens.evaluate.similarity import similarities
+
+#: Per method, per layer ('' for a single map), the family's JSON record.
+Records = dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass
+class Family:
+    """One family's results: ``records`` per method and layer, ``skipped`` methods with the reason,
+    and ``baseline`` means of the random maps' scores (for the report's overview)."""
+
+    records: Records = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is evaluated: the model (eval mode, on the device), the images, every method's maps,
+    the model input of a black image (1, C, H, W) and the number of classes."""
+
+    model: nn.Module
+    images: Images
+    methods: dict[str, MethodMaps]
+    black: Tensor
+    num_classes: int
+
+    def rows(self, maps: MethodMaps) -> Tensor:
+        return self.images.positions(maps.keys)
+
+    def recompute(self, name: str) -> Recompute:
+        maps = self.methods[name]
+        return Recompute.recorded(name, maps.parameters, self.black, self.num_classes)
+
+
+def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
+    """Pointing game, relevance mass and rank accuracy of every map against the masks."""
+    masks = subject.images.masks
+    if masks is None:
+        reason = "the data has no ground-truth masks (only the synthetic shapes and faces do)"
+        return Family(skipped=dict.fromkeys(subject.methods, reason))
+    generator = torch.Generator(device=masks.device).manual_seed(params.seed)
+    baseline = local.random_baseline(masks, params.random_draws, generator)
+    family = Family(baseline={name: mean_of(values) for name, values in baseline.items()})
+    family.baseline["chance"] = mean_of(local.mask_area(masks))
+    for name, maps in subject.methods.items():
+        rows = subject.rows(maps)
+        picked = {metric: values[rows] for metric, values in baseline.items()}
+        family.records[name] = {
+            layer: local.localisation(values, masks[rows], picked) for layer, values in maps.layers.items()
+        }
+    return family
+
+
+def faithfulness(subject: Subject, params: faith.FaithfulnessParams) -> Family:
+    """Deletion, insertion and ROAD of every map, next to random maps on the same images."""
+    images = subject.images
+    fill = subject.black.to(images.inputs.device) if params.fill == "black" else torch.zeros_like(subject.black)
+    probe = faith.Probe(subject.model, images.inputs, images.targets, fill.to(images.inputs.device), params.seed)
+    baseline = faith.random_baseline(probe, params)
+    means = {name: mean_of(baseline[name]) for name in faith.BETTER}
+    family = Family(baseline=means | {"curves": faith.mean_curves(baseline, params)})
+    for name, maps in subject.methods.items():
+        rows = subject.rows(maps)
+        method_probe = faith.Probe(subject.model, images.inputs[rows], images.targets[rows], probe.fill, params.seed)
+        picked = {metric: values[rows] for metric, values in baseline.items()}
+        family.records[name] = {
+            layer: faith.faithfulness(faith.per_image(method_probe, values, params), picked, params)
+            for layer, values in maps.layers.items()
+        }
+    return family
+
+
+@dataclass(frozen=True)
+class CascadeMaps:
+    """For the cascade figure: the image shown (H, W, C), and per method and layer the maps of that
+    image from the trained model and after each cascade step."""
+
+    image: np.ndarray
+    maps: dict[str, dict[str, list[np.ndarray]]]
+
+
+def randomization(subject: Subject, params: rand.RandomizationParams) -> tuple[Family, CascadeMaps | None]:
+    """The cascade: every method's maps after each stage, compared with the trained model's maps."""
+    family, chosen = _subset(subject, params.skip, params.images, "randomization")
+    if not chosen:
+        return family, None
+    index = _common_images(chosen, params.images)
+    inputs, targets = _inputs(subject, index)
+    steps: dict[str, dict[str, list[Tensor]]] = {name: {} for name in chosen}
+    for _, randomized in rand.cascade(subject.model, params.stages, params.seed):
+        for name in chosen:
+            for layer, maps in subject.recompute(name)(randomized, inputs, targets).items():
+                steps[name].setdefault(layer, []).append(maps)
+    generator = torch.Generator(device=inputs.device).manual_seed(params.seed)
+    noise = torch.rand((len(index), *inputs.shape[-2:]), generator=generator, device=inputs.device)
+    figure: dict[str, dict[str, list[np.ndarray]]] = {}
+    for name, maps in chosen.items():
+        trained = {layer: values[_rows(maps, index)] for layer, values in maps.layers.items()}
+        family.records[name], figure[name] = {}, {}
+        for layer, reference in trained.items():
+            family.records[name][layer] = rand.randomization(
+                reference, steps[name][layer], similarities(reference, noise), params
+            )
+            figure[name][layer] = [m[0].cpu().numpy() for m in [reference, *steps[name][layer]]]
+    image = subject.images.display[subject.images.keys.index(index[0])]
+    return family, CascadeMaps(image, figure)
+
+
+def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
+    """Max-sensitivity of every method's maps under small uniform input noise."""
+    family, chosen = _subset(subject, params.skip, params.images, "robustness")
+    if not chosen:
+        return family
+    index = _common_images(chosen, params.images)
+    inputs, targets = _inputs(subject, index)
+    shape = (len(index), *inputs.shape[-2:])
+    reference = robust.random_reference(torch.Size(shape), params, inputs.device)
+    family.baseline = {"max_sensitivity": mean_of(reference)}
+    for name, maps in chosen.items():
+        trained = {layer: values[_rows(maps, index)] for layer, values in maps.layers.items()}
+        values = robust.max_sensitivity(subject.recompute(name), subject.model, inputs, targets, trained, params)
+        family.records[name] = {
+            layer: {"max_sensitivity": score(values[layer], reference, "lower")} for layer in trained
+        }
+    return family
+
+
+def _subset(subject: Subject, skip: list[str], images: int, key: str) -> tuple[Family, dict[str, MethodMaps]]:
+    """The methods a costly family recomputes (all but ``skip``), and why the others are left out."""
+    reason = (
+        f"left out by evaluate.{key}.skip: its maps are too costly to compute again for every step "
+        f"(set evaluate.{key}.skip=[] to include it)"
+    )
+    family = Family(skipped={name: reason for name in subject.methods if name in skip})
+    chosen = {name: maps for name, maps in subject.methods.items() if name not in skip}
+    if chosen and not _common_images(chosen, images):
+        family.skipped |= dict.fromkeys(chosen, "no test image has maps of every method evaluated here")
+        chosen = {}
+    return family, chosen
+
+
+def _common_images(methods: dict[str, MethodMaps], count: int) -> list[Key]:
+    """The first ``count`` (image, class) rows (in the first method's order) that every method has maps of."""
+    first, *others = methods.values()
+    return [key for key in first.keys if all(key in maps.keys for maps in others)][:count]
+
+
+def _inputs(subject: Subject, index: list[Key]) -> tuple[Tensor, Tensor]:
+    rows = subject.images.positions(index)
+    return subject.images.inputs[rows], subject.images.targets[rows]
+
+
+def _rows(maps: MethodMaps, index: list[Key]) -> Tensor:
+    keys = maps.keys
+    return torch.tensor([keys.index(key) for key in index], device=next(iter(maps.layers.values())).device)

@@ -1,0 +1,87 @@
+"""ROAD's noisy linear imputation (Rong et al. 2022), batched: removed pixels take the weighted mean
+of their 8 neighbours (1/6 for the 4 direct ones, 1/12 for the diagonals, border neighbours left
+out), solved jointly for every removed pixel, plus a little Gaussian noise.
+
+The reference implementation (``road_evaluation``, copied into Quantus 0.6 as
+``noisy_linear_imputation``) builds a sparse system per image and channel and solves it with
+scipy on the CPU. Here all systems of a batch are solved together on the device by conjugate
+gradients, whose matrix-vector product is one 3x3 stencil (the system is symmetric positive
+definite while any pixel is kept); ``tests/test_evaluate_faithfulness.py`` checks the solution
+against Quantus's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def neighbour_sum(values: Tensor) -> Tensor:
+    """The weighted sum of each pixel's 8 neighbours in (..., H, W), 1/6 for the direct and 1/12 for
+    the diagonal ones (Rong et al.), zero outside the image: ``[1 2 1] x [1 2 1] / 12`` minus the
+    centre, as two 1-D passes (faster than a 3x3 convolution of one channel on the CPU)."""
+    height, width = values.shape[-2:]
+    padded = F.pad(values, (1, 1, 1, 1))
+    rows = padded[..., :, :width] + 2 * padded[..., :, 1 : width + 1] + padded[..., :, 2:]
+    block = rows[..., :height, :] + 2 * rows[..., 1 : height + 1, :] + rows[..., 2:, :]
+    return (block - 4 * values) / 12
+
+
+def noisy_linear_imputation(
+    images: Tensor,
+    removed: Tensor,
+    noise: float,
+    generator: torch.Generator,
+    iterations: int = 500,
+    tolerance: float = 1e-3,
+) -> Tensor:
+    """``images`` (M, C, H, W) with the pixels of ``removed`` (M, H, W) imputed, plus ``noise`` times
+    standard normal noise there. Conjugate gradients stop after ``iterations`` or when every
+    system's residual is below ``tolerance`` times its right-hand side: by default the imputed values
+    are then within about 0.01 of the exact solution on unit-variance images, no more than the
+    noise ROAD adds on purpose."""
+    count, channels, height, width = images.shape
+    unknown = removed[:, None].expand(-1, channels, -1, -1).reshape(-1, 1, height, width).to(images.dtype)
+    flat = images.reshape(-1, 1, height, width)
+    weight_sum = neighbour_sum(torch.ones_like(flat[:1]))
+
+    def operator(values: Tensor) -> Tensor:
+        return unknown * (weight_sum * values - neighbour_sum(values))
+
+    rhs = unknown * neighbour_sum(flat * (1 - unknown))
+    solution = _conjugate_gradients(operator, rhs, unknown * _known_mean(flat, unknown), iterations, tolerance)
+    jitter = noise * torch.randn(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype)
+    filled = flat * (1 - unknown) + unknown * (solution + jitter)
+    return filled.reshape(count, channels, height, width)
+
+
+def _known_mean(flat: Tensor, unknown: Tensor) -> Tensor:
+    """Each image channel's mean over its kept pixels: the starting guess."""
+    known = 1 - unknown
+    return (flat * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1)
+
+
+def _conjugate_gradients(
+    operator: Callable[[Tensor], Tensor], rhs: Tensor, start: Tensor, iterations: int, tolerance: float
+) -> Tensor:
+    """Batched conjugate gradients: one independent system per (image, channel), scalars per system."""
+    dims = (1, 2, 3)
+    solution = start
+    residual = rhs - operator(solution)
+    direction = residual
+    power = (residual * residual).sum(dim=dims, keepdim=True)
+    goal = (tolerance**2) * (rhs * rhs).sum(dim=dims, keepdim=True).clamp_min(torch.finfo(rhs.dtype).tiny)
+    for _ in range(iterations):
+        if bool((power <= goal).all()):
+            break
+        product = operator(direction)
+        step = power / (direction * product).sum(dim=dims, keepdim=True).clamp_min(torch.finfo(rhs.dtype).tiny)
+        solution = solution + step * direction
+        residual = residual - step * product
+        new_power = (residual * residual).sum(dim=dims, keepdim=True)
+        direction = residual + (new_power / power.clamp_min(torch.finfo(rhs.dtype).tiny)) * direction
+        power = new_power
+    return solution

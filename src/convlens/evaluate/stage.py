@@ -1,0 +1,147 @@
+"""The evaluate stage: how far can the run's maps be trusted?
+
+For each run directory: load the best checkpoint and the maps the visualize stage kept
+(``visualizations/maps/<method>.npz``) with the very images they explain, score every method and
+layer with each family of metrics next to its random baseline (:mod:`convlens.evaluate.families`),
+and write ``evaluation/evaluation.json`` and ``evaluation/cascade.png``. The folder is built under a
+temporary name and swapped in when complete; the stage's time goes into ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from convlens import atomic, provenance
+from convlens.evaluate import families
+from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
+from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
+from convlens.evaluate.randomization import check_stages
+from convlens.evaluate.schema import Settings, family_settings
+from convlens.evaluate.scores import mean_of
+from convlens.evaluate.similarity import is_flat
+from convlens.figures.evaluation import cascade_figure
+from convlens.hardware import resolve_device
+from convlens.registry import title
+from convlens.rundir import TrainedRun, load_run, resolve_runs
+from convlens.visualize.context import black_image
+from convlens.visualize.stage import run_name, torch_threads
+
+log = logging.getLogger(__name__)
+
+EVALUATION = "evaluation"
+RESULTS = "evaluation.json"
+CASCADE_FIGURE = "cascade.png"
+FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
+
+
+def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
+    """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
+    settings = family_settings(cfg)
+    return [evaluate_run(run_dir, cfg, settings) for run_dir in resolve_runs(cfg.run, cfg.experiment, cfg.outputs_dir)]
+
+
+def evaluate_run(run_dir: str | Path, cfg: DictConfig, settings: Settings | None = None) -> dict[str, Any]:
+    """The stage for one run directory; returns the results it wrote."""
+    started = time.perf_counter()
+    settings = settings or family_settings(cfg)
+    with torch_threads(cfg.threads):
+        run = load_run(run_dir)
+        subject, missing = prepare(run, cfg)
+        check_stages(subject.model, settings.randomization.stages)
+        results, cascade = score_all(subject, settings)
+        evaluation = {
+            "run": run_name(run),
+            "device": str(subject.images.inputs.device),
+            "images": [list(key) for key in subject.images.keys],
+            "masks": subject.images.masks is not None,
+            "border": border(subject.images.inputs),
+            "settings": settings.as_dict(),
+            **results,
+            "not_evaluated": missing,
+        }
+        with atomic.staged_folder(Path(run.root) / EVALUATION) as out_dir:
+            if cascade is not None:
+                draw_cascade(cascade, evaluation, out_dir / CASCADE_FIGURE)
+                evaluation["figure"] = CASCADE_FIGURE
+            evaluation["seconds_total"] = round(time.perf_counter() - started, 2)
+            atomic.write_json(out_dir / RESULTS, evaluation)
+    provenance.record_stage(run.root, "evaluate", evaluation["seconds_total"])
+    log.info("%s: %d methods evaluated in %.1f s -> %s", evaluation["run"], len(evaluation["methods"]),
+             evaluation["seconds_total"], Path(run.root) / EVALUATION / RESULTS)  # fmt: skip
+    return evaluation
+
+
+def prepare(run: TrainedRun, cfg: DictConfig) -> tuple[families.Subject, dict[str, str]]:
+    """The model on its device, the maps of the chosen methods with their images, and why the other
+    localising methods are not evaluated."""
+    device = resolve_device(cfg.device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = run.model.to(device=device, memory_format=memory_format).eval()
+    methods, missing = localising_methods(Path(run.root), read_manifest(Path(run.root)))
+    if cfg.methods is not None:
+        unknown = sorted(set(cfg.methods) - set(methods) - set(missing))
+        if unknown:
+            raise ValueError(f"evaluate.methods: no maps of {unknown}; methods with maps: {sorted(methods)}")
+        methods = {name: maps for name, maps in methods.items() if name in cfg.methods}
+    if not methods:
+        raise ValueError(f"{run.root}: no method left maps to evaluate; rerun `make visualize RUN={run.root}`")
+    images = load_images(run, methods, device)
+    on_device = {name: _to(maps, device) for name, maps in methods.items()}
+    black = black_image(run).to(device)
+    return families.Subject(model, images, on_device, black, len(run.class_names)), missing
+
+
+def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], families.CascadeMaps | None]:
+    """Every family on every method: ``methods`` (per method its title, layers with each family's
+    record, and the families that left it out), ``baselines`` and ``seconds`` per family."""
+    done: dict[str, families.Family] = {}
+    seconds: dict[str, float] = {}
+    cascade = None
+    for name in FAMILIES:
+        started = time.perf_counter()
+        found = getattr(families, name)(subject, getattr(settings, name))
+        done[name], cascade = found if name == "randomization" else (found, cascade)
+        seconds[name] = round(time.perf_counter() - started, 2)
+        log.info("%s: %.1f s", name, seconds[name])
+    methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
+    baselines = {name: family.baseline for name, family in done.items()}
+    return {"methods": methods, "baselines": baselines, "seconds": seconds}, cascade
+
+
+def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:
+    layers = {
+        layer: {"flat": mean_of(is_flat(values).float()), "peak_at_border": mean_of(peak_at_border(values))}
+        | {family: found.records[name][layer] for family, found in done.items() if name in found.records}
+        for layer, values in maps.layers.items()
+    }
+    skipped = {family: found.skipped[name] for family, found in done.items() if name in found.skipped}
+    return {"title": title(name), "images": len(maps.index), "layers": layers, "skipped": skipped}
+
+
+def draw_cascade(cascade: families.CascadeMaps, evaluation: dict[str, Any], path: Path) -> None:
+    """The cascade figure from the maps of its first image and the similarity curves in the results."""
+    rows, curves, stages = {}, {}, evaluation["settings"]["randomization"]["stages"]
+    for name, layers in cascade.maps.items():
+        for layer, maps in layers.items():
+            label = f"{title(name)} {layer}".strip()
+            rows[label] = maps
+            curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
+    figure = cascade_figure(cascade.image, rows, stages, curves)
+    atomic.save_figure(figure, path, dpi=100)
+
+
+def border(inputs: torch.Tensor) -> dict[str, float]:
+    """The edge band ``peak_at_border`` counts: its width in pixels and its share of the image."""
+    band = border_band(*inputs.shape[-2:], inputs.device)
+    return {"pixels": max(1, round(BORDER_SHARE * min(band.shape))), "area": round(float(band.float().mean()), 4)}
+
+
+def _to(maps: MethodMaps, device: torch.device) -> MethodMaps:
+    return dataclasses.replace(maps, layers={layer: values.to(device) for layer, values in maps.layers.items()})

@@ -1,0 +1,234 @@
+"""The evaluate stage on a real tiny run: results and figure in the run directory, the trust section
+made from them, provenance, refused input and settings, the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CONF, ROOT, TINY
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from convlens.evaluate import evaluate_run
+from convlens.evaluate.schema import register_schema
+from convlens.report.build import build_report
+from convlens.report.run_data import read_run
+from convlens.report.trust import trust_section
+from convlens.rundir import RunDirError
+from convlens.training.run import train
+from convlens.untrusted import UntrustedInputError
+from convlens.visualize import visualize_run
+from convlens.visualize.schema import register_schema as register_visualize_schema
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+#: Cheap maps of four methods: one single map, one per layer, one costly (LIME, left out of the cascade).
+METHODS = "methods=[saliency,guided_backprop,grad_cam,lime]"
+VISUALIZE = [METHODS, "selection.max_candidates=96", "params.lime.num_samples=128", "params.lime.batch_size=128",
+             "workers=1"]  # fmt: skip
+FAST = ["faithfulness.steps=4", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
+        "randomization.stages=[head,layer4,stem]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
+FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
+
+
+def _config(folder: str, name: str, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF / folder), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch demo_faces run (FerCNN, masks), visualized with four localising methods."""
+    run_dir = tmp_path_factory.mktemp("evaluate") / "outputs" / "demo_faces" / "tiny"
+    train(_config(".", "train", "experiment=demo_faces", *TINY, f"paths.output_dir={run_dir}"))
+    register_visualize_schema()
+    visualize_run(run_dir, _config("visualize", "visualize", f"run={run_dir}", *VISUALIZE))
+    return run_dir
+
+
+def _evaluate_config(*overrides: str) -> DictConfig:
+    register_schema()
+    return _config("evaluate", "evaluate", *FAST, *overrides)
+
+
+@pytest.fixture(scope="module")
+def evaluation(tiny_run: Path) -> dict:
+    return evaluate_run(tiny_run, _evaluate_config(f"run={tiny_run}"))
+
+
+def test_results_and_figure_are_written_into_the_run(evaluation: dict, tiny_run: Path) -> None:
+    assert read_run(tiny_run).evaluation == json.loads(json.dumps(evaluation))
+    assert evaluation["run"] == "demo_faces/tiny" and evaluation["masks"] is True
+    assert (tiny_run / "evaluation" / evaluation["figure"]).stat().st_size > 10_000
+    assert set(evaluation["seconds"]) == set(FAMILIES) and evaluation["seconds_total"] > 0
+    assert list(evaluation["methods"]) == ["saliency", "guided_backprop", "grad_cam", "lime"]
+    assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2", "layer3", "layer4"]
+
+
+def test_every_method_is_scored_against_its_baseline(evaluation: dict) -> None:
+    for name, method in evaluation["methods"].items():
+        for layer, record in method["layers"].items():
+            families = [family for family in FAMILIES if family in record]
+            assert families == (["localisation", "faithfulness"] if name == "lime" else list(FAMILIES)), name
+            for family in ("localisation", "faithfulness", "robustness"):
+                for metric, score in record.get(family, {}).items():
+                    if metric == "curves":
+                        continue
+                    assert {"value", "baseline", "se", "verdict", "images"} <= set(score), (name, layer, metric)
+                    assert score["verdict"] in ("above", "below", "level")
+            assert 0 <= record["localisation"]["pointing_game"]["value"] <= 1
+            assert 0 < record["localisation"]["pointing_game"]["chance"] < 1
+            curves = record["faithfulness"]["curves"]
+            assert len(curves["deletion"]) == 5 and curves["deletion"][0] == pytest.approx(curves["insertion"][-1])
+
+
+def test_cascade_starts_alike_and_lists_every_stage(evaluation: dict) -> None:
+    cascade = evaluation["methods"]["saliency"]["layers"][""]["randomization"]
+    assert cascade["stages"] == ["head", "layer4", "stem"] and len(cascade["spearman"]) == 3
+    assert all(-1 <= value <= 1 for value in cascade["spearman"] + cascade["ssim"])
+    assert abs(cascade["baseline"]["spearman"]) < 0.3, "random maps do not correlate with the trained ones"
+    assert cascade["verdict"] in ("sensitive", "insensitive")
+
+
+def test_costly_and_unsupported_methods_say_why(evaluation: dict) -> None:
+    skipped = evaluation["methods"]["lime"]["skipped"]
+    assert set(skipped) == {"randomization", "robustness"}
+    assert "evaluate.randomization.skip" in skipped["randomization"]
+
+
+def test_random_baselines_sit_at_chance(evaluation: dict) -> None:
+    localisation = evaluation["baselines"]["localisation"]
+    assert localisation["relevance_mass"] == pytest.approx(localisation["chance"], abs=0.05)
+    assert abs(evaluation["baselines"]["faithfulness"]["road"]) < 0.3
+
+
+def test_stage_time_is_recorded_in_provenance(evaluation: dict, tiny_run: Path) -> None:
+    stages = json.loads((tiny_run / "provenance.json").read_text())["stages"]
+    assert stages["evaluate"] == evaluation["seconds_total"]
+
+
+def test_trust_section_states_every_score_and_warns_per_method(evaluation: dict) -> None:
+    section = trust_section(evaluation, "figures/evaluation/cascade.png")
+    body = section.body
+    assert "![Cascading model-parameter randomization](figures/evaluation/cascade.png)" in body
+    assert "| chance (mask area) |" in body and body.count("| Grad-CAM |") == 3
+    assert "LIME: randomization left out" in body and "deconvnet" not in body
+    for name, lines in section.warnings.items():
+        assert name in evaluation["methods"] and all("below random" in line or "re-initialised" in line
+                                                     for line in lines)  # fmt: skip
+    below = {name for name, method in evaluation["methods"].items() for record in method["layers"].values()
+             for family in record.values() if isinstance(family, dict)
+             for score in family.values() if isinstance(score, dict) and score.get("verdict") == "below"}  # fmt: skip
+    assert below <= set(section.warnings)
+
+
+def _below_random(tiny_run: Path, tmp_path: Path) -> Path:
+    """A copy of the run whose saliency pointing game is marked below random (as on a failing run)."""
+    copy = tmp_path / "outputs" / "demo_faces" / "tiny"
+    shutil.copytree(tiny_run, copy, symlinks=True)
+    path = copy / "evaluation" / "evaluation.json"
+    results = json.loads(path.read_text())
+    results["methods"]["saliency"]["layers"][""]["localisation"]["pointing_game"]["verdict"] = "below"
+    path.write_text(json.dumps(results))
+    return copy
+
+
+def test_the_report_shows_the_scores_figure_and_warnings(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    folder = build_report(_below_random(tiny_run, tmp_path), tmp_path / "reports")
+    report = (folder / "report.md").read_text()
+    trust = report.split("How far can we trust these maps?")[2].split("\n## ")[0]
+    assert "| chance (mask area) |" in trust and "(figures/cascade.png)" in trust
+    assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
+    saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
+    assert "> **Warning:** On this run, Saliency (vanilla gradient) scores below random maps on pointing game" in saliency
+
+
+def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    copy = _below_random(tiny_run, tmp_path)
+    evaluated = (copy / "evaluation" / "evaluation.json").stat().st_mtime
+    os.utime(copy / "visualizations" / "manifest.json", (evaluated + 60, evaluated + 60))  # visualized again
+    report = (build_report(copy, tmp_path / "reports") / "report.md").read_text()
+    assert "**Stale:**" in report and "> **Warning:**" not in report
+
+
+def test_trust_section_escapes_run_text(evaluation: dict) -> None:
+    tampered = json.loads(json.dumps(evaluation))
+    tampered["methods"]["saliency"]["title"] = "<script>x</script>"
+    tampered["not_evaluated"] = {"deconvnet_paths": "no *residual* block | <b>"}
+    body = trust_section(tampered).body
+    assert "<script>" not in body and "&lt;script&gt;" in body and "<b>" not in body
+
+
+def test_trust_section_before_evaluation_says_how() -> None:
+    assert "`make evaluate RUN=outputs/x/1`" in trust_section(None, run_label="outputs/x/1").body
+
+
+def test_tampered_maps_are_refused(tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "demo_faces" / "copy"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns("evaluation"))
+    manifest_path = copy / "visualizations" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["methods"]["saliency"]["maps"] = "../../../etc/passwd.npz"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(UntrustedInputError, match=r"methods\.saliency\.maps=.* is not\s+maps/<registered method>"):
+        evaluate_run(copy, _evaluate_config(f"run={copy}"))
+    manifest["methods"]["saliency"]["maps"] = "maps/saliency.npz"
+    manifest_path.write_text(json.dumps(manifest))
+    maps_path = copy / "visualizations" / "maps" / "saliency.npz"
+    with np.load(maps_path) as data:
+        arrays = dict(data)
+    np.savez(maps_path, **(arrays | {"maps": -arrays["maps"] - 1}))
+    with pytest.raises(UntrustedInputError, match=r"saliency\.npz: maps must be finite and non-negative"):
+        evaluate_run(copy, _evaluate_config(f"run={copy}"))
+
+
+def test_a_run_without_visualizations_says_what_to_run(tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "demo_faces" / "bare"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns("visualizations", "evaluation"))
+    with pytest.raises(RunDirError, match=r"no visualizations/manifest\.json; run `make visualize RUN="):
+        evaluate_run(copy, _evaluate_config(f"run={copy}"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("faithfulness.fill=white", r"evaluate\.faithfulness: fill='white'; choose one of black, mean"),
+        ("faithfulness.road_percentages=[0.5,1.0]", r"evaluate\.faithfulness: road_percentages=\[0\.5, 1\.0\]"),
+        ("randomization.images=0", r"evaluate\.randomization: images=0 must be >= 1"),
+    ],
+)
+def test_bad_settings_name_their_key(tiny_run: Path, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        evaluate_run(tiny_run, _evaluate_config(f"run={tiny_run}", override))
+
+
+def test_a_typo_in_the_config_is_an_error() -> None:
+    with pytest.raises(Exception, match="steps_"):
+        _evaluate_config("faithfulness.steps_=3")
+
+
+def test_unknown_stage_and_method_are_refused(tiny_run: Path) -> None:
+    with pytest.raises(ValueError, match=r"randomization\.stages: unknown stage\(s\) \['layer9'\]"):
+        evaluate_run(tiny_run, _evaluate_config(f"run={tiny_run}", "randomization.stages=[head,layer9]"))
+    with pytest.raises(ValueError, match=r"evaluate\.methods: no maps of \['smoothgrad'\]"):
+        evaluate_run(tiny_run, _evaluate_config(f"run={tiny_run}", "methods=[smoothgrad]"))
+
+
+def test_entry_point_evaluates_the_latest_run(tiny_run: Path, evaluation: dict) -> None:
+    outputs = tiny_run.parent.parent
+    (tiny_run.parent / "latest").unlink(missing_ok=True)
+    (tiny_run.parent / "latest").symlink_to("tiny")
+    command = [sys.executable, "scripts/evaluate.py", f"outputs_dir={outputs}", "experiment=demo_faces",
+               "methods=[saliency]", *FAST]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(read_run(tiny_run).evaluation["methods"]) == ["saliency"]
+    missing = subprocess.run([*command[:2], f"run={outputs / 'nothing'}"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "make evaluate:" in missing.stderr and "not a run directory" in missing.stderr

@@ -1,0 +1,147 @@
+"""The evaluation's metrics on hand-made maps, masks and a model whose evidence is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import skimage.metrics
+import torch
+from conftest import small_fer_cnn
+from torch import Tensor, nn
+
+from convlens.evaluate import faithfulness as faith
+from convlens.evaluate import localisation as local
+from convlens.evaluate.randomization import cascade
+from convlens.evaluate.robustness import relative_change
+from convlens.evaluate.scores import score, verdict
+from convlens.evaluate.similarity import spearman, ssim, unit_max
+
+
+def _mask(rows: slice, cols: slice, size: int = 8) -> Tensor:
+    mask = torch.zeros(1, size, size, dtype=torch.bool)
+    mask[0, rows, cols] = True
+    return mask
+
+
+def test_pointing_game_shares_a_tied_peak_and_a_flat_map_scores_the_mask_area() -> None:
+    mask = _mask(slice(0, 4), slice(0, 8))  # half the image
+    peak_inside = torch.zeros(1, 8, 8)
+    peak_inside[0, 1, 1] = 1
+    tied = torch.zeros(1, 8, 8)
+    tied[0, 1, 1] = tied[0, 6, 6] = tied[0, 7, 7] = 1  # one of three peaks inside
+    maps = torch.cat([peak_inside, tied, torch.ones(1, 8, 8), torch.zeros(1, 8, 8)])
+    got = local.pointing_game(maps, mask.expand(4, -1, -1))
+    np.testing.assert_allclose(got.numpy(), [1, 1 / 3, 0.5, 0.5])
+
+
+def test_relevance_mass_and_rank_accuracy_count_ties_by_their_expected_share() -> None:
+    mask = _mask(slice(0, 2), slice(0, 2))  # 4 pixels
+    values = torch.zeros(1, 8, 8)
+    values[0, 0, 0], values[0, 0, 1] = 3.0, 1.0  # 2 inside; the cut at rank 4 falls among 62 tied zeros
+    values[0, 5, 5] = 2.0  # 1 outside
+    assert local.relevance_mass(values, mask).item() == pytest.approx(4 / 6)
+    # top 4: 3.0 (in), 2.0 (out), 1.0 (in), then 1 place among 61 zeros of which 2 lie inside
+    assert local.rank_accuracy(values, mask).item() == pytest.approx((2 + 2 / 61) / 4)
+    assert local.relevance_mass(torch.zeros(1, 8, 8), mask).item() == pytest.approx(4 / 64)
+
+
+def test_an_empty_mask_gives_nan_and_is_left_out_of_the_score() -> None:
+    maps, masks = torch.rand(2, 8, 8), torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[0, :2] = True
+    values = local.pointing_game(maps, masks)
+    assert not math.isnan(values[0]) and math.isnan(values[1])
+    assert score(values, torch.full((2,), 0.25), "higher")["images"] == 1
+
+
+def test_random_maps_score_the_chance_level() -> None:
+    masks = torch.zeros(64, 16, 16, dtype=torch.bool)
+    masks[:, :4] = True  # a quarter of each image
+    baseline = local.random_baseline(masks, 64, torch.Generator().manual_seed(0))
+    for name, values in baseline.items():
+        assert values.mean().item() == pytest.approx(0.25, abs=0.02), name
+
+
+@pytest.mark.parametrize(
+    ("values", "baseline", "better", "expected"),
+    [
+        ([0.9, 0.8, 0.95, 0.85], [0.2, 0.3, 0.25, 0.2], "higher", "above"),
+        ([0.9, 0.8, 0.95, 0.85], [0.2, 0.3, 0.25, 0.2], "lower", "below"),
+        ([0.9, 0.1, 0.5, 0.4], [0.5, 0.5, 0.4, 0.6], "higher", "level"),
+    ],
+)
+def test_verdict_is_a_paired_comparison(values: list, baseline: list, better: str, expected: str) -> None:
+    assert verdict(torch.tensor(values), torch.tensor(baseline), better) == expected
+
+
+def test_spearman_and_ssim_match_scipy_and_skimage_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 16, 16))
+    b = a + 0.5 * rng.random((4, 16, 16))
+    a[1, :8] = 0  # a CAM's zeros
+    b[2] = np.round(b[2] * 2)  # a nearly binary map
+    expected = [scipy.stats.spearmanr(x.ravel(), y.ravel())[0] for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(spearman(torch.tensor(a), torch.tensor(b)).numpy(), expected, atol=1e-6)
+    ua, ub = unit_max(torch.tensor(a)), unit_max(torch.tensor(b))
+    expected = [
+        skimage.metrics.structural_similarity(x, y, data_range=1.0) for x, y in zip(ua.numpy(), ub.numpy(), strict=True)
+    ]
+    np.testing.assert_allclose(ssim(ua, ub).numpy(), expected, atol=1e-6)
+
+
+class RegionModel(nn.Module):
+    """Two classes: class 0's logit grows with the contrast |x| inside ``region``, class 1's is fixed."""
+
+    def __init__(self, region: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("region", region.float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        contrast = (x[:, 0].abs() * self.region).flatten(1).sum(dim=1) / self.region.sum()
+        return torch.stack([8 * contrast, torch.full_like(contrast, 4.0)], dim=1)
+
+
+def test_a_map_of_the_true_evidence_beats_random_maps_on_every_faithfulness_score() -> None:
+    """A checkerboard: deleting (to 0), blurring or imputing the region removes the model's evidence."""
+    region = _mask(slice(4, 10), slice(4, 10), size=16)[0]
+    checkerboard = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1
+    inputs = checkerboard.expand(6, 1, 16, 16).clone()
+    probe = faith.Probe(RegionModel(region), inputs, torch.zeros(6, dtype=torch.long), torch.zeros(1, 1, 16, 16))
+    params = faith.FaithfulnessParams(steps=8, road_percentages=[0.1, 0.5], random_draws=2)
+    truth = faith.per_image(probe, region.float().expand(6, -1, -1) + 0.01 * torch.rand(6, 16, 16), params)
+    record = faith.faithfulness(truth, faith.random_baseline(probe, params), params)
+    assert {record[name]["verdict"] for name in faith.BETTER} == {"above"}, record
+    assert record["curves"]["deletion"][0] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=1e-4)
+    assert record["curves"]["deletion"][2] < 0.05 < 0.9 < record["curves"]["insertion"][2]
+
+
+def test_tied_pixels_are_ordered_at_random_but_repeatably() -> None:
+    flat = torch.zeros(2, 8, 8)
+    first = faith.pixel_ranks(flat, torch.Generator().manual_seed(0))
+    again = faith.pixel_ranks(flat, torch.Generator().manual_seed(0))
+    assert torch.equal(first, again) and not torch.equal(first[0], torch.arange(64))
+    assert sorted(first[0].tolist()) == list(range(64))
+
+
+def test_cascade_leaves_the_model_and_the_global_random_state_alone() -> None:
+    model = small_fer_cnn()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    steps = [{key: value.clone() for key, value in copy.state_dict().items()}
+             for _, copy in cascade(model, ["head", "stem"], 42)]  # fmt: skip
+    assert torch.equal(torch.rand(1), expected), "the cascade draws from a forked random state"
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in before.items())
+    head, stem = steps
+    assert not torch.equal(head["head.fc2.weight"], before["head.fc2.weight"])
+    assert torch.equal(head["stem.conv.weight"], before["stem.conv.weight"])
+    assert not torch.equal(stem["stem.conv.weight"], before["stem.conv.weight"])
+
+
+def test_max_sensitivity_is_the_largest_relative_change() -> None:
+    reference = torch.ones(1, 2, 2)
+    perturbed = torch.stack([torch.ones(2, 2) * 1.5, torch.ones(2, 2) * 0.0])  # changes of 0.5 and 1.0
+    assert relative_change(reference, perturbed, samples=2).item() == pytest.approx(1.0)
