@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
-.PHONY: help setup demo train visualize evaluate report all test test-slow lint tensorboard bench clean
+.PHONY: help setup demo train generate visualize evaluate report all test test-slow lint tensorboard bench clean
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
@@ -26,7 +26,7 @@ help: ## Show the targets and variables
 	@echo
 	@echo "Variables:"
 	@echo "  EXPERIMENT=<name>  one of: $(EXPERIMENTS) $(DEMOS) (default: all real ones; demos for 'demo')"
-	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for visualize/evaluate/report (default: latest run)"
+	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for generate/visualize/evaluate/report (default: latest run)"
 	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
 
 # Created on first use and created afresh (--clear) whenever pyproject.toml changes, so no package
@@ -42,6 +42,9 @@ train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= over
 	@for experiment in $(call targets,$(EXPERIMENTS)); do \
 		$(PY) scripts/train.py experiment=$$experiment $(ARGS) || exit 1; \
 	done
+
+generate: $(STAMP) ## Train the generator prior (DGN-AM, PPGN) of the latest runs (or RUN=, EXPERIMENT=)
+	@$(PY) scripts/generate.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)

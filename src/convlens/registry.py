@@ -75,6 +75,14 @@ SECTIONS: tuple[Section, ...] = (
         "Synthetic inputs grown by gradient ascent to excite one channel, or one class score.",
     ),
     Section(
+        "generator",
+        "Activation maximization with a generator prior",
+        "Per class, what the class logit wants drawn three ways: in pixel space, in the code space of a generator "
+        "trained to invert the classifier's penultimate features (DGN-AM), and sampled with a denoising prior on "
+        "that code (PPGN-h), each with the classifier's confidence and its distance to the training data "
+        "(`make generate` trains the generator; docs/generator.md).",
+    ),
+    Section(
         "saliency",
         "Saliency per class",
         "Absolute input gradient of the class score: the pixels whose change moves the score most.",
@@ -191,6 +199,15 @@ _method(
     long_running=True,
 )
 _method("class_model", "Class-model images", "synthesis", "activation_max", "ClassModelParams", long_running=True)
+_method("generator_training", "Generator prior: training", "generator", "generator", "GeneratorTrainingParams")
+_method(
+    "generator_prior",
+    "Pixel space vs DGN-AM vs PPGN-h",
+    "generator",
+    "generator",
+    "GeneratorPriorParams",
+    long_running=True,
+)
 _method("saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams")
 _method("guided_backprop", "Guided backprop", "guided", "attribution", "GuidedBackpropParams")
 _method("smoothgrad", "SmoothGrad", "smoothgrad", "attribution", "SmoothGradParams", long_running=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -30,13 +31,15 @@ class NotApplicable(Exception):
 @dataclass(frozen=True)
 class ExplainBatch:
     """The images a method explains: model input (B, C, H, W), the class each is explained for
-    (B,), the model input of a black image (1, C, H, W), a baseline some methods need, and
-    the model's number of classes."""
+    (B,), the model input of a black image (1, C, H, W), a baseline some methods need, the
+    model's number of classes, and the run directory, for methods that read what other stages left
+    there (e.g. the generator of ``make generate``; None outside a run)."""
 
     inputs: Tensor
     targets: Tensor
     black: Tensor
     num_classes: int
+    run_dir: Path | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)

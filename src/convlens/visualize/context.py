@@ -8,6 +8,7 @@ ask for, and its figures show them with their captions and file names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,8 @@ class Context:
     def batch(self, explained: Explained) -> ExplainBatch:
         chosen = self.chosen
         targets = torch.tensor(explained.targets, dtype=torch.long)
-        return ExplainBatch(chosen.inputs[explained.positions], targets, self.black, len(chosen.class_names))
+        inputs = chosen.inputs[explained.positions]
+        return ExplainBatch(inputs, targets, self.black, len(chosen.class_names), Path(self.run.root))
 
 
 def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig) -> Chosen:

@@ -1,0 +1,279 @@
+"""Activation maximization with a learned image prior: DGN-AM (Nguyen et al. 2016) and PPGN-h
+(Nguyen et al. 2017), set beside the pixel-space class model and judged for confidence and realism.
+
+DGN-AM searches the code space of the run's generator (``make generate``, :mod:`convlens.generator`)
+instead of pixel space: gradient ascent on the code ``h`` so that the class logit of ``G(h)`` is
+maximal, with ``h`` kept inside the range of the training codes as the DGN paper clips it. PPGN-h
+adds the denoising autoencoder ``R`` on the code as a prior and samples a Markov chain per class,
+``h <- h + eps1 (R(h) - h) + eps2 d log p(c | G(h)) / dh + N(0, eps3^2)``. Both step in standardized
+code units, so one step size fits every layer. No library offers either for an arbitrary
+classifier, so the loops are written here.
+
+Realism is measured as the distance, in the classifier's penultimate features, from each image to
+its nearest training image, set against the same distance for real held-out (test) images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from convlens.data.transforms import resize
+from convlens.explain.activation_max import AscentParams, class_model_images
+from convlens.explain.layers import capture_activations, eval_mode, model_device
+from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable, at_least
+from convlens.generator import store
+from convlens.generator.encoding import encode
+from convlens.generator.store import GeneratorPrior, MissingGenerator, generator_folder, load_prior, read_json
+from convlens.provenance import portable_path
+from convlens.untrusted import UntrustedInputError
+
+#: The columns of the comparison, in order: method key -> title.
+METHOD_TITLES = {"pixel": "class model (pixel space)", "dgn_am": "DGN-AM", "ppgn": "PPGN-h"}
+
+
+@dataclass(frozen=True)
+class GeneratorPriorParams(MethodParams):
+    """``steps`` of pixel-space ascent and of DGN-AM alike (Adam, ``lr`` on the standardized code,
+    ``l2_weight`` decay); a PPGN-h chain of ``chain_steps`` per class with the paper's three weights,
+    of which ``samples`` images taken evenly over its second half are shown. Both start from the
+    same seeded code ``init_scale * N(0, 1)`` (0: the mean training code). ``per_class``: the real
+    test images shown beside them."""
+
+    per_class: int | None = 1
+    steps: int = 128
+    lr: float = 0.1
+    l2_weight: float = 1e-3
+    init_scale: float = 0.5
+    chain_steps: int = 128
+    samples: int = 3
+    epsilon1: float = 0.2
+    epsilon2: float = 1.0
+    epsilon3: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        at_least("steps", self.steps, 1)
+        at_least("chain_steps", self.chain_steps, 2)
+        at_least("samples", self.samples, 1)
+        if self.samples > self.chain_steps // 2 + 1:
+            raise ValueError(f"samples={self.samples} must be <= chain_steps // 2 + 1 (the chain's second half)")
+
+
+@dataclass(frozen=True)
+class GeneratorTrainingParams(MethodParams):
+    """``per_class``: the test images reconstructed from their code."""
+
+    per_class: int | None = 1
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """One method's images per class, ``images`` (K, S, C, H, W): model input (``input_space``) or
+    pixels in [0, 1]; the classifier's softmax ``confidence`` for the class and the nearest-training-image
+    feature ``distance``, both (K, S); ``logit``: the class logit (K, S)."""
+
+    images: Tensor
+    confidence: Tensor
+    distance: Tensor
+    logit: Tensor
+    input_space: bool
+
+
+@dataclass(frozen=True)
+class GeneratorComparison:
+    """Per class (``classes``, K) the three methods' images, and the held-out images' distances (M,)."""
+
+    classes: Tensor
+    methods: dict[str, Synthesis]
+    heldout_distance: Tensor
+
+    def scores(self, row: int | None) -> dict[str, float]:
+        """Per method the mean confidence, mean class logit and median nearest-neighbour distance, and
+        the real held-out images' median distance (the realism yardstick)."""
+        found = {"real_nn_distance": round(float(self.heldout_distance.median()), 4)}
+        for name, synthesis in self.methods.items():
+            found[f"{name}_confidence"] = round(float(synthesis.confidence.mean()), 4)
+            found[f"{name}_logit"] = round(float(synthesis.logit.mean()), 4)
+            found[f"{name}_nn_distance"] = round(float(synthesis.distance.median()), 4)
+        return found
+
+    def notes(self) -> list[str]:
+        """The comparison in one sentence each, for the report."""
+        scores = self.scores(None)
+        confidence = ", ".join(f"{METHOD_TITLES[name]} {scores[f'{name}_confidence']:.2f}" for name in self.methods)
+        distance = ", ".join(f"{METHOD_TITLES[name]} {scores[f'{name}_nn_distance']:.3g}" for name in self.methods)
+        return [
+            f"Mean confidence of the classifier in the class each image was made for: {confidence}.",
+            f"Realism, the median feature distance to the nearest training image (penultimate features): {distance}; "
+            f"real held-out test images {scores['real_nn_distance']:.3g}. Near that value an image is as close to the "
+            "training data as a real one, far above it the classifier sees something unlike any training image.",
+        ]
+
+
+@dataclass(frozen=True)
+class GeneratorReconstructions:
+    """Test images (B) rebuilt from their code, in [0, 1]; the generator's losses and metrics."""
+
+    rebuilt: Tensor
+    errors: Tensor
+    losses: dict[str, list[float]]
+    metrics: dict[str, float]
+
+    def scores(self, row: int | None) -> dict[str, float]:
+        """Per image its reconstruction MSE; for the model the stage's held-out and mean-image MSE."""
+        return dict(self.metrics) if row is None else {"reconstruction_mse": round(float(self.errors[row]), 5)}
+
+
+def prior_of(batch: ExplainBatch, model: nn.Module) -> GeneratorPrior:
+    """The run's generator prior on the model's device; :class:`NotApplicable` when the run has none."""
+    if batch.run_dir is None:
+        raise NotApplicable("no run directory: the generator prior is read from <run>/generator/")
+    try:
+        return load_prior(batch.run_dir).to(model_device(model))
+    except MissingGenerator as error:
+        raise NotApplicable(
+            f"no generator in this run: run `make generate RUN={portable_path(batch.run_dir)}` first"
+        ) from error
+
+
+def start_codes(prior: GeneratorPrior, count: int, params: GeneratorPriorParams) -> Tensor:
+    """Seeded standardized codes (count, D) inside the training range."""
+    generator = torch.Generator().manual_seed(params.seed)
+    z = params.init_scale * torch.randn(count, len(prior.statistics.mean), generator=generator)
+    return prior.statistics.clip_(z.to(prior.statistics.mean.device))
+
+
+def synthesized_logits(model: nn.Module, prior: GeneratorPrior, z: Tensor) -> Tensor:
+    """The classifier's logits for the images the generator draws from standardized codes ``z``."""
+    return model(prior.space.to_input(prior.generator(z)))
+
+
+def dgn_am(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: GeneratorPriorParams) -> Tensor:
+    """DGN-AM: per class the standardized code (K, D) whose image maximizes the class logit."""
+    z = start_codes(prior, len(classes), params).requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=params.lr)
+    rows = torch.arange(len(classes))
+    with eval_mode(model), eval_mode(prior.generator):
+        for _ in range(params.steps):
+            logits = synthesized_logits(model, prior, z)[rows, classes.to(z.device)]
+            loss = -(logits - params.l2_weight * z.pow(2).sum(1))
+            optimizer.zero_grad()
+            loss.sum().backward(inputs=[z])
+            optimizer.step()
+            prior.statistics.clip_(z)
+    return z.detach()
+
+
+def ppgn_chain(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: GeneratorPriorParams) -> Tensor:
+    """PPGN-h: a chain per class; the standardized codes (K, S, D) sampled over its second half."""
+    z = start_codes(prior, len(classes), params)
+    noise = torch.Generator().manual_seed(params.seed + 1)
+    keep = _sample_steps(params)
+    rows, samples = torch.arange(len(classes)), []
+    with eval_mode(model), eval_mode(prior.generator), eval_mode(prior.denoiser):
+        for step in range(1, params.chain_steps + 1):
+            z = z.detach().requires_grad_(True)
+            log_p = synthesized_logits(model, prior, z).log_softmax(1)[rows, classes.to(z.device)]
+            (gradient,) = torch.autograd.grad(log_p.sum(), z)
+            with torch.no_grad():
+                shake = torch.randn(z.shape, generator=noise).to(z.device)
+                pull = prior.denoiser(z) - z
+                z = z + params.epsilon1 * pull + params.epsilon2 * gradient + params.epsilon3 * shake
+                prior.statistics.clip_(z)
+            if step in keep:
+                samples.append(z.detach())
+    return torch.stack(samples, 1)
+
+
+def _sample_steps(params: GeneratorPriorParams) -> set[int]:
+    """``samples`` steps spread evenly over the chain's second half, the last one included."""
+    half = params.chain_steps // 2
+    return {params.chain_steps - round(index * half / max(params.samples - 1, 1)) for index in range(params.samples)}
+
+
+@torch.no_grad()
+def judge(model: nn.Module, inputs: Tensor, classes: Tensor, feature_layer: str, reference: Tensor) -> dict:
+    """Confidence, logit and nearest-training-image feature distance of model ``inputs`` (N) for ``classes`` (N)."""
+    with eval_mode(model), capture_activations(model, [feature_layer]) as captured:
+        logits = model(inputs.to(model_device(model)))
+    rows, classes = torch.arange(len(inputs)), classes.to(logits.device)
+    features = captured[feature_layer].flatten(1).float().cpu()
+    return {
+        "confidence": logits.softmax(1)[rows, classes].cpu(),
+        "logit": logits[rows, classes].cpu(),
+        "distance": nearest_distances(features, reference),
+    }
+
+
+def nearest_distances(features: Tensor, reference: Tensor) -> Tensor:
+    """Euclidean distance (N,) from each of ``features`` (N, D) to its nearest row of ``reference``."""
+    return torch.cat([torch.cdist(part, reference).amin(1) for part in features.split(500)])
+
+
+def explain_generator_prior(model: nn.Module, batch: ExplainBatch, params: GeneratorPriorParams) -> GeneratorComparison:
+    """The ``generator_prior`` method: per class the pixel-space class model, DGN-AM and PPGN-h samples."""
+    prior = prior_of(batch, model)
+    classes = torch.arange(batch.num_classes)
+    size = tuple(batch.inputs.shape[-2:])
+    pixel = class_model_images(model, classes.tolist(), size, AscentParams(steps=params.steps, seed=params.seed))
+    with torch.no_grad():
+        heldout = nearest_distances(prior.heldout, prior.reference)
+    methods = {
+        "pixel": _synthesis(model, prior, pixel.images[:, None].to(model_device(model)), classes, True),
+        "dgn_am": _drawn(model, prior, dgn_am(model, prior, classes, params)[:, None], classes),
+        "ppgn": _drawn(model, prior, ppgn_chain(model, prior, classes, params), classes),
+    }
+    return GeneratorComparison(classes, methods, heldout)
+
+
+def _drawn(model: nn.Module, prior: GeneratorPrior, z: Tensor, classes: Tensor) -> Synthesis:
+    """The synthesis of standardized codes ``z`` (K, S, D): their images, judged as model input."""
+    with torch.no_grad():
+        images = prior.generator(z.flatten(0, 1)).unflatten(0, z.shape[:2])
+    return _synthesis(model, prior, images, classes, False)
+
+
+def _synthesis(
+    model: nn.Module, prior: GeneratorPrior, images: Tensor, classes: Tensor, input_space: bool
+) -> Synthesis:
+    """Judge ``images`` (K, S, C, H, W), model input or pixels in [0, 1], for ``classes`` (K,)."""
+    flat = images.flatten(0, 1)
+    inputs = flat if input_space else prior.space.to_input(flat)
+    found = judge(model, inputs, classes.repeat_interleave(images.shape[1]), prior.feature_layer, prior.reference)
+    shaped = {key: value.view(images.shape[:2]) for key, value in found.items()}
+    return Synthesis(images.cpu(), input_space=input_space, **shaped)
+
+
+def explain_generator_training(
+    model: nn.Module, batch: ExplainBatch, params: GeneratorTrainingParams
+) -> GeneratorReconstructions:
+    """The ``generator_training`` method: test images rebuilt from their code, and the training losses."""
+    prior = prior_of(batch, model)
+    with torch.no_grad(), eval_mode(model):
+        codes = encode(model, prior.code_layer, batch.inputs.to(model_device(model)))
+        rebuilt = prior.generator(prior.statistics.standardize(codes)).cpu()
+    real = prior.space.to_pixels(batch.inputs).cpu()
+    errors = (resize(rebuilt, prior.space.image_size) - real).pow(2).flatten(1).mean(1)
+    folder = generator_folder(batch.run_dir)
+    losses, metrics = _losses(folder / store.LOSSES), _metrics(folder / store.METRICS)
+    return GeneratorReconstructions(rebuilt, errors, losses, metrics)
+
+
+def _losses(path: Path) -> dict[str, list[float]]:
+    losses = read_json(path)
+    if not isinstance(losses, dict) or not all(
+        isinstance(values, list) and all(isinstance(v, int | float) for v in values) for values in losses.values()
+    ):
+        raise UntrustedInputError(f"{path} must map loss names to lists of numbers; run `make generate` again")
+    return losses
+
+
+def _metrics(path: Path) -> dict[str, float]:
+    metrics = read_json(path)
+    if not isinstance(metrics, dict):
+        raise UntrustedInputError(f"{path} must hold a JSON object; run `make generate` again")
+    return {key: value for key, value in metrics.items() if isinstance(value, int | float) and key != "seconds"}

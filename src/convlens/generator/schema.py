@@ -1,0 +1,95 @@
+"""The structured schema of ``conf/generate/generate.yaml``: a typo or a wrong type is an error, and
+:func:`check` refuses values out of range with the key that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+SCHEMA_NAME = "generate_schema"
+
+
+@dataclass
+class GeneratorSettings:
+    """The up-convolutional generator and its training, with the three losses of Dosovitskiy & Brox
+    (2016): image (pixel MSE), feature (the classifier's standardized code of the generated image
+    against the code it came from) and adversarial. ``feature_batch``: the images of each batch that
+    the classifier and the discriminator see (they cost most of a step on a CPU)."""
+
+    steps: int = 300
+    batch_size: int = 32
+    feature_batch: int = 8
+    lr: float = 3e-3
+    discriminator_lr: float = 2e-4
+    image_weight: float = 1.0
+    feature_weight: float = 0.01
+    adversarial_weight: float = 0.002
+    widths: list[int] = field(default_factory=lambda: [32, 16, 8])
+    discriminator_widths: list[int] = field(default_factory=lambda: [16, 32, 64])
+
+
+@dataclass
+class PriorSettings:
+    """The PPGN-h denoising autoencoder on standardized codes; ``noise`` is its corruption's std (in
+    units of each code dimension's std): the larger, the smoother the prior."""
+
+    steps: int = 500
+    batch_size: int = 64
+    lr: float = 3e-3
+    noise: float = 1.0
+    hidden: int = 256
+
+
+@dataclass
+class GenerateConfig:
+    """``run`` (a run directory) or the latest run of ``experiment`` (None: of every experiment).
+
+    ``code_layer``: the classifier layer the generator inverts (None: the penultimate features, the
+    input of the last ``nn.Linear``, as DGN inverts fc6 of its CaffeNet; the class logits are then
+    linear in the code). The generator learns from the first ``train_images`` training images, whose
+    features are also the realism measure's reference, set against ``heldout_images`` test images.
+    """
+
+    run: str | None = None
+    experiment: str | None = None
+    outputs_dir: str = "outputs"
+    device: str = "auto"
+    threads: int | None = 1
+    seed: int = 0
+    code_layer: str | None = None
+    train_images: int = 2000
+    heldout_images: int = 500
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    prior: PriorSettings = field(default_factory=PriorSettings)
+
+
+def check(cfg: GenerateConfig) -> None:
+    """A ``ValueError`` naming the first key whose value is out of range."""
+    minimums = {
+        "generator.steps": (cfg.generator.steps, 1), "generator.batch_size": (cfg.generator.batch_size, 2),
+        "generator.feature_batch": (cfg.generator.feature_batch, 2),
+        "prior.steps": (cfg.prior.steps, 1), "prior.batch_size": (cfg.prior.batch_size, 2),
+        "prior.hidden": (cfg.prior.hidden, 1), "train_images": (cfg.train_images, 1),
+        "heldout_images": (cfg.heldout_images, 1),
+    }  # fmt: skip
+    positive = {"generator.lr": cfg.generator.lr, "generator.discriminator_lr": cfg.generator.discriminator_lr,
+                "prior.lr": cfg.prior.lr, "prior.noise": cfg.prior.noise}  # fmt: skip
+    weights = {f"generator.{name}_weight": getattr(cfg.generator, f"{name}_weight")
+               for name in ("image", "feature", "adversarial")}  # fmt: skip
+    for key, (value, minimum) in minimums.items():
+        if value < minimum:
+            raise ValueError(f"generate: {key}={value} must be >= {minimum}")
+    for key, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"generate: {key}={value} must be > 0")
+    for key, value in weights.items():
+        if value < 0:
+            raise ValueError(f"generate: {key}={value} must be >= 0")
+    if len(cfg.generator.widths) < 2 or min(cfg.generator.widths) < 1:
+        raise ValueError(f"generate: generator.widths={list(cfg.generator.widths)} needs >= 2 positive widths")
+
+
+def register_schema() -> None:
+    """Make the schema known to Hydra before composing ``conf/generate/generate.yaml``."""
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=GenerateConfig)

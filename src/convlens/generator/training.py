@@ -1,0 +1,142 @@
+"""Training the generator prior on the run's own training images, with the classifier fixed.
+
+The generator learns to invert the classifier's code layer as in Dosovitskiy & Brox (2016) and the
+DGN paper (Nguyen et al. 2016): an image loss (pixel MSE to the encoded image), a feature loss (the
+classifier's code of the generated image against the code it was generated from, so that what the
+classifier reads in G(h) is h) and an adversarial loss from a small discriminator (which makes the
+images sharper than MSE alone). The PPGN-h prior (Nguyen et al. 2017) is a denoising autoencoder
+trained on the standardized codes. No library trains a generator against an arbitrary fixed
+classifier, so the loops are written here; every random draw comes from seeded ``torch.Generator``s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convlens.explain.layers import eval_mode, model_device
+from convlens.generator.encoding import CodeStatistics, ImageSpace, encode
+from convlens.generator.networks import CodeDenoiser, Discriminator, UpConvGenerator, seeded_init_
+from convlens.generator.schema import GeneratorSettings, PriorSettings
+
+History = dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The training set as the generator sees it: uint8 ``images`` (N, C, H, W), their ``codes`` (N, D)
+    at ``layer`` of the fixed classifier, and the codes' statistics."""
+
+    images: Tensor
+    codes: Tensor
+    layer: str
+    statistics: CodeStatistics
+
+
+def train_generator(
+    model: nn.Module, data: Encoded, space: ImageSpace, settings: GeneratorSettings, seed: int
+) -> tuple[UpConvGenerator, History]:
+    """A generator for ``data`` and its per-step losses (``image``, ``feature``, ``adversarial``,
+    ``discriminator``); the classifier stays fixed and in eval mode."""
+    device = model_device(model)
+    seeds = torch.Generator().manual_seed(seed)
+    channels, size = data.images.shape[1], data.images.shape[-1]
+    generator = seeded_init_(UpConvGenerator(data.codes.shape[1], channels, size, settings.widths), seeds).to(device)
+    critic = seeded_init_(Discriminator(channels, settings.discriminator_widths), seeds).to(device)
+    optimizers = (
+        torch.optim.Adam(generator.parameters(), lr=settings.lr),
+        torch.optim.Adam(critic.parameters(), lr=settings.discriminator_lr, betas=(0.5, 0.999)),
+    )
+    history: History = {}
+    with eval_mode(model), _frozen(model):
+        for _ in range(settings.steps):
+            index = torch.randint(len(data.codes), (settings.batch_size,), generator=seeds)
+            real = data.images[index].to(device).float() / 255
+            losses = _generator_step(model, generator, critic, optimizers, real, data, index, space, settings)
+            for key, value in losses.items():
+                history.setdefault(key, []).append(round(value, 6))
+    return generator.eval(), history
+
+
+def _generator_step(
+    model: nn.Module,
+    generator: UpConvGenerator,
+    critic: Discriminator,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    real: Tensor,
+    data: Encoded,
+    index: Tensor,
+    space: ImageSpace,
+    settings: GeneratorSettings,
+) -> dict[str, float]:
+    """One generator update, then one discriminator update; the losses (those with weight 0 are skipped)."""
+    statistics = data.statistics
+    z = statistics.standardize(data.codes[index].to(real.device))
+    fake = generator(z)
+    losses = {"image": F.mse_loss(fake, real)}
+    part = slice(0, settings.feature_batch)  # the classifier and the critic see a few images per step: they cost most
+    if settings.feature_weight > 0:
+        rebuilt = statistics.standardize(encode(model, data.layer, space.to_input(fake[part])))
+        losses["feature"] = F.mse_loss(rebuilt, z[part])
+    if settings.adversarial_weight > 0:
+        losses["adversarial"] = F.softplus(-critic(fake[part])).mean()
+    loss = sum(getattr(settings, f"{key}_weight") * value for key, value in losses.items())
+    optimizers[0].zero_grad()
+    loss.backward(inputs=list(generator.parameters()))
+    optimizers[0].step()
+    if settings.adversarial_weight > 0:
+        critic_loss = F.softplus(-critic(real[part])).mean() + F.softplus(critic(fake[part].detach())).mean()
+        optimizers[1].zero_grad()
+        critic_loss.backward(inputs=list(critic.parameters()))
+        optimizers[1].step()
+        losses["discriminator"] = critic_loss
+    return {key: value.item() for key, value in losses.items()}
+
+
+def train_denoiser(standardized: Tensor, settings: PriorSettings, seed: int) -> tuple[CodeDenoiser, History]:
+    """The PPGN-h prior: a denoising autoencoder on standardized codes (N, D), corrupted with Gaussian
+    noise of std ``settings.noise``; its per-step reconstruction loss."""
+    seeds = torch.Generator().manual_seed(seed)
+    denoiser = seeded_init_(CodeDenoiser(standardized.shape[1], settings.hidden), seeds)
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings.lr)
+    losses = []
+    for _ in range(settings.steps):
+        clean = standardized[torch.randint(len(standardized), (settings.batch_size,), generator=seeds)]
+        noisy = clean + settings.noise * torch.randn(clean.shape, generator=seeds)
+        loss = F.mse_loss(denoiser(noisy), clean)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(round(loss.item(), 6))
+    return denoiser.eval(), {"denoiser": losses}
+
+
+@torch.no_grad()
+def reconstruction_errors(generator: UpConvGenerator, codes: Tensor, images: Tensor, mean_image: Tensor) -> dict:
+    """Pixel MSE (images in [0, 1]) of held-out ``images`` (uint8) reconstructed from their ``codes``,
+    and of the training set's mean image as the baseline every reconstruction must beat."""
+    device = next(generator.parameters()).device
+    real = images.float() / 255
+    rebuilt = torch.cat([generator(part.to(device)).cpu() for part in codes.split(250)])
+    return {
+        "heldout_reconstruction_mse": round(F.mse_loss(rebuilt, real).item(), 6),
+        "mean_image_mse": round(F.mse_loss(mean_image.expand_as(real), real).item(), 6),
+    }
+
+
+class _frozen:
+    """Turn off the gradients of a module's parameters for the block (the encoder stays fixed)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.flags = [(parameter, parameter.requires_grad) for parameter in module.parameters()]
+
+    def __enter__(self) -> None:
+        for parameter, _ in self.flags:
+            parameter.requires_grad_(False)
+
+    def __exit__(self, *_: object) -> None:
+        for parameter, flag in self.flags:
+            parameter.requires_grad_(flag)

@@ -1,0 +1,154 @@
+"""The generator prior on a real tiny run: `make generate` writes <run>/generator/ (reconstructions beat
+the mean image, seeded runs repeat), the visualize methods compare pixel space, DGN-AM and PPGN-h with
+confidence and realism in the manifest, and damaged or missing files are refused with the fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF, TINY
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
+
+from convlens.generator import store
+from convlens.generator.schema import register_schema
+from convlens.generator.stage import generate, generate_run
+from convlens.provenance import portable_path
+from convlens.training.run import train
+from convlens.untrusted import UntrustedInputError
+from convlens.visualize import visualize_run
+from convlens.visualize.schema import register_schema as register_visualize_schema
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+#: A short generator training on the tiny run's 256 training images.
+FAST = ["generator.steps=150", "prior.steps=100", "train_images=256", "heldout_images=96"]
+#: Equal steps for pixel-space ascent and DGN-AM; a short PPGN-h chain.
+STEPS = 48
+VISUALIZE = ["methods=[generator_prior,generator_training]", "selection.max_candidates=96", "workers=1",
+             f"params.generator_prior.steps={STEPS}", "params.generator_prior.chain_steps=16",
+             "params.generator_prior.samples=2"]  # fmt: skip
+
+
+def _config(folder: str, name: str, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF / folder), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def _generate_config(*overrides: str) -> DictConfig:
+    register_schema()
+    return _config("generate", "generate", *FAST, *overrides)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch demo_shapes run (ResNet-18), without a generator."""
+    run_dir = tmp_path_factory.mktemp("generator") / "outputs" / "demo_shapes" / "tiny"
+    train(_config(".", "train", "experiment=demo_shapes", *TINY, f"paths.output_dir={run_dir}"))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def generated(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A copy of the tiny run with its generator; the stage's metrics."""
+    run_dir = tmp_path_factory.mktemp("generated") / "demo_shapes" / "tiny"
+    shutil.copytree(tiny_run, run_dir)
+    return run_dir, generate_run(run_dir, _generate_config(f"run={run_dir}"))
+
+
+@pytest.fixture(scope="module")
+def manifest(generated: tuple[Path, dict]) -> dict:
+    run_dir, _ = generated
+    register_visualize_schema()
+    return visualize_run(run_dir, _config("visualize", "visualize", f"run={run_dir}", *VISUALIZE))
+
+
+def test_generator_reconstructs_heldout_images_better_than_the_mean_image(generated: tuple[Path, dict]) -> None:
+    run_dir, metrics = generated
+    folder = run_dir / store.FOLDER
+    assert metrics["heldout_reconstruction_mse"] < 0.9 * metrics["mean_image_mse"], metrics
+    assert json.loads((folder / store.METRICS).read_text()) == metrics
+    losses = json.loads((folder / store.LOSSES).read_text())
+    assert {"image", "feature", "adversarial", "discriminator", "denoiser"} <= set(losses)
+    assert len(losses["image"]) == 150 and sum(losses["image"][-20:]) < sum(losses["image"][:20])
+    assert (folder / store.LOSS_CURVE).stat().st_size > 5_000
+    stages = json.loads((run_dir / "provenance.json").read_text())["stages"]
+    assert stages["generate"] == metrics["seconds"]
+    config = json.loads((folder / store.CONFIG).read_text())
+    assert config["code_layer"] == config["feature_layer"] == "head.flatten", "the penultimate features"
+
+
+def test_dgn_am_reaches_a_higher_logit_than_pixel_space_at_equal_steps(manifest: dict) -> None:
+    assert manifest["methods"]["generator_prior"]["parameters"]["steps"] == STEPS
+    (entry,) = [entry for entry in manifest["entries"] if entry["method"] == "generator_prior"]
+    assert entry["dgn_am_logit"] > entry["pixel_logit"], entry
+    for name in ("pixel", "dgn_am", "ppgn"):
+        assert 0 <= entry[f"{name}_confidence"] <= 1 and entry[f"{name}_nn_distance"] >= 0
+    assert entry["real_nn_distance"] > 0
+    notes = manifest["methods"]["generator_prior"]["notes"]
+    assert any("real held-out test images" in note for note in notes)
+
+
+def test_reconstruction_figures_score_each_image(manifest: dict) -> None:
+    entries = {entry["file"]: entry for entry in manifest["entries"] if entry["method"] == "generator_training"}
+    assert set(entries) == {"generator_training/losses.png", "generator_training/reconstructions.png"}
+    assert entries["generator_training/losses.png"]["heldout_reconstruction_mse"] > 0
+    assert all(
+        image["reconstruction_mse"] >= 0 for image in entries["generator_training/reconstructions.png"]["images"]
+    )
+
+
+def test_seeded_runs_repeat_exactly(generated: tuple[Path, dict], tmp_path: Path) -> None:
+    run_dir, metrics = generated
+    again = tmp_path / "demo_shapes" / "again"
+    shutil.copytree(run_dir, again)
+    shutil.rmtree(again / store.FOLDER)
+    repeated = generate_run(again, _generate_config(f"run={again}"))
+    assert repeated["heldout_reconstruction_mse"] == metrics["heldout_reconstruction_mse"]
+    for name in (store.GENERATOR, store.DENOISER, store.STATISTICS):
+        first = torch.load(run_dir / store.FOLDER / name, weights_only=True)
+        second = torch.load(again / store.FOLDER / name, weights_only=True)
+        assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), name
+
+
+def test_a_run_without_generator_is_skipped_with_the_command(tiny_run: Path) -> None:
+    register_visualize_schema()
+    manifest = visualize_run(tiny_run, _config("visualize", "visualize", f"run={tiny_run}", *VISUALIZE))
+    for name in ("generator_prior", "generator_training"):
+        assert "make generate RUN=" in manifest["methods"][name]["skipped"]
+    assert not [entry for entry in manifest["entries"] if entry["method"].startswith("generator")]
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape"])
+def test_damaged_generator_files_are_refused_naming_the_file_and_the_fix(
+    generated: tuple[Path, dict], tmp_path: Path, damage: str
+) -> None:
+    run_dir, _ = generated
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    path = copy / store.FOLDER / (store.DENOISER if damage == "missing" else store.GENERATOR)
+    if damage == "missing":
+        path.unlink()
+    elif damage == "garbage":
+        path.write_bytes(b"not a tensor file")
+    elif damage == "pickle":
+        torch.save({"weights": UntrustedInputError("an arbitrary object")}, path)
+    else:
+        state = torch.load(path, weights_only=True)
+        state["coarse.weight"] = state["coarse.weight"][:, :3]
+        torch.save(state, path)
+    with pytest.raises(UntrustedInputError) as refused:
+        store.load_prior(copy)
+    assert str(path) in str(refused.value) and f"make generate RUN={portable_path(copy)}" in str(refused.value)
+
+
+def test_settings_are_checked_by_key() -> None:
+    with pytest.raises(ValueError, match="generator.steps=0 must be >= 1"):
+        generate(_generate_config("generator.steps=0"))
+    with pytest.raises(ConfigCompositionException, match="nonsense"):
+        _generate_config("generator.nonsense=1")
