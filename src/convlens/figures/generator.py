@@ -94,8 +94,8 @@ def draw_generator_prior(result: GeneratorComparison, shown: Shown, params: Gene
         labels.append([real[1], *(label for _, label in found)])
     real_distance = float(result.heldout_distance.median())
     title = (
-        f"{shown.title}: what each class's logit wants (p: the classifier's confidence; d: feature distance "
-        f"to the nearest training image,\nreal held-out images: median d = {real_distance:.3g})"
+        f"{shown.title}: what each class's logit wants\n(p: the classifier's confidence; d: feature distance to "
+        f"the nearest training image;\nreal held-out images: median d = {real_distance:.3g})"
     )
     return [Drawn("classes", partial(comparison_figure, names, columns, images, labels, title))]
 
