@@ -11,6 +11,7 @@ classifier, so the loops are written here; every random draw comes from seeded `
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,7 @@ def train_generator(
     """A generator for ``data`` and its per-step losses (``image``, ``feature``, ``adversarial``,
     ``discriminator``); the classifier stays fixed and in eval mode."""
     device = model_device(model)
+    data = dataclasses.replace(data, statistics=data.statistics.to(device))  # standardizes batches on the device
     seeds = torch.Generator().manual_seed(seed)
     channels, size = data.images.shape[1], data.images.shape[-1]
     generator = seeded_init_(UpConvGenerator(data.codes.shape[1], channels, size, settings.widths), seeds).to(device)
