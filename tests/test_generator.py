@@ -27,11 +27,11 @@ from convlens.visualize.schema import register_schema as register_visualize_sche
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: A short generator training on the tiny run's 256 training images.
-FAST = ["generator.steps=100", "prior.steps=100", "train_images=256", "heldout_images=96"]
+FAST = ["generator.steps=80", "prior.steps=100", "train_images=256", "heldout_images=96"]
 #: Equal steps for pixel-space ascent and DGN-AM; a short PPGN-h chain.
-STEPS = 48
+STEPS = 32
 VISUALIZE = ["methods=[generator_prior,generator_training]", "selection.max_candidates=96", "workers=1",
-             f"params.generator_prior.steps={STEPS}", "params.generator_prior.chain_steps=16",
+             f"params.generator_prior.steps={STEPS}", "params.generator_prior.chain_steps=8",
              "params.generator_prior.samples=2"]  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def test_generator_reconstructs_heldout_images_better_than_the_mean_image(genera
     assert json.loads((folder / store.METRICS).read_text()) == metrics
     losses = json.loads((folder / store.LOSSES).read_text())
     assert {"image", "feature", "adversarial", "discriminator", "denoiser"} <= set(losses)
-    assert len(losses["image"]) == 100 and sum(losses["image"][-20:]) < sum(losses["image"][:20])
+    assert len(losses["image"]) == 80 and sum(losses["image"][-20:]) < sum(losses["image"][:20])
     assert (folder / store.LOSS_CURVE).stat().st_size > 5_000
     stages = json.loads((run_dir / "provenance.json").read_text())["stages"]
     assert stages["generate"] == metrics["seconds"]
@@ -84,6 +84,7 @@ def test_generator_reconstructs_heldout_images_better_than_the_mean_image(genera
 
 
 def test_dgn_am_reaches_a_higher_logit_than_pixel_space_at_equal_steps(manifest: dict) -> None:
+    """On the 1-epoch tiny model logits are small (0.07 vs 0.03 when measured); docs/generator.md has the demos'."""
     assert manifest["methods"]["generator_prior"]["parameters"]["steps"] == STEPS
     (entry,) = [entry for entry in manifest["entries"] if entry["method"] == "generator_prior"]
     assert entry["dgn_am_logit"] > entry["pixel_logit"], entry
