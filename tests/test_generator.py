@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, TINY
+from conftest import CONF, ROOT, TINY
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
@@ -28,6 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: A short generator training on the tiny run's 256 training images.
 FAST = ["generator.steps=80", "prior.steps=100", "train_images=256", "heldout_images=96"]
+#: Five steps of each: enough to compare two runs, or to exercise the entry point.
+SHORT = ["generator.steps=5", "prior.steps=5", "train_images=256", "heldout_images=96"]
 #: Equal steps for pixel-space ascent and DGN-AM; a short PPGN-h chain.
 STEPS = 32
 VISUALIZE = ["methods=[generator_prior,generator_training]", "selection.max_candidates=96", "workers=1",
@@ -40,9 +44,9 @@ def _config(folder: str, name: str, *overrides: str) -> DictConfig:
         return compose(config_name=name, overrides=list(overrides))
 
 
-def _generate_config(*overrides: str) -> DictConfig:
+def _generate_config(*overrides: str, base: list[str] = FAST) -> DictConfig:
     register_schema()
-    return _config("generate", "generate", *FAST, *overrides)
+    return _config("generate", "generate", *base, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +109,11 @@ def test_reconstruction_figures_score_each_image(manifest: dict) -> None:
 
 
 def test_seeded_runs_repeat_exactly(tiny_run: Path, tmp_path: Path) -> None:
-    short = ["generator.steps=5", "prior.steps=5"]
     folders = []
     for name in ("first", "second"):
         copy = tmp_path / "demo_shapes" / name
         shutil.copytree(tiny_run, copy)
-        generate_run(copy, _generate_config(f"run={copy}", *short))
+        generate_run(copy, _generate_config(f"run={copy}", base=SHORT))
         folders.append(copy / store.FOLDER)
     first, second = folders
     assert (first / store.LOSSES).read_text() == (second / store.LOSSES).read_text()
@@ -155,3 +158,16 @@ def test_settings_are_checked_by_key() -> None:
         generate(_generate_config("generator.steps=0"))
     with pytest.raises(ConfigCompositionException, match="nonsense"):
         _generate_config("generator.nonsense=1")
+
+
+def test_entry_point_trains_the_latest_run_and_refuses_a_missing_one(tiny_run: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+    shutil.copytree(tiny_run, outputs / "demo_shapes" / "tiny")
+    (outputs / "demo_shapes" / "latest").symlink_to("tiny")
+    command = [sys.executable, "scripts/generate.py", f"outputs_dir={outputs}", "experiment=demo_shapes",
+               *SHORT]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(json.loads((outputs / "demo_shapes" / "tiny" / store.FOLDER / store.LOSSES).read_text())["image"]) == 5
+    missing = subprocess.run([*command[:2], f"run={outputs / 'nothing'}"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "make generate:" in missing.stderr
