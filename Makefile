@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
-.PHONY: help setup demo train visualize evaluate report all test test-slow lint tensorboard bench clean
+.PHONY: help setup demo train visualize evaluate report all notebook test test-slow lint tensorboard bench clean
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
@@ -67,6 +67,13 @@ test-slow: $(STAMP) ## Run only the slow tests
 lint: $(STAMP) ## ruff check + format check
 	$(VENV)/bin/ruff check src scripts tests benchmarks
 	$(VENV)/bin/ruff format --check src scripts tests benchmarks
+
+$(VENV)/.notebook: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	@touch $@
+
+notebook: $(VENV)/.notebook ## Open notebooks/explore.ipynb in Jupyter (installs the notebook extra on first use)
+	$(VENV)/bin/jupyter notebook notebooks/explore.ipynb
 
 tensorboard: $(STAMP) ## Open TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs

@@ -21,10 +21,16 @@ from convlens.untrusted import UntrustedInputError
 def entry_point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real `scripts/train.py` run (1 epoch, tiny synthetic data), shared by the tests below."""
     outputs = tmp_path_factory.mktemp("outputs")
-    command = [sys.executable, "scripts/train.py", "experiment=demo_faces", *TINY, f"paths.outputs_dir={outputs}"]
+    command = [sys.executable, "scripts/train.py", "experiment=demo_faces", *TINY, f"paths.outputs_dir={outputs}",
+               "trainer.log_every_n_steps=2"]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    (outputs / CONSOLE).write_text(result.stdout + result.stderr)
     return (outputs / "demo_faces" / "latest").resolve()
+
+
+#: What the entry point printed (stdout and stderr, not a terminal), beside the experiment folders.
+CONSOLE = "console.txt"
 
 
 def test_run_directory_is_complete(entry_point_run: Path) -> None:
@@ -53,7 +59,21 @@ def test_tensorboard_has_scalars_and_confusion_matrix(entry_point_run: Path) -> 
     events = EventAccumulator(str(entry_point_run / "tensorboard"), size_guidance={"images": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc"} <= scalars
-    assert "val/confusion_matrix" in events.Tags()["images"]
+    assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(events.Tags()["images"])
+    assert "train/loss_step" in scalars, "training loss per step, not only per epoch"
+    val_steps = [event.step for event in events.Scalars("val/acc")]
+    assert [image.step for image in events.Images("val/confusion_matrix")] == val_steps, "images share the x axis"
+
+
+def test_console_and_train_log_have_one_line_per_epoch(entry_point_run: Path) -> None:
+    """Output to a file: no progress-bar frames, no known third-party noise; an epoch line in both."""
+    console = (entry_point_run.parents[1] / CONSOLE).read_text()
+    assert "\r" not in console and "it/s]" not in console, "no progress-bar frames in a file"
+    assert "litlogger" not in console and "LeafSpec" not in console
+    log = (entry_point_run / "train.log").read_text()
+    epoch_lines = [line for line in log.splitlines() if "epoch 1/1: train loss" in line]
+    assert len(epoch_lines) == 1 and "| val loss" in epoch_lines[0] and "| lr " in epoch_lines[0]
+    assert "epoch 1/1: train loss" in console and "val acc" in log.splitlines()[-1]
 
 
 def test_trained_run_loads_back(entry_point_run: Path) -> None:

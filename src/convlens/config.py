@@ -78,7 +78,7 @@ class TrainerConfig:
     limit_val_batches: Any = None
     limit_test_batches: Any = None
     num_sanity_val_steps: int = 0
-    enable_progress_bar: bool = True
+    enable_progress_bar: bool = True  # drawn on a terminal only (training/console.py)
     enable_model_summary: bool = True
     use_distributed_sampler: bool = False  # the data module shards its own batches
     default_root_dir: str = "${paths.output_dir}"

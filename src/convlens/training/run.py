@@ -38,6 +38,7 @@ from convlens.rundir import (
     point_latest,
     resumed_run_dir,
 )
+from convlens.training.console import progress_bar_shown, quiet_third_party
 from convlens.training.module import ClassifierModule, class_accuracy_key, confusion_key
 from convlens.training.resume import ResumeState
 from convlens.untrusted import UntrustedInputError, load_checkpoint, safe_name
@@ -146,7 +147,13 @@ def build_trainer(cfg: DictConfig, *extra_callbacks: pl.Callback) -> pl.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values()]
     loggers = [instantiate(node) for node in (cfg.logger or {}).values()]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    return instantiate(cfg.trainer, callbacks=[*callbacks, *extra_callbacks], logger=loggers, precision=precision)
+    return instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, *extra_callbacks],
+        logger=loggers,
+        precision=precision,
+        enable_progress_bar=progress_bar_shown(cfg.trainer.enable_progress_bar),
+    )
 
 
 def write_header(run_dir: Path, cfg: DictConfig, datamodule: ImageDataModule) -> None:
@@ -194,6 +201,7 @@ def best_epoch(run_dir: Path) -> int | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate the best checkpoint and write the run directory; returns metrics.json's content."""
     validate(cfg)
+    quiet_third_party()
     started = time.perf_counter()
     # Tiny weights (zero-initialized residual BN scales under weight decay) turn into denormal floats,
     # which x86 CPUs process ~15x slower: flush them to zero (no effect on GPUs, none on accuracy).
@@ -216,11 +224,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         provenance.record_stage(run_dir, "train", time.perf_counter() - started)
         log.info(
             "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
-            cfg.experiment_name, metrics["val"]["acc"], (metrics.get("test") or {}).get("acc"),
+            cfg.experiment_name, metrics["val"]["acc"], _four_places((metrics.get("test") or {}).get("acc")),
             metrics["epochs"], metrics["train_seconds"], run_dir,
         )  # fmt: skip
     point_latest(run_dir)
     return metrics
+
+
+def _four_places(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _metrics(
