@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -135,3 +136,11 @@ def test_auto_precision_is_bf16_only_where_it_is_faster(monkeypatch, accelerator
     monkeypatch.setattr(training_run, "cpu_has_amx", lambda: amx)
     assert resolve_precision("auto", accelerator) == expected
     assert resolve_precision("16-mixed", accelerator) == "16-mixed", "an explicit choice is kept"
+
+
+def test_training_leaves_the_process_flags_as_it_found_them(tiny_run_cfg) -> None:
+    """Trainer(deterministic=True) switches torch to deterministic kernels process-wide; after train()
+    a deconvnet (max-unpooling, which has no deterministic kernel) must still run in the same process."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(tiny_run_cfg("demo_faces", "trainer.deterministic=true"))
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -130,6 +130,21 @@ def removed_on_error(run_dir: Path, created: bool) -> Iterator[None]:
 
 
 @contextmanager
+def torch_flags_kept() -> Iterator[None]:
+    """Restore the process-wide flags ``Trainer(deterministic=...)`` sets, so that code running after
+    training in the same process (a notebook, the tests) is not refused ops without a deterministic
+    kernel, such as the deconvnet's max-unpooling."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+@contextmanager
 def logging_to(path: Path) -> Iterator[None]:
     """Copy the root logger's records into ``path`` (the run's train.log, in the console's format)."""
     root = logging.getLogger()
@@ -213,7 +228,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module = build_module(cfg, datamodule.class_names)
     check_resume_checkpoint(cfg.ckpt_path, module)
     run_dir, created = make_run_dir(cfg)
-    with logging_to(run_dir / TRAIN_LOG):
+    with logging_to(run_dir / TRAIN_LOG), torch_flags_kept():
         clock = ResumeState()
         with removed_on_error(run_dir, created):
             trainer = build_trainer(cfg, clock)
