@@ -4,9 +4,10 @@ On CPUs without AVX-512, oneDNN computes a weight gradient with one small matrix
 (its ``gemm:jit`` backward-weights path). On a map of L positions that is a rank-L update of the whole
 weight per image, bound by memory traffic: on the tiny maps of a ResNet's late stages at 32 px input it
 takes several times as long as one product over the whole batch, enough to dominate a ``demo_shapes``
-training step (``benchmarks/conv_weight_grad.py``; the numbers are in ``docs/benchmarks.md``). No library or torch switch changes that path, so it is written
-here: :func:`hook_batched_weight_grads` hooks every plain ``nn.Conv2d`` of a model, and on maps of at
-most ``MAX_POSITIONS`` output positions the hook routes the gradient through :class:`_BatchedWeightGrad`.
+training step (``benchmarks/conv_weight_grad.py``; the numbers are in ``docs/benchmarks.md``). No
+library or torch switch changes that path, so it is written here: :func:`hook_batched_weight_grads`
+hooks every plain ``nn.Conv2d`` of a model, and on maps of at most ``MAX_POSITIONS`` output positions
+the hook routes the gradient through :class:`_BatchedWeightGrad`.
 The forward output stays oneDNN's, the input gradient comes from oneDNN's (fast) backward-data
 path, and the weight gradient is ``unfold`` followed by a single ``matmul``. On larger maps
 oneDNN's own path is faster and is left alone.
