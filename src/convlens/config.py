@@ -65,7 +65,7 @@ class TrainerConfig:
     devices: Any = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str = "auto"  # auto: bf16-mixed on a bf16-capable GPU or an AMX CPU, else 32-true
+    precision: str = "auto"  # auto: bf16-mixed on a bf16 GPU, on a CPU where measured faster; else 32-true
     max_epochs: int = 10
     deterministic: bool = False
     benchmark: bool = False
