@@ -127,10 +127,12 @@ class ClassifierModule(pl.LightningModule):
         self._step("test", batch)
 
     def _epoch_end(self, stage: str) -> dict[str, Tensor]:
+        """The epoch's numbers over all DDP processes: torchmetrics synchronizes on ``compute``, so every
+        rank logs the same values (``sync_dist`` averages equal values, and tells Lightning they are global)."""
         results = self.metrics[f"{stage}_metrics"].compute()
         loss = self.losses[f"{stage}_loss"].compute()
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", results["acc"], prog_bar=True)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "train", sync_dist=True)
+        self.log(f"{stage}/acc", results["acc"], prog_bar=True, sync_dist=True)
         self.metrics[f"{stage}_metrics"].reset()
         self.losses[f"{stage}_loss"].reset()
         return {"loss": loss, **results}
@@ -148,7 +150,7 @@ class ClassifierModule(pl.LightningModule):
         cells = results["confusion"].float()
         values = {class_accuracy_key(label): acc for label, acc in enumerate(results["per_class_acc"])}
         values |= {confusion_key(true, pred): cells[true, pred] for true, pred in np.ndindex(cells.shape)}
-        self.log_dict(values, logger=False)
+        self.log_dict(values, logger=False, sync_dist=True)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints of earlier versions hold every weight twice (``net.*`` and ``_forward.*``): keep ``net.*``."""
