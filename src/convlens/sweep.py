@@ -28,12 +28,16 @@ def multirun_command(experiment: str, seeds: int, sweep_dir: Path, overrides: li
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment")
+    parser.add_argument("experiment", help="the experiment to sweep (ignored with --report)")
+    parser.add_argument("--report", metavar="SWEEP_DIR", help="only report on an existing sweep folder")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--outputs-dir", default="outputs")
     parser.add_argument("--reports-dir", default="reports")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for train; a,b,c values form a grid")
     args = parser.parse_intermixed_args(argv)
+    if args.report:
+        print(f"sweep report: {build_sweep_report(args.report, args.reports_dir) / 'report.md'}")
+        return
     if args.seeds < 1:
         sys.exit("make sweep: SEEDS must be >= 1")
     sweep_dir = create_run_dir(Path(args.outputs_dir) / "sweeps" / safe_name(args.experiment, "EXPERIMENT"))

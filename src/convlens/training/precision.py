@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -149,8 +149,8 @@ def probe(shapes: Counter[ConvShape], budget_s: float = PROBE_BUDGET_S) -> dict[
 
 
 def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/convlens`` (default ``~/.cache/convlens``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convlens"
+    """The user's cache folder for convlens (``~/.cache/convlens`` on Linux)."""
+    return Path(platformdirs.user_cache_dir("convlens"))
 
 
 def cache_key(shapes: Counter[ConvShape]) -> str:
