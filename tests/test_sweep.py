@@ -72,4 +72,4 @@ def test_grid_settings_are_grouped_and_names_escaped(tmp_path: Path) -> None:
     assert "| optimizer.lr=0.1 | 2 | 60.0% | 14.1% | 50.0% | 70.0% |" in text
     assert "| optimizer.lr=0.2 | 2 | 85.0% | 7.1% | 80.0% | 90.0% |" in text
     assert "&lt;b&gt;x&lt;/b&gt;" in text and "<b>" not in text
-    assert "no metrics.json" in text and "5 runs, 4 finished" in text
+    assert "no readable metrics.json" in text and "5 runs, 4 finished" in text
