@@ -13,11 +13,12 @@ EXPERIMENT    ?=
 RUN           ?=
 ARGS          ?=
 PYTEST_ARGS   ?=
+SEEDS         ?= 3
 
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
-.PHONY: help setup demo train visualize evaluate report all notebook test test-slow lint tensorboard bench clean
+.PHONY: help setup demo train sweep visualize evaluate report all notebook test test-slow lint tensorboard bench clean
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
@@ -28,6 +29,7 @@ help: ## Show the targets and variables
 	@echo "  EXPERIMENT=<name>  one of: $(EXPERIMENTS) $(DEMOS) (default: all real ones; demos for 'demo')"
 	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for visualize/evaluate/report (default: latest run)"
 	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
+	@echo "  SEEDS=<n>          seeds 0..n-1 for 'sweep' (default 3); a,b values in ARGS add a grid"
 
 # Created on first use and created afresh (--clear) whenever pyproject.toml changes, so no package
 # a previous pyproject pinned stays behind.
@@ -42,6 +44,10 @@ train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= over
 	@for experiment in $(call targets,$(EXPERIMENTS)); do \
 		$(PY) scripts/train.py experiment=$$experiment $(ARGS) || exit 1; \
 	done
+
+sweep: $(STAMP) ## Train EXPERIMENT= over SEEDS= seeds (Hydra multirun, grid in ARGS), then reports/sweep/<experiment>/<time>/
+	@test -n "$(EXPERIMENT)" || { echo "make sweep needs EXPERIMENT=<name>"; exit 2; }
+	@$(PY) scripts/sweep.py $(EXPERIMENT) --seeds $(SEEDS) $(ARGS)
 
 visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)

@@ -12,6 +12,8 @@ import torch
 from conftest import ROOT, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from convlens.hardware import cpu_model
+from convlens.models import FerCNN
 from convlens.rundir import RunDirError, load_run
 from convlens.training import run as training_run
 from convlens.training.run import resolve_precision, train
@@ -50,7 +52,9 @@ def test_run_directory_is_complete(entry_point_run: Path) -> None:
     per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(confusion)]
     assert list(metrics["per_class_accuracy"].values()) == pytest.approx(per_class, abs=1e-6)
     assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
-    assert metrics["precision"] == resolve_precision("auto", "cpu"), "the precision actually used is recorded"
+    probe = metrics["precision_probe"]
+    assert metrics["precision"] == probe["choice"], "the precision actually used is the probe's choice"
+    assert probe["cpu"] == cpu_model() and probe["fp32_seconds_per_image"] > 0 and probe["bf16_seconds_per_image"] > 0
     provenance = json.loads((entry_point_run / "provenance.json").read_text())
     assert provenance["stages"]["train"] > 0 and provenance["seed"] == 42
     assert str(ROOT) not in (entry_point_run / "config.yaml").read_text(), "no machine paths in the run dir"
@@ -125,17 +129,23 @@ def test_resume_from_last_checkpoint_continues_training(tiny_run_cfg, tmp_path: 
 
 
 @pytest.mark.parametrize(
-    ("accelerator", "cuda", "amx", "expected"),
-    [("cpu", True, False, "32-true"), ("cpu", False, True, "bf16-mixed"), ("auto", False, False, "32-true"),
-     ("auto", True, False, "bf16-mixed"), ("gpu", True, True, "bf16-mixed")],
-)  # fmt: skip
-def test_auto_precision_is_bf16_only_where_it_is_faster(monkeypatch, accelerator, cuda, amx, expected) -> None:
-    """bf16 on bf16-capable GPUs and AMX CPUs; fp32 on other CPUs, even when a GPU is present."""
+    ("accelerator", "cuda", "expected"),
+    [("auto", True, "bf16-mixed"), ("gpu", True, "bf16-mixed"), ("cuda", True, "bf16-mixed")],
+)
+def test_auto_precision_on_a_gpu_is_bf16(monkeypatch, accelerator, cuda, expected) -> None:
+    """bf16 on bf16-capable GPUs, without a probe; an explicit choice is kept."""
     monkeypatch.setattr(training_run.torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(training_run.torch.cuda, "is_bf16_supported", lambda: True)
-    monkeypatch.setattr(training_run, "cpu_has_amx", lambda: amx)
-    assert resolve_precision("auto", accelerator) == expected
-    assert resolve_precision("16-mixed", accelerator) == "16-mixed", "an explicit choice is kept"
+    net = FerCNN(7, 1, widths=(8, 16, 32, 64))
+    assert resolve_precision("auto", accelerator, net, (1, 48, 48)) == (expected, None)
+    assert resolve_precision("16-mixed", accelerator, net, (1, 48, 48)) == ("16-mixed", None)
+
+
+def test_auto_precision_on_the_cpu_is_measured(monkeypatch) -> None:
+    """With accelerator=cpu the CPU is probed even when a GPU is present."""
+    monkeypatch.setattr(training_run.torch.cuda, "is_available", lambda: True)
+    precision, record = resolve_precision("auto", "cpu", FerCNN(7, 1, widths=(8, 16, 32, 64)), (1, 48, 48))
+    assert record is not None and precision == record["choice"] in ("32-true", "bf16-mixed")
 
 
 def test_training_leaves_the_process_flags_as_it_found_them(tiny_run_cfg) -> None:

@@ -136,10 +136,12 @@ class ClassifierModule(pl.LightningModule):
         self._step("test", batch)
 
     def _epoch_end(self, stage: str) -> dict[str, Tensor]:
+        """The epoch's numbers over all DDP processes: torchmetrics synchronizes on ``compute``, so every
+        rank logs the same values (``sync_dist`` averages equal values, and tells Lightning they are global)."""
         results = self.metrics[f"{stage}_metrics"].compute()
         loss = self.losses[f"{stage}_loss"].compute()
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", results["acc"], prog_bar=True)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "train", sync_dist=True)
+        self.log(f"{stage}/acc", results["acc"], prog_bar=True, sync_dist=True)
         self.metrics[f"{stage}_metrics"].reset()
         self.losses[f"{stage}_loss"].reset()
         return {"loss": loss, **results}
@@ -156,7 +158,8 @@ class ClassifierModule(pl.LightningModule):
             metrics |= {"val/loss": val["loss"], "val/acc": val["acc"]}
         lr = self.optimizers().param_groups[0]["lr"] if self.trainer.optimizers else None
         seconds = time.perf_counter() - self._epoch_started
-        log.info(epoch_line(self.current_epoch, self.trainer.max_epochs, metrics, lr, seconds))
+        if self.trainer.is_global_zero:  # one line per epoch, not one per DDP process
+            log.info(epoch_line(self.current_epoch, self.trainer.max_epochs, metrics, lr, seconds))
 
     def on_validation_epoch_end(self) -> None:
         results = self._epoch_end("val")
@@ -169,7 +172,7 @@ class ClassifierModule(pl.LightningModule):
         cells = results["confusion"].float()
         values = {class_accuracy_key(label): acc for label, acc in enumerate(results["per_class_acc"])}
         values |= {confusion_key(true, pred): cells[true, pred] for true, pred in np.ndindex(cells.shape)}
-        self.log_dict(values, logger=False)
+        self.log_dict(values, logger=False, sync_dist=True)
         self._log_confusion_figure("test", results["confusion"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
