@@ -13,11 +13,12 @@ EXPERIMENT    ?=
 RUN           ?=
 ARGS          ?=
 PYTEST_ARGS   ?=
+SEEDS         ?= 3
 
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
-.PHONY: help setup demo train generate visualize evaluate report all test test-slow lint tensorboard bench clean
+.PHONY: help setup demo train sweep generate visualize evaluate report all notebook test test-slow lint tensorboard bench clean
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
@@ -28,6 +29,7 @@ help: ## Show the targets and variables
 	@echo "  EXPERIMENT=<name>  one of: $(EXPERIMENTS) $(DEMOS) (default: all real ones; demos for 'demo')"
 	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for generate/visualize/evaluate/report (default: latest run)"
 	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
+	@echo "  SEEDS=<n>          seeds 0..n-1 for 'sweep' (default 3); a,b values in ARGS add a grid"
 
 # Created on first use and created afresh (--clear) whenever pyproject.toml changes, so no package
 # a previous pyproject pinned stays behind.
@@ -45,6 +47,10 @@ train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= over
 
 generate: $(STAMP) ## Train the generator prior (DGN-AM, PPGN) of the latest runs (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/generate.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+
+sweep: $(STAMP) ## Train EXPERIMENT= over SEEDS= seeds (Hydra multirun, grid in ARGS), then reports/sweep/<experiment>/<time>/
+	@test -n "$(EXPERIMENT)" || { echo "make sweep needs EXPERIMENT=<name>"; exit 2; }
+	@$(PY) scripts/sweep.py $(EXPERIMENT) --seeds $(SEEDS) $(ARGS)
 
 visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
@@ -70,6 +76,13 @@ test-slow: $(STAMP) ## Run only the slow tests
 lint: $(STAMP) ## ruff check + format check
 	$(VENV)/bin/ruff check src scripts tests benchmarks
 	$(VENV)/bin/ruff format --check src scripts tests benchmarks
+
+$(VENV)/.notebook: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	@touch $@
+
+notebook: $(VENV)/.notebook ## Open notebooks/explore.ipynb in Jupyter (installs the notebook extra on first use)
+	$(VENV)/bin/jupyter notebook notebooks/explore.ipynb
 
 tensorboard: $(STAMP) ## Open TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs

@@ -452,13 +452,13 @@ def step_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def resolve_precision(device: torch.device, requested: str = "auto") -> str:
-    """``auto``: what `make train` uses on this device (trainer.precision=auto); else ``requested``."""
+def resolve_precision(device: torch.device, requested: str, image_size: int) -> str:
+    """``auto``: what `make train` uses on this device for the benchmarks' ResNet-18 (trainer.precision=auto:
+    on the CPU, the faster of fp32 and bf16 in a probe of its convolutions); else ``requested``."""
+    from convlens.models import ResNet
     from convlens.training.run import resolve_precision as resolve
 
-    if requested != "auto":
-        return requested
-    return resolve("auto", accelerator=device.type)
+    return resolve(requested, device.type, ResNet(18, 10), (3, image_size, image_size))[0]
 
 
 def classifier(net: nn.Module, channels_last: bool = True, compile: bool = False) -> Any:

@@ -71,7 +71,7 @@ def measure(args: argparse.Namespace, data: benchlib.Loaded, device: torch.devic
     from convlens.models import ResNet
 
     torch.manual_seed(0)
-    precision = benchlib.resolve_precision(device, args.precision)
+    precision = benchlib.resolve_precision(device, args.precision, args.image_size)
     datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
     module = benchlib.classifier(ResNet(18, 10))
     hand: dict[str, HandLoop] = {}

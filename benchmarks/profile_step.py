@@ -144,7 +144,7 @@ def measure(args: argparse.Namespace, data: benchlib.Loaded, device: torch.devic
     """Region clock over the first steps after warm-up, then torch.profiler over the last ones."""
     from convlens.models import ResNet
 
-    precision = benchlib.resolve_precision(device, args.precision)
+    precision = benchlib.resolve_precision(device, args.precision, args.image_size)
     torch.manual_seed(0)
     datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
     module = benchlib.classifier(ResNet(18, 10), channels_last=args.channels_last)

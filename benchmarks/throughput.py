@@ -51,7 +51,7 @@ def memory_probe(kind: str, data: benchlib.Loaded, args: Any, device: torch.devi
         else:
             datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
             module = benchlib.classifier(ResNet(18, 10))
-            precision = benchlib.resolve_precision(device, args.precision)
+            precision = benchlib.resolve_precision(device, args.precision, args.image_size)
             benchlib.bench_trainer(device, precision, args.memory_steps, []).fit(module, datamodule=datamodule)
     return sampler.result()
 
@@ -83,7 +83,7 @@ def measure(args: argparse.Namespace, argv: list[str], data: benchlib.Loaded, de
     memory probes."""
     from convlens.models import ResNet
 
-    precision = benchlib.resolve_precision(device, args.precision)
+    precision = benchlib.resolve_precision(device, args.precision, args.image_size)
     torch.manual_seed(0)
     net = ResNet(18, 10)
     flops = benchlib.train_flops_per_image(ResNet(18, 10), 3, args.image_size)

@@ -1,4 +1,4 @@
-"""`make demo` / `make all`: train -> visualize -> report for each experiment given."""
+"""`make demo` / `make all`: every stage (convlens.pipeline.PIPELINE_STAGES) for each experiment given."""
 
 import sys
 

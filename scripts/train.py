@@ -14,11 +14,13 @@ register_configs()
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the best checkpoint's validation accuracy: what a Hydra sweeper optimizes (hparams_search=optuna)."""
     try:
-        train(cfg)
+        metrics = train(cfg)
     except (ConfigError, RunDirError, UntrustedInputError) as error:
         sys.exit(f"make train: {error}")
+    return None if metrics is None else metrics["val"]["acc"]
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ OPTIMIZERS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "optim
 SCHEDULERS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "scheduler").glob("*.yaml"))
 
 
-def test_the_four_experiments_exist() -> None:
-    assert EXPERIMENTS == ["cifar10_resnet18", "demo_faces", "demo_shapes", "fer2013_cnn"]
+def test_the_experiments_exist() -> None:
+    assert EXPERIMENTS == ["cifar10_resnet18", "demo_faces", "demo_shapes", "fer2013_cnn", "fer2013_cnn_cpu"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

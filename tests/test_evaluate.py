@@ -147,7 +147,8 @@ def test_the_report_shows_the_scores_figure_and_warnings(evaluation: dict, tiny_
     assert "| chance (mask area) |" in trust and "(figures/cascade.png)" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
-    assert "> **Warning:** On this run, Saliency (vanilla gradient) scores below random maps on pointing game" in saliency
+    warning = "> **Warning:** On this run, Saliency (vanilla gradient) scores below random maps on pointing game"
+    assert warning in saliency
 
 
 def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from convlens.config import ConfigError
 from convlens.report.model_table import model_rows
-from convlens.rundir import create_run_dir, load_run, resolve_runs
+from convlens.rundir import RunDirError, create_run_dir, load_run, resolve_runs
 from convlens.training.module import ClassifierModule
 from convlens.training.run import check_resume_checkpoint, train
 from convlens.untrusted import UntrustedInputError, load_checkpoint
@@ -289,3 +289,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 #: Between the two measured peaks of the run above (3.9 GB before, 1.2 GB after).
 PEAK_LIMIT_MB = 2000
+
+
+def test_an_unknown_experiment_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match=r"unknown experiment 'demo_shapez'.*experiments: .*demo_shapes"):
+        resolve_runs(None, "demo_shapez", tmp_path)
+    with pytest.raises(RunDirError, match=r"no trained run of experiment 'demo_shapes'.*EXPERIMENT=demo_shapes"):
+        resolve_runs(None, "demo_shapes", tmp_path)

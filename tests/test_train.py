@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from convlens.hardware import cpu_model
+from convlens.models import FerCNN
 from convlens.rundir import RunDirError, load_run
 from convlens.training import run as training_run
 from convlens.training.run import resolve_precision, train
@@ -21,10 +24,16 @@ from convlens.untrusted import UntrustedInputError
 def entry_point_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real `scripts/train.py` run (1 epoch, tiny synthetic data), shared by the tests below."""
     outputs = tmp_path_factory.mktemp("outputs")
-    command = [sys.executable, "scripts/train.py", "experiment=demo_faces", *TINY, f"paths.outputs_dir={outputs}"]
+    command = [sys.executable, "scripts/train.py", "experiment=demo_faces", *TINY, f"paths.outputs_dir={outputs}",
+               "trainer.log_every_n_steps=2"]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    (outputs / CONSOLE).write_text(result.stdout + result.stderr)
     return (outputs / "demo_faces" / "latest").resolve()
+
+
+#: What the entry point printed (stdout and stderr, not a terminal), beside the experiment folders.
+CONSOLE = "console.txt"
 
 
 def test_run_directory_is_complete(entry_point_run: Path) -> None:
@@ -43,7 +52,9 @@ def test_run_directory_is_complete(entry_point_run: Path) -> None:
     per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(confusion)]
     assert list(metrics["per_class_accuracy"].values()) == pytest.approx(per_class, abs=1e-6)
     assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
-    assert metrics["precision"] == resolve_precision("auto", "cpu"), "the precision actually used is recorded"
+    probe = metrics["precision_probe"]
+    assert metrics["precision"] == probe["choice"], "the precision actually used is the probe's choice"
+    assert probe["cpu"] == cpu_model() and probe["fp32_seconds_per_image"] > 0 and probe["bf16_seconds_per_image"] > 0
     provenance = json.loads((entry_point_run / "provenance.json").read_text())
     assert provenance["stages"]["train"] > 0 and provenance["seed"] == 42
     assert str(ROOT) not in (entry_point_run / "config.yaml").read_text(), "no machine paths in the run dir"
@@ -53,7 +64,21 @@ def test_tensorboard_has_scalars_and_confusion_matrix(entry_point_run: Path) -> 
     events = EventAccumulator(str(entry_point_run / "tensorboard"), size_guidance={"images": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc"} <= scalars
-    assert "val/confusion_matrix" in events.Tags()["images"]
+    assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(events.Tags()["images"])
+    assert "train/loss_step" in scalars, "training loss per step, not only per epoch"
+    val_steps = [event.step for event in events.Scalars("val/acc")]
+    assert [image.step for image in events.Images("val/confusion_matrix")] == val_steps, "images share the x axis"
+
+
+def test_console_and_train_log_have_one_line_per_epoch(entry_point_run: Path) -> None:
+    """Output to a file: no progress-bar frames, no known third-party noise; an epoch line in both."""
+    console = (entry_point_run.parents[1] / CONSOLE).read_text()
+    assert "\r" not in console and "it/s]" not in console, "no progress-bar frames in a file"
+    assert "litlogger" not in console and "LeafSpec" not in console
+    log = (entry_point_run / "train.log").read_text()
+    epoch_lines = [line for line in log.splitlines() if "epoch 1/1: train loss" in line]
+    assert len(epoch_lines) == 1 and "| val loss" in epoch_lines[0] and "| lr " in epoch_lines[0]
+    assert "epoch 1/1: train loss" in console and "val acc" in log.splitlines()[-1]
 
 
 def test_trained_run_loads_back(entry_point_run: Path) -> None:
@@ -104,14 +129,28 @@ def test_resume_from_last_checkpoint_continues_training(tiny_run_cfg, tmp_path: 
 
 
 @pytest.mark.parametrize(
-    ("accelerator", "cuda", "amx", "expected"),
-    [("cpu", True, False, "32-true"), ("cpu", False, True, "bf16-mixed"), ("auto", False, False, "32-true"),
-     ("auto", True, False, "bf16-mixed"), ("gpu", True, True, "bf16-mixed")],
-)  # fmt: skip
-def test_auto_precision_is_bf16_only_where_it_is_faster(monkeypatch, accelerator, cuda, amx, expected) -> None:
-    """bf16 on bf16-capable GPUs and AMX CPUs; fp32 on other CPUs, even when a GPU is present."""
+    ("accelerator", "cuda", "expected"),
+    [("auto", True, "bf16-mixed"), ("gpu", True, "bf16-mixed"), ("cuda", True, "bf16-mixed")],
+)
+def test_auto_precision_on_a_gpu_is_bf16(monkeypatch, accelerator, cuda, expected) -> None:
+    """bf16 on bf16-capable GPUs, without a probe; an explicit choice is kept."""
     monkeypatch.setattr(training_run.torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(training_run.torch.cuda, "is_bf16_supported", lambda: True)
-    monkeypatch.setattr(training_run, "cpu_has_amx", lambda: amx)
-    assert resolve_precision("auto", accelerator) == expected
-    assert resolve_precision("16-mixed", accelerator) == "16-mixed", "an explicit choice is kept"
+    net = FerCNN(7, 1, widths=(8, 16, 32, 64))
+    assert resolve_precision("auto", accelerator, net, (1, 48, 48)) == (expected, None)
+    assert resolve_precision("16-mixed", accelerator, net, (1, 48, 48)) == ("16-mixed", None)
+
+
+def test_auto_precision_on_the_cpu_is_measured(monkeypatch) -> None:
+    """With accelerator=cpu the CPU is probed even when a GPU is present."""
+    monkeypatch.setattr(training_run.torch.cuda, "is_available", lambda: True)
+    precision, record = resolve_precision("auto", "cpu", FerCNN(7, 1, widths=(8, 16, 32, 64)), (1, 48, 48))
+    assert record is not None and precision == record["choice"] in ("32-true", "bf16-mixed")
+
+
+def test_training_leaves_the_process_flags_as_it_found_them(tiny_run_cfg) -> None:
+    """Trainer(deterministic=True) switches torch to deterministic kernels process-wide; after train()
+    a deconvnet (max-unpooling, which has no deterministic kernel) must still run in the same process."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(tiny_run_cfg("demo_faces", "trainer.deterministic=true"))
+    assert not torch.are_deterministic_algorithms_enabled()

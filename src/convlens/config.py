@@ -65,7 +65,7 @@ class TrainerConfig:
     devices: Any = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str = "auto"  # auto: bf16-mixed on a bf16-capable GPU or an AMX CPU, else 32-true
+    precision: str = "auto"  # auto: bf16-mixed on a bf16 GPU, on a CPU where measured faster; else 32-true
     max_epochs: int = 10
     deterministic: bool = False
     benchmark: bool = False
@@ -78,7 +78,7 @@ class TrainerConfig:
     limit_val_batches: Any = None
     limit_test_batches: Any = None
     num_sanity_val_steps: int = 0
-    enable_progress_bar: bool = True
+    enable_progress_bar: bool = True  # drawn on a terminal only (training/console.py)
     enable_model_summary: bool = True
     use_distributed_sampler: bool = False  # the data module shards its own batches
     default_root_dir: str = "${paths.output_dir}"
@@ -128,6 +128,8 @@ def validate(cfg: DictConfig) -> None:
     _check_range(cfg, "data.batch_size", cfg.data.batch_size >= 1, "must be >= 1")
     _check_range(cfg, "data.eval_batch_size", cfg.data.eval_batch_size >= 1, "must be >= 1")
     _check_range(cfg, "trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1")
+    gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")  # auto: checked again by Lightning on a CPU-only machine
+    _check_range(cfg, "trainer.sync_batchnorm", gpu or not cfg.trainer.sync_batchnorm, "needs GPUs (NCCL); use false")
     tta = cfg.data.test_time_augmentation
     _check_range(cfg, "data.test_time_augmentation", tta in TTA_VIEWS, f"must be one of {list(TTA_VIEWS)}")
     if len(cfg.data.mean) != cfg.data.channels or len(cfg.data.std) != cfg.data.channels:

@@ -27,6 +27,8 @@ BEST_CHECKPOINT = Path("checkpoints") / "best.ckpt"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 TRAIN_LOG = "train.log"
 LATEST = "latest"
+#: The experiments the project defines (the package runs from its source tree: `pip install -e .`).
+EXPERIMENT_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "experiment"
 #: strftime format of a run directory's name; a second run started in the same second gets ``-2``, ...
 RUN_NAME_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
@@ -84,11 +86,20 @@ def resolve_runs(run: str | Path | None, experiment: str | None, outputs_dir: st
     if run:
         return [check_run_dir(run)]
     outputs = Path(outputs_dir)
-    experiments = [outputs / experiment] if experiment else sorted(p for p in outputs.glob("*") if p.is_dir())
+    trained = sorted(path.name for path in outputs.glob("*") if path.is_dir())
+    if experiment and experiment not in trained:
+        known = sorted({path.stem for path in EXPERIMENT_CONFIGS.glob("*.yaml")})
+        if experiment not in known:
+            raise RunDirError(
+                f"unknown experiment '{experiment}': no conf/experiment/{experiment}.yaml and no "
+                f"{outputs}/{experiment}/; experiments: {', '.join(sorted(set(known) | set(trained)))}"
+            )
+    experiments = [outputs / experiment] if experiment else [outputs / name for name in trained]
     runs = [path / LATEST for path in experiments if (path / LATEST).exists()]
     if not runs:
         scope = f"experiment '{experiment}'" if experiment else "any experiment"
-        raise RunDirError(f"no trained run of {scope} under {outputs}/; run `make train` or `make demo` first")
+        train = f"make train EXPERIMENT={experiment}" if experiment else "make train` or `make demo"
+        raise RunDirError(f"no trained run of {scope} under {outputs}/; run `{train}` first")
     return [check_run_dir(path) for path in runs]
 
 

@@ -20,9 +20,7 @@ from convlens.report.run_data import RunData
 Entries = Sequence[dict[str, Any]]
 
 
-def visual_section(
-    section: registry.Section, run: RunData, entries: Entries, warnings: dict[str, list[str]]
-) -> str:
+def visual_section(section: registry.Section, run: RunData, entries: Entries, warnings: dict[str, list[str]]) -> str:
     """The section's description, notes on missing or skipped methods, and each method's figures with
     its ``warnings`` (how far its maps can be trusted on this run); a ``per_class`` section first relates
     its figures to the per-class results."""

@@ -1,14 +1,13 @@
 """Weight gradients of convolutions on tiny feature maps as one matrix product (CPU, fp32 training).
 
-On CPUs without AVX-512 (measured on a 2-core AMD EPYC), oneDNN computes a weight gradient with
-one small matrix product per image (its ``gemm:jit`` backward-weights path). On a map of L positions
-that is a rank-L update of the whole weight per image, bound by memory traffic: for the 1x1 maps of a
-ResNet's ``layer4`` at 32 px input (512->512 3x3 convolution, batch 128) it takes 80 ms where one
-product over the whole batch takes 10 ms, and the late stages' weight gradients were more than half
-of a ResNet-18 training step of ``demo_shapes``, which now runs 1.7-1.9x as fast (both measured by
-``benchmarks/conv_weight_grad.py``). No library or torch switch changes that path, so it is written
-here: :func:`hook_batched_weight_grads` hooks every plain ``nn.Conv2d`` of a model, and on maps of at
-most ``MAX_POSITIONS`` output positions the hook routes the gradient through :class:`_BatchedWeightGrad`.
+On CPUs without AVX-512, oneDNN computes a weight gradient with one small matrix product per image
+(its ``gemm:jit`` backward-weights path). On a map of L positions that is a rank-L update of the whole
+weight per image, bound by memory traffic: on the tiny maps of a ResNet's late stages at 32 px input it
+takes several times as long as one product over the whole batch, enough to dominate a ``demo_shapes``
+training step (``benchmarks/conv_weight_grad.py``; the numbers are in ``docs/benchmarks.md``). No
+library or torch switch changes that path, so it is written here: :func:`hook_batched_weight_grads`
+hooks every plain ``nn.Conv2d`` of a model, and on maps of at most ``MAX_POSITIONS`` output positions
+the hook routes the gradient through :class:`_BatchedWeightGrad`.
 The forward output stays oneDNN's, the input gradient comes from oneDNN's (fast) backward-data
 path, and the weight gradient is ``unfold`` followed by a single ``matmul``. On larger maps
 oneDNN's own path is faster and is left alone.

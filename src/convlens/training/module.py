@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -13,8 +15,11 @@ from torch.utils.hooks import RemovableHandle
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from convlens.training.console import epoch_line
 from convlens.training.conv_grad import hook_batched_weight_grads
 from convlens.training.optim import OptimizerFactory, SchedulerFactory, build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
 
 #: The data splits the module keeps metrics for.
 METRIC_SPLITS = ("train", "val", "test")
@@ -84,6 +89,8 @@ class ClassifierModule(pl.LightningModule):
         # mode ignores (the NaN check would make the host wait for the GPU at every step).
         self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric(nan_strategy="disable") for split in METRIC_SPLITS})
         self._weight_grad_hooks: list[RemovableHandle] = []
+        self._epoch_started = time.perf_counter()
+        self._last_validation: tuple[int, dict[str, Tensor]] = (-1, {})
 
     def on_fit_start(self) -> None:
         if self.hparams.batched_weight_grad and self.device.type == "cpu" and self.trainer.precision == "32-true":
@@ -114,10 +121,12 @@ class ClassifierModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step("train", batch)
+        # The logger reads the value every log_every_n_steps steps (at the global step of the other scalars).
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         if batch_idx % self.trainer.log_every_n_steps == 0:
             # Lightning turns progress-bar values into floats at every step; a value on the GPU would make
             # the host wait for each step to finish. A host copy every N steps waits only then.
-            self.log("train/loss_step", loss.detach().cpu(), prog_bar=True, logger=False)
+            self.log("loss", loss.detach().cpu(), prog_bar=True, logger=False)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -127,28 +136,44 @@ class ClassifierModule(pl.LightningModule):
         self._step("test", batch)
 
     def _epoch_end(self, stage: str) -> dict[str, Tensor]:
+        """The epoch's numbers over all DDP processes: torchmetrics synchronizes on ``compute``, so every
+        rank logs the same values (``sync_dist`` averages equal values, and tells Lightning they are global)."""
         results = self.metrics[f"{stage}_metrics"].compute()
         loss = self.losses[f"{stage}_loss"].compute()
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", results["acc"], prog_bar=True)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "train", sync_dist=True)
+        self.log(f"{stage}/acc", results["acc"], prog_bar=True, sync_dist=True)
         self.metrics[f"{stage}_metrics"].reset()
         self.losses[f"{stage}_loss"].reset()
         return {"loss": loss, **results}
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_started = time.perf_counter()
+
     def on_train_epoch_end(self) -> None:
-        self._epoch_end("train")
+        """One line per epoch for the console and ``train.log`` (validation runs before this hook)."""
+        train = self._epoch_end("train")
+        metrics = {"train/loss": train["loss"], "train/acc": train["acc"]}
+        validated, val = self._last_validation
+        if validated == self.current_epoch:
+            metrics |= {"val/loss": val["loss"], "val/acc": val["acc"]}
+        lr = self.optimizers().param_groups[0]["lr"] if self.trainer.optimizers else None
+        seconds = time.perf_counter() - self._epoch_started
+        if self.trainer.is_global_zero:  # one line per epoch, not one per DDP process
+            log.info(epoch_line(self.current_epoch, self.trainer.max_epochs, metrics, lr, seconds))
 
     def on_validation_epoch_end(self) -> None:
         results = self._epoch_end("val")
         if not self.trainer.sanity_checking:
-            self._log_confusion_figure(results["confusion"])
+            self._last_validation = (self.current_epoch, results)
+            self._log_confusion_figure("val", results["confusion"])
 
     def on_test_epoch_end(self) -> None:
         results = self._epoch_end("test")
         cells = results["confusion"].float()
         values = {class_accuracy_key(label): acc for label, acc in enumerate(results["per_class_acc"])}
         values |= {confusion_key(true, pred): cells[true, pred] for true, pred in np.ndindex(cells.shape)}
-        self.log_dict(values, logger=False)
+        self.log_dict(values, logger=False, sync_dist=True)
+        self._log_confusion_figure("test", results["confusion"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints of earlier versions hold every weight twice (``net.*`` and ``_forward.*``): keep ``net.*``."""
@@ -156,7 +181,11 @@ class ClassifierModule(pl.LightningModule):
         for key in [key for key in state if key.startswith(LEGACY_DUPLICATE_PREFIX)]:
             del state[key]
 
-    def _log_confusion_figure(self, confusion: Tensor) -> None:
+    def _log_confusion_figure(self, split: str, confusion: Tensor) -> None:
+        """The confusion matrix as a TensorBoard image at the step Lightning gives the epoch's scalars.
+
+        That step is the loop's count of batches stepped, which lags ``global_step`` by one during the
+        validation inside an epoch; Lightning has no public name for it (tests/test_train.py checks it)."""
         from pytorch_lightning.loggers import TensorBoardLogger
 
         from convlens.figures.confusion import confusion_matrix_figure
@@ -164,7 +193,8 @@ class ClassifierModule(pl.LightningModule):
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 figure = confusion_matrix_figure(confusion.cpu().numpy(), self.hparams.class_names)
-                logger.experiment.add_figure("val/confusion_matrix", figure, self.current_epoch)
+                step = self.trainer.fit_loop.epoch_loop._batches_that_stepped
+                logger.experiment.add_figure(f"{split}/confusion_matrix", figure, step)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.optimizer_factory, self.parameters())

@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from convlens import atomic, provenance
 from convlens.config import ConfigError, check_data_fits, validate
@@ -38,28 +39,33 @@ from convlens.rundir import (
     point_latest,
     resumed_run_dir,
 )
+from convlens.training import ranks
+from convlens.training.console import progress_bar_shown, quiet_third_party
 from convlens.training.module import ClassifierModule, class_accuracy_key, confusion_key
+from convlens.training.precision import cpu_precision
 from convlens.training.resume import ResumeState
 from convlens.untrusted import UntrustedInputError, load_checkpoint, safe_name
 
 log = logging.getLogger(__name__)
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later). Only there do bf16 matmuls
-    beat fp32 (2.4-3.2x in benchmarks/precision_layout.py); without AMX they are several times slower."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private API: absent means unknown, so no
-    return bool(probe is not None and probe())
-
-
-def resolve_precision(precision: str, accelerator: str = "auto") -> str:
-    """'auto': bf16 mixed precision where the hardware runs it faster than fp32, i.e. on a
-    bf16-capable GPU or on an AMX CPU; fp32 everywhere else."""
+def resolve_precision(
+    precision: str, accelerator: str, net: nn.Module, input_chw: tuple[int, int, int]
+) -> tuple[str, dict[str, Any] | None]:
+    """'auto': bf16 mixed precision on a bf16-capable GPU; on the CPU whichever of fp32 and bf16 a short
+    probe of ``net``'s own convolutions measured faster (:mod:`convlens.training.precision`), with the
+    probe's record (None when nothing was measured)."""
     if precision != "auto":
-        return precision
+        return precision, None
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if cpu_has_amx() else "32-true"
+        return ("bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"), None
+    record = cpu_precision(net, input_chw)
+    log.info("trainer.precision=auto on %s: %s (probe: %s)", record.get("cpu", "this CPU"), record["choice"], record)
+    return record["choice"], record
+
+
+def input_chw(cfg: DictConfig) -> tuple[int, int, int]:
+    return cfg.data.channels, cfg.data.image_size, cfg.data.image_size
 
 
 def build_module(cfg: DictConfig, class_names: list[str]) -> ClassifierModule:
@@ -129,6 +135,21 @@ def removed_on_error(run_dir: Path, created: bool) -> Iterator[None]:
 
 
 @contextmanager
+def torch_flags_kept() -> Iterator[None]:
+    """Restore the process-wide flags ``Trainer(deterministic=...)`` sets, so that code running after
+    training in the same process (a notebook, the tests) is not refused ops without a deterministic
+    kernel, such as the deconvnet's max-unpooling."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+@contextmanager
 def logging_to(path: Path) -> Iterator[None]:
     """Copy the root logger's records into ``path`` (the run's train.log, in the console's format)."""
     root = logging.getLogger()
@@ -142,11 +163,16 @@ def logging_to(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def build_trainer(cfg: DictConfig, *extra_callbacks: pl.Callback) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, precision: str, *extra_callbacks: pl.Callback) -> pl.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values()]
     loggers = [instantiate(node) for node in (cfg.logger or {}).values()]
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    return instantiate(cfg.trainer, callbacks=[*callbacks, *extra_callbacks], logger=loggers, precision=precision)
+    return instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, *extra_callbacks],
+        logger=loggers,
+        precision=precision,
+        enable_progress_bar=progress_bar_shown(cfg.trainer.enable_progress_bar),
+    )
 
 
 def write_header(run_dir: Path, cfg: DictConfig, datamodule: ImageDataModule) -> None:
@@ -191,9 +217,11 @@ def best_epoch(run_dir: Path) -> int | None:
     return load_checkpoint(path)["epoch"] if path.exists() else None
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train, evaluate the best checkpoint and write the run directory; returns metrics.json's content."""
+def train(cfg: DictConfig) -> dict[str, Any] | None:
+    """Train, evaluate the best checkpoint and write the run directory; returns metrics.json's content
+    (None in the other processes of a DDP run, which write nothing)."""
     validate(cfg)
+    quiet_third_party()
     started = time.perf_counter()
     # Tiny weights (zero-initialized residual BN scales under weight decay) turn into denormal floats,
     # which x86 CPUs process ~15x slower: flush them to zero (no effect on GPUs, none on accuracy).
@@ -204,23 +232,47 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_data_fits(cfg, len(datamodule.split("train")))
     module = build_module(cfg, datamodule.class_names)
     check_resume_checkpoint(cfg.ckpt_path, module)
+    if not ranks.is_first_process():
+        _follow(cfg, module, datamodule)
+        return None
+    precision, probe = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator, module.net, input_chw(cfg))
     run_dir, created = make_run_dir(cfg)
-    with logging_to(run_dir / TRAIN_LOG):
+    ranks.hand_off(run_dir, precision)
+    with logging_to(run_dir / TRAIN_LOG), torch_flags_kept():
         clock = ResumeState()
         with removed_on_error(run_dir, created):
-            trainer = build_trainer(cfg, clock)
+            trainer = build_trainer(cfg, precision, clock)
             write_header(run_dir, cfg, datamodule)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-        metrics = _metrics(cfg, run_dir, trainer, module, datamodule, clock.train_seconds)
+        metrics = _metrics(cfg, run_dir, trainer, module, datamodule, clock.train_seconds, probe)
         atomic.write_json(run_dir / METRICS, metrics)
         provenance.record_stage(run_dir, "train", time.perf_counter() - started)
         log.info(
             "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
-            cfg.experiment_name, metrics["val"]["acc"], (metrics.get("test") or {}).get("acc"),
+            cfg.experiment_name, metrics["val"]["acc"], _four_places((metrics.get("test") or {}).get("acc")),
             metrics["epochs"], metrics["train_seconds"], run_dir,
         )  # fmt: skip
     point_latest(run_dir)
     return metrics
+
+
+def _four_places(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _follow(cfg: DictConfig, module: ClassifierModule, datamodule: ImageDataModule) -> None:
+    """A DDP process other than the first: trains and evaluates its shard with the others, in the first
+    process's run directory and precision; Lightning writes checkpoints and events from rank 0 only."""
+    handoff = ranks.inherited()
+    if handoff is None:
+        run_dir = ranks.follower_run_dir(cfg.paths.output_dir)
+        precision, _ = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator, module.net, input_chw(cfg))
+    else:
+        run_dir, precision = handoff.run_dir, handoff.precision
+    cfg.paths.output_dir = str(run_dir)
+    trainer = build_trainer(cfg, precision, ResumeState())
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    evaluate_best(trainer, module, datamodule, cfg.run_test)
 
 
 def _metrics(
@@ -230,6 +282,7 @@ def _metrics(
     module: ClassifierModule,
     datamodule: ImageDataModule,
     train_seconds: float,
+    precision_probe: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """metrics.json: the final training numbers and the best checkpoint's val/test numbers."""
     train_metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
@@ -241,6 +294,8 @@ def _metrics(
         "parameters": sum(p.numel() for p in module.net.parameters()),
         "data": datamodule.describe(),
         "precision": trainer.precision,
+        "precision_probe": precision_probe,
+        "processes": trainer.world_size,
         "epochs": trainer.current_epoch,
         "best_epoch": best_epoch(run_dir),
         "train": {"loss": _scalar(train_metrics, "train/loss"), "acc": _scalar(train_metrics, "train/acc")},
