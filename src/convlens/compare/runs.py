@@ -6,6 +6,7 @@ ordinary run directories that `make report RUN=...` can report on one by one."""
 from __future__ import annotations
 
 import logging
+import resource
 import subprocess
 import sys
 import time
@@ -79,13 +80,19 @@ def visualize_arguments(cfg: CompareConfig, root: Path) -> list[str]:
 def stage(run: ModelRun, name: str, arguments: list[str]) -> float:
     """Run ``scripts/<name>.py`` with ``arguments``; its wall time, or CompareError when it fails."""
     print(f"[{run.model}] {name} ...", flush=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     result = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *arguments])
     if result.returncode != 0:
         raise CompareError(f"[{run.model}] {name} failed (exit {result.returncode}); see the messages above")
     seconds = time.perf_counter() - started
-    print(f"[{run.model}] {name} done in {seconds:.1f} s", flush=True)
+    # CPU seconds next to wall seconds: on a shared machine they show how much of the wall time was waiting.
+    print(f"[{run.model}] {name} done in {seconds:.1f} s (CPU {_children_cpu() - cpu:.1f} s)", flush=True)
     return seconds
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def newest_run(experiment_dir: Path, experiment: str, model: str) -> Path | None:

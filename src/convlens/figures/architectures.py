@@ -5,12 +5,16 @@ over a gray copy of the image)."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from convlens.figures.grid import grid_figure, image_column, map_column
+
+#: Method titles are long ("Saliency (vanilla gradient) @ layer4"): wrapped to the width of a cell.
+COLUMN_CHARACTERS = 16
 
 
 def architectures_figure(
@@ -22,5 +26,6 @@ def architectures_figure(
     under = np.repeat(display[None], len(architectures), axis=0)
     columns = [image_column(under)]
     for column, method in enumerate(methods):
-        columns.append(map_column(method, lambda row, c=column: maps[architectures[row]][c], under))
+        title_lines = textwrap.fill(method, COLUMN_CHARACTERS)
+        columns.append(map_column(title_lines, lambda row, c=column: maps[architectures[row]][c], under))
     return grid_figure(title, list(range(len(architectures))), architectures, columns)
