@@ -22,8 +22,7 @@ __all__ = ["CompareError", "compare"]
 
 def compare(cfg: DictConfig | CompareConfig) -> Path:
     """Check the names, get a run of every model, write the comparison report; returns its folder."""
-    settings = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
-    assert isinstance(settings, CompareConfig)
+    settings: CompareConfig = cfg if isinstance(cfg, CompareConfig) else OmegaConf.to_object(cfg)  # type: ignore[assignment]
     check_names(settings, CONF)
     started = time.perf_counter()
     stamp = datetime.now().strftime(RUN_NAME_FORMAT)

@@ -16,18 +16,21 @@ from convlens.report.run_data import VISUALIZATIONS, RunData
 from convlens.untrusted import safe_name
 
 FIGURES = "figures"
-#: The methods shown, with what their figures show.
+#: The methods shown: their title and what their figures show.
 METHODS = {
-    "feature_inversion": "Feature inversion: an image whose activations at the layer match those of the test image",
-    "activation_maximization": "Activation maximization: images that most excite the layer's most active channels",
+    "feature_inversion": (
+        "Feature inversion",
+        "An image whose activations at the layer match the test image's.",
+    ),
+    "activation_maximization": ("Activation maximization", "Images that most excite the layer's most active channels."),
 }
 
 
 def feature_section(names: Sequence[str], runs: Sequence[RunData], report_dir: Path) -> str:
     """Per method a subsection with each architecture's figure(s), copied into ``report_dir``."""
     parts = []
-    for method, caption in METHODS.items():
-        parts += [f"### {caption.split(':')[0]}", caption[caption.index(":") + 2 :].capitalize() + "."]
+    for method, (heading, caption) in METHODS.items():
+        parts += [f"### {heading}", caption]
         for name, run in zip(names, runs, strict=True):
             entries = [entry for entry in available_entries(run) if entry["method"] == method]
             if not entries:
