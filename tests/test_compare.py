@@ -15,12 +15,13 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from convlens.compare import CompareError, compare, runs
+from convlens.compare import CompareError, compare, features, runs
 from convlens.compare.schema import CompareConfig, check_names
 from convlens.compare.schema import register_schema as register_compare
 from convlens.evaluate import evaluate
 from convlens.evaluate.schema import register_schema as register_evaluate
 from convlens.explain.selection import select_examples
+from convlens.report.render import to_html
 from convlens.training.run import train
 from convlens.visualize import visualize
 from convlens.visualize.schema import register_schema as register_visualize
@@ -156,3 +157,9 @@ def test_the_config_file_matches_the_schema() -> None:
         pytest.raises(ConfigCompositionException, match="model"),
     ):
         compose(config_name="compare", overrides=["model=alexnet"])
+
+
+def test_strings_from_a_run_are_escaped() -> None:
+    shown = features._image({"images": [{"image_index": "<b>1</b>", "true_label": "<script>alert(1)</script>"}]})
+    assert "<" not in shown and "&lt;script&gt;" in shown
+    assert "<img" not in to_html(features._layers(["<img src=x>"]), "layers")  # a code span: shown as text

@@ -57,7 +57,7 @@ def _layers(layer: Any) -> str:
 
 def _image(entry: dict[str, Any]) -> str:
     images = [image for image in entry.get("images") or [] if isinstance(image, dict)]
-    shown = [f"#{image.get('image_index')} ({text(image.get('true_label'))})" for image in images]
+    shown = [f"#{text(image.get('image_index'))} ({text(image.get('true_label'))})" for image in images]
     return f", test image {', '.join(shown)}" if shown else ""
 
 
