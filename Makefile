@@ -23,7 +23,8 @@ models_list = models=[$(subst $(space),$(comma),$(strip $(MODELS)))]
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
-.PHONY: help setup demo train visualize evaluate report compare all test test-slow lint tensorboard bench clean
+.PHONY: help setup demo train visualize evaluate report all test test-slow lint tensorboard bench clean
+.PHONY: compare
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
