@@ -24,7 +24,6 @@ models_list = models=[$(subst $(space),$(comma),$(strip $(MODELS)))]
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
 .PHONY: help setup demo train visualize evaluate report all test test-slow lint tensorboard bench clean
-.PHONY: compare
 
 help: ## Show the targets and variables
 	@echo "convlens: train a CNN, look inside it, write the report."
@@ -60,6 +59,7 @@ evaluate: $(STAMP) ## Score the visualized maps (localisation, faithfulness, ran
 report: $(STAMP) ## Write reports/<experiment>/<run>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
+.PHONY: compare
 compare: $(STAMP) ## Train, visualize, evaluate EXPERIMENT (default demo_shapes) with each of MODELS; one comparison report
 	@$(PY) scripts/compare.py $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(if $(strip $(MODELS)),'$(models_list)') $(ARGS)
 
