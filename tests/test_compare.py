@@ -19,11 +19,13 @@ from convlens.compare import CompareError, compare, features, runs
 from convlens.compare.schema import CompareConfig, check_names
 from convlens.compare.schema import register_schema as register_compare
 from convlens.evaluate import evaluate
+from convlens.evaluate.schema import family_settings
 from convlens.evaluate.schema import register_schema as register_evaluate
 from convlens.explain.selection import select_examples
 from convlens.report.render import to_html
 from convlens.training.run import train
 from convlens.visualize import visualize
+from convlens.visualize.methods import settings as settings_of
 from convlens.visualize.schema import register_schema as register_visualize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -163,3 +165,23 @@ def test_strings_from_a_run_are_escaped() -> None:
     shown = features._image({"images": [{"image_index": "<b>1</b>", "true_label": "<script>alert(1)</script>"}]})
     assert "<" not in shown and "&lt;script&gt;" in shown
     assert "<img" not in to_html(features._layers(["<img src=x>"]), "layers")  # a code span: shown as text
+
+
+def test_the_default_stage_overrides_pass_each_stage_checks() -> None:
+    """compare.yaml's demo settings compose under each stage's schema and pass its value checks (a
+    SmoothGrad sample count below its minimum once failed only after AlexNet had trained)."""
+    register_compare()
+    with initialize_config_dir(config_dir=str(CONF / "compare"), version_base="1.3"):
+        cfg = OmegaConf.to_object(compose(config_name="compare"))
+    register_visualize()
+    with initialize_config_dir(config_dir=str(CONF / "visualize"), version_base="1.3"):
+        shown = compose(config_name="visualize", overrides=runs.visualize_arguments(cfg, Path("run")))
+    for name in shown.methods:
+        settings_of(name, shown.params.get(name))
+    register_evaluate()
+    with initialize_config_dir(config_dir=str(CONF / "evaluate"), version_base="1.3"):
+        family_settings(compose(config_name="evaluate", overrides=cfg.evaluate))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        compose(config_name="train", overrides=[f"experiment={cfg.experiment}", f"model={cfg.models[0]}", *cfg.train])
+    with pytest.raises(ValueError, match="samples=10 must be >= 25"):
+        settings_of("smoothgrad", {"samples": 10})
