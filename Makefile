@@ -11,9 +11,15 @@ EXPERIMENTS   := cifar10_resnet18 fer2013_cnn
 DEMOS         := demo_shapes demo_faces
 EXPERIMENT    ?=
 RUN           ?=
+MODELS        ?=
 ARGS          ?=
 PYTEST_ARGS   ?=
 SEEDS         ?= 3
+
+comma := ,
+space := $(subst ,, )
+# MODELS="alexnet vgg11" as the Hydra list models=[alexnet,vgg11].
+models_list = models=[$(subst $(space),$(comma),$(strip $(MODELS)))]
 
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
@@ -28,6 +34,7 @@ help: ## Show the targets and variables
 	@echo "Variables:"
 	@echo "  EXPERIMENT=<name>  one of: $(EXPERIMENTS) $(DEMOS) (default: all real ones; demos for 'demo')"
 	@echo "  RUN=<run dir>      outputs/<experiment>/<time> for generate/visualize/evaluate/report (default: latest run)"
+	@echo "  MODELS=\"a b ...\"   models for compare (default: alexnet vgg11 googlenet resnet18), any of conf/model/"
 	@echo "  ARGS=\"k=v ...\"     extra Hydra overrides, e.g. ARGS=\"data.data_dir=../shared/data trainer.max_epochs=1\""
 	@echo "  SEEDS=<n>          seeds 0..n-1 for 'sweep' (default 3); a,b values in ARGS add a grid"
 
@@ -60,6 +67,10 @@ evaluate: $(STAMP) ## Score the visualized maps (localisation, faithfulness, ran
 
 report: $(STAMP) ## Write reports/<experiment>/<run>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
 	@$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+
+.PHONY: compare
+compare: $(STAMP) ## Train, visualize, evaluate EXPERIMENT (default demo_shapes) with each of MODELS; one comparison report
+	@$(PY) scripts/compare.py $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(if $(strip $(MODELS)),'$(models_list)') $(ARGS)
 
 all: $(STAMP) ## train + visualize + evaluate + report for the real experiments
 	@$(PY) scripts/pipeline.py $(call targets,$(EXPERIMENTS)) -- $(ARGS)

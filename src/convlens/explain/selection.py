@@ -2,7 +2,9 @@
 examples of the most confused class pairs.
 
 Within a class, the most confident examples come first (ties broken by index), so the picks are
-typical cases: the clearest hit and the most confident mistake. The confused pairs are the largest
+typical cases: the clearest hit and the most confident mistake. Ranked by ``index`` instead, the
+first hits of each class are chosen: models that classify those images alike pick the same ones,
+so that `make compare` can show several architectures' maps of one image. The confused pairs are the largest
 off-diagonal cells of the candidates' confusion matrix (ties by label order); for each, its most
 confident example joins the selection (or is found in it).
 """
@@ -16,6 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from convlens.explain.layers import eval_mode, model_device
+
+#: How the examples of a class are ranked: most confident first, or first in the split first.
+RANKS = ("confidence", "index")
 
 
 @dataclass(frozen=True)
@@ -53,17 +58,25 @@ def predict(model: nn.Module, inputs: Tensor, batch_size: int = 256) -> Tensor:
 
 
 def select_examples(
-    labels: Tensor, probabilities: Tensor, correct_per_class: int = 1, wrong_per_class: int = 1, confused_pairs: int = 0
+    labels: Tensor,
+    probabilities: Tensor,
+    correct_per_class: int = 1,
+    wrong_per_class: int = 1,
+    confused_pairs: int = 0,
+    rank: str = "confidence",
 ) -> Selection:
     """Per class (in label order) up to ``correct_per_class`` correctly and ``wrong_per_class``
-    wrongly classified examples, each group by descending confidence, then an example of each of the
-    ``confused_pairs`` most frequent confusions that is not chosen yet."""
+    wrongly classified examples, each group by descending confidence (``rank="index"``: in split
+    order), then an example of each of the ``confused_pairs`` most frequent confusions that is not
+    chosen yet."""
     if correct_per_class < 0 or wrong_per_class < 0:
         raise ValueError(
             f"image counts must be >= 0, got correct_per_class={correct_per_class}, wrong_per_class={wrong_per_class}"
         )
+    if rank not in RANKS:
+        raise ValueError(f"selection rank={rank!r}; choose one of {', '.join(RANKS)}")
     confidences, predictions = probabilities.max(dim=1)
-    order = torch.sort(-confidences, stable=True).indices
+    order = torch.sort(-confidences, stable=True).indices if rank == "confidence" else torch.arange(len(labels))
     chosen: list[Tensor] = []
     for label in range(probabilities.shape[1]):
         in_class = order[labels[order] == label]
@@ -98,9 +111,10 @@ def select_test_images(
     confused_pairs: int = 0,
     max_candidates: int | None = None,
     batch_size: int = 256,
+    rank: str = "confidence",
 ) -> Selection:
     """Classify the first ``max_candidates`` images (uint8, all if None) and select among them."""
     images, labels = images[:max_candidates], labels[:max_candidates]
     inputs = torch.cat([preprocess(batch) for batch in images.split(batch_size)])
     probabilities = predict(model, inputs, batch_size)
-    return select_examples(labels.cpu(), probabilities, correct_per_class, wrong_per_class, confused_pairs)
+    return select_examples(labels.cpu(), probabilities, correct_per_class, wrong_per_class, confused_pairs, rank)

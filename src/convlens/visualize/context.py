@@ -137,7 +137,7 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
     chosen = select_test_images(
         model, split.images, split.labels, datamodule.preprocess, correct_per_class=selection.correct_per_class,
         wrong_per_class=selection.wrong_per_class, confused_pairs=selection.confused_pairs,
-        max_candidates=selection.max_candidates,
+        max_candidates=selection.max_candidates, rank=selection.rank,
     )  # fmt: skip
     if len(chosen) == 0:
         raise ValueError("visualize.selection chose no images; raise correct_per_class or wrong_per_class")

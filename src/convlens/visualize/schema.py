@@ -23,7 +23,8 @@ class SelectionConfig:
     """Which test images are explained: per class the most confident hits and mistakes among the first
     ``max_candidates`` images of ``split`` (None: all), explained for the ``predicted`` or ``true`` class,
     and an example of each of the ``confused_pairs`` most frequent confusions (for methods that read
-    the confusion matrix, such as LIME)."""
+    the confusion matrix, such as LIME); ``rank`` orders each class's candidates by ``confidence`` or
+    by ``index`` (the first in the split: the same images for models that classify them alike)."""
 
     split: str = "test"
     correct_per_class: int = 1
@@ -31,6 +32,7 @@ class SelectionConfig:
     confused_pairs: int = 3
     max_candidates: int | None = 1000
     explain: str = "predicted"
+    rank: str = "confidence"
 
 
 @dataclass

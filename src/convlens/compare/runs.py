@@ -1,0 +1,123 @@
+"""One run per model for `make compare`: trained afresh (or, with ``reuse``, the newest finished run of
+the experiment with that model), then visualized and evaluated. Each stage runs as its own process
+through the entry point a user calls (as in :mod:`convlens.pipeline`), so a comparison is made of
+ordinary run directories that `make report RUN=...` can report on one by one."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from convlens.compare.schema import CompareConfig
+from convlens.report.run_data import EVALUATION_JSON, MANIFEST
+from convlens.rundir import CONFIG, METRICS
+from convlens.untrusted import inside, safe_name
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPTS = ROOT / "scripts"
+CONF = ROOT / "conf"
+#: What the compare's visualize stage always sets: per class the first correctly and the first wrongly
+#: classified test image (in split order), each explained for its true class. The first image of every
+#: class is one of the two for any model, so every architecture explains it, for the same class.
+SELECTION = ("selection.rank=index", "selection.correct_per_class=1", "selection.wrong_per_class=1",
+             "selection.confused_pairs=0", "selection.explain='true'")  # fmt: skip
+
+
+class CompareError(RuntimeError):
+    """A stage of one model failed, or runs cannot be compared; the message says which and why."""
+
+
+@dataclass
+class ModelRun:
+    """The run directory of one model, whether it was reused, and each stage's wall time here (with
+    process start), in seconds."""
+
+    model: str
+    root: Path
+    reused: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_runs(cfg: CompareConfig, stamp: str) -> list[ModelRun]:
+    """A trained, visualized and evaluated run of ``cfg.experiment`` for each model, in ``cfg.models`` order."""
+    experiment_dir = inside(cfg.outputs_dir, safe_name(cfg.experiment, "experiment"))
+    runs = []
+    for model in cfg.models:
+        found = newest_run(experiment_dir, cfg.experiment, model) if cfg.reuse else None
+        run = ModelRun(model, found or experiment_dir / f"{stamp}_{model}", found is not None)
+        if found is None:
+            run.seconds["train"] = stage(run, "train", train_arguments(cfg, model, run.root))
+        else:
+            log.info("%s: reusing %s", model, found)
+        if not (run.root / MANIFEST).is_file() or not cfg.reuse:
+            run.seconds["visualize"] = stage(run, "visualize", visualize_arguments(cfg, run.root))
+        if not cfg.reuse or stale_evaluation(run.root):
+            run.seconds["evaluate"] = stage(run, "evaluate", [f"run={run.root}", *cfg.evaluate])
+        runs.append(run)
+    return runs
+
+
+def train_arguments(cfg: CompareConfig, model: str, root: Path) -> list[str]:
+    return [f"experiment={cfg.experiment}", f"model={model}", f"paths.outputs_dir={cfg.outputs_dir}",
+            f"paths.output_dir={root}", *cfg.train]  # fmt: skip
+
+
+def visualize_arguments(cfg: CompareConfig, root: Path) -> list[str]:
+    methods = [f"methods=[{','.join(cfg.methods)}]"] if cfg.methods is not None else []
+    return [f"run={root}", *SELECTION, *methods, *cfg.visualize]
+
+
+def stage(run: ModelRun, name: str, arguments: list[str]) -> float:
+    """Run ``scripts/<name>.py`` with ``arguments``; its wall time, or CompareError when it fails."""
+    print(f"[{run.model}] {name} ...", flush=True)
+    started, cpu = time.perf_counter(), _children_cpu()
+    result = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *arguments])
+    if result.returncode != 0:
+        raise CompareError(f"[{run.model}] {name} failed (exit {result.returncode}); see the messages above")
+    seconds = time.perf_counter() - started
+    # CPU seconds next to wall seconds: on a shared machine they show how much of the wall time was waiting.
+    print(f"[{run.model}] {name} done in {seconds:.1f} s (CPU {_children_cpu() - cpu:.1f} s)", flush=True)
+    return seconds
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def newest_run(experiment_dir: Path, experiment: str, model: str) -> Path | None:
+    """The newest finished run (with metrics.json) of ``experiment`` whose model has the class and depth
+    of ``conf/model/<model>.yaml``, or None."""
+    wanted = model_identity(OmegaConf.load(CONF / "model" / f"{model}.yaml"))
+    candidates = sorted(
+        (path for path in experiment_dir.glob("*") if path.is_dir() and not path.is_symlink()),
+        key=lambda path: path.name,
+        reverse=True,
+    )
+    for path in candidates:
+        if (path / METRICS).is_file() and (path / CONFIG).is_file():
+            config = OmegaConf.load(path / CONFIG)
+            if config.get("experiment_name") == experiment and model_identity(config.get("model") or {}) == wanted:
+                return path
+    return None
+
+
+def model_identity(node: Any) -> tuple[str, str]:
+    """What makes two model configs the same architecture: the class built and its depth (if any)."""
+    return str(node.get("_target_")), str(node.get("depth"))
+
+
+def stale_evaluation(root: Path) -> bool:
+    """No evaluation yet, or one older than the maps it scored."""
+    evaluated = root / EVALUATION_JSON
+    return not evaluated.is_file() or (root / MANIFEST).stat().st_mtime > evaluated.stat().st_mtime
