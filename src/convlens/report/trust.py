@@ -168,7 +168,8 @@ def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
             scored = [row for row in rows if row.record.get(family, {}).get(metric, {}).get("value") is not None]
             if scored and metric in HEADLINE:
                 beat = sum(_score(row, family, metric)["verdict"] == "above" for row in scored)
-                sentences.append(f"{label[0].upper()}{label[1:]}: {beat} of {len(scored)} maps score better than random maps.")
+                heading = label[0].upper() + label[1:]
+                sentences.append(f"{heading}: {beat} of {len(scored)} maps score better than random maps.")
             sentences += _misses(evaluation, scored, family, metric)
     return sentences + _cascade(rows, evaluation["settings"]["randomization"])
 
