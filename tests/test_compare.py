@@ -28,7 +28,8 @@ from convlens.visualize import visualize
 from convlens.visualize.methods import settings as settings_of
 from convlens.visualize.schema import register_schema as register_visualize
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+#: Two tiny trainings, visualizations and evaluations (~2 min on 2 cores): under `make test-slow`.
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 MODELS = ["alexnet", "resnet18"]
 #: Two epochs of the tiny data: enough for some correct images, seconds per model.

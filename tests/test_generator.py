@@ -160,6 +160,7 @@ def test_settings_are_checked_by_key() -> None:
         _generate_config("generator.nonsense=1")
 
 
+@pytest.mark.slow  # a whole generate stage in a subprocess (~30 s)
 def test_entry_point_trains_the_latest_run_and_refuses_a_missing_one(tiny_run: Path, tmp_path: Path) -> None:
     outputs = tmp_path / "outputs"
     shutil.copytree(tiny_run, outputs / "demo_shapes" / "tiny")
