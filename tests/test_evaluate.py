@@ -159,6 +159,14 @@ def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny
     assert "**Stale:**" in report and "> **Warning:**" not in report
 
 
+def test_a_malformed_evaluation_is_named_with_the_fix(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "outputs" / "demo_faces" / "tiny"
+    shutil.copytree(tiny_run, copy, symlinks=True)
+    (copy / "evaluation" / "evaluation.json").write_text('{"methods": 5}')
+    with pytest.raises(UntrustedInputError, match=r"evaluation/evaluation.json is not what.*make evaluate RUN="):
+        build_report(copy, tmp_path / "reports")
+
+
 def test_trust_section_escapes_run_text(evaluation: dict) -> None:
     tampered = json.loads(json.dumps(evaluation))
     tampered["methods"]["saliency"]["title"] = "<script>x</script>"

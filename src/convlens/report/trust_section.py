@@ -5,8 +5,9 @@ section carries."""
 from __future__ import annotations
 
 from convlens.report.assets import CASCADE, COMPARISON, cascade_file, comparison_file
-from convlens.report.run_data import RunData
+from convlens.report.run_data import EVALUATION_JSON, RunData
 from convlens.report.trust import TrustSection, trust_section
+from convlens.untrusted import UntrustedInputError
 
 INTRO = (
     "A map shows where a method puts the evidence for a class; whether the model uses that evidence is a "
@@ -28,6 +29,12 @@ def trust(run: RunData) -> TrustSection:
             f"earlier maps; `make evaluate RUN={run.label}` scores the current ones."
         )
     figure = CASCADE if cascade_file(run) is not None else None
-    scores = trust_section(run.evaluation, figure, run.label)
+    try:
+        scores = trust_section(run.evaluation, figure, run.label)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+        raise UntrustedInputError(
+            f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: "
+            f"{error}); rerun `make evaluate RUN={run.label}`"
+        ) from error
     warnings = {} if run.evaluation_stale else scores.warnings  # about earlier maps: not pinned on the current ones
     return TrustSection("\n\n".join([*parts, scores.body]), warnings)
