@@ -14,6 +14,7 @@ from torch import nn
 
 from convlens.config import register_configs
 from convlens.models import FerCNN, ResNet
+from convlens.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -34,13 +35,24 @@ TINY = [
 ]
 
 
+def compose_config(folder: str, name: str, *overrides: str) -> DictConfig:
+    """``conf/<folder>/<name>.yaml`` with overrides, as that stage's entry point composes it."""
+    with initialize_config_dir(config_dir=str(CONF / folder), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def train_tiny(run_dir: Path, experiment: str, *overrides: str) -> Path:
+    """A real 1-epoch run of ``experiment`` on a few hundred images, written into ``run_dir``."""
+    train(compose_config(".", "train", f"experiment={experiment}", *TINY, f"paths.output_dir={run_dir}", *overrides))
+    return run_dir
+
+
 @pytest.fixture
 def compose_train() -> Callable[..., DictConfig]:
     """Compose conf/train.yaml with overrides, as scripts/train.py would (minus Hydra's run dir)."""
 
     def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="train", overrides=list(overrides))
+        return compose_config(".", "train", *overrides)
 
     return _compose
 

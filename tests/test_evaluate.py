@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF, ROOT, TINY
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, compose_config, train_tiny
 from omegaconf import DictConfig
 
 from convlens.evaluate import evaluate_run
@@ -22,7 +21,6 @@ from convlens.report.build import build_report
 from convlens.report.run_data import read_run
 from convlens.report.trust import trust_section
 from convlens.rundir import RunDirError
-from convlens.training.run import train
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
 from convlens.visualize.schema import register_schema as register_visualize_schema
@@ -38,24 +36,18 @@ FAST = ["faithfulness.steps=4", "faithfulness.road_percentages=[0.2,0.6]", "rand
 FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
 
 
-def _config(folder: str, name: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF / folder), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides))
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-epoch demo_faces run (FerCNN, masks), visualized with four localising methods."""
-    run_dir = tmp_path_factory.mktemp("evaluate") / "outputs" / "demo_faces" / "tiny"
-    train(_config(".", "train", "experiment=demo_faces", *TINY, f"paths.output_dir={run_dir}"))
+    run_dir = train_tiny(tmp_path_factory.mktemp("evaluate") / "outputs" / "demo_faces" / "tiny", "demo_faces")
     register_visualize_schema()
-    visualize_run(run_dir, _config("visualize", "visualize", f"run={run_dir}", *VISUALIZE))
+    visualize_run(run_dir, compose_config("visualize", "visualize", f"run={run_dir}", *VISUALIZE))
     return run_dir
 
 
 def _evaluate_config(*overrides: str) -> DictConfig:
     register_schema()
-    return _config("evaluate", "evaluate", *FAST, *overrides)
+    return compose_config("evaluate", "evaluate", *FAST, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, ROOT, TINY
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, compose_config, train_tiny
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
@@ -21,7 +20,6 @@ from convlens.generator import store
 from convlens.generator.schema import register_schema
 from convlens.generator.stage import generate, generate_run
 from convlens.provenance import portable_path
-from convlens.training.run import train
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
 from convlens.visualize.schema import register_schema as register_visualize_schema
@@ -39,22 +37,15 @@ VISUALIZE = ["methods=[generator_prior,generator_training]", "selection.max_cand
              "params.generator_prior.samples=2"]  # fmt: skip
 
 
-def _config(folder: str, name: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF / folder), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides))
-
-
 def _generate_config(*overrides: str, base: list[str] = FAST) -> DictConfig:
     register_schema()
-    return _config("generate", "generate", *base, *overrides)
+    return compose_config("generate", "generate", *base, *overrides)
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-epoch demo_shapes run (ResNet-18), without a generator."""
-    run_dir = tmp_path_factory.mktemp("generator") / "outputs" / "demo_shapes" / "tiny"
-    train(_config(".", "train", "experiment=demo_shapes", *TINY, f"paths.output_dir={run_dir}"))
-    return run_dir
+    return train_tiny(tmp_path_factory.mktemp("generator") / "outputs" / "demo_shapes" / "tiny", "demo_shapes")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +60,7 @@ def generated(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def manifest(generated: tuple[Path, dict]) -> dict:
     run_dir, _ = generated
     register_visualize_schema()
-    return visualize_run(run_dir, _config("visualize", "visualize", f"run={run_dir}", *VISUALIZE))
+    return visualize_run(run_dir, compose_config("visualize", "visualize", f"run={run_dir}", *VISUALIZE))
 
 
 def test_generator_reconstructs_heldout_images_better_than_the_mean_image(generated: tuple[Path, dict]) -> None:
@@ -124,7 +115,7 @@ def test_seeded_runs_repeat_exactly(tiny_run: Path, tmp_path: Path) -> None:
 
 def test_a_run_without_generator_is_skipped_with_the_command(tiny_run: Path) -> None:
     register_visualize_schema()
-    manifest = visualize_run(tiny_run, _config("visualize", "visualize", f"run={tiny_run}", *VISUALIZE))
+    manifest = visualize_run(tiny_run, compose_config("visualize", "visualize", f"run={tiny_run}", *VISUALIZE))
     for name in ("generator_prior", "generator_training"):
         assert "make generate RUN=" in manifest["methods"][name]["skipped"]
     assert not [entry for entry in manifest["entries"] if entry["method"].startswith("generator")]

@@ -6,21 +6,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import CONF, ROOT, TINY
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, train_tiny
 from nbclient import NotebookClient
-
-from convlens.training.run import train
 
 NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("notebook") / "run"
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        train(compose(config_name="train", overrides=["experiment=demo_faces", *TINY, f"paths.output_dir={run_dir}"]))
-    return run_dir
+    return train_tiny(tmp_path_factory.mktemp("notebook") / "run", "demo_faces")
 
 
 def test_notebook_is_stored_without_outputs() -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import CONF, ROOT, TINY
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, TINY, train_tiny
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -61,10 +60,7 @@ NUMBERS = ("train", "val", "test", "per_class_accuracy", "best_epoch", "epochs")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny demo_faces run whose directory the tests below copy and tamper with."""
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        train(compose(config_name="train", overrides=["experiment=demo_faces", *TINY, f"paths.output_dir={run_dir}"]))
-    return run_dir
+    return train_tiny(tmp_path_factory.mktemp("trained") / "run", "demo_faces")
 
 
 def _copy_run(trained: Path, tmp_path: Path) -> Path:

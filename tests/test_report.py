@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF, ROOT, TINY
+from conftest import CONF, ROOT, train_tiny
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -24,7 +24,6 @@ from convlens.report.model_table import model_rows
 from convlens.report.observations import confused_pairs, observations
 from convlens.report.run_data import read_run
 from convlens.rundir import RunDirError
-from convlens.training.run import train
 from convlens.visualize import visualize_run
 from convlens.visualize.schema import register_schema
 
@@ -54,9 +53,7 @@ VISUALIZE = [
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-epoch demo_faces run under <tmp>/outputs/demo_faces/ (with a `latest` link), visualized."""
     run_dir = tmp_path_factory.mktemp("report") / "outputs" / "demo_faces" / "tiny"
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        overrides = ["experiment=demo_faces", *TINY, "trainer.max_epochs=2", f"paths.output_dir={run_dir}"]
-        train(compose(config_name="train", overrides=overrides))
+    train_tiny(run_dir, "demo_faces", "trainer.max_epochs=2")
     register_schema()
     with initialize_config_dir(config_dir=str(CONF / "visualize"), version_base="1.3"):
         visualize_run(run_dir, compose(config_name="visualize", overrides=[f"run={run_dir}", *VISUALIZE]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, ROOT, TINY
+from conftest import CONF, ROOT, train_tiny
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -28,7 +28,6 @@ from convlens.figures.shown import Shown
 from convlens.models import FerCNN
 from convlens.registry import METHODS
 from convlens.rundir import RunDirError
-from convlens.training.run import train
 from convlens.visualize import visualize_run
 from convlens.visualize.methods import plan
 from convlens.visualize.schema import register_schema
@@ -53,11 +52,7 @@ def _visualize_config(*overrides: str) -> DictConfig:
 
 def _train_tiny(tmp_path_factory: pytest.TempPathFactory, experiment: str) -> Path:
     """A 1-epoch run of ``experiment`` on a few hundred images under <tmp>/outputs/<experiment>/tiny."""
-    run_dir = tmp_path_factory.mktemp("visualize") / "outputs" / experiment / "tiny"
-    overrides = [f"experiment={experiment}", *TINY, f"paths.output_dir={run_dir}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        train(compose(config_name="train", overrides=overrides))
-    return run_dir
+    return train_tiny(tmp_path_factory.mktemp("visualize") / "outputs" / experiment / "tiny", experiment)
 
 
 @pytest.fixture(scope="module")
