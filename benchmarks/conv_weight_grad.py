@@ -24,8 +24,17 @@ from torch import nn
 
 from convlens.training.conv_grad import batched_weight_gradient
 
-#: (channels, map side): the late-stage 3x3 convolutions of a ResNet-18 at 32 px input and one step larger.
-CONVOLUTIONS = ((512, 1), (256, 2), (128, 4), (64, 8))
+
+def stage_maps(image_size: int) -> list[tuple[int, int]]:
+    """(channels, map side) of the 3x3 convolutions of a ResNet-18's layer4..layer1 at ``image_size``
+    (stem: 7x7 stride-2 convolution and 3x3 stride-2 max-pool; each later stage halves, rounding up):
+    at 32 px 1, 2, 4, 8; at 33 px 2, 3, 5, 9."""
+    side = (image_size - 1) // 2 + 1
+    side = (side - 1) // 2 + 1
+    sides = [side]
+    for _ in range(3):
+        sides.append((sides[-1] - 1) // 2 + 1)
+    return list(zip((512, 256, 128, 64), reversed(sides), strict=True))
 
 
 def _milliseconds(fn: Any, repeats: int) -> float:
@@ -44,10 +53,10 @@ def onednn_weight_gradient(x: torch.Tensor, conv: nn.Conv2d, grad: torch.Tensor)
     return torch.ops.aten.convolution_backward(grad, x, conv.weight, None, *settings, [False, True, False])[1]
 
 
-def weight_gradient_times(batch: int, repeats: int) -> list[dict[str, Any]]:
+def weight_gradient_times(batch: int, image_size: int, repeats: int) -> list[dict[str, Any]]:
     """Median ms of the weight gradient of one 3x3 convolution (channels_last, padding 1), both ways."""
     rows = []
-    for channels, side in CONVOLUTIONS:
+    for channels, side in stage_maps(image_size):
         fmt = torch.channels_last
         conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=fmt)
         x = torch.randn(batch, channels, side, side).contiguous(memory_format=fmt)
@@ -85,7 +94,7 @@ def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     torch.set_flush_denormal(True)  # as the train stage does
     return {
         "config": benchlib.step_config(args),
-        "convolutions": weight_gradient_times(args.batch_size, args.repeats),
+        "convolutions": weight_gradient_times(args.batch_size, args.image_size, args.repeats),
         "training_step": training_step_ratio(args, device),
     }
 
