@@ -1,9 +1,10 @@
 """Convolution weight gradients on tiny maps: oneDNN's own path vs one batched matrix product
 (``convlens.training.conv_grad``), for single convolutions and for the fp32 ResNet-18 training step
-of ``demo_shapes`` (32 px, batch 128), where ``layer3`` and ``layer4`` run on 2x2 and 1x1 maps.
+of ``demo_shapes`` (batch 128; at 32 px ``layer3`` and ``layer4`` run on 2x2 and 1x1 maps, at the
+demo's 33 px on 3x3 and 2x2).
 
-Part 1 times the weight gradient alone for 3x3 convolutions of a ResNet's late stages (the channel
-counts they have at 32 px input), oneDNN's ``convolution_backward`` against convlens's
+Part 1 times the weight gradient alone for the 3x3 convolutions of a ResNet's four stages at
+``--image-size`` (see :func:`stage_maps`), oneDNN's ``convolution_backward`` against convlens's
 ``batched_weight_gradient``; this is what sets ``MAX_POSITIONS``. Part 2 trains two copies of the
 model (same initial weights, same batch), without and with the hooks, in alternating windows; the
 speed-up is the median ratio of the rounds. Both are CPU measurements: on a GPU the hooks are never installed.
