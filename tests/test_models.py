@@ -103,6 +103,15 @@ def test_resnet_forward_shapes(channels: int, size: int) -> None:
     assert model(torch.randn(2, channels, size, size)).shape == (2, 7)
 
 
+def test_resnet_width_scales_every_stage_and_refuses_torchvision_weights() -> None:
+    model = ResNet(50, num_classes=7, width=16)
+    assert model.stem.conv.out_channels == 16
+    assert [getattr(model, f"layer{i}")[0].residual.conv1[0].out_channels for i in range(1, 5)] == [16, 32, 64, 128]
+    assert model.head.fc.in_features == 128 * 4
+    with pytest.raises(ValueError, match=r"model.weights is set with model.width=32: torchvision's weights"):
+        ResNet(18, width=32, weights="resnet18.pth")
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_fer_cnn_forward_shapes(channels: int) -> None:
     model = FerCNN(num_classes=7, in_channels=channels, widths=(8, 16, 32, 64)).eval()

@@ -88,28 +88,36 @@ class ResNet(Staged):
     min_input_size = 32
 
     def __init__(
-        self, depth: int = 18, num_classes: int = 1000, in_channels: int = 3, weights: str | Path | None = None
+        self,
+        depth: int = 18,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        weights: str | Path | None = None,
+        width: int = 64,
     ) -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"model.depth={depth} is not a ResNet of Table 1; choose one of {sorted(RESNET_SPECS)}")
+        if weights is not None and width != 64:
+            raise ValueError(f"model.weights is set with model.width={width}: torchvision's weights are for width 64")
         block_kind, blocks = RESNET_SPECS[depth]
         block = BasicBlock if block_kind == "basic" else Bottleneck
         self.depth = depth
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.stem = nn.Sequential()
-        self.stem.add_module("conv", nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False))
-        self.stem.add_module("bn", nn.BatchNorm2d(64))
+        self.stem.add_module("conv", nn.Conv2d(in_channels, width, 7, 2, 3, bias=False))
+        self.stem.add_module("bn", nn.BatchNorm2d(width))
         self.stem.add_module("relu", nn.ReLU())
         self.stem.add_module("pool", nn.MaxPool2d(3, 2, 1))
-        channels = 64
-        for index, (width, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True), start=1):
+        channels = width
+        for index, count in enumerate(blocks, start=1):
             stride = 1 if index == 1 else 2
+            stage_width = width * 2 ** (index - 1)
             stage = nn.Sequential()
             for block_index in range(count):
-                stage.add_module(str(block_index), block(channels, width, stride if block_index == 0 else 1))
-                channels = width * block.expansion
+                stage.add_module(str(block_index), block(channels, stage_width, stride if block_index == 0 else 1))
+                channels = stage_width * block.expansion
             self.add_module(f"layer{index}", stage)
         self.head = nn.Sequential()
         self.head.add_module("pool", nn.AdaptiveAvgPool2d(1))
