@@ -103,13 +103,23 @@ def test_resnet_forward_shapes(channels: int, size: int) -> None:
     assert model(torch.randn(2, channels, size, size)).shape == (2, 7)
 
 
-def test_resnet_width_scales_every_stage_and_refuses_torchvision_weights() -> None:
-    model = ResNet(50, num_classes=7, width=16)
+def test_resnet_width_factor_scales_every_stage() -> None:
+    model = ResNet(50, num_classes=7, width_factor=0.25)
     assert model.stem.conv.out_channels == 16
     assert [getattr(model, f"layer{i}")[0].residual.conv1[0].out_channels for i in range(1, 5)] == [16, 32, 64, 128]
     assert model.head.fc.in_features == 128 * 4
-    with pytest.raises(ValueError, match=r"model.weights is set with model.width=32: torchvision's weights"):
-        ResNet(18, width=32, weights="resnet18.pth")
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_width_factor_makes_a_smaller_model_that_runs_and_refuses_torchvision_weights(name: str) -> None:
+    full, quarter = BUILDERS[name](num_classes=5), BUILDERS[name](num_classes=5, width_factor=0.25).eval()
+    assert count(quarter) < count(full) / 8  # channels x channels: about 1/16 of the weights
+    with torch.no_grad():
+        assert quarter(torch.randn(1, 3, 64, 64)).shape == (1, 5)
+    with pytest.raises(ValueError, match=r"model.weights is set with model.width_factor=0.5: torchvision's weights"):
+        BUILDERS[name](width_factor=0.5, weights="weights.pth")
+    with pytest.raises(ValueError, match=r"model.width_factor=0 must be positive"):
+        BUILDERS[name](width_factor=0)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from convlens.models.staged import Staged
+from convlens.models.staged import Staged, check_width, scaled
 from convlens.models.vgg import mlp_head
 from convlens.models.weights import load_pretrained
 
@@ -54,6 +54,7 @@ class AlexNet(Staged):
     Small inputs: torchvision's stride-4 stem and three 3x3/2 max-pools need 63 px; below that they
     leave nothing. Then the stem convolution uses stride 2 (35 to 62 px) or 1 (down to
     ``min_input_size`` = 21 px), the largest stride that keeps a feature map (:func:`stem_stride`).
+    ``width_factor`` (1.0: torchvision's) scales every layer's channels and the classifier's hidden width.
     Only a stride changes, so the layers, the parameter count (torchvision's at every size) and
     ``weights`` (a torchvision ``alexnet`` file or weights name) stay the same; from 63 px up the
     model is exactly torchvision's. ``image_size`` comes from ``data.image_size`` in the config.
@@ -69,17 +70,20 @@ class AlexNet(Staged):
         image_size: int = 224,
         dropout: float = 0.5,
         weights: str | Path | None = None,
+        width_factor: float = 1.0,
     ) -> None:
         super().__init__()
+        check_width(width_factor, weights)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.stem_stride = stem_stride(image_size)
-        self.stem = _conv_relu(in_channels, 64, 11, 2, self.stem_stride, pool=True)
-        self.layer1 = _conv_relu(64, 192, 5, 2, pool=True)
-        self.layer2 = _conv_relu(192, 384, 3, 1)
-        self.layer3 = _conv_relu(384, 256, 3, 1)
-        self.layer4 = _conv_relu(256, 256, 3, 1, pool=True)
-        self.head = mlp_head(6, 256, 4096, num_classes, dropout, dropout_first=True)
+        c64, c192, c384, c256 = (scaled(channels, width_factor) for channels in (64, 192, 384, 256))
+        self.stem = _conv_relu(in_channels, c64, 11, 2, self.stem_stride, pool=True)
+        self.layer1 = _conv_relu(c64, c192, 5, 2, pool=True)
+        self.layer2 = _conv_relu(c192, c384, 3, 1)
+        self.layer3 = _conv_relu(c384, c256, 3, 1)
+        self.layer4 = _conv_relu(c256, c256, 3, 1, pool=True)
+        self.head = mlp_head(6, c256, scaled(4096, width_factor), num_classes, dropout, dropout_first=True)
         if weights is not None:
             load_pretrained(self, weights)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from convlens.models.staged import Staged
+from convlens.models.staged import Staged, check_width, scaled
 from convlens.models.weights import load_pretrained
 
 #: Inception modules per stage: in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool projection.
@@ -90,8 +90,9 @@ class GoogLeNet(Staged):
     max-pool), ``layer1`` (1x1 and 3x3 conv), ``layer2`` (max-pool, inception 3a-3b), ``layer3``
     (max-pool, 4a-4e), ``layer4`` (max-pool, 5a-5b), ``head`` (global average pool, dropout, fc).
     The max-pools round up (torchvision's ``ceil_mode``), so the network is torchvision's at every
-    size down to ``min_input_size`` = 15 px (32 px give ``layer4`` 1x1). Parameter counts equal
-    torchvision's ``googlenet(aux_logits=False)``, and ``weights`` (a torchvision ``googlenet``
+    size down to ``min_input_size`` = 15 px (32 px give ``layer4`` 1x1). ``width_factor`` scales
+    every branch's channels (1.0: torchvision's). Parameter counts equal torchvision's
+    ``googlenet(aux_logits=False)``, and ``weights`` (a torchvision ``googlenet``
     file or weights name) loads into it; set ``transform_input`` with torchvision's ImageNet
     weights and ImageNet-normalised RGB input, as torchvision does.
     """
@@ -108,8 +109,10 @@ class GoogLeNet(Staged):
         dropout: float = 0.2,
         transform_input: bool = False,
         weights: str | Path | None = None,
+        width_factor: float = 1.0,
     ) -> None:
         super().__init__()
+        check_width(width_factor, weights)
         if transform_input and in_channels != 3:
             raise ValueError(f"model.transform_input needs RGB input, but model.in_channels={in_channels}")
         self.num_classes = num_classes
@@ -117,21 +120,25 @@ class GoogLeNet(Staged):
         self.stem = nn.Sequential()
         if transform_input:
             self.stem.add_module("transform", TorchvisionGoogLeNetInput())
-        self.stem.add_module("conv1", conv_bn_relu(in_channels, 64, 7, 2))
+        c64, c192 = scaled(64, width_factor), scaled(192, width_factor)
+        self.stem.add_module("conv1", conv_bn_relu(in_channels, c64, 7, 2))
         self.stem.add_module("pool", _pool(3))
         self.layer1 = nn.Sequential()
-        self.layer1.add_module("conv2", conv_bn_relu(64, 64, 1))
-        self.layer1.add_module("conv3", conv_bn_relu(64, 192, 3))
+        self.layer1.add_module("conv2", conv_bn_relu(c64, c64, 1))
+        self.layer1.add_module("conv3", conv_bn_relu(c64, c192, 3))
+        channels = c192
         for stage, inceptions in INCEPTIONS.items():
             self.add_module(stage, nn.Sequential())
             getattr(self, stage).add_module("pool", _pool(2 if stage == "layer4" else 3))
-            for name, shape in inceptions.items():
-                getattr(self, stage).add_module(f"inception{name}", Inception(*shape))
+            for name, (_, *branches) in inceptions.items():
+                widths = [scaled(branch, width_factor) for branch in branches]
+                getattr(self, stage).add_module(f"inception{name}", Inception(channels, *widths))
+                channels = widths[0] + widths[2] + widths[4] + widths[5]  # what the four branches output
         self.head = nn.Sequential()
         self.head.add_module("pool", nn.AdaptiveAvgPool2d(1))
         self.head.add_module("flatten", nn.Flatten())
         self.head.add_module("dropout", nn.Dropout(dropout))
-        self.head.add_module("fc", nn.Linear(1024, num_classes))
+        self.head.add_module("fc", nn.Linear(channels, num_classes))
         _init_weights(self)
         if weights is not None:
             load_pretrained(self, weights)

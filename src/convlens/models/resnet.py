@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from convlens.models.staged import Staged
+from convlens.models.staged import Staged, check_width, scaled
 from convlens.models.weights import load_pretrained
 
 #: Table 1: block type and number of blocks per stage for each depth.
@@ -80,7 +80,9 @@ class ResNet(Staged):
     """ResNet-18/34/50/101/152 for ``in_channels``-channel images and ``num_classes`` classes.
 
     The stem is the paper's 7x7/2 convolution and 3x3/2 max-pool, so inputs must be at least
-    ``min_input_size`` pixels (the network downsamples by 32). Parameter counts equal
+    ``min_input_size`` pixels (the network downsamples by 32). ``width_factor`` scales every layer's
+    channels (1.0: the paper's, 64 in the stem and ``layer1``, doubled by each later stage; less keeps
+    the depth and makes CPU demos cheap). At 1.0 parameter counts equal
     torchvision's ``resnetN`` for the same number of classes, and ``weights`` (a torchvision
     ``resnetN`` file or weights name, see :mod:`convlens.models.weights`) loads into it.
     """
@@ -93,19 +95,19 @@ class ResNet(Staged):
         num_classes: int = 1000,
         in_channels: int = 3,
         weights: str | Path | None = None,
-        width: int = 64,
+        width_factor: float = 1.0,
     ) -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"model.depth={depth} is not a ResNet of Table 1; choose one of {sorted(RESNET_SPECS)}")
-        if weights is not None and width != 64:
-            raise ValueError(f"model.weights is set with model.width={width}: torchvision's weights are for width 64")
+        check_width(width_factor, weights)
         block_kind, blocks = RESNET_SPECS[depth]
         block = BasicBlock if block_kind == "basic" else Bottleneck
         self.depth = depth
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.stem = nn.Sequential()
+        width = scaled(64, width_factor)
         self.stem.add_module("conv", nn.Conv2d(in_channels, width, 7, 2, 3, bias=False))
         self.stem.add_module("bn", nn.BatchNorm2d(width))
         self.stem.add_module("relu", nn.ReLU())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from convlens.models.staged import NAMED_STAGES, Staged
+from convlens.models.staged import NAMED_STAGES, Staged, check_width, scaled
 from convlens.models.weights import load_pretrained
 
 #: Convolutions per block (five blocks, widths ``VGG_WIDTHS``), configurations A, B, D, E of Table 1.
@@ -58,7 +58,8 @@ class VGG(Staged):
     ``layer4`` outputs 7x7, as ResNet's), and ``head`` is torchvision's classifier behind its
     adaptive 7x7 average pool. Five halvings need ``min_input_size`` = 32 px: from 32 to 63 px
     ``layer4`` is 1x1 and the pool repeats it 7x7, exactly what torchvision's model does. Parameter
-    counts equal torchvision's ``vggN_bn`` at any input size, and ``weights`` (a torchvision
+    counts equal torchvision's ``vggN_bn`` at any input size (at ``width_factor`` 1.0; other values
+    scale every layer's channels and the classifier's hidden width), and ``weights`` (a torchvision
     ``vggN_bn`` file or weights name, see :mod:`convlens.models.weights`) loads into it.
     """
 
@@ -71,8 +72,10 @@ class VGG(Staged):
         in_channels: int = 3,
         dropout: float = 0.5,
         weights: str | Path | None = None,
+        width_factor: float = 1.0,
     ) -> None:
         super().__init__()
+        check_width(width_factor, weights)
         if depth not in VGG_SPECS:
             raise ValueError(f"model.depth={depth} is not a VGG of Table 1; choose one of {sorted(VGG_SPECS)}")
         self.depth = depth
@@ -80,9 +83,9 @@ class VGG(Staged):
         self.in_channels = in_channels
         channels = in_channels
         for stage, width, convs in zip(NAMED_STAGES, VGG_WIDTHS, VGG_SPECS[depth], strict=False):
-            self.add_module(stage, vgg_stage(channels, width, convs))
-            channels = width
-        self.head = mlp_head(7, channels, 4096, num_classes, dropout, dropout_first=False)
+            self.add_module(stage, vgg_stage(channels, scaled(width, width_factor), convs))
+            channels = scaled(width, width_factor)
+        self.head = mlp_head(7, channels, scaled(4096, width_factor), num_classes, dropout, dropout_first=False)
         _init_weights(self)
         if weights is not None:
             load_pretrained(self, weights)
