@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from convlens.compare import CompareError, compare, features, runs
 from convlens.compare.schema import CompareConfig, check_names
 from convlens.compare.schema import register_schema as register_compare
+from convlens.config import validate
 from convlens.evaluate import evaluate
 from convlens.evaluate.schema import family_settings
 from convlens.evaluate.schema import register_schema as register_evaluate
@@ -123,6 +124,8 @@ def test_unknown_models_and_experiments_are_refused_by_name() -> None:
         check_names(CompareConfig(experiment="nope"), CONF)
     with pytest.raises(ValueError, match="at least two different models"):
         check_names(CompareConfig(models=["resnet18", "resnet18"]), CONF)
+    with pytest.raises(ValueError, match=r"train_per_model: alexnt not known; the models are: alexnet"):
+        check_names(CompareConfig(train_per_model={"alexnt": ["optimizer.lr=0.001"]}), CONF)
 
 
 def test_the_entry_point_refuses_a_bad_model_before_training(tmp_path: Path) -> None:
@@ -182,7 +185,8 @@ def test_the_default_stage_overrides_pass_each_stage_checks() -> None:
     register_evaluate()
     with initialize_config_dir(config_dir=str(CONF / "evaluate"), version_base="1.3"):
         family_settings(compose(config_name="evaluate", overrides=cfg.evaluate))
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        compose(config_name="train", overrides=[f"experiment={cfg.experiment}", f"model={cfg.models[0]}", *cfg.train])
+    for model in cfg.models:  # each model's train overrides, train_per_model's too, name keys it has
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            validate(compose(config_name="train", overrides=runs.train_arguments(cfg, model, Path("run"))))
     with pytest.raises(ValueError, match="samples=10 must be >= 25"):
         settings_of("smoothgrad", {"samples": 10})

@@ -1,4 +1,5 @@
-"""`make demo`'s runner: each stage a forked process running its script as ``__main__``, failures stop it."""
+"""`make demo`'s runner: each stage its own process running its script as ``__main__`` (forked after
+``preload``, else a fresh interpreter); a failure stops it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from convlens import pipeline
 from convlens.pipeline import run_stage, summary_table
 
 SCRIPTS = {
@@ -17,8 +19,11 @@ SCRIPTS = {
 }
 
 
-@pytest.fixture
-def scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(params=[True, False], ids=["forked", "fresh interpreter"])
+def scripts(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The scripts above in ``tmp_path/scripts``, run forked (as after ``preload``; they run no tensor
+    operation, so forking from pytest is safe) or each in a fresh interpreter."""
+    monkeypatch.setattr(pipeline, "_preloaded", request.param)
     (tmp_path / "scripts").mkdir()
     for name, source in SCRIPTS.items():
         (tmp_path / "scripts" / f"{name}.py").write_text(source)

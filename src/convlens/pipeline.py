@@ -2,9 +2,12 @@
 
 Each stage runs as its own process through the same entry point a user calls (``scripts/<stage>.py``
 as ``__main__``), so the demo exercises exactly what `make train`, `make visualize` and `make report`
-do. The processes are forked from this one after it has imported the libraries every stage needs:
-importing torch, Lightning, torchvision, captum and matplotlib takes 5-12 s per process on a 2-core
-CPU, which eight fresh interpreters would pay eight times. The table reports that one-time start.
+do. After :func:`preload` the processes are forked from this one, which has imported the libraries
+every stage needs: importing torch, Lightning, torchvision, captum and matplotlib takes 5-12 s per
+process on a 2-core CPU, which eight fresh interpreters would pay eight times. The table reports that
+one-time start. Forking is safe only while this process has run no tensor operation (a forked child
+of a process whose OpenMP threads have started hangs in its first parallel operation), so without
+:func:`preload` each stage is a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import importlib
 import json
 import os
 import runpy
+import subprocess
 import sys
 import time
 import traceback
@@ -40,25 +44,39 @@ SHARED_IMPORTS = (
 )
 
 
+_preloaded = False  # set by preload(): from then on run_script forks
+
+
 def preload() -> float:
-    """Import :data:`SHARED_IMPORTS` (nothing runs on a tensor, so no thread pool exists to be forked);
-    returns the seconds it took."""
+    """Import :data:`SHARED_IMPORTS` (no tensor operation runs, so no thread pool exists to be forked)
+    so that :func:`run_script` forks from now on; returns the seconds it took. Call it before any
+    tensor work in this process."""
+    global _preloaded
     started = time.perf_counter()
     for module in SHARED_IMPORTS:
         importlib.import_module(module)
+    _preloaded = True
     return time.perf_counter() - started
 
 
+def run_script(script: Path, args: list[str]) -> int:
+    """``python script args`` as its own process, forked after :func:`preload`, a fresh interpreter
+    otherwise; its exit status."""
+    if not _preloaded:
+        return subprocess.run([sys.executable, str(script), *args]).returncode
+    pid = os.fork()
+    if pid == 0:
+        os._exit(_run_in_child(script, args))
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def run_stage(stage: str, experiment: str, overrides: list[str]) -> float:
-    """Run ``scripts/<stage>.py`` as ``__main__`` in a forked process and return its wall time.
+    """Run ``scripts/<stage>.py`` for ``experiment`` (:func:`run_script`) and return its wall time.
     Exits on failure."""
     script = Path("scripts") / f"{stage}.py"
     print(f"[{experiment}] {stage} ...", flush=True)
     started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(_run_script(script, [f"experiment={experiment}", *overrides]))
-    returncode = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    returncode = run_script(script, [f"experiment={experiment}", *overrides])
     if returncode != 0:
         sys.exit(f"[{experiment}] {stage} failed (exit {returncode}); see the messages above")
     seconds = time.perf_counter() - started
@@ -66,8 +84,12 @@ def run_stage(stage: str, experiment: str, overrides: list[str]) -> float:
     return seconds
 
 
-def _run_script(script: Path, args: list[str]) -> int:
-    """In the forked child: the script as ``python script args`` would run it; its exit status."""
+def _run_in_child(script: Path, args: list[str]) -> int:
+    """In the forked child: the script as ``python script args`` would run it; its exit status.
+    A parent that is itself a Hydra app (`make compare`) leaves Hydra initialized: cleared first."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
     sys.argv = [str(script), *args]
     try:
         runpy.run_path(str(script), run_name="__main__")

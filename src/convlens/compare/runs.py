@@ -1,14 +1,13 @@
 """One run per model for `make compare`: trained afresh (or, with ``reuse``, the newest finished run of
 the experiment with that model), then visualized and evaluated. Each stage runs as its own process
-through the entry point a user calls (as in :mod:`convlens.pipeline`), so a comparison is made of
+through the entry point a user calls (:func:`convlens.pipeline.run_script`, forked after the shared
+imports when `make compare` preloaded them), so a comparison is made of
 ordinary run directories that `make report RUN=...` can report on one by one."""
 
 from __future__ import annotations
 
 import logging
 import resource
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from convlens.compare.schema import CompareConfig
+from convlens.pipeline import run_script
 from convlens.report.run_data import EVALUATION_JSON, MANIFEST
 from convlens.rundir import CONFIG, METRICS
 from convlens.untrusted import inside, safe_name
@@ -69,7 +69,7 @@ def prepare_runs(cfg: CompareConfig, stamp: str) -> list[ModelRun]:
 
 def train_arguments(cfg: CompareConfig, model: str, root: Path) -> list[str]:
     return [f"experiment={cfg.experiment}", f"model={model}", f"paths.outputs_dir={cfg.outputs_dir}",
-            f"paths.output_dir={root}", *cfg.train]  # fmt: skip
+            f"paths.output_dir={root}", *cfg.train, *cfg.train_per_model.get(model, [])]  # fmt: skip
 
 
 def visualize_arguments(cfg: CompareConfig, root: Path) -> list[str]:
@@ -81,9 +81,9 @@ def stage(run: ModelRun, name: str, arguments: list[str]) -> float:
     """Run ``scripts/<name>.py`` with ``arguments``; its wall time, or CompareError when it fails."""
     print(f"[{run.model}] {name} ...", flush=True)
     started, cpu = time.perf_counter(), _children_cpu()
-    result = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *arguments])
-    if result.returncode != 0:
-        raise CompareError(f"[{run.model}] {name} failed (exit {result.returncode}); see the messages above")
+    returncode = run_script(SCRIPTS / f"{name}.py", arguments)
+    if returncode != 0:
+        raise CompareError(f"[{run.model}] {name} failed (exit {returncode}); see the messages above")
     seconds = time.perf_counter() - started
     # CPU seconds next to wall seconds: on a shared machine they show how much of the wall time was waiting.
     print(f"[{run.model}] {name} done in {seconds:.1f} s (CPU {_children_cpu() - cpu:.1f} s)", flush=True)

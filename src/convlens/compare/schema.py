@@ -15,7 +15,8 @@ SCHEMA_NAME = "compare_schema"
 class CompareConfig:
     """Train (or, with ``reuse``, take the newest finished run of) ``experiment`` with each of ``models``,
     visualize and evaluate each run, and write one comparison report. ``train``, ``visualize`` and
-    ``evaluate`` are Hydra overrides passed to those stages for every model; ``methods`` the visualize
+    ``evaluate`` are Hydra overrides passed to those stages for every model, ``train_per_model`` more
+    for the train stage of the models it names (after ``train``); ``methods`` the visualize
     methods (None: all); ``images`` how many test images the side-by-side figures show."""
 
     experiment: str = "demo_shapes"
@@ -24,6 +25,7 @@ class CompareConfig:
     methods: list[str] | None = None
     images: int = 3
     train: list[str] = field(default_factory=list)
+    train_per_model: dict[str, list[str]] = field(default_factory=dict)
     visualize: list[str] = field(default_factory=list)
     evaluate: list[str] = field(default_factory=list)
     outputs_dir: str = "outputs"
@@ -50,5 +52,8 @@ def check_names(cfg: CompareConfig, conf_dir: Path) -> None:
         raise ValueError(f"MODELS: {', '.join(unknown)} not known; the models are: {', '.join(models)}")
     if len(cfg.models) < 2 or len(set(cfg.models)) != len(cfg.models):
         raise ValueError(f"MODELS={' '.join(cfg.models)}: name at least two different models to compare")
+    stray = [name for name in cfg.train_per_model if name not in models]
+    if stray:
+        raise ValueError(f"train_per_model: {', '.join(stray)} not known; the models are: {', '.join(models)}")
     if cfg.images < 1:
         raise ValueError(f"images={cfg.images}: show at least one image")
