@@ -150,6 +150,19 @@ def test_run_config_may_not_build_other_classes(trained: Path, tmp_path: Path, n
     assert not created.exists()
 
 
+def test_a_run_config_this_version_cannot_build_names_the_file_and_the_fix(trained: Path, tmp_path: Path) -> None:
+    """As a run made before a model argument was renamed (ResNet's ``width`` became ``width_factor``)."""
+    run = _copy_run(trained, tmp_path)
+    config = OmegaConf.load(run / "config.yaml")
+    OmegaConf.update(config, "model.width", 0.5, force_add=True)
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    with pytest.raises(RunDirError) as refused:
+        load_run(run)
+    message = str(refused.value)
+    assert str(run / "config.yaml") in message and "'model'" in message and "width" in message
+    assert f"make train EXPERIMENT={config.experiment_name}" in message
+
+
 def test_best_checkpoint_path_may_not_leave_the_run(trained: Path, tmp_path: Path) -> None:
     run = _copy_run(trained, tmp_path)
     metrics = json.loads((run / "metrics.json").read_text())

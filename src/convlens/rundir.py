@@ -9,9 +9,10 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -148,10 +149,23 @@ def load_run(path: str | Path) -> TrainedRun:
     config = OmegaConf.load(root / CONFIG)
     checkpoint = best_checkpoint(root)
     # The checkpoint holds the weights: a weights file named in the config (model.weights) is not read again.
-    model = instantiate_allowed(config.model, "model", **({"weights": None} if "weights" in config.model else {}))
+    model = _build(root, config, "model", **({"weights": None} if "weights" in config.model else {}))
     load_state(model, checkpoint)
     model.eval()
-    datamodule = instantiate_allowed(config.data, "data", on_device=False)
+    datamodule = _build(root, config, "data", on_device=False)
     datamodule.prepare()
     class_names = json.loads((root / CLASS_NAMES).read_text())
     return TrainedRun(root, config, class_names, model, datamodule)
+
+
+def _build(root: Path, config: DictConfig, key: str, **kwargs: Any) -> Any:
+    """The run's ``key`` object; a config this version cannot build (an older run, a hand edit) is refused
+    with the file and the fix."""
+    try:
+        return instantiate_allowed(config[key], key, **kwargs)
+    except InstantiationException as error:
+        raise RunDirError(
+            f"{root / CONFIG}: its '{key}' cannot be built by this version of convlens ({error.__cause__ or error}); "
+            f"was the run made by an older version, or the file edited? Train it again: "
+            f"make train EXPERIMENT={config.get('experiment_name', '<name>')}"
+        ) from error
