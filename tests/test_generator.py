@@ -16,9 +16,12 @@ from conftest import ROOT, compose_config, train_tiny
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
+from convlens.explain.generator import GeneratorComparison, Synthesis
 from convlens.generator import store
+from convlens.generator.networks import UpConvGenerator, seeded_init_
 from convlens.generator.schema import register_schema
 from convlens.generator.stage import generate, generate_run
+from convlens.generator.training import RIDGE_PENALTIES, fit_coarse_path_
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
@@ -142,6 +145,59 @@ def test_damaged_generator_files_are_refused_naming_the_file_and_the_fix(
     with pytest.raises(UntrustedInputError) as refused:
         store.load_prior(copy)
     assert str(path) in str(refused.value) and f"make generate RUN={portable_path(copy)}" in str(refused.value)
+
+
+def _images_from(codes: torch.Tensor, mixing: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (N, 1, size, size) whose pixels are a smooth function of ``codes`` (N, D)."""
+    pixels = (torch.tanh(codes @ mixing) + 1) / 2
+    smooth = torch.nn.functional.interpolate(pixels.view(-1, 1, size // 2, size // 2), size=size, mode="bilinear")
+    return (255 * smooth).round().byte()
+
+
+def test_ridge_start_draws_images_that_depend_on_the_code_and_does_not_overfit_noise() -> None:
+    seeds = torch.Generator().manual_seed(0)
+    mixing = torch.randn(6, 64, generator=seeds) * 0.5
+    codes = torch.randn(300, 6, generator=seeds)
+    images = _images_from(codes, mixing, 16)
+    generator = seeded_init_(UpConvGenerator(6, 1, 16, widths=[8, 4]), seeds)
+    fit_coarse_path_(generator, codes[:200], images[:200])
+    with torch.no_grad():
+        rebuilt = generator(codes[200:])
+    real = images[200:].float() / 255
+    mean_error = (real - images[:200].float().mean(0) / 255).pow(2).mean()
+    assert (rebuilt - real).pow(2).mean() < 0.2 * mean_error
+    colour = seeded_init_(UpConvGenerator(6, 3, 96, widths=[8, 4]), seeds)  # 3 x 48 x 48 targets: two blocks
+    images = torch.randint(0, 256, (300, 3, 96, 96), generator=seeds, dtype=torch.uint8)
+    penalty = fit_coarse_path_(colour, codes, images)
+    targets = torch.atanh(
+        (2 * torch.nn.functional.interpolate(images / 255, size=48, mode="area") - 1).clamp(-0.96, 0.96)
+    )
+    centred, targets = codes - codes.mean(0), targets.flatten(1) - targets.flatten(1).mean(0)
+    direct = torch.linalg.solve(centred.T @ centred + penalty * 300 * torch.eye(6), centred.T @ targets)
+    torch.testing.assert_close(colour.coarse.weight.data, direct.T, atol=1e-4, rtol=1e-3)
+    noise = torch.randint(0, 256, (40, 1, 16, 16), generator=seeds, dtype=torch.uint8)  # unrelated to the codes
+    wide = seeded_init_(UpConvGenerator(100, 1, 16, widths=[8, 4]), seeds)
+    penalty = fit_coarse_path_(wide, torch.randn(40, 100, generator=seeds), noise)
+    assert penalty == max(RIDGE_PENALTIES), "with more code dimensions than images, only noise can be fitted"
+
+
+def _synthesis(confidence: list[float], logit: float) -> Synthesis:
+    scores = torch.tensor(confidence)[:, None]
+    return Synthesis(torch.zeros(len(confidence), 1, 1, 4, 4), scores, scores, torch.full_like(scores, logit), False)
+
+
+def test_failed_methods_are_stated_plainly() -> None:
+    methods = {"pixel": _synthesis([0.9, 0.8], 5.0), "dgn_am": _synthesis([0.9, 0.7], 4.0),
+               "ppgn": _synthesis([0.1, 0.9], 1.0)}  # fmt: skip
+    notes = GeneratorComparison(torch.arange(2), methods, torch.ones(3)).notes()
+    assert "PPGN-h failed for 1 of 2 classes" in " ".join(notes)
+    assert not any(note.startswith(("class model", "DGN-AM failed")) for note in notes)
+    assert any(note.startswith("DGN-AM reached a lower mean class logit than pixel space") for note in notes)
+    methods["dgn_am"] = _synthesis([0.9, 0.7], 6.0)
+    assert not any(
+        "lower mean class logit" in note
+        for note in GeneratorComparison(torch.arange(2), methods, torch.ones(3)).notes()
+    )
 
 
 def test_settings_are_checked_by_key() -> None:

@@ -31,6 +31,8 @@ from convlens.generator.store import GeneratorPrior, MissingGenerator, generator
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
 
+#: A method failed for a class when the classifier's mean confidence in the class is below this.
+FAILED_CONFIDENCE = 0.5
 #: The columns of the comparison, in order: method key -> title.
 METHOD_TITLES = {"pixel": "class model (pixel space)", "dgn_am": "DGN-AM", "ppgn": "PPGN-h"}
 
@@ -111,7 +113,29 @@ class GeneratorComparison:
             f"Realism, the median feature distance to the nearest training image (penultimate features): {distance}; "
             f"real held-out test images {scores['real_nn_distance']:.3g}. Near that value an image is as close to the "
             "training data as a real one, far above it the classifier sees something unlike any training image.",
+            *self.failures(scores),
         ]
+
+    def failures(self, scores: dict[str, float]) -> list[str]:
+        """Plain statements of where a method failed on this run: classes whose images the classifier
+        does not assign to the class, and DGN-AM falling short of pixel space's logit at equal steps."""
+        found = []
+        for name, synthesis in self.methods.items():
+            missed = int((synthesis.confidence.mean(1) < FAILED_CONFIDENCE).sum())
+            if missed:
+                found.append(
+                    f"{METHOD_TITLES[name]} failed for {missed} of {len(self.classes)} classes: the classifier's mean "
+                    f"confidence in the class stayed below {FAILED_CONFIDENCE} there, so those images do not show what "
+                    "the class wants."
+                )
+        dgn_am, pixel = scores["dgn_am_logit"], scores["pixel_logit"]
+        if dgn_am < pixel:
+            found.append(
+                f"DGN-AM reached a lower mean class logit than pixel space at equal steps ({dgn_am:.3g} vs "
+                f"{pixel:.3g}): on this run the generator cannot draw what drives the logits as high as free pixels "
+                "can (docs/generator.md)."
+            )
+        return found
 
 
 @dataclass(frozen=True)

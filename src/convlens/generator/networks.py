@@ -30,9 +30,10 @@ class UpConvGenerator(nn.Module):
     ``widths`` are the channels at each resolution, from the first feature map (``ceil(size /
     2**(len(widths) - 1))`` pixels wide) to the last, at ``size`` (or the next multiple, resized).
     Beside the up-convolutions a linear path maps the code to a half-resolution image: on a CPU
-    budget of a few hundred steps it learns the coarse layout that the up-convolutions alone did not
-    (on the demo faces they stayed at the mean image's error); both paths start at zero (a grey image),
-    see :func:`seeded_init_`.
+    budget of a few hundred steps it carries the coarse layout that the up-convolutions alone did not
+    learn (on the demo faces they stayed at the mean image's error); both paths start at zero (a grey
+    image, see :func:`seeded_init_`) until training fits the linear one in closed form
+    (:func:`convlens.generator.training.fit_coarse_path_`).
     """
 
     def __init__(self, code_dim: int, channels: int, size: int, widths: Sequence[int] = (32, 16, 8)) -> None:

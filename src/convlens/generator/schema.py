@@ -15,18 +15,20 @@ class GeneratorSettings:
     """The up-convolutional generator and its training, with the three losses of Dosovitskiy & Brox
     (2016): image (pixel MSE), feature (the classifier's standardized code of the generated image
     against the code it came from) and adversarial. ``feature_batch``: the images of each batch that
-    the classifier and the discriminator see (they cost most of a step on a CPU)."""
+    the classifier and the discriminator see (they cost most of a step on a CPU). ``ridge_start``: the
+    linear path starts at its closed-form ridge fit (False: at zero, a grey image)."""
 
     steps: int = 300
     batch_size: int = 32
     feature_batch: int = 8
-    lr: float = 3e-3
+    lr: float = 1e-3
     discriminator_lr: float = 2e-4
     image_weight: float = 1.0
     feature_weight: float = 0.01
     adversarial_weight: float = 0.002
     widths: list[int] = field(default_factory=lambda: [32, 16, 8])
     discriminator_widths: list[int] = field(default_factory=lambda: [16, 32, 64])
+    ridge_start: bool = True
 
 
 @dataclass
@@ -75,15 +77,15 @@ def check(cfg: GenerateConfig) -> None:
     }  # fmt: skip
     positive = {"generator.lr": cfg.generator.lr, "generator.discriminator_lr": cfg.generator.discriminator_lr,
                 "prior.lr": cfg.prior.lr, "prior.noise": cfg.prior.noise}  # fmt: skip
-    weights = {f"generator.{name}_weight": getattr(cfg.generator, f"{name}_weight")
-               for name in ("image", "feature", "adversarial")}  # fmt: skip
+    non_negative = {f"generator.{name}_weight": getattr(cfg.generator, f"{name}_weight")
+                    for name in ("image", "feature", "adversarial")}  # fmt: skip
     for key, (value, minimum) in minimums.items():
         if value < minimum:
             raise ValueError(f"generate: {key}={value} must be >= {minimum}")
     for key, value in positive.items():
         if value <= 0:
             raise ValueError(f"generate: {key}={value} must be > 0")
-    for key, value in weights.items():
+    for key, value in non_negative.items():
         if value < 0:
             raise ValueError(f"generate: {key}={value} must be >= 0")
     if len(cfg.generator.widths) < 2 or min(cfg.generator.widths) < 1:

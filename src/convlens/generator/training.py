@@ -12,6 +12,7 @@ classifier, so the loops are written here; every random draw comes from seeded `
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ from convlens.generator.networks import CodeDenoiser, Discriminator, UpConvGener
 from convlens.generator.schema import GeneratorSettings, PriorSettings
 
 History = dict[str, list[float]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ def train_generator(
     data = dataclasses.replace(data, statistics=data.statistics.to(device))  # standardizes batches on the device
     seeds = torch.Generator().manual_seed(seed)
     channels, size = data.images.shape[1], data.images.shape[-1]
-    generator = seeded_init_(UpConvGenerator(data.codes.shape[1], channels, size, settings.widths), seeds).to(device)
+    generator = seeded_init_(UpConvGenerator(data.codes.shape[1], channels, size, settings.widths), seeds)
+    if settings.ridge_start:
+        penalty = fit_coarse_path_(generator, data.statistics.standardize(data.codes), data.images)
+        log.info("generator: linear path started at the ridge fit, penalty %g per training code", penalty)
+    generator = generator.to(device)
     critic = seeded_init_(Discriminator(channels, settings.discriminator_widths), seeds).to(device)
     optimizers = (
         torch.optim.Adam(generator.parameters(), lr=settings.lr),
@@ -61,6 +67,47 @@ def train_generator(
             for key, value in losses.items():
                 history.setdefault(key, []).append(round(value, 6))
     return generator.eval(), history
+
+
+@torch.no_grad()
+def fit_coarse_path_(generator: UpConvGenerator, codes: Tensor, images: Tensor) -> float:
+    """Start the generator's linear path at the ridge regression from standardized ``codes`` (N, D) to
+    the half-resolution ``images`` (uint8), fitted before the tanh (targets ``atanh(2 x - 1)``) on at
+    most :data:`RIDGE_IMAGES` of them; the penalty is the one of :data:`RIDGE_PENALTIES` (times the
+    images fitted) with the least leave-one-out error, so the fit cannot overfit a small training set.
+    Returns that penalty. Gradient steps then refine the path: within a CPU budget of a few hundred
+    steps, Adam alone left it short of this closed-form optimum (on the demo faces, above the mean
+    image's error). Pixels are fitted in column blocks, so a 224 px dataset needs little memory."""
+    codes, images = codes[:RIDGE_IMAGES].double().cpu(), images[:RIDGE_IMAGES]
+    pixels = torch.cat([F.interpolate(part.float() / 255, size=generator.coarse_size, mode="area").flatten(1)
+                        for part in images.split(256)])  # fmt: skip
+    code_mean = codes.mean(0)
+    u, singular, v_t = torch.linalg.svd(codes - code_mean, full_matrices=False)
+    penalties = [factor * len(codes) for factor in RIDGE_PENALTIES]
+    shrinks = [singular**2 / (singular**2 + penalty) for penalty in penalties]
+    leverages = [(u**2 * shrink).sum(1, keepdim=True) + 1 / len(codes) for shrink in shrinks]  # + the intercept's
+    errors, projected, target_mean = torch.zeros(len(penalties), dtype=torch.float64), [], []
+    for block in pixels.split(4096, dim=1):
+        targets = torch.atanh((2 * block - 1).clamp(-_TANH_LIMIT, _TANH_LIMIT)).double()
+        target_mean.append(targets.mean(0))
+        targets -= target_mean[-1]
+        projected.append(u.T @ targets)
+        for index, (shrink, leverage) in enumerate(zip(shrinks, leverages, strict=True)):
+            residual = targets - u @ (shrink[:, None] * projected[-1])
+            errors[index] += (residual / (1 - leverage)).pow(2).sum()  # leave-one-out, in closed form
+    best = int(errors.argmin())
+    weight = v_t.T @ ((singular / (singular**2 + penalties[best]))[:, None] * torch.cat(projected, 1))
+    generator.coarse.weight.copy_(weight.T)
+    generator.coarse.bias.copy_(torch.cat(target_mean) - code_mean @ weight)
+    return RIDGE_PENALTIES[best]
+
+
+#: Ridge penalties tried by :func:`fit_coarse_path_`, per image fitted.
+RIDGE_PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: The most training images the ridge fit uses (a few times the code's dimensions is plenty).
+RIDGE_IMAGES = 8192
+#: Pixel targets are kept within tanh's range before atanh (0.96: 2% of the range from 0 and 1).
+_TANH_LIMIT = 0.96
 
 
 def _generator_step(
