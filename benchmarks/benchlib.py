@@ -194,8 +194,16 @@ def _own_cpu_seconds() -> float:
     return total
 
 
-def command_line() -> str:
-    return shlex.join(["python", provenance.portable_path(sys.argv[0]), *sys.argv[1:]])
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as recorded: absolute paths in it (``/x``, ``--flag=/x``, ``key=/x``) relative to the
+    working directory, so no machine-specific prefix lands in the results."""
+    script, *arguments = sys.argv if argv is None else argv
+    return shlex.join(["python", provenance.portable_path(script), *map(_portable_argument, arguments)])
+
+
+def _portable_argument(argument: str) -> str:
+    prefix, separator, value = argument.partition("=") if "=" in argument else ("", "", argument)
+    return f"{prefix}{separator}{provenance.portable_path(value) if value.startswith('/') else value}"
 
 
 def write_result(

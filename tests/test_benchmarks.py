@@ -7,6 +7,7 @@ import ast
 import graphlib
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,14 @@ def test_results_name_data_files_without_machine_paths(quick_results: Path, fold
     for path in results.glob("*.json"):
         text = path.read_text()
         assert not re.search(r'"(real|synthetic): /', text), f"{path.name} records an absolute data path"
+
+
+def test_recorded_commands_hold_no_absolute_paths(quick_results: Path) -> None:
+    """The quick run was given absolute --data-dir and --out paths; the record names them relative."""
+    for path in quick_results.glob("*.json"):
+        command = json.loads(path.read_text())["runs"][0]["command"]
+        values = [token.partition("=")[2] or token for token in shlex.split(command)]
+        assert "--data-dir" in values and not [value for value in values if value.startswith("/")], command
 
 
 def test_quick_runs_render_into_tables(quick_results: Path) -> None:
