@@ -1,12 +1,12 @@
-"""`make generate`: train the generator prior of trained runs (Hydra entry point; logic in convlens.generator)."""
+"""`make generate`: train the generator prior of trained runs (Hydra entry point; logic in convlens.generate)."""
 
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from convlens.generator.schema import register_schema
-from convlens.generator.stage import generate
+from convlens.generate.schema import register_schema
+from convlens.generate.stage import generate
 from convlens.rundir import RunDirError
 
 register_schema()

@@ -23,10 +23,10 @@ from convlens.evaluate import evaluate
 from convlens.evaluate.schema import family_settings
 from convlens.evaluate.schema import register_schema as register_evaluate
 from convlens.explain.selection import select_examples
+from convlens.registry import method_settings as settings_of
 from convlens.report.render import to_html
 from convlens.training.run import train
 from convlens.visualize import visualize
-from convlens.visualize.methods import settings as settings_of
 from convlens.visualize.schema import register_schema as register_visualize
 
 #: Two tiny trainings, visualizations and evaluations (~2 min on 2 cores): under `make test-slow`.

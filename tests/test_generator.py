@@ -17,10 +17,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
 from convlens.explain.generator import GeneratorComparison, Synthesis
+from convlens.generate.schema import register_schema
+from convlens.generate.stage import generate, generate_run
 from convlens.generator import store
 from convlens.generator.networks import UpConvGenerator, seeded_init_
-from convlens.generator.schema import register_schema
-from convlens.generator.stage import generate, generate_run
 from convlens.generator.training import RIDGE_PENALTIES, fit_coarse_path_
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from convlens import pipeline
+from convlens import pipeline, stage
 from convlens.pipeline import run_stage, summary_table
 
 SCRIPTS = {
@@ -24,6 +24,7 @@ def scripts(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     """The scripts above in ``tmp_path/scripts``, run forked (as after ``preload``; they run no tensor
     operation, so forking from pytest is safe) or each in a fresh interpreter."""
     monkeypatch.setattr(pipeline, "_preloaded", request.param)
+    monkeypatch.setattr(stage, "SCRIPTS", tmp_path / "scripts")
     (tmp_path / "scripts").mkdir()
     for name, source in SCRIPTS.items():
         (tmp_path / "scripts" / f"{name}.py").write_text(source)
@@ -35,7 +36,7 @@ def test_a_stage_runs_its_script_as_main_with_the_experiment(scripts: Path) -> N
     seconds = run_stage("ok", "demo_faces", ["trainer.max_epochs=1"])
     assert seconds > 0
     assert json.loads((scripts / "argv.json").read_text()) == [
-        "scripts/ok.py",
+        str(scripts / "scripts" / "ok.py"),
         "experiment=demo_faces",
         "trainer.max_epochs=1",
     ]

@@ -24,7 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from convlens import provenance
 from convlens.report.markdown import table
+from convlens.rundir import LATEST, METRICS
+from convlens.stage import script as stage_script
 
 #: The stages each experiment goes through, in order, each its own ``scripts/<stage>.py`` process.
 PIPELINE_STAGES = ("train", "visualize", "evaluate", "report")
@@ -73,7 +76,7 @@ def run_script(script: Path, args: list[str]) -> int:
 def run_stage(stage: str, experiment: str, overrides: list[str]) -> float:
     """Run ``scripts/<stage>.py`` for ``experiment`` (:func:`run_script`) and return its wall time.
     Exits on failure."""
-    script = Path("scripts") / f"{stage}.py"
+    script = stage_script(stage)
     print(f"[{experiment}] {stage} ...", flush=True)
     started = time.perf_counter()
     returncode = run_script(script, [f"experiment={experiment}", *overrides])
@@ -133,17 +136,17 @@ def summary_table(
         seconds = [times.get((experiment, stage)) for stage in PIPELINE_STAGES]
         cells = ["-" if value is None else f"{value:.0f}" for value in seconds]
         total = sum(value for value in seconds if value is not None)
-        rows.append([f"`{experiment}`", _accuracy(outputs / experiment / "latest"), *cells, f"{total:.0f}"])
+        rows.append([f"`{experiment}`", _accuracy(outputs / experiment / LATEST), *cells, f"{total:.0f}"])
     rows.append(["start (imports, once)", "", *[""] * len(PIPELINE_STAGES), f"{start_seconds:.0f}"])
     rows.append(["all", "", *[""] * len(PIPELINE_STAGES), f"{start_seconds + sum(times.values()):.0f}"])
-    cpu = _read(outputs / experiments[-1] / "latest" / "provenance.json", lambda found: found["hardware"]["cpu"])
+    cpu = _read(outputs / experiments[-1] / LATEST / provenance.FILE_NAME, lambda found: found["hardware"]["cpu"])
     timing = "wall clock of each stage's process, the imports they share counted once"
     return f"on {cpu or 'an unrecorded CPU'}, {timing}:\n\n{table(header, rows)}"
 
 
 def _accuracy(run: Path) -> str:
     """``val / test`` of the run's metrics.json, '-' where there is none (e.g. outputs elsewhere)."""
-    found = _read(run / "metrics.json", lambda metrics: f"{metrics['val']['acc']:.3f} / {metrics['test']['acc']:.3f}")
+    found = _read(run / METRICS, lambda metrics: f"{metrics['val']['acc']:.3f} / {metrics['test']['acc']:.3f}")
     return found or "-"
 
 

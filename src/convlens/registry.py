@@ -13,9 +13,13 @@ schema, the manifest and the report pick it up.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, Literal
+
+from omegaconf import OmegaConf
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,26 @@ def load(path: str) -> Any:
     """The object ``"package.module:attribute"`` names."""
     module, _, attribute = path.partition(":")
     return getattr(import_module(module), attribute)
+
+
+def method_settings(name: str, given: Mapping[str, Any] | None) -> Any:
+    """Method ``name``'s settings dataclass built from ``given`` (a mapping or config node), as the
+    visualize stage builds it and the evaluate stage rebuilds it from the manifest; unknown names and
+    values out of range are refused with the key."""
+    if name not in METHODS:
+        raise ValueError(f"unknown visualization method {name!r}; valid methods: {', '.join(METHODS)}")
+    params_type = load(METHODS[name].parameters)
+    values = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else dict(given or {})
+    valid = [field.name for field in dataclasses.fields(params_type)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"visualize.params.{name}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+        )
+    try:
+        return params_type(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"visualize.params.{name}: {error}") from error
 
 
 def _method(name: str, title_: str, section: str, family: str, params: str, **extra: Any) -> MethodSpec:

@@ -21,13 +21,33 @@ from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
 if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
     from convlens.data import ImageDataModule
 
+# Every name in a run directory (docs/architecture.md, "Run directory"); no other module spells one.
+# Written by the train stage:
 CONFIG = "config.yaml"
 CLASS_NAMES = "class_names.json"
 METRICS = "metrics.json"
 BEST_CHECKPOINT = Path("checkpoints") / "best.ckpt"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 TRAIN_LOG = "train.log"
+TENSORBOARD = "tensorboard"
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_PNG = "confusion_matrix.png"
+#: ``<experiments dir>/latest`` (and ``<reports dir>/<experiment>/latest``): the newest finished run (report).
 LATEST = "latest"
+# The visualize stage's folder: figures per method, the manifest, and maps/<method>.npz for the evaluation.
+VISUALIZATIONS = "visualizations"
+MANIFEST_NAME = "manifest.json"
+MAPS_NAME = "maps"
+MANIFEST = Path(VISUALIZATIONS) / MANIFEST_NAME
+# The evaluate stage's folder.
+EVALUATION = "evaluation"
+EVALUATION_NAME = "evaluation.json"
+CASCADE_NAME = "cascade.png"
+EVALUATION_JSON = Path(EVALUATION) / EVALUATION_NAME
+# The generate stage's folder (its files: convlens.generator.store).
+GENERATOR = "generator"
+#: The split the visualize stage draws its images from unless the manifest records another (older manifests).
+DEFAULT_SPLIT = "test"
 #: The experiments the project defines (the package runs from its source tree: `pip install -e .`).
 EXPERIMENT_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "experiment"
 #: strftime format of a run directory's name; a second run started in the same second gets ``-2``, ...
@@ -36,6 +56,12 @@ RUN_NAME_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
 class RunDirError(ValueError):
     """A path that is not (or not yet) what a stage needs; the message says how to get there."""
+
+
+def run_name(root: str | Path) -> str:
+    """``<experiment>/<time>``: the run without any machine-specific prefix."""
+    resolved = Path(root).resolve()
+    return f"{resolved.parent.name}/{resolved.name}"
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -113,6 +139,12 @@ class TrainedRun:
     class_names: list[str]
     model: nn.Module
     datamodule: ImageDataModule
+
+    def black_image(self) -> torch.Tensor:
+        """The model input (1, C, H, W, on the CPU) of an all-black image of the dataset: the
+        reference that occlusion, deletion and the activation-maximization start share."""
+        shape = self.datamodule.split(DEFAULT_SPLIT).images.shape[1:]
+        return self.datamodule.preprocess(torch.zeros((1, *shape), dtype=torch.uint8)).cpu()
 
 
 def best_checkpoint(root: Path) -> Path:

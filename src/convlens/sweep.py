@@ -15,13 +15,14 @@ from pathlib import Path
 
 from convlens.report.sweep import build_sweep_report
 from convlens.rundir import create_run_dir
+from convlens.stage import script
 from convlens.untrusted import safe_name
 
 
 def multirun_command(experiment: str, seeds: int, sweep_dir: Path, overrides: list[str]) -> list[str]:
     """scripts/train.py --multirun over ``seed=0..seeds-1`` and the overrides' grid, runs in ``sweep_dir``."""
     return [
-        sys.executable, "scripts/train.py", "--multirun", f"experiment={experiment}", f"seed=range(0,{seeds})",
+        sys.executable, str(script("train")), "--multirun", f"experiment={experiment}", f"seed=range(0,{seeds})",
         f"paths.outputs_dir={sweep_dir}", f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=.", *overrides,
     ]  # fmt: skip
 

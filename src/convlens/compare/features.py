@@ -12,7 +12,8 @@ from typing import Any
 
 from convlens.report.assets import available_entries
 from convlens.report.markdown import code, text
-from convlens.report.run_data import VISUALIZATIONS, RunData
+from convlens.report.run_data import RunData
+from convlens.rundir import VISUALIZATIONS
 from convlens.untrusted import safe_name
 
 FIGURES = "figures"

@@ -17,15 +17,13 @@ from omegaconf import OmegaConf
 
 from convlens.compare.schema import CompareConfig
 from convlens.pipeline import run_script
-from convlens.report.run_data import EVALUATION_JSON, MANIFEST
-from convlens.rundir import CONFIG, METRICS
+from convlens.rundir import CONFIG, EVALUATION_JSON, MANIFEST, METRICS
+from convlens.stage import script
 from convlens.untrusted import inside, safe_name
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = ROOT / "scripts"
-CONF = ROOT / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 #: What the compare's visualize stage always sets: per class the first correctly and the first wrongly
 #: classified test image (in split order), each explained for its true class. The first image of every
 #: class is one of the two for any model, so every architecture explains it, for the same class.
@@ -81,7 +79,7 @@ def stage(run: ModelRun, name: str, arguments: list[str]) -> float:
     """Run ``scripts/<name>.py`` with ``arguments``; its wall time, or CompareError when it fails."""
     print(f"[{run.model}] {name} ...", flush=True)
     started, cpu = time.perf_counter(), _children_cpu()
-    returncode = run_script(SCRIPTS / f"{name}.py", arguments)
+    returncode = run_script(script(name), arguments)
     if returncode != 0:
         raise CompareError(f"[{run.model}] {name} failed (exit {returncode}); see the messages above")
     seconds = time.perf_counter() - started

@@ -20,18 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convlens.registry import METHODS
-from convlens.rundir import RunDirError, TrainedRun
+from convlens.rundir import MANIFEST, MAPS_NAME, VISUALIZATIONS, RunDirError, TrainedRun
 from convlens.untrusted import UntrustedInputError, inside
 
-VISUALIZATIONS = "visualizations"
-MANIFEST = "manifest.json"
-MAPS_FILE = re.compile(r"^maps/([a-z0-9_]+)\.npz$")
-#: The test split the visualize stage chooses its images from (its default, the only one it records maps of).
-SPLIT = "test"
+MAPS_FILE = re.compile(rf"^{MAPS_NAME}/([a-z0-9_]+)\.npz$")
 
 
-#: A row of maps: (test-set index, class explained). One image may be explained for several classes
-#: (LIME explains a confused image for its true and its predicted class).
+#: A row of maps: (index in the split the maps were drawn on, class explained). One image may be
+#: explained for several classes (LIME explains a confused image for its true and its predicted class).
 Key = tuple[int, int]
 
 
@@ -72,9 +68,9 @@ class MethodMaps:
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / VISUALIZATIONS / MANIFEST
+    path = root / MANIFEST
     if not path.is_file():
-        raise RunDirError(f"{root} has no {VISUALIZATIONS}/{MANIFEST}; run `make visualize RUN={root}` first")
+        raise RunDirError(f"{root} has no {MANIFEST}; run `make visualize RUN={root}` first")
     manifest = json.loads(path.read_text())
     if not isinstance(manifest, dict) or not isinstance(manifest.get("methods"), dict):
         raise UntrustedInputError(f"{path}: no 'methods' mapping; rerun `make visualize RUN={root}`")
@@ -99,7 +95,7 @@ def read_maps(root: Path, name: str, summary: dict[str, Any]) -> MethodMaps:
     match = MAPS_FILE.match(str(relative))
     if not match or match.group(1) != name or name not in METHODS:
         raise UntrustedInputError(
-            f"{root / VISUALIZATIONS / MANIFEST}: methods.{name}.maps={relative!r} is not "
+            f"{root / MANIFEST}: methods.{name}.maps={relative!r} is not "
             f"maps/<registered method>.npz; rerun `make visualize RUN={root}`"
         )
     path = inside(root / VISUALIZATIONS, relative)
@@ -123,17 +119,22 @@ def read_maps(root: Path, name: str, summary: dict[str, Any]) -> MethodMaps:
     return MethodMaps(name, tensors, index, labels, targets, dict(summary.get("parameters") or {}))
 
 
-def load_images(run: TrainedRun, methods: dict[str, MethodMaps], device: torch.device) -> Images:
-    """Every (image, class) some method's maps were drawn for, with its mask, checked against the data."""
-    split = run.datamodule.split(SPLIT)
+def load_images(run: TrainedRun, methods: dict[str, MethodMaps], device: torch.device, split_name: str) -> Images:
+    """Every (image, class) some method's maps were drawn for, with its mask, checked against the data
+    of ``split_name``, the split the manifest says they were drawn on."""
+    if split_name not in ("train", "val", "test"):
+        raise UntrustedInputError(
+            f"{run.root / MANIFEST}: split={split_name!r} is none of train, val, test; rerun `make visualize`"
+        )
+    split = run.datamodule.split(split_name)
     keys = list(dict.fromkeys(key for maps in methods.values() for key in maps.keys))
     if any(not 0 <= value < len(split.labels) for value, _ in keys):
-        raise UntrustedInputError(f"{run.root}: maps name test images beyond the {len(split.labels)} there are")
+        raise UntrustedInputError(f"{run.root}: maps name {split_name} images beyond the {len(split.labels)} there are")
     if any(not 0 <= target < len(run.class_names) for _, target in keys):
         raise UntrustedInputError(
             f"{run.root}: maps explain a class beyond the {len(run.class_names)} classes; rerun `make visualize`"
         )
-    _check_labels(run, methods, split.labels)
+    _check_labels(run, methods, split.labels, split_name)
     index = [value for value, _ in keys]
     targets = torch.tensor([target for _, target in keys])
     inputs = run.datamodule.preprocess(split.images[index]).to(device)
@@ -144,12 +145,13 @@ def load_images(run: TrainedRun, methods: dict[str, MethodMaps], device: torch.d
     return Images(inputs, targets.to(device), keys, masks, display)
 
 
-def _check_labels(run: TrainedRun, methods: dict[str, MethodMaps], labels: Tensor) -> None:
-    """The maps' labels must be those of the test images they name (else the data changed since)."""
+def _check_labels(run: TrainedRun, methods: dict[str, MethodMaps], labels: Tensor, split_name: str) -> None:
+    """The maps' labels must be those of the images they name (else the data changed since)."""
     for maps in methods.values():
         if labels[maps.index].tolist() != maps.labels:
             raise UntrustedInputError(
-                f"{run.root}: the labels in maps/{maps.name}.npz are not those of test images {maps.index[:5]}...; "
+                f"{run.root}: the labels in maps/{maps.name}.npz are not those of {split_name} images "
+                f"{maps.index[:5]}...; "
                 f"the data changed since the maps were drawn, rerun `make visualize RUN={run.root}`"
             )
 

@@ -13,8 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from convlens.explain.method import ExplainBatch, MethodParams
-from convlens.registry import METHODS, load
-from convlens.visualize.methods import settings
+from convlens.registry import METHODS, load, method_settings
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Recompute:
     @classmethod
     def recorded(cls, name: str, parameters: Mapping[str, Any], black: Tensor, num_classes: int) -> Recompute:
         """The method as the manifest's ``methods.<name>.parameters`` ran it."""
-        return cls(name, settings(name, parameters), black, num_classes)
+        return cls(name, method_settings(name, parameters), black, num_classes)
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
         """``{layer ('' for a single map): (B, H, W) float32}`` on the inputs' device."""

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from convlens import atomic, provenance
+from convlens import atomic
 from convlens.evaluate import families
 from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
@@ -27,64 +27,62 @@ from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.figures.evaluation import cascade_figure
-from convlens.hardware import resolve_device
 from convlens.registry import title
-from convlens.rundir import TrainedRun, load_run, resolve_runs
-from convlens.visualize.context import black_image
-from convlens.visualize.stage import run_name, torch_threads
+from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME
+from convlens.stage import OpenedRun, Stage
 
 log = logging.getLogger(__name__)
 
-EVALUATION = "evaluation"
-RESULTS = "evaluation.json"
-CASCADE_FIGURE = "cascade.png"
 FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
+
+
+def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
+    """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the results."""
+    settings = family_settings(cfg)
+    subject, missing = prepare(opened, cfg)
+    check_stages(subject.model, settings.randomization.stages)
+    results, cascade = score_all(subject, settings)
+    evaluation = {
+        "run": opened.label,
+        "device": str(subject.images.inputs.device),
+        "images": [list(key) for key in subject.images.keys],
+        "masks": subject.images.masks is not None,
+        "border": border(subject.images.inputs),
+        "settings": settings.as_dict(),
+        **results,
+        "not_evaluated": missing,
+    }
+    with opened.staged() as out_dir:
+        if cascade is not None:
+            draw_cascade(cascade, evaluation, out_dir / CASCADE_NAME)
+            evaluation["figure"] = CASCADE_NAME
+        evaluation["seconds_total"] = opened.seconds()
+        atomic.write_json(out_dir / EVALUATION_NAME, evaluation)
+    log.info("%s: %d methods evaluated in %.1f s -> %s", evaluation["run"], len(evaluation["methods"]),
+             evaluation["seconds_total"], opened.root / EVALUATION_JSON)  # fmt: skip
+    return evaluation
+
+
+STAGE = Stage("evaluate", EVALUATION, evaluate_body)
 
 
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
-    settings = family_settings(cfg)
-    return [evaluate_run(run_dir, cfg, settings) for run_dir in resolve_runs(cfg.run, cfg.experiment, cfg.outputs_dir)]
+    family_settings(cfg)  # a bad setting is refused before any run is loaded
+    return STAGE.run(cfg)
 
 
-def evaluate_run(run_dir: str | Path, cfg: DictConfig, settings: Settings | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
     """The stage for one run directory; returns the results it wrote."""
-    started = time.perf_counter()
-    settings = settings or family_settings(cfg)
-    with torch_threads(cfg.threads):
-        run = load_run(run_dir)
-        subject, missing = prepare(run, cfg)
-        check_stages(subject.model, settings.randomization.stages)
-        results, cascade = score_all(subject, settings)
-        evaluation = {
-            "run": run_name(run),
-            "device": str(subject.images.inputs.device),
-            "images": [list(key) for key in subject.images.keys],
-            "masks": subject.images.masks is not None,
-            "border": border(subject.images.inputs),
-            "settings": settings.as_dict(),
-            **results,
-            "not_evaluated": missing,
-        }
-        with atomic.staged_folder(Path(run.root) / EVALUATION) as out_dir:
-            if cascade is not None:
-                draw_cascade(cascade, evaluation, out_dir / CASCADE_FIGURE)
-                evaluation["figure"] = CASCADE_FIGURE
-            evaluation["seconds_total"] = round(time.perf_counter() - started, 2)
-            atomic.write_json(out_dir / RESULTS, evaluation)
-    provenance.record_stage(run.root, "evaluate", evaluation["seconds_total"])
-    log.info("%s: %d methods evaluated in %.1f s -> %s", evaluation["run"], len(evaluation["methods"]),
-             evaluation["seconds_total"], Path(run.root) / EVALUATION / RESULTS)  # fmt: skip
-    return evaluation
+    return STAGE.run_one(run_dir, cfg)
 
 
-def prepare(run: TrainedRun, cfg: DictConfig) -> tuple[families.Subject, dict[str, str]]:
-    """The model on its device, the maps of the chosen methods with their images, and why the other
-    localising methods are not evaluated."""
-    device = resolve_device(cfg.device)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = run.model.to(device=device, memory_format=memory_format).eval()
-    methods, missing = localising_methods(Path(run.root), read_manifest(Path(run.root)))
+def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[str, str]]:
+    """The maps of the chosen methods with their images (on the device of the model the kernel loaded),
+    and why the other localising methods are not evaluated."""
+    run, device = opened.trained, opened.device
+    manifest = read_manifest(opened.root)
+    methods, missing = localising_methods(opened.root, manifest)
     if cfg.methods is not None:
         unknown = sorted(set(cfg.methods) - set(methods) - set(missing))
         if unknown:
@@ -92,10 +90,10 @@ def prepare(run: TrainedRun, cfg: DictConfig) -> tuple[families.Subject, dict[st
         methods = {name: maps for name, maps in methods.items() if name in cfg.methods}
     if not methods:
         raise ValueError(f"{run.root}: no method left maps to evaluate; rerun `make visualize RUN={run.root}`")
-    images = load_images(run, methods, device)
+    images = load_images(run, methods, device, manifest.get("split", DEFAULT_SPLIT))
     on_device = {name: _to(maps, device) for name, maps in methods.items()}
-    black = black_image(run).to(device)
-    return families.Subject(model, images, on_device, black, len(run.class_names)), missing
+    black = run.black_image().to(device)
+    return families.Subject(opened.model, images, on_device, black, len(run.class_names)), missing
 
 
 def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], families.CascadeMaps | None]:

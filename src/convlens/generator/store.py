@@ -26,10 +26,10 @@ from torch import Tensor
 from convlens.generator.encoding import CodeStatistics, ImageSpace
 from convlens.generator.networks import CodeDenoiser, UpConvGenerator
 from convlens.provenance import portable_path
+from convlens.rundir import GENERATOR as FOLDER
 from convlens.rundir import RunDirError
 from convlens.untrusted import UntrustedInputError, inside
 
-FOLDER = "generator"
 CONFIG, GENERATOR, DENOISER, STATISTICS = "config.json", "generator.pt", "denoiser.pt", "statistics.pt"
 LOSSES, LOSS_CURVE, METRICS = "losses.json", "loss_curve.png", "metrics.json"
 #: Largest width or code size a config may ask for (guards memory against a tampered file).

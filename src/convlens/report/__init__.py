@@ -1,5 +1,5 @@
-"""The report stage: a run directory in, ``reports/<experiment>/report.md`` and ``report.html`` out."""
+"""The report stage: a run directory in, ``reports/<experiment>/<run>/report.md`` and ``report.html`` out."""
 
-from convlens.report.build import build_report, build_reports
+from convlens.report.build import build_report, report
 
-__all__ = ["build_report", "build_reports"]
+__all__ = ["build_report", "report"]

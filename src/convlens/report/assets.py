@@ -18,7 +18,8 @@ from typing import Any
 from convlens import atomic
 from convlens.figures.curves import learning_curves_figure
 from convlens.report.curves import EpochCurves
-from convlens.report.run_data import CONFUSION_PNG, EVALUATION, MANIFEST, VISUALIZATIONS, RunData
+from convlens.report.run_data import RunData
+from convlens.rundir import CONFUSION_PNG, EVALUATION, MANIFEST, VISUALIZATIONS
 from convlens.untrusted import UntrustedInputError, inside
 
 log = logging.getLogger(__name__)

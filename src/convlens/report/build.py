@@ -15,35 +15,35 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from markdown.extensions.toc import slugify
+from omegaconf import DictConfig
 
-from convlens import atomic, provenance, registry
+from convlens import atomic, registry
 from convlens.report import appendix, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
+from convlens.report.schema import ReportConfig
 from convlens.report.trust_section import trust
-from convlens.rundir import RunDirError
-from convlens.untrusted import UntrustedInputError, inside, safe_name
+from convlens.rundir import LATEST
+from convlens.stage import OpenedRun, Stage
+from convlens.untrusted import inside, safe_name
 
 log = logging.getLogger(__name__)
 
-LATEST = "latest"
 OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results", "How far can we trust these maps?")
 CLOSING_SECTIONS = ("Provenance",)
 
 
-def build_report(run_dir: str | Path, reports_dir: str | Path) -> Path:
-    """Write the report of one run and record the stage time; returns the report folder."""
-    started = time.perf_counter()
-    run = read_run(run_dir)
+def report_body(opened: OpenedRun, cfg: ReportConfig) -> dict[str, Any]:
+    """The stage's body for one run directory (:mod:`convlens.stage` does the rest): its report folder."""
+    run = read_run(opened.root)
     experiment = safe_name(run.experiment, f"experiment_name in {run.label}/config.yaml")
-    report_dir = inside(reports_dir, experiment, safe_name(run.root.resolve().name, f"run folder {run.label}"))
+    report_dir = inside(cfg.reports_dir, experiment, safe_name(run.root.resolve().name, f"run folder {run.label}"))
     entries = available_entries(run)
     with atomic.staged_folder(report_dir) as staging:
         write_figures(run, staging, entries)
@@ -51,10 +51,23 @@ def build_report(run_dir: str | Path, reports_dir: str | Path) -> Path:
         atomic.write_text(staging / "report.md", text)
         atomic.write_text(staging / "report.html", to_html(text, f"convlens report: {run.experiment}"))
     point_latest(report_dir.parent)
-    provenance.record_stage(run.root, overview.REPORT_STAGE, time.perf_counter() - started)
-    shown = Path(reports_dir) / experiment / report_dir.name
+    shown = Path(cfg.reports_dir) / experiment / report_dir.name
     log.info("%s: report written to %s", run.label, shown / "report.md")
-    return shown
+    return {"report": shown}
+
+
+STAGE = Stage(overview.REPORT_STAGE, None, report_body)
+
+
+def report(cfg: ReportConfig | DictConfig) -> list[dict[str, Any]]:
+    """``make report``: every run named by ``run``/``experiment``; one that cannot be reported (training
+    still running, a tampered run directory) does not stop the others, and is named at the end."""
+    return STAGE.run(cfg)
+
+
+def build_report(run_dir: str | Path, reports_dir: str | Path) -> Path:
+    """Write the report of one run and record the stage time; returns the report folder."""
+    return STAGE.run_one(run_dir, ReportConfig(run=str(run_dir), reports_dir=str(reports_dir)))["report"]
 
 
 def point_latest(experiment_dir: Path) -> None:
@@ -66,18 +79,6 @@ def point_latest(experiment_dir: Path) -> None:
         if not path.is_symlink() and not path.name.startswith(".") and (path / "report.md").is_file()
     ]
     atomic.point(experiment_dir / LATEST, max(reports))
-
-
-def build_reports(runs: Sequence[Path], reports_dir: str | Path) -> list[str]:
-    """Report every run; one that cannot be reported (e.g. training still running, or a tampered run
-    directory) does not stop the others. Returns the error messages."""
-    errors = []
-    for run_dir in runs:
-        try:
-            build_report(run_dir, reports_dir)
-        except (RunDirError, UntrustedInputError) as error:
-            errors.append(str(error))
-    return errors
 
 
 def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:

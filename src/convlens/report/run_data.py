@@ -14,14 +14,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from convlens import provenance
 from convlens.report.curves import EpochCurves, read_epoch_curves
-from convlens.rundir import CLASS_NAMES, CONFIG, METRICS, RunDirError, check_run_dir
-
-CONFUSION_CSV = "confusion_matrix.csv"
-CONFUSION_PNG = "confusion_matrix.png"
-VISUALIZATIONS = "visualizations"
-MANIFEST = Path(VISUALIZATIONS) / "manifest.json"
-EVALUATION = "evaluation"
-EVALUATION_JSON = Path(EVALUATION) / "evaluation.json"
+from convlens.rundir import (
+    CLASS_NAMES,
+    CONFIG,
+    CONFUSION_CSV,
+    EVALUATION_JSON,
+    MANIFEST,
+    METRICS,
+    TENSORBOARD,
+    RunDirError,
+    check_run_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def read_run(path: str | Path) -> RunData:
         provenance=provenance.read(root),
         class_names=_json(root / CLASS_NAMES),
         confusion=read_confusion(root / CONFUSION_CSV),
-        curves=read_epoch_curves(root / "tensorboard"),
+        curves=read_epoch_curves(root / TENSORBOARD),
         manifest=_json(root / MANIFEST) if (root / MANIFEST).is_file() else None,
         evaluation=_json(root / EVALUATION_JSON) if (root / EVALUATION_JSON).is_file() else None,
     )

@@ -23,7 +23,7 @@ from convlens.figures.sweep import RunCurves, sweep_curves_figure
 from convlens.report import format, markdown
 from convlens.report.curves import read_epoch_curves
 from convlens.report.render import to_html
-from convlens.rundir import CONFIG, METRICS
+from convlens.rundir import CONFIG, METRICS, TENSORBOARD
 from convlens.untrusted import inside, safe_name
 
 #: Config keys that differ between the runs of one setting by design.
@@ -153,7 +153,7 @@ def build_sweep_report(sweep_dir: str | Path, reports_dir: str | Path) -> Path:
     settings = list(dict.fromkeys(_setting_name(run.setting) for run in runs))
     curves = []
     for run in runs:
-        read = read_epoch_curves(run.root / "tensorboard")
+        read = read_epoch_curves(run.root / TENSORBOARD)
         group = settings.index(_setting_name(run.setting))
         val_acc, train_loss = read.values.get("val/acc", []), read.values.get("train/loss", [])
         curves.append(RunCurves(str(run.seed), group, read.epochs, val_acc, train_loss))

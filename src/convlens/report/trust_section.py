@@ -5,8 +5,9 @@ section carries."""
 from __future__ import annotations
 
 from convlens.report.assets import CASCADE, COMPARISON, cascade_file, comparison_file
-from convlens.report.run_data import EVALUATION_JSON, RunData
+from convlens.report.run_data import RunData
 from convlens.report.trust import TrustSection, trust_section
+from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
 INTRO = (

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +21,34 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from convlens import atomic, provenance
-from convlens.config import ConfigError, check_data_fits, validate
+from convlens.config import check_data_fits, validate
 from convlens.data import ImageDataModule
 from convlens.figures.confusion import confusion_matrix_figure
 from convlens.rundir import (
     BEST_CHECKPOINT,
     CLASS_NAMES,
     CONFIG,
+    CONFUSION_CSV,
+    CONFUSION_PNG,
     LAST_CHECKPOINT,
     METRICS,
     TRAIN_LOG,
     check_shapes,
-    create_run_dir,
     point_latest,
-    resumed_run_dir,
 )
+from convlens.stage import record_time
 from convlens.training import ranks
 from convlens.training.console import progress_bar_shown, quiet_third_party
+from convlens.training.lifecycle import logging_to, make_run_dir, removed_on_error, torch_flags_kept
 from convlens.training.module import ClassifierModule, class_accuracy_key, confusion_key
 from convlens.training.precision import cpu_precision
 from convlens.training.resume import ResumeState
-from convlens.untrusted import UntrustedInputError, load_checkpoint, safe_name
+from convlens.untrusted import UntrustedInputError, load_checkpoint
 
 log = logging.getLogger(__name__)
+
+#: The stage's key in provenance.json.
+STAGE = "train"
 
 
 def resolve_precision(
@@ -88,79 +90,6 @@ def check_resume_checkpoint(ckpt_path: str | None, module: ClassifierModule) -> 
     except UntrustedInputError as error:
         raise UntrustedInputError(f"ckpt_path={ckpt_path}: {error}") from error
     check_shapes(module.state_dict(), state, Path(ckpt_path))
-
-
-def make_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
-    """The run directory, recorded in ``cfg.paths.output_dir``, and whether this run created it:
-
-    - ``paths.output_dir`` when given (it must not exist yet);
-    - resuming from ``<run>/checkpoints/*.ckpt``: ``<run>``, where the run continues (Lightning then
-      restores its best checkpoint's state too, and the TensorBoard curves stay in one place);
-    - else a new ``<outputs_dir>/<experiment>/<time>``.
-
-    New directories are created atomically, so no two runs share one.
-    """
-    resumed = resumed_run_dir(cfg.ckpt_path)
-    if cfg.paths.output_dir is not None:
-        run_dir = _new_dir(Path(cfg.paths.output_dir))
-    elif resumed is not None:
-        run_dir = resumed
-    else:
-        run_dir = create_run_dir(Path(cfg.paths.outputs_dir) / safe_name(cfg.experiment_name, "experiment_name"))
-    cfg.paths.output_dir = str(run_dir)
-    return run_dir, run_dir != resumed
-
-
-def _new_dir(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir()
-    except FileExistsError:
-        raise ConfigError(
-            f"paths.output_dir={path} exists already: every run gets a new directory. Remove it, name another "
-            "one, or leave paths.output_dir unset for a new outputs/<experiment>/<time>"
-        ) from None
-    return path
-
-
-@contextmanager
-def removed_on_error(run_dir: Path, created: bool) -> Iterator[None]:
-    """Remove a run directory this run ``created`` when the block fails: it holds no training yet."""
-    try:
-        yield
-    except BaseException:
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
-@contextmanager
-def torch_flags_kept() -> Iterator[None]:
-    """Restore the process-wide flags ``Trainer(deterministic=...)`` sets, so that code running after
-    training in the same process (a notebook, the tests) is not refused ops without a deterministic
-    kernel, such as the deconvnet's max-unpooling."""
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
-
-
-@contextmanager
-def logging_to(path: Path) -> Iterator[None]:
-    """Copy the root logger's records into ``path`` (the run's train.log, in the console's format)."""
-    root = logging.getLogger()
-    handler = logging.FileHandler(path)
-    handler.setFormatter(next((h.formatter for h in root.handlers if h.formatter), None))
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def build_trainer(cfg: DictConfig, precision: str, *extra_callbacks: pl.Callback) -> pl.Trainer:
@@ -206,9 +135,9 @@ def write_test_results(run_dir: Path, metrics: dict[str, torch.Tensor], class_na
     confusion = np.array([[round(float(metrics[confusion_key(t, p)])) for p in labels] for t in labels], np.int64)
     header = "true\\predicted," + ",".join(class_names)
     rows = [f"{name}," + ",".join(str(v) for v in row) for name, row in zip(class_names, confusion, strict=True)]
-    atomic.write_text(run_dir / "confusion_matrix.csv", "\n".join([header, *rows]) + "\n")
+    atomic.write_text(run_dir / CONFUSION_CSV, "\n".join([header, *rows]) + "\n")
     figure = confusion_matrix_figure(confusion, class_names, "Test confusion matrix")
-    atomic.save_figure(figure, run_dir / "confusion_matrix.png", dpi=120)
+    atomic.save_figure(figure, run_dir / CONFUSION_PNG, dpi=120)
     return {name: _scalar(metrics, class_accuracy_key(label)) for label, name in enumerate(class_names)}
 
 
@@ -246,7 +175,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         metrics = _metrics(cfg, run_dir, trainer, module, datamodule, clock.train_seconds, probe)
         atomic.write_json(run_dir / METRICS, metrics)
-        provenance.record_stage(run_dir, "train", time.perf_counter() - started)
+        record_time(run_dir, STAGE, time.perf_counter() - started)
         log.info(
             "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
             cfg.experiment_name, metrics["val"]["acc"], _four_places((metrics.get("test") or {}).get("acc")),

@@ -148,12 +148,6 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
     return Chosen(inputs, display, chosen, targets, run.class_names, masks)
 
 
-def black_image(run: TrainedRun) -> Tensor:
-    """The model input (1, C, H, W) of an all-black image of the dataset."""
-    shape = run.datamodule.split("test").images.shape[1:]
-    return run.datamodule.preprocess(torch.zeros((1, *shape), dtype=torch.uint8)).cpu()
-
-
 def _resize_masks(masks: Tensor, size: torch.Size) -> np.ndarray:
     """Ground-truth masks (K, h, w) to the model's input size (nearest neighbour) as floats."""
     return F.interpolate(masks[:, None].float(), size=tuple(size), mode="nearest")[:, 0].numpy()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 from torch import nn
 
 from convlens import atomic
@@ -26,7 +25,7 @@ from convlens.explain.layers import resolve_layer
 from convlens.explain.localisation import localisation_scores
 from convlens.explain.method import Localising, MethodParams, NotApplicable
 from convlens.figures.shown import Drawn
-from convlens.registry import METHODS, MethodSpec, load
+from convlens.registry import METHODS, MethodSpec, load, method_settings
 from convlens.visualize.context import Context, Explained
 
 log = logging.getLogger(__name__)
@@ -64,25 +63,6 @@ class MethodResult:
         return {"seconds": round(self.seconds, 3), "parameters": parameters, **{k: v for k, v in extra.items() if v}}
 
 
-def settings(name: str, given: Mapping[str, Any] | None) -> MethodParams:
-    """Method ``name``'s settings dataclass built from ``given`` (a mapping or config node); unknown
-    names and values out of range are refused with the key."""
-    if name not in METHODS:
-        raise ValueError(f"unknown visualization method {name!r}; valid methods: {', '.join(METHODS)}")
-    params_type = load(METHODS[name].parameters)
-    values = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else dict(given or {})
-    valid = [f.name for f in dataclasses.fields(params_type)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"visualize.params.{name}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
-        )
-    try:
-        return params_type(**values)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"visualize.params.{name}: {error}") from error
-
-
 def plan(methods: list[str] | None, params: Mapping[str, Any] | None, model: nn.Module) -> dict[str, Planned]:
     """Every method (None: all registered) with its resolved settings, checked before any work."""
     names = list(METHODS) if methods is None else list(methods)
@@ -90,7 +70,7 @@ def plan(methods: list[str] | None, params: Mapping[str, Any] | None, model: nn.
 
 
 def _plan_one(name: str, given: Mapping[str, Any] | None, model: nn.Module) -> Planned:
-    params = settings(name, given)
+    params = method_settings(name, given)
     spec = METHODS[name]
     reason = load(spec.applies_to)(model) if spec.applies_to else None
     if reason:

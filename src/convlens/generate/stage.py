@@ -3,7 +3,7 @@
 For each run directory: load the best checkpoint as the fixed encoder, encode the training and test
 images, train the generator and the code prior (:mod:`convlens.generator.training`), measure the
 held-out reconstruction error, and write the folder (:mod:`convlens.generator.store`) under a
-temporary name, swapped in when complete. The stage's time goes into ``provenance.json``.
+temporary name, swapped in when complete (the start-up and ending are :mod:`convlens.stage`'s).
 """
 
 from __future__ import annotations
@@ -19,48 +19,46 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from convlens import atomic, provenance
+from convlens import atomic
 from convlens.explain.layers import resolve_layer
 from convlens.figures.generator import generator_losses_figure
+from convlens.generate.schema import GenerateConfig, check
 from convlens.generator import store
 from convlens.generator.encoding import CodeStatistics, ImageSpace, encode_images, penultimate_layer
-from convlens.generator.schema import GenerateConfig, check
 from convlens.generator.training import Encoded, reconstruction_errors, train_denoiser, train_generator
-from convlens.hardware import resolve_device
-from convlens.rundir import TrainedRun, load_run, resolve_runs
-from convlens.visualize.stage import run_name, torch_threads
+from convlens.rundir import GENERATOR, TrainedRun
+from convlens.stage import OpenedRun, Stage
 
 log = logging.getLogger(__name__)
 
-STAGE = "generate"
+
+def generate_body(opened: OpenedRun, settings: GenerateConfig) -> dict[str, Any]:
+    """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns its metrics."""
+    # Trained weights hold denormal floats, which x86 CPUs process ~15x slower (as in training).
+    torch.set_flush_denormal(True)
+    model = opened.model
+    code_layer = settings.code_layer or penultimate_layer(model)
+    resolve_layer(model, code_layer)
+    trained = _train(opened.trained, model, code_layer, settings)
+    metrics = trained.pop("metrics") | {"seconds": opened.seconds()}
+    _write(opened, trained, metrics)
+    log.info("%s: generator trained in %.1f s; held-out reconstruction MSE %.4f (mean image %.4f) -> %s",
+             opened.label, metrics["seconds"], metrics["heldout_reconstruction_mse"], metrics["mean_image_mse"],
+             opened.root / GENERATOR)  # fmt: skip
+    return metrics
+
+
+STAGE = Stage("generate", GENERATOR, generate_body)
 
 
 def generate(cfg: DictConfig | GenerateConfig) -> list[dict[str, Any]]:
     """``make generate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
-    settings = _settings(cfg)
-    runs = resolve_runs(settings.run, settings.experiment, Path(settings.outputs_dir))
-    return [generate_run(run_dir, settings) for run_dir in runs]
+    return STAGE.run(_settings(cfg))
 
 
 def generate_run(run_dir: str | Path, cfg: DictConfig | GenerateConfig) -> dict[str, Any]:
     """The stage for one run directory; returns the metrics it wrote."""
-    settings = _settings(cfg)
-    started = time.perf_counter()
-    # Trained weights hold denormal floats, which x86 CPUs process ~15x slower (as in training).
-    torch.set_flush_denormal(True)
-    with torch_threads(settings.threads):
-        run = load_run(run_dir)
-        model = run.model.to(resolve_device(settings.device)).eval()
-        code_layer = settings.code_layer or penultimate_layer(model)
-        resolve_layer(model, code_layer)
-        trained = _train(run, model, code_layer, settings)
-        metrics = trained.pop("metrics") | {"seconds": round(time.perf_counter() - started, 2)}
-        _write(store.generator_folder(run.root), trained, metrics)
-    provenance.record_stage(run.root, STAGE, metrics["seconds"])
-    log.info("%s: generator trained in %.1f s; held-out reconstruction MSE %.4f (mean image %.4f) -> %s",
-             run_name(run), metrics["seconds"], metrics["heldout_reconstruction_mse"], metrics["mean_image_mse"],
-             store.generator_folder(run.root))  # fmt: skip
-    return metrics
+    return STAGE.run_one(run_dir, _settings(cfg))
 
 
 def _settings(cfg: DictConfig | GenerateConfig) -> GenerateConfig:
@@ -117,8 +115,8 @@ def _mean_image(images: torch.Tensor) -> torch.Tensor:
     return (total / (255 * len(images))).float().cpu()
 
 
-def _write(folder: Path, trained: dict[str, Any], metrics: dict[str, Any]) -> None:
-    with atomic.staged_folder(folder) as staging:
+def _write(opened: OpenedRun, trained: dict[str, Any], metrics: dict[str, Any]) -> None:
+    with opened.staged() as staging:
         atomic.write_json(staging / store.CONFIG, trained["config"])
         torch.save(_cpu(trained["generator"].state_dict()), staging / store.GENERATOR)
         torch.save(_cpu(trained["denoiser"].state_dict()), staging / store.DENOISER)

@@ -1,0 +1,158 @@
+"""The stage kernel: the one start-up and the one ending that every stage shares.
+
+A stage (``make generate / visualize / evaluate / report``) acts on run directories; its module holds
+only its body and its schema, and this kernel does the rest, once and the same way for every stage:
+
+- **which runs**: ``run`` (a run directory) or the latest run of ``experiment`` (None: of every
+  experiment); a run that fails does not stop the others, and the stage fails at the end naming each;
+- **the start-up** of a run: torch CPU threads, the device, and, when the body asks for it, the
+  trained model loaded as untrusted input (:func:`convlens.rundir.load_run`), adapted to the model
+  conventions (:func:`convlens.models.conventions.adapt`, a no-op for convlens models), in eval mode
+  on the device (channels-last if asked);
+- **the ending**: the stage's folder in the run directory built under a temporary name and swapped in
+  when complete (:meth:`OpenedRun.staged`), and the stage's time recorded in ``provenance.json``.
+
+The train stage creates the run directory rather than opening one, so it shares only the ending
+(:func:`record_time`). Adding a stage is a settings dataclass with the fields of
+:class:`StageSettings` and a body ``(opened, settings) -> record``; ``docs/architecture.md`` walks
+through it and ``tests/test_stage.py`` proves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from convlens import atomic, provenance
+from convlens.hardware import resolve_device
+from convlens.models.conventions import adapt
+from convlens.rundir import RunDirError, TrainedRun, load_run, resolve_runs, run_name
+from convlens.untrusted import UntrustedInputError
+
+log = logging.getLogger(__name__)
+
+#: The project's entry points, one ``<stage>.py`` per stage (the Makefile's targets call them too).
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+class StageSettings(Protocol):
+    """The fields every stage's settings share; ``device``, ``channels_last`` and ``threads`` are
+    read only by stages that load the model (a missing one keeps the default: auto, no, torch's)."""
+
+    run: str | None
+    experiment: str | None
+    outputs_dir: str
+
+
+@dataclass
+class OpenedRun:
+    """One run directory opened for a stage. ``trained`` (the run with its data) and ``model`` (adapted,
+    eval mode, on ``device``) load on first use, so a stage that only reads files never loads them."""
+
+    root: Path
+    folder: str | None
+    settings: Any
+    started: float = field(default_factory=time.perf_counter)
+    stamped: float | None = None
+
+    @property
+    def label(self) -> str:
+        return run_name(self.root)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(getattr(self.settings, "device", "auto"))
+
+    @cached_property
+    def trained(self) -> TrainedRun:
+        return load_run(self.root)
+
+    @cached_property
+    def model(self) -> nn.Module:
+        layout = torch.channels_last if getattr(self.settings, "channels_last", False) else torch.contiguous_format
+        return adapt(self.trained.model.eval()).to(device=self.device, memory_format=layout).eval()
+
+    def seconds(self) -> float:
+        """Time since the stage opened this run. The last value a body asks for (to write into its own
+        record) is what provenance records, so the two files never state different times."""
+        self.stamped = round(time.perf_counter() - self.started, 2)
+        return self.stamped
+
+    @contextmanager
+    def staged(self) -> Iterator[Path]:
+        """The stage's folder, built aside and swapped in when the block completes (kept as it was on error)."""
+        if self.folder is None:
+            raise ValueError("this stage declares no folder of the run directory")
+        with atomic.staged_folder(self.root / self.folder) as staging:
+            yield staging
+
+
+Body = Callable[[OpenedRun, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage: ``name`` (its key in provenance), the ``folder`` of the run directory it writes (a
+    :mod:`convlens.rundir` name; None: it writes elsewhere) and its ``body``."""
+
+    name: str
+    folder: str | None
+    body: Body
+
+    def run(self, settings: StageSettings) -> list[dict[str, Any]]:
+        """The body on every run the settings name; a run that fails is reported after the others ran."""
+        runs = resolve_runs(settings.run, settings.experiment, Path(settings.outputs_dir))
+        records, failures = [], []
+        for run_dir in runs:
+            try:
+                records.append(self.run_one(run_dir, settings))
+            except (RunDirError, UntrustedInputError, ValueError) as error:
+                if len(runs) == 1:
+                    raise
+                log.error("%s: %s failed: %s", run_name(run_dir), self.name, error)
+                failures.append(f"{run_name(run_dir)}: {error}")
+        if failures:
+            raise RunDirError(f"{len(failures)} of {len(runs)} runs failed:\n" + "\n".join(failures))
+        return records
+
+    def run_one(self, run_dir: str | Path, settings: Any) -> dict[str, Any]:
+        """The body on one run directory, with the stage's threads; its time goes into provenance."""
+        opened = OpenedRun(Path(run_dir), self.folder, settings)
+        with torch_threads(getattr(settings, "threads", None)):
+            record = self.body(opened, settings)
+        record_time(opened.root, self.name, opened.stamped if opened.stamped is not None else opened.seconds())
+        return record
+
+
+def record_time(root: str | Path, stage: str, seconds: float) -> None:
+    """The ending every stage shares: its wall time in the run's ``provenance.json``."""
+    provenance.record_stage(root, stage, seconds)
+
+
+def script(stage: str) -> Path:
+    """The entry point ``scripts/<stage>.py`` (``make demo``, ``make compare`` and ``make sweep`` run it)."""
+    path = SCRIPTS / f"{stage}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no entry point for stage '{stage}'")
+    return path
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` torch CPU threads (None: leave as is), restoring the previous count."""
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
