@@ -154,3 +154,18 @@ def test_training_leaves_the_process_flags_as_it_found_them(tiny_run_cfg) -> Non
     assert not torch.are_deterministic_algorithms_enabled()
     train(tiny_run_cfg("demo_faces", "trainer.deterministic=true"))
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("batches", [1, 5])
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "step", "plateau", "none"])
+def test_short_runs_train_with_every_scheduler(tiny_run_cfg, scheduler: str, batches: int, caplog) -> None:
+    """A smoke run of 1 epoch and 1-5 batches trains with any schedule; one-cycle, which cannot warm up
+    in so few steps (torch divides by zero), falls back to the constant rate and says which keys to raise."""
+    cfg = tiny_run_cfg("demo_faces", f"scheduler={scheduler}", f"trainer.limit_train_batches={batches}",
+                       "trainer.limit_val_batches=1", "run_test=false", name=f"{scheduler}-{batches}")  # fmt: skip
+    metrics = train(cfg)
+    assert metrics["epochs"] == 1 and metrics["val"]["acc"] is not None
+    fell_back = "Training at the constant rate optimizer.lr" in caplog.text
+    assert fell_back == (scheduler == "onecycle"), caplog.text[-500:]
+    if fell_back:
+        assert "trainer.max_epochs x trainer.limit_train_batches" in caplog.text
