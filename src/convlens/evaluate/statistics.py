@@ -88,8 +88,13 @@ def _p_value(differences: np.ndarray, seed: int) -> float:
         return 1.0
     return float(
         stats.permutation_test(
-            (differences,), np.mean, permutation_type="samples", n_resamples=RESAMPLES,
-            alternative="two-sided", vectorized=True, rng=np.random.default_rng(seed),
+            (differences,),
+            np.mean,
+            permutation_type="samples",
+            n_resamples=RESAMPLES,
+            alternative="two-sided",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
         ).pvalue  # fmt: skip
     )
 
