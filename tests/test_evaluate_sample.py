@@ -1,0 +1,30 @@
+"""The evaluation's random, stratified image sample (convlens.evaluate.sample)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convlens.evaluate.sample import stratified_sample
+
+
+def test_sample_keeps_each_class_share_and_is_seeded() -> None:
+    labels = np.repeat(np.arange(7), [400, 40, 400, 800, 500, 300, 500])
+    sample = stratified_sample(labels, 64, seed=0)
+    assert len(sample) == len(set(sample)) == 64 and sample == sorted(sample)
+    shares = np.bincount(labels[sample], minlength=7) / 64
+    assert np.abs(shares - np.bincount(labels) / len(labels)).max() < 1 / 64 + 1e-9
+    assert stratified_sample(labels, 64, seed=0) == sample != stratified_sample(labels, 64, seed=1)
+
+
+def test_sample_is_not_the_first_images() -> None:
+    labels = np.tile(np.arange(10), 100)
+    assert stratified_sample(labels, 64, seed=0) != list(range(64))
+
+
+def test_small_splits_and_rare_classes() -> None:
+    assert stratified_sample(np.arange(5) % 2, 64, seed=0) == [0, 1, 2, 3, 4]
+    rare = np.r_[np.zeros(50, int), [1]]
+    assert len(stratified_sample(rare, 10, seed=0)) == 10
+    with pytest.raises(ValueError, match="evaluate.images=0"):
+        stratified_sample(np.arange(10) % 2, 0, seed=0)
