@@ -78,7 +78,7 @@ def run_experiment(experiment: str, args: Any, output_root: Path) -> dict[str, A
         if not real:
             size = 64 if args.quick else 5000
             cfg.data.source = {
-                "_target_": "convlens.data.sources.SyntheticSource",
+                "_target_": "convlens.data.synthetic.SyntheticSource",
                 **SYNTHETIC[experiment],
                 "train_size": size,
                 "val_size": size // 5,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from sklearn.linear_model import RidgeClassifier
 
 from convlens.data.synthetic import (
@@ -15,6 +16,7 @@ from convlens.data.synthetic import (
     make_faces,
     make_shapes,
 )
+from convlens.untrusted import instantiate_allowed
 
 #: (generator, number of classes, image side, channels)
 DATASETS = {
@@ -80,3 +82,13 @@ def test_a_linear_classifier_on_pixels_stays_below_60_percent(dataset) -> None:
     }
     assert max(scores.values()) < 0.6, scores
     assert max(scores.values()) > 1.5 / len(np.unique(train.labels)), "above chance: the data has signal"
+
+
+@pytest.mark.parametrize("target", ["convlens.data.synthetic.SyntheticSource", "convlens.data.sources.SyntheticSource"])
+def test_the_source_builds_from_its_target_and_from_older_runs_target(target: str) -> None:
+    """conf/data/shapes.yaml's target, and the one older run directories' config.yaml hold (the
+    source lived in convlens/data/sources.py), build the same data."""
+    node = OmegaConf.create({"_target_": target, "kind": "shapes", "train_size": 8, "val_size": 4, "test_size": 4})
+    arrays = instantiate_allowed(node, "data.source").load()
+    assert len(arrays.train.labels) == 8 and arrays.class_names == tuple(SHAPES_CLASSES)
+    np.testing.assert_array_equal(arrays.test.images, make_shapes(4, 2).images)

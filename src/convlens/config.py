@@ -62,7 +62,7 @@ class DataConfig:
 class TrainerConfig:
     _target_: str = "pytorch_lightning.Trainer"
     accelerator: str = "auto"
-    devices: Any = "auto"
+    devices: Any = 1  # a count, a list of ids, -1 (all) or "auto"
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "auto"  # auto: bf16-mixed on a bf16 GPU, on a CPU where measured faster; else 32-true

@@ -6,12 +6,14 @@ mask of its class-defining region, the ground truth that attribution maps are ch
 
 Difficulty is tuned so that a linear classifier on raw pixels stays well below 60% accuracy
 (random colour, pose, scale, clutter, brightness and contrast) while the demo CNNs exceed 90%
-within a few epochs.
+within a few epochs. ``SyntheticSource`` (``conf/data/shapes.yaml``, ``faces.yaml``) serves them to
+the data module.
 """
 
 from convlens.data.synthetic.drawing import CHUNK, SyntheticSplit
 from convlens.data.synthetic.faces import FACES_CLASSES, FACES_SIZE, make_faces
 from convlens.data.synthetic.shapes import SHAPES_CLASSES, SHAPES_SIZE, make_shapes
+from convlens.data.synthetic.source import SyntheticSource
 
 __all__ = [
     "CHUNK",
@@ -19,6 +21,7 @@ __all__ = [
     "FACES_SIZE",
     "SHAPES_CLASSES",
     "SHAPES_SIZE",
+    "SyntheticSource",
     "SyntheticSplit",
     "make_faces",
     "make_shapes",

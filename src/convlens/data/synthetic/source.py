@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from convlens.data import synthetic
 from convlens.data.arrays import ArraySplit, DatasetArrays
+from convlens.data.synthetic.faces import FACES_CLASSES, make_faces
+from convlens.data.synthetic.shapes import SHAPES_CLASSES, make_shapes
 
 GENERATORS = {
-    "shapes": (synthetic.make_shapes, synthetic.SHAPES_CLASSES),
-    "faces": (synthetic.make_faces, synthetic.FACES_CLASSES),
+    "shapes": (make_shapes, SHAPES_CLASSES),
+    "faces": (make_faces, FACES_CLASSES),
 }
 
 
