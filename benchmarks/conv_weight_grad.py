@@ -18,7 +18,8 @@ import time
 from functools import partial
 from typing import Any
 
-import benchlib
+import arguments
+import records
 import torch
 from precision_layout import Variant, seeded_start
 from torch import nn
@@ -94,7 +95,7 @@ def training_step_ratio(args: Any, device: torch.device) -> dict[str, Any]:
 def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     torch.set_flush_denormal(True)  # as the train stage does
     return {
-        "config": benchlib.step_config(args),
+        "config": arguments.step_config(args),
         "convolutions": weight_gradient_times(args.batch_size, args.image_size, args.repeats),
         "training_step": training_step_ratio(args, device),
     }
@@ -103,7 +104,7 @@ def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
 def show(run: dict[str, Any], device: torch.device) -> None:
     config, step = run["config"], run["training_step"]
     print(f"\nWeight gradient of one 3x3 convolution, batch {config['batch_size']}, channels_last, fp32, {device}")
-    print(benchlib.table(
+    print(records.table(
         ["channels", "map", "oneDNN ms", "batched ms", "speed-up"],
         [(r["channels"], r["map"], r["onednn_ms"], r["batched_ms"], r["speedup"]) for r in run["convolutions"]],
     ))  # fmt: skip
@@ -115,20 +116,20 @@ def show(run: dict[str, Any], device: torch.device) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
     p.add_argument("--batch-size", type=int, default=128, help="demo_shapes trains with 128")
     p.add_argument("--image-size", type=int, default=32, help="demo_shapes trains at 32 px")
     p.add_argument("--rounds", type=int, default=6, help="alternating window pairs")
     p.add_argument("--steps", type=int, default=4, help="training steps per window")
     p.add_argument("--repeats", type=int, default=10, help="timed repeats per single convolution")
     args = p.parse_args(argv)
-    device = benchlib.configure(args)
+    device = arguments.configure(args)
     if args.quick:
         args.batch_size, args.rounds, args.steps, args.repeats = 8, 2, 1, 2
     if device.type != "cpu":
         print("conv_weight_grad: a CPU measurement (the hooks are installed only for CPU training); using the CPU")
         device = torch.device("cpu")
-    return benchlib.record(args, "conv_weight_grad", device, partial(measure, args, device), show)
+    return records.record(args, "conv_weight_grad", device, partial(measure, args, device), show)
 
 
 if __name__ == "__main__":

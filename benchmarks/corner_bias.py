@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import benchlib
+import arguments
 import numpy as np
+import records
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -174,17 +175,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def show(run: dict[str, Any], device: torch.device) -> None:
     keys = ("side", "layer4", "grid_offset_px", "share_tl", "share_br", "centroid_y", "centroid_x", "corner_tl",
             "corner_tr", "argmax_in_tl")  # fmt: skip
-    print(benchlib.table(keys, [[row[key] for key in keys] for row in run["architecture"]]))
+    print(records.table(keys, [[row[key] for key in keys] for row in run["architecture"]]))
     keys = ("run", "side", "share_tl", "mask_share_tl", "share_br", "mask_share_br", "centroid_y", "centroid_x",
             "corner_tl", "corner_tr", "argmax_in_tl")  # fmt: skip
-    print(benchlib.table(keys, [[row.get(key) for key in keys] for row in run["trained"]]))
+    print(records.table(keys, [[row.get(key) for key in keys] for row in run["trained"]]))
     cost = run["step_cost"]
     spread = f"{cost['ratio_min']:.2f}-{cost['ratio_max']:.2f}"
     print(f"training step at 33 px / 32 px: {cost['ratio_median']:.2f}x (rounds {spread})")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    parser = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
     parser.add_argument("--sides", type=int, nargs="+", default=list(SIDES))
     parser.add_argument("--seeds", type=int, default=4, help="random initialisations per side")
     parser.add_argument("--batch", type=int, default=8, help="random inputs per initialisation")
@@ -197,8 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.sides, args.seeds, args.batch, args.images = [32, 33], 1, 2, 16
         args.cost_batch, args.cost_steps, args.cost_rounds = 8, 1, 1
-    device = benchlib.configure(args)
-    return benchlib.record(args, "corner_bias", device, lambda: measure(args), show)
+    device = arguments.configure(args)
+    return records.record(args, "corner_bias", device, lambda: measure(args), show)
 
 
 if __name__ == "__main__":

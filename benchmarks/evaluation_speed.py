@@ -23,9 +23,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import benchlib
+import arguments
 import numpy as np
 import quantus
+import records
+import timing
 import torch
 from torch import nn
 
@@ -126,7 +128,7 @@ def _modules_top_down(model: nn.Module) -> list[str]:
 def _seconds(run: Callable[[], object], device: torch.device) -> float:
     started = time.perf_counter()
     run()
-    benchlib.sync(device)
+    timing.sync(device)
     return time.perf_counter() - started
 
 
@@ -158,22 +160,22 @@ def show(run: dict[str, Any], device: torch.device) -> None:
     config = run["config"]
     print(f"\n{config['model']} on {device}, {config['images']} images 48x48, Quantus {config['quantus']}")
     rows = [(name, m["ours_s"], m["quantus_s"], m["speedup"]) for name, m in run["metrics"].items()]
-    print(benchlib.table(["metric", "ours s", "Quantus s", "speed-up"], rows))
+    print(records.table(["metric", "ours s", "Quantus s", "speed-up"], rows))
     verdict = "met" if run["goal_met"] else "NOT met"
     print(f"whole suite: {run['speedup_total']:.1f}x faster; goal {run['goal']}: {verdict}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
     p.add_argument("--images", type=int, default=16, help="synthetic faces evaluated at once")
     p.add_argument("--steps", type=int, default=8, help="pixel-flipping steps (48*48 must divide by it)")
     p.add_argument("--samples", type=int, default=5, help="noisy copies per image for max-sensitivity")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     args = p.parse_args(argv)
-    device = benchlib.configure(args)
+    device = arguments.configure(args)
     if args.quick:
         args.images, args.samples, args.rounds = 4, 2, 1
-    return benchlib.record(args, "evaluation_speed", device, partial(measure, args, device), show)
+    return records.record(args, "evaluation_speed", device, partial(measure, args, device), show)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import benchlib
+import arguments
+import cifar10_data
+import pipelines
+import records
+import timing
 import torch
 import torch.nn.functional as F
 
@@ -45,8 +49,8 @@ class HandLoop:
             return next(self.batches)
 
     @torch.enable_grad()
-    def window(self, steps: int) -> benchlib.Window:
-        benchlib.sync(self.device)
+    def window(self, steps: int) -> timing.Window:
+        timing.sync(self.device)
         started = time.perf_counter()
         images = 0
         for _ in range(steps):
@@ -55,25 +59,25 @@ class HandLoop:
             x = self.datamodule.transform(batch, train=True)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.module(x)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=benchlib.LABEL_SMOOTHING)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=pipelines.LABEL_SMOOTHING)
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             images += len(labels)
-        benchlib.sync(self.device)
-        return benchlib.Window(images, time.perf_counter() - started)
+        timing.sync(self.device)
+        return timing.Window(images, time.perf_counter() - started)
 
 
-def measure(args: argparse.Namespace, data: benchlib.Loaded, device: torch.device) -> dict[str, Any]:
+def measure(args: argparse.Namespace, data: cifar10_data.Loaded, device: torch.device) -> dict[str, Any]:
     """One Trainer run whose windows alternate with windows of the hand loop over the same objects."""
     import pytorch_lightning as pl
 
     from convlens.models import ResNet
 
     torch.manual_seed(0)
-    precision = benchlib.resolve_precision(device, args.precision, args.image_size)
-    datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
-    module = benchlib.classifier(ResNet(18, 10))
+    precision = pipelines.resolve_precision(device, args.precision, args.image_size)
+    datamodule = cifar10_data.cifar10_datamodule(data, args.image_size, args.batch_size)
+    module = pipelines.classifier(ResNet(18, 10))
     hand: dict[str, HandLoop] = {}
 
     class StartHandLoop(pl.Callback):
@@ -82,20 +86,18 @@ def measure(args: argparse.Namespace, data: benchlib.Loaded, device: torch.devic
         def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
             hand["loop"] = HandLoop(datamodule, pl_module, trainer.optimizers[0], device, precision)
 
-    interleave = benchlib.interleaver(
-        args.steps, args.warmup, {"hand": lambda: hand["loop"].window(args.steps)}, device
-    )
+    interleave = timing.interleaver(args.steps, args.warmup, {"hand": lambda: hand["loop"].window(args.steps)}, device)
     max_steps = args.warmup + args.rounds * args.steps
-    trainer = benchlib.bench_trainer(device, precision, max_steps, [StartHandLoop(), interleave])
+    trainer = pipelines.bench_trainer(device, precision, max_steps, [StartHandLoop(), interleave])
     trainer.fit(module, datamodule=datamodule)
 
-    lightning = benchlib.summarize_windows(interleave.results["lightning"])
-    hand_result = benchlib.summarize_windows(interleave.results["hand"])
-    ratio = benchlib.paired_ratio(interleave.results["lightning"], interleave.results["hand"])
+    lightning = timing.summarize_windows(interleave.results["lightning"])
+    hand_result = timing.summarize_windows(interleave.results["hand"])
+    ratio = timing.paired_ratio(interleave.results["lightning"], interleave.results["hand"])
     overhead = {key: 1 - value for key, value in ratio.items()}  # slower Lightning windows -> positive overhead
     overhead["min"], overhead["max"] = overhead["max"], overhead["min"]
     return {
-        "config": benchlib.step_config(args) | {"precision": precision, "channels_last": True, "data": data.origin},
+        "config": arguments.step_config(args) | {"precision": precision, "channels_last": True, "data": data.origin},
         "lightning": lightning,
         "hand": hand_result,
         "overhead": overhead,
@@ -111,7 +113,7 @@ def show(run: dict[str, Any], device: torch.device) -> None:
         ("Lightning", run["lightning"]["images_per_s_median"]),
         ("hand-written", run["hand"]["images_per_s_median"]),
     ]
-    print(benchlib.table(["loop", "images/s (median)"], rows))
+    print(records.table(["loop", "images/s (median)"], rows))
     print(
         f"Lightning overhead: {overhead['median']:.1%} (per-round range {overhead['min']:.1%} to "
         f"{overhead['max']:.1%}), goal <= {GOAL:.0%}: {'met' if run['goal_met'] else 'NOT met'}"
@@ -119,12 +121,12 @@ def show(run: dict[str, Any], device: torch.device) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG, benchlib.WINDOW_FLAGS]
-    args = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents).parse_args(argv)
-    device = benchlib.configure(args)
-    benchlib.window_sizes(args, device)
-    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
-    return benchlib.record(args, "lightning_overhead", device, partial(measure, args, data, device), show)
+    parents = [arguments.SHARED_FLAGS, arguments.PRECISION_FLAG, arguments.WINDOW_FLAGS]
+    args = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=parents).parse_args(argv)
+    device = arguments.configure(args)
+    arguments.window_sizes(args, device)
+    data = cifar10_data.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
+    return records.record(args, "lightning_overhead", device, partial(measure, args, data, device), show)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ from typing import Any
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime draws a progress bar per call
 
-import benchlib  # noqa: E402
+import arguments  # noqa: E402
 import numpy as np  # noqa: E402
+import records  # noqa: E402
 import torch  # noqa: E402
 from lime.lime_image import LimeImageExplainer  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
@@ -197,16 +198,16 @@ def run_both(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
     p.add_argument("--run", type=Path, default=None, help="run directory whose model and first test image to use")
     p.add_argument("--num-samples", type=int, default=1000, help="LIME samples per explanation (both variants)")
     p.add_argument("--repeats", type=int, default=3, help="alternating runs per variant; medians are reported")
     args = p.parse_args(argv)
     args.threads = args.threads or 1  # as the visualize stage, which runs on one thread by default
-    device = benchlib.configure(args)
+    device = arguments.configure(args)
     if args.quick:
         args.num_samples, args.repeats = 64, 1
-    return benchlib.record(args, "lime_benchmark", device, partial(run_both, args, device), show)
+    return records.record(args, "lime_benchmark", device, partial(run_both, args, device), show)
 
 
 if __name__ == "__main__":

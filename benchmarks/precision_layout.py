@@ -12,7 +12,10 @@ import time
 from functools import partial
 from typing import Any
 
-import benchlib
+import arguments
+import pipelines
+import records
+import timing
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,23 +46,23 @@ class Variant:
         self.net: nn.Module = net.to(device, memory_format=fmt)
         if batched_weight_grad:
             hook_batched_weight_grads(self.net)
-        self.optimizer = benchlib.sgd(self.net.parameters(), benchlib.OPTIMIZER)
+        self.optimizer = pipelines.sgd(self.net.parameters(), pipelines.OPTIMIZER)
         self.images = batch[0].to(device).contiguous(memory_format=fmt)
         self.labels = batch[1].to(device)
 
     def step(self) -> None:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             logits = self.net(self.images)
-        F.cross_entropy(logits.float(), self.labels, label_smoothing=benchlib.LABEL_SMOOTHING).backward()
+        F.cross_entropy(logits.float(), self.labels, label_smoothing=pipelines.LABEL_SMOOTHING).backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
     def window(self, steps: int) -> float:
-        benchlib.sync(self.device)
+        timing.sync(self.device)
         started = time.perf_counter()
         for _ in range(steps):
             self.step()
-        benchlib.sync(self.device)
+        timing.sync(self.device)
         return steps * len(self.labels) / (time.perf_counter() - started)
 
 
@@ -99,14 +102,14 @@ def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
                 "vs_fp32_nchw": statistics.median(ratios),
             }
         )
-    return {"config": benchlib.step_config(args), "variants": rows}
+    return {"config": arguments.step_config(args), "variants": rows}
 
 
 def show(run: dict[str, Any], device: torch.device) -> None:
     config = run["config"]
     print(f"\nResNet-18 training step at {config['image_size']}, batch {config['batch_size']}, {device}")
     print(
-        benchlib.table(
+        records.table(
             ["precision", "layout", "images/s (median)", "vs fp32 NCHW"],
             [(r["precision"], r["layout"], r["images_per_s_median"], r["vs_fp32_nchw"]) for r in run["variants"]],
         )
@@ -114,17 +117,17 @@ def show(run: dict[str, Any], device: torch.device) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
     p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=2, help="steps per window")
     args = p.parse_args(argv)
-    device = benchlib.configure(args)
+    device = arguments.configure(args)
     if args.quick:
         args.image_size, args.rounds, args.steps, args.batch_size = 64, 1, 1, args.batch_size or 4
     args.batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
-    return benchlib.record(args, "precision_layout", device, partial(measure, args, device), show)
+    return records.record(args, "precision_layout", device, partial(measure, args, device), show)
 
 
 if __name__ == "__main__":

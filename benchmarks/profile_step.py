@@ -15,8 +15,12 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-import benchlib
+import arguments
+import cifar10_data
+import pipelines
 import pytorch_lightning as pl
+import records
+import timing
 import torch
 from torch import Tensor
 
@@ -39,7 +43,7 @@ class RegionClock(pl.Callback):
         self.images = 0
 
     def now(self) -> float:
-        benchlib.sync(self.device)
+        timing.sync(self.device)
         return time.perf_counter()
 
     def begin(self, region: str) -> None:
@@ -119,7 +123,7 @@ class Profile(pl.Callback):
             self.started = time.perf_counter()
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        benchlib.sync(self.device)
+        timing.sync(self.device)
         self.seconds = time.perf_counter() - self.started
         self.profiler.stop()
 
@@ -140,19 +144,19 @@ def top_ops(profile: Profile, steps: int, device: torch.device, count: int) -> l
     ]
 
 
-def measure(args: argparse.Namespace, data: benchlib.Loaded, device: torch.device) -> dict[str, Any]:
+def measure(args: argparse.Namespace, data: cifar10_data.Loaded, device: torch.device) -> dict[str, Any]:
     """Region clock over the first steps after warm-up, then torch.profiler over the last ones."""
     from convlens.models import ResNet
 
-    precision = benchlib.resolve_precision(device, args.precision, args.image_size)
+    precision = pipelines.resolve_precision(device, args.precision, args.image_size)
     torch.manual_seed(0)
-    datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
-    module = benchlib.classifier(ResNet(18, 10), channels_last=args.channels_last)
+    datamodule = cifar10_data.cifar10_datamodule(data, args.image_size, args.batch_size)
+    module = pipelines.classifier(ResNet(18, 10), channels_last=args.channels_last)
     clock = RegionClock(device, args.warmup, args.steps)
     datamodule.transform = clock.timed_transform(datamodule.transform)
     profile = Profile(device, args.warmup + args.steps)
     total_steps = args.warmup + args.steps + args.profile_steps
-    trainer = benchlib.bench_trainer(device, precision, total_steps, [clock, profile])
+    trainer = pipelines.bench_trainer(device, precision, total_steps, [clock, profile])
     trainer.fit(module, datamodule=datamodule)
 
     regions = {
@@ -188,7 +192,7 @@ def show(run: dict[str, Any], device: torch.device) -> None:
         f"{run['images_per_s']:.2f} images/s"
     )
     print(
-        benchlib.table(
+        records.table(
             ["region", "ms/step", "share"], [(n, r["ms_per_step"], r["share"]) for n, r in run["regions"].items()]
         )
     )
@@ -197,7 +201,7 @@ def show(run: dict[str, Any], device: torch.device) -> None:
         f"{run['outside_model_share']:.1%}\n"
     )
     print(
-        benchlib.table(
+        records.table(
             ["op", "calls/step", "self ms/step", "share"],
             [(o["op"], o["calls_per_step"], o["self_ms_per_step"], o["share"]) for o in run["top_ops"]],
         )
@@ -205,8 +209,8 @@ def show(run: dict[str, Any], device: torch.device) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG]
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents)
+    parents = [arguments.SHARED_FLAGS, arguments.PRECISION_FLAG]
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=parents)
     p.add_argument("--batch-size", type=int, default=None, help="default 16 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--warmup", type=int, default=2)
@@ -217,10 +221,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.image_size, args.warmup, args.steps, args.profile_steps = 64, 1, 1, 1
         args.batch_size = args.batch_size or 4
-    device = benchlib.configure(args)
+    device = arguments.configure(args)
     args.batch_size = args.batch_size or (256 if device.type == "cuda" else 16)
-    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(512, args.batch_size * 16))
-    return benchlib.record(args, "profile_step", device, partial(measure, args, data, device), show)
+    data = cifar10_data.load_cifar10(args.data_dir, synthetic_size=max(512, args.batch_size * 16))
+    return records.record(args, "profile_step", device, partial(measure, args, data, device), show)
 
 
 if __name__ == "__main__":

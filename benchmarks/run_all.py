@@ -16,7 +16,9 @@ import sys
 import time
 import traceback
 
-import benchlib
+import arguments
+import paths
+import records
 import summarize
 
 BENCHMARKS = (
@@ -34,8 +36,8 @@ PIPELINE = ("throughput", "lightning_overhead", "profile_step")  # the scripts t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG]
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents)
+    parents = [arguments.SHARED_FLAGS, arguments.PRECISION_FLAG]
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=parents)
     p.add_argument("--only", nargs="+", choices=(*BENCHMARKS, TRAINING), help="run just these")
     p.add_argument("--with-training", action="store_true", help=f"also run {TRAINING} (long)")
     p.add_argument("--epochs", type=int, help=f"{TRAINING}: trainer.max_epochs")
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
         print(f"=== {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
-    if benchlib.results_dir(args) == benchlib.RESULTS_DIR:  # the runs that did finish are on record
+    if records.results_dir(args) == paths.RESULTS_DIR:  # the runs that did finish are on record
         summarize.main([])
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)

@@ -22,37 +22,42 @@ import sys
 from functools import partial
 from typing import Any
 
-import benchlib
+import arguments
+import cifar10_data
+import machine
+import pipelines
+import records
+import timing
 import torch
 
 PROBE_PREFIX = "MEMORY_JSON "
 
 
-def build_plain(data: benchlib.Loaded, args: Any, device: torch.device, state: dict | None) -> benchlib.PlainLoop:
+def build_plain(data: cifar10_data.Loaded, args: Any, device: torch.device, state: dict | None) -> pipelines.PlainLoop:
     from convlens.models import ResNet
 
     net = ResNet(18, 10)
     if state is not None:
         net.load_state_dict(state)
     net = net.to(device)
-    loader = benchlib.plain_loader(data, args.image_size, args.batch_size, args.workers, device)
-    optimizer = benchlib.sgd(net.parameters(), benchlib.OPTIMIZER)
-    return benchlib.PlainLoop(net, loader, optimizer, device, benchlib.LABEL_SMOOTHING)
+    loader = pipelines.plain_loader(data, args.image_size, args.batch_size, args.workers, device)
+    optimizer = pipelines.sgd(net.parameters(), pipelines.OPTIMIZER)
+    return pipelines.PlainLoop(net, loader, optimizer, device, pipelines.LABEL_SMOOTHING)
 
 
-def memory_probe(kind: str, data: benchlib.Loaded, args: Any, device: torch.device) -> dict[str, Any]:
+def memory_probe(kind: str, data: cifar10_data.Loaded, args: Any, device: torch.device) -> dict[str, Any]:
     """Peak memory of one pipeline alone in this (fresh) process over ``--memory-steps`` steps."""
     from convlens.models import ResNet
 
     torch.manual_seed(0)
-    with benchlib.MemorySampler() as sampler:
+    with machine.MemorySampler() as sampler:
         if kind == "plain":
             build_plain(data, args, device, None).window(args.memory_steps)
         else:
-            datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
-            module = benchlib.classifier(ResNet(18, 10))
-            precision = benchlib.resolve_precision(device, args.precision, args.image_size)
-            benchlib.bench_trainer(device, precision, args.memory_steps, []).fit(module, datamodule=datamodule)
+            datamodule = cifar10_data.cifar10_datamodule(data, args.image_size, args.batch_size)
+            module = pipelines.classifier(ResNet(18, 10))
+            precision = pipelines.resolve_precision(device, args.precision, args.image_size)
+            pipelines.bench_trainer(device, precision, args.memory_steps, []).fit(module, datamodule=datamodule)
     return sampler.result()
 
 
@@ -78,46 +83,48 @@ def probe_memory_in_subprocesses(argv: list[str]) -> dict[str, dict[str, Any]]:
     return results
 
 
-def measure(args: argparse.Namespace, argv: list[str], data: benchlib.Loaded, device: torch.device) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, argv: list[str], data: cifar10_data.Loaded, device: torch.device
+) -> dict[str, Any]:
     """Both pipelines in alternating windows of one Trainer run, the ceiling between them, then the
     memory probes."""
     from convlens.models import ResNet
 
-    precision = benchlib.resolve_precision(device, args.precision, args.image_size)
+    precision = pipelines.resolve_precision(device, args.precision, args.image_size)
     torch.manual_seed(0)
     net = ResNet(18, 10)
-    flops = benchlib.train_flops_per_image(ResNet(18, 10), 3, args.image_size)
+    flops = pipelines.train_flops_per_image(ResNet(18, 10), 3, args.image_size)
     plain = build_plain(data, args, device, net.state_dict())
-    datamodule = benchlib.cifar10_datamodule(data, args.image_size, args.batch_size)
-    module = benchlib.classifier(net)
+    datamodule = cifar10_data.cifar10_datamodule(data, args.image_size, args.batch_size)
+    module = pipelines.classifier(net)
     ceiling_dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float32
     ceiling_size = 8192 if device.type == "cuda" else 2048
-    interleave = benchlib.interleaver(
+    interleave = timing.interleaver(
         args.steps,
         args.warmup,
         {
             "plain": lambda: plain.window(args.steps),
-            "ceiling_gflops": lambda: benchlib.matmul_gflops(device, ceiling_dtype, ceiling_size),
+            "ceiling_gflops": lambda: machine.matmul_gflops(device, ceiling_dtype, ceiling_size),
         },
         device,
     )
     max_steps = args.warmup + args.rounds * args.steps
-    benchlib.bench_trainer(device, precision, max_steps, [interleave]).fit(module, datamodule=datamodule)
+    pipelines.bench_trainer(device, precision, max_steps, [interleave]).fit(module, datamodule=datamodule)
     windows = interleave.results
 
     memory = probe_memory_in_subprocesses([a for a in argv if a != "--memory-probe"])
     ceiling = statistics.median(windows["ceiling_gflops"])
     ceiling_rate = ceiling * 1e9 / flops
-    convlens = benchlib.summarize_windows(windows["lightning"])
-    plain_result = benchlib.summarize_windows(windows["plain"])
-    speedup = benchlib.paired_ratio(windows["lightning"], windows["plain"])
+    convlens = timing.summarize_windows(windows["lightning"])
+    plain_result = timing.summarize_windows(windows["plain"])
+    speedup = timing.paired_ratio(windows["lightning"], windows["plain"])
     goal = 5.0 if device.type == "cuda" else 1.4
     return {
-        "config": benchlib.step_config(args)
+        "config": arguments.step_config(args)
         | {
             "warmup": args.warmup,
             "plain_workers": args.workers,
-            "optimizer": benchlib.OPTIMIZER,
+            "optimizer": pipelines.OPTIMIZER,
             "data": data.origin,
         },
         "convlens": convlens | {"precision": precision, "channels_last": True, "memory": memory["convlens"]},
@@ -140,22 +147,22 @@ def measure(args: argparse.Namespace, argv: list[str], data: benchlib.Loaded, de
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
-    parents = [benchlib.SHARED_FLAGS, benchlib.PRECISION_FLAG, benchlib.WINDOW_FLAGS]
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=parents)
+    parents = [arguments.SHARED_FLAGS, arguments.PRECISION_FLAG, arguments.WINDOW_FLAGS]
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=parents)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain pipeline")
     p.add_argument("--memory-steps", type=int, default=3)
     p.add_argument("--memory-probe", choices=("convlens", "plain"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    device = benchlib.configure(args)
-    benchlib.window_sizes(args, device)
+    device = arguments.configure(args)
+    arguments.window_sizes(args, device)
     if args.quick:
         args.memory_steps = 1
-    data = benchlib.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
+    data = cifar10_data.load_cifar10(args.data_dir, synthetic_size=max(1024, args.batch_size * 24))
 
     if args.memory_probe:
         print(PROBE_PREFIX + json.dumps(memory_probe(args.memory_probe, data, args, device)))
         return {}
-    return benchlib.record(args, "throughput", device, partial(measure, args, argv, data, device), show)
+    return records.record(args, "throughput", device, partial(measure, args, argv, data, device), show)
 
 
 def show(run: dict[str, Any], device: torch.device) -> None:
@@ -187,7 +194,7 @@ def show(run: dict[str, Any], device: torch.device) -> None:
     ]
     config = run["config"]
     print(f"\nResNet-18 at {config['image_size']}, batch {config['batch_size']}, {device}, {config['data']}")
-    print(benchlib.table(columns, rows))
+    print(records.table(columns, rows))
     speedup = run["speedup"]
     print(
         f"speedup convlens/plain: {speedup['median']:.2f}x (per-round range {speedup['min']:.2f}-"

@@ -17,7 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import benchlib
+import arguments
+import paths
+import records
 import torch
 from omegaconf import DictConfig, open_dict
 
@@ -41,7 +43,7 @@ def compose(experiment: str, overrides: list[str]) -> DictConfig:
     from convlens.config import register_configs
 
     register_configs()
-    with initialize_config_dir(config_dir=str(benchlib.ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(paths.ROOT / "conf"), version_base="1.3"):
         return hydra_compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
 
 
@@ -131,11 +133,11 @@ def show(run: dict[str, Any], device: torch.device) -> None:
     columns = ["experiment", "epochs", "train s", "best val acc", "test acc", "target", "s to target (val)", "images/s"]
     keys = ["experiment", "epochs_trained", "train_seconds", "val_acc", "test_acc", "target_acc",
             "seconds_to_target_val_acc", "train_images_per_s_median"]  # fmt: skip
-    print(benchlib.table(columns, [[e[key] for key in keys] for e in run["experiments"]]))
+    print(records.table(columns, [[e[key] for key in keys] for e in run["experiments"]]))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=benchlib.first_paragraph(__doc__), parents=[benchlib.SHARED_FLAGS])
+    p = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
     p.add_argument(
         "--experiments",
         nargs="+",
@@ -165,14 +167,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--override", action="append", default=[], help="extra Hydra override, repeatable")
     args = p.parse_args(argv)
-    device = benchlib.configure(args)
+    device = arguments.configure(args)
     if device.type == "cpu":
         args.override.append("trainer.accelerator=cpu")
     experiments = args.experiments or (sorted(TARGETS) if device.type == "cuda" else ["fer2013_cnn"])
     if args.time_budget is None and device.type == "cpu" and not args.quick:
         args.time_budget = 1800.0
     output_root = args.outputs or (
-        Path(tempfile.mkdtemp(prefix="convlens-tta-")) if args.quick else benchlib.ROOT / "outputs" / "benchmarks"
+        Path(tempfile.mkdtemp(prefix="convlens-tta-")) if args.quick else paths.ROOT / "outputs" / "benchmarks"
     )
     config = {"experiments": experiments, "epochs": args.epochs, "time_budget_s": args.time_budget,
               "overrides": args.override}  # fmt: skip
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def measure() -> dict[str, Any]:
         return {"config": config, "experiments": [run_experiment(e, args, output_root) for e in experiments]}
 
-    return benchlib.record(args, "time_to_accuracy", device, measure, show)
+    return records.record(args, "time_to_accuracy", device, measure, show)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def test_document_matches_the_committed_results() -> None:
 
 
 def test_benchmark_modules_import_without_a_cycle() -> None:
-    """benchlib only writes results and summarize only renders them; no module of benchmarks/ imports one
+    """records only writes results and summarize only renders them; no module of benchmarks/ imports one
     that imports it back, at the top or inside a function."""
     folder = ROOT / "benchmarks"
     names = {path.stem for path in folder.glob("*.py")}
@@ -106,7 +106,7 @@ def test_benchmark_modules_import_without_a_cycle() -> None:
         list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as error:
         pytest.fail(f"import cycle in benchmarks/: {' -> '.join(error.args[1])}")
-    assert "summarize" not in graph["benchlib"], "write_result only writes; run_all.py renders the document"
+    assert "summarize" not in graph["records"], "write_result only writes; run_all.py renders the document"
 
 
 def _imported(path: Path) -> set[str]:
