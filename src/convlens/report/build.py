@@ -27,7 +27,7 @@ from convlens.report import appendix, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
-from convlens.report.trust_section import trust
+from convlens.report.trust import trust
 from convlens.rundir import RunDirError
 from convlens.untrusted import UntrustedInputError, inside, safe_name
 
