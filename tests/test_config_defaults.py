@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from convlens.compare.schema import CompareConfig
 from convlens.config import PathsConfig, TrainConfig, TrainerConfig
-from convlens.generator.schema import GenerateConfig
+from convlens.generate.schema import GenerateConfig
 from convlens.report.schema import ReportConfig
 from convlens.visualize.schema import schema as visualize_schema
 

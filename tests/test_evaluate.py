@@ -19,7 +19,7 @@ from convlens.evaluate import evaluate_run
 from convlens.evaluate.schema import register_schema
 from convlens.report.build import build_report
 from convlens.report.run_data import read_run
-from convlens.report.trust import trust_section
+from convlens.report.trust_scores import scores_section
 from convlens.rundir import RunDirError
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
@@ -107,7 +107,7 @@ def test_stage_time_is_recorded_in_provenance(evaluation: dict, tiny_run: Path) 
 
 
 def test_trust_section_states_every_score_and_warns_per_method(evaluation: dict) -> None:
-    section = trust_section(evaluation, "figures/evaluation/cascade.png")
+    section = scores_section(evaluation, "figures/evaluation/cascade.png")
     body = section.body
     assert "![Cascading model-parameter randomization](figures/evaluation/cascade.png)" in body
     assert "| chance (mask area) |" in body and body.count("| Grad-CAM |") == 3
@@ -163,12 +163,12 @@ def test_trust_section_escapes_run_text(evaluation: dict) -> None:
     tampered = json.loads(json.dumps(evaluation))
     tampered["methods"]["saliency"]["title"] = "<script>x</script>"
     tampered["not_evaluated"] = {"deconvnet_paths": "no *residual* block | <b>"}
-    body = trust_section(tampered).body
+    body = scores_section(tampered).body
     assert "<script>" not in body and "&lt;script&gt;" in body and "<b>" not in body
 
 
 def test_trust_section_before_evaluation_says_how() -> None:
-    assert "`make evaluate RUN=outputs/x/1`" in trust_section(None, run_label="outputs/x/1").body
+    assert "`make evaluate RUN=outputs/x/1`" in scores_section(None, run_label="outputs/x/1").body
 
 
 def test_tampered_maps_are_refused(tiny_run: Path, tmp_path: Path) -> None:

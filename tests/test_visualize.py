@@ -16,9 +16,11 @@ from conftest import CONF, ROOT, train_tiny
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from convlens.evaluate.localisation import relevance_mass
 from convlens.explain.attribution import AttributionMaps, SaliencyParams
 from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
 from convlens.explain.localisation import mask_scores
+from convlens.explain.localisation import relevance_mass as mass_inside
 from convlens.explain.selection import select_examples
 from convlens.figures.attribution import draw_saliency, gradient_images_figure, map_figure
 from convlens.figures.cam import cam_figure, guided_grad_cam_figure
@@ -217,6 +219,15 @@ def test_mask_scores_compare_the_map_with_chance() -> None:
     scores = mask_scores(np.stack([inside, uniform, outside]), masks)
     assert [s["mask_energy"] for s in scores] == [1.0, 0.25, 0.0]
     assert all(s["mask_area"] == 0.25 for s in scores)
+
+
+def test_a_zero_map_scores_the_mask_area_as_the_evaluation_does() -> None:
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[:, :2, :] = True
+    scores = mask_scores(np.zeros((2, 4, 4), dtype=np.float32), masks)
+    assert [s["mask_energy"] for s in scores] == [0.5, 0.5]
+    maps = torch.rand(2, 4, 4)
+    assert torch.equal(relevance_mass(maps, torch.from_numpy(masks)), mass_inside(maps, torch.from_numpy(masks)))
 
 
 def test_the_default_config_runs_every_registered_method_with_its_dataclass_defaults() -> None:

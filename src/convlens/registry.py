@@ -42,6 +42,9 @@ class MethodSpec:
     ``parameters``: the dataclass of its settings, whose field defaults are the only defaults.
     ``long_running``: hundreds of forward/backward passes; the stage starts these first.
     ``applies_to``: ``(model) -> str | None``, why the method cannot apply to a model (None: it can).
+    ``costly``: too costly to recompute for every randomization step / noise draw; the evaluation
+    families that recompute maps leave it out by default (their ``skip`` setting, see
+    :func:`costly_methods`).
     """
 
     name: str
@@ -52,6 +55,7 @@ class MethodSpec:
     parameters: str
     long_running: bool = False
     applies_to: str | None = None
+    costly: bool = False
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -155,6 +159,11 @@ def title(name: str) -> str:
     return spec.title if spec else name
 
 
+def costly_methods() -> list[str]:
+    """The methods declared ``costly``: the default ``skip`` of the evaluation families that recompute maps."""
+    return [name for name, spec in METHODS.items() if spec.costly]
+
+
 def load(path: str) -> Any:
     """The object ``"package.module:attribute"`` names."""
     module, _, attribute = path.partition(":")
@@ -240,4 +249,4 @@ _method("integrated_gradients", "Integrated Gradients", "contributions", "attrib
 _method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")
 _method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams")
 _method("layer_cam", "LayerCAM", "cam", "cam", "CamParams")
-_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True)
+_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True, costly=True)

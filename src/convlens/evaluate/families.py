@@ -1,10 +1,13 @@
 """Each family of metrics run over every method's maps: the JSON records per method and layer, and
 why a method is left out of a family. The random baselines are computed once per run, on the same
-images and in the same way as the methods' scores.
+images and in the same way as the methods' scores. Every family's function has one shape,
+``(subject, params) -> Family``, and is registered in :mod:`convlens.evaluate.registry`;
+:func:`run_family` runs one, leaving out first what a family that recomputes maps skips.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +21,10 @@ from convlens.evaluate import randomization as rand
 from convlens.evaluate import robustness as robust
 from convlens.evaluate.inputs import Images, Key, MethodMaps
 from convlens.evaluate.recompute import Recompute
+from convlens.evaluate.registry import FamilySpec
 from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import similarities
+from convlens.registry import load
 
 #: Per method, per layer ('' for a single map), the family's JSON record.
 Records = dict[str, dict[str, dict[str, Any]]]
@@ -28,11 +33,13 @@ Records = dict[str, dict[str, dict[str, Any]]]
 @dataclass
 class Family:
     """One family's results: ``records`` per method and layer, ``skipped`` methods with the reason,
-    and ``baseline`` means of the random maps' scores (for the report's overview)."""
+    ``baseline`` means of the random maps' scores (for the report's overview) and, for a family that
+    registers a ``figure`` function, the ``figure`` payload it draws (the cascade's maps)."""
 
     records: Records = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    figure: Any = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,21 @@ class Subject:
     def recompute(self, name: str) -> Recompute:
         maps = self.methods[name]
         return Recompute.recorded(name, maps.parameters, self.black, self.num_classes)
+
+
+def run_family(spec: FamilySpec, subject: Subject, params: Any) -> Family:
+    """The family's scores; a family that recomputes maps runs without the methods in ``params.skip``
+    (by default the costly ones), which are recorded as left out with the reason."""
+    if not spec.recomputes:
+        return load(spec.score)(subject, params)
+    reason = (
+        f"left out by evaluate.{spec.name}.skip: its maps are too costly to compute again for every step "
+        f"(set evaluate.{spec.name}.skip=[] to include it)"
+    )
+    kept = {name: maps for name, maps in subject.methods.items() if name not in params.skip}
+    family = load(spec.score)(dataclasses.replace(subject, methods=kept), params)
+    family.skipped |= {name: reason for name in subject.methods if name not in kept}
+    return family
 
 
 def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
@@ -101,11 +123,12 @@ class CascadeMaps:
     maps: dict[str, dict[str, list[np.ndarray]]]
 
 
-def randomization(subject: Subject, params: rand.RandomizationParams) -> tuple[Family, CascadeMaps | None]:
-    """The cascade: every method's maps after each stage, compared with the trained model's maps."""
-    family, chosen = _subset(subject, params.skip, params.images, "randomization")
+def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
+    """The cascade: every method's maps after each stage, compared with the trained model's maps;
+    the figure payload holds the maps of the first image (none when no method is left)."""
+    family, chosen = _with_common_images(subject, params.images)
     if not chosen:
-        return family, None
+        return family
     index = _common_images(chosen, params.images)
     inputs, targets = _inputs(subject, index)
     steps: dict[str, dict[str, list[Tensor]]] = {name: {} for name in chosen}
@@ -125,12 +148,13 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> tuple[F
             )
             figure[name][layer] = [m[0].cpu().numpy() for m in [reference, *steps[name][layer]]]
     image = subject.images.display[subject.images.keys.index(index[0])]
-    return family, CascadeMaps(image, figure)
+    family.figure = CascadeMaps(image, figure)
+    return family
 
 
 def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     """Max-sensitivity of every method's maps under small uniform input noise."""
-    family, chosen = _subset(subject, params.skip, params.images, "robustness")
+    family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
     index = _common_images(chosen, params.images)
@@ -147,18 +171,13 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     return family
 
 
-def _subset(subject: Subject, skip: list[str], images: int, key: str) -> tuple[Family, dict[str, MethodMaps]]:
-    """The methods a costly family recomputes (all but ``skip``), and why the others are left out."""
-    reason = (
-        f"left out by evaluate.{key}.skip: its maps are too costly to compute again for every step "
-        f"(set evaluate.{key}.skip=[] to include it)"
-    )
-    family = Family(skipped={name: reason for name in subject.methods if name in skip})
-    chosen = {name: maps for name, maps in subject.methods.items() if name not in skip}
+def _with_common_images(subject: Subject, images: int) -> tuple[Family, dict[str, MethodMaps]]:
+    """The methods a family recomputes on common images (all, or none when no image has maps of every
+    method, which is then recorded as the reason)."""
+    chosen = subject.methods
     if chosen and not _common_images(chosen, images):
-        family.skipped |= dict.fromkeys(chosen, "no test image has maps of every method evaluated here")
-        chosen = {}
-    return family, chosen
+        return Family(skipped=dict.fromkeys(chosen, "no test image has maps of every method evaluated here")), {}
+    return Family(), chosen
 
 
 def _common_images(methods: dict[str, MethodMaps], count: int) -> list[Key]:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from convlens.explain.localisation import resize_masks
 from convlens.registry import METHODS
 from convlens.rundir import MANIFEST, MAPS_NAME, VISUALIZATIONS, RunDirError, TrainedRun
 from convlens.untrusted import UntrustedInputError, inside
@@ -141,7 +141,7 @@ def load_images(run: TrainedRun, methods: dict[str, MethodMaps], device: torch.d
     display = run.datamodule.to_display(inputs.cpu()).movedim(1, -1).numpy()
     for maps in methods.values():
         _check_size(run, maps, tuple(inputs.shape[-2:]))
-    masks = None if split.masks is None else _masks(split.masks[index], tuple(inputs.shape[-2:])).to(device)
+    masks = None if split.masks is None else resize_masks(split.masks[index], tuple(inputs.shape[-2:])).to(device)
     return Images(inputs, targets.to(device), keys, masks, display)
 
 
@@ -163,8 +163,3 @@ def _check_size(run: TrainedRun, maps: MethodMaps, size: tuple[int, int]) -> Non
                 f"{run.root}: maps/{maps.name}.npz layer {layer!r} is {tuple(values.shape[-2:])}, the model input "
                 f"{size}; the maps were drawn for another run, rerun `make visualize RUN={run.root}`"
             )
-
-
-def _masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
-    """Masks (N, h, w) brought to the input size by nearest-neighbour sampling, as bool."""
-    return F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0] > 0.5

@@ -9,7 +9,7 @@ hits) or in whatever order a sort leaves them; so a map without information, fla
 scores the chance level. Written here because Quantus evaluates one image at a
 time in numpy; ``tests/test_evaluate_quantus.py`` checks that the numbers agree.
 
-The chance level of all three is the mask's share of the image: what a map that knows nothing
+The chance level of all three is the mask's share of the image (``mask_area``): what a map that knows nothing
 (uniform, or a random ordering of the pixels) scores in expectation.
 """
 
@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from convlens.evaluate.scores import score
+from convlens.explain.localisation import mask_area
+from convlens.explain.localisation import relevance_mass as mass_inside
 
 METRICS = ("pointing_game", "relevance_mass", "rank_accuracy")
 #: The band along the image edge (share of the side) where :func:`peak_at_border` looks for a map's peak.
@@ -52,13 +54,10 @@ def pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 
 
 def relevance_mass(maps: Tensor, masks: Tensor) -> Tensor:
-    """Per image (B,): the share of the map's total inside the mask (a zero map, which says as little
-    as a flat one, scores the mask area); NaN for an empty mask."""
-    flat, inside = maps.flatten(1), masks.flatten(1)
-    total = flat.sum(dim=1)
-    within = (flat * inside).sum(dim=1)
-    mass = torch.where(total > 0, within / total.clamp_min(torch.finfo(maps.dtype).tiny), mask_area(masks))
-    return _where_mask(mass, inside)
+    """Per image (B,): the share of the map's total inside the mask, as the visualize stage's
+    ``mask_energy`` (:func:`convlens.explain.localisation.relevance_mass`: a zero map scores the mask
+    area); NaN for an empty mask."""
+    return _where_mask(mass_inside(maps, masks), masks.flatten(1))
 
 
 def rank_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
@@ -74,11 +73,6 @@ def rank_accuracy(maps: Tensor, masks: Tensor) -> Tensor:
     tied_weight = places / tied.sum(dim=1).to(maps.dtype)
     inside_count = (above & inside).sum(dim=1) + tied_weight * (tied & inside).sum(dim=1)
     return _where_mask(inside_count / k.clamp_min(1), inside)
-
-
-def mask_area(masks: Tensor) -> Tensor:
-    """Per image (B,): the mask's share of the image, the chance level of every metric here."""
-    return masks.flatten(1).float().mean(dim=1)
 
 
 def border_band(height: int, width: int, device: torch.device) -> Tensor:

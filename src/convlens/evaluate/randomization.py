@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from convlens.evaluate.scores import mean_and_se, mean_of, rounded
 from convlens.evaluate.similarity import similarities
+from convlens.registry import costly_methods
 
 #: The named stages of every convlens model, from the head down.
 STAGES = ("head", "layer4", "layer3", "layer2", "layer1", "stem")
@@ -31,14 +32,15 @@ STAGES = ("head", "layer4", "layer3", "layer2", "layer1", "stem")
 @dataclass(frozen=True)
 class RandomizationParams:
     """The cascade re-initialises ``stages`` in this order (cumulatively) on the first ``images``
-    images, seeded like Quantus's MPRT by ``seed``; methods in ``skip`` are left out (their maps cost
-    too much to compute once per stage), with that reason recorded. A map whose mean Spearman
-    correlation to the trained model's stays at or above ``similar_above`` is called insensitive."""
+    images, seeded like Quantus's MPRT by ``seed``; methods in ``skip`` (default: those registered
+    ``costly``, whose maps cost too much to compute once per stage) are left out, with that reason
+    recorded. A map whose mean Spearman correlation to the trained model's stays at or above
+    ``similar_above`` is called insensitive."""
 
     images: int = 3
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
-    skip: list[str] = field(default_factory=lambda: ["lime"])
+    skip: list[str] = field(default_factory=costly_methods)
     similar_above: float = 0.5
 
     def __post_init__(self) -> None:

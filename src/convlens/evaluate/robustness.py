@@ -15,19 +15,21 @@ import torch
 from torch import Tensor, nn
 
 from convlens.evaluate.recompute import Recompute
+from convlens.registry import costly_methods
 
 
 @dataclass(frozen=True)
 class RobustnessParams:
     """``samples`` noisy copies of each of the first ``images`` images, noise uniform in
-    [-``radius``, ``radius``] in model-input units, drawn from ``seed``; methods in ``skip`` are left
-    out (their maps cost too much to compute ``samples`` times), with that reason recorded."""
+    [-``radius``, ``radius``] in model-input units, drawn from ``seed``; methods in ``skip`` (default:
+    those registered ``costly``, whose maps cost too much to compute ``samples`` times) are left out,
+    with that reason recorded."""
 
     images: int = 3
     samples: int = 3
     radius: float = 0.2
     seed: int = 0
-    skip: list[str] = field(default_factory=lambda: ["lime"])
+    skip: list[str] = field(default_factory=costly_methods)
 
     def __post_init__(self) -> None:
         if self.images < 1 or self.samples < 1:

@@ -23,17 +23,18 @@ from convlens.evaluate import families
 from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
+from convlens.evaluate.registry import FAMILIES, FamilySpec
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
-from convlens.figures.evaluation import cascade_figure
-from convlens.registry import title
+from convlens.registry import load, title
 from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME
 from convlens.stage import OpenedRun, Stage
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
+#: The family whose figure the stage draws, with the payload its scoring returned.
+Drawing = tuple[FamilySpec, Any]
 
 
 def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
@@ -96,21 +97,23 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
     return families.Subject(opened.model, images, on_device, black, len(run.class_names)), missing
 
 
-def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], families.CascadeMaps | None]:
-    """Every family on every method: ``methods`` (per method its title, layers with each family's
-    record, and the families that left it out), ``baselines`` and ``seconds`` per family."""
+def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], Drawing | None]:
+    """Every registered family on every method: ``methods`` (per method its title, layers with each
+    family's record, and the families that left it out), ``baselines`` and ``seconds`` per family;
+    and the figure of the first family that returned a payload for its ``figure`` function."""
     done: dict[str, families.Family] = {}
     seconds: dict[str, float] = {}
-    cascade = None
-    for name in FAMILIES:
+    drawing: Drawing | None = None
+    for name, spec in FAMILIES.items():
         started = time.perf_counter()
-        found = getattr(families, name)(subject, getattr(settings, name))
-        done[name], cascade = found if name == "randomization" else (found, cascade)
+        done[name] = families.run_family(spec, subject, getattr(settings, name))
         seconds[name] = round(time.perf_counter() - started, 2)
         log.info("%s: %.1f s", name, seconds[name])
+        if drawing is None and spec.figure and done[name].figure is not None:
+            drawing = spec, done[name].figure
     methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
     baselines = {name: family.baseline for name, family in done.items()}
-    return {"methods": methods, "baselines": baselines, "seconds": seconds}, cascade
+    return {"methods": methods, "baselines": baselines, "seconds": seconds}, drawing
 
 
 def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:
@@ -123,16 +126,10 @@ def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]
     return {"title": title(name), "images": len(maps.index), "layers": layers, "skipped": skipped}
 
 
-def draw_cascade(cascade: families.CascadeMaps, evaluation: dict[str, Any], path: Path) -> None:
-    """The cascade figure from the maps of its first image and the similarity curves in the results."""
-    rows, curves, stages = {}, {}, evaluation["settings"]["randomization"]["stages"]
-    for name, layers in cascade.maps.items():
-        for layer, maps in layers.items():
-            label = f"{title(name)} {layer}".strip()
-            rows[label] = maps
-            curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
-    figure = cascade_figure(cascade.image, rows, stages, curves)
-    atomic.save_figure(figure, path, dpi=100)
+def draw_cascade(drawing: Drawing, evaluation: dict[str, Any], path: Path) -> None:
+    """The evaluation's figure (the randomization cascade): the family's ``figure`` function on its payload."""
+    spec, payload = drawing
+    atomic.save_figure(load(spec.figure)(payload, evaluation), path, dpi=100)
 
 
 def border(inputs: torch.Tensor) -> dict[str, float]:

@@ -6,15 +6,29 @@ head down; below, the mean Spearman and SSIM of the maps to the trained ones at 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from convlens import registry
 from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, show_image
 
 PANEL = 1.05
 CURVE_HEIGHT = 2.6
+
+
+def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
+    """The randomization family's figure: ``cascade`` (``evaluate.families.CascadeMaps``) holds the maps
+    of its first image, ``evaluation`` (``evaluation.json``'s content) the similarity curves."""
+    rows, curves, stages = {}, {}, evaluation["settings"]["randomization"]["stages"]
+    for name, layers in cascade.maps.items():
+        for layer, maps in layers.items():
+            label = f"{registry.title(name)} {layer}".strip()
+            rows[label] = maps
+            curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
+    return cascade_figure(cascade.image, rows, stages, curves)
 
 
 def cascade_figure(

@@ -28,7 +28,7 @@ from convlens.report.assets import available_entries, write_figures
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
 from convlens.report.schema import ReportConfig
-from convlens.report.trust_section import trust
+from convlens.report.trust import trust
 from convlens.rundir import LATEST
 from convlens.stage import OpenedRun, Stage
 from convlens.untrusted import inside, safe_name

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convlens.explain.localisation import resize_masks
 from convlens.explain.method import ExplainBatch, MethodParams
 from convlens.explain.selection import Selection, select_test_images
 from convlens.figures.panels import Caption
@@ -39,7 +39,7 @@ class Explained:
 class Chosen:
     """The selected test images: model input (K, C, H, W), display images (K, H, W, C) in [0, 1],
     the model's verdicts, the class each image is explained for and, for synthetic data, the
-    ground-truth masks (K, H, W) of the class-defining region at input resolution."""
+    ground-truth masks (K, H, W) bool of the class-defining region at input resolution."""
 
     inputs: Tensor
     display: np.ndarray
@@ -144,10 +144,7 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
     inputs = datamodule.preprocess(split.images[chosen.indices]).cpu()
     display = datamodule.to_display(inputs).movedim(1, -1).numpy()
     targets = chosen.predictions if selection.explain == "predicted" else chosen.labels
-    masks = None if split.masks is None else _resize_masks(split.masks[chosen.indices], inputs.shape[-2:])
+    masks = None if split.masks is None else resize_masks(split.masks[chosen.indices], tuple(inputs.shape[-2:])).numpy()
     return Chosen(inputs, display, chosen, targets, run.class_names, masks)
 
 
-def _resize_masks(masks: Tensor, size: torch.Size) -> np.ndarray:
-    """Ground-truth masks (K, h, w) to the model's input size (nearest neighbour) as floats."""
-    return F.interpolate(masks[:, None].float(), size=tuple(size), mode="nearest")[:, 0].numpy()

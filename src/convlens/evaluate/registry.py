@@ -1,0 +1,121 @@
+"""The evaluation-family registry: every family of metrics is declared here once, and nowhere else.
+
+The evaluate stage runs the registered families in order and records each in ``evaluation.json``;
+the config schema types ``evaluate.<family>`` by the family's settings dataclass; the report's trust
+table takes its columns, and what a worse-than-random score means, from the family's metrics. Like
+the method registry (:mod:`convlens.registry`), an entry names its functions by ``"module:attribute"``
+path, imported only when the family runs, so the report reads this table without importing torch.
+
+Adding a family: write its scoring function and its settings dataclass, and one
+:func:`register_family` call (here, or in your own code before the stage runs and the schema is
+registered); ``docs/architecture.md`` walks through an example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One score of a family, as the report's trust table shows it: its key in the family's record,
+    its column ``label``, which direction is ``better`` and the sentence saying what a score
+    ``worse`` than random maps' means (the report prints it where a map does so)."""
+
+    key: str
+    label: str
+    better: Literal["higher", "lower"]
+    worse: str
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One family of metrics.
+
+    ``score``: ``(subject: Subject, params) -> Family`` (:mod:`convlens.evaluate.families`), the records
+    per method and layer, the methods left out with the reason, the random baseline, and optionally a
+    figure payload. ``settings``: the dataclass of its settings, whose field defaults are the only
+    defaults. ``metrics``: the scores the trust table shows as columns (none: the report shows the
+    family its own way, as the randomization cascade). ``recomputes``: it computes maps afresh (per
+    randomization step, per noise draw), so the methods in its ``skip`` setting (by default the
+    costly ones, :func:`convlens.registry.costly_methods`) are left out before it runs.
+    ``figure``: ``(payload, evaluation) -> Figure``, drawing the payload into ``evaluation/cascade.png``.
+    """
+
+    name: str
+    title: str
+    score: str
+    settings: str
+    metrics: tuple[Metric, ...] = ()
+    recomputes: bool = False
+    figure: str | None = None
+
+
+#: Family name (config key, ``evaluation.json`` key) -> its declaration, in the order the stage runs them.
+FAMILIES: dict[str, FamilySpec] = {}
+
+
+def register_family(spec: FamilySpec) -> FamilySpec:
+    """Add ``spec`` (its name must be new); returns it."""
+    if spec.name in FAMILIES:
+        raise ValueError(f"a family named {spec.name!r} is registered already")
+    FAMILIES[spec.name] = spec
+    return spec
+
+
+def unregister_family(name: str) -> None:
+    """Remove a family (for families registered by tests or plug-ins)."""
+    FAMILIES.pop(name, None)
+
+
+def scored_metrics() -> list[tuple[str, Metric]]:
+    """(family, metric) of every trust-table column, in registry order."""
+    return [(name, metric) for name, spec in FAMILIES.items() for metric in spec.metrics]
+
+
+def _family(
+    name: str, title: str, params: str, *metrics: Metric, recomputes: bool = False, figure: str | None = None
+) -> FamilySpec:
+    """A convlens family: its function ``<name>`` in ``convlens.evaluate.families``, its settings
+    ``params`` in ``convlens.evaluate.<name>``."""
+    score, settings = f"convlens.evaluate.families:{name}", f"convlens.evaluate.{name}:{params}"
+    return register_family(FamilySpec(name, title, score, settings, metrics, recomputes, figure))
+
+
+_family(
+    "localisation",
+    "Localisation",
+    "LocalisationParams",
+    Metric("pointing_game", "pointing game", "higher", "its peak lies on the class evidence less often than a "
+           "random map's"),
+    Metric("relevance_mass", "relevance mass", "higher", "less of its mass lies on the class evidence than a "
+           "random map's"),
+    Metric("rank_accuracy", "rank accuracy", "higher", "fewer of its top pixels lie on the class evidence than a "
+           "random map's"),
+)  # fmt: skip
+_family(
+    "faithfulness",
+    "Faithfulness",
+    "FaithfulnessParams",
+    Metric("deletion_auc", "deletion AUC", "lower", "deleting its top pixels lowers the class probability more "
+           "slowly than deleting random pixels"),
+    Metric("insertion_auc", "insertion AUC", "higher", "inserting its top pixels restores the class probability "
+           "more slowly than inserting random pixels"),
+    Metric("road", "ROAD", "higher", "removing its top pixels (with debiased imputation) hurts the prediction less "
+           "than removing random pixels"),
+)  # fmt: skip
+_family(
+    "randomization",
+    "Model-parameter randomization",
+    "RandomizationParams",
+    recomputes=True,
+    figure="convlens.figures.evaluation:draw_cascade",
+)
+_family(
+    "robustness",
+    "Robustness",
+    "RobustnessParams",
+    Metric("max_sensitivity", "max-sensitivity", "lower", "it moves more under small input noise than a random map"),
+    recomputes=True,
+)
