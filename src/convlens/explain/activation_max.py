@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from convlens.explain.features import feature_maps
-from convlens.explain.layers import (
+from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, at_least
+from convlens.models.layers import (
     check_channels,
     eval_mode,
     first_conv_name,
@@ -25,7 +26,6 @@ from convlens.explain.layers import (
     model_device,
     resolve_layer,
 )
-from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, at_least
 from convlens.text import slug
 
 Objective = Callable[[Tensor], Tensor]

@@ -26,8 +26,8 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from convlens.explain.layers import eval_mode, model_device
 from convlens.explain.method import ExplainBatch, MethodParams, at_least
+from convlens.models.layers import eval_mode, model_device
 
 Targets = Tensor | Sequence[int]
 

@@ -20,8 +20,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor, guided_gradients
-from convlens.explain.layers import capture_activations, eval_mode, model_device, resolve_layer
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable
+from convlens.models.layers import capture_activations, eval_mode, model_device, resolve_layer
 
 #: Smallest layer output (positions per side) whose class activation map can locate anything:
 #: a 1x1 map is constant, a 2x2 map only tells the four quadrants apart.

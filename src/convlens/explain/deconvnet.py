@@ -21,8 +21,8 @@ from captum.attr import NeuronDeconvolution, NeuronGradient, NeuronGuidedBackpro
 from torch import Tensor, nn
 
 from convlens.explain.features import top_channels
-from convlens.explain.layers import check_channels, eval_mode, model_device, resolve_layer
 from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, NotApplicable
+from convlens.models.layers import check_channels, eval_mode, model_device, resolve_layer
 
 Method = Literal["deconvnet", "gradient", "guided_backprop"]
 #: ``map``: send the whole feature map back; ``max``: only its strongest activation.

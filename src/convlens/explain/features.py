@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import capture_activations, default_feature_layers, eval_mode, model_device
 from convlens.explain.method import ExplainBatch, FeatureLayersParams
+from convlens.models.layers import capture_activations, default_feature_layers, eval_mode, model_device
 
 
 @dataclass(frozen=True)

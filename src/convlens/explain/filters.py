@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import first_conv_name, resolve_layer
 from convlens.explain.method import ExplainBatch, MethodParams
+from convlens.models.layers import first_conv_name, resolve_layer
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from torch import Tensor, nn
 
 from convlens.data.transforms import resize
 from convlens.explain.activation_max import AscentParams, class_model_images
-from convlens.explain.layers import capture_activations, eval_mode, model_device
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable, at_least
 from convlens.generator import store
 from convlens.generator.encoding import encode
 from convlens.generator.store import GeneratorPrior, MissingGenerator, generator_folder, load_prior, read_json
+from convlens.models.layers import capture_activations, eval_mode, model_device
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import eval_mode, layer_output, model_device, resolve_layer
 from convlens.explain.method import ExplainBatch, FeatureLayersParams, at_least
+from convlens.models.layers import eval_mode, layer_output, model_device, resolve_layer
 from convlens.text import slug
 
 

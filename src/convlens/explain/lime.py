@@ -23,8 +23,8 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor
-from convlens.explain.layers import eval_mode, model_device
 from convlens.explain.method import ExplainBatch, MethodParams, at_least
+from convlens.models.layers import eval_mode, model_device
 
 ClassifierFn = Callable[[np.ndarray], np.ndarray]
 #: Forward-pass size for LIME's batches on a CPU, where activations of small chunks stay in cache.

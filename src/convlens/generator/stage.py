@@ -20,13 +20,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convlens import atomic, provenance
-from convlens.explain.layers import resolve_layer
 from convlens.figures.generator import generator_losses_figure
 from convlens.generator import store
 from convlens.generator.encoding import CodeStatistics, ImageSpace, encode_images, penultimate_layer
 from convlens.generator.schema import GenerateConfig, check
 from convlens.generator.training import Encoded, reconstruction_errors, train_denoiser, train_generator
 from convlens.hardware import resolve_device
+from convlens.models.layers import resolve_layer
 from convlens.rundir import TrainedRun, load_run, resolve_runs
 from convlens.visualize.stage import run_name, torch_threads
 

@@ -22,10 +22,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from convlens import atomic
-from convlens.explain.layers import resolve_layer
 from convlens.explain.localisation import localisation_scores
 from convlens.explain.method import Localising, MethodParams, NotApplicable
 from convlens.figures.shown import Drawn
+from convlens.models.layers import resolve_layer
 from convlens.registry import METHODS, MethodSpec, load
 from convlens.visualize.context import Context, Explained
 
