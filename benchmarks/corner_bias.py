@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convlens.explain.attribution import saliency_map, vanilla_gradients
-from convlens.explain.layers import layer_output
 from convlens.explain.selection import predict
 from convlens.models import ResNet
+from convlens.models.layers import layer_output
 from convlens.rundir import load_run
 from convlens.training.conv_grad import hook_batched_weight_grads
 

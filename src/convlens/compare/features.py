@@ -1,7 +1,7 @@
 """Feature inversion and activation maximization per architecture: the runs' own figures (manifest
 entries, checked as the report checks them), copied into the comparison report. Both methods default
 to the same two depths on every architecture (the stem's ReLU and ``layer4``'s output, see
-:func:`convlens.explain.layers.default_feature_layers`); the text names the layers each figure shows."""
+:func:`convlens.models.layers.default_feature_layers`); the text names the layers each figure shows."""
 
 from __future__ import annotations
 

@@ -17,7 +17,9 @@ from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from convlens.explain.features import feature_maps
-from convlens.explain.layers import (
+from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, at_least
+from convlens.models.conventions import conforming
+from convlens.models.layers import (
     check_channels,
     eval_mode,
     first_conv_name,
@@ -25,7 +27,6 @@ from convlens.explain.layers import (
     model_device,
     resolve_layer,
 )
-from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, at_least
 from convlens.text import slug
 
 Objective = Callable[[Tensor], Tensor]
@@ -91,6 +92,7 @@ class MaximizedChannels(Maximization):
         return {"median_activation_gain": round(gain, 2)}
 
 
+@conforming
 def maximize_channels(
     model: nn.Module,
     layer: str,
@@ -105,6 +107,7 @@ def maximize_channels(
     return _maximize(model, layer, targets, objective, size, config, MaximizedChannels)
 
 
+@conforming
 def class_model_images(
     model: nn.Module,
     classes: Sequence[int],
@@ -215,6 +218,7 @@ class LayerMaximizations:
         return list(self.chosen.values())
 
 
+@conforming
 def explain_activation_maximization(
     model: nn.Module, batch: ExplainBatch, params: ActivationMaxParams
 ) -> LayerMaximizations:
@@ -231,6 +235,7 @@ def explain_activation_maximization(
     return LayerMaximizations(found, chosen)
 
 
+@conforming
 def most_active_channels(model: nn.Module, images: Tensor, layer: str, top_k: int) -> tuple[list[int], str]:
     """The ``top_k`` channels of ``layer`` with the largest mean activation on ``images``, leaving out dead
     ones (never positive there: an image grown for them starts from, and stays at, nothing); and a
@@ -247,6 +252,7 @@ def most_active_channels(model: nn.Module, images: Tensor, layer: str, top_k: in
     )
 
 
+@conforming
 def explain_class_model(model: nn.Module, batch: ExplainBatch, params: ClassModelParams) -> Maximization:
     """The ``class_model`` method: per class the input that maximizes its score (Simonyan et al. 2014)."""
     return class_model_images(model, range(batch.num_classes), tuple(batch.inputs.shape[-2:]), params)

@@ -26,22 +26,26 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from convlens.explain.layers import eval_mode, model_device
 from convlens.explain.method import ExplainBatch, MethodParams, at_least
+from convlens.models.conventions import conforming
+from convlens.models.layers import eval_mode, model_device
 
 Targets = Tensor | Sequence[int]
 
 
+@conforming
 def vanilla_gradients(model: nn.Module, images: Tensor, targets: Targets) -> Tensor:
     """d score_target / d input (Simonyan et al. 2014), signed; the basis of the saliency map."""
     return _attribute(Saliency(model), model, images, targets, abs=False)
 
 
+@conforming
 def guided_gradients(model: nn.Module, images: Tensor, targets: Targets) -> Tensor:
     """Guided backprop (Springenberg et al. 2015): ReLUs pass back only positive gradients."""
     return _attribute(GuidedBackprop(model), model, images, targets)
 
 
+@conforming
 def smoothgrad(
     model: nn.Module,
     images: Tensor,
@@ -74,11 +78,13 @@ def smoothgrad(
     return torch.cat(maps)
 
 
+@conforming
 def gradient_x_input(model: nn.Module, images: Tensor, targets: Targets) -> Tensor:
     """Gradient times input (Shrikumar et al. 2016): first-order contribution of each pixel."""
     return _attribute(InputXGradient(model), model, images, targets)
 
 
+@conforming
 def integrated_gradients(
     model: nn.Module,
     images: Tensor,
@@ -238,16 +244,19 @@ class IntegratedGradientsParams(MethodParams):
             raise ValueError(f"baseline={self.baseline!r}; choose 'black' or 'mean'")
 
 
+@conforming
 def explain_saliency(model: nn.Module, batch: ExplainBatch, params: SaliencyParams) -> AttributionMaps:
     """Vanilla gradient saliency (Simonyan et al.): max |d score / d pixel| over channels."""
     return AttributionMaps(saliency_map(vanilla_gradients(model, batch.inputs, batch.targets)).numpy())
 
 
+@conforming
 def explain_guided_backprop(model: nn.Module, batch: ExplainBatch, params: GuidedBackpropParams) -> GuidedBackpropMaps:
     """Guided backprop: colour gradients, grayscale saliency, positive and negative saliency."""
     return guided_backprop_maps(guided_gradients(model, batch.inputs, batch.targets))
 
 
+@conforming
 def explain_smoothgrad(model: nn.Module, batch: ExplainBatch, params: SmoothGradParams) -> SmoothGradMaps:
     """SmoothGrad on vanilla and on guided gradients, reduced to saliency maps."""
     settings = {
@@ -261,11 +270,13 @@ def explain_smoothgrad(model: nn.Module, batch: ExplainBatch, params: SmoothGrad
     return SmoothGradMaps(saliency_map(vanilla).numpy(), saliency_map(guided).numpy())
 
 
+@conforming
 def explain_gradient_x_input(model: nn.Module, batch: ExplainBatch, params: GradientXInputParams) -> AttributionMaps:
     """Gradient x input, summed over channels: each pixel's signed first-order contribution."""
     return AttributionMaps(contribution_map(gradient_x_input(model, batch.inputs, batch.targets)).numpy(), signed=True)
 
 
+@conforming
 def explain_integrated_gradients(
     model: nn.Module, batch: ExplainBatch, params: IntegratedGradientsParams
 ) -> AttributionMaps:

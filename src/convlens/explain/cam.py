@@ -20,25 +20,29 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor, guided_gradients
-from convlens.explain.layers import capture_activations, eval_mode, model_device, resolve_layer
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable
+from convlens.models.conventions import conforming
+from convlens.models.layers import capture_activations, eval_mode, model_device, resolve_layer
 
 #: Smallest layer output (positions per side) whose class activation map can locate anything:
 #: a 1x1 map is constant, a 2x2 map only tells the four quadrants apart.
 MIN_CAM_SIZE = 3
 
 
+@conforming
 def grad_cam(model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]) -> dict[str, Tensor]:
     """Grad-CAM (Selvaraju et al. 2017): relu(sum_k mean_ij(dY/dA_k) A_k) for each layer."""
     return {layer: _cam(GradCAM, model, images, targets, layer) for layer in layers}
 
 
+@conforming
 def layer_cam(model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]) -> dict[str, Tensor]:
     """LayerCAM (Jiang et al. 2021): relu(sum_k relu(dY/dA_k) * A_k), element-wise weights, so
     early layers give fine-grained maps too."""
     return {layer: _cam(LayerCAM, model, images, targets, layer) for layer in layers}
 
 
+@conforming
 def guided_grad_cam(
     model: nn.Module,
     images: Tensor,
@@ -113,18 +117,21 @@ class GuidedCamImages:
         return list(self.skipped.values())
 
 
+@conforming
 def explain_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
     """Grad-CAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
     layers, sizes, skipped = mappable_layers(model, batch, params.layers)
     return CamMaps(grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
 
 
+@conforming
 def explain_layer_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
     """LayerCAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
     layers, sizes, skipped = mappable_layers(model, batch, params.layers)
     return CamMaps(layer_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
 
 
+@conforming
 def explain_guided_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> GuidedCamImages:
     """Guided Grad-CAM of each layer large enough: guided backprop masked by the layer's Grad-CAM."""
     layers, sizes, skipped = mappable_layers(model, batch, params.layers)

@@ -21,8 +21,9 @@ from captum.attr import NeuronDeconvolution, NeuronGradient, NeuronGuidedBackpro
 from torch import Tensor, nn
 
 from convlens.explain.features import top_channels
-from convlens.explain.layers import check_channels, eval_mode, model_device, resolve_layer
 from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, NotApplicable
+from convlens.models.conventions import conforming
+from convlens.models.layers import check_channels, eval_mode, model_device, resolve_layer
 
 Method = Literal["deconvnet", "gradient", "guided_backprop"]
 #: ``map``: send the whole feature map back; ``max``: only its strongest activation.
@@ -48,6 +49,7 @@ class Projections:
     images: Tensor
 
 
+@conforming
 def project_channel(
     model: nn.Module,
     images: Tensor,
@@ -72,6 +74,7 @@ def project_channel(
     return projection.detach().cpu()
 
 
+@conforming
 def project_top_channels(
     model: nn.Module,
     images: Tensor,
@@ -86,6 +89,7 @@ def project_top_channels(
     return Projections(layer, method, chosen, torch.stack(projected, dim=1))
 
 
+@conforming
 def compare_methods(
     model: nn.Module,
     images: Tensor,
@@ -98,6 +102,7 @@ def compare_methods(
     return {method: project_channel(model, images, layer, channels, method, signal) for method in methods}
 
 
+@conforming
 def residual_vs_shortcut(
     model: nn.Module,
     images: Tensor,
@@ -212,12 +217,14 @@ def residual_paths_reason(model: nn.Module) -> str | None:
     return f"{type(model).__name__} has no residual block, so there is no shortcut path to compare"
 
 
+@conforming
 def explain_deconvnet(model: nn.Module, batch: ExplainBatch, params: DeconvnetParams) -> dict[str, Projections]:
     """Deconvnet projections (Zeiler & Fergus) of each image's ``top_k`` most active channels per layer."""
     layers = params.resolved(model).layers or []
     return {layer: project_top_channels(model, batch.inputs, layer, params.top_k, "deconvnet") for layer in layers}
 
 
+@conforming
 def explain_deconvnet_paths(model: nn.Module, batch: ExplainBatch, params: DeconvnetPathsParams) -> PathProjections:
     """A residual block's top channel projected back through both paths, the residual path only and
     the shortcut only."""
@@ -227,6 +234,7 @@ def explain_deconvnet_paths(model: nn.Module, batch: ExplainBatch, params: Decon
     return PathProjections(block, residual_vs_shortcut(model, batch.inputs, block))
 
 
+@conforming
 def explain_backprop_reconstruction(
     model: nn.Module, batch: ExplainBatch, params: ReconstructionParams
 ) -> Reconstructions:
@@ -234,6 +242,7 @@ def explain_backprop_reconstruction(
     return _reconstruct(model, batch, params, "gradient")
 
 
+@conforming
 def explain_guided_reconstruction(
     model: nn.Module, batch: ExplainBatch, params: ReconstructionParams
 ) -> Reconstructions:

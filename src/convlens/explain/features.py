@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import capture_activations, default_feature_layers, eval_mode, model_device
 from convlens.explain.method import ExplainBatch, FeatureLayersParams
+from convlens.models.conventions import conforming
+from convlens.models.layers import capture_activations, default_feature_layers, eval_mode, model_device
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class FeatureMaps:
     top_channels: Tensor
 
 
+@conforming
 def feature_maps(
     model: nn.Module, images: Tensor, layers: Sequence[str] | None = None, top_k: int = 8
 ) -> dict[str, FeatureMaps]:
@@ -36,6 +38,7 @@ def feature_maps(
     return {name: _summarize(name, captured[name].float().cpu(), top_k) for name in names}
 
 
+@conforming
 def top_channels(model: nn.Module, images: Tensor, layer: str, top_k: int) -> Tensor:
     """(B, k) indices of the ``top_k`` channels of ``layer`` with the largest mean activation."""
     return feature_maps(model, images, [layer], top_k)[layer].top_channels
@@ -65,11 +68,13 @@ class FeatureMapsParams(ActivationChartParams):
     shown: int = 16
 
 
+@conforming
 def explain_feature_maps(model: nn.Module, batch: ExplainBatch, params: FeatureMapsParams) -> dict[str, FeatureMaps]:
     """The ``feature_maps`` method: each layer's activations for the batch."""
     return feature_maps(model, batch.inputs, params.layers, params.top_k)
 
 
+@conforming
 def explain_activation_chart(
     model: nn.Module, batch: ExplainBatch, params: ActivationChartParams
 ) -> dict[str, FeatureMaps]:

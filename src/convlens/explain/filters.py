@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import first_conv_name, resolve_layer
 from convlens.explain.method import ExplainBatch, MethodParams
+from convlens.models.conventions import conforming
+from convlens.models.layers import first_conv_name, resolve_layer
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class FiltersParams(MethodParams):
     """The filter figures have no settings: the first convolution is the only one in pixel space."""
 
 
+@conforming
 def explain_filters(model: nn.Module, batch: ExplainBatch, params: FiltersParams) -> FirstConvFilters:
     """The ``filters`` method: the first convolution's filters (the images are not needed)."""
     return first_conv_filters(model)

@@ -10,7 +10,8 @@ code units, so one step size fits every layer. No library offers either for an a
 classifier, so the loops are written here.
 
 Realism is measured as the distance, in the classifier's penultimate features, from each image to
-its nearest training image, set against the same distance for real held-out (test) images.
+its nearest training image, set against the same distance for real held-out (test) images
+(:mod:`convlens.explain.realism`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from torch import Tensor, nn
 
 from convlens.data.transforms import resize
 from convlens.explain.activation_max import AscentParams, class_model_images
-from convlens.explain.layers import capture_activations, eval_mode, model_device
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable, at_least
+from convlens.explain.realism import judge, nearest_distances
 from convlens.generator import store
 from convlens.generator.encoding import encode
 from convlens.generator.store import GeneratorPrior, MissingGenerator, generator_folder, load_prior, read_json
+from convlens.models.conventions import conforming
+from convlens.models.layers import eval_mode, model_device
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
 
@@ -219,25 +222,7 @@ def _sample_steps(params: GeneratorPriorParams) -> set[int]:
     return {params.chain_steps - round(index * half / max(params.samples - 1, 1)) for index in range(params.samples)}
 
 
-@torch.no_grad()
-def judge(model: nn.Module, inputs: Tensor, classes: Tensor, feature_layer: str, reference: Tensor) -> dict:
-    """Confidence, logit and nearest-training-image feature distance of model ``inputs`` (N) for ``classes`` (N)."""
-    with eval_mode(model), capture_activations(model, [feature_layer]) as captured:
-        logits = model(inputs.to(model_device(model)))
-    rows, classes = torch.arange(len(inputs)), classes.to(logits.device)
-    features = captured[feature_layer].flatten(1).float().cpu()
-    return {
-        "confidence": logits.softmax(1)[rows, classes].cpu(),
-        "logit": logits[rows, classes].cpu(),
-        "distance": nearest_distances(features, reference),
-    }
-
-
-def nearest_distances(features: Tensor, reference: Tensor) -> Tensor:
-    """Euclidean distance (N,) from each of ``features`` (N, D) to its nearest row of ``reference``."""
-    return torch.cat([torch.cdist(part, reference).amin(1) for part in features.split(500)])
-
-
+@conforming
 def explain_generator_prior(model: nn.Module, batch: ExplainBatch, params: GeneratorPriorParams) -> GeneratorComparison:
     """The ``generator_prior`` method: per class the pixel-space class model, DGN-AM and PPGN-h samples."""
     prior = prior_of(batch, model)
@@ -272,6 +257,7 @@ def _synthesis(
     return Synthesis(images.cpu(), input_space=input_space, **shaped)
 
 
+@conforming
 def explain_generator_training(
     model: nn.Module, batch: ExplainBatch, params: GeneratorTrainingParams
 ) -> GeneratorReconstructions:

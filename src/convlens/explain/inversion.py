@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import eval_mode, layer_output, model_device, resolve_layer
 from convlens.explain.method import ExplainBatch, FeatureLayersParams, at_least
+from convlens.models.conventions import conforming
+from convlens.models.layers import eval_mode, layer_output, model_device, resolve_layer
 from convlens.text import slug
 
 
@@ -52,6 +53,7 @@ class Inversion:
     loss: Tensor
 
 
+@conforming
 def invert_features(
     model: nn.Module, images: Tensor, layer: str, config: InversionParams = InversionParams()
 ) -> Inversion:
@@ -119,6 +121,7 @@ class Inversions:
         }
 
 
+@conforming
 def explain_feature_inversion(model: nn.Module, batch: ExplainBatch, params: InversionParams) -> Inversions:
     """Mahendran & Vedaldi: each image rebuilt from noise to match each layer's features."""
     layers = params.resolved(model).layers or []

@@ -23,8 +23,9 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from convlens.explain.attribution import Targets, as_target_tensor
-from convlens.explain.layers import eval_mode, model_device
 from convlens.explain.method import ExplainBatch, MethodParams, at_least
+from convlens.models.conventions import conforming
+from convlens.models.layers import eval_mode, model_device
 
 ClassifierFn = Callable[[np.ndarray], np.ndarray]
 #: Forward-pass size for LIME's batches on a CPU, where activations of small chunks stay in cache.
@@ -87,6 +88,7 @@ class BatchedLimeImageExplainer(LimeImageExplainer):
         return data, np.array(labels)
 
 
+@conforming
 def lime_explanations(
     model: nn.Module,
     images: Tensor,
@@ -257,6 +259,7 @@ class LimeExplanations:
         return {None: np.stack([e.positive_mask for e in self.explanations]).astype(float)}
 
 
+@conforming
 def explain_lime(model: nn.Module, batch: ExplainBatch, params: LimeParams) -> LimeExplanations:
     """LIME for each image of the batch and its target class."""
     cpu = model_device(model).type == "cpu"

@@ -21,7 +21,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 from torch import Tensor, nn
 
-from convlens.explain.layers import default_feature_layers
+from convlens.models.layers import default_feature_layers
 
 
 class NotApplicable(Exception):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from convlens.explain.layers import eval_mode, model_device
+from convlens.models.layers import eval_mode, model_device
 
 #: How the examples of a class are ranked: most confident first, or first in the split first.
 RANKS = ("confidence", "index")

@@ -20,12 +20,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convlens import atomic
-from convlens.explain.layers import resolve_layer
 from convlens.figures.generator import generator_losses_figure
 from convlens.generate.schema import GenerateConfig, check
 from convlens.generator import store
 from convlens.generator.encoding import CodeStatistics, ImageSpace, encode_images, penultimate_layer
 from convlens.generator.training import Encoded, reconstruction_errors, train_denoiser, train_generator
+from convlens.models.layers import resolve_layer
 from convlens.rundir import GENERATOR, TrainedRun
 from convlens.stage import OpenedRun, Stage
 

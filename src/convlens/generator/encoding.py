@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from convlens.data.transforms import resize
-from convlens.explain.layers import capture_activations, eval_mode, layer_output, model_device, resolve_layer
+from convlens.models.layers import capture_activations, eval_mode, layer_output, model_device, resolve_layer
 
 #: Images per forward pass when encoding a whole split.
 ENCODE_BATCH = 250

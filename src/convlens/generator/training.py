@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convlens.explain.layers import eval_mode, model_device
 from convlens.generator.encoding import CodeStatistics, ImageSpace, encode
 from convlens.generator.networks import CodeDenoiser, Discriminator, UpConvGenerator, seeded_init_
 from convlens.generator.settings import GeneratorSettings, PriorSettings
+from convlens.models.layers import eval_mode, model_device
 
 History = dict[str, list[float]]
 log = logging.getLogger(__name__)

@@ -22,15 +22,24 @@ these checks, so they are written here.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import logging
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec, TypeVar
 
 from torch import fx, nn
 
 from convlens.models.fx_rewrite import ChildrenAsLeaves, ModuleUses, Rewrite
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+#: Each checked model -> (its modules' ids when checked, its violations); weak, so models still die.
+_CHECKED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], list[str]]] = weakref.WeakKeyDictionary()
 
 
 class ConventionError(ValueError):
@@ -40,6 +49,38 @@ class ConventionError(ValueError):
 def violations(model: nn.Module) -> list[str]:
     """Every break of the conventions, as ``"<module> (<type>): <problem>"``; empty when none."""
     return [str(finding) for finding in _Pass(model, apply=False).run()]
+
+
+def check_conventions(model: nn.Module) -> None:
+    """Raise :class:`ConventionError` unless ``model`` follows the conventions, naming how to fix it.
+
+    The fx-traced check runs once per model: the result is cached with the ids of the model's
+    modules, so a submodule swapped in later (a rewrite) triggers a fresh check, while a module's
+    attributes changed in place (``relu.inplace = True`` after the first call) are not seen again:
+    models are not normally changed after construction, and walking ``modules()`` stays cheap.
+    """
+    modules = tuple(map(id, model.modules()))
+    cached = _CHECKED.get(model)
+    if cached is None or cached[0] != modules:
+        cached = _CHECKED[model] = (modules, violations(model))
+    found = cached[1]
+    if found:
+        shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+        raise ConventionError(
+            f"{type(model).__name__} breaks the model conventions (one nn.ReLU module per use, none in place, no "
+            f"F.relu in forward), so its maps would be wrong: {shown}. Explain convlens.models.adapt(model) instead."
+        )
+
+
+def conforming(function: Callable[Concatenate[nn.Module, P], R]) -> Callable[Concatenate[nn.Module, P], R]:
+    """Decorates a function taking the model first so that it refuses a non-conforming model."""
+
+    @functools.wraps(function)
+    def checked(model: nn.Module, *args: P.args, **kwargs: P.kwargs) -> R:
+        check_conventions(model)
+        return function(model, *args, **kwargs)
+
+    return checked
 
 
 def adapt(model: nn.Module) -> nn.Module:

@@ -21,10 +21,10 @@ import numpy as np
 from torch import nn
 
 from convlens import atomic
-from convlens.explain.layers import resolve_layer
 from convlens.explain.localisation import localisation_scores
 from convlens.explain.method import Localising, MethodParams, NotApplicable
 from convlens.figures.shown import Drawn
+from convlens.models.layers import resolve_layer
 from convlens.registry import METHODS, MethodSpec, load, method_settings
 from convlens.visualize.context import Context, Explained
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.layers import (
+from convlens.models import FerCNN, ResNet
+from convlens.models.layers import (
     capture_activations,
     check_channels,
     default_feature_layers,
@@ -17,7 +18,6 @@ from convlens.explain.layers import (
     layer_output,
     resolve_layer,
 )
-from convlens.models import FerCNN, ResNet
 
 
 def _toy() -> nn.Module:
