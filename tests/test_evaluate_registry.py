@@ -21,10 +21,17 @@ from convlens import registry
 from convlens.evaluate import evaluate_run
 from convlens.evaluate.families import Family, Subject
 from convlens.evaluate.randomization import RandomizationParams
-from convlens.evaluate.registry import FAMILIES, FamilySpec, Metric, register_family, scored_metrics, unregister_family
 from convlens.evaluate.robustness import RobustnessParams
 from convlens.evaluate.schema import register_schema
 from convlens.evaluate.scores import mean_of, score
+from convlens.evaluation_registry import (
+    FAMILIES,
+    FamilySpec,
+    Metric,
+    register_family,
+    scored_metrics,
+    unregister_family,
+)
 from convlens.report.run_data import read_run
 from convlens.report.trust_scores import scores_section
 from convlens.visualize import visualize_run
@@ -147,5 +154,5 @@ def test_every_registered_family_resolves_and_the_registry_needs_no_torch() -> N
     for spec in FAMILIES.values():
         assert callable(registry.load(spec.score)), spec.name
         assert is_dataclass(registry.load(spec.settings)), spec.name
-    probe = "import sys, convlens.evaluate.registry; print('torch' in sys.modules)"
+    probe = "import sys, convlens.evaluation_registry; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

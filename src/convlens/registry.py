@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, Literal
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,16 @@ def method_settings(name: str, given: Mapping[str, Any] | None) -> Any:
         return params_type(**values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"visualize.params.{name}: {error}") from error
+
+
+def writable(node: DictConfig) -> None:
+    """Settings dataclasses are frozen, which OmegaConf turns into read-only nodes; a stage's config
+    must be able to set their fields (the dataclass is rebuilt, and checked, when it is used)."""
+    OmegaConf.set_readonly(node, None)
+    for key in node:
+        child = node[key]
+        if isinstance(child, DictConfig):
+            writable(child)
 
 
 def _method(name: str, title_: str, section: str, family: str, params: str, **extra: Any) -> MethodSpec:

@@ -1,7 +1,7 @@
 """Each family of metrics run over every method's maps: the JSON records per method and layer, and
 why a method is left out of a family. The random baselines are computed once per run, on the same
 images and in the same way as the methods' scores. Every family's function has one shape,
-``(subject, params) -> Family``, and is registered in :mod:`convlens.evaluate.registry`;
+``(subject, params) -> Family``, and is registered in :mod:`convlens.evaluation_registry`;
 :func:`run_family` runs one, leaving out first what a family that recomputes maps skips.
 """
 
@@ -21,9 +21,9 @@ from convlens.evaluate import randomization as rand
 from convlens.evaluate import robustness as robust
 from convlens.evaluate.inputs import Images, Key, MethodMaps
 from convlens.evaluate.recompute import Recompute
-from convlens.evaluate.registry import FamilySpec
 from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import similarities
+from convlens.evaluation_registry import FamilySpec
 from convlens.registry import load
 
 #: Per method, per layer ('' for a single map), the family's JSON record.

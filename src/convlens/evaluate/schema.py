@@ -1,7 +1,7 @@
 """The structured schema of ``conf/evaluate/evaluate.yaml``: a typo or a wrong type is an error.
 
 ``evaluate.<family>`` is typed by the settings dataclass of each family in the registry
-(:mod:`convlens.evaluate.registry`), whose field defaults are the only defaults; :func:`family_settings`
+(:mod:`convlens.evaluation_registry`), whose field defaults are the only defaults; :func:`family_settings`
 rebuilds the frozen dataclasses from the composed config, so a value out of range is refused with its key.
 """
 
@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, make_dataclass
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from convlens.evaluate.registry import FAMILIES
-from convlens.registry import load
-from convlens.visualize.schema import _writable
+from convlens.evaluation_registry import FAMILIES
+from convlens.registry import load, writable
 
 SCHEMA_NAME = "evaluate_schema"
 
@@ -49,7 +48,7 @@ def schema() -> DictConfig:
         (name, load(spec.settings), field(default_factory=load(spec.settings))) for name, spec in FAMILIES.items()
     ]
     node = OmegaConf.structured(make_dataclass("EvaluateSchema", families, bases=(EvaluateConfig,)))
-    _writable(node)
+    writable(node)
     return node
 
 

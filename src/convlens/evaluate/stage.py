@@ -23,10 +23,10 @@ from convlens.evaluate import families
 from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
-from convlens.evaluate.registry import FAMILIES, FamilySpec
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
+from convlens.evaluation_registry import FAMILIES, FamilySpec
 from convlens.registry import load, title
 from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME
 from convlens.stage import OpenedRun, Stage

@@ -6,7 +6,7 @@ difference is beyond two standard errors, and a verdict per row), the randomizat
 and sentences generated from the numbers; :attr:`TrustSection.warnings` holds, per method, the
 sentences its own section should carry where it scores below random on this run. Every string
 taken from the file is escaped; the report recomputes nothing. The table's score columns, and what a
-worse-than-random score means, are the registered families' metrics (:mod:`convlens.evaluate.registry`).
+worse-than-random score means, are the registered families' metrics (:mod:`convlens.evaluation_registry`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from convlens.evaluate.registry import Metric, scored_metrics
+from convlens.evaluation_registry import Metric, scored_metrics
 from convlens.report.markdown import code, table, text
 
 MARKS = {"above": " ✓", "below": " ✗", "level": ""}

@@ -146,5 +146,3 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
     targets = chosen.predictions if selection.explain == "predicted" else chosen.labels
     masks = None if split.masks is None else resize_masks(split.masks[chosen.indices], tuple(inputs.shape[-2:])).numpy()
     return Chosen(inputs, display, chosen, targets, run.class_names, masks)
-
-

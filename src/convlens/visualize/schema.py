@@ -13,7 +13,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from convlens.registry import METHODS, load
+from convlens.registry import METHODS, load, writable
 
 SCHEMA_NAME = "visualize_schema"
 
@@ -61,20 +61,10 @@ def schema() -> DictConfig:
     root = make_dataclass("VisualizeSchema", [("params", settings, field(default_factory=settings))],
                           bases=(VisualizeConfig,))  # fmt: skip
     node = OmegaConf.structured(root)
-    _writable(node)
+    writable(node)
     return node
 
 
 def register_schema() -> None:
     """Make the schema (with the methods registered now) known to Hydra before composing the config."""
     ConfigStore.instance().store(name=SCHEMA_NAME, node=schema())
-
-
-def _writable(node: DictConfig) -> None:
-    """Settings dataclasses are frozen, which OmegaConf turns into read-only nodes; the config must
-    be able to set their fields (the dataclass is rebuilt, and checked, when a method runs)."""
-    OmegaConf.set_readonly(node, None)
-    for key in node:
-        child = node[key]
-        if isinstance(child, DictConfig):
-            _writable(child)
