@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from convlens.rundir import (
     RunDirError,
     check_run_dir,
 )
+from convlens.untrusted import read_json
 
 
 @dataclass(frozen=True)
@@ -93,4 +93,4 @@ def read_confusion(path: Path) -> np.ndarray | None:
 
 
 def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    return read_json(path)
