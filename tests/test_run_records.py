@@ -1,9 +1,12 @@
 """Reliability, round two (docs/reliability.md): a run directory records once and truthfully (a resume is
-the same training or refused), and training is finite or failed."""
+the same training or refused), training is finite or failed, and staleness is lineage (sha256), not mtime."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,18 +14,29 @@ import torch
 from conftest import TINY, compose_config, train_tiny
 
 from convlens import atomic, provenance
+from convlens.compare.runs import stale
+from convlens.evaluate import evaluate_run
+from convlens.evaluate.schema import register_schema as register_evaluate_schema
+from convlens.lineage import MADE_FROM
+from convlens.report.build import build_report
 from convlens.report.run_data import read_run
-from convlens.rundir import load_run
+from convlens.rundir import EVALUATION_JSON, MANIFEST, load_run
 from convlens.training.finite import DivergedError
 from convlens.training.module import ClassifierModule
 from convlens.training.resume_check import ResumeError
 from convlens.training.run import train
 from convlens.untrusted import UntrustedInputError, load_checkpoint, read_json
+from convlens.visualize import visualize_run
+from convlens.visualize.schema import register_schema as register_visualize_schema
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: What a resume must leave as it was when it is refused or fails.
 RECORD = ("config.yaml", "provenance.json", "class_names.json", "metrics.json")
+#: One cheap method for the lineage tests, and the evaluation's cheapest settings.
+VISUALIZE = ["methods=[saliency]", "selection.max_candidates=96", "workers=1"]
+EVALUATE = ["faithfulness.steps=4", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
+            "randomization.stages=[head,stem]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
 
 
 def _finished(tmp_path: Path, *overrides: str) -> Path:
@@ -139,3 +153,59 @@ def test_a_json_file_with_nan_is_refused_naming_it(tmp_path: Path) -> None:
     (run / "provenance.json").write_text('{"stages": {"train": Infinity}}')
     with pytest.raises(UntrustedInputError, match=r"provenance.json holds Infinity"):
         read_json(run / "provenance.json")
+
+
+# --- 4. Lineage instead of modification times --------------------------------------------------------------------
+
+
+def _visualize(run: Path) -> dict:
+    register_visualize_schema()
+    return visualize_run(run, compose_config("visualize", "visualize", f"run={run}", *VISUALIZE))
+
+
+def _evaluate(run: Path) -> dict:
+    register_evaluate_schema()
+    return evaluate_run(run, compose_config("evaluate", "evaluate", f"run={run}", *EVALUATE))
+
+
+def test_a_resume_that_changes_the_best_checkpoint_makes_the_maps_stale(tmp_path: Path) -> None:
+    run = _finished(tmp_path, "scheduler=step")
+    manifest = _visualize(run)
+    assert set(manifest[MADE_FROM]) == {"checkpoints/best.ckpt", "config.yaml"}
+    assert not read_run(run).maps_stale
+    best = (run / "checkpoints" / "best.ckpt").read_bytes()
+    train(_resume(run, "scheduler=step", "trainer.max_epochs=2"))
+    assert (run / "checkpoints" / "best.ckpt").read_bytes() != best, "the resumed epoch gave a new best checkpoint"
+    assert read_run(run).maps_stale == ["checkpoints/best.ckpt"]
+    report = (build_report(run, tmp_path / "reports") / "report.md").read_text()
+    assert "> **Stale:** the maps were drawn from an earlier `checkpoints/best.ckpt`" in report
+    assert stale(run, MANIFEST)
+
+
+def test_evaluation_staleness_follows_hashes_not_times(tmp_path: Path) -> None:
+    run = _finished(tmp_path)
+    _visualize(run)
+    evaluation = _evaluate(run)
+    assert {"visualizations/manifest.json", "visualizations/maps/saliency.npz"} <= set(evaluation[MADE_FROM])
+    assert not read_run(run).evaluation_stale and not stale(run, EVALUATION_JSON)
+    copy = tmp_path / "copied" / "demo_faces" / "run"
+    shutil.copytree(run, copy)  # new modification times, same content: nothing is stale
+    evaluated = (run / EVALUATION_JSON).stat().st_mtime
+    os.utime(copy / MANIFEST, (evaluated + 60, evaluated + 60))
+    assert not read_run(copy).evaluation_stale and not read_run(copy).maps_stale and not stale(copy, EVALUATION_JSON)
+    _visualize(run)  # maps drawn again after the evaluation; it stays stale even if it looks newer
+    os.utime(run / EVALUATION_JSON, (evaluated + 3600, evaluated + 3600))
+    assert "visualizations/manifest.json" in read_run(run).evaluation_stale and stale(run, EVALUATION_JSON)
+    report = (build_report(run, tmp_path / "reports") / "report.md").read_text()
+    assert "> **Stale:** `visualizations/manifest.json`" in report
+    assert f"| `metrics.json` | `{provenance.sha256(run / 'metrics.json')}` |" in report, "the report's own lineage"
+    _evaluate(run)
+    assert not read_run(run).evaluation_stale
+
+
+def test_a_made_from_record_may_not_point_outside_the_run(tmp_path: Path) -> None:
+    run = _finished(tmp_path)
+    (run / "visualizations").mkdir()
+    (run / MANIFEST).write_text(json.dumps({"methods": {}, MADE_FROM: {"../../../etc/passwd": "0" * 64}}))
+    with pytest.raises(UntrustedInputError, match=r"points outside"):
+        assert read_run(run).maps_stale

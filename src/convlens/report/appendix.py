@@ -40,6 +40,8 @@ def provenance(run: RunData) -> str:
             table(("package", "version"), packages),
             "### Data files",
             _data_files(info),
+            "### Made from",
+            _made_from(run),
         ]
     )
 
@@ -65,3 +67,10 @@ def _resumes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def _changes(changed: dict[str, Any]) -> str:
     parts = [f"{key}: {change.get('recorded')} -> {change.get('now')}" for key, change in changed.items()]
     return "; ".join(parts) or "no setting changed"
+
+
+def _made_from(run: RunData) -> str:
+    """The report's lineage: the sha256 of the run files it was made from (:mod:`convlens.lineage`)."""
+    rows = [(code(path), code(digest)) for path, digest in run.made_from().items()]
+    note = "The run files this report was made from, as they were when it was written."
+    return "\n\n".join([note, table(("file", "sha256"), rows)])

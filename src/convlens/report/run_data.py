@@ -12,6 +12,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from convlens import provenance
+from convlens.lineage import FileHashes, changed_inputs
 from convlens.report.curves import EpochCurves, read_epoch_curves
 from convlens.rundir import (
     CLASS_NAMES,
@@ -45,12 +46,21 @@ class RunData:
     curves: EpochCurves
     manifest: dict[str, Any] | None
     evaluation: dict[str, Any] | None
+    hashes: FileHashes
 
     @property
-    def evaluation_stale(self) -> bool:
-        """The maps were drawn again after the evaluation stage scored them."""
-        evaluated, manifest = self.root / EVALUATION_JSON, self.root / MANIFEST
-        return self.evaluation is not None and manifest.stat().st_mtime > evaluated.stat().st_mtime
+    def maps_stale(self) -> list[str]:
+        """The files the maps were drawn from that changed since (a resume's new best checkpoint)."""
+        return changed_inputs(self.manifest, self.hashes)
+
+    @property
+    def evaluation_stale(self) -> list[str]:
+        """The files the evaluation read that changed since (maps drawn again, a new checkpoint)."""
+        return changed_inputs(self.evaluation, self.hashes)
+
+    def made_from(self) -> dict[str, str]:
+        """The report's own lineage: the sha256 of the run files it is made from."""
+        return self.hashes.record([CONFIG, METRICS, CLASS_NAMES, CONFUSION_CSV, MANIFEST, EVALUATION_JSON])
 
     @property
     def experiment(self) -> str:
@@ -73,6 +83,7 @@ def read_run(path: str | Path) -> RunData:
         curves=read_epoch_curves(root / TENSORBOARD),
         manifest=_json(root / MANIFEST) if (root / MANIFEST).is_file() else None,
         evaluation=_json(root / EVALUATION_JSON) if (root / EVALUATION_JSON).is_file() else None,
+        hashes=FileHashes(root),
     )
 
 
