@@ -15,7 +15,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundations", frozenset({"__init__", "text", "untrusted", "atomic", "hardware"})),
     ("provenance", frozenset({"provenance"})),
     ("data and models", frozenset({"data", "models"})),
-    ("run directory, train config, registries", frozenset({"rundir", "config", "registry", "evaluation_registry"})),
+    (
+        "run directory, train config, registries",
+        frozenset({"rundir", "lineage", "config", "registry", "evaluation_registry"}),
+    ),
     ("generator prior (library)", frozenset({"generator"})),
     ("explanation methods", frozenset({"explain"})),
     ("figures", frozenset({"figures"})),

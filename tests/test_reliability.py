@@ -24,7 +24,7 @@ from convlens.config import ConfigError
 from convlens.report.model_table import model_rows
 from convlens.rundir import RunDirError, create_run_dir, load_run, resolve_runs
 from convlens.training.module import ClassifierModule
-from convlens.training.run import check_resume_checkpoint, train
+from convlens.training.run import build_trainer, check_resume_checkpoint, train
 from convlens.untrusted import UntrustedInputError, load_checkpoint
 
 
@@ -231,14 +231,16 @@ def test_batch_size_larger_than_the_training_set_names_the_key(tiny_run_cfg) -> 
 # --- 7. Resuming continues exactly as the uninterrupted run would ------------------------------------------------
 
 
-def test_resumed_run_equals_the_uninterrupted_one(compose_train, tmp_path: Path) -> None:
+def test_resumed_run_equals_the_uninterrupted_one(compose_train, tmp_path: Path, monkeypatch) -> None:
     """demo_faces (augmentation and dropout draw random numbers): 2 epochs at once, or killed at the start of
-    the second epoch and resumed from its last checkpoint, give identical numbers on the CPU."""
+    the second epoch and resumed from its last checkpoint, give identical numbers on the CPU. The kill is
+    not in the run's config (a real one leaves no trace there, and a resume must match the config)."""
     outputs = tmp_path / "outputs"
     base = ["experiment=demo_faces", *TINY, "trainer.max_epochs=2", f"paths.outputs_dir={outputs}"]
     uninterrupted = train(compose_train(*base, f"paths.output_dir={tmp_path / 'uninterrupted'}"))
-    with pytest.raises(KilledRun):
-        train(compose_train(*base, *INTERRUPT))
+    with monkeypatch.context() as patch, pytest.raises(KilledRun):
+        patch.setattr("convlens.training.run.build_trainer", _killed_at_epoch(1))
+        train(compose_train(*base))
     (killed,) = [path for path in (outputs / "demo_faces").iterdir() if path.name != "latest"]
     last = killed / "checkpoints" / "last.ckpt"
     checkpoint = load_checkpoint(last)
@@ -250,6 +252,15 @@ def test_resumed_run_equals_the_uninterrupted_one(compose_train, tmp_path: Path)
     assert resumed["train_seconds"] > 1000.0, "train_seconds counts the part before the resume"
     assert json.loads((killed / "metrics.json").read_text()) == resumed, "the run continued in its own directory"
     assert (outputs / "demo_faces" / "latest").resolve() == killed.resolve()
+
+
+def _killed_at_epoch(epoch: int):
+    """``build_trainer`` with an :class:`InterruptAtEpoch` callback that the config does not name."""
+
+    def build(cfg, precision: str, *callbacks: pl.Callback) -> pl.Trainer:
+        return build_trainer(cfg, precision, *callbacks, InterruptAtEpoch(epoch))
+
+    return build
 
 
 # --- 11. Memory: test-time augmentation is batched by crops -------------------------------------------------------

@@ -43,7 +43,13 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2) + "\n")
+    """``data`` as strict JSON: NaN and Infinity are refused (naming ``path``), since JSON has no such
+    numbers and other readers reject them; a writer whose values may be undefined writes null."""
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False)
+    except ValueError as error:
+        raise ValueError(f"{path}: not written, it would hold a non-finite number ({error})") from error
+    return write_text(path, text + "\n")
 
 
 def save_figure(figure: Figure, path: str | Path, **kwargs: Any) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from convlens import atomic, hardware
+from convlens.untrusted import read_json
 
 PACKAGES = (
     "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
@@ -59,6 +60,11 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def command_line() -> str:
+    """The command this process runs, its script as a project-relative path."""
+    return " ".join([portable_path(sys.argv[0]), *sys.argv[1:]]) if sys.argv else ""
+
+
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -71,7 +77,7 @@ def describe_run(seed: int, data_files: tuple[Path, ...]) -> dict[str, Any]:
     """Everything about the environment of a training run (written once, at its start)."""
     return {
         "git": git_state(),
-        "command": " ".join([portable_path(sys.argv[0]), *sys.argv[1:]]) if sys.argv else "",
+        "command": command_line(),
         "packages": {name: _version(name) for name in PACKAGES},
         "hardware": machine(),
         "seed": seed,
@@ -89,11 +95,11 @@ def _version(package: str) -> str | None:
 
 def read(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / FILE_NAME
-    return json.loads(path.read_text()) if path.exists() else {"stages": {}}
+    return read_json(path) if path.exists() else {"stages": {}}
 
 
 def write(run_dir: Path, info: dict[str, Any]) -> None:
-    atomic.write_text(Path(run_dir) / FILE_NAME, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(Path(run_dir) / FILE_NAME, json.dumps(info, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def record_stage(run_dir: str | Path, name: str, seconds: float, command: str | None = None) -> None:
@@ -102,4 +108,12 @@ def record_stage(run_dir: str | Path, name: str, seconds: float, command: str | 
     info.setdefault("stages", {})[name] = round(seconds, 2)
     if command is not None:
         info.setdefault("stage_commands", {})[name] = command
+    write(Path(run_dir), info)
+
+
+def record_resume(run_dir: str | Path, event: dict[str, Any]) -> None:
+    """Add a resume of the run (its time, command, changed settings) to ``resumes``; what the run
+    recorded at its start stays as it was."""
+    info = read(Path(run_dir))
+    info.setdefault("resumes", []).append(event)
     write(Path(run_dir), info)

@@ -4,7 +4,6 @@ data and its config may only build convlens classes (:mod:`convlens.untrusted`).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
+from convlens.untrusted import inside, instantiate_allowed, load_checkpoint, read_json
 
 if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
     from convlens.data import ImageDataModule
@@ -149,7 +148,7 @@ class TrainedRun:
 
 def best_checkpoint(root: Path) -> Path:
     metrics = root / METRICS
-    relative = json.loads(metrics.read_text()).get("best_checkpoint") if metrics.exists() else None
+    relative = read_json(metrics).get("best_checkpoint") if metrics.exists() else None
     relative = str(relative or BEST_CHECKPOINT)
     if not inside(root, relative).is_file():  # inside(): metrics.json may not point out of the run
         raise RunDirError(f"{root} has no checkpoint at {relative}; train it first (`make train`)")
@@ -186,7 +185,7 @@ def load_run(path: str | Path) -> TrainedRun:
     model.eval()
     datamodule = _build(root, config, "data", on_device=False)
     datamodule.prepare()
-    class_names = json.loads((root / CLASS_NAMES).read_text())
+    class_names = read_json(root / CLASS_NAMES)
     return TrainedRun(root, config, class_names, model, datamodule)
 
 

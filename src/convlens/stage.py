@@ -10,7 +10,10 @@ only its body and its schema, and this kernel does the rest, once and the same w
   conventions (:func:`convlens.models.conventions.adapt`, a no-op for convlens models), in eval mode
   on the device (channels-last if asked);
 - **the ending**: the stage's folder in the run directory built under a temporary name and swapped in
-  when complete (:meth:`OpenedRun.staged`), and the stage's time recorded in ``provenance.json``.
+  when complete (:meth:`OpenedRun.staged`), and the stage's time recorded in ``provenance.json``;
+- **lineage**: the sha256 of the run files a stage read (:attr:`OpenedRun.made_from`: the checkpoint and
+  ``config.yaml`` when it loads the model, what it declares with :meth:`OpenedRun.reading`), for the
+  ``made_from`` record of what it writes (:mod:`convlens.lineage`).
 
 The train stage creates the run directory rather than opening one, so it shares only the ending
 (:func:`record_time`). Adding a stage is a settings dataclass with the fields of
@@ -34,8 +37,18 @@ from torch import nn
 
 from convlens import atomic, provenance
 from convlens.hardware import resolve_device
+from convlens.lineage import FileHashes
 from convlens.models.conventions import adapt
-from convlens.rundir import RunDirError, TrainedRun, load_run, resolve_runs, run_name
+from convlens.rundir import (
+    CONFIG,
+    RunDirError,
+    TrainedRun,
+    best_checkpoint,
+    check_run_dir,
+    load_run,
+    resolve_runs,
+    run_name,
+)
 from convlens.untrusted import UntrustedInputError
 
 log = logging.getLogger(__name__)
@@ -63,6 +76,9 @@ class OpenedRun:
     settings: Any
     started: float = field(default_factory=time.perf_counter)
     stamped: float | None = None
+    #: The run's files this stage read, with their sha256 taken before reading: the stage's
+    #: ``made_from`` record (:mod:`convlens.lineage`).
+    made_from: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -74,7 +90,12 @@ class OpenedRun:
 
     @cached_property
     def trained(self) -> TrainedRun:
+        self.reading(best_checkpoint(check_run_dir(self.root)).relative_to(self.root), CONFIG)
         return load_run(self.root)
+
+    def reading(self, *relatives: str | Path) -> None:
+        """Record the sha256 of run files the stage is about to read (before it reads them)."""
+        self.made_from.update(FileHashes(self.root).record(list(relatives)))
 
     @cached_property
     def model(self) -> nn.Module:

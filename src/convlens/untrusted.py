@@ -8,6 +8,7 @@ or key and says what to do instead.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import zipfile
@@ -44,7 +45,43 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     )
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UntrustedInputError(f"checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint")
+    check_finite(checkpoint["state_dict"], Path(path))
     return checkpoint
+
+
+def check_finite(state: dict[str, Any], path: Path) -> None:
+    """Refuse weights holding NaN or infinity: a model loaded from them computes NaN everywhere, and every
+    map and score drawn from it would blame something else."""
+    diverged = non_finite(state)
+    if diverged:
+        shown = ", ".join(diverged[:3]) + (", ..." if len(diverged) > 3 else "")
+        raise UntrustedInputError(
+            f"checkpoint {path} holds non-finite weights (NaN or infinity) in {len(diverged)} tensors ({shown}): "
+            "the training that wrote it diverged. Train again with a lower optimizer.lr."
+        )
+
+
+def non_finite(state: dict[str, Any]) -> list[str]:
+    """The names of the floating-point tensors in ``state`` that hold NaN or infinity."""
+    return [
+        key
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file of a run directory, strictly: NaN, Infinity and -Infinity, which Python's ``json``
+    accepts but JSON does not, are refused naming the file."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda word: _refuse_constant(path, word))
+
+
+def _refuse_constant(path: Path, word: str) -> Any:
+    raise UntrustedInputError(
+        f"{path} holds {word}, which is not a JSON number: the file was not written by convlens, which writes "
+        "null for an undefined value. Rerun the stage that writes it."
+    )
 
 
 def load_torchvision_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -16,10 +16,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from convlens.compare.schema import CompareConfig
+from convlens.lineage import MADE_FROM, FileHashes, changed_inputs
 from convlens.pipeline import run_script
 from convlens.rundir import CONFIG, EVALUATION_JSON, MANIFEST, METRICS
 from convlens.stage import script
-from convlens.untrusted import inside, safe_name
+from convlens.untrusted import inside, read_json, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,9 @@ def prepare_runs(cfg: CompareConfig, stamp: str) -> list[ModelRun]:
             run.seconds["train"] = stage(run, "train", train_arguments(cfg, model, run.root))
         else:
             log.info("%s: reusing %s", model, found)
-        if not (run.root / MANIFEST).is_file() or not cfg.reuse:
+        if not cfg.reuse or stale(run.root, MANIFEST):
             run.seconds["visualize"] = stage(run, "visualize", visualize_arguments(cfg, run.root))
-        if not cfg.reuse or stale_evaluation(run.root):
+        if not cfg.reuse or stale(run.root, EVALUATION_JSON):
             run.seconds["evaluate"] = stage(run, "evaluate", [f"run={run.root}", *cfg.evaluate])
         runs.append(run)
     return runs
@@ -115,7 +116,11 @@ def model_identity(node: Any) -> tuple[str, str]:
     return str(node.get("_target_")), str(node.get("depth"))
 
 
-def stale_evaluation(root: Path) -> bool:
-    """No evaluation yet, or one older than the maps it scored."""
-    evaluated = root / EVALUATION_JSON
-    return not evaluated.is_file() or (root / MANIFEST).stat().st_mtime > evaluated.stat().st_mtime
+def stale(root: Path, artefact: Path) -> bool:
+    """Whether a reused run must redo the stage that writes ``artefact`` (the manifest, the evaluation): it
+    is missing, has no lineage record (older versions), or was made from files that changed since
+    (:mod:`convlens.lineage`)."""
+    if not (root / artefact).is_file():
+        return True
+    record = read_json(root / artefact)
+    return MADE_FROM not in record or bool(changed_inputs(record, FileHashes(root)))

@@ -65,5 +65,5 @@ def score(values: Tensor, baseline: Tensor, better: Better, **extra: Tensor) -> 
 
 
 def rounded(value: float, digits: int = 4) -> float | None:
-    """``value`` to ``digits`` decimals; None for NaN (JSON has no NaN)."""
-    return None if math.isnan(value) else round(value, digits)
+    """``value`` to ``digits`` decimals; None for NaN and infinity (JSON has neither)."""
+    return round(value, digits) if math.isfinite(value) else None

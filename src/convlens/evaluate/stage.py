@@ -27,6 +27,7 @@ from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
+from convlens.lineage import MADE_FROM, visualization_files
 from convlens.registry import load, title
 from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME
 from convlens.stage import OpenedRun, Stage
@@ -40,6 +41,7 @@ Drawing = tuple[FamilySpec, Any]
 def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the results."""
     settings = family_settings(cfg)
+    opened.reading(*visualization_files(opened.root))
     subject, missing = prepare(opened, cfg)
     check_stages(subject.model, settings.randomization.stages)
     results, cascade = score_all(subject, settings)
@@ -52,6 +54,7 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
         "settings": settings.as_dict(),
         **results,
         "not_evaluated": missing,
+        MADE_FROM: opened.made_from,
     }
     with opened.staged() as out_dir:
         if cascade is not None:

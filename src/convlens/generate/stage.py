@@ -25,6 +25,7 @@ from convlens.generate.schema import GenerateConfig, check
 from convlens.generator import store
 from convlens.generator.encoding import CodeStatistics, ImageSpace, encode_images, penultimate_layer
 from convlens.generator.training import Encoded, reconstruction_errors, train_denoiser, train_generator
+from convlens.lineage import MADE_FROM
 from convlens.models.layers import resolve_layer
 from convlens.rundir import GENERATOR, TrainedRun
 from convlens.stage import OpenedRun, Stage
@@ -40,7 +41,7 @@ def generate_body(opened: OpenedRun, settings: GenerateConfig) -> dict[str, Any]
     code_layer = settings.code_layer or penultimate_layer(model)
     resolve_layer(model, code_layer)
     trained = _train(opened.trained, model, code_layer, settings)
-    metrics = trained.pop("metrics") | {"seconds": opened.seconds()}
+    metrics = trained.pop("metrics") | {"seconds": opened.seconds(), MADE_FROM: opened.made_from}
     _write(opened, trained, metrics)
     log.info("%s: generator trained in %.1f s; held-out reconstruction MSE %.4f (mean image %.4f) -> %s",
              opened.label, metrics["seconds"], metrics["heldout_reconstruction_mse"], metrics["mean_image_mse"],

@@ -18,6 +18,7 @@ def provenance(run: RunData) -> str:
         ("uncommitted changes", dirty),
         ("command", code(info.get("command", ""))),
         ("seed", text(info.get("seed"))),
+        *_resumes(info.get("resumes") or []),
     ]
     rows += [
         (f"command ({text(stage)})", code(command))
@@ -39,6 +40,8 @@ def provenance(run: RunData) -> str:
             table(("package", "version"), packages),
             "### Data files",
             _data_files(info),
+            "### Made from",
+            _made_from(run),
         ]
     )
 
@@ -54,3 +57,20 @@ def _data_files(info: dict[str, Any]) -> str:
     if not files:
         return "No data files: the dataset is generated from the seed in the config."
     return table(("file", "sha256"), [(code(path), code(digest)) for path, digest in sorted(files.items())])
+
+
+def _resumes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """One row per resume: config.yaml keeps the values the run started with, these rows the changes."""
+    return [(f"resumed {text(event.get('time'))}", text(_changes(event.get("changed") or {}))) for event in events]
+
+
+def _changes(changed: dict[str, Any]) -> str:
+    parts = [f"{key}: {change.get('recorded')} -> {change.get('now')}" for key, change in changed.items()]
+    return "; ".join(parts) or "no setting changed"
+
+
+def _made_from(run: RunData) -> str:
+    """The report's lineage: the sha256 of the run files it was made from (:mod:`convlens.lineage`)."""
+    rows = [(code(path), code(digest)) for path, digest in run.made_from().items()]
+    note = "The run files this report was made from, as they were when it was written."
+    return "\n\n".join([note, table(("file", "sha256"), rows)])

@@ -43,7 +43,20 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
         ("best epoch", f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy)"),
         ("total time", _total_time(run.provenance.get("stages", {}))),
     ]
-    return "\n\n".join([table(("", ""), rows), _visualization_status(run, entries, numbers)])
+    status = [_visualization_status(run, entries, numbers), *_stale_maps(run)]
+    return "\n\n".join([table(("", ""), rows), *status])
+
+
+def _stale_maps(run: RunData) -> list[str]:
+    """A notice when the maps were drawn from files that have changed since (a resume's new checkpoint)."""
+    stale = run.maps_stale
+    if not stale:
+        return []
+    return [
+        f"> **Stale:** the maps were drawn from an earlier {', '.join(code(path) for path in stale)} (its sha256 "
+        f"differs now), so they explain another model than this report describes; `make visualize RUN={run.label}` "
+        "draws them again."
+    ]
 
 
 def _data_used(run: RunData) -> str:

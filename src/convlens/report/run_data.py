@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from convlens import provenance
+from convlens.lineage import FileHashes, changed_inputs
 from convlens.report.curves import EpochCurves, read_epoch_curves
 from convlens.rundir import (
     CLASS_NAMES,
@@ -25,6 +25,7 @@ from convlens.rundir import (
     RunDirError,
     check_run_dir,
 )
+from convlens.untrusted import read_json
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,21 @@ class RunData:
     curves: EpochCurves
     manifest: dict[str, Any] | None
     evaluation: dict[str, Any] | None
+    hashes: FileHashes
 
     @property
-    def evaluation_stale(self) -> bool:
-        """The maps were drawn again after the evaluation stage scored them."""
-        evaluated, manifest = self.root / EVALUATION_JSON, self.root / MANIFEST
-        return self.evaluation is not None and manifest.stat().st_mtime > evaluated.stat().st_mtime
+    def maps_stale(self) -> list[str]:
+        """The files the maps were drawn from that changed since (a resume's new best checkpoint)."""
+        return changed_inputs(self.manifest, self.hashes)
+
+    @property
+    def evaluation_stale(self) -> list[str]:
+        """The files the evaluation read that changed since (maps drawn again, a new checkpoint)."""
+        return changed_inputs(self.evaluation, self.hashes)
+
+    def made_from(self) -> dict[str, str]:
+        """The report's own lineage: the sha256 of the run files it is made from."""
+        return self.hashes.record([CONFIG, METRICS, CLASS_NAMES, CONFUSION_CSV, MANIFEST, EVALUATION_JSON])
 
     @property
     def experiment(self) -> str:
@@ -73,6 +83,7 @@ def read_run(path: str | Path) -> RunData:
         curves=read_epoch_curves(root / TENSORBOARD),
         manifest=_json(root / MANIFEST) if (root / MANIFEST).is_file() else None,
         evaluation=_json(root / EVALUATION_JSON) if (root / EVALUATION_JSON).is_file() else None,
+        hashes=FileHashes(root),
     )
 
 
@@ -93,4 +104,4 @@ def read_confusion(path: Path) -> np.ndarray | None:
 
 
 def _json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    return read_json(path)

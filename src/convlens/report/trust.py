@@ -5,8 +5,10 @@ section carries."""
 from __future__ import annotations
 
 from convlens.report.assets import CASCADE, COMPARISON, cascade_file, comparison_file
-from convlens.report.run_data import EVALUATION_JSON, RunData
+from convlens.report.markdown import code
+from convlens.report.run_data import RunData
 from convlens.report.trust_scores import TrustSection, scores_section
+from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
 INTRO = (
@@ -23,10 +25,12 @@ def trust(run: RunData) -> TrustSection:
         parts.append(f"![Every attribution method on the same test images]({COMPARISON})")
     else:
         parts.append(f"> **Missing:** no comparison figure in this run; `make visualize RUN={run.label}` draws it.")
-    if run.evaluation_stale:
+    stale = run.evaluation_stale
+    if stale:
         parts.append(
-            "> **Stale:** the maps were drawn again after they were evaluated, so the scores below describe "
-            f"earlier maps; `make evaluate RUN={run.label}` scores the current ones."
+            f"> **Stale:** {', '.join(code(path) for path in stale)} changed since the evaluation read it (its "
+            "sha256 differs), so the scores below describe earlier maps or an earlier model; "
+            f"`make evaluate RUN={run.label}` scores the current ones."
         )
     figure = CASCADE if cascade_file(run) is not None else None
     try:
@@ -36,5 +40,5 @@ def trust(run: RunData) -> TrustSection:
             f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: "
             f"{error}); rerun `make evaluate RUN={run.label}`"
         ) from error
-    warnings = {} if run.evaluation_stale else scores.warnings  # about earlier maps: not pinned on the current ones
+    warnings = {} if stale else scores.warnings  # about earlier maps: not pinned on the current ones
     return TrustSection("\n\n".join([*parts, scores.body]), warnings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,12 @@ from convlens.rundir import (
 from convlens.stage import record_time
 from convlens.training import ranks
 from convlens.training.console import progress_bar_shown, quiet_third_party
+from convlens.training.finite import FiniteTraining
 from convlens.training.lifecycle import logging_to, make_run_dir, removed_on_error, torch_flags_kept
 from convlens.training.module import ClassifierModule, class_accuracy_key, confusion_key
 from convlens.training.precision import cpu_precision
 from convlens.training.resume import ResumeState
+from convlens.training.resume_check import check_resume
 from convlens.untrusted import UntrustedInputError, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -112,8 +115,9 @@ def write_header(run_dir: Path, cfg: DictConfig, datamodule: ImageDataModule) ->
 
 
 def _scalar(metrics: dict[str, Any], key: str) -> float | None:
+    """A metric rounded for metrics.json; None when absent or undefined (NaN: JSON has no such number)."""
     value = metrics.get(key)
-    return None if value is None else round(float(value), 6)
+    return None if value is None or not math.isfinite(float(value)) else round(float(value), 6)
 
 
 def evaluate_best(trainer: pl.Trainer, module: ClassifierModule, datamodule: ImageDataModule, run_test: bool) -> dict:
@@ -150,6 +154,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     """Train, evaluate the best checkpoint and write the run directory; returns metrics.json's content
     (None in the other processes of a DDP run, which write nothing)."""
     validate(cfg)
+    resume = check_resume(cfg)  # before anything is built or written
     quiet_third_party()
     started = time.perf_counter()
     # Tiny weights (zero-initialized residual BN scales under weight decay) turn into denormal floats,
@@ -170,11 +175,14 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     with logging_to(run_dir / TRAIN_LOG), torch_flags_kept():
         clock = ResumeState()
         with removed_on_error(run_dir, created):
-            trainer = build_trainer(cfg, precision, clock)
-            write_header(run_dir, cfg, datamodule)
+            trainer = build_trainer(cfg, precision, clock, FiniteTraining(cfg.optimizer.get("lr")))
+            if resume is None:  # a resumed run keeps the header it was started with
+                write_header(run_dir, cfg, datamodule)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         metrics = _metrics(cfg, run_dir, trainer, module, datamodule, clock.train_seconds, probe)
         atomic.write_json(run_dir / METRICS, metrics)
+        if resume is not None:
+            resume.record()
         record_time(run_dir, STAGE, time.perf_counter() - started)
         log.info(
             "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
@@ -199,7 +207,7 @@ def _follow(cfg: DictConfig, module: ClassifierModule, datamodule: ImageDataModu
     else:
         run_dir, precision = handoff.run_dir, handoff.precision
     cfg.paths.output_dir = str(run_dir)
-    trainer = build_trainer(cfg, precision, ResumeState())
+    trainer = build_trainer(cfg, precision, ResumeState(), FiniteTraining(cfg.optimizer.get("lr")))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     evaluate_best(trainer, module, datamodule, cfg.run_test)
 

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from convlens import atomic
+from convlens.lineage import MADE_FROM
 from convlens.rundir import MANIFEST_NAME, VISUALIZATIONS
 from convlens.stage import OpenedRun, Stage
 from convlens.visualize.comparison import write_comparison
@@ -42,6 +43,7 @@ def visualize_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
             "methods": {name: result.summary(planned[name].parameters()) for name, result in results.items()},
             "entries": [entry for result in results.values() for entry in result.entries],
             **({"comparison": comparison} if comparison else {}),
+            MADE_FROM: opened.made_from,
         }
         atomic.write_json(out_dir / MANIFEST_NAME, manifest)
     log.info("%s: %d figures in %.1f s -> %s", manifest["run"], len(manifest["entries"]), manifest["seconds_total"],
