@@ -4,7 +4,6 @@ data and its config may only build convlens classes (:mod:`convlens.untrusted`).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,8 +147,9 @@ class TrainedRun:
 
 
 def best_checkpoint(root: Path) -> Path:
-    metrics = root / METRICS
-    relative = json.loads(metrics.read_text()).get("best_checkpoint") if metrics.exists() else None
+    from convlens.run_files import read_metrics  # run_files reads the names this module defines
+
+    relative = read_metrics(root).get("best_checkpoint") if (root / METRICS).exists() else None
     relative = str(relative or BEST_CHECKPOINT)
     if not inside(root, relative).is_file():  # inside(): metrics.json may not point out of the run
         raise RunDirError(f"{root} has no checkpoint at {relative}; train it first (`make train`)")
@@ -177,6 +177,8 @@ def check_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
 
 
 def load_run(path: str | Path) -> TrainedRun:
+    from convlens.run_files import read_class_names  # run_files reads the names this module defines
+
     root = check_run_dir(path)
     config = OmegaConf.load(root / CONFIG)
     checkpoint = best_checkpoint(root)
@@ -186,7 +188,7 @@ def load_run(path: str | Path) -> TrainedRun:
     model.eval()
     datamodule = _build(root, config, "data", on_device=False)
     datamodule.prepare()
-    class_names = json.loads((root / CLASS_NAMES).read_text())
+    class_names = read_class_names(root, int(config.data.num_classes))
     return TrainedRun(root, config, class_names, model, datamodule)
 
 
