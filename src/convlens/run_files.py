@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from convlens.rundir import CLASS_NAMES, CONFIG, CONFUSION_CSV, EVALUATION_JSON, MANIFEST, METRICS, RunDirError
-from convlens.untrusted import inside, read_json
+from convlens.untrusted import UntrustedInputError, inside, read_json
 
 #: The splits a manifest may name (``selection.split``).
 SPLITS = ("train", "val", "test")
@@ -34,7 +34,7 @@ METRICS_REQUIRED: dict[str, Callable[[Any], bool]] = {
 EVALUATION_REQUIRED = {"methods": dict, "settings": dict, "baselines": dict, "images": list}
 
 
-class RunFileError(RunDirError):
+class RunFileError(RunDirError, UntrustedInputError):
     """A file of a run directory that is damaged or not what its stage writes; the message names both
     the file and the command that writes it again."""
 
@@ -161,7 +161,7 @@ def _mapping(root: Path, name: str | Path, value: Any, rewrite: str) -> None:
 
 
 def _refuse(root: Path, name: str | Path, problem: str, rewrite: str) -> NoReturn:
-    raise RunFileError(f"{root / name}: {problem}; {rewrite} writes it again")
+    raise RunFileError(f"{root / name} is not what its stage writes ({problem}); {rewrite} writes it again")
 
 
 def _numbers(record: Any, keys: tuple[str, ...]) -> bool:
