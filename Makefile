@@ -21,6 +21,10 @@ space := $(subst ,, )
 # MODELS="alexnet vgg11" as the Hydra list models=[alexnet,vgg11].
 models_list = models=[$(subst $(space),$(comma),$(strip $(MODELS)))]
 
+# RUN= as a quoted Hydra value (a ' in it escaped): Hydra's lexer refuses an unquoted é, and a space
+# would split the argument.
+run_arg = $(if $(RUN),"run='$(subst ',\',$(RUN))'")
+
 # The experiments a stage acts on: EXPERIMENT= if given, else the real ones (or the demos for `demo`).
 targets = $(if $(EXPERIMENT),$(EXPERIMENT),$(1))
 
@@ -53,20 +57,20 @@ train: $(STAMP) ## Train the real experiments (EXPERIMENT= picks one; ARGS= over
 	done
 
 generate: $(STAMP) ## Train the generator prior (DGN-AM, PPGN) of the latest runs (or RUN=, EXPERIMENT=)
-	@$(PY) scripts/generate.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+	@$(PY) scripts/generate.py $(run_arg) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 sweep: $(STAMP) ## Train EXPERIMENT= over SEEDS= seeds (Hydra multirun, grid in ARGS), then reports/sweep/<experiment>/<time>/
 	@test -n "$(EXPERIMENT)" || { echo "make sweep needs EXPERIMENT=<name>"; exit 2; }
 	@$(PY) scripts/sweep.py $(EXPERIMENT) --seeds $(SEEDS) $(ARGS)
 
 visualize: $(STAMP) ## Visualize the latest run of each experiment (or RUN=, EXPERIMENT=)
-	@$(PY) scripts/visualize.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+	@$(PY) scripts/visualize.py $(run_arg) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 evaluate: $(STAMP) ## Score the visualized maps (localisation, faithfulness, randomization, robustness; or RUN=, EXPERIMENT=)
-	@$(PY) scripts/evaluate.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+	@$(PY) scripts/evaluate.py $(run_arg) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 report: $(STAMP) ## Write reports/<experiment>/<run>/report.md (+ .html) for the latest runs (or RUN=, EXPERIMENT=)
-	@$(PY) scripts/report.py $(if $(RUN),run=$(RUN)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+	@$(PY) scripts/report.py $(run_arg) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 
 .PHONY: compare
 compare: $(STAMP) ## Train, visualize, evaluate EXPERIMENT (default demo_shapes) with each of MODELS; one comparison report

@@ -233,3 +233,25 @@ def test_entry_point_evaluates_the_latest_run(tiny_run: Path, evaluation: dict) 
     assert list(read_run(tiny_run).evaluation["methods"]) == ["saliency"]
     missing = subprocess.run([*command[:2], f"run={outputs / 'nothing'}"], cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode != 0 and "make evaluate:" in missing.stderr and "not a run directory" in missing.stderr
+
+
+def test_a_non_finite_score_is_refused_naming_the_file(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """Issue 25, point 5: NaN or Infinity in evaluation.json is refused, not rendered as `nan (inf) ✓`."""
+    copy = tmp_path / "outputs" / "demo_faces" / "tiny"
+    shutil.copytree(tiny_run, copy, symlinks=True)
+    path = copy / "evaluation" / "evaluation.json"
+    results = json.loads(path.read_text())
+    results["methods"]["saliency"]["layers"][""]["localisation"]["pointing_game"]["value"] = float("nan")
+    path.write_text(json.dumps(results))  # Python's json writes NaN, which strict JSON does not allow
+    with pytest.raises(UntrustedInputError, match=r"evaluation/evaluation.json holds the non-finite number NaN"):
+        build_report(copy, tmp_path / "reports")
+
+
+def test_scores_of_deleted_maps_say_how_to_redraw_them(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """Issue 25, point 5: evaluation present, visualizations deleted: no FileNotFoundError."""
+    copy = tmp_path / "outputs" / "demo_faces" / "tiny"
+    shutil.copytree(tiny_run, copy, symlinks=True)
+    shutil.rmtree(copy / "visualizations")
+    report = (build_report(copy, tmp_path / "reports") / "report.md").read_text()
+    assert "> **Gone:** the maps these scores describe were deleted" in report
+    assert "`make visualize RUN=" in report and "then `make evaluate RUN=" in report

@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("data and models", frozenset({"data", "models"})),
     (
         "run directory, train config, registries",
-        frozenset({"rundir", "lineage", "config", "registry", "evaluation_registry"}),
+        frozenset({"rundir", "run_files", "lineage", "config", "registry", "evaluation_registry"}),
     ),
     ("generator prior (library)", frozenset({"generator"})),
     ("explanation methods", frozenset({"explain"})),

@@ -148,10 +148,10 @@ def test_json_is_written_strictly(tmp_path: Path, value: float) -> None:
 def test_a_json_file_with_nan_is_refused_naming_it(tmp_path: Path) -> None:
     run = _finished(tmp_path)
     (run / "metrics.json").write_text('{"x": NaN}')
-    with pytest.raises(UntrustedInputError, match=r"metrics.json holds NaN, which is not a JSON number"):
+    with pytest.raises(UntrustedInputError, match=r"metrics.json holds the non-finite number NaN"):
         read_run(run)
     (run / "provenance.json").write_text('{"stages": {"train": Infinity}}')
-    with pytest.raises(UntrustedInputError, match=r"provenance.json holds Infinity"):
+    with pytest.raises(UntrustedInputError, match=r"provenance.json holds the non-finite number Infinity"):
         read_json(run / "provenance.json")
 
 

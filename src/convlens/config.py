@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -20,6 +21,7 @@ from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from convlens.data.transforms import TTA_VIEWS
+from convlens.untrusted import UntrustedInputError, safe_name
 
 
 @dataclass
@@ -143,6 +145,20 @@ def validate(cfg: DictConfig) -> None:
         for name, node in (cfg[group] or {}).items():
             check_target(node, f"{group}.{name}")
     _check_image_size(cfg)
+    check_run_names(cfg)
+
+
+def check_run_names(cfg: DictConfig) -> None:
+    """The run folder's name and the experiment's name name the run's report folder, which must be one plain
+    path component (letters, digits, ``_ - .``: no space): refused before training, not by the report at the end."""
+    names = {"experiment_name": cfg.experiment_name}
+    if cfg.paths.output_dir is not None:
+        names["paths.output_dir"] = Path(cfg.paths.output_dir).name
+    for key, name in names.items():
+        try:
+            safe_name(name, key)
+        except UntrustedInputError as error:
+            raise ConfigError(f"{error}; the report folder of the run is named after it") from error
 
 
 def check_known_keys(node: DictConfig, schema: type, prefix: str = "") -> None:

@@ -1,12 +1,17 @@
 """What produced a run: code version, command, packages, hardware, data hashes, stage times.
 
-Kept in ``<run>/provenance.json``; every stage adds its wall time under ``stages``.
+Kept in ``<run>/provenance.json``; every stage adds its wall time under ``stages``, holding the run
+directory's lock (:func:`convlens.atomic.folder_lock`) so that concurrent stages lose no update. A
+run directory that cannot be written (read-only) keeps its file as it is: the stage's time is then
+left out with a warning, since recording it is not worth failing the stage that has done its work.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -18,13 +23,19 @@ from typing import Any
 import torch
 
 from convlens import atomic, hardware
-from convlens.untrusted import read_json
+from convlens.untrusted import UntrustedInputError, inside, read_json
+
+log = logging.getLogger(__name__)
 
 PACKAGES = (
     "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
     "captum", "grad-cam", "lime", "numpy", "matplotlib", "scikit-image", "tensorboard",
 )  # fmt: skip
 FILE_NAME = "provenance.json"
+#: What writes provenance.json again: only a new training run records its environment.
+REWRITTEN_BY = "`make train` (a new run)"
+#: Errors of a folder that may not be written: the stage's time is then skipped, not the stage failed.
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def portable_path(path: str | Path) -> str:
@@ -94,8 +105,14 @@ def _version(package: str) -> str | None:
 
 
 def read(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / FILE_NAME
-    return read_json(path) if path.exists() else {"stages": {}}
+    """The run's provenance (none yet: no stages); a damaged file is refused naming it (strict JSON)."""
+    path = inside(run_dir, FILE_NAME)
+    if not path.exists():
+        return {"stages": {}}
+    info = read_json(path, REWRITTEN_BY)
+    if not isinstance(info, dict) or not isinstance(info.get("stages", {}), dict):
+        raise UntrustedInputError(f"{path}: it must hold a JSON object with a 'stages' mapping; {REWRITTEN_BY}")
+    return info
 
 
 def write(run_dir: Path, info: dict[str, Any]) -> None:
@@ -103,17 +120,24 @@ def write(run_dir: Path, info: dict[str, Any]) -> None:
 
 
 def record_stage(run_dir: str | Path, name: str, seconds: float, command: str | None = None) -> None:
-    """Add a stage's wall time (and the command that ran it) to the run's provenance."""
-    info = read(Path(run_dir))
-    info.setdefault("stages", {})[name] = round(seconds, 2)
-    if command is not None:
-        info.setdefault("stage_commands", {})[name] = command
-    write(Path(run_dir), info)
+    """Add a stage's wall time (and the command that ran it) to the run's provenance, under the run's lock."""
+    try:
+        with atomic.folder_lock(run_dir):
+            info = read(Path(run_dir))
+            info.setdefault("stages", {})[name] = round(seconds, 2)
+            if command is not None:
+                info.setdefault("stage_commands", {})[name] = command
+            write(Path(run_dir), info)
+    except OSError as error:
+        if error.errno not in READ_ONLY:
+            raise
+        log.warning("%s cannot be written (%s): the %s stage's time is not recorded", run_dir, error.strerror, name)
 
 
 def record_resume(run_dir: str | Path, event: dict[str, Any]) -> None:
-    """Add a resume of the run (its time, command, changed settings) to ``resumes``; what the run
-    recorded at its start stays as it was."""
-    info = read(Path(run_dir))
-    info.setdefault("resumes", []).append(event)
-    write(Path(run_dir), info)
+    """Add a resume of the run (its time, command, changed settings) to ``resumes``, under the run's
+    lock; what the run recorded at its start stays as it was."""
+    with atomic.folder_lock(run_dir):
+        info = read(Path(run_dir))
+        info.setdefault("resumes", []).append(event)
+        write(Path(run_dir), info)

@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from convlens.untrusted import inside, instantiate_allowed, load_checkpoint, read_json
+from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
 
 if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
     from convlens.data import ImageDataModule
@@ -147,8 +147,9 @@ class TrainedRun:
 
 
 def best_checkpoint(root: Path) -> Path:
-    metrics = root / METRICS
-    relative = read_json(metrics).get("best_checkpoint") if metrics.exists() else None
+    from convlens.run_files import read_metrics  # run_files reads the names this module defines
+
+    relative = read_metrics(root).get("best_checkpoint") if (root / METRICS).exists() else None
     relative = str(relative or BEST_CHECKPOINT)
     if not inside(root, relative).is_file():  # inside(): metrics.json may not point out of the run
         raise RunDirError(f"{root} has no checkpoint at {relative}; train it first (`make train`)")
@@ -176,6 +177,8 @@ def check_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
 
 
 def load_run(path: str | Path) -> TrainedRun:
+    from convlens.run_files import read_class_names  # run_files reads the names this module defines
+
     root = check_run_dir(path)
     config = OmegaConf.load(root / CONFIG)
     checkpoint = best_checkpoint(root)
@@ -185,7 +188,7 @@ def load_run(path: str | Path) -> TrainedRun:
     model.eval()
     datamodule = _build(root, config, "data", on_device=False)
     datamodule.prepare()
-    class_names = read_json(root / CLASS_NAMES)
+    class_names = read_class_names(root, int(config.data.num_classes))
     return TrainedRun(root, config, class_names, model, datamodule)
 
 

@@ -9,6 +9,7 @@ or key and says what to do instead.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 import zipfile
@@ -70,20 +71,6 @@ def non_finite(state: dict[str, Any]) -> list[str]:
     ]
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file of a run directory, strictly: NaN, Infinity and -Infinity, which Python's ``json``
-    accepts but JSON does not, are refused naming the file."""
-    path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda word: _refuse_constant(path, word))
-
-
-def _refuse_constant(path: Path, word: str) -> Any:
-    raise UntrustedInputError(
-        f"{path} holds {word}, which is not a JSON number: the file was not written by convlens, which writes "
-        "null for an undefined value. Rerun the stage that writes it."
-    )
-
-
 def load_torchvision_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """A torchvision weights file (a plain ``state_dict`` such as ``resnet18-f37072fd.pth``), loaded
     like :func:`load_checkpoint`: ``weights_only=True``, on the CPU, every bad file refused by name."""
@@ -105,12 +92,19 @@ def _load_plain(path: Path, kind: str, *, missing: str, empty: str, code: str, c
     except pickle.UnpicklingError as error:
         raise UntrustedInputError(
             f"{kind} {path} holds objects other than tensors and plain containers (it may carry code), so it "
-            f"was not loaded ({str(error).splitlines()[0]}). {code}"
+            f"was not loaded ({unpickling_reason(error)}). {code}"
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise UntrustedInputError(
             f"{kind} {path} is truncated or corrupted and cannot be read ({str(error).splitlines()[0]}); {corrupt}"
         ) from error
+
+
+def unpickling_reason(error: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler refused (e.g. ``Unsupported global: GLOBAL x.Y ...``), without
+    torch's advice around it: that advice invites loading with ``weights_only=False``, which would run the code."""
+    found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\.\s|\.?$)", str(error), re.MULTILINE)
+    return found.group(1) if found else "it is not a plain pickle of tensors"
 
 
 def check_targets(node: Any, key: str, allowed: tuple[str, ...] = CONVLENS_TARGETS) -> None:
@@ -153,3 +147,31 @@ def inside(root: str | Path, *parts: str) -> Path:
     if path != base and base not in path.parents:
         raise UntrustedInputError(f"{Path(*parts)} points outside {root}; refusing to read or write there")
     return path
+
+
+class NonFiniteNumberError(ValueError):
+    """A JSON number that is not finite (``NaN``, ``Infinity``, ``1e999``): no score or metric can be one."""
+
+
+def read_json(path: str | Path, what_rewrites_it: str = "rerun the stage that writes it") -> Any:
+    """A JSON file as strict JSON (``NaN``, ``Infinity`` and overflowing numbers refused), every failure refused
+    naming the file and ``what_rewrites_it`` (the command that writes it again), never a bare ``JSONDecodeError``."""
+    try:
+        return json.loads(Path(path).read_bytes(), parse_constant=_non_finite, parse_float=_finite)
+    except FileNotFoundError as error:
+        raise UntrustedInputError(f"{path} does not exist; {what_rewrites_it} writes it") from error
+    except NonFiniteNumberError as error:
+        raise UntrustedInputError(f"{path} holds {error}; {what_rewrites_it} writes it again") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise UntrustedInputError(
+            f"{path} is not valid JSON ({error}): it is truncated or damaged; {what_rewrites_it} writes it again"
+        ) from error
+
+
+def _non_finite(constant: str) -> float:
+    raise NonFiniteNumberError(f"the non-finite number {constant}, which strict JSON does not allow")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    return value if math.isfinite(value) else _non_finite(literal)

@@ -14,7 +14,7 @@ from convlens.report.assets import available_entries
 from convlens.report.markdown import code, text
 from convlens.report.run_data import RunData
 from convlens.rundir import VISUALIZATIONS
-from convlens.untrusted import safe_name
+from convlens.untrusted import inside, safe_name
 
 FIGURES = "figures"
 #: The methods shown: their title and what their figures show.
@@ -47,7 +47,7 @@ def feature_section(names: Sequence[str], runs: Sequence[RunData], report_dir: P
 def _copy(run: RunData, entry: dict[str, Any], name: str, report_dir: Path) -> str:
     link = f"{FIGURES}/{safe_name(name, 'model')}/{entry['file']}"
     (report_dir / link).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run.root / VISUALIZATIONS / entry["file"], report_dir / link)
+    shutil.copyfile(inside(run.root, VISUALIZATIONS, entry["file"]), report_dir / link)
     return link
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import lzma
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,6 +29,9 @@ PIXELS = 48 * 48
 KINDS = ("images", "labels")
 #: Part of every cache name: bump it when decoding changes, so that caches decoded before are not reused.
 CACHE_FORMAT = 2
+#: The most text a FER2013 csv may hold: twice Kaggle's fer2013.csv (287 MiB), checked while it is read,
+#: so that a small ``.xz`` that decompresses to gigabytes (a decompression bomb) is refused early.
+MAX_CSV_BYTES = 2 * 287 * 2**20
 #: Pillow's modes for 16-bit (and 32-bit integer) gray images, which ``convert("L")`` would clip to white.
 WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 WHERE_TO_GET = (
@@ -106,13 +111,12 @@ def read_csv(path: Path) -> dict[str, ArraySplit]:
 def _read_rows(path: Path) -> dict[str, ArraySplit]:
     images: dict[str, list[np.ndarray]] = {name: [] for name in USAGE_TO_SPLIT.values()}
     labels: dict[str, list[int]] = {name: [] for name in USAGE_TO_SPLIT.values()}
-    opener = lzma.open if path.suffix == ".xz" else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
+    with _open_text(path) as handle:
+        rows = _csv_rows(path, csv.reader(handle))
+        _, header = next(rows, (1, None))
         if header is None or [column.strip() for column in header[:3]] != ["emotion", "pixels", "Usage"]:
             raise ValueError(f"{path}: line 1 must be the header 'emotion,pixels,Usage', got {header}")
-        for line, row in enumerate(reader, start=2):
+        for line, row in rows:
             split, label, pixels = _parse_row(f"{path} line {line}", row)
             images[split].append(pixels)
             labels[split].append(label)
@@ -123,6 +127,51 @@ def _read_rows(path: Path) -> dict[str, ArraySplit]:
         name: ArraySplit(np.stack(images[name]).reshape(-1, 48, 48, 1), np.asarray(labels[name], np.int64))
         for name in images
     }
+
+
+@contextmanager
+def _open_text(path: Path) -> Iterator[io.TextIOWrapper]:
+    """The csv as UTF-8 text (a byte-order mark skipped), decompressed from xz as it is read, and refused once
+    it passes :data:`MAX_CSV_BYTES`: a decompressed size is only known when it has been decompressed."""
+    opener = lzma.open if path.suffix == ".xz" else open
+    with opener(path, "rb") as raw:
+        capped = io.BufferedReader(CappedReader(raw, MAX_CSV_BYTES, path))
+        with io.TextIOWrapper(capped, "utf-8-sig", newline="") as text:
+            yield text
+
+
+def _csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of each csv row; a line the csv module cannot split (such as a field beyond
+    its size limit, a row of 200,000 values) is refused naming the file and the line."""
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as error:
+        raise ValueError(
+            f"{path} line {reader.line_num}: not a row of emotion,pixels,Usage ({error}); "
+            f"a FER2013 row holds {PIXELS} pixel values; the file is damaged, download it again"
+        ) from error
+
+
+class CappedReader(io.RawIOBase):
+    """A binary stream that refuses to deliver more than ``limit`` bytes of ``stream``, naming ``path``."""
+
+    def __init__(self, stream: io.IOBase, limit: int, path: Path) -> None:
+        super().__init__()
+        self.stream, self.limit, self.path, self.delivered = stream, limit, path, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.stream.readinto(buffer)
+        self.delivered += count
+        if self.delivered > self.limit:
+            raise ValueError(
+                f"{self.path} holds more than {self.limit:,} bytes of text (MAX_CSV_BYTES, twice Kaggle's "
+                "fer2013.csv): it is not FER2013's csv (a decompression bomb?); download fer2013.csv again"
+            )
+        return count
 
 
 def _parse_row(where: str, row: list[str]) -> tuple[str, int, np.ndarray]:

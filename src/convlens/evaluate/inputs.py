@@ -98,7 +98,7 @@ def read_maps(root: Path, name: str, summary: dict[str, Any]) -> MethodMaps:
             f"{root / MANIFEST}: methods.{name}.maps={relative!r} is not "
             f"maps/<registered method>.npz; rerun `make visualize RUN={root}`"
         )
-    path = inside(root / VISUALIZATIONS, relative)
+    path = inside(root, VISUALIZATIONS, relative)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in ("layers", "maps", "image_index", "labels", "targets")}

@@ -3,7 +3,8 @@
 The report folder is built afresh on every report, so figures of an earlier run never linger, and
 the links in report.md are relative to it, so it can be moved or zipped as is. Manifest entries
 are input: a figure path that is not a plain ``<method>/<name>.png`` inside ``visualizations/`` is
-refused.
+refused, and so is every file to copy whose resolved path leaves the run directory (a symlinked
+``confusion_matrix.png`` or ``visualizations/`` folder), before anything is copied.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def available_entries(run: RunData) -> list[dict[str, Any]]:
     entries = (run.manifest or {}).get("entries", [])
     for entry in entries:
         check_figure_file(run, entry)
-    present = [entry for entry in entries if (run.root / VISUALIZATIONS / entry["file"]).is_file()]
+    present = [entry for entry in entries if inside(run.root, VISUALIZATIONS, entry["file"]).is_file()]
     if len(present) < len(entries):
         log.warning("%s: %d manifest figures are missing and left out", run.label, len(entries) - len(present))
     return present
@@ -57,7 +58,7 @@ def check_figure_file(run: RunData, entry: dict[str, Any]) -> None:
             f"{run.label}/{MANIFEST}: entry file {file!r} is not <method>/<name>.png; "
             f"rerun `make visualize RUN={run.label}` to rewrite the manifest"
         )
-    inside(run.root / VISUALIZATIONS, file)
+    inside(run.root, VISUALIZATIONS, file)
 
 
 def comparison_file(run: RunData) -> Path | None:
@@ -65,7 +66,7 @@ def comparison_file(run: RunData) -> Path | None:
     file = ((run.manifest or {}).get("comparison") or {}).get("file")
     if not isinstance(file, str) or not re.fullmatch(r"[a-z0-9_]+\.png", file):
         return None
-    path = inside(run.root / VISUALIZATIONS, file)
+    path = inside(run.root, VISUALIZATIONS, file)
     return path if path.is_file() else None
 
 
@@ -74,25 +75,30 @@ def cascade_file(run: RunData) -> Path | None:
     file = (run.evaluation or {}).get("figure")
     if not isinstance(file, str) or not re.fullmatch(r"[a-z0-9_]+\.png", file):
         return None
-    path = inside(run.root / EVALUATION, file)
+    path = inside(run.root, EVALUATION, file)
     return path if path.is_file() else None
 
 
 def write_figures(run: RunData, report_dir: Path, entries: Iterable[dict[str, Any]]) -> None:
     """Fill ``<report_dir>/figures`` with the learning curves, confusion matrix and visualizations."""
+    copies = figure_copies(run, entries)  # every source checked before the first copy
     (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
     if len(run.curves):
         draw_learning_curves(run.curves, report_dir / LEARNING_CURVES)
-    if (run.root / CONFUSION_PNG).is_file():
-        shutil.copyfile(run.root / CONFUSION_PNG, report_dir / CONFUSION_MATRIX)
-    if comparison_file(run) is not None:
-        shutil.copyfile(comparison_file(run), report_dir / COMPARISON)
-    if cascade_file(run) is not None:
-        shutil.copyfile(cascade_file(run), report_dir / CASCADE)
-    for entry in entries:
-        target = report_dir / visualization_link(entry)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run.root / VISUALIZATIONS / entry["file"], target)
+    for source, link in copies.items():
+        (report_dir / link).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, report_dir / link)
+
+
+def figure_copies(run: RunData, entries: Iterable[dict[str, Any]]) -> dict[Path, str]:
+    """Each figure to copy, resolved inside the run directory, and its link in the report folder."""
+    confusion = inside(run.root, CONFUSION_PNG)
+    copies = {confusion: CONFUSION_MATRIX} if confusion.is_file() else {}
+    for found, link in ((comparison_file(run), COMPARISON), (cascade_file(run), CASCADE)):
+        if found is not None:
+            copies[found] = link
+    copies.update({inside(run.root, VISUALIZATIONS, entry["file"]): visualization_link(entry) for entry in entries})
+    return copies
 
 
 def draw_learning_curves(curves: EpochCurves, path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results", "How far can we trust these maps?")
 CLOSING_SECTIONS = ("Provenance",)
+#: Characters that continue a file name: a path prefix followed or preceded by one is part of a longer name.
+PATH_CHARACTERS = r"\w.~-"
 
 
 def report_body(opened: OpenedRun, cfg: ReportConfig) -> dict[str, Any]:
@@ -117,5 +120,13 @@ def portable(text: str, run: RunData) -> str:
     ]
     for prefix, replacement in replacements:
         if prefix not in ("", os.sep, "~"):
-            text = text.replace(prefix, replacement)
+            text = replace_path_prefix(text, prefix, replacement)
     return text
+
+
+def replace_path_prefix(text: str, prefix: str, replacement: str) -> str:
+    """``prefix`` replaced only where it begins a path and ends at a separator or the path's end: a
+    short prefix such as a ``HOME`` of ``/d`` must not cut into ``outputs/demo_faces``."""
+    ends = "" if prefix.endswith(os.sep) else rf"(?![{PATH_CHARACTERS}])"
+    pattern = rf"(?<![{re.escape(os.sep)}{PATH_CHARACTERS}]){re.escape(prefix)}{ends}"
+    return re.sub(pattern, lambda _: replacement, text)

@@ -2,7 +2,8 @@
 
 The sections and the methods in them come from :mod:`convlens.registry`; the entries from the run's
 ``visualizations/manifest.json``. A section whose methods are absent still renders and says which
-methods are missing and how to produce them. Every string from the manifest is escaped.
+methods are missing and how to produce them. Every string from the manifest is escaped. Images are
+called by the split they come from (the manifest's ``split``: test, validation or training images).
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from convlens import registry
 from convlens.report.assets import visualization_link
 from convlens.report.format import number
 from convlens.report.markdown import code, text
+from convlens.rundir import DEFAULT_SPLIT
 
 Entries = Sequence[dict[str, Any]]
 #: Keys of an image record in an entry; any other numeric key is a score, averaged in the caption.
 IMAGE_KEYS = frozenset({"class", "true_label", "predicted_label", "confidence", "image_index", "group"})
 #: Keys of an entry; any other numeric key is a score of a figure of the model alone.
 ENTRY_KEYS = frozenset({"method", "file", "layer", "images", "parameters", "seconds"})
-#: How each group of images is introduced, and whether it is folded away (repeated detail).
+#: How each group of images is introduced (``{images}``: e.g. "test images"), and whether it is folded away.
 GROUP_TEXT = {
-    "correct": ("correctly classified test images", False),
-    "mistake": ("misclassified test images, the most confident mistakes", True),
+    "correct": ("correctly classified {images}", False),
+    "mistake": ("misclassified {images}, the most confident mistakes", True),
     "confused": ("the most confused class pairs, each image explained for its predicted and its true class", False),
 }
+#: A split's name in a sentence ("validation images").
+SPLIT_WORDS = {"test": "test", "val": "validation", "train": "training"}
 
 
 def method_entries(entries: Entries, method: str) -> list[dict[str, Any]]:
@@ -64,9 +68,16 @@ def skipped_note(method: str, reason: str | None) -> str:
     return f"{code(method)} drew no figure for this model: {text(reason or 'it produced no output')}."
 
 
-def method_block(method: str, entries: Entries, summary: dict[str, Any] | None, warnings: Sequence[str] = ()) -> str:
+def method_block(
+    method: str,
+    entries: Entries,
+    summary: dict[str, Any] | None,
+    warnings: Sequence[str] = (),
+    split: str = DEFAULT_SPLIT,
+) -> str:
     """A method's heading, its settings, notes and run time from the manifest, warnings about how far its
-    maps can be trusted on this run, and its figures; repeated detail (mistakes) folded into <details>."""
+    maps can be trusted on this run, and its figures (of images of ``split``); repeated detail (mistakes)
+    folded into <details>."""
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
     parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", [])]
@@ -74,7 +85,8 @@ def method_block(method: str, entries: Entries, summary: dict[str, Any] | None, 
     for entry in entries:
         kind = group(entry)
         description, folded = GROUP_TEXT.get(kind, ("", False))
-        shown = figure(entry)
+        description = description.format(images=split_images(split))
+        shown = figure(entry, split)
         if folded:
             count = len(entry.get("images") or [])
             shown = f'<details markdown="1">\n<summary>{description} ({count})</summary>\n\n{shown}\n\n</details>'
@@ -82,13 +94,18 @@ def method_block(method: str, entries: Entries, summary: dict[str, Any] | None, 
     return "\n\n".join(parts)
 
 
-def figure(entry: dict[str, Any]) -> str:
+def figure(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
     """A manifest entry's image link and, when there is anything to say, its caption."""
-    parts = (f"![{text(_alt(entry))}]({visualization_link(entry)})", caption(entry))
+    parts = (f"![{text(_alt(entry, split))}]({visualization_link(entry)})", caption(entry, split))
     return "\n\n".join(part for part in parts if part)
 
 
-def caption(entry: dict[str, Any]) -> str:
+def split_images(split: str, count: int = 2) -> str:
+    """``count`` images of ``split`` in words: "test images", "1 validation image"."""
+    return f"{SPLIT_WORDS.get(split, text(split))} image{'s' if count != 1 else ''}"
+
+
+def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
     """One line under a figure: layers, which images (how many, which group), the mean of their scores."""
     parts = []
     layers = entry.get("layer")
@@ -98,7 +115,7 @@ def caption(entry: dict[str, Any]) -> str:
     images = entry.get("images") or []
     if images:
         indices = ", ".join(text(image.get("image_index")) for image in images)
-        parts.append(f"{len(images)} test image{'s' if len(images) > 1 else ''} ({indices})")
+        parts.append(f"{len(images)} {split_images(split, len(images))} ({indices})")
     parts += [f"{text(key.replace('_', ' '))} {number(value)}" for key, value in sorted(mean_scores(entry).items())]
     return f"*{' · '.join(parts)}*" if parts else ""
 
@@ -132,6 +149,7 @@ def _names(methods: Sequence[str]) -> str:
     return ", ".join(code(method) for method in methods)
 
 
-def _alt(entry: dict[str, Any]) -> str:
+def _alt(entry: dict[str, Any], split: str) -> str:
     kind = group(entry)
-    return f"{entry['method']} {GROUP_TEXT[kind][0] if kind in GROUP_TEXT else ''}".strip()
+    description = GROUP_TEXT[kind][0].format(images=split_images(split)) if kind in GROUP_TEXT else ""
+    return f"{entry['method']} {description}".strip()

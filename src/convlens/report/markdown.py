@@ -2,7 +2,8 @@
 
 Text that comes from a run directory or a dataset (class names, experiment names, paths) is
 untrusted: :func:`text` escapes it so that it shows as written in report.md and report.html and
-can never become markup (a class called ``<script>`` stays text).
+can never become markup (a class called ``<script>`` stays text), and keeps it on one line, since a
+line break would let it start a heading or a list of its own (a class name ending in ``\\n# Hacked``).
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from typing import Any
 #: an underscore only at a word boundary (``demo_faces`` stays as it is, ``_x_`` is escaped).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+#: Every character that ends a line for markdown or for Python's ``splitlines``.
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 
 def text(value: Any) -> str:
     """``value`` as literal text in markdown: ``<>&`` HTML-escaped, markup characters backslash-escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(one_line(value), quote=False))
 
 
 def code(value: Any) -> str:
     """``value`` in an inline code span (markdown escapes HTML there itself; backticks become quotes)."""
-    return "`" + str(value).replace("`", "'").replace("\n", " ") + "`"
+    return "`" + one_line(value).replace("`", "'") + "`"
 
 
 def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
@@ -36,4 +39,9 @@ def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return _UNESCAPED_PIPE.sub(r"\\|", str(value).replace("\n", " "))
+    return _UNESCAPED_PIPE.sub(r"\\|", one_line(value))
+
+
+def one_line(value: Any) -> str:
+    """``value`` as text with every line break made a space."""
+    return _LINE_BREAKS.sub(" ", str(value))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from convlens import provenance
+from convlens import provenance, run_files
 from convlens.lineage import FileHashes, changed_inputs
 from convlens.report.curves import EpochCurves, read_epoch_curves
 from convlens.rundir import (
@@ -22,10 +21,8 @@ from convlens.rundir import (
     MANIFEST,
     METRICS,
     TENSORBOARD,
-    RunDirError,
     check_run_dir,
 )
-from convlens.untrusted import read_json
 
 
 @dataclass(frozen=True)
@@ -68,21 +65,23 @@ class RunData:
 
 
 def read_run(path: str | Path) -> RunData:
-    """Load a trained run; a RunDirError says what is missing when training did not finish."""
+    """Load a trained run, each file through its checked reader (:mod:`convlens.run_files`): a missing,
+    damaged or out-of-run file is refused naming it and the command that writes it again."""
     root = check_run_dir(path)
-    if not (root / METRICS).is_file():
-        raise RunDirError(f"{run_label(root)} has no {METRICS}: its training did not finish; train it again")
+    metrics = run_files.read_metrics(root)
+    config = run_files.read_config(root)
+    class_names = run_files.read_class_names(root, int(config.data.num_classes))
     return RunData(
         root=root,
         label=run_label(root),
-        config=OmegaConf.load(root / CONFIG),
-        metrics=_json(root / METRICS),
+        config=config,
+        metrics=metrics,
         provenance=provenance.read(root),
-        class_names=_json(root / CLASS_NAMES),
-        confusion=read_confusion(root / CONFUSION_CSV),
-        curves=read_epoch_curves(root / TENSORBOARD),
-        manifest=_json(root / MANIFEST) if (root / MANIFEST).is_file() else None,
-        evaluation=_json(root / EVALUATION_JSON) if (root / EVALUATION_JSON).is_file() else None,
+        class_names=class_names,
+        confusion=run_files.read_confusion(root, class_names),
+        curves=read_epoch_curves(run_files.run_folder(root, TENSORBOARD)),
+        manifest=run_files.read_manifest(root),
+        evaluation=run_files.read_evaluation(root),
         hashes=FileHashes(root),
     )
 
@@ -92,16 +91,3 @@ def run_label(root: Path) -> str:
     it, its last two path parts, so that no absolute path of the machine is ever shown."""
     relative = os.path.relpath(root.resolve(), Path.cwd().resolve())
     return relative if not relative.startswith("..") else f"{root.resolve().parent.name}/{root.resolve().name}"
-
-
-def read_confusion(path: Path) -> np.ndarray | None:
-    """The confusion matrix written by the train stage (header row and first column are class names)."""
-    if not path.is_file():
-        return None
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    return np.array([[int(count) for count in row[1:]] for row in rows], dtype=np.int64)
-
-
-def _json(path: Path) -> Any:
-    return read_json(path)

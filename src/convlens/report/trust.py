@@ -5,10 +5,11 @@ section carries."""
 from __future__ import annotations
 
 from convlens.report.assets import CASCADE, COMPARISON, cascade_file, comparison_file
+from convlens.report.gallery import split_images
 from convlens.report.markdown import code
 from convlens.report.run_data import RunData
 from convlens.report.trust_scores import TrustSection, scores_section
-from convlens.rundir import EVALUATION_JSON
+from convlens.rundir import DEFAULT_SPLIT, EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
 INTRO = (
@@ -22,11 +23,18 @@ def trust(run: RunData) -> TrustSection:
     """The section's body and the per-method warnings, from the run's comparison figure and evaluation."""
     parts = [INTRO]
     if comparison_file(run) is not None:
-        parts.append(f"![Every attribution method on the same test images]({COMPARISON})")
+        images = split_images((run.manifest or {}).get("split", DEFAULT_SPLIT))
+        parts.append(f"![Every attribution method on the same {images}]({COMPARISON})")
     else:
         parts.append(f"> **Missing:** no comparison figure in this run; `make visualize RUN={run.label}` draws it.")
+    gone = run.evaluation is not None and run.manifest is None
+    if gone:
+        parts.append(
+            "> **Gone:** the maps these scores describe were deleted (no visualizations/manifest.json); "
+            f"`make visualize RUN={run.label}` draws them again, then `make evaluate RUN={run.label}` scores them."
+        )
     stale = run.evaluation_stale
-    if stale:
+    if stale and not gone:
         parts.append(
             f"> **Stale:** {', '.join(code(path) for path in stale)} changed since the evaluation read it (its "
             "sha256 differs), so the scores below describe earlier maps or an earlier model; "

@@ -16,6 +16,7 @@ from convlens.report.markdown import table, text
 from convlens.report.observations import confused_pairs, ranked_classes, tied_extremes
 from convlens.report.results import confused_text
 from convlens.report.run_data import RunData
+from convlens.rundir import DEFAULT_SPLIT
 
 Entries = Sequence[dict[str, Any]]
 
@@ -29,10 +30,11 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries, wa
     if section.layout == "per_class" and any(entry["method"] in methods for entry in entries):
         parts += _lead(run) + [_class_table(run)]
     summaries = (run.manifest or {}).get("methods", {})
+    split = (run.manifest or {}).get("split", DEFAULT_SPLIT)
     for method in methods:
         chosen = gallery.method_entries(entries, method)
         if chosen:
-            parts.append(gallery.method_block(method, chosen, summaries.get(method), warnings.get(method, ())))
+            parts.append(gallery.method_block(method, chosen, summaries.get(method), warnings.get(method, ()), split))
     return "\n\n".join(parts)
 
 
