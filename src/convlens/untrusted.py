@@ -102,7 +102,7 @@ def _load_plain(path: Path, kind: str, *, missing: str, empty: str, code: str, c
 
 def unpickling_reason(error: pickle.UnpicklingError) -> str:
     """What torch's weights-only unpickler refused (e.g. ``Unsupported global: GLOBAL x.Y ...``), without
-    torch's advice around it: that advice invites loading with ``weights_only=False``, which would run the code."""
+    torch's advice around it: that advice invites turning the weights-only guard off, which would run the code."""
     found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\.\s|\.?$)", str(error), re.MULTILINE)
     return found.group(1) if found else "it is not a plain pickle of tensors"
 
