@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from convlens.evaluate.scores import mean_and_se, mean_of, rounded
+from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import similarities
 from convlens.registry import costly_methods
 
@@ -81,20 +81,34 @@ def check_stages(model: nn.Module, stages: list[str]) -> None:
 def randomization(
     trained: Tensor, steps: list[Tensor], baseline: dict[str, Tensor], params: RandomizationParams
 ) -> dict[str, Any]:
-    """The JSON record of one method-layer: mean Spearman and SSIM (with standard errors) of the maps
-    after each cascade step (``steps``, each (B, H, W)) to the ``trained`` ones, the random-map
-    ``baseline`` values, the similarity after the first step (``top``) and after all (``full``), and
-    the verdict (``insensitive`` when the full cascade leaves Spearman at or above ``similar_above``,
-    ``flat`` when the maps are constant and have no similarity to measure)."""
+    """The JSON record of one method-layer: mean Spearman and SSIM of the maps after each cascade step
+    (``steps``, each (B, H, W)) to the ``trained`` ones, the random-map ``baseline`` values, the
+    similarity after the first step (``top``) and after all (``full``), the ``sensitivity`` cell (the
+    per-image Spearman after the full cascade tested against ``similar_above``, lower is better) and
+    the verdict (:func:`cascade_verdict`, final once the table is adjusted)."""
     per_step = [similarities(trained, maps) for maps in steps]
     record: dict[str, Any] = {"stages": list(params.stages)}
     for name in ("spearman", "ssim"):
-        stats = [mean_and_se(step[name]) for step in per_step]
-        record[name] = [rounded(mean) for mean, _ in stats]
-        record[f"{name}_se"] = [rounded(se) for _, se in stats]
+        record[name] = [mean_of(step[name]) for step in per_step]
     record["baseline"] = {name: mean_of(values) for name, values in baseline.items()}
     record["top"] = {name: record[name][0] for name in ("spearman", "ssim")}
     record["full"] = {name: record[name][-1] for name in ("spearman", "ssim")}
-    full = record["full"]["spearman"]
-    record["verdict"] = "flat" if full is None else "insensitive" if full >= params.similar_above else "sensitive"
+    full = per_step[-1]["spearman"]
+    record["sensitivity"] = score(full, {"threshold": torch.full_like(full, params.similar_above)}, "lower")
+    record["verdict"] = cascade_verdict(record)
     return record
+
+
+#: A cascade's verdict from the mark of its sensitivity cell: Spearman after the full cascade below
+#: the threshold (``above`` it in the better direction) is sensitive to the weights.
+CASCADE_VERDICTS = {
+    "above": "sensitive", "below": "insensitive", "level": "undecided", "too few images": "too few images"
+}  # fmt: skip
+
+
+def cascade_verdict(record: dict[str, Any]) -> str:
+    """``flat`` when the maps are constant (no similarity to measure), else the name of the
+    sensitivity cell's mark (:data:`CASCADE_VERDICTS`)."""
+    if record["full"]["spearman"] is None:
+        return "flat"
+    return CASCADE_VERDICTS[record["sensitivity"]["verdict"]]
