@@ -7,8 +7,9 @@ Re-initialising follows Quantus 0.6's ``MPRT`` exactly: every module with ``rese
 (convolutions, batch norms, linear layers) is reset after seeding torch with ``seed + 1``; so the
 model after a stage here is Quantus's model after that stage's last module, and their similarities
 agree (``tests/test_evaluate_quantus.py``). Similarity to the trained model's maps is measured by
-Spearman rank correlation and SSIM (:mod:`convlens.evaluate.similarity`); the baseline is the
-similarity of the trained maps to uniform random maps.
+Spearman rank correlation and SSIM (:mod:`convlens.evaluate.similarity`), next to the similarity of
+the trained maps to uniform random maps; the verdict tests the per-image Spearman after the full
+cascade against the threshold ``similar_above``, like any cell of the table.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class RandomizationParams:
     """The cascade re-initialises ``stages`` in this order (cumulatively) on the first ``images``
     images, seeded like Quantus's MPRT by ``seed``; methods in ``skip`` (default: those registered
     ``costly``, whose maps cost too much to compute once per stage) are left out, with that reason
-    recorded. A map whose mean Spearman correlation to the trained model's stays at or above
-    ``similar_above`` is called insensitive."""
+    recorded. A map whose per-image Spearman correlation to the trained model's after the full
+    cascade is tested above ``similar_above`` is called insensitive, below it sensitive."""
 
     images: int = 3
     stages: list[str] = field(default_factory=lambda: list(STAGES))

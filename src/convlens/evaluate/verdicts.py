@@ -10,6 +10,7 @@ survives, and one on fewer than :data:`~convlens.evaluate.statistics.MIN_IMAGES`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Any
 
 from convlens.evaluate.randomization import cascade_verdict
@@ -31,7 +32,7 @@ def adjust_table(methods: dict[str, Any]) -> dict[str, Any]:
     tests = [test for cell in _cells(methods) for test in cell["against"].values()]
     for test, adjusted in zip(tests, adjust([test["p"] for test in tests]), strict=True):
         test["p_adjusted"] = adjusted
-        test["mark"] = mark(PairedTest(*(test[name] for name in PairedTest.__dataclass_fields__)), adjusted)
+        test["mark"] = mark(PairedTest(**{field.name: test[field.name] for field in fields(PairedTest)}), adjusted)
     for cell in _cells(methods):
         cell["verdict"] = cell["against"][cell["reference"]]["mark"]
     for record in _layers(methods):
