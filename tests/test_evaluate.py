@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from conftest import ROOT, compose_config, train_tiny
 from omegaconf import DictConfig
+from scipy import stats
 
 from convlens.evaluate import evaluate_run
 from convlens.evaluate.schema import register_schema
 from convlens.report.build import build_report
 from convlens.report.run_data import read_run
 from convlens.report.trust_scores import scores_section
-from convlens.rundir import RunDirError
+from convlens.rundir import RunDirError, load_run
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
 from convlens.visualize.schema import register_schema as register_visualize_schema
@@ -33,6 +34,7 @@ VISUALIZE = [METHODS, "selection.max_candidates=96", "params.lime.num_samples=12
 FAST = ["faithfulness.steps=4", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
         "randomization.stages=[head,layer4,stem]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
 FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
+BASELINES = {"random", "edges", "centre"}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,9 @@ def test_every_method_is_scored_against_its_baseline(evaluation: dict) -> None:
                 for metric, score in record.get(family, {}).items():
                     if metric == "curves":
                         continue
-                    assert {"value", "baseline", "se", "verdict", "images"} <= set(score), (name, layer, metric)
-                    assert score["verdict"] in ("above", "below", "level")
+                    assert {"value", "baseline", "verdict", "images", "against"} <= set(score), (name, layer, metric)
+                    assert score["verdict"] in ("above", "below", "level", "too few images")
+                    assert set(score["against"]) == ({"random"} if family == "robustness" else BASELINES)
             assert 0 <= record["localisation"]["pointing_game"]["value"] <= 1
             assert 0 < record["localisation"]["pointing_game"]["chance"] < 1
             curves = record["faithfulness"]["curves"]
@@ -85,7 +88,7 @@ def test_cascade_starts_alike_and_lists_every_stage(evaluation: dict) -> None:
     assert cascade["stages"] == ["head", "layer4", "stem"] and len(cascade["spearman"]) == 3
     assert all(-1 <= value <= 1 for value in cascade["spearman"] + cascade["ssim"])
     assert abs(cascade["baseline"]["spearman"]) < 0.3, "random maps do not correlate with the trained ones"
-    assert cascade["verdict"] in ("sensitive", "insensitive")
+    assert cascade["verdict"] == "too few images" and cascade["sensitivity"]["images"] == 2
 
 
 def test_costly_and_unsupported_methods_say_why(evaluation: dict) -> None:
@@ -165,6 +168,91 @@ def test_trust_section_escapes_run_text(evaluation: dict) -> None:
     tampered["not_evaluated"] = {"deconvnet_paths": "no *residual* block | <b>"}
     body = scores_section(tampered).body
     assert "<script>" not in body and "&lt;script&gt;" in body and "<b>" not in body
+
+
+def _cells(evaluation: dict) -> list[dict]:
+    """Every tested cell of the table (a randomization cascade's ``sensitivity`` included), in table order."""
+    return [cell for method in evaluation["methods"].values() for record in method["layers"].values()
+            for family in FAMILIES for cell in record.get(family, {}).values()
+            if isinstance(cell, dict) and "against" in cell]  # fmt: skip
+
+
+def _table(body: str) -> tuple[list[str], list[list[str]]]:
+    header, _, *rows = next(part for part in body.split("\n\n") if part.startswith("| method |")).splitlines()
+    return header[2:-2].split(" | "), [row[2:-2].split(" | ") for row in rows]
+
+
+def test_a_cell_on_fewer_than_eight_images_is_never_marked(evaluation: dict) -> None:
+    """Randomization and robustness run on 2 images here: no test, no mark, in the JSON and the table."""
+    few = [cell for cell in _cells(evaluation) if cell["images"] < 8]
+    assert len(few) == 2 * 5, "the cascade and max-sensitivity of 5 method-layers (LIME is left out)"
+    for cell in few:
+        assert cell["verdict"] == "too few images"
+        assert all(test["mark"] == "too few images" and test["p"] is None and test["p_adjusted"] is None
+                   for test in cell["against"].values())  # fmt: skip
+    cascades = [record["randomization"] for method in evaluation["methods"].values()
+                for record in method["layers"].values() if "randomization" in record]  # fmt: skip
+    assert {cascade["verdict"] for cascade in cascades} <= {"too few images", "flat"}
+    header, rows = _table(scores_section(evaluation).body)
+    column = header.index("max-sensitivity")
+    assert rows[0][column] in ("n = 2", "n = 0-2"), "the row of images per column (a flat map has none)"
+    scored = [row[column] for row in rows[2:] if row[column] != "-"]
+    assert scored and all(cell.endswith("(n < 8)") and "✓" not in cell and "✗" not in cell for cell in scored)
+    cascade = header.index("Spearman head → all")
+    assert not any("✗" in row[cascade] for row in rows)
+
+
+def test_skipped_families_read_not_tested(evaluation: dict) -> None:
+    verdicts = evaluation["methods"]["lime"]["layers"][""]["verdicts"]
+    for family in ("randomization", "robustness"):
+        assert verdicts[family]["verdict"] == "not tested" and f"evaluate.{family}.skip" in verdicts[family]["why"]
+    body = scores_section(evaluation).body
+    header, rows = _table(body)
+    lime = next(row for row in rows if row[0] == "LIME")
+    assert lime[header.index("Model-parameter randomization")] == lime[header.index("Robustness")] == "not tested"
+    sentence = next(line for line in body.splitlines() if line.startswith("- LIME: "))
+    assert "not tested on randomization, robustness" in sentence and "supported" in sentence
+
+
+def test_benjamini_hochberg_covers_every_test_of_the_table(evaluation: dict) -> None:
+    tests = [test for cell in _cells(evaluation) for test in cell["against"].values() if test["p"] is not None]
+    testing = evaluation["multiple_testing"]
+    assert testing["method"] == "benjamini-hochberg" and testing["q"] == 0.05 and testing["tests"] == len(tests)
+    assert len(tests) == 6 * 6 * 3, "6 method-layers x 6 localisation and faithfulness metrics x 3 baselines"
+    expected = stats.false_discovery_control([test["p"] for test in tests], method="bh")
+    assert [test["p_adjusted"] for test in tests] == pytest.approx(list(expected))
+    for test in tests:
+        assert (test["mark"] in ("above", "below")) == (test["p_adjusted"] < 0.05 and test["difference"] != 0)
+
+
+def _with_saliency_maps(tiny_run: Path, tmp_path: Path, name: str, maps: np.ndarray) -> Path:
+    """A copy of the run whose saliency maps are ``maps`` (1, K, H, W)."""
+    copy = tmp_path / name / "outputs" / "demo_faces" / "tiny"
+    shutil.copytree(tiny_run, copy, symlinks=True, ignore=shutil.ignore_patterns("evaluation"))
+    path = copy / "visualizations" / "maps" / "saliency.npz"
+    with np.load(path) as data:
+        arrays = dict(data)
+    np.savez(path, **(arrays | {"maps": maps.astype(np.float32)}))
+    return copy
+
+
+def test_localisation_flips_to_not_supported_when_the_map_moves_off_the_objects(tiny_run: Path, tmp_path: Path) -> None:
+    """Saliency replaced by the ground-truth masks (plus a little noise) is supported; the same maps
+    rolled by half the image, which puts the centred faces' evidence in the corners, are not. (A
+    mirror image would not do: it keeps about 60% of a face's mask.)"""
+    with np.load(tiny_run / "visualizations" / "maps" / "saliency.npz") as data:
+        index = data["image_index"]
+    masks = load_run(tiny_run).datamodule.split("test").masks[index].numpy()
+    planted = (masks + 0.1 * np.random.default_rng(0).random(masks.shape))[None]
+    side = masks.shape[-1] // 2
+    found = {}
+    for name, maps in (("on", planted), ("off", np.roll(planted, (side, side), axis=(-2, -1)))):
+        copy = _with_saliency_maps(tiny_run, tmp_path, name, maps)
+        evaluation = evaluate_run(copy, _evaluate_config(f"run={copy}", "methods=[saliency]"))
+        found[name] = evaluation["methods"]["saliency"]["layers"][""]["verdicts"]["localisation"]
+    assert found["on"]["verdict"] == "supported", found
+    assert found["off"] == {"verdict": "not supported", "why": "worse than random maps on pointing game, "
+                            "relevance mass, rank accuracy"}  # fmt: skip
 
 
 def test_trust_section_before_evaluation_says_how() -> None:

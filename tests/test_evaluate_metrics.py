@@ -16,7 +16,7 @@ from convlens.evaluate import faithfulness as faith
 from convlens.evaluate import localisation as local
 from convlens.evaluate.randomization import cascade
 from convlens.evaluate.robustness import relative_change
-from convlens.evaluate.scores import score, verdict
+from convlens.evaluate.scores import score
 from convlens.evaluate.similarity import spearman, ssim, unit_max
 
 
@@ -67,13 +67,31 @@ def test_random_maps_score_the_chance_level() -> None:
 @pytest.mark.parametrize(
     ("values", "baseline", "better", "expected"),
     [
-        ([0.9, 0.8, 0.95, 0.85], [0.2, 0.3, 0.25, 0.2], "higher", "above"),
-        ([0.9, 0.8, 0.95, 0.85], [0.2, 0.3, 0.25, 0.2], "lower", "below"),
-        ([0.9, 0.1, 0.5, 0.4], [0.5, 0.5, 0.4, 0.6], "higher", "level"),
+        ([0.9, 0.8, 0.95, 0.85] * 2, [0.2, 0.3, 0.25, 0.2] * 2, "higher", "above"),
+        ([0.9, 0.8, 0.95, 0.85] * 2, [0.2, 0.3, 0.25, 0.2] * 2, "lower", "below"),
+        ([0.9, 0.1, 0.5, 0.4] * 2, [0.5, 0.5, 0.4, 0.6] * 2, "higher", "level"),
+        ([0.9, 0.8, 0.95, 0.85], [0.2, 0.3, 0.25, 0.2], "higher", "too few images"),
     ],
 )
-def test_verdict_is_a_paired_comparison(values: list, baseline: list, better: str, expected: str) -> None:
-    assert verdict(torch.tensor(values), torch.tensor(baseline), better) == expected
+def test_verdict_is_a_paired_test_on_eight_images_or_more(
+    values: list, baseline: list, better: str, expected: str
+) -> None:
+    """The cell's verdict is the paired permutation test against its reference (random maps); on 4
+    images the same clear difference is too few images to test, never a mark."""
+    record = score(torch.tensor(values), torch.tensor(baseline), better)
+    assert record["verdict"] == expected and record["reference"] == "random"
+    assert record["against"]["random"]["n"] == len(values)
+    assert (record["against"]["random"]["p"] is None) == (expected == "too few images")
+
+
+def test_a_cell_is_tested_against_each_of_its_baselines() -> None:
+    values = torch.linspace(0.6, 0.9, 12)
+    baselines = {"random": torch.full((12,), 0.2), "edges": values.flip(0), "centre": values - 0.3}
+    record = score(values, baselines, "higher")
+    assert list(record["against"]) == ["random", "edges", "centre"] and record["baseline"] == pytest.approx(0.2)
+    marks = {name: test["mark"] for name, test in record["against"].items()}
+    assert marks == {"random": "above", "edges": "level", "centre": "above"}
+    assert record["against"]["random"]["low"] > 0 and record["against"]["edges"]["low"] < 0
 
 
 def test_spearman_and_ssim_match_scipy_and_skimage_with_ties() -> None:
@@ -107,11 +125,11 @@ def test_a_map_of_the_true_evidence_beats_random_maps_on_every_faithfulness_scor
     """A checkerboard: deleting (to 0), blurring or imputing the region removes the model's evidence."""
     region = _mask(slice(4, 10), slice(4, 10), size=16)[0]
     checkerboard = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1
-    inputs = checkerboard.expand(6, 1, 16, 16).clone()
-    probe = faith.Probe(RegionModel(region), inputs, torch.zeros(6, dtype=torch.long), torch.zeros(1, 1, 16, 16))
+    inputs = checkerboard.expand(8, 1, 16, 16).clone()
+    probe = faith.Probe(RegionModel(region), inputs, torch.zeros(8, dtype=torch.long), torch.zeros(1, 1, 16, 16))
     params = faith.FaithfulnessParams(steps=8, road_percentages=[0.1, 0.5], random_draws=2)
-    truth = faith.per_image(probe, region.float().expand(6, -1, -1) + 0.01 * torch.rand(6, 16, 16), params)
-    record = faith.faithfulness(truth, faith.random_baseline(probe, params), params)
+    truth = faith.per_image(probe, region.float().expand(8, -1, -1) + 0.01 * torch.rand(8, 16, 16), params)
+    record = faith.faithfulness(truth, {"random": faith.random_baseline(probe, params)}, params)
     assert {record[name]["verdict"] for name in faith.BETTER} == {"above"}, record
     assert record["curves"]["deletion"][0] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=1e-4)
     assert record["curves"]["deletion"][2] < 0.05 < 0.9 < record["curves"]["insertion"][2]

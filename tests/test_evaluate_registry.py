@@ -126,7 +126,9 @@ def test_a_registered_family_is_evaluated_and_reported(toy: FamilySpec, tiny_run
 
     table = scores_section(evaluation).body.split("\n\n")[1]
     header, _, *rows = table.splitlines()
-    assert header.split(" | ")[-4] == "concentration"
+    columns = header.split(" | ")
+    assert columns[columns.index("Spearman head → all") - 1] == "concentration", "its metric's column"
+    assert header.endswith("| Concentration |"), "its family's verdict column"
     value = records[0][TOY.name]["concentration"]
     assert any(f"| {value['value']:.2f} ({value['baseline']:.2f})" in row for row in rows if "Saliency" in row)
 

@@ -14,7 +14,7 @@ from convlens.report.format import percent
 from convlens.report.markdown import code, table, text
 from convlens.report.model_table import model_rows
 from convlens.report.run_data import RunData
-from convlens.report.trust_scores import MARKS
+from convlens.report.trust_verdicts import MARKS
 
 #: The scores compared, by family: (family, metric, label); each cell is read at the method's deepest layer.
 SCORES = (

@@ -7,8 +7,9 @@ masks), ``faithfulness`` (deletion, insertion, ROAD; ``imputation`` for ROAD), `
 (max-sensitivity). ``registry`` declares the families (read by the report too, so this package
 imports the stage, and torch, only when ``evaluate``/``evaluate_run`` is asked for); ``families``
 runs them over every method, ``inputs`` reads the maps and images, ``recompute`` computes maps
-afresh, ``scores`` turns values into scores and verdicts, ``schema`` types the config and ``stage``
-writes ``<run>/evaluation/``.
+afresh, ``scores`` turns values into cells tested against their baselines (``statistics``,
+``baselines``), ``verdicts`` adjusts every test of the table together and gives each family's
+verdict, ``schema`` types the config and ``stage`` writes ``<run>/evaluation/``.
 """
 
 from typing import Any

@@ -41,8 +41,9 @@ class FaithfulnessParams:
     dataset's ``black`` or its ``mean`` (zero model input); insertion starts from the image blurred
     with a Gaussian of ``blur_sigma`` times the image side; ROAD removes each of ``road_percentages``
     (shares in (0, 1)) and imputes with noise of std ``road_noise`` (model-input units);
-    ``random_draws`` random maps per image make the baseline; ``batch_size`` images per forward pass
-    (None: ``CPU_MODEL_BATCH_SIZE`` on a CPU, where small chunks stay in cache, all at once on a GPU);
+    ``random_draws`` random maps per image, averaged per image, make the random baseline;
+    ``batch_size`` images per forward pass (None: ``CPU_MODEL_BATCH_SIZE`` on a CPU, where small chunks
+    stay in cache, all at once on a GPU);
     ``seed`` draws the random maps, the order of tied pixels and ROAD's noise."""
 
     steps: int = 10
@@ -50,7 +51,7 @@ class FaithfulnessParams:
     blur_sigma: float = 0.1
     road_percentages: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.8])
     road_noise: float = 0.01
-    random_draws: int = 1
+    random_draws: int = 8
     batch_size: int | None = None
     seed: int = 0
 
@@ -180,9 +181,15 @@ BETTER = {"deletion_auc": "lower", "insertion_auc": "higher", "road": "higher"}
 CURVES = ("deletion", "insertion", "morf", "lerf")
 
 
-def faithfulness(values: dict[str, Tensor], baseline: dict[str, Tensor], params: FaithfulnessParams) -> dict[str, Any]:
-    """The JSON record of one method-layer: each score next to its random baseline, and the mean curves."""
-    record: dict[str, Any] = {name: score(values[name], baseline[name], better) for name, better in BETTER.items()}
+def faithfulness(
+    values: dict[str, Tensor], baselines: dict[str, dict[str, Tensor]], params: FaithfulnessParams
+) -> dict[str, Any]:
+    """The JSON record of one method-layer: each score tested against each of ``baselines`` (by name,
+    random maps first, each :func:`per_image` on the same images), and the mean curves."""
+    record: dict[str, Any] = {
+        name: score(values[name], {baseline: found[name] for baseline, found in baselines.items()}, better)
+        for name, better in BETTER.items()
+    }
     return record | {"curves": mean_curves(values, params)}
 
 

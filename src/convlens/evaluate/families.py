@@ -1,6 +1,7 @@
 """Each family of metrics run over every method's maps: the JSON records per method and layer, and
-why a method is left out of a family. The random baselines are computed once per run, on the same
-images and in the same way as the methods' scores. Every family's function has one shape,
+why a method is left out of a family. The baselines (random maps; for localisation and faithfulness
+also the model-free ``edges`` and ``centre`` maps, :mod:`convlens.evaluate.baselines`) are computed once
+per run, on the same images and in the same way as the methods' scores. Every family's function has one shape,
 ``(subject, params) -> Family``, and is registered in :mod:`convlens.evaluation_registry`;
 :func:`run_family` runs one, leaving out first what a family that recomputes maps skips.
 """
@@ -19,6 +20,7 @@ from convlens.evaluate import faithfulness as faith
 from convlens.evaluate import localisation as local
 from convlens.evaluate import randomization as rand
 from convlens.evaluate import robustness as robust
+from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.inputs import Images, Key, MethodMaps
 from convlens.evaluate.recompute import Recompute
 from convlens.evaluate.scores import mean_of, score
@@ -77,18 +79,19 @@ def run_family(spec: FamilySpec, subject: Subject, params: Any) -> Family:
 
 
 def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
-    """Pointing game, relevance mass and rank accuracy of every map against the masks."""
+    """Pointing game, relevance mass and rank accuracy of every map against the masks, each tested
+    against random maps (``random_draws`` per image) and the model-free maps on the same images."""
     masks = subject.images.masks
     if masks is None:
         reason = "the data has no ground-truth masks (only the synthetic shapes and faces do)"
         return Family(skipped=dict.fromkeys(subject.methods, reason))
     generator = torch.Generator(device=masks.device).manual_seed(params.seed)
-    baseline = local.random_baseline(masks, params.random_draws, generator)
-    family = Family(baseline={name: mean_of(values) for name, values in baseline.items()})
-    family.baseline["chance"] = mean_of(local.mask_area(masks))
+    baselines = {"random": local.random_baseline(masks, params.random_draws, generator)}
+    baselines |= {name: local.all_metrics(maps, masks) for name, maps in _model_free(subject).items()}
+    family = Family(baseline=_baseline_means(baselines) | {"chance": mean_of(local.mask_area(masks))})
     for name, maps in subject.methods.items():
         rows = subject.rows(maps)
-        picked = {metric: values[rows] for metric, values in baseline.items()}
+        picked = _picked(baselines, rows)
         family.records[name] = {
             layer: local.localisation(values, masks[rows], picked) for layer, values in maps.layers.items()
         }
@@ -96,22 +99,42 @@ def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
 
 
 def faithfulness(subject: Subject, params: faith.FaithfulnessParams) -> Family:
-    """Deletion, insertion and ROAD of every map, next to random maps on the same images."""
+    """Deletion, insertion and ROAD of every map, each tested against random maps (``random_draws`` per
+    image) and the model-free maps on the same images."""
     images = subject.images
     fill = subject.black.to(images.inputs.device) if params.fill == "black" else torch.zeros_like(subject.black)
     probe = faith.Probe(subject.model, images.inputs, images.targets, fill.to(images.inputs.device), params.seed)
-    baseline = faith.random_baseline(probe, params)
-    means = {name: mean_of(baseline[name]) for name in faith.BETTER}
-    family = Family(baseline=means | {"curves": faith.mean_curves(baseline, params)})
+    baselines = {"random": faith.random_baseline(probe, params)}
+    baselines |= {name: faith.per_image(probe, maps, params) for name, maps in _model_free(subject).items()}
+    means = _baseline_means({name: {key: found[key] for key in faith.BETTER} for name, found in baselines.items()})
+    family = Family(baseline=means | {"curves": faith.mean_curves(baselines["random"], params)})
     for name, maps in subject.methods.items():
         rows = subject.rows(maps)
         method_probe = faith.Probe(subject.model, images.inputs[rows], images.targets[rows], probe.fill, params.seed)
-        picked = {metric: values[rows] for metric, values in baseline.items()}
+        picked = _picked(baselines, rows)
         family.records[name] = {
             layer: faith.faithfulness(faith.per_image(method_probe, values, params), picked, params)
             for layer, values in maps.layers.items()
         }
     return family
+
+
+def _model_free(subject: Subject) -> dict[str, Tensor]:
+    """The ``edges`` and ``centre`` maps (N, H, W) of every evaluated image, on the images' device."""
+    maps = model_free_maps(subject.images.display)
+    return {name: values.to(subject.images.inputs.device) for name, values in maps.items()}
+
+
+def _picked(baselines: dict[str, dict[str, Tensor]], rows: Tensor) -> dict[str, dict[str, Tensor]]:
+    """Each baseline's per-image values at ``rows`` (a method's images)."""
+    return {name: {key: values[rows] for key, values in found.items()} for name, found in baselines.items()}
+
+
+def _baseline_means(baselines: dict[str, dict[str, Tensor]]) -> dict[str, Any]:
+    """``baselines.<family>`` in the JSON: the random maps' mean per metric, and the model-free maps'
+    means under their names."""
+    means = {name: {key: mean_of(values) for key, values in found.items()} for name, found in baselines.items()}
+    return means.pop("random") | means
 
 
 @dataclass(frozen=True)

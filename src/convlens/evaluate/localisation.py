@@ -32,8 +32,8 @@ BORDER_SHARE = 1 / 16
 
 @dataclass(frozen=True)
 class LocalisationParams:
-    """``random_draws`` random maps per image, drawn from ``seed``, make the baseline (localisation
-    metrics are cheap, so several draws smooth it)."""
+    """``random_draws`` random maps per image, drawn from ``seed`` and averaged per image, make the
+    random baseline (localisation metrics are cheap, so many draws smooth it)."""
 
     random_draws: int = 16
     seed: int = 0
@@ -111,10 +111,11 @@ def random_baseline(masks: Tensor, draws: int, generator: torch.Generator) -> di
     return {name: metric.reshape(draws, count).mean(dim=0) for name, metric in values.items()}
 
 
-def localisation(maps: Tensor, masks: Tensor, baseline: dict[str, Tensor]) -> dict[str, Any]:
-    """The JSON record of one method-layer: each metric next to its random baseline and the chance level."""
+def localisation(maps: Tensor, masks: Tensor, baselines: dict[str, dict[str, Tensor]]) -> dict[str, Any]:
+    """The JSON record of one method-layer: each metric tested against each of ``baselines`` (by name,
+    random maps first: per metric the per-image values (B,) on the same images), with the chance level."""
     chance = mask_area(masks)
     return {
-        name: score(values, baseline[name], "higher", chance=chance)
+        name: score(values, {baseline: found[name] for baseline, found in baselines.items()}, "higher", chance=chance)
         for name, values in all_metrics(maps, masks).items()
     }

@@ -7,8 +7,9 @@ Re-initialising follows Quantus 0.6's ``MPRT`` exactly: every module with ``rese
 (convolutions, batch norms, linear layers) is reset after seeding torch with ``seed + 1``; so the
 model after a stage here is Quantus's model after that stage's last module, and their similarities
 agree (``tests/test_evaluate_quantus.py``). Similarity to the trained model's maps is measured by
-Spearman rank correlation and SSIM (:mod:`convlens.evaluate.similarity`); the baseline is the
-similarity of the trained maps to uniform random maps.
+Spearman rank correlation and SSIM (:mod:`convlens.evaluate.similarity`), next to the similarity of
+the trained maps to uniform random maps; the verdict tests the per-image Spearman after the full
+cascade against the threshold ``similar_above``, like any cell of the table.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from convlens.evaluate.scores import mean_and_se, mean_of, rounded
+from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import similarities
 from convlens.registry import costly_methods
 
@@ -34,8 +35,8 @@ class RandomizationParams:
     """The cascade re-initialises ``stages`` in this order (cumulatively) on the first ``images``
     images, seeded like Quantus's MPRT by ``seed``; methods in ``skip`` (default: those registered
     ``costly``, whose maps cost too much to compute once per stage) are left out, with that reason
-    recorded. A map whose mean Spearman correlation to the trained model's stays at or above
-    ``similar_above`` is called insensitive."""
+    recorded. A map whose per-image Spearman correlation to the trained model's after the full
+    cascade is tested above ``similar_above`` is called insensitive, below it sensitive."""
 
     images: int = 3
     stages: list[str] = field(default_factory=lambda: list(STAGES))
@@ -81,20 +82,34 @@ def check_stages(model: nn.Module, stages: list[str]) -> None:
 def randomization(
     trained: Tensor, steps: list[Tensor], baseline: dict[str, Tensor], params: RandomizationParams
 ) -> dict[str, Any]:
-    """The JSON record of one method-layer: mean Spearman and SSIM (with standard errors) of the maps
-    after each cascade step (``steps``, each (B, H, W)) to the ``trained`` ones, the random-map
-    ``baseline`` values, the similarity after the first step (``top``) and after all (``full``), and
-    the verdict (``insensitive`` when the full cascade leaves Spearman at or above ``similar_above``,
-    ``flat`` when the maps are constant and have no similarity to measure)."""
+    """The JSON record of one method-layer: mean Spearman and SSIM of the maps after each cascade step
+    (``steps``, each (B, H, W)) to the ``trained`` ones, the random-map ``baseline`` values, the
+    similarity after the first step (``top``) and after all (``full``), the ``sensitivity`` cell (the
+    per-image Spearman after the full cascade tested against ``similar_above``, lower is better) and
+    the verdict (:func:`cascade_verdict`, final once the table is adjusted)."""
     per_step = [similarities(trained, maps) for maps in steps]
     record: dict[str, Any] = {"stages": list(params.stages)}
     for name in ("spearman", "ssim"):
-        stats = [mean_and_se(step[name]) for step in per_step]
-        record[name] = [rounded(mean) for mean, _ in stats]
-        record[f"{name}_se"] = [rounded(se) for _, se in stats]
+        record[name] = [mean_of(step[name]) for step in per_step]
     record["baseline"] = {name: mean_of(values) for name, values in baseline.items()}
     record["top"] = {name: record[name][0] for name in ("spearman", "ssim")}
     record["full"] = {name: record[name][-1] for name in ("spearman", "ssim")}
-    full = record["full"]["spearman"]
-    record["verdict"] = "flat" if full is None else "insensitive" if full >= params.similar_above else "sensitive"
+    full = per_step[-1]["spearman"]
+    record["sensitivity"] = score(full, {"threshold": torch.full_like(full, params.similar_above)}, "lower")
+    record["verdict"] = cascade_verdict(record)
     return record
+
+
+#: A cascade's verdict from the mark of its sensitivity cell: Spearman after the full cascade below
+#: the threshold (``above`` it in the better direction) is sensitive to the weights.
+CASCADE_VERDICTS = {
+    "above": "sensitive", "below": "insensitive", "level": "undecided", "too few images": "too few images"
+}  # fmt: skip
+
+
+def cascade_verdict(record: dict[str, Any]) -> str:
+    """``flat`` when the maps are constant (no similarity to measure), else the name of the
+    sensitivity cell's mark (:data:`CASCADE_VERDICTS`)."""
+    if record["full"]["spearman"] is None:
+        return "flat"
+    return CASCADE_VERDICTS[record["sensitivity"]["verdict"]]

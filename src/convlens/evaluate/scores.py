@@ -1,67 +1,64 @@
-"""How a metric's per-image values become a score next to its baseline, with a verdict.
+"""How a metric's per-image values become one cell of the table: means, and a paired test against
+each of its baselines on the same images (:func:`convlens.evaluate.statistics.paired_test`).
 
-Every metric gives one value per image for a method's maps and one for random maps on the same
-images (the baseline); the difference is tested as a paired mean: the method is ``above`` (better
-than) or ``below`` (worse than) its baseline when the mean difference in the metric's better
-direction is more than ``MARGIN`` standard errors away from zero, ``level`` with it otherwise. With
-the few images of a demo this says "distinguishable from random on these images", nothing more.
+Every metric gives one value per image for a method's maps and one per baseline (random maps, the
+model-free ``edges`` and ``centre`` maps, or a fixed threshold) on the same images. A cell records
+the means, the images counted, and per baseline the test (n, mean difference in the better
+direction with its 95% interval, effect size, permutation p-value). Its marks wait for the whole
+table: :func:`convlens.evaluate.verdicts.adjust_table` adjusts every p-value of the run together
+(Benjamini-Hochberg) and marks each test; a cell's ``verdict`` is the mark against its ``reference``
+(the first baseline, random maps).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-#: Standard errors the paired mean difference must exceed to call a method above or below its baseline.
-MARGIN = 2.0
+from convlens.evaluate.statistics import mark, paired_test
+
 Better = Literal["higher", "lower"]
-
-
-def mean_and_se(values: Tensor) -> tuple[float, float]:
-    """Mean and standard error of the finite values (NaN marks an image a metric does not apply to)."""
-    finite = values[torch.isfinite(values)].double()
-    if len(finite) == 0:
-        return math.nan, math.nan
-    se = float(finite.std(unbiased=True) / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
-    return float(finite.mean()), se
+#: The baseline a cell compares with when it is given a single one.
+RANDOM = "random"
 
 
 def mean_of(values: Tensor) -> float | None:
     """The rounded mean of the finite values (None when there are none), as the JSON records it."""
-    return rounded(mean_and_se(values)[0])
+    finite = values[torch.isfinite(values)].double()
+    return rounded(float(finite.mean())) if len(finite) else None
 
 
-def verdict(values: Tensor, baseline: Tensor, better: Better) -> str:
-    """``above``, ``below`` or ``level``: the paired comparison of ``values`` with ``baseline`` (both (B,))."""
-    sign = 1.0 if better == "higher" else -1.0
-    difference, se = mean_and_se(sign * (values - baseline))
-    threshold = MARGIN * (0.0 if math.isnan(se) else se)
-    if difference > threshold:
-        return "above"
-    if difference < -threshold:
-        return "below"
-    return "level"
-
-
-def score(values: Tensor, baseline: Tensor, better: Better, **extra: Tensor) -> dict[str, Any]:
-    """The JSON record of one metric: mean and standard error of the method's values and of the
-    baseline's, which direction is better, the verdict, the images counted, and ``extra`` per-image
-    references (e.g. ``chance``, the mask area) as means."""
-    value, se = mean_and_se(values)
-    base, base_se = mean_and_se(baseline)
+def score(values: Tensor, baseline: Tensor | dict[str, Tensor], better: Better, **extra: Tensor) -> dict[str, Any]:
+    """The JSON record of one metric: the mean of the method's values, of its reference baseline
+    (``baseline``: one tensor, random maps, or baselines by name, the reference first; each (B,)), which
+    direction is better, the images counted, the paired test ``against`` each baseline, and ``extra``
+    per-image references (e.g. ``chance``, the mask area) as means. ``verdict`` is the mark against the
+    reference on this cell's p-value alone until the table is adjusted."""
+    baselines = baseline if isinstance(baseline, dict) else {RANDOM: baseline}
+    reference = next(iter(baselines))
+    against = {name: _test(values, values_of, better) for name, values_of in baselines.items()}
     record = {
-        "value": rounded(value),
-        "se": rounded(se),
-        "baseline": rounded(base),
-        "baseline_se": rounded(base_se),
+        "value": mean_of(values),
+        "baseline": against[reference]["mean"],
+        "reference": reference,
         "better": better,
-        "verdict": verdict(values, baseline, better),
         "images": int(torch.isfinite(values).sum()),
+        "against": against,
+        "verdict": against[reference]["mark"],
     }
-    return record | {name: mean_of(reference) for name, reference in extra.items()}
+    return record | {name: mean_of(values_of) for name, values_of in extra.items()}
+
+
+def _test(values: Tensor, baseline: Tensor, better: Better) -> dict[str, Any]:
+    """One baseline's mean and the paired test of ``values`` against it, marked on its own p-value."""
+    test = paired_test(values.detach().cpu().double().numpy(), baseline.detach().cpu().double().numpy(), better)
+    fields = {name: rounded(value) if isinstance(value, float) else value for name, value in
+              dataclasses.asdict(test).items()}  # fmt: skip
+    return {"mean": mean_of(baseline), **fields, "p": test.p, "mark": mark(test, test.p)}
 
 
 def rounded(value: float, digits: int = 4) -> float | None:

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from convlens import atomic
-from convlens.evaluate import families
+from convlens.evaluate import families, verdicts
 from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
@@ -102,7 +102,8 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
 
 def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], Drawing | None]:
     """Every registered family on every method: ``methods`` (per method its title, layers with each
-    family's record, and the families that left it out), ``baselines`` and ``seconds`` per family;
+    family's record and verdict, and the families that left it out), ``baselines`` and ``seconds`` per
+    family, and ``multiple_testing`` (every test of the table adjusted together, :mod:`~convlens.evaluate.verdicts`);
     and the figure of the first family that returned a payload for its ``figure`` function."""
     done: dict[str, families.Family] = {}
     seconds: dict[str, float] = {}
@@ -115,8 +116,10 @@ def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, 
         if drawing is None and spec.figure and done[name].figure is not None:
             drawing = spec, done[name].figure
     methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
+    testing = verdicts.adjust_table(methods)
+    verdicts.add_family_verdicts(methods)
     baselines = {name: family.baseline for name, family in done.items()}
-    return {"methods": methods, "baselines": baselines, "seconds": seconds}, drawing
+    return {"methods": methods, "baselines": baselines, "multiple_testing": testing, "seconds": seconds}, drawing
 
 
 def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The scores of the report section "How far can we trust these maps?", from the run's
 ``evaluation/evaluation.json`` (:mod:`convlens.report.trust` adds the comparison figure around them).
 
-It holds one table (method x layer: every score next to its random baseline, marked where the
-difference is beyond two standard errors, and a verdict per row), the randomization-cascade figure,
-and sentences generated from the numbers; :attr:`TrustSection.warnings` holds, per method, the
+It holds one table (method x layer: every score next to its random baseline with the interval of the
+paired difference, marked where the adjusted test says so (:mod:`convlens.report.trust_verdicts`), and
+the verdict of each family of metrics), the randomization-cascade figure, and sentences generated from
+the numbers, one per map derived from its family verdicts; :attr:`TrustSection.warnings` holds, per method, the
 sentences its own section should carry where it scores below random on this run. Every string
 taken from the file is escaped; the report recomputes nothing. The table's score columns, and what a
 worse-than-random score means, are the registered families' metrics (:mod:`convlens.evaluation_registry`).
@@ -14,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from convlens.evaluation_registry import Metric, scored_metrics
+from convlens.evaluation_registry import FAMILIES, Metric, scored_metrics
 from convlens.report.markdown import code, table, text
+from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, verdict_cells
 
-MARKS = {"above": " ✓", "below": " ✗", "level": ""}
 CASCADE_NOTE = (
     "Each row shows one method's map of the first evaluated image from the trained model, then after each further "
     "stage is re-initialised, from the head down. A map that keeps its look while the weights are destroyed shows "
@@ -80,35 +81,39 @@ def _intro(evaluation: dict[str, Any]) -> str:
         f"show, {masks}by how much the class probability depends on the pixels it ranks first (deletion, insertion "
         f"over {faith['steps']} steps, ROAD), by how much it changes when the model's stages are re-initialised from "
         f"the head down (Adebayo et al. 2018; {rand['images']} images) and by how far it moves under input noise of "
-        f"±{robust['radius']:g} ({robust['samples']} draws, {robust['images']} images). In parentheses: the same "
-        "score of uniform random maps on the same images; ✓ marks a map better than random by more than two standard "
-        "errors of the paired difference, ✗ one worse by as much; unmarked, the two cannot be told apart on these "
-        "images. The randomization columns give the Spearman correlation and SSIM to the trained model's map after "
-        f"re-initialising the head and after all stages (✗: still above {rand['similar_above']:g}, the map ignores "
-        "the weights). `docs/trust.md` defines every metric."
+        f"±{robust['radius']:g} ({robust['samples']} draws, {robust['images']} images). Each cell gives the mean "
+        "score, in parentheses the same score of uniform random maps on the same images, in brackets the 95% "
+        "bootstrap interval of the paired difference from random (positive: better); ✓ marks a map better than "
+        "random, ✗ one worse, where the permutation test survives the Benjamini-Hochberg adjustment over the "
+        f"{_tests(evaluation)} tests of this table (q = 0.05); unmarked, the two cannot be told apart on these "
+        "images; (n < 8): too few images to test. The row n gives the images per column. The randomization columns "
+        "give the Spearman correlation and SSIM to the trained model's map after re-initialising the head and after "
+        f"all stages (✗: tested above {rand['similar_above']:g}, the map ignores the weights). Each family of metrics "
+        "gives a verdict: supported when the map beats random maps on at least one of its metrics and is worse on "
+        "none. `docs/trust.md` defines every metric and test."
     )
+
+
+def _tests(evaluation: dict[str, Any]) -> int:
+    return evaluation["multiple_testing"]["tests"]
 
 
 def _table(evaluation: dict[str, Any], rows: list[Row]) -> str:
     header = ["method", "layer", *(metric.label for _, metric in scored_metrics()),
-              "Spearman head → all", "SSIM head → all", "verdict"]  # fmt: skip
+              "Spearman head → all", "SSIM head → all", *(spec.title for spec in FAMILIES.values())]  # fmt: skip
     lines = [[row.title, code(row.layer) if row.layer else "-", *_score_cells(row.record), *_cascade_cells(row.record),
-              _verdict(row.record)] for row in rows]  # fmt: skip
+              *verdict_cells(row.record)] for row in rows]  # fmt: skip
+    padding = [""] * (len(header) - 2 - len(scored_metrics()))
+    lines.insert(0, ["n (images)", "", *images_row([row.record for row in rows]), *padding])
     chance = (evaluation["baselines"].get("localisation") or {}).get("chance")
     if chance is not None:
         cells = ["chance (mask area)", "", *([f"{chance:.2f}"] * 3), *([""] * (len(header) - 5))]
-        lines.insert(0, cells)
+        lines.insert(1, cells)
     return table(header, lines)
 
 
 def _score_cells(record: dict[str, Any]) -> list[str]:
-    return [_cell(record.get(family, {}).get(metric.key)) for family, metric in scored_metrics()]
-
-
-def _cell(score: dict[str, Any] | None) -> str:
-    if not score or score.get("value") is None:
-        return "-"
-    return f"{score['value']:.2f} ({_number(score['baseline'])}){MARKS[score['verdict']]}"
+    return [score_cell(record.get(family, {}).get(metric.key)) for family, metric in scored_metrics()]
 
 
 def _cascade_cells(record: dict[str, Any]) -> list[str]:
@@ -123,39 +128,18 @@ def _cascade_cells(record: dict[str, Any]) -> list[str]:
     ]
 
 
-def _verdict(record: dict[str, Any]) -> str:
-    if record.get("flat", 0) >= 0.5:
-        return f"no location: the map is flat on {record['flat']:.0%} of the images"
-    checks = _checks(record)
-    below = [label for label, verdict in checks if verdict in ("below", "insensitive")]
-    level = [label for label, verdict in checks if verdict == "level"]
-    if below:
-        return "doubtful: worse than random on " + ", ".join(below)
-    if level:
-        return f"partly: better than random on {len(checks) - len(level)} of {len(checks)}; not on " + ", ".join(level)
-    return f"supported: better than random on all {len(checks)} checks" if checks else "-"
-
-
-def _checks(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, verdict) of every score the record has, the randomization cascade included."""
-    checks = [(metric.label, record[family][metric.key]["verdict"]) for family, metric in scored_metrics()
-              if metric.key in record.get(family, {})]  # fmt: skip
-    if record.get("randomization", {}).get("verdict") in ("sensitive", "insensitive"):
-        checks.append(("randomization", record["randomization"]["verdict"]))
-    return checks
-
-
 def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
-    """What the table means: for the headline metrics (pointing game, deletion) how many maps beat random
-    maps and why the others do not; for every other metric the maps worse than random; the cascade."""
-    sentences = []
+    """What the table means: one sentence per map from its family verdicts; for the headline metrics
+    (pointing game, deletion) how many maps beat random maps and why the others do not; for every other
+    metric the maps worse than random, and those that beat random maps but not an edge detector; the cascade."""
+    sentences = [overall(row.label, row.record) for row in rows]
     for family, metric in scored_metrics():
         scored = [row for row in rows if row.record.get(family, {}).get(metric.key, {}).get("value") is not None]
         if scored and metric.key in HEADLINE:
             beat = sum(_score(row, family, metric.key)["verdict"] == "above" for row in scored)
             heading = metric.label[0].upper() + metric.label[1:]
             sentences.append(f"{heading}: {beat} of {len(scored)} maps score better than random maps.")
-        sentences += _misses(evaluation, scored, family, metric)
+        sentences += _misses(evaluation, scored, family, metric) + _no_better_than_edges(scored, family, metric)
     return sentences + _cascade(rows, evaluation["settings"]["randomization"])
 
 
@@ -165,7 +149,7 @@ def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Me
     groups: dict[str, list[str]] = {}
     for row in rows:
         score = _score(row, family, metric.key)
-        if score["verdict"] == "below" or (score["verdict"] == "level" and metric.key in HEADLINE):
+        if score["verdict"] == "below" or (score["verdict"] != "above" and metric.key in HEADLINE):
             worse = ", worse" if score["verdict"] == "below" else ""
             reason = _why(evaluation, row, score, metric.worse, metric.key)
             groups.setdefault(reason, []).append(
@@ -173,6 +157,17 @@ def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Me
             )
     return [f"On {metric.label}, {', '.join(items)} {_do(items)} not beat random maps: {reason}."
             for reason, items in groups.items()]  # fmt: skip
+
+
+def _no_better_than_edges(rows: list[Row], family: str, metric: Metric) -> list[str]:
+    """The maps that beat random maps on ``metric`` but not the model-free edge detector."""
+    scores = [(row, _score(row, family, metric.key)) for row in rows]
+    edges = {row.label: score["against"].get("edges", {}).get("mark", "above") for row, score in scores}
+    names = [row.label for row, score in scores if score["verdict"] == "above" and edges[row.label] != "above"]
+    if not names:
+        return []
+    return [f"On {metric.label}, {', '.join(names)} beat random maps but {_do(names)} no better than an edge "
+            "detector (Sobel magnitude of the image): what it shows, the image's edges show too."]  # fmt: skip
 
 
 def _do(subjects: list[str]) -> str:
@@ -192,7 +187,10 @@ def _why(evaluation: dict[str, Any], row: Row, score: dict[str, Any], meaning: s
         return curve
     if score["verdict"] == "below":
         return meaning
-    return f"on these {score['images']} images the difference is within two standard errors"
+    if score["verdict"] == "too few images":
+        return f"{score['images']} images are too few to test (at least 8)"
+    return (f"on these {score['images']} images the difference does not survive the adjusted test "
+            "(Benjamini-Hochberg over the table, q = 0.05)")  # fmt: skip
 
 
 def _deletion_curve(evaluation: dict[str, Any]) -> str | None:
@@ -206,7 +204,7 @@ def _deletion_curve(evaluation: dict[str, Any]) -> str | None:
                 f"{first:.2f}, so scattered deletions alone take the images out of what the model knows")  # fmt: skip
     return (f"every curve, random ones too, settles near {floor:.2f} (the probability of an image with every pixel "
             "removed) within a few steps, which takes most of the area, and the differences over the first steps "
-            "are within two standard errors on these images")  # fmt: skip
+            "do not survive the adjusted test on these images")  # fmt: skip
 
 
 def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:

@@ -1,0 +1,91 @@
+"""The verdicts of a whole evaluation: every test of the table adjusted together, then one verdict per
+family of metrics for each method and layer.
+
+The family of tests held to the false discovery rate is the run's whole table: every metric cell
+against each of its baselines (random maps, ``edges``, ``centre``) and every randomization cascade
+against its threshold, adjusted together by Benjamini-Hochberg; a test is marked only when it
+survives, and one on fewer than :data:`~convlens.evaluate.statistics.MIN_IMAGES` images never is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import fields
+from typing import Any
+
+from convlens.evaluate.randomization import cascade_verdict
+from convlens.evaluate.statistics import FDR, MIN_IMAGES, PairedTest, adjust, mark
+from convlens.evaluation_registry import FAMILIES, scored_metrics
+
+#: What the adjusted family of tests is, as ``evaluation.json`` states it.
+TESTS_ADJUSTED = "every test of this run's table: each metric cell against each of its baselines, and each "
+TESTS_ADJUSTED += "randomization cascade against its threshold"
+#: How a verdict names the baseline a cell is judged against.
+REFERENCES = {"random": "random maps", "threshold": "the insensitivity threshold"}
+LABELS = {metric.key: metric.label for _, metric in scored_metrics()} | {"sensitivity": "randomization"}
+
+
+def adjust_table(methods: dict[str, Any]) -> dict[str, Any]:
+    """Adjust the p-value of every test in ``methods`` (``evaluation.json``'s records, changed in place)
+    together, mark each test and set each cell's ``verdict`` (and each cascade's) from the marks;
+    returns the ``multiple_testing`` record."""
+    tests = [test for cell in _cells(methods) for test in cell["against"].values()]
+    for test, adjusted in zip(tests, adjust([test["p"] for test in tests]), strict=True):
+        test["p_adjusted"] = adjusted
+        test["mark"] = mark(PairedTest(**{field.name: test[field.name] for field in fields(PairedTest)}), adjusted)
+    for cell in _cells(methods):
+        cell["verdict"] = cell["against"][cell["reference"]]["mark"]
+    for record in _layers(methods):
+        if "randomization" in record:
+            record["randomization"]["verdict"] = cascade_verdict(record["randomization"])
+    tested = sum(test["p"] is not None for test in tests)
+    return {"method": "benjamini-hochberg", "q": FDR, "tests": tested, "family": TESTS_ADJUSTED}
+
+
+def add_family_verdicts(methods: dict[str, Any]) -> None:
+    """Set ``verdicts`` (per registered family, :func:`family_verdict`) on every method's layer records."""
+    for method in methods.values():
+        for record in method["layers"].values():
+            record["verdicts"] = {
+                family: family_verdict(_family_cells(record.get(family)), method["skipped"].get(family))
+                for family in FAMILIES
+            }
+
+
+def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dict[str, str]:
+    """One family's verdict on one map, from its cells' marks against their reference baseline (random
+    maps; for randomization, the threshold under which a map counts as changed by the weights).
+
+    **supported**: better than the reference on at least one metric of the family after the table's
+    adjustment, and worse on none; **not supported**: worse on one, or better on none; **not tested**
+    when the family left the method out (skipped is never support) or no cell has enough images.
+    ``why`` says which metrics decided it."""
+    if skipped:
+        return {"verdict": "not tested", "why": skipped}
+    tested = {key: cell for key, cell in cells.items() if cell["verdict"] != "too few images"}
+    if not tested:
+        return {"verdict": "not tested", "why": f"too few images (fewer than {MIN_IMAGES} per cell)"}
+    reference = REFERENCES.get(next(iter(tested.values()))["reference"], "its baseline")
+    worse, better = ([LABELS.get(key, key) for key, cell in tested.items() if cell["verdict"] == side]
+                     for side in ("below", "above"))  # fmt: skip
+    if worse:
+        return {"verdict": "not supported", "why": f"worse than {reference} on {', '.join(worse)}"}
+    if better:
+        return {"verdict": "supported", "why": f"better than {reference} on {', '.join(better)}"}
+    return {"verdict": "not supported", "why": f"no better than {reference} on any metric"}
+
+
+def _family_cells(record: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {key: cell for key, cell in (record or {}).items() if isinstance(cell, dict) and "against" in cell}
+
+
+def _layers(methods: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for method in methods.values():
+        yield from method["layers"].values()
+
+
+def _cells(methods: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every tested cell of the table: a record with a test ``against`` each of its baselines."""
+    for record in _layers(methods):
+        for family in FAMILIES:
+            yield from _family_cells(record.get(family)).values()
