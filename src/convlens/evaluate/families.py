@@ -24,7 +24,6 @@ from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.inputs import Images, Key, MethodMaps
 from convlens.evaluate.recompute import Recompute
 from convlens.evaluate.scores import mean_of, score
-from convlens.evaluate.similarity import similarities
 from convlens.evaluation_registry import FamilySpec
 from convlens.registry import load
 
@@ -147,29 +146,31 @@ class CascadeMaps:
 
 
 def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
-    """The cascade: every method's maps after each stage, compared with the trained model's maps;
-    the figure payload holds the maps of the first image (none when no method is left)."""
+    """The cascade and its twin: every method's maps (each view) after each stage and after the twin's
+    full cascade, compared with the trained model's maps and with the images' edge maps; the figure
+    payload holds the maps of the first image (none when no method is left)."""
     family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
     index = _common_images(chosen, params.images)
     inputs, targets = _inputs(subject, index)
-    steps: dict[str, dict[str, list[Tensor]]] = {name: {} for name in chosen}
+    recompute = {name: subject.recompute(name) for name in chosen}
+    trained = {name: method.views(subject.model, inputs, targets) for name, method in recompute.items()}
+    steps: dict[str, list[dict[str, dict[str, Tensor]]]] = {name: [] for name in chosen}
     for _, randomized in rand.cascade(subject.model, params.stages, params.seed):
-        for name in chosen:
-            for layer, maps in subject.recompute(name)(randomized, inputs, targets).items():
-                steps[name].setdefault(layer, []).append(maps)
-    generator = torch.Generator(device=inputs.device).manual_seed(params.seed)
-    noise = torch.rand((len(index), *inputs.shape[-2:]), generator=generator, device=inputs.device)
+        for name, method in recompute.items():
+            steps[name].append(method.views(randomized, inputs, targets))
+    *_, (_, twin_model) = rand.cascade(subject.model, params.stages, params.seed + 1)
+    twin = {name: method.views(twin_model, inputs, targets) for name, method in recompute.items()}
+    edges = _model_free(subject)["edges"][subject.images.positions(index)]
     figure: dict[str, dict[str, list[np.ndarray]]] = {}
-    for name, maps in chosen.items():
-        trained = {layer: values[_rows(maps, index)] for layer, values in maps.layers.items()}
+    for name in chosen:
         family.records[name], figure[name] = {}, {}
-        for layer, reference in trained.items():
-            family.records[name][layer] = rand.randomization(
-                reference, steps[name][layer], similarities(reference, noise), params
-            )
-            figure[name][layer] = [m[0].cpu().numpy() for m in [reference, *steps[name][layer]]]
+        for layer, views in trained[name].items():
+            cascade = rand.Cascade(views, [step[layer] for step in steps[name]], twin[name][layer], edges)
+            family.records[name][layer] = rand.randomization(cascade, params)
+            maps = [views[rand.TESTED_VIEW], *(step[rand.TESTED_VIEW] for step in cascade.steps)]
+            figure[name][layer] = [m[0].cpu().numpy() for m in maps]
     image = subject.images.display[subject.images.keys.index(index[0])]
     family.figure = CascadeMaps(image, figure)
     return family

@@ -1,9 +1,10 @@
-"""What the evaluation reads from a run directory: the visualize stage's maps (checked), and the very
-images, classes and ground-truth masks they were drawn for, on the evaluation's device.
+"""What the evaluation works on (images with their classes and masks, a method's maps) and the
+visualize stage's records it reads: its manifest, and its kept maps (which ``make compare`` shows side
+by side), checked.
 
 Maps are input like any file of a run directory: a manifest path other than ``maps/<method>.npz``,
-an array of the wrong shape or kind, negative or non-finite values, or images that are not the
-test images the labels say are refused with the file named and the fix (rerun `make visualize`).
+an array of the wrong shape or kind, or negative or non-finite values are refused with the file
+named and the fix (rerun `make visualize`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from convlens.explain.localisation import resize_masks
 from convlens.registry import METHODS
-from convlens.rundir import MANIFEST, MAPS_NAME, VISUALIZATIONS, RunDirError, TrainedRun
+from convlens.rundir import MANIFEST, MAPS_NAME, VISUALIZATIONS, RunDirError
 from convlens.untrusted import UntrustedInputError, inside
 
 MAPS_FILE = re.compile(rf"^{MAPS_NAME}/([a-z0-9_]+)\.npz$")
@@ -35,13 +35,15 @@ Key = tuple[int, int]
 class Images:
     """The (image, class) rows maps were drawn for (every method's, in first-seen order): model input
     (N, C, H, W) on the device, the class each is explained for (N,), their ``keys`` (N,), ground-truth
-    masks (N, H, W) bool at input size (None without them), and display images (N, H, W, C) in [0, 1]."""
+    masks (N, H, W) bool at input size (None without them), display images (N, H, W, C) in [0, 1] and
+    the true labels (N,) where known."""
 
     inputs: Tensor
     targets: Tensor
     keys: list[Key]
     masks: Tensor | None
     display: np.ndarray
+    labels: list[int] | None = None
 
     def positions(self, keys: list[Key]) -> Tensor:
         """Rows of these images for ``keys``."""
@@ -117,49 +119,3 @@ def read_maps(root: Path, name: str, summary: dict[str, Any]) -> MethodMaps:
     tensors = {layer: torch.from_numpy(maps[i].astype(np.float32)) for i, layer in enumerate(layers)}
     index, labels, targets = ([int(value) for value in arrays[key]] for key in ("image_index", "labels", "targets"))
     return MethodMaps(name, tensors, index, labels, targets, dict(summary.get("parameters") or {}))
-
-
-def load_images(run: TrainedRun, methods: dict[str, MethodMaps], device: torch.device, split_name: str) -> Images:
-    """Every (image, class) some method's maps were drawn for, with its mask, checked against the data
-    of ``split_name``, the split the manifest says they were drawn on."""
-    if split_name not in ("train", "val", "test"):
-        raise UntrustedInputError(
-            f"{run.root / MANIFEST}: split={split_name!r} is none of train, val, test; rerun `make visualize`"
-        )
-    split = run.datamodule.split(split_name)
-    keys = list(dict.fromkeys(key for maps in methods.values() for key in maps.keys))
-    if any(not 0 <= value < len(split.labels) for value, _ in keys):
-        raise UntrustedInputError(f"{run.root}: maps name {split_name} images beyond the {len(split.labels)} there are")
-    if any(not 0 <= target < len(run.class_names) for _, target in keys):
-        raise UntrustedInputError(
-            f"{run.root}: maps explain a class beyond the {len(run.class_names)} classes; rerun `make visualize`"
-        )
-    _check_labels(run, methods, split.labels, split_name)
-    index = [value for value, _ in keys]
-    targets = torch.tensor([target for _, target in keys])
-    inputs = run.datamodule.preprocess(split.images[index]).to(device)
-    display = run.datamodule.to_display(inputs.cpu()).movedim(1, -1).numpy()
-    for maps in methods.values():
-        _check_size(run, maps, tuple(inputs.shape[-2:]))
-    masks = None if split.masks is None else resize_masks(split.masks[index], tuple(inputs.shape[-2:])).to(device)
-    return Images(inputs, targets.to(device), keys, masks, display)
-
-
-def _check_labels(run: TrainedRun, methods: dict[str, MethodMaps], labels: Tensor, split_name: str) -> None:
-    """The maps' labels must be those of the images they name (else the data changed since)."""
-    for maps in methods.values():
-        if labels[maps.index].tolist() != maps.labels:
-            raise UntrustedInputError(
-                f"{run.root}: the labels in maps/{maps.name}.npz are not those of {split_name} images "
-                f"{maps.index[:5]}...; "
-                f"the data changed since the maps were drawn, rerun `make visualize RUN={run.root}`"
-            )
-
-
-def _check_size(run: TrainedRun, maps: MethodMaps, size: tuple[int, int]) -> None:
-    for layer, values in maps.layers.items():
-        if tuple(values.shape[-2:]) != size:
-            raise UntrustedInputError(
-                f"{run.root}: maps/{maps.name}.npz layer {layer!r} is {tuple(values.shape[-2:])}, the model input "
-                f"{size}; the maps were drawn for another run, rerun `make visualize RUN={run.root}`"
-            )

@@ -6,10 +6,22 @@ make the model what it is are destroyed does not show what the model uses.
 Re-initialising follows Quantus 0.6's ``MPRT`` exactly: every module with ``reset_parameters``
 (convolutions, batch norms, linear layers) is reset after seeding torch with ``seed + 1``; so the
 model after a stage here is Quantus's model after that stage's last module, and their similarities
-agree (``tests/test_evaluate_quantus.py``). Similarity to the trained model's maps is measured by
-Spearman rank correlation and SSIM (:mod:`convlens.evaluate.similarity`), next to the similarity of
-the trained maps to uniform random maps; the verdict tests the per-image Spearman after the full
-cascade against the threshold ``similar_above``, like any cell of the table.
+agree (``tests/test_evaluate_quantus.py``). Similarity is the Spearman rank correlation (and SSIM) of
+the maps' magnitudes, as Adebayo et al. and Quantus compare them; the signed maps (gradient x input,
+Integrated Gradients) and CAMs at their layer's own resolution are reported beside.
+
+Two maps of the same image agree to some degree whatever the weights: the image's structure and the
+architecture shape them (two independently randomised models' saliency maps agree at about 0.4, their
+deep LayerCAMs at 0.9). So a map is *sensitive* to the weights only when, per image and tested, its
+similarity to the fully randomised model's map lies below ``similar_above`` (the map changed) and is
+not above either reference: the similarity of the maps of two independently randomised models (the
+``twin`` cascade, seeded with ``seed + 1``) and the similarity of the trained map to the image's Sobel
+edge map (``edges``, a detector without a model). A map that keeps more of itself than those is
+*insensitive*: what survives the randomization is more than image structure and architecture give.
+The references are floored at 0 (a negative correlation explains nothing), and "not above" rather than
+"significantly below" is asked of them, because where randomised models' maps share no structure
+(``tests/test_evaluate_planted.py``) no similarity can lie significantly below about 0, though the map
+provably depends on the weights (``docs/trust.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from convlens.evaluate.scores import mean_of, score
-from convlens.evaluate.similarity import similarities
+from convlens.evaluate.similarity import similarities, spearman
 from convlens.registry import costly_methods
 
 #: The named stages of every convlens model, from the head down.
@@ -33,12 +45,13 @@ STAGES = ("head", "layer4", "layer3", "layer2", "layer1", "stem")
 @dataclass(frozen=True)
 class RandomizationParams:
     """The cascade re-initialises ``stages`` in this order (cumulatively) on the first ``images``
-    images, seeded like Quantus's MPRT by ``seed``; methods in ``skip`` (default: those registered
-    ``costly``, whose maps cost too much to compute once per stage) are left out, with that reason
-    recorded. A map whose per-image Spearman correlation to the trained model's after the full
-    cascade is tested above ``similar_above`` is called insensitive, below it sensitive."""
+    images of the evaluation's sample, seeded like Quantus's MPRT by ``seed`` (its twin by ``seed + 1``);
+    methods in ``skip`` (default: those registered ``costly``, whose maps cost too much to compute
+    once per stage) are left out, with that reason recorded. A map whose Spearman correlation to the
+    trained map after the full cascade is not tested below ``similar_above`` has not changed enough to
+    be called sensitive."""
 
-    images: int = 3
+    images: int = 16
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     seed: int = 42
     skip: list[str] = field(default_factory=costly_methods)
@@ -79,29 +92,73 @@ def check_stages(model: nn.Module, stages: list[str]) -> None:
         raise ValueError(f"evaluate.randomization.stages: unknown stage(s) {unknown}; the model has {sorted(names)}")
 
 
-def randomization(
-    trained: Tensor, steps: list[Tensor], baseline: dict[str, Tensor], params: RandomizationParams
-) -> dict[str, Any]:
-    """The JSON record of one method-layer: mean Spearman and SSIM of the maps after each cascade step
-    (``steps``, each (B, H, W)) to the ``trained`` ones, the random-map ``baseline`` values, the
-    similarity after the first step (``top``) and after all (``full``), the ``sensitivity`` cell (the
-    per-image Spearman after the full cascade tested against ``similar_above``, lower is better) and
-    the verdict (:func:`cascade_verdict`, final once the table is adjusted)."""
-    per_step = [similarities(trained, maps) for maps in steps]
+#: Views of a map: magnitudes (tested), and the signed map and a CAM at its layer's size (reported).
+TESTED_VIEW = "absolute"
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """One method-layer's maps on the cascade's images, per view (each (B, h, w)): the trained model's,
+    after each step of the cascade, and after the twin's full cascade; and the images' edge maps."""
+
+    trained: dict[str, Tensor]
+    steps: list[dict[str, Tensor]]
+    twin: dict[str, Tensor]
+    edges: Tensor
+
+
+def randomization(cascade: Cascade, params: RandomizationParams) -> dict[str, Any]:
+    """The JSON record of one method-layer: mean Spearman and SSIM of the maps' magnitudes after each
+    cascade step to the trained ones, the references (``baseline``: the twin's similarity to the
+    randomised maps; ``edges``: the edge map's to the trained ones), the similarity after the first step
+    (``top``) and after all (``full``), the other ``views`` (Spearman per step and of the twin), the
+    ``sensitivity`` cell (the per-image Spearman after the full cascade tested against the threshold and
+    both references floored at 0, lower is better, judged by :func:`sensitivity_mark`) and the verdict
+    (:func:`cascade_verdict`, final once the table is adjusted)."""
+    trained, full = cascade.trained[TESTED_VIEW], cascade.steps[-1][TESTED_VIEW]
+    per_step = [similarities(trained, step[TESTED_VIEW]) for step in cascade.steps]
+    twin, edges = similarities(full, cascade.twin[TESTED_VIEW]), similarities(trained, cascade.edges)
     record: dict[str, Any] = {"stages": list(params.stages)}
     for name in ("spearman", "ssim"):
         record[name] = [mean_of(step[name]) for step in per_step]
-    record["baseline"] = {name: mean_of(values) for name, values in baseline.items()}
+    record["baseline"] = {name: mean_of(values) for name, values in twin.items()}
+    record["edges"] = {name: mean_of(values) for name, values in edges.items()}
     record["top"] = {name: record[name][0] for name in ("spearman", "ssim")}
     record["full"] = {name: record[name][-1] for name in ("spearman", "ssim")}
-    full = per_step[-1]["spearman"]
-    record["sensitivity"] = score(full, {"threshold": torch.full_like(full, params.similar_above)}, "lower")
+    record["views"] = {view: _view(cascade, view) for view in cascade.trained if view != TESTED_VIEW}
+    threshold = torch.full_like(twin["spearman"], params.similar_above)
+    floored = {"twin": twin["spearman"].clamp_min(0), "edges": edges["spearman"].clamp_min(0)}
+    references = {"threshold": threshold, **floored}
+    record["sensitivity"] = score(per_step[-1]["spearman"], references, "lower") | {"judged": SENSITIVITY}
     record["verdict"] = cascade_verdict(record)
     return record
 
 
-#: A cascade's verdict from the mark of its sensitivity cell: Spearman after the full cascade below
-#: the threshold (``above`` it in the better direction) is sensitive to the weights.
+def _view(cascade: Cascade, view: str) -> dict[str, Any]:
+    """Mean Spearman of one reported view after each step, and of the twin's to the full cascade's."""
+    trained = cascade.trained[view]
+    return {
+        "spearman": [mean_of(spearman(trained, step[view])) for step in cascade.steps],
+        "twin": mean_of(spearman(cascade.steps[-1][view], cascade.twin[view])),
+    }
+
+
+#: How the sensitivity cell is judged (``evaluation.json``'s ``judged``): :func:`sensitivity_mark`.
+SENSITIVITY = "below the threshold, and not above the twin's or the edge map's similarity"
+
+
+def sensitivity_mark(marks: dict[str, str]) -> str:
+    """The sensitivity cell's mark from its tests' marks (better = less alike): ``above`` (sensitive)
+    when below the threshold and above neither reference; ``below`` (insensitive) when more alike than
+    the threshold or either reference; ``level`` otherwise."""
+    if "too few images" in marks.values():
+        return "too few images"
+    if "below" in marks.values():
+        return "below"
+    return "above" if marks["threshold"] == "above" else "level"
+
+
+#: A cascade's verdict from the mark of its sensitivity cell.
 CASCADE_VERDICTS = {
     "above": "sensitive", "below": "insensitive", "level": "undecided", "too few images": "too few images"
 }  # fmt: skip

@@ -1,12 +1,53 @@
-"""The evaluation's own images: a seeded random sample of the split, stratified by class, chosen apart
-from the figures' images (which the visualize stage picks for teaching: its most confident hits and
-mistakes). Scores on a random sample estimate how a method behaves on the data; scores on chosen
-images describe those images only."""
+"""The evaluation's own images and maps: a seeded random sample of the split, stratified by class,
+chosen apart from the figures' images (which the visualize stage picks for teaching: its most
+confident hits and mistakes), and every localising method's maps of it, computed afresh with the
+settings the visualize stage recorded. Scores on a random sample estimate how a method behaves on
+the data; scores on chosen images describe those images only.
+
+The sample is ordered so that its first ``small`` images are themselves a stratified sample: the
+families that recompute maps for every cascade step or noise draw (randomization, robustness) and
+the costly methods (LIME) take that prefix, so every subset is random and class-balanced too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+import torch
 from sklearn.model_selection import StratifiedShuffleSplit
+from torch import Tensor, nn
+
+from convlens.evaluate.inputs import Images, MethodMaps
+from convlens.evaluate.recompute import Recompute
+from convlens.explain.localisation import resize_masks
+from convlens.registry import METHODS
+from convlens.rundir import MANIFEST, TrainedRun
+from convlens.untrusted import UntrustedInputError
+
+EXPLAINED = ("predicted", "true")
+#: Images per call of a method: enough to fill a batch, few enough that a 224-px ResNet's activations
+#: and gradients fit in a few GiB.
+MAPS_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """``images`` images of the split drawn with ``seed``; the first ``small`` of them (a stratified
+    subset) for costly methods; each explained for the model's ``predicted`` class or the ``true`` one."""
+
+    images: int
+    small: int
+    seed: int
+    explain: str
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.small <= self.images:
+            raise ValueError(f"evaluate.costly_images={self.small} must lie in [1, evaluate.images={self.images}]")
+        if self.explain not in EXPLAINED:
+            raise ValueError(f"evaluate.explain={self.explain!r}; choose one of {', '.join(EXPLAINED)}")
 
 
 def stratified_sample(labels: np.ndarray, count: int, seed: int) -> list[int]:
@@ -25,3 +66,71 @@ def stratified_sample(labels: np.ndarray, count: int, seed: int) -> list[int]:
     split = StratifiedShuffleSplit(n_splits=1, train_size=count, random_state=seed)
     chosen, _ = next(split.split(np.zeros(len(labels)), labels))
     return sorted(int(index) for index in chosen)
+
+
+def nested_sample(labels: np.ndarray, settings: SampleSettings) -> list[int]:
+    """The sample's indices into ``labels``: a stratified ``small``-image sample first, then the rest
+    of a stratified ``images``-image sample that contains it."""
+    labels = np.asarray(labels)
+    whole = stratified_sample(labels, settings.images, settings.seed)
+    first = [whole[i] for i in stratified_sample(labels[whole], settings.small, settings.seed)]
+    return first + sorted(set(whole) - set(first))
+
+
+def planned_methods(manifest: dict[str, Any], root: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The settings of every method the visualize stage kept maps of (the localising methods it ran),
+    and why each other localising method it lists is left out."""
+    found, missing = {}, {}
+    for name, summary in manifest["methods"].items():
+        if name not in METHODS or not isinstance(summary, Mapping):
+            raise UntrustedInputError(f"{root / MANIFEST}: methods.{name} is not a registered method's summary; "
+                                      f"rerun `make visualize RUN={root}`")  # fmt: skip
+        if summary.get("maps"):
+            found[name] = dict(summary.get("parameters") or {})
+        elif summary.get("skipped"):
+            missing[name] = f"the visualize stage skipped it: {summary['skipped']}"
+    return found, missing
+
+
+def sample_images(
+    run: TrainedRun, model: nn.Module, split_name: str, settings: SampleSettings, device: torch.device
+) -> Images:  # fmt: skip
+    """The sample (:func:`nested_sample`) of ``split_name``: model inputs on ``device``, the class each
+    is explained for, the masks when the data has them, and display images."""
+    if split_name not in ("train", "val", "test"):
+        raise UntrustedInputError(
+            f"{run.root / MANIFEST}: split={split_name!r} is none of train, val, test; rerun `make visualize`"
+        )
+    split = run.datamodule.split(split_name)
+    index = nested_sample(split.labels.numpy(), settings)
+    inputs = run.datamodule.preprocess(split.images[index]).to(device)
+    with torch.no_grad():  # the targets go into the methods' autograd graphs: no inference tensors
+        predicted = torch.cat([model(chunk).argmax(dim=1) for chunk in inputs.split(256)])
+    targets = predicted if settings.explain == "predicted" else split.labels[index].to(device)
+    display = run.datamodule.to_display(inputs.cpu()).movedim(1, -1).numpy()
+    masks = None if split.masks is None else resize_masks(split.masks[index], tuple(inputs.shape[-2:])).to(device)
+    keys = list(zip(index, targets.tolist(), strict=True))
+    return Images(inputs, targets, keys, masks, display, split.labels[index].tolist())
+
+
+def compute_maps(
+    model: nn.Module, images: Images, planned: dict[str, dict[str, Any]], black: Tensor, num_classes: int,
+    small: int, batch_size: int = MAPS_BATCH_SIZE,
+) -> dict[str, MethodMaps]:  # fmt: skip
+    """Every planned method's maps of the sample with its recorded settings, ``batch_size`` images at a
+    time (a method's own batching works within that); costly methods (LIME) on the first ``small``
+    images only."""
+    found = {}
+    for name, parameters in planned.items():
+        rows = small if METHODS[name].costly else len(images.keys)
+        recompute = Recompute.recorded(name, parameters, black, num_classes)
+        chunks = [
+            recompute(model, inputs, targets)
+            for inputs, targets in zip(images.inputs[:rows].split(batch_size), images.targets[:rows].split(batch_size),
+                                       strict=True)
+        ]  # fmt: skip
+        layers = {layer: torch.cat([chunk[layer] for chunk in chunks]) for layer in chunks[0]}
+        keys = images.keys[:rows]
+        index, targets = [key[0] for key in keys], [key[1] for key in keys]
+        found[name] = MethodMaps(name, layers, index, images.labels[:rows], targets, parameters)
+    return found

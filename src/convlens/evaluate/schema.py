@@ -22,8 +22,12 @@ SCHEMA_NAME = "evaluate_schema"
 @dataclass
 class EvaluateConfig:
     """``run`` (a run directory) or the latest run of ``experiment`` (None: of every experiment);
-    ``methods`` None evaluates every method whose maps the visualize stage kept. The schema adds one
-    field per registered family, its settings."""
+    ``methods`` None evaluates every method whose maps the visualize stage kept, each with the settings
+    it recorded, on the evaluation's own sample: ``images`` images of the visualized split drawn with
+    ``seed``, stratified by class, each explained for the model's ``predicted`` class or the ``true``
+    one (``explain``); costly methods (LIME) and the families that recompute maps for every step
+    (randomization, robustness: their ``images``) use its first ``costly_images``, a stratified subset
+    (:mod:`convlens.evaluate.sample`). The schema adds one field per registered family, its settings."""
 
     run: str | None = None
     experiment: str | None = None
@@ -32,6 +36,10 @@ class EvaluateConfig:
     channels_last: bool = True
     threads: int | None = None
     methods: list[str] | None = None
+    images: int = 64
+    costly_images: int = 16
+    seed: int = 0
+    explain: str = "predicted"
 
 
 class Settings:

@@ -1,15 +1,16 @@
 """The evaluate stage: how far can the run's maps be trusted?
 
-For each run directory: load the best checkpoint and the maps the visualize stage kept
-(``visualizations/maps/<method>.npz``) with the very images they explain, score every method and
-layer with each family of metrics next to its random baseline (:mod:`convlens.evaluate.families`),
-and write ``evaluation/evaluation.json`` and ``evaluation/cascade.png``. The folder is built under a
-temporary name and swapped in when complete; the stage's time goes into ``provenance.json``.
+For each run directory: load the best checkpoint, draw the evaluation's own stratified random sample
+of the visualized split, compute on it the maps of every localising method the visualize stage ran,
+with the settings it recorded (:mod:`convlens.evaluate.sample`; the figures' images are chosen for
+teaching, not at random), score every method and layer with each family of metrics against its
+baselines (:mod:`convlens.evaluate.families`), and write ``evaluation/evaluation.json`` and
+``evaluation/cascade.png``. The folder is built under a temporary name and swapped in when complete;
+the stage's time goes into ``provenance.json``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -20,9 +21,10 @@ from omegaconf import DictConfig
 
 from convlens import atomic
 from convlens.evaluate import families, verdicts
-from convlens.evaluate.inputs import MethodMaps, load_images, localising_methods, read_manifest
+from convlens.evaluate.inputs import MethodMaps, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
+from convlens.evaluate.sample import SampleSettings, compute_maps, planned_methods, sample_images
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
@@ -49,6 +51,7 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
         "run": opened.label,
         "device": str(subject.images.inputs.device),
         "images": [list(key) for key in subject.images.keys],
+        "sample": sample_record(cfg, subject),
         "masks": subject.images.masks is not None,
         "border": border(subject.images.inputs),
         "settings": settings.as_dict(),
@@ -73,6 +76,7 @@ STAGE = Stage("evaluate", EVALUATION, evaluate_body)
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
     family_settings(cfg)  # a bad setting is refused before any run is loaded
+    sample_settings(cfg)
     return STAGE.run(cfg)
 
 
@@ -82,22 +86,37 @@ def evaluate_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
 
 
 def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[str, str]]:
-    """The maps of the chosen methods with their images (on the device of the model the kernel loaded),
-    and why the other localising methods are not evaluated."""
+    """The evaluation's sample with every chosen method's maps of it (on the device of the model the
+    kernel loaded), and why the other localising methods are not evaluated."""
     run, device = opened.trained, opened.device
     manifest = read_manifest(opened.root)
-    methods, missing = localising_methods(opened.root, manifest)
+    planned, missing = planned_methods(manifest, opened.root)
     if cfg.methods is not None:
-        unknown = sorted(set(cfg.methods) - set(methods) - set(missing))
+        unknown = sorted(set(cfg.methods) - set(planned) - set(missing))
         if unknown:
-            raise ValueError(f"evaluate.methods: no maps of {unknown}; methods with maps: {sorted(methods)}")
-        methods = {name: maps for name, maps in methods.items() if name in cfg.methods}
-    if not methods:
+            raise ValueError(f"evaluate.methods: no maps of {unknown}; methods with maps: {sorted(planned)}")
+        planned = {name: parameters for name, parameters in planned.items() if name in cfg.methods}
+    if not planned:
         raise ValueError(f"{run.root}: no method left maps to evaluate; rerun `make visualize RUN={run.root}`")
-    images = load_images(run, methods, device, manifest.get("split", DEFAULT_SPLIT))
-    on_device = {name: _to(maps, device) for name, maps in methods.items()}
+    settings = sample_settings(cfg)
+    images = sample_images(run, opened.model, manifest.get("split", DEFAULT_SPLIT), settings, device)
     black = run.black_image().to(device)
-    return families.Subject(opened.model, images, on_device, black, len(run.class_names)), missing
+    maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small)
+    return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
+
+
+def sample_settings(cfg: DictConfig) -> SampleSettings:
+    """The sample's checked settings (a bad value names its key)."""
+    return SampleSettings(cfg.images, min(cfg.costly_images, cfg.images), cfg.seed, cfg.explain)
+
+
+def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
+    """How the sample was drawn, as ``evaluation.json`` states it."""
+    return {
+        "drawn": "at random, stratified by class, apart from the figures' images",
+        "images": len(subject.images.keys), "costly_images": min(cfg.costly_images, cfg.images), "seed": cfg.seed,
+        "explained": f"the {cfg.explain} class",
+    }  # fmt: skip
 
 
 def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], Drawing | None]:
@@ -142,7 +161,3 @@ def border(inputs: torch.Tensor) -> dict[str, float]:
     """The edge band ``peak_at_border`` counts: its width in pixels and its share of the image."""
     band = border_band(*inputs.shape[-2:], inputs.device)
     return {"pixels": max(1, round(BORDER_SHARE * min(band.shape))), "area": round(float(band.float().mean()), 4)}
-
-
-def _to(maps: MethodMaps, device: torch.device) -> MethodMaps:
-    return dataclasses.replace(maps, layers={layer: values.to(device) for layer, values in maps.layers.items()})

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
-from convlens.evaluate.randomization import cascade_verdict
+from convlens.evaluate.randomization import SENSITIVITY, cascade_verdict, sensitivity_mark
 from convlens.evaluate.statistics import FDR, MIN_IMAGES, PairedTest, adjust, mark
 from convlens.evaluation_registry import FAMILIES, scored_metrics
 
@@ -21,7 +21,7 @@ from convlens.evaluation_registry import FAMILIES, scored_metrics
 TESTS_ADJUSTED = "every test of this run's table: each metric cell against each of its baselines, and each "
 TESTS_ADJUSTED += "randomization cascade against its threshold"
 #: How a verdict names the baseline a cell is judged against.
-REFERENCES = {"random": "random maps", "threshold": "the insensitivity threshold"}
+REFERENCES = {"random": "random maps", "threshold": "the threshold and the randomised-twin and edge-map references"}
 LABELS = {metric.key: metric.label for _, metric in scored_metrics()} | {"sensitivity": "randomization"}
 
 
@@ -34,12 +34,20 @@ def adjust_table(methods: dict[str, Any]) -> dict[str, Any]:
         test["p_adjusted"] = adjusted
         test["mark"] = mark(PairedTest(**{field.name: test[field.name] for field in fields(PairedTest)}), adjusted)
     for cell in _cells(methods):
-        cell["verdict"] = cell["against"][cell["reference"]]["mark"]
+        cell["verdict"] = cell_verdict(cell)
     for record in _layers(methods):
         if "randomization" in record:
             record["randomization"]["verdict"] = cascade_verdict(record["randomization"])
     tested = sum(test["p"] is not None for test in tests)
     return {"method": "benjamini-hochberg", "q": FDR, "tests": tested, "family": TESTS_ADJUSTED}
+
+
+def cell_verdict(cell: dict[str, Any]) -> str:
+    """A cell's mark: against its ``reference`` baseline, or for randomization's sensitivity cell from all
+    its tests (:func:`~convlens.evaluate.randomization.sensitivity_mark`)."""
+    if cell.get("judged") == SENSITIVITY:
+        return sensitivity_mark({name: test["mark"] for name, test in cell["against"].items()})
+    return cell["against"][cell["reference"]]["mark"]
 
 
 def add_family_verdicts(methods: dict[str, Any]) -> None:

@@ -75,23 +75,35 @@ def _rows(name: str, method: dict[str, Any]) -> list[Row]:
 
 def _intro(evaluation: dict[str, Any]) -> str:
     faith, rand, robust = (evaluation["settings"][key] for key in ("faithfulness", "randomization", "robustness"))
+    sample = evaluation["sample"]
     masks = "against the ground-truth masks of the synthetic data, " if evaluation["masks"] else ""
     return (
-        f"Each map the visualize stage drew is scored, on the {len(evaluation['images'])} test images its figures "
-        f"show, {masks}by how much the class probability depends on the pixels it ranks first (deletion, insertion "
-        f"over {faith['steps']} steps, ROAD), by how much it changes when the model's stages are re-initialised from "
-        f"the head down (Adebayo et al. 2018; {rand['images']} images) and by how far it moves under input noise of "
-        f"±{robust['radius']:g} ({robust['samples']} draws, {robust['images']} images). Each cell gives the mean "
-        "score, in parentheses the same score of uniform random maps on the same images, in brackets the 95% "
-        "bootstrap interval of the paired difference from random (positive: better); ✓ marks a map better than "
-        "random, ✗ one worse, where the permutation test survives the Benjamini-Hochberg adjustment over the "
+        f"Each method is scored on its own maps of {sample['images']} test images drawn at random, stratified by "
+        f"class, apart from the figures' images (seed {sample['seed']}; costly methods on the first "
+        f"{sample['costly_images']}), each explained for {sample['explained']}, {masks}by how much the class "
+        f"probability depends on the pixels it ranks first (deletion, insertion over {_grid(faith)}, ROAD), by "
+        "how much it changes when the model's stages are re-initialised from the head down (Adebayo et al. 2018; "
+        f"{rand['images']} images) and by how far it moves under input noise of ±{robust['radius']:g} "
+        f"({robust['samples']} draws, {robust['images']} images). Each cell gives the mean score, in parentheses "
+        "the same score of uniform random maps on the same images, in brackets the 95% bootstrap interval of the "
+        "paired difference from random (positive: better); ✓ marks a map better than random, ✗ one worse, where "
+        "the permutation test survives the Benjamini-Hochberg adjustment over the "
         f"{_tests(evaluation)} tests of this table (q = 0.05); unmarked, the two cannot be told apart on these "
         "images; (n < 8): too few images to test. The row n gives the images per column. The randomization columns "
-        "give the Spearman correlation and SSIM to the trained model's map after re-initialising the head and after "
-        f"all stages (✗: tested above {rand['similar_above']:g}, the map ignores the weights). Each family of metrics "
-        "gives a verdict: supported when the map beats random maps on at least one of its metrics and is worse on "
-        "none. `docs/trust.md` defines every metric and test."
+        "give the Spearman correlation and SSIM of the maps' magnitudes to the trained model's after re-initialising "
+        "the head and after all stages, in parentheses the same similarity between the maps of two independently "
+        f"randomised models; a map is sensitive to the weights when its Spearman ends tested below "
+        f"{rand['similar_above']:g} and not above that or the edge map's similarity to the trained map (✗: it is "
+        "not shown to be). Each family of metrics gives a verdict: supported "
+        "when the map beats its reference on at least one of its metrics and is worse on none. `docs/trust.md` "
+        "defines every metric and test."
     )
+
+
+def _grid(faith: dict[str, Any]) -> str:
+    """The deletion grid as the intro states it: its points when listed, else the equal steps."""
+    shares = faith.get("shares")
+    return f"{len(shares)} shares of the pixels" if shares else f"{faith['steps']} steps"
 
 
 def _tests(evaluation: dict[str, Any]) -> int:
@@ -120,7 +132,7 @@ def _cascade_cells(record: dict[str, Any]) -> list[str]:
     cascade = record.get("randomization")
     if not cascade:
         return ["-", "-"]
-    mark = MARKS["below"] if cascade["verdict"] == "insensitive" else ""
+    mark = MARKS["below"] if cascade["verdict"] in ("insensitive", "undecided") else ""
     return [
         f"{_number(cascade['top'][name])} → {_number(cascade['full'][name])} ({_number(cascade['baseline'][name])})"
         + (mark if name == "spearman" else "")
@@ -210,15 +222,18 @@ def _deletion_curve(evaluation: dict[str, Any]) -> str | None:
 def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
     cascaded = [row for row in rows if row.record.get("randomization")]
     sensitive = [row.label for row in cascaded if row.record["randomization"]["verdict"] == "sensitive"]
-    sentences = [f"Randomization: the maps of {', '.join(sensitive)} lose their resemblance to the trained ones "
-                 f"(Spearman below {settings['similar_above']:g} once every stage is re-initialised): they depend on "
-                 "what the model learned."] if sensitive else []  # fmt: skip
+    sentences = ([f"Randomization: the maps of {', '.join(sensitive)} lose their resemblance to the trained ones "
+                 f"once every stage is re-initialised (Spearman below {settings['similar_above']:g}, and no closer "
+                 "than two randomised models' maps or an edge map come): they depend on what the model learned."]
+                 if sensitive else [])  # fmt: skip
     for row in cascaded:
         top, full = (row.record["randomization"][step]["spearman"] for step in ("top", "full"))
-        if row.record["randomization"]["verdict"] == "insensitive":
-            sentences.append(f"{row.label} still resembles its trained map with every stage re-initialised "
-                             f"(Spearman {full:.2f}): it shows the structure of the image more than what the model "
-                             "learned.")  # fmt: skip
+        twin = row.record["randomization"]["baseline"]["spearman"]
+        if row.record["randomization"]["verdict"] in ("insensitive", "undecided"):
+            sentences.append(f"{row.label} is not shown to depend on the weights: with every stage re-initialised "
+                             f"its map keeps Spearman {full:.2f} to the trained one, against {_number(twin)} between "
+                             "two randomised models' maps; what it shows, the image's structure and the architecture "
+                             "give too.")  # fmt: skip
         elif top is not None and top >= BARELY:
             sentences.append(f"{row.label} barely changes when the top layers are randomized (Spearman {top:.2f} "
                              f"after the head, {full:.2f} after all stages): it shows image edges more than what the "
