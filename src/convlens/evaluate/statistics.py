@@ -36,7 +36,8 @@ Mark = Literal["above", "below", "level", "too few images"]
 class PairedTest:
     """One comparison: ``n`` images, the mean paired difference in the better direction with its 95%
     interval (``low``, ``high``), the effect size (mean over standard deviation of the differences,
-    Cohen's d_z; 0 when they do not vary) and the two-sided permutation p-value (None when not tested)."""
+    Cohen's d_z; None when they do not vary: no spread to scale by, the difference is the same on every
+    image) and the two-sided permutation p-value (None when not tested)."""
 
     n: int
     difference: float | None
@@ -62,7 +63,7 @@ def paired_test(values: np.ndarray, baseline: np.ndarray, better: Better, seed: 
         return PairedTest(n, mean, None, None, None, None)
     low, high = _interval(differences, seed)
     spread = float(differences.std(ddof=1))
-    effect = float(differences.mean()) / spread if spread > 0 else 0.0
+    effect = float(differences.mean()) / spread if spread > 0 else None
     return PairedTest(n, float(differences.mean()), low, high, effect, _p_value(differences, seed))
 
 

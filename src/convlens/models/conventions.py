@@ -202,8 +202,3 @@ def _has_own_forward(module: nn.Module) -> bool:
 def _has_optional_arguments(module: nn.Module) -> bool:
     parameters = inspect.signature(module.forward).parameters.values()
     return any(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
-
-
-def _has_optional_arguments(module: nn.Module) -> bool:
-    parameters = inspect.signature(module.forward).parameters.values()
-    return any(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
