@@ -17,9 +17,9 @@ from convlens.explain.attribution import (
     guided_gradients,
     integrated_gradients,
     saliency_map,
-    smoothgrad,
     vanilla_gradients,
 )
+from convlens.explain.smoothgrad import smoothgrad
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -93,6 +93,20 @@ def test_smoothgrad_is_seeded_and_smooths(model_and_images: tuple[nn.Module, Ten
     torch.testing.assert_close(first, again)
     assert not torch.allclose(first, other)
     assert not torch.allclose(first, vanilla_gradients(model, images, targets), atol=1e-4)
+
+
+def test_smoothgrad_is_the_mean_gradient_over_its_noisy_copies(
+    model_and_images: tuple[nn.Module, Tensor, Tensor],
+) -> None:
+    """The batched noise tunnel against its definition: the plain gradient averaged over each image plus
+    the seeded noise pattern scaled by the image's value range, however the copies are batched."""
+    model, images, targets = model_and_images
+    noise = torch.randn((25, *images.shape[1:]), generator=torch.Generator().manual_seed(3))
+    spread = 0.15 * (images.flatten(1).amax(dim=1) - images.flatten(1).amin(dim=1))[:, None, None, None]
+    expected = torch.stack([vanilla_gradients(model, images + spread * pattern, targets) for pattern in noise]).mean(0)
+    for batch_size in (7, 64):
+        found = smoothgrad(model, images, targets, samples=25, samples_batch_size=batch_size, seed=3)
+        torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_smoothgrad_noise_is_set_by_each_image_alone(model_and_images: tuple[nn.Module, Tensor, Tensor]) -> None:

@@ -45,6 +45,8 @@ class MethodSpec:
     ``costly``: too costly to recompute for every randomization step / noise draw; the evaluation
     families that recompute maps leave it out by default (their ``skip`` setting, see
     :func:`costly_methods`).
+    ``localise``: ``(model, batch, params) -> result`` giving only the maps the evaluation scores, where
+    ``compute`` also computes what only the figure shows (None: the evaluation runs ``compute``).
     """
 
     name: str
@@ -56,6 +58,7 @@ class MethodSpec:
     long_running: bool = False
     applies_to: str | None = None
     costly: bool = False
+    localise: str | None = None
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -253,7 +256,10 @@ _method(
 )
 _method("saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams")
 _method("guided_backprop", "Guided backprop", "guided", "attribution", "GuidedBackpropParams")
-_method("smoothgrad", "SmoothGrad", "smoothgrad", "attribution", "SmoothGradParams", long_running=True)
+_method(
+    "smoothgrad", "SmoothGrad", "smoothgrad", "smoothgrad", "SmoothGradParams", long_running=True,
+    localise="convlens.explain.smoothgrad:localise_smoothgrad",
+)  # fmt: skip
 _method("gradient_x_input", "Gradient x input", "contributions", "attribution", "GradientXInputParams")
 _method("integrated_gradients", "Integrated Gradients", "contributions", "attribution", "IntegratedGradientsParams")
 _method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")

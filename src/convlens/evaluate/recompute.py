@@ -63,7 +63,8 @@ class Recompute:
 
     def _result(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> Any:
         batch = ExplainBatch(inputs, targets, self.black, self.num_classes)
-        return load(METHODS[self.name].compute)(model, batch, self.params)
+        spec = METHODS[self.name]
+        return load(spec.localise or spec.compute)(model, batch, self.params)
 
 
 def _tensor(maps: Any, device: torch.device) -> Tensor:

@@ -21,7 +21,6 @@ from captum.attr import (
     GuidedBackprop,
     InputXGradient,
     IntegratedGradients,
-    NoiseTunnel,
     Saliency,
 )
 from torch import Tensor, nn
@@ -43,39 +42,6 @@ def vanilla_gradients(model: nn.Module, images: Tensor, targets: Targets) -> Ten
 def guided_gradients(model: nn.Module, images: Tensor, targets: Targets) -> Tensor:
     """Guided backprop (Springenberg et al. 2015): ReLUs pass back only positive gradients."""
     return _attribute(GuidedBackprop(model), model, images, targets)
-
-
-@conforming
-def smoothgrad(
-    model: nn.Module,
-    images: Tensor,
-    targets: Targets,
-    *,
-    guided: bool = False,
-    samples: int = 25,
-    noise_level: float = 0.15,
-    samples_batch_size: int | None = None,
-    seed: int = 0,
-) -> Tensor:
-    """SmoothGrad (Smilkov et al. 2017): the gradient averaged over ``samples`` noisy copies.
-
-    As in the paper, each image's noise std is ``noise_level`` times that image's own value range, so
-    its map does not depend on the other images of the batch. captum takes one std per input tensor,
-    so every image is its own call (its ``samples_batch_size`` noisy copies still go through the
-    model at once), with its noise drawn from ``seed`` without touching the global random state.
-    """
-    method = NoiseTunnel(GuidedBackprop(model) if guided else Saliency(model))
-    device = model_device(model)
-    targets = as_target_tensor(targets, len(images), torch.device("cpu"))
-    extra = {} if guided else {"abs": False}
-    maps = []
-    for image, target in zip(images.split(1), targets.split(1), strict=True):
-        stdev = noise_level * float(image.max() - image.min())
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            maps.append(_attribute(method, model, image, target, nt_type="smoothgrad", nt_samples=samples,
-                                   nt_samples_batch_size=samples_batch_size, stdevs=stdev, **extra))  # fmt: skip
-    return torch.cat(maps)
 
 
 @conforming
@@ -149,7 +115,7 @@ def as_target_tensor(targets: Targets, count: int, device: torch.device) -> Tens
 
 
 def _attribute(
-    method: GradientAttribution | NoiseTunnel,
+    method: GradientAttribution,
     model: nn.Module,
     images: Tensor,
     targets: Targets,
@@ -189,17 +155,6 @@ class AttributionMaps:
 
 
 @dataclass(frozen=True)
-class SmoothGradMaps:
-    """SmoothGrad saliency (B, H, W) on vanilla and on guided gradients."""
-
-    vanilla: np.ndarray
-    guided: np.ndarray
-
-    def localisation_maps(self) -> dict[str | None, np.ndarray]:
-        return {None: self.vanilla}
-
-
-@dataclass(frozen=True)
 class SaliencyParams(MethodParams):
     """Vanilla gradient saliency has no settings."""
 
@@ -212,21 +167,6 @@ class GuidedBackpropParams(MethodParams):
 @dataclass(frozen=True)
 class GradientXInputParams(MethodParams):
     """Gradient x input has no settings."""
-
-
-@dataclass(frozen=True)
-class SmoothGradParams(MethodParams):
-    """``samples`` noisy copies per image (Smilkov et al. use >= 25), noise std ``noise_level`` times
-    the input's value range, ``samples_batch_size`` copies per forward pass, noise drawn from ``seed``."""
-
-    samples: int = 25
-    noise_level: float = 0.15
-    samples_batch_size: int = 25
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        at_least("samples", self.samples, 25, "SmoothGrad needs at least 25 noise samples")
-        at_least("samples_batch_size", self.samples_batch_size, 1)
 
 
 @dataclass(frozen=True)
@@ -254,20 +194,6 @@ def explain_saliency(model: nn.Module, batch: ExplainBatch, params: SaliencyPara
 def explain_guided_backprop(model: nn.Module, batch: ExplainBatch, params: GuidedBackpropParams) -> GuidedBackpropMaps:
     """Guided backprop: colour gradients, grayscale saliency, positive and negative saliency."""
     return guided_backprop_maps(guided_gradients(model, batch.inputs, batch.targets))
-
-
-@conforming
-def explain_smoothgrad(model: nn.Module, batch: ExplainBatch, params: SmoothGradParams) -> SmoothGradMaps:
-    """SmoothGrad on vanilla and on guided gradients, reduced to saliency maps."""
-    settings = {
-        "samples": params.samples,
-        "noise_level": params.noise_level,
-        "samples_batch_size": params.samples_batch_size,
-        "seed": params.seed,
-    }
-    vanilla = smoothgrad(model, batch.inputs, batch.targets, **settings)
-    guided = smoothgrad(model, batch.inputs, batch.targets, guided=True, **settings)
-    return SmoothGradMaps(saliency_map(vanilla).numpy(), saliency_map(guided).numpy())
 
 
 @conforming

@@ -14,8 +14,6 @@ from convlens.explain.attribution import (
     GuidedBackpropParams,
     IntegratedGradientsParams,
     SaliencyParams,
-    SmoothGradMaps,
-    SmoothGradParams,
 )
 from convlens.figures.grid import Column, gradient_column, image_column, map_column
 from convlens.figures.panels import Caption, hwc, mark_if_flat, row_figure, show_image, show_map, unit_range
@@ -81,17 +79,5 @@ def draw_guided_backprop(result: GuidedBackpropMaps, shown: Shown, params: Guide
                 gradient_column("grayscale saliency", grayscale.__getitem__),
                 gradient_column("positive saliency", positive.__getitem__),
                 gradient_column("negative saliency", negative.__getitem__)]  # fmt: skip
-
-    return shown.grids(columns)
-
-
-def draw_smoothgrad(result: SmoothGradMaps, shown: Shown, params: SmoothGradParams) -> list[Drawn]:
-    """Per group of images a grid: SmoothGrad of vanilla and of guided gradients, alone and over the image."""
-
-    def columns() -> list[Column]:
-        return [image_column(shown.display), map_column("SmoothGrad", result.vanilla.__getitem__),
-                map_column("over the image", result.vanilla.__getitem__, under=shown.display),
-                map_column("guided SmoothGrad", result.guided.__getitem__),
-                map_column("over the image", result.guided.__getitem__, under=shown.display)]  # fmt: skip
 
     return shown.grids(columns)
