@@ -127,12 +127,62 @@ def test_a_map_of_the_true_evidence_beats_random_maps_on_every_faithfulness_scor
     checkerboard = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1
     inputs = checkerboard.expand(8, 1, 16, 16).clone()
     probe = faith.Probe(RegionModel(region), inputs, torch.zeros(8, dtype=torch.long), torch.zeros(1, 1, 16, 16))
-    params = faith.FaithfulnessParams(steps=8, road_percentages=[0.1, 0.5], random_draws=2)
+    params = faith.FaithfulnessParams(shares=[k / 8 for k in range(1, 8)], road_percentages=[0.1, 0.5], random_draws=2)
     truth = faith.per_image(probe, region.float().expand(8, -1, -1) + 0.01 * torch.rand(8, 16, 16), params)
     record = faith.faithfulness(truth, {"random": faith.random_baseline(probe, params)}, params)
     assert {record[name]["verdict"] for name in faith.BETTER} == {"above"}, record
     assert record["curves"]["deletion"][0] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=1e-4)
     assert record["curves"]["deletion"][2] < 0.05 < 0.9 < record["curves"]["insertion"][2]
+
+
+class CountingModel(nn.Module):
+    """Counts the images it is shown."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.seen = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.seen += len(x)
+        return self.model(x)
+
+
+def test_the_curves_ends_are_computed_once_per_probe_and_are_the_unmapped_probabilities() -> None:
+    """Two maps on one probe: the image, filled and blurred images are forwarded for the first only,
+    and the default grid stays within 24 forward passes per image and map."""
+    region = _mask(slice(4, 10), slice(4, 10), size=16)[0]
+    inputs = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    model = CountingModel(RegionModel(region))
+    probe = faith.Probe(model, inputs, torch.zeros(3, dtype=torch.long), torch.zeros(1, 1, 16, 16))
+    params = faith.FaithfulnessParams()
+    per_map = 2 * len(params.shares) + 2 * len(params.road_percentages)
+    first = faith.per_image(probe, torch.rand(3, 16, 16), params)
+    assert model.seen == 3 * (3 + per_map) and per_map <= 24
+    second = faith.per_image(probe, torch.rand(3, 16, 16), params)
+    assert model.seen == 3 * (3 + 2 * per_map)
+    with torch.no_grad():
+        image = torch.softmax(model.model(inputs), dim=1)[:, 0]
+        filled = torch.softmax(model.model(torch.zeros_like(inputs)), dim=1)[:, 0]
+        start = torch.softmax(model.model(faith.blurred(inputs, params.blur_sigma)), dim=1)[:, 0]
+    for curves in (first, second):
+        torch.testing.assert_close(curves["deletion"][:, [0, -1]], torch.stack([image, filled], dim=1))
+        torch.testing.assert_close(curves["insertion"][:, [0, -1]], torch.stack([start, image], dim=1))
+
+
+def test_the_area_is_taken_over_the_share_axis() -> None:
+    """A curve at 1 only at share 0 and 0 from the first step (1%) on has area 0.005, not 1 / (2 x steps)."""
+    params = faith.FaithfulnessParams()
+    curve = torch.zeros(1, len(params.grid))
+    curve[0, 0] = 1
+    assert faith.area(curve, params.grid).item() == pytest.approx(params.grid[1] / 2)
+    assert faith.area(torch.tensor([params.grid]), params.grid).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("shares", [[], [0.0, 0.5], [0.5, 1.0], [0.2, 0.1], [0.1, 0.1], [1.5]])
+def test_the_share_grid_must_increase_strictly_inside_zero_and_one(shares: list[float]) -> None:
+    with pytest.raises(ValueError, match="shares"):
+        faith.FaithfulnessParams(shares=shares)
 
 
 def test_tied_pixels_are_ordered_at_random_but_repeatably() -> None:

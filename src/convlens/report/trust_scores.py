@@ -76,10 +76,11 @@ def _rows(name: str, method: dict[str, Any]) -> list[Row]:
 def _intro(evaluation: dict[str, Any]) -> str:
     faith, rand, robust = (evaluation["settings"][key] for key in ("faithfulness", "randomization", "robustness"))
     masks = "against the ground-truth masks of the synthetic data, " if evaluation["masks"] else ""
+    points = len(faith["shares"]) + 2  # the curves' ends are always taken
     return (
         f"Each map the visualize stage drew is scored, on the {len(evaluation['images'])} test images its figures "
         f"show, {masks}by how much the class probability depends on the pixels it ranks first (deletion, insertion "
-        f"over {faith['steps']} steps, ROAD), by how much it changes when the model's stages are re-initialised from "
+        f"over {points} points, ROAD), by how much it changes when the model's stages are re-initialised from "
         f"the head down (Adebayo et al. 2018; {rand['images']} images) and by how far it moves under input noise of "
         f"±{robust['radius']:g} ({robust['samples']} draws, {robust['images']} images). Each cell gives the mean "
         "score, in parentheses the same score of uniform random maps on the same images, in brackets the 95% "
