@@ -185,6 +185,18 @@ def test_the_share_grid_must_increase_strictly_inside_zero_and_one(shares: list[
         faith.FaithfulnessParams(shares=shares)
 
 
+def test_deletion_goes_tile_by_tile_by_the_tiles_mean() -> None:
+    """4 x 4 tiles (patch 0.5 of 8 px): a tile of 0.6 goes before a tile whose one pixel is 1 (mean
+    1/16, second); with ``patch=0`` that pixel goes first."""
+    maps = torch.zeros(1, 8, 8)
+    maps[0, 4:, 4:] = 0.6
+    maps[0, 0, 0] = 1.0
+    tiled = faith.pixel_ranks(faith.patch_means(maps, 0.5), torch.Generator().manual_seed(0))
+    assert set(tiled[0].reshape(8, 8)[4:, 4:].flatten().tolist()) == set(range(16))
+    assert 16 <= tiled[0, 0] < 32, "its tile, mean 1/16, goes second"
+    assert faith.pixel_ranks(faith.patch_means(maps, 0.0), torch.Generator().manual_seed(0))[0, 0] == 0
+
+
 def test_tied_pixels_are_ordered_at_random_but_repeatably() -> None:
     flat = torch.zeros(2, 8, 8)
     first = faith.pixel_ranks(flat, torch.Generator().manual_seed(0))
