@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
+import skimage.color
+import skimage.filters
 import skimage.metrics
 import torch
 from conftest import small_fer_cnn
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 
 from convlens.evaluate import faithfulness as faith
 from convlens.evaluate import localisation as local
+from convlens.evaluate import robustness as robust
 from convlens.evaluate.randomization import cascade
 from convlens.evaluate.robustness import relative_change
 from convlens.evaluate.scores import score
@@ -225,3 +228,25 @@ def test_max_sensitivity_is_the_largest_relative_change() -> None:
     reference = torch.ones(1, 2, 2)
     perturbed = torch.stack([torch.ones(2, 2) * 1.5, torch.ones(2, 2) * 0.0])  # changes of 0.5 and 1.0
     assert relative_change(reference, perturbed, samples=2).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_edge_maps_of_inputs_are_skimage_sobel_of_the_gray_or_luminance(channels: int) -> None:
+    images = np.random.default_rng(channels).random((2, 12, 9, channels))
+    expected = [skimage.filters.sobel(skimage.color.rgb2gray(image) if channels == 3 else image[..., 0])
+                for image in images]  # fmt: skip
+    got = robust.edge_maps_of_inputs(torch.tensor(images).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+
+
+def test_edge_sensitivity_is_max_sensitivity_of_sobel_maps_on_the_same_noisy_copies() -> None:
+    inputs = torch.randn(3, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    params = robust.RobustnessParams(samples=5)
+
+    def sobel_method(model: nn.Module, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        return {"": robust.edge_maps_of_inputs(images)}
+
+    reference = {"": robust.edge_maps_of_inputs(inputs)}
+    expected = robust.max_sensitivity(sobel_method, nn.Identity(), inputs, torch.zeros(3), reference, params)[""]
+    torch.testing.assert_close(robust.edge_sensitivity(inputs, params), expected)
+    assert (expected > 0).all() and robust.RobustnessParams().samples >= 20
