@@ -152,8 +152,8 @@ class CountingModel(nn.Module):
 
 
 def test_the_curves_ends_are_computed_once_per_probe_and_are_the_unmapped_probabilities() -> None:
-    """Two maps on one probe: the image, filled and blurred images are forwarded for the first only,
-    and the default grid stays within 24 forward passes per image and map."""
+    """Two maps on one probe, a third on a subset of its images: the image, filled and blurred images are
+    forwarded for the first only, and the default grid stays within 24 forward passes per image and map."""
     region = _mask(slice(4, 10), slice(4, 10), size=16)[0]
     inputs = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     model = CountingModel(RegionModel(region))
@@ -171,6 +171,10 @@ def test_the_curves_ends_are_computed_once_per_probe_and_are_the_unmapped_probab
     for curves in (first, second):
         torch.testing.assert_close(curves["deletion"][:, [0, -1]], torch.stack([image, filled], dim=1))
         torch.testing.assert_close(curves["insertion"][:, [0, -1]], torch.stack([start, image], dim=1))
+    rows = torch.tensor([2, 0])
+    third = faith.per_image(probe.subset(rows), torch.rand(2, 16, 16), params)
+    assert model.seen == 3 * (3 + 2 * per_map) + 2 * per_map, "a method's subset reuses the ends"
+    torch.testing.assert_close(third["insertion"][:, [0, -1]], torch.stack([start, image], dim=1)[rows])
 
 
 def test_the_area_is_taken_over_the_share_axis() -> None:

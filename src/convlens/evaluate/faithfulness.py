@@ -107,6 +107,12 @@ class Probe:
     seed: int = 0
     cache: dict[float, dict[str, Tensor]] = field(default_factory=dict, repr=False, compare=False)
 
+    def subset(self, rows: Tensor) -> Probe:
+        """The probe of the images at ``rows`` (a method's), with the ends already computed for them."""
+        fill = self.fill if len(self.fill) == 1 else self.fill[rows]
+        cache = {sigma: {name: values[rows] for name, values in found.items()} for sigma, found in self.cache.items()}
+        return Probe(self.model, self.inputs[rows], self.targets[rows], fill, self.seed, cache)
+
     def generator(self, stream: int = 0) -> torch.Generator:
         """A fresh generator on the images' device for random ``stream`` (0: tie orders and ROAD
         noise, the same for every map; 1, 2, ...: the baseline's random maps)."""
