@@ -1,8 +1,10 @@
-"""Cross-check against Quantus 0.6 on a small model: the same model, inputs and maps give the same
-pointing game, relevance mass, rank accuracy, pixel-flipping curve, MPRT correlations and ROAD
-imputation, within the tolerances below (float32 on our side, float64 and other batchings on
-Quantus's). docs/trust.md lists where the definitions differ on purpose (ties) and why the inputs
-here avoid those cases."""
+"""Cross-check against Quantus 0.6 on small models (gray faces, RGB shapes): the same model, inputs and
+maps give the same pointing game, relevance mass, rank accuracy, pixel-flipping curve (black and mean
+fill, gray and RGB, tied groups), ROAD pixels, imputed images, accuracy and score, MPRT correlations and
+max-sensitivity on identical noise, within the tolerances below (float32 on our side, float64 and other
+batchings on Quantus's); insertion, which Quantus lacks, is recomputed from its definition with scipy.
+docs/trust.md lists where the definitions differ on purpose (ties, rounding, RGB) and how the inputs
+here avoid or test those cases."""
 
 from __future__ import annotations
 
