@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 METHODS = "methods=[saliency,guided_backprop,grad_cam,lime]"
 VISUALIZE = [METHODS, "selection.max_candidates=96", "params.lime.num_samples=128", "params.lime.batch_size=128",
              "workers=1"]  # fmt: skip
-FAST = ["faithfulness.steps=4", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
+FAST = ["faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
         "randomization.stages=[head,layer4,stem]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
 FAMILIES = ("localisation", "faithfulness", "randomization", "robustness")
 BASELINES = {"random", "edges", "centre"}

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
+import skimage.color
+import skimage.filters
 import skimage.metrics
 import torch
 from conftest import small_fer_cnn
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 
 from convlens.evaluate import faithfulness as faith
 from convlens.evaluate import localisation as local
+from convlens.evaluate import robustness as robust
 from convlens.evaluate.randomization import cascade
 from convlens.evaluate.robustness import relative_change
 from convlens.evaluate.scores import score
@@ -127,12 +130,78 @@ def test_a_map_of_the_true_evidence_beats_random_maps_on_every_faithfulness_scor
     checkerboard = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1
     inputs = checkerboard.expand(8, 1, 16, 16).clone()
     probe = faith.Probe(RegionModel(region), inputs, torch.zeros(8, dtype=torch.long), torch.zeros(1, 1, 16, 16))
-    params = faith.FaithfulnessParams(steps=8, road_percentages=[0.1, 0.5], random_draws=2)
+    params = faith.FaithfulnessParams(shares=[k / 8 for k in range(1, 8)], road_percentages=[0.1, 0.5], random_draws=2)
     truth = faith.per_image(probe, region.float().expand(8, -1, -1) + 0.01 * torch.rand(8, 16, 16), params)
     record = faith.faithfulness(truth, {"random": faith.random_baseline(probe, params)}, params)
     assert {record[name]["verdict"] for name in faith.BETTER} == {"above"}, record
     assert record["curves"]["deletion"][0] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=1e-4)
     assert record["curves"]["deletion"][2] < 0.05 < 0.9 < record["curves"]["insertion"][2]
+
+
+class CountingModel(nn.Module):
+    """Counts the images it is shown."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.seen = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.seen += len(x)
+        return self.model(x)
+
+
+def test_the_curves_ends_are_computed_once_per_probe_and_are_the_unmapped_probabilities() -> None:
+    """Two maps on one probe, a third on a subset of its images: the image, filled and blurred images are
+    forwarded for the first only, and the default grid stays within 24 forward passes per image and map."""
+    region = _mask(slice(4, 10), slice(4, 10), size=16)[0]
+    inputs = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    model = CountingModel(RegionModel(region))
+    probe = faith.Probe(model, inputs, torch.zeros(3, dtype=torch.long), torch.zeros(1, 1, 16, 16))
+    params = faith.FaithfulnessParams()
+    per_map = 2 * len(params.shares) + 2 * len(params.road_percentages)
+    first = faith.per_image(probe, torch.rand(3, 16, 16), params)
+    assert model.seen == 3 * (3 + per_map) and per_map <= 24
+    second = faith.per_image(probe, torch.rand(3, 16, 16), params)
+    assert model.seen == 3 * (3 + 2 * per_map)
+    with torch.no_grad():
+        image = torch.softmax(model.model(inputs), dim=1)[:, 0]
+        filled = torch.softmax(model.model(torch.zeros_like(inputs)), dim=1)[:, 0]
+        start = torch.softmax(model.model(faith.blurred(inputs, params.blur_sigma)), dim=1)[:, 0]
+    for curves in (first, second):
+        torch.testing.assert_close(curves["deletion"][:, [0, -1]], torch.stack([image, filled], dim=1))
+        torch.testing.assert_close(curves["insertion"][:, [0, -1]], torch.stack([start, image], dim=1))
+    rows = torch.tensor([2, 0])
+    third = faith.per_image(probe.subset(rows), torch.rand(2, 16, 16), params)
+    assert model.seen == 3 * (3 + 2 * per_map) + 2 * per_map, "a method's subset reuses the ends"
+    torch.testing.assert_close(third["insertion"][:, [0, -1]], torch.stack([start, image], dim=1)[rows])
+
+
+def test_the_area_is_taken_over_the_share_axis() -> None:
+    """A curve at 1 only at share 0 and 0 from the first step (1%) on has area 0.005, not 1 / (2 x steps)."""
+    params = faith.FaithfulnessParams()
+    curve = torch.zeros(1, len(params.grid))
+    curve[0, 0] = 1
+    assert faith.area(curve, params.grid).item() == pytest.approx(params.grid[1] / 2)
+    assert faith.area(torch.tensor([params.grid]), params.grid).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("shares", [[], [0.0, 0.5], [0.5, 1.0], [0.2, 0.1], [0.1, 0.1], [1.5]])
+def test_the_share_grid_must_increase_strictly_inside_zero_and_one(shares: list[float]) -> None:
+    with pytest.raises(ValueError, match="shares"):
+        faith.FaithfulnessParams(shares=shares)
+
+
+def test_deletion_goes_tile_by_tile_by_the_tiles_mean() -> None:
+    """4 x 4 tiles (patch 0.5 of 8 px): a tile of 0.6 goes before a tile whose one pixel is 1 (mean
+    1/16, second); with ``patch=0`` that pixel goes first."""
+    maps = torch.zeros(1, 8, 8)
+    maps[0, 4:, 4:] = 0.6
+    maps[0, 0, 0] = 1.0
+    tiled = faith.pixel_ranks(faith.patch_means(maps, 0.5), torch.Generator().manual_seed(0))
+    assert set(tiled[0].reshape(8, 8)[4:, 4:].flatten().tolist()) == set(range(16))
+    assert 16 <= tiled[0, 0] < 32, "its tile, mean 1/16, goes second"
+    assert faith.pixel_ranks(faith.patch_means(maps, 0.0), torch.Generator().manual_seed(0))[0, 0] == 0
 
 
 def test_tied_pixels_are_ordered_at_random_but_repeatably() -> None:
@@ -163,3 +232,25 @@ def test_max_sensitivity_is_the_largest_relative_change() -> None:
     reference = torch.ones(1, 2, 2)
     perturbed = torch.stack([torch.ones(2, 2) * 1.5, torch.ones(2, 2) * 0.0])  # changes of 0.5 and 1.0
     assert relative_change(reference, perturbed, samples=2).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_edge_maps_of_inputs_are_skimage_sobel_of_the_gray_or_luminance(channels: int) -> None:
+    images = np.random.default_rng(channels).random((2, 12, 9, channels))
+    expected = [skimage.filters.sobel(skimage.color.rgb2gray(image) if channels == 3 else image[..., 0])
+                for image in images]  # fmt: skip
+    got = robust.edge_maps_of_inputs(torch.tensor(images).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+
+
+def test_edge_sensitivity_is_max_sensitivity_of_sobel_maps_on_the_same_noisy_copies() -> None:
+    inputs = torch.randn(3, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    params = robust.RobustnessParams(samples=5)
+
+    def sobel_method(model: nn.Module, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        return {"": robust.edge_maps_of_inputs(images)}
+
+    reference = {"": robust.edge_maps_of_inputs(inputs)}
+    expected = robust.max_sensitivity(sobel_method, nn.Identity(), inputs, torch.zeros(3), reference, params)[""]
+    torch.testing.assert_close(robust.edge_sensitivity(inputs, params), expected)
+    assert (expected > 0).all() and robust.RobustnessParams().samples >= 20

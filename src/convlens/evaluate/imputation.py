@@ -6,7 +6,7 @@ The reference implementation (``road_evaluation``, copied into Quantus 0.6 as
 ``noisy_linear_imputation``) builds a sparse system per image and channel and solves it with
 scipy on the CPU. Here all systems of a batch are solved together on the device by conjugate
 gradients, whose matrix-vector product is one 3x3 stencil (the system is symmetric positive
-definite while any pixel is kept); ``tests/test_evaluate_faithfulness.py`` checks the solution
+definite while any pixel is kept); ``tests/test_evaluate_quantus.py`` checks the solution
 against Quantus's.
 """
 

@@ -101,9 +101,9 @@ def _intro(evaluation: dict[str, Any]) -> str:
 
 
 def _grid(faith: dict[str, Any]) -> str:
-    """The deletion grid as the intro states it: its points when listed, else the equal steps."""
-    shares = faith.get("shares")
-    return f"{len(shares)} shares of the pixels" if shares else f"{faith['steps']} steps"
+    """The deletion grid as the intro states it: its points, the curves' ends included, and the tiles."""
+    tiles = f", {faith['patch']:g} of the side per tile" if faith.get("patch") else ", pixel by pixel"
+    return f"{len(faith['shares']) + 2} shares of the pixels{tiles}"
 
 
 def _tests(evaluation: dict[str, Any]) -> int:
