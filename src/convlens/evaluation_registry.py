@@ -116,6 +116,18 @@ _family(
     "robustness",
     "Robustness",
     "RobustnessParams",
-    Metric("max_sensitivity", "max-sensitivity", "lower", "it moves more under small input noise than a random map"),
+    Metric(
+        "max_sensitivity",
+        "max-sensitivity",
+        "lower",
+        "it moves more under small input noise than the edge detector's map of the same noisy images",
+    ),
     recomputes=True,
 )
+
+#: How verdicts and sentences name the reference a cell is judged against (its ``reference``).
+REFERENCES = {
+    "random": "random maps",
+    "edges": "the edge detector's map",
+    "threshold": "the threshold and the randomised-twin and edge-map references",
+}

@@ -109,7 +109,7 @@ def faithfulness(subject: Subject, params: faith.FaithfulnessParams) -> Family:
     family = Family(baseline=means | {"curves": faith.mean_curves(baselines["random"], params)})
     for name, maps in subject.methods.items():
         rows = subject.rows(maps)
-        method_probe = faith.Probe(subject.model, images.inputs[rows], images.targets[rows], probe.fill, params.seed)
+        method_probe = probe.subset(rows)
         picked = _picked(baselines, rows)
         family.records[name] = {
             layer: faith.faithfulness(faith.per_image(method_probe, values, params), picked, params)
@@ -177,20 +177,24 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
 
 
 def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
-    """Max-sensitivity of every method's maps under small uniform input noise."""
+    """Max-sensitivity of every method's maps under small uniform input noise, tested against the Sobel
+    edge map's on the very same noisy copies (a map that moves less than an edge detector's is robust
+    for a reason of its own) and, reported beside, uniform random maps redrawn for every copy."""
     family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
     index = _common_images(chosen, params.images)
     inputs, targets = _inputs(subject, index)
     shape = (len(index), *inputs.shape[-2:])
-    reference = robust.random_reference(torch.Size(shape), params, inputs.device)
-    family.baseline = {"max_sensitivity": mean_of(reference)}
+    references = {"edges": robust.edge_sensitivity(inputs, params),
+                  "random": robust.random_reference(torch.Size(shape), params, inputs.device)}  # fmt: skip
+    family.baseline = {"max_sensitivity": mean_of(references["random"]),
+                       "edges": {"max_sensitivity": mean_of(references["edges"])}}  # fmt: skip
     for name, maps in chosen.items():
         trained = {layer: values[_rows(maps, index)] for layer, values in maps.layers.items()}
         values = robust.max_sensitivity(subject.recompute(name), subject.model, inputs, targets, trained, params)
         family.records[name] = {
-            layer: {"max_sensitivity": score(values[layer], reference, "lower")} for layer in trained
+            layer: {"max_sensitivity": score(values[layer], references, "lower")} for layer in trained
         }
     return family
 

@@ -15,13 +15,11 @@ from typing import Any
 
 from convlens.evaluate.randomization import SENSITIVITY, cascade_verdict, sensitivity_mark
 from convlens.evaluate.statistics import FDR, MIN_IMAGES, PairedTest, adjust, mark
-from convlens.evaluation_registry import FAMILIES, scored_metrics
+from convlens.evaluation_registry import FAMILIES, REFERENCES, scored_metrics
 
 #: What the adjusted family of tests is, as ``evaluation.json`` states it.
 TESTS_ADJUSTED = "every test of this run's table: each metric cell against each of its baselines, and each "
 TESTS_ADJUSTED += "randomization cascade against its threshold"
-#: How a verdict names the baseline a cell is judged against.
-REFERENCES = {"random": "random maps", "threshold": "the threshold and the randomised-twin and edge-map references"}
 LABELS = {metric.key: metric.label for _, metric in scored_metrics()} | {"sensitivity": "randomization"}
 
 
@@ -51,13 +49,25 @@ def cell_verdict(cell: dict[str, Any]) -> str:
 
 
 def add_family_verdicts(methods: dict[str, Any]) -> None:
-    """Set ``verdicts`` (per registered family, :func:`family_verdict`) on every method's layer records."""
+    """Set ``verdicts`` (per registered family, :func:`family_verdict`) on every method's layer records,
+    robustness read together with randomization (:func:`stable_for_a_reason`)."""
     for method in methods.values():
         for record in method["layers"].values():
-            record["verdicts"] = {
+            found = {
                 family: family_verdict(_family_cells(record.get(family)), method["skipped"].get(family))
                 for family in FAMILIES
             }
+            record["verdicts"] = stable_for_a_reason(found)
+
+
+def stable_for_a_reason(verdicts: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """A map that does not depend on the weights is stable under input noise for free (a constant map is
+    perfectly robust): robustness is supported only where randomization, when tested, is too."""
+    robust, cascade = verdicts.get("robustness"), verdicts.get("randomization")
+    if not robust or not cascade or robust["verdict"] != "supported" or cascade["verdict"] != "not supported":
+        return verdicts
+    why = f"{robust['why']}, but its maps are not shown to depend on the weights (randomization): stable for free"
+    return verdicts | {"robustness": {"verdict": "not supported", "why": why}}
 
 
 def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dict[str, str]:

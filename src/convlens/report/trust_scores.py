@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from convlens.evaluation_registry import FAMILIES, Metric, scored_metrics
+from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
 from convlens.report.markdown import code, table, text
 from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, verdict_cells
 
@@ -167,8 +167,14 @@ def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Me
             groups.setdefault(reason, []).append(
                 f"{row.label} ({score['value']:.2f} vs {score['baseline']:.2f}{worse})"
             )
-    return [f"On {metric.label}, {', '.join(items)} {_do(items)} not beat random maps: {reason}."
-            for reason, items in groups.items()]  # fmt: skip
+    return [f"On {metric.label}, {', '.join(items)} {_do(items)} not beat {_reference(rows, family, metric)}: "
+            f"{reason}." for reason, items in groups.items()]  # fmt: skip
+
+
+def _reference(rows: list[Row], family: str, metric: Metric) -> str:
+    """What the metric's cells are judged against, as a sentence names it."""
+    reference = _score(rows[0], family, metric.key)["reference"]
+    return REFERENCES.get(reference, reference)
 
 
 def _no_better_than_edges(rows: list[Row], family: str, metric: Metric) -> list[str]:
@@ -263,7 +269,8 @@ def _warnings(name: str, evaluation: dict[str, Any]) -> list[str]:
             score = row.record.get(family, {}).get(metric.key)
             if score and score["verdict"] == "below":
                 lines.append(
-                    f"On this run, {row.title}{where} scores below random maps on {metric.label} "
+                    f"On this run, {row.title}{where} scores below "
+                    f"{REFERENCES.get(score['reference'], 'its reference')} on {metric.label} "
                     f"({score['value']:.2f} vs {score['baseline']:.2f}): "
                     f"{_why(evaluation, row, score, metric.worse, metric.key)}."
                 )
