@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from convlens.evaluate.randomization import sensitivity_mark
+from convlens.evaluate.randomization import sensitivity_mark, sensitivity_reason
 from convlens.evaluate.verdicts import stable_for_a_reason
 
 SUPPORTED = {"verdict": "supported", "why": "better than the edge detector's map on max-sensitivity"}
@@ -36,3 +36,24 @@ def test_robustness_counts_only_for_maps_that_depend_on_the_weights() -> None:
     for cascade in ("supported", "not tested"):
         verdicts = {"randomization": {"verdict": cascade, "why": ""}, "robustness": SUPPORTED}
         assert stable_for_a_reason(verdicts)["robustness"] == SUPPORTED
+
+
+def _cell(threshold: str, twin: str, edges: str, verdict: str) -> dict:
+    means = {"threshold": 0.5, "twin": 0.17, "edges": 0.1}
+    marks = {"threshold": threshold, "twin": twin, "edges": edges}
+    return {"value": 0.22, "verdict": verdict, "against": {name: {"mean": means[name], "mark": marks[name]}
+                                                           for name in means}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("marks", "verdict", "says"),
+    [
+        (("above", "level", "level"), "above", "no more than two randomised models' maps share (0.17)"),
+        (("above", "below", "level"), "below", "more than two randomised models' maps share (0.17)"),
+        (("above", "level", "below"), "below", "more than an edge map shares with it (0.10)"),
+        (("below", "level", "level"), "below", "above 0.5: it hardly changes"),
+        (("level", "level", "level"), "level", "not shown to lie below 0.5"),
+    ],
+)
+def test_the_cascade_sentence_names_what_decided_it(marks: tuple[str, str, str], verdict: str, says: str) -> None:
+    assert says in sensitivity_reason(_cell(*marks, verdict))

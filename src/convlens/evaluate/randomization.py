@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import similarities, spearman
+from convlens.evaluate.statistics import MIN_IMAGES
 from convlens.registry import costly_methods
 
 #: The named stages of every convlens model, from the head down.
@@ -156,6 +157,33 @@ def sensitivity_mark(marks: dict[str, str]) -> str:
     if "below" in marks.values():
         return "below"
     return "above" if marks["threshold"] == "above" else "level"
+
+
+def sensitivity_reason(cell: dict[str, Any]) -> str:
+    """What decided the sensitivity cell, in words, from its tests (run after the table's adjustment)."""
+    tests = cell["against"]
+    threshold = tests["threshold"]["mean"]
+    value, twin, edges = (_two_places(number) for number in
+                          (cell["value"], tests["twin"]["mean"], tests["edges"]["mean"]))  # fmt: skip
+    kept = f"with every stage re-initialised its map keeps Spearman {value} to the trained one"
+    if cell["value"] is None:
+        return "its maps are flat: there is no similarity to measure"
+    if cell["verdict"] == "too few images":
+        return f"too few images (fewer than {MIN_IMAGES})"
+    if tests["threshold"]["mark"] == "below":
+        return f"{kept}, above {threshold:g}: it hardly changes without the learned weights"
+    if tests["twin"]["mark"] == "below":
+        return f"{kept}, more than two randomised models' maps share ({twin}): part of it survives the weights"
+    if tests["edges"]["mark"] == "below":
+        return f"{kept}, more than an edge map shares with it ({edges}): part of it survives the weights"
+    if cell["verdict"] == "level":
+        return f"{kept}, not shown to lie below {threshold:g} on these images"
+    return (f"{kept}, below {threshold:g} and no more than two randomised models' maps share ({twin}) or an "
+            f"edge map ({edges}): it changes with the weights")  # fmt: skip
+
+
+def _two_places(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 #: A cascade's verdict from the mark of its sensitivity cell.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
-from convlens.evaluate.randomization import SENSITIVITY, cascade_verdict, sensitivity_mark
+from convlens.evaluate.randomization import SENSITIVITY, cascade_verdict, sensitivity_mark, sensitivity_reason
 from convlens.evaluate.statistics import FDR, MIN_IMAGES, PairedTest, adjust, mark
 from convlens.evaluation_registry import FAMILIES, REFERENCES, scored_metrics
 
@@ -80,6 +80,8 @@ def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dic
     ``why`` says which metrics decided it."""
     if skipped:
         return {"verdict": "not tested", "why": skipped}
+    if any(cell.get("judged") == SENSITIVITY for cell in cells.values()):
+        return _cascade_verdict(next(iter(cells.values())))
     tested = {key: cell for key, cell in cells.items() if cell["verdict"] != "too few images"}
     if not tested:
         return {"verdict": "not tested", "why": f"too few images (fewer than {MIN_IMAGES} per cell)"}
@@ -91,6 +93,12 @@ def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dic
     if better:
         return {"verdict": "supported", "why": f"better than {reference} on {', '.join(better)}"}
     return {"verdict": "not supported", "why": f"no better than {reference} on any metric"}
+
+
+def _cascade_verdict(cell: dict[str, Any]) -> dict[str, str]:
+    """Randomization's verdict from its sensitivity cell, with what decided it."""
+    verdict = {"above": "supported", "too few images": "not tested"}.get(cell["verdict"], "not supported")
+    return {"verdict": verdict, "why": sensitivity_reason(cell)}
 
 
 def _family_cells(record: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

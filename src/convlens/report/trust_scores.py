@@ -85,17 +85,18 @@ def _intro(evaluation: dict[str, Any]) -> str:
         "how much it changes when the model's stages are re-initialised from the head down (Adebayo et al. 2018; "
         f"{rand['images']} images) and by how far it moves under input noise of ±{robust['radius']:g} "
         f"({robust['samples']} draws, {robust['images']} images). Each cell gives the mean score, in parentheses "
-        "the same score of uniform random maps on the same images, in brackets the 95% bootstrap interval of the "
-        "paired difference from random (positive: better); ✓ marks a map better than random, ✗ one worse, where "
-        "the permutation test survives the Benjamini-Hochberg adjustment over the "
-        f"{_tests(evaluation)} tests of this table (q = 0.05); unmarked, the two cannot be told apart on these "
-        "images; (n < 8): too few images to test. The row n gives the images per column. The randomization columns "
-        "give the Spearman correlation and SSIM of the maps' magnitudes to the trained model's after re-initialising "
-        "the head and after all stages, in parentheses the same similarity between the maps of two independently "
-        f"randomised models; a map is sensitive to the weights when its Spearman ends tested below "
-        f"{rand['similar_above']:g} and not above that or the edge map's similarity to the trained map (✗: it is "
-        "not shown to be). Each family of metrics gives a verdict: supported "
-        "when the map beats its reference on at least one of its metrics and is worse on none. `docs/trust.md` "
+        "the same score of its reference on the same images (uniform random maps; for max-sensitivity the edge "
+        "detector's map), in brackets the 95% bootstrap interval of the paired difference from it (positive: "
+        "better); ✓ marks a map better than its reference, ✗ one worse, where the permutation test survives the "
+        f"Benjamini-Hochberg adjustment over the {_tests(evaluation)} tests of this table (q = 0.05); unmarked, the "
+        "two cannot be told apart on these images; (n < 8): too few images to test. The row n gives the images per "
+        "column. The randomization columns give the Spearman correlation and SSIM of the maps' magnitudes to the "
+        "trained model's after re-initialising the head and after all stages, in parentheses the same similarity "
+        "between the maps of two independently randomised models and the edge map's similarity to the trained map; "
+        f"a map is sensitive to the weights when its Spearman ends tested below {rand['similar_above']:g} and not "
+        "above either of those (✗: it is not shown to be). Each family of metrics gives a verdict: supported when "
+        "the map beats its reference on at least one of its metrics and is worse on none; robustness counts only "
+        "for a map shown to depend on the weights. `docs/trust.md` "
         "defines every metric and test."
     )
 
@@ -134,8 +135,8 @@ def _cascade_cells(record: dict[str, Any]) -> list[str]:
         return ["-", "-"]
     mark = MARKS["below"] if cascade["verdict"] in ("insensitive", "undecided") else ""
     return [
-        f"{_number(cascade['top'][name])} → {_number(cascade['full'][name])} ({_number(cascade['baseline'][name])})"
-        + (mark if name == "spearman" else "")
+        f"{_number(cascade['top'][name])} → {_number(cascade['full'][name])} ({_number(cascade['baseline'][name])}; "
+        f"edges {_number(cascade['edges'][name])})" + (mark if name == "spearman" else "")
         for name in ("spearman", "ssim")
     ]
 
@@ -234,12 +235,9 @@ def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
                  if sensitive else [])  # fmt: skip
     for row in cascaded:
         top, full = (row.record["randomization"][step]["spearman"] for step in ("top", "full"))
-        twin = row.record["randomization"]["baseline"]["spearman"]
         if row.record["randomization"]["verdict"] in ("insensitive", "undecided"):
-            sentences.append(f"{row.label} is not shown to depend on the weights: with every stage re-initialised "
-                             f"its map keeps Spearman {full:.2f} to the trained one, against {_number(twin)} between "
-                             "two randomised models' maps; what it shows, the image's structure and the architecture "
-                             "give too.")  # fmt: skip
+            sentences.append(f"{row.label} is not shown to depend on the weights: "
+                             f"{row.record['verdicts']['randomization']['why']}.")  # fmt: skip
         elif top is not None and top >= BARELY:
             sentences.append(f"{row.label} barely changes when the top layers are randomized (Spearman {top:.2f} "
                              f"after the head, {full:.2f} after all stages): it shows image edges more than what the "
