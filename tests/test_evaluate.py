@@ -267,6 +267,9 @@ def test_a_run_without_visualizations_says_what_to_run(tiny_run: Path, tmp_path:
         ("faithfulness.fill=white", r"evaluate\.faithfulness: fill='white'; choose one of black, mean"),
         ("faithfulness.road_percentages=[0.5,1.0]", r"evaluate\.faithfulness: road_percentages=\[0\.5, 1\.0\]"),
         ("randomization.images=0", r"evaluate\.randomization: images=0 must be >= 1"),
+        ("images=0", r"evaluate\.images=0 must be >= 1"),
+        ("costly_images=0", r"evaluate\.costly_images=0 must lie in \[1, evaluate\.images=64\]"),
+        ("explain=guessed", r"evaluate\.explain='guessed'; choose one of predicted, true"),
     ],
 )
 def test_bad_settings_name_their_key(tiny_run: Path, override: str, message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convlens.evaluate.sample import stratified_sample
+from convlens.evaluate.sample import SampleSettings, nested_sample, stratified_sample
 
 
 def test_sample_keeps_each_class_share_and_is_seeded() -> None:
@@ -28,3 +28,14 @@ def test_small_splits_and_rare_classes() -> None:
     assert len(stratified_sample(rare, 10, seed=0)) == 10
     with pytest.raises(ValueError, match="evaluate.images=0"):
         stratified_sample(np.arange(10) % 2, 0, seed=0)
+
+
+def test_the_first_images_of_the_sample_are_a_stratified_sample_too() -> None:
+    """Costly methods and the recomputing families take the sample's first images: those must be
+    class-balanced on their own, and contained in the whole sample."""
+    labels = np.repeat(np.arange(8), 100)
+    order = nested_sample(labels, SampleSettings(images=64, small=16, seed=3, explain="predicted"))
+    assert len(order) == len(set(order)) == 64
+    assert np.bincount(labels[order[:16]], minlength=8).tolist() == [2] * 8
+    assert np.bincount(labels[order], minlength=8).tolist() == [8] * 8
+    assert order[:16] != sorted(order)[:16], "the prefix is drawn, not the lowest indices"

@@ -28,6 +28,9 @@ from convlens.rundir import MANIFEST, TrainedRun
 from convlens.untrusted import UntrustedInputError
 
 EXPLAINED = ("predicted", "true")
+#: The sample's default (images, costly_images) by device: enough for the paired tests on a 2-core CPU
+#: within a minute or so for the demos, more where an accelerator makes them cheap (a real run on a GPU).
+SAMPLE_SIZES = {"cpu": (64, 16), "accelerator": (256, 32)}
 #: Images per call of a method: enough to fill a batch, few enough that a 224-px ResNet's activations
 #: and gradients fit in a few GiB.
 MAPS_BATCH_SIZE = 32
@@ -44,6 +47,8 @@ class SampleSettings:
     explain: str
 
     def __post_init__(self) -> None:
+        if self.images < 1:
+            raise ValueError(f"evaluate.images={self.images} must be >= 1")
         if not 1 <= self.small <= self.images:
             raise ValueError(f"evaluate.costly_images={self.small} must lie in [1, evaluate.images={self.images}]")
         if self.explain not in EXPLAINED:

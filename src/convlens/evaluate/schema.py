@@ -27,7 +27,8 @@ class EvaluateConfig:
     ``seed``, stratified by class, each explained for the model's ``predicted`` class or the ``true``
     one (``explain``); costly methods (LIME) and the families that recompute maps for every step
     (randomization, robustness: their ``images``) use its first ``costly_images``, a stratified subset
-    (:mod:`convlens.evaluate.sample`). The schema adds one field per registered family, its settings."""
+    (:mod:`convlens.evaluate.sample`). None sizes the sample by the device the stage runs on
+    (:data:`convlens.evaluate.sample.SAMPLE_SIZES`). The schema adds one field per registered family, its settings."""
 
     run: str | None = None
     experiment: str | None = None
@@ -36,8 +37,8 @@ class EvaluateConfig:
     channels_last: bool = True
     threads: int | None = None
     methods: list[str] | None = None
-    images: int = 64
-    costly_images: int = 16
+    images: int | None = None
+    costly_images: int | None = None
     seed: int = 0
     explain: str = "predicted"
 

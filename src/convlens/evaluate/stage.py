@@ -24,7 +24,7 @@ from convlens.evaluate import families, verdicts
 from convlens.evaluate.inputs import MethodMaps, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
-from convlens.evaluate.sample import SampleSettings, compute_maps, planned_methods, sample_images
+from convlens.evaluate.sample import SAMPLE_SIZES, SampleSettings, compute_maps, planned_methods, sample_images
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
@@ -76,7 +76,7 @@ STAGE = Stage("evaluate", EVALUATION, evaluate_body)
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
     family_settings(cfg)  # a bad setting is refused before any run is loaded
-    sample_settings(cfg)
+    sample_settings(cfg, torch.device("cpu"))
     return STAGE.run(cfg)
 
 
@@ -98,24 +98,28 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
         planned = {name: parameters for name, parameters in planned.items() if name in cfg.methods}
     if not planned:
         raise ValueError(f"{run.root}: no method left maps to evaluate; rerun `make visualize RUN={run.root}`")
-    settings = sample_settings(cfg)
+    settings = sample_settings(cfg, device)
     images = sample_images(run, opened.model, manifest.get("split", DEFAULT_SPLIT), settings, device)
     black = run.black_image().to(device)
     maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small)
     return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
 
 
-def sample_settings(cfg: DictConfig) -> SampleSettings:
-    """The sample's checked settings (a bad value names its key)."""
-    return SampleSettings(cfg.images, min(cfg.costly_images, cfg.images), cfg.seed, cfg.explain)
+def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:
+    """The sample's checked settings (a bad value names its key), sized by ``device`` where not given."""
+    images, costly = SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"]
+    images = images if cfg.images is None else cfg.images
+    costly = costly if cfg.costly_images is None else cfg.costly_images
+    return SampleSettings(images, min(costly, images), cfg.seed, cfg.explain)
 
 
 def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
     """How the sample was drawn, as ``evaluation.json`` states it."""
+    settings = sample_settings(cfg, subject.images.inputs.device)
     return {
         "drawn": "at random, stratified by class, apart from the figures' images",
-        "images": len(subject.images.keys), "costly_images": min(cfg.costly_images, cfg.images), "seed": cfg.seed,
-        "explained": f"the {cfg.explain} class",
+        "images": len(subject.images.keys), "costly_images": min(settings.small, len(subject.images.keys)),
+        "seed": settings.seed, "explained": f"the {settings.explain} class",
     }  # fmt: skip
 
 
