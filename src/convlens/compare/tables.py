@@ -69,7 +69,10 @@ def trust_tables(names: Sequence[str], runs: Sequence[RunData]) -> str:
             rows.insert(0, ["chance (mask area)", *(_chance(found) for found in evaluations)])
         parts += [f"### {label}", table(["method", *map(code, names)], rows)]
     rows = [[_title(method, evaluations), *(_cascade(found, method) for found in evaluations)] for method in methods]
-    parts += ["### Randomization cascade", table(["method", *map(code, names)], rows)]
+    note = ("Spearman correlation of the maps' magnitudes to the trained model's after re-initialising the head → "
+            "after every stage, in parentheses between two independently randomised models' maps; then the verdict "
+            "(`docs/trust.md`).")  # fmt: skip
+    parts += ["### Randomization cascade", note, table(["method", *map(code, names)], rows)]
     return "\n\n".join(parts)
 
 
