@@ -37,7 +37,8 @@ MODELS = ["alexnet", "resnet18"]
 TRAIN = [*TINY, "trainer.max_epochs=2"]
 METHODS = ["saliency", "grad_cam", "feature_inversion", "activation_maximization"]
 VISUALIZE = ["params.feature_inversion.steps=4", "params.activation_maximization.steps=4", "workers=1"]
-EVALUATE = ["faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
+EVALUATE = ["images=16", "costly_images=8",
+            "faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
             "randomization.stages=[head,layer4,stem]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
 ENTRY = {"train": (".", "train", train), "visualize": ("visualize", "visualize", visualize),
          "evaluate": ("evaluate", "evaluate", evaluate)}  # fmt: skip

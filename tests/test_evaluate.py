@@ -77,8 +77,9 @@ def test_every_method_is_scored_against_its_baseline(evaluation: dict) -> None:
                         continue
                     assert {"value", "baseline", "verdict", "images", "against"} <= set(score), (name, layer, metric)
                     assert score["verdict"] in ("above", "below", "level", "too few images")
-                    assert list(score["against"]) == (["edges", "random"] if family == "robustness" else
-                                                      ["random", "edges", "centre"]), (family, metric)
+                    assert list(score["against"]) == (
+                        ["edges", "random"] if family == "robustness" else ["random", "edges", "centre"]
+                    ), (family, metric)
                     assert score["reference"] == ("edges" if family == "robustness" else "random")
             assert 0 <= record["localisation"]["pointing_game"]["value"] <= 1
             assert 0 < record["localisation"]["pointing_game"]["chance"] < 1

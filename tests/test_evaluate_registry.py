@@ -39,7 +39,8 @@ from convlens.visualize.schema import register_schema as register_visualize_sche
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = ["faithfulness.shares=[0.5]", "faithfulness.road_percentages=[0.5]", "randomization.images=1",
+FAST = ["images=16", "costly_images=8",
+        "faithfulness.shares=[0.5]", "faithfulness.road_percentages=[0.5]", "randomization.images=1",
         "randomization.stages=[head]", "robustness.images=1", "robustness.samples=1"]  # fmt: skip
 
 

@@ -35,7 +35,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RECORD = ("config.yaml", "provenance.json", "class_names.json", "metrics.json")
 #: One cheap method for the lineage tests, and the evaluation's cheapest settings.
 VISUALIZE = ["methods=[saliency]", "selection.max_candidates=96", "workers=1"]
-EVALUATE = ["faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
+EVALUATE = ["images=16", "costly_images=8",
+            "faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.2,0.6]", "randomization.images=2",
             "randomization.stages=[head,stem]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
 
 

@@ -85,7 +85,8 @@ def test_maps_drawn_on_val_are_evaluated_on_val(tiny_run: Path) -> None:
     overrides = ["methods=[saliency,grad_cam]", "selection.split=val", "selection.max_candidates=96", "workers=1"]
     visualize_run(tiny_run, compose_config("visualize", "visualize", f"run={tiny_run}", *overrides))
     assert json.loads((tiny_run / MANIFEST).read_text())["split"] == "val"
-    fast = ["faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.5]", "randomization.images=2",
+    fast = ["images=16", "costly_images=8",
+            "faithfulness.shares=[0.25,0.5,0.75]", "faithfulness.road_percentages=[0.5]", "randomization.images=2",
             "randomization.stages=[head]", "robustness.images=2", "robustness.samples=2"]  # fmt: skip
     evaluation = evaluate_run(tiny_run, compose_config("evaluate", "evaluate", f"run={tiny_run}", *fast))
     assert evaluation["masks"] is True
