@@ -72,6 +72,12 @@ class Watch:
         self.passes: list[Pass] = []
         self.model: nn.Module | None = None
 
+    def watch(self, model: nn.Module) -> nn.Module:
+        """Record every call of ``model`` (and of its deep copies) from now on."""
+        model.register_forward_pre_hook(self._record)
+        self.model = model
+        return model
+
     def _record(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0]
         self.passes.append(Pass(tuple(x.shape), x.dtype, torch.is_grad_enabled(), x.requires_grad))
@@ -81,10 +87,7 @@ class Watch:
         original = convlens_stage.OpenedRun.__dict__["model"]
 
         def watched(opened: convlens_stage.OpenedRun) -> nn.Module:
-            model = original.func(opened)
-            model.register_forward_pre_hook(self._record)
-            self.model = model
-            return model
+            return self.watch(original.func(opened))
 
         prop = cached_property(watched)
         prop.__set_name__(convlens_stage.OpenedRun, "model")
