@@ -26,9 +26,8 @@ import time
 import warnings
 from collections.abc import Callable
 from functools import partial
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import arguments
 import numpy as np
@@ -186,8 +185,8 @@ def show(run: dict[str, Any], device: torch.device) -> None:
     print(records.table(["metric", "ours s", "Quantus s", "speed-up"], rows))
     print(f"whole suite: {run['speedup_total']:.2f}x Quantus's speed")
     print(f"\nevaluate stage on {stage['run']} ({config['rounds']} rounds), passes: {stage['passes']}")
-    rows = [(name, stage[key]["median"], stage[key]["min"], stage[key]["max"])
-            for name, key in (("stage s", "stage_s"), ("model passes s", "replay_s"), ("stage / passes", "ratio"))]  # fmt: skip
+    names = {"stage s": "stage_s", "model passes s": "replay_s", "stage / passes": "ratio"}
+    rows = [(name, stage[key]["median"], stage[key]["min"], stage[key]["max"]) for name, key in names.items()]
     print(records.table(["", "median", "min", "max"], rows))
     print(f"goal {run['goal']}: {'met' if run['goal_met'] else 'NOT met'}")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from paths import ROOT
 from timing import sync
 from torch import nn
@@ -142,7 +143,8 @@ def copy_run(source: Path, into: Path) -> Path:
     and a benchmark must not replace the user's."""
     if not (source / "visualizations" / "manifest.json").is_file():
         raise SystemExit(f"{source}: not a visualized run directory; {MAKE_ONE}")
-    target = into / "outputs" / source.resolve().parent.name / "run"
+    experiment = OmegaConf.load(source / "config.yaml").experiment_name
+    target = into / "outputs" / experiment / source.resolve().name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("evaluation", "tensorboard"))
     return target
 
@@ -172,7 +174,8 @@ def measure(source: Path | None, rounds: int, device: torch.device, quick: bool)
     with tempfile.TemporaryDirectory(prefix="convlens-stage-passes-") as folder:
         run = tiny_run(Path(folder)) if source is None and quick else copy_run(source or DEFAULT_RUN, Path(folder))
         cfg = evaluate_config(run, device, torch.get_num_threads(), quick)
-        return _rounds(run, cfg, rounds, device)
+        overrides = {"evaluate_overrides": TINY_EVALUATE if quick else [], "threads": torch.get_num_threads()}
+        return _rounds(run, cfg, rounds, device) | overrides
 
 
 def _rounds(run: Path, cfg: Any, rounds: int, device: torch.device) -> dict[str, Any]:
@@ -188,9 +191,11 @@ def _rounds(run: Path, cfg: Any, rounds: int, device: torch.device) -> dict[str,
                 stage_s.append(_stage_seconds(run, cfg, device))
             else:
                 replay_s.append(replay(model, passes, device))
+        print(f"round {index + 1}/{rounds}: stage {stage_s[-1]:.1f} s, its passes {replay_s[-1]:.1f} s", flush=True)
     ratios = [a / b for a, b in zip(stage_s, replay_s, strict=True)]
-    return {"run": run.parent.name, "passes": _count(passes), "images_passed": sum(p.shape[0] for p in passes),
-            "stage_s": _spread(stage_s), "replay_s": _spread(replay_s), "ratio": _spread(ratios)}  # fmt: skip
+    return {"run": f"{run.parent.name}/{run.name}", "passes": _count(passes),
+            "images_passed": sum(one.shape[0] for one in passes), "stage_s": _spread(stage_s),
+            "replay_s": _spread(replay_s), "ratio": _spread(ratios)}  # fmt: skip
 
 
 def _stage_seconds(run: Path, cfg: Any, device: torch.device) -> float:
