@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    f"{stage_passes.DEFAULT_RUN.relative_to(stage_passes.ROOT)}; {stage_passes.MAKE_ONE}); "
                    "the stage runs on a copy")  # fmt: skip
     args = p.parse_args(argv)
+    stage_passes.check_run(args.run, args.quick)
     device = arguments.configure(args)
     if args.quick:
         args.images, args.samples, args.rounds = 4, 2, 1

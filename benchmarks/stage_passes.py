@@ -141,8 +141,6 @@ def evaluate_config(run: Path, device: torch.device, threads: int, quick: bool) 
 def copy_run(source: Path, into: Path) -> Path:
     """The run copied under ``into/outputs/<experiment>/run``: the stage writes evaluation/ into its run,
     and a benchmark must not replace the user's."""
-    if not (source / "visualizations" / "manifest.json").is_file():
-        raise SystemExit(f"{source}: not a visualized run directory; {MAKE_ONE}")
     experiment = OmegaConf.load(source / "config.yaml").experiment_name
     target = into / "outputs" / experiment / source.resolve().name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("evaluation", "tensorboard"))
@@ -166,11 +164,18 @@ def tiny_run(into: Path) -> Path:
     return run
 
 
+def check_run(source: Path | None, quick: bool) -> None:
+    """Refuse at once (not after the Quantus part) when there is no run to evaluate, saying how to make one."""
+    if source is None and not quick and not DEFAULT_RUN.exists():
+        raise SystemExit(f"no {DEFAULT_RUN.relative_to(ROOT)}; {MAKE_ONE}")
+    if source is not None and not (source / "visualizations" / "manifest.json").is_file():
+        raise SystemExit(f"{source}: not a visualized run directory; {MAKE_ONE}")
+
+
 def measure(source: Path | None, rounds: int, device: torch.device, quick: bool) -> dict[str, Any]:
     """Stage and replay alternating over ``rounds`` (after one untimed stage run that records the passes
     and warms the kernels); medians, ranges and the per-round ratios."""
-    if source is None and not DEFAULT_RUN.exists() and not quick:
-        raise SystemExit(f"no {DEFAULT_RUN.relative_to(ROOT)}; {MAKE_ONE}")
+    check_run(source, quick)
     with tempfile.TemporaryDirectory(prefix="convlens-stage-passes-") as folder:
         run = tiny_run(Path(folder)) if source is None and quick else copy_run(source or DEFAULT_RUN, Path(folder))
         cfg = evaluate_config(run, device, torch.get_num_threads(), quick)
