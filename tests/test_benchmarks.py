@@ -13,9 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT
+from torch import nn
+
+from convlens import stage as convlens_stage
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import stage_passes  # noqa: E402
 import summarize  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 #: The fields of each benchmark's latest run that the docs and the issue's goals rely on.
@@ -27,7 +32,7 @@ EXPECTED = {
     "precision_layout": ("variants",),
     "conv_weight_grad": ("convolutions", "training_step"),
     "lime_benchmark": ("variants", "lime_share_of_our_total", "speedup_end_to_end", "goal", "goal_met"),
-    "evaluation_speed": ("metrics", "speedup_total", "goal", "goal_met"),
+    "evaluation_speed": ("metrics", "speedup_total", "stage", "goal", "goal_met"),
     "time_to_accuracy": ("experiments",),
 }  # fmt: skip
 COMMON = ("date", "command", "quick", "environment", "load", "config")
@@ -56,6 +61,9 @@ def test_quick_run_writes_every_benchmark(quick_results: Path) -> None:
     assert throughput["convlens"]["images_per_s_median"] > 0 and throughput["plain"]["images_per_s_median"] > 0
     assert throughput["ceiling"]["gflops_median"] > 0 and 0 < throughput["convlens_fraction_of_ceiling"] < 1
     assert throughput["plain"]["memory"]["peak_tree_pss_mb"] > 0
+    stage = json.loads((quick_results / "evaluation_speed.json").read_text())["runs"][0]["stage"]
+    assert stage["passes"]["forward"] > 0 and stage["passes"]["forward+backward"] > 0, "the tiny run's passes"
+    assert stage["stage_s"]["median"] > 0 and stage["replay_s"]["median"] > 0 and len(stage["ratio"]["rounds"]) == 1
     profile = json.loads((quick_results / "profile_step.json").read_text())["runs"][0]
     assert abs(sum(region["share"] for region in profile["regions"].values()) - 1) < 1e-6
     training = json.loads((quick_results / "time_to_accuracy.json").read_text())["runs"][0]["experiments"][0]
@@ -94,6 +102,28 @@ def test_document_matches_the_committed_results() -> None:
     result = subprocess.run([sys.executable, "benchmarks/summarize.py", "--check"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, f"run python benchmarks/summarize.py\n{result.stdout}{result.stderr[-3000:]}"
+
+
+def test_model_passes_are_recorded_by_kind_and_replayed_alone() -> None:
+    """stage_passes: a call without grad is a forward, one with grad a forward+backward; the replay runs
+    each again (a backward where it had grad) without recording itself; the stage's model is restored."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    calls, backwards = [], []
+    model[1].register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    model[1].register_full_backward_hook(lambda *_: backwards.append(1))
+    watch, original = stage_passes.Watch(), convlens_stage.OpenedRun.__dict__["model"]
+    with watch.active():
+        assert convlens_stage.OpenedRun.__dict__["model"] is not original
+    assert convlens_stage.OpenedRun.__dict__["model"] is original
+    watch.watch(model)
+    with torch.inference_mode():
+        model(torch.rand(4, 1, 4, 4))
+    model(torch.rand(2, 1, 4, 4, requires_grad=True)).sum()
+    assert [(p.shape, p.kind, p.input_grad) for p in watch.passes] == [
+        ((4, 1, 4, 4), "forward", False), ((2, 1, 4, 4), "forward+backward", True)]  # fmt: skip
+    calls.clear()
+    assert stage_passes.replay(model, watch.passes, torch.device("cpu")) > 0
+    assert calls == [False, True] and backwards == [1] and len(watch.passes) == 2
 
 
 def test_benchmark_modules_import_without_a_cycle() -> None:
