@@ -199,9 +199,19 @@ def evaluation_rows(run: dict[str, Any]) -> list[list[str]]:
                 for name in ("localisation", "pixel_flipping", "road", "mprt", "max_sensitivity")
             ),
             f"**{run['speedup_total']:.1f}x**",
+            _stage_vs_passes(run.get("stage")),
             f"{run['goal']} {'met' if run['goal_met'] else 'not met'}",
         ]
     ]
+
+
+def _stage_vs_passes(stage: dict[str, Any] | None) -> str:
+    """The evaluate stage against a replay of its own model passes (runs before it was measured: -)."""
+    if not stage:
+        return "-"
+    ratio = stage["ratio"]
+    return (f"{num(stage['stage_s']['median'])} / {num(stage['replay_s']['median'])} s "
+            f"(**{ratio['median']:.2f}x**, {ratio['min']:.2f}-{ratio['max']:.2f}) on `{stage['run']}`")  # fmt: skip
 
 
 def data_kind(run: dict[str, Any]) -> str:
@@ -305,6 +315,7 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "MPRT",
             "max-sensitivity",
             "whole suite",
+            "evaluate stage / its model passes (median, range)",
             "goal",
         ],
         evaluation_rows,
