@@ -140,7 +140,9 @@ def test_run_config_may_not_build_other_classes(trained: Path, tmp_path: Path, n
     run = _copy_run(trained, tmp_path)
     created = tmp_path / "created-by-config"
     config = OmegaConf.load(run / "config.yaml")
-    OmegaConf.update(config, node, {"_target_": "builtins.open", "file": str(created), "mode": "w"}, merge=False)
+    attack = {"_target_": "builtins.open", "file": str(created), "mode": "w"}
+    kept = {"num_classes": config.data.num_classes} if node == "data" else {}  # else read_config refuses it first
+    OmegaConf.update(config, node, attack | kept, merge=False)
     (run / "config.yaml").write_text(OmegaConf.to_yaml(config))
     with pytest.raises(UntrustedInputError, match=rf"{node}._target_='builtins.open' is not allowed here"):
         load_run(run)

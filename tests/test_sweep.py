@@ -4,6 +4,7 @@ gives every run and the mean and standard deviation of the test accuracy, overal
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from conftest import ROOT, TINY
 from omegaconf import OmegaConf
 
-from convlens.report.sweep import build_sweep_report, find_runs
+from convlens.report.sweep import DamagedRuns, build_sweep_report, find_runs
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +53,34 @@ def _make_run(sweep_dir: Path, name: str, seed: int, lr: float, test_acc: float,
     """A run folder as the train stage leaves it, with the few files the sweep report reads."""
     root = sweep_dir / "demo_faces" / name
     root.mkdir(parents=True)
-    config = {"seed": seed, "data": {"seed": seed}, "optimizer": {"lr": lr}, "paths": {"output_dir": str(root)}}
+    config = {"seed": seed, "data": {"seed": seed, "num_classes": 7}, "optimizer": {"lr": lr},
+              "paths": {"output_dir": str(root)}}  # fmt: skip
     OmegaConf.save(OmegaConf.create(config), root / "config.yaml")
-    metrics = {"test": {"acc": test_acc}, "val": {"acc": test_acc}, "per_class_accuracy": per_class, "epochs": 1}
+    scores = {"acc": test_acc, "loss": 1.0}
+    metrics = {"test": scores, "val": scores, "per_class_accuracy": per_class, "epochs": 1, "model": "SimpleCNN",
+               "parameters": 10, "data": {"sizes": {}}}  # fmt: skip
     (root / "metrics.json").write_text(json.dumps(metrics))
 
 
 def test_grid_settings_are_grouped_and_names_escaped(tmp_path: Path) -> None:
     """Runs differing in a grid value form one row each; seeds and paths do not split groups; a
-    class name from the run directory is text, not markup; a broken metrics.json is a failed run."""
+    class name from the run directory is text, not markup; a damaged metrics.json or config.yaml is
+    listed with its file and the command that writes it again, the report written for the others, and
+    the build fails at the end naming both."""
     sweep_dir = tmp_path / "outputs" / "sweeps" / "demo_faces" / "2026-01-01_00-00-00"
     for index, (seed, lr, acc) in enumerate([(0, 0.1, 0.5), (1, 0.1, 0.7), (0, 0.2, 0.9), (1, 0.2, 0.8)]):
         _make_run(sweep_dir, f"run-{index}", seed, lr, acc, {"<b>x</b>": acc})
     broken = sweep_dir / "demo_faces" / "run-9"
     _make_run(sweep_dir, "run-9", 2, 0.2, 0.0, {})
-    (broken / "metrics.json").write_text("{not json")
-    report = build_sweep_report(sweep_dir, tmp_path / "reports")
-    text = (report / "report.md").read_text()
+    (broken / "metrics.json").write_text('{"epochs": NaN}')
+    _make_run(sweep_dir, "run-8", 3, 0.1, 0.0, {})
+    (sweep_dir / "demo_faces" / "run-8" / "config.yaml").write_text("seed: [1,")
+    with pytest.raises(DamagedRuns, match=r"without 2 of 6 runs") as refused:
+        build_sweep_report(sweep_dir, tmp_path / "reports")
+    for name in ("run-8/config.yaml", "run-9/metrics.json"):
+        assert re.search(rf"{name} .*; `make train` \(a new run\) writes it again", str(refused.value))
+    text = (tmp_path / "reports" / "sweep" / "demo_faces" / sweep_dir.name / "report.md").read_text()
     assert "| optimizer.lr=0.1 | 2 | 60.0% | 14.1% | 50.0% | 70.0% |" in text
     assert "| optimizer.lr=0.2 | 2 | 85.0% | 7.1% | 80.0% | 90.0% |" in text
     assert "&lt;b&gt;x&lt;/b&gt;" in text and "<b>" not in text
-    assert "no readable metrics.json" in text and "5 runs, 4 finished" in text
+    assert "6 runs, 4 finished" in text and text.count("damaged: ") == 2 and "run-9/metrics.json" in text

@@ -13,7 +13,6 @@ of a process whose OpenMP threads have started hangs in its first parallel opera
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import runpy
 import subprocess
@@ -22,12 +21,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from convlens import provenance
 from convlens.report.markdown import table
-from convlens.rundir import LATEST, METRICS
+from convlens.run_files import read_metrics
+from convlens.rundir import LATEST, RunDirError
 from convlens.stage import script as stage_script
+from convlens.untrusted import UntrustedInputError
+
+Found = TypeVar("Found")
 
 #: The stages each experiment goes through, in order, each its own ``scripts/<stage>.py`` process.
 PIPELINE_STAGES = ("train", "visualize", "evaluate", "report")
@@ -139,22 +142,35 @@ def summary_table(
         rows.append([f"`{experiment}`", _accuracy(outputs / experiment / LATEST), *cells, f"{total:.0f}"])
     rows.append(["start (imports, once)", "", *[""] * len(PIPELINE_STAGES), f"{start_seconds:.0f}"])
     rows.append(["all", "", *[""] * len(PIPELINE_STAGES), f"{start_seconds + sum(times.values()):.0f}"])
-    cpu = _read(outputs / experiments[-1] / LATEST / provenance.FILE_NAME, lambda found: found["hardware"]["cpu"])
+    cpu = _read(outputs / experiments[-1] / LATEST, _cpu)
     timing = "wall clock of each stage's process, the imports they share counted once"
     return f"on {cpu or 'an unrecorded CPU'}, {timing}:\n\n{table(header, rows)}"
 
 
 def _accuracy(run: Path) -> str:
     """``val / test`` of the run's metrics.json, '-' where there is none (e.g. outputs elsewhere)."""
-    found = _read(run / METRICS, lambda metrics: f"{metrics['val']['acc']:.3f} / {metrics['test']['acc']:.3f}")
-    return found or "-"
+    metrics = _read(run, read_metrics)
+    if metrics is None or metrics.get("val") is None or metrics.get("test") is None:
+        return "-"
+    return f"{metrics['val']['acc']:.3f} / {metrics['test']['acc']:.3f}"
 
 
-def _read(path: Path, pick: Callable[[Any], str]) -> str | None:
-    """One value of a JSON file a stage wrote; None where it is missing (this table only reports)."""
+def _cpu(run: Path) -> str | None:
+    """The CPU the run's provenance.json records."""
+    hardware = provenance.read(run).get("hardware")
+    cpu = hardware.get("cpu") if isinstance(hardware, dict) else None
+    return cpu if isinstance(cpu, str) else None
+
+
+def _read(run: Path, read: Callable[[Path], Found]) -> Found | None:
+    """What a checked reader finds in the run; None where the run is missing, or (warned, naming the file
+    and the command that writes it again) damaged: this table only reports."""
+    if not run.is_dir():
+        return None
     try:
-        return pick(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        return read(run)
+    except (RunDirError, UntrustedInputError) as error:
+        print(f"warning: {error}", file=sys.stderr)
         return None
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from convlens.lineage import MADE_FROM
 from convlens.rundir import CLASS_NAMES, CONFIG, CONFUSION_CSV, EVALUATION_JSON, MANIFEST, METRICS, RunDirError
 from convlens.untrusted import UntrustedInputError, inside, read_json
 
@@ -139,6 +140,7 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
         _refuse(root, MANIFEST, "'entries' must be a list of records with a 'method' name", visualize_command(root))
     if manifest.get("split", "test") not in SPLITS:
         _refuse(root, MANIFEST, f"'split' must be one of {', '.join(SPLITS)}", visualize_command(root))
+    _made_from(root, MANIFEST, manifest, visualize_command(root))
     return manifest
 
 
@@ -152,12 +154,20 @@ def read_evaluation(root: Path) -> dict[str, Any] | None:
     for key, kind in EVALUATION_REQUIRED.items():
         if not isinstance(evaluation.get(key), kind):
             _refuse(root, EVALUATION_JSON, f"'{key}' is missing or not a {kind.__name__}", evaluate_command(root))
+    _made_from(root, EVALUATION_JSON, evaluation, evaluate_command(root))
     return evaluation
 
 
 def _mapping(root: Path, name: str | Path, value: Any, rewrite: str) -> None:
     if not isinstance(value, dict):
         _refuse(root, name, f"it must hold a JSON object, not {type(value).__name__}", rewrite)
+
+
+def _made_from(root: Path, name: str | Path, record: dict[str, Any], rewrite: str) -> None:
+    """The lineage record, if any (older versions wrote none): run-relative paths mapped to sha256 digests."""
+    made_from = record.get(MADE_FROM, {})
+    if not isinstance(made_from, dict) or not all(isinstance(digest, str) for digest in made_from.values()):
+        _refuse(root, name, f"'{MADE_FROM}' must map run files to their sha256", rewrite)
 
 
 def _refuse(root: Path, name: str | Path, problem: str, rewrite: str) -> NoReturn:

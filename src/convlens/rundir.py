@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
@@ -177,10 +177,10 @@ def check_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
 
 
 def load_run(path: str | Path) -> TrainedRun:
-    from convlens.run_files import read_class_names  # run_files reads the names this module defines
+    from convlens.run_files import read_class_names, read_config  # run_files reads the names defined here
 
     root = check_run_dir(path)
-    config = OmegaConf.load(root / CONFIG)
+    config = read_config(root)
     checkpoint = best_checkpoint(root)
     # The checkpoint holds the weights: a weights file named in the config (model.weights) is not read again.
     model = _build(root, config, "model", **({"weights": None} if "weights" in config.model else {}))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from convlens.report.sweep import build_sweep_report
+from convlens.report.sweep import DamagedRuns, build_sweep_report
 from convlens.rundir import create_run_dir
 from convlens.stage import script
 from convlens.untrusted import safe_name
@@ -27,6 +27,15 @@ def multirun_command(experiment: str, seeds: int, sweep_dir: Path, overrides: li
     ]  # fmt: skip
 
 
+def report(sweep_dir: Path, reports_dir: str) -> Path:
+    """The sweep report's ``report.md``; exits non-zero naming each damaged run (the report of the others
+    is written first)."""
+    try:
+        return build_sweep_report(sweep_dir, reports_dir) / "report.md"
+    except DamagedRuns as error:
+        sys.exit(f"make sweep: {error}")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("experiment", help="the experiment to sweep (ignored with --report)")
@@ -37,14 +46,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for train; a,b,c values form a grid")
     args = parser.parse_intermixed_args(argv)
     if args.report:
-        print(f"sweep report: {build_sweep_report(args.report, args.reports_dir) / 'report.md'}")
+        print(f"sweep report: {report(Path(args.report), args.reports_dir)}")
         return
     if args.seeds < 1:
         sys.exit("make sweep: SEEDS must be >= 1")
     sweep_dir = create_run_dir(Path(args.outputs_dir) / "sweeps" / safe_name(args.experiment, "EXPERIMENT"))
     print(f"sweep folder: {sweep_dir}", flush=True)
     trained = subprocess.run(multirun_command(args.experiment, args.seeds, sweep_dir, args.overrides))
-    report = build_sweep_report(sweep_dir, args.reports_dir)
-    print(f"sweep report: {report / 'report.md'}")
+    print(f"sweep report: {report(sweep_dir, args.reports_dir)}")
     if trained.returncode != 0:
         sys.exit(f"make sweep: a run failed (exit {trained.returncode}); the report shows the runs that finished")

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from convlens.compare.schema import CompareConfig
 from convlens.lineage import MADE_FROM, FileHashes, changed_inputs
 from convlens.pipeline import run_script
+from convlens.run_files import read_config
 from convlens.rundir import CONFIG, EVALUATION_JSON, MANIFEST, METRICS
 from convlens.stage import script
-from convlens.untrusted import inside, read_json, safe_name
+from convlens.untrusted import UntrustedInputError, inside, read_json, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,22 @@ def newest_run(experiment_dir: Path, experiment: str, model: str) -> Path | None
         reverse=True,
     )
     for path in candidates:
-        if (path / METRICS).is_file() and (path / CONFIG).is_file():
-            config = OmegaConf.load(path / CONFIG)
-            if config.get("experiment_name") == experiment and model_identity(config.get("model") or {}) == wanted:
-                return path
+        config = _reusable_config(path) if (path / METRICS).is_file() and (path / CONFIG).is_file() else None
+        if config is None or config.get("experiment_name") != experiment:
+            continue
+        if isinstance(config.get("model"), DictConfig) and model_identity(config.model) == wanted:
+            return path
     return None
+
+
+def _reusable_config(path: Path) -> DictConfig | None:
+    """A candidate run's ``config.yaml``; None, with a warning naming the file and the fix, when it is
+    damaged (an older run may be reused instead)."""
+    try:
+        return read_config(path)
+    except UntrustedInputError as error:
+        log.warning("not reusing %s: %s", path, error)
+        return None
 
 
 def model_identity(node: Any) -> tuple[str, str]:
@@ -122,5 +134,11 @@ def stale(root: Path, artefact: Path) -> bool:
     (:mod:`convlens.lineage`)."""
     if not (root / artefact).is_file():
         return True
-    record = read_json(root / artefact)
-    return MADE_FROM not in record or bool(changed_inputs(record, FileHashes(root)))
+    try:
+        record = read_json(root / artefact)
+    except UntrustedInputError as error:
+        log.warning("%s is made again: %s", artefact, error)
+        return True
+    if not isinstance(record, dict) or not isinstance(record.get(MADE_FROM), dict):
+        return True
+    return bool(changed_inputs(record, FileHashes(root)))

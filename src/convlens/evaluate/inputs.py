@@ -9,7 +9,6 @@ named and the fix (rerun `make visualize`).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from convlens import run_files
 from convlens.registry import METHODS
 from convlens.rundir import MANIFEST, MAPS_NAME, VISUALIZATIONS, RunDirError
 from convlens.untrusted import UntrustedInputError, inside
@@ -70,12 +70,13 @@ class MethodMaps:
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / MANIFEST
-    if not path.is_file():
+    """The run's manifest through its checked reader (:func:`convlens.run_files.read_manifest`), which
+    must list the methods whose maps are evaluated."""
+    manifest = run_files.read_manifest(root)
+    if manifest is None:
         raise RunDirError(f"{root} has no {MANIFEST}; run `make visualize RUN={root}` first")
-    manifest = json.loads(path.read_text())
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("methods"), dict):
-        raise UntrustedInputError(f"{path}: no 'methods' mapping; rerun `make visualize RUN={root}`")
+    if not isinstance(manifest.get("methods"), dict):
+        raise UntrustedInputError(f"{root / MANIFEST}: no 'methods' mapping; rerun `make visualize RUN={root}`")
     return manifest
 
 

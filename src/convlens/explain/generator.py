@@ -278,12 +278,12 @@ def _losses(path: Path) -> dict[str, list[float]]:
     if not isinstance(losses, dict) or not all(
         isinstance(values, list) and all(isinstance(v, int | float) for v in values) for values in losses.values()
     ):
-        raise UntrustedInputError(f"{path} must map loss names to lists of numbers; run `make generate` again")
+        raise UntrustedInputError(f"{path} must map loss names to lists of numbers; {store.again(path)}")
     return losses
 
 
 def _metrics(path: Path) -> dict[str, float]:
     metrics = read_json(path)
     if not isinstance(metrics, dict):
-        raise UntrustedInputError(f"{path} must hold a JSON object; run `make generate` again")
+        raise UntrustedInputError(f"{path} must hold a JSON object; {store.again(path)}")
     return {key: value for key, value in metrics.items() if isinstance(value, int | float) and key != "seconds"}

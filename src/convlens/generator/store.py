@@ -15,7 +15,6 @@ before any network is built, every refusal naming the file and the fix.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from convlens import untrusted
 from convlens.generator.encoding import CodeStatistics, ImageSpace
 from convlens.generator.networks import CodeDenoiser, UpConvGenerator
 from convlens.provenance import portable_path
@@ -85,19 +85,20 @@ def load_prior(run_dir: str | Path) -> GeneratorPrior:
                           config["feature_layer"], tensors["reference"], tensors["heldout"])  # fmt: skip
 
 
+def generate_command(path: Path) -> str:
+    """The command that writes ``path``, a file of ``<run>/generator/``, again."""
+    return f"`make generate RUN={portable_path(path.parent.parent)}`"
+
+
 def again(path: Path) -> str:
     """The fix for a damaged file of ``<run>/generator/``: train the run's generator again."""
-    return f"run `make generate RUN={portable_path(path.parent.parent)}` again"
+    return f"run {generate_command(path)} again"
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file of the generator folder; a clear error when it is missing or malformed."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise UntrustedInputError(f"{path} is missing; {again(path)}") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UntrustedInputError(f"{path} is not valid JSON ({error}); {again(path)}") from error
+    """A JSON file of the generator folder, read strictly (``NaN`` and ``Infinity`` refused), every refusal
+    naming the file and the command that writes it again."""
+    return untrusted.read_json(path, generate_command(path))
 
 
 def _read_config(path: Path) -> dict[str, Any]:

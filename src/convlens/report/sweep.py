@@ -3,12 +3,14 @@ accuracy overall and per class for each setting, learning curves overlaid.
 
 A sweep folder (``outputs/sweeps/<experiment>/<time>``, made by :mod:`convlens.sweep`) holds its runs as
 ``<experiment>/<time>[-N]``. Runs are grouped by the config values that differ between them, the seed
-and paths aside. Everything read is untrusted: numbers are checked, names escaped, output written atomically.
+and paths aside. Everything read is untrusted: each run's ``config.yaml`` and ``metrics.json`` through the
+checked readers of :mod:`convlens.run_files`, names escaped, output written atomically. A run whose files
+are damaged is listed with the reason and left out of the statistics; the report is written for the
+others, then :class:`DamagedRuns` names each damaged run.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -23,8 +25,9 @@ from convlens.figures.sweep import RunCurves, sweep_curves_figure
 from convlens.report import format, markdown
 from convlens.report.curves import read_epoch_curves
 from convlens.report.render import to_html
-from convlens.rundir import CONFIG, METRICS, TENSORBOARD
-from convlens.untrusted import inside, safe_name
+from convlens.run_files import read_config, read_metrics
+from convlens.rundir import CONFIG, METRICS, TENSORBOARD, RunDirError
+from convlens.untrusted import UntrustedInputError, inside, safe_name
 
 #: Config keys that differ between the runs of one setting by design.
 PER_RUN_KEYS = ("seed", "data.seed", "paths.", "trainer.default_root_dir", "callbacks.", "logger.")
@@ -38,7 +41,8 @@ class SweepRun:
     root: Path
     seed: Any
     setting: dict[str, str]
-    metrics: dict[str, Any] | None  # None: no readable metrics.json (the run failed or is still training)
+    metrics: dict[str, Any] | None  # None: no metrics.json (the run failed or is still training) or damaged
+    problem: str | None = None  # why a file of the run cannot be read (it is left out of the statistics)
 
     def number(self, *keys: str) -> float | None:
         value: Any = self.metrics
@@ -48,16 +52,28 @@ class SweepRun:
         return float(value) if ok else None
 
 
+class DamagedRuns(RunDirError):
+    """Runs of a sweep whose files could not be read; raised once the report of the others is written."""
+
+
 def find_runs(sweep_dir: Path) -> list[SweepRun]:
-    """The run folders of a sweep (those with a config.yaml), in start order."""
+    """The run folders of a sweep (those with a config.yaml), in start order; a damaged one carries its
+    ``problem`` and no setting."""
     roots = sorted(p.parent for p in sweep_dir.glob(f"*/*/{CONFIG}") if not p.parent.is_symlink())
-    flat = {root: _flatten(OmegaConf.to_container(OmegaConf.load(root / CONFIG))) for root in roots}
+    read = {root: _read_run(root) for root in roots}
+    flat = {root: config for root, (config, _, _) in read.items() if config is not None}
     differing = {k for config in flat.values() for k in config if len({str(c.get(k)) for c in flat.values()}) > 1}
     varied = sorted(k for k in differing if not any(k == p or k.startswith(p) for p in PER_RUN_KEYS if p))
     return [
-        SweepRun(root, flat[root].get("seed"), {k: str(flat[root].get(k)) for k in varied}, _metrics(root))
-        for root in roots
-    ]
+        SweepRun(root, (config or {}).get("seed"), {k: str(config.get(k)) for k in varied} if config else {},
+                 metrics, problem)
+        for root, (config, metrics, problem) in read.items()
+    ]  # fmt: skip
+
+
+def intact(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    """The runs whose files could be read (those the statistics and curves are made of)."""
+    return [run for run in runs if run.problem is None]
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -66,15 +82,13 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
-def _metrics(root: Path) -> dict[str, Any] | None:
-    path = root / METRICS
-    if not path.is_file():
-        return None
+def _read_run(root: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    """A run's flattened config and its metrics (None: not finished), or the reason one is damaged."""
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return metrics if isinstance(metrics, dict) else None
+        config = _flatten(OmegaConf.to_container(read_config(root)))
+        return config, read_metrics(root) if (root / METRICS).is_file() else None, None
+    except UntrustedInputError as error:  # a RunFileError, or strict JSON's refusal
+        return None, None, str(error)
 
 
 def _spread(values: Sequence[float]) -> tuple[str, str]:
@@ -90,8 +104,8 @@ def _setting_name(setting: dict[str, str]) -> str:
 
 
 def sweep_markdown(experiment: str, sweep_name: str, runs: Sequence[SweepRun], classes: Sequence[str]) -> str:
-    settings = list(dict.fromkeys(_setting_name(run.setting) for run in runs))
-    finished = [run for run in runs if run.metrics is not None]
+    settings = list(dict.fromkeys(_setting_name(run.setting) for run in intact(runs)))
+    finished = [run for run in intact(runs) if run.metrics is not None]
     lines = [
         f"# Sweep: {markdown.text(experiment)}",
         "",
@@ -129,9 +143,12 @@ def _range(values: Sequence[float]) -> list[str]:
 
 def _run_row(run: SweepRun) -> list[Any]:
     name = markdown.code(f"{run.root.parent.name}/{run.root.name}")
-    head = [name, markdown.text(run.seed), markdown.text(_setting_name(run.setting))]
+    setting = _setting_name(run.setting) if run.problem is None else "-"
+    head = [name, markdown.text(run.seed), markdown.text(setting)]
+    if run.problem is not None:
+        return [*head, markdown.text(f"damaged: {run.problem}"), "", "", "", ""]
     if run.metrics is None:
-        return [*head, "no readable metrics.json", "", "", "", ""]
+        return [*head, "no metrics.json (failed or still training)", "", "", "", ""]
     best = run.number("best_epoch")
     return [
         *head,
@@ -142,7 +159,8 @@ def _run_row(run: SweepRun) -> list[Any]:
 
 
 def build_sweep_report(sweep_dir: str | Path, reports_dir: str | Path) -> Path:
-    """Write ``<reports_dir>/sweep/<experiment>/<sweep>/report.md`` (+ .html, the curves figure)."""
+    """Write ``<reports_dir>/sweep/<experiment>/<sweep>/report.md`` (+ .html, the curves figure), then
+    raise :class:`DamagedRuns` when a run's files could not be read."""
     sweep_dir = Path(sweep_dir)
     experiment = safe_name(sweep_dir.parent.name, "sweep folder's experiment")
     runs = find_runs(sweep_dir)
@@ -150,9 +168,9 @@ def build_sweep_report(sweep_dir: str | Path, reports_dir: str | Path) -> Path:
         raise FileNotFoundError(f"{sweep_dir} holds no run (no <experiment>/<time>/{CONFIG})")
     report_dir = inside(reports_dir, "sweep", experiment, safe_name(sweep_dir.name, "sweep folder"))
     classes = _class_names(runs)
-    settings = list(dict.fromkeys(_setting_name(run.setting) for run in runs))
+    settings = list(dict.fromkeys(_setting_name(run.setting) for run in intact(runs)))
     curves = []
-    for run in runs:
+    for run in intact(runs):
         read = read_epoch_curves(run.root / TENSORBOARD)
         group = settings.index(_setting_name(run.setting))
         val_acc, train_loss = read.values.get("val/acc", []), read.values.get("train/loss", [])
@@ -162,6 +180,10 @@ def build_sweep_report(sweep_dir: str | Path, reports_dir: str | Path) -> Path:
         text = sweep_markdown(sweep_dir.parent.name, sweep_dir.name, runs, classes)
         atomic.write_text(staging / "report.md", text)
         atomic.write_text(staging / "report.html", to_html(text, f"convlens sweep: {experiment}"))
+    damaged = [f"{run.root}: {run.problem}" for run in runs if run.problem is not None]
+    if damaged:
+        raise DamagedRuns(f"the sweep report {report_dir / 'report.md'} was written without {len(damaged)} of "
+                          f"{len(runs)} runs, whose files could not be read:\n" + "\n".join(damaged))  # fmt: skip
     return report_dir
 
 

@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from convlens import provenance
 from convlens.config import ConfigError
+from convlens.run_files import read_config
 from convlens.rundir import CONFIG, resumed_run_dir
 
 #: The keys a resume may change, each with why it cannot change what the model learns: the training
@@ -75,7 +76,7 @@ def check_resume(cfg: DictConfig) -> Resume | None:
     run_dir = resumed_run_dir(cfg.ckpt_path)
     if run_dir is None or cfg.paths.output_dir is not None:
         return None
-    recorded = OmegaConf.load(run_dir / CONFIG)
+    recorded = read_config(run_dir)
     changed = differences(_flat(recorded), _flat(_in_run_dir(cfg, recorded)))
     refused = {key: values for key, values in changed.items() if key not in RESUMABLE}
     if refused:
