@@ -25,6 +25,10 @@ from convlens.explain.cam import CamMaps
 from convlens.explain.method import ExplainBatch, MethodParams
 from convlens.registry import METHODS, load, method_settings
 
+#: Images per call of a method: enough to fill a batch, few enough that a 224-px ResNet's activations and
+#: gradients fit in a few GiB (a method's own batching, e.g. Integrated Gradients' steps, works within it).
+BATCH_SIZE = 32
+
 
 @dataclass(frozen=True)
 class Recompute:
@@ -43,18 +47,25 @@ class Recompute:
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
         """``{layer ('' for a single map): (B, H, W) float32}`` on the inputs' device."""
-        result = self._result(model, inputs, targets)
-        return {layer or "": _tensor(maps, inputs.device) for layer, maps in result.localisation_maps().items()}
+        views = self.views(model, inputs, targets)
+        return {layer: found["localised"] for layer, found in views.items()}
 
     def views(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, dict[str, Tensor]]:
-        """Per layer, the views randomization compares (each (B, h, w) float32): ``absolute`` (the
-        magnitudes), and where the method has them ``signed`` and ``native`` (a CAM at its layer's size)."""
+        """Per layer, the ``localised`` map (what the evaluation scores) and the views randomization
+        compares (each (B, h, w) float32): ``absolute`` (the magnitudes), and where the method has them
+        ``signed`` and ``native`` (a CAM at its layer's size); :data:`BATCH_SIZE` images per call."""
+        chunks = [self._views(model, *batch) for batch in zip(inputs.split(BATCH_SIZE), targets.split(BATCH_SIZE),
+                                                               strict=True)]  # fmt: skip
+        return {layer: {view: torch.cat([chunk[layer][view] for chunk in chunks]) for view in views}
+                for layer, views in chunks[0].items()}  # fmt: skip
+
+    def _views(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, dict[str, Tensor]]:
         result = self._result(model, inputs, targets)
-        found = {layer or "": {"absolute": _tensor(maps, inputs.device)}
+        found = {layer or "": dict.fromkeys(("localised", "absolute"), _tensor(maps, inputs.device))
                  for layer, maps in result.localisation_maps().items()}  # fmt: skip
         if isinstance(result, AttributionMaps) and result.signed:
             signed = _tensor(result.maps, inputs.device)
-            found[""] = {"absolute": signed.abs(), "signed": signed}
+            found[""] |= {"absolute": signed.abs(), "signed": signed}
         if isinstance(result, CamMaps):
             for layer, size in result.sizes.items():
                 if layer in found:

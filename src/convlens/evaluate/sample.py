@@ -31,9 +31,6 @@ EXPLAINED = ("predicted", "true")
 #: The sample's default (images, costly_images) by device: enough for the paired tests on a 2-core CPU
 #: within a minute or so for the demos, more where an accelerator makes them cheap (a real run on a GPU).
 SAMPLE_SIZES = {"cpu": (64, 16), "accelerator": (256, 32)}
-#: Images per call of a method: enough to fill a batch, few enough that a 224-px ResNet's activations
-#: and gradients fit in a few GiB.
-MAPS_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -120,21 +117,15 @@ def sample_images(
 
 def compute_maps(
     model: nn.Module, images: Images, planned: dict[str, dict[str, Any]], black: Tensor, num_classes: int,
-    small: int, batch_size: int = MAPS_BATCH_SIZE,
+    small: int,
 ) -> dict[str, MethodMaps]:  # fmt: skip
-    """Every planned method's maps of the sample with its recorded settings, ``batch_size`` images at a
-    time (a method's own batching works within that); costly methods (LIME) on the first ``small``
-    images only."""
+    """Every planned method's maps of the sample with its recorded settings; costly methods (LIME) on
+    the first ``small`` images only."""
     found = {}
     for name, parameters in planned.items():
         rows = small if METHODS[name].costly else len(images.keys)
         recompute = Recompute.recorded(name, parameters, black, num_classes)
-        chunks = [
-            recompute(model, inputs, targets)
-            for inputs, targets in zip(images.inputs[:rows].split(batch_size), images.targets[:rows].split(batch_size),
-                                       strict=True)
-        ]  # fmt: skip
-        layers = {layer: torch.cat([chunk[layer] for chunk in chunks]) for layer in chunks[0]}
+        layers = recompute(model, images.inputs[:rows], images.targets[:rows])
         keys = images.keys[:rows]
         index, targets = [key[0] for key in keys], [key[1] for key in keys]
         found[name] = MethodMaps(name, layers, index, images.labels[:rows], targets, parameters)
