@@ -129,5 +129,4 @@ _family(
 REFERENCES = {
     "random": "random maps",
     "edges": "the edge detector's map",
-    "threshold": "the threshold and the randomised-twin and edge-map references",
 }

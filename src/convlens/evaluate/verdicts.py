@@ -3,7 +3,7 @@ family of metrics for each method and layer.
 
 The family of tests held to the false discovery rate is the run's whole table: every metric cell
 against each of its baselines (random maps, ``edges``, ``centre``) and every randomization cascade
-against its threshold, adjusted together by Benjamini-Hochberg; a test is marked only when it
+against its threshold and references, adjusted together by Benjamini-Hochberg; a test is marked only when it
 survives, and one on fewer than :data:`~convlens.evaluate.statistics.MIN_IMAGES` images never is.
 """
 
@@ -19,7 +19,7 @@ from convlens.evaluation_registry import FAMILIES, REFERENCES, scored_metrics
 
 #: What the adjusted family of tests is, as ``evaluation.json`` states it.
 TESTS_ADJUSTED = "every test of this run's table: each metric cell against each of its baselines, and each "
-TESTS_ADJUSTED += "randomization cascade against its threshold"
+TESTS_ADJUSTED += "randomization cascade against its threshold, its randomised twin and the edge map"
 LABELS = {metric.key: metric.label for _, metric in scored_metrics()} | {"sensitivity": "randomization"}
 
 
@@ -72,7 +72,7 @@ def stable_for_a_reason(verdicts: dict[str, dict[str, str]]) -> dict[str, dict[s
 
 def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dict[str, str]:
     """One family's verdict on one map, from its cells' marks against their reference baseline (random
-    maps; for randomization, the threshold under which a map counts as changed by the weights).
+    maps; the edge map for robustness); randomization's from its sensitivity cell (:func:`_cascade_verdict`).
 
     **supported**: better than the reference on at least one metric of the family after the table's
     adjustment, and worse on none; **not supported**: worse on one, or better on none; **not tested**
