@@ -80,8 +80,7 @@ class FaithfulnessParams:
             raise ValueError(f"patch={self.patch}: give the tile side as a share of the image side, in [0, 1]")
         if self.fill not in FILLS:
             raise ValueError(f"fill={self.fill!r}; choose one of {', '.join(FILLS)}")
-        grid = [0.0, *self.shares, 1.0]
-        if not self.shares or not all(low < high for low, high in pairwise(grid)):
+        if not self.shares or not all(low < high for low, high in pairwise(self.grid)):
             raise ValueError(f"shares={self.shares}: give one or more increasing shares strictly between 0 and 1")
         if not self.road_percentages or not all(0 < p < 1 for p in self.road_percentages):
             raise ValueError(f"road_percentages={self.road_percentages}: give shares strictly between 0 and 1")
