@@ -175,7 +175,8 @@ def test_trust_section_escapes_run_text(evaluation: dict) -> None:
 
 
 def _cells(evaluation: dict) -> list[dict]:
-    """Every tested cell of the table (a randomization cascade's ``sensitivity`` included), in table order."""
+    """Every tested cell of the table (a randomization cascade's ``sensitivity`` and ``first_stage``
+    included), in table order."""
     return [cell for method in evaluation["methods"].values() for record in method["layers"].values()
             for family in FAMILIES for cell in record.get(family, {}).values()
             if isinstance(cell, dict) and "against" in cell]  # fmt: skip
@@ -189,7 +190,7 @@ def _table(body: str) -> tuple[list[str], list[list[str]]]:
 def test_a_cell_on_fewer_than_eight_images_is_never_marked(evaluation: dict) -> None:
     """Randomization and robustness run on 2 images here: no test, no mark, in the JSON and the table."""
     few = [cell for cell in _cells(evaluation) if cell["images"] < 8]
-    assert len(few) == 2 * 5, "the cascade and max-sensitivity of 5 method-layers (LIME is left out)"
+    assert len(few) == 3 * 5, "the cascade's two cells and max-sensitivity of 5 method-layers (LIME is left out)"
     for cell in few:
         assert cell["verdict"] == "too few images"
         assert all(test["mark"] == "too few images" and test["p"] is None and test["p_adjusted"] is None

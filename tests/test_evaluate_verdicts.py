@@ -1,32 +1,48 @@
-"""The verdict rules that combine tests: randomization's sensitivity cell (judged against a threshold
-and two references at once) and robustness read together with randomization."""
+"""The verdict rules that combine tests: randomization's cells (the full cascade judged against a
+threshold and the larger reference at once, the first stage against the threshold) and robustness read
+together with randomization."""
 
 from __future__ import annotations
 
 import pytest
 
-from convlens.evaluate.randomization import sensitivity_mark, sensitivity_reason
+from convlens.evaluate.randomization import cascade_mark, cascade_reason, cascade_verdict, sensitivity_mark
 from convlens.evaluate.verdicts import stable_for_a_reason
+from convlens.report import trust_scores
+from convlens.report.trust_scores import Row
 
 SUPPORTED = {"verdict": "supported", "why": "better than the edge detector's map on max-sensitivity"}
 
 
 @pytest.mark.parametrize(
-    ("threshold", "twin", "edges", "expected"),
+    ("threshold", "structure", "expected"),
     [
-        ("above", "level", "level", "above"),  # changed, and no more alike than either reference: sensitive
-        ("above", "above", "above", "above"),
-        ("above", "below", "level", "below"),  # keeps more of itself than two randomised models share
-        ("above", "level", "below", "below"),  # keeps more of itself than an edge map has of it
-        ("level", "level", "level", "level"),  # not shown to change
-        ("below", "above", "above", "below"),
-        ("above", "too few images", "level", "too few images"),
+        ("above", "level", "above"),  # changed, and within the margin of what structure gives: sensitive
+        ("above", "above", "above"),
+        ("above", "below", "below"),  # keeps more of itself than structure gives plus the margin
+        ("level", "level", "level"),  # not shown to change
+        ("below", "above", "below"),
+        ("above", "too few images", "too few images"),
     ],
 )
-def test_sensitivity_needs_a_change_and_no_excess_over_either_reference(
-    threshold: str, twin: str, edges: str, expected: str
+def test_sensitivity_needs_a_change_and_no_excess_over_the_reference(
+    threshold: str, structure: str, expected: str
 ) -> None:
-    assert sensitivity_mark({"threshold": threshold, "twin": twin, "edges": edges}) == expected
+    assert sensitivity_mark({"threshold": threshold, "structure": structure}) == expected
+
+
+@pytest.mark.parametrize(
+    ("full", "first", "expected"),
+    [
+        ("above", "above", "above"),
+        ("above", "level", "above"),  # the head alone not shown to leave it alike: the full cascade decides
+        ("above", "below", "below"),  # alike after the head alone: it does not show what the model decides with
+        ("level", "below", "below"),
+        ("too few images", "below", "too few images"),
+    ],
+)
+def test_a_map_the_head_leaves_alike_is_insensitive(full: str, first: str, expected: str) -> None:
+    assert cascade_mark({"verdict": full}, {"verdict": first}) == expected
 
 
 def test_robustness_counts_only_for_maps_that_depend_on_the_weights() -> None:
@@ -38,22 +54,40 @@ def test_robustness_counts_only_for_maps_that_depend_on_the_weights() -> None:
         assert stable_for_a_reason(verdicts)["robustness"] == SUPPORTED
 
 
-def _cell(threshold: str, twin: str, edges: str, verdict: str) -> dict:
-    means = {"threshold": 0.5, "twin": 0.17, "edges": 0.1}
-    marks = {"threshold": threshold, "twin": twin, "edges": edges}
-    return {"value": 0.22, "verdict": verdict, "against": {name: {"mean": means[name], "mark": marks[name]}
-                                                           for name in means}}  # fmt: skip
+def _cells(threshold: str, structure: str, verdict: str, first: str = "level") -> tuple[dict, dict]:
+    means = {"threshold": 0.5, "structure": 0.27}
+    marks = {"threshold": threshold, "structure": structure}
+    against = {name: {"mean": means[name], "mark": marks[name]} for name in means}
+    sensitivity = {"value": 0.22, "verdict": verdict, "margin": 0.1, "against": against}
+    return sensitivity, {"value": 0.93, "verdict": first}
 
 
 @pytest.mark.parametrize(
     ("marks", "verdict", "says"),
     [
-        (("above", "level", "level"), "above", "no more than two randomised models' maps share (0.17)"),
-        (("above", "below", "level"), "below", "more than two randomised models' maps share (0.17)"),
-        (("above", "level", "below"), "below", "more than an edge map shares with it (0.10)"),
-        (("below", "level", "level"), "below", "above 0.5: it hardly changes"),
-        (("level", "level", "level"), "level", "not shown to lie below 0.5"),
+        (("above", "level"), "above", "within 0.1 of what two randomised models' maps or an edge map share (0.27"),
+        (("above", "below"), "below", "an edge map's similarity plus 0.1 (0.27): part of it survives"),
+        (("below", "level"), "below", "above 0.5: it hardly changes"),
+        (("level", "level"), "level", "not shown to lie below 0.5"),
+        (
+            ("above", "level", "below"),
+            "above",
+            "the first stage (the head) re-initialised its map keeps Spearman 0.93",
+        ),
     ],
 )
-def test_the_cascade_sentence_names_what_decided_it(marks: tuple[str, str, str], verdict: str, says: str) -> None:
-    assert says in sensitivity_reason(_cell(*marks, verdict))
+def test_the_cascade_sentence_names_what_decided_it(marks: tuple[str, ...], verdict: str, says: str) -> None:
+    assert says in cascade_reason(*_cells(*marks[:2], verdict, *marks[2:]))
+
+
+@pytest.mark.parametrize(("first", "says"), [("level", "lose their resemblance"), ("below", "not shown to depend")])
+def test_the_report_sentence_flips_with_the_first_stage(first: str, says: str) -> None:
+    """The report's randomization sentence follows the verdict: one map, its full cascade sensitive, the
+    head alone leaving it alike or not."""
+    sensitivity, first_stage = _cells("above", "level", "above", first)
+    record = {"sensitivity": sensitivity, "first_stage": first_stage, "full": {"spearman": 0.22}}
+    record["verdict"] = cascade_verdict(record)
+    why = {"verdict": "", "why": cascade_reason(sensitivity, first_stage)}
+    row = Row("guided_backprop", "Guided backprop", "", {"randomization": record, "verdicts": {"randomization": why}})
+    sentences = " ".join(trust_scores._cascade([row], {"similar_above": 0.5, "margin": 0.1}))
+    assert says in sentences and "Guided backprop" in sentences

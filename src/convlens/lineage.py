@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from convlens.provenance import sha256
-from convlens.rundir import MANIFEST, MAPS_NAME, VISUALIZATIONS
 from convlens.untrusted import inside
 
 #: The key under which an artefact records ``{run-relative path: sha256}`` of the files it was made from.
@@ -49,9 +48,3 @@ def changed_inputs(artefact: dict[str, Any] | None, hashes: FileHashes) -> list[
     when it is stale. An artefact without a record (written before lineage was recorded) has none."""
     recorded = (artefact or {}).get(MADE_FROM) or {}
     return [path for path, digest in recorded.items() if hashes.of(path) != digest]
-
-
-def visualization_files(root: Path) -> list[Path]:
-    """The visualize stage's files a later stage reads: the manifest and every kept maps file (run-relative)."""
-    maps = sorted(path.relative_to(root) for path in (root / VISUALIZATIONS / MAPS_NAME).glob("*.npz"))
-    return [MANIFEST, *maps]

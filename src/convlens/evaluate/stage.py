@@ -29,9 +29,9 @@ from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
-from convlens.lineage import MADE_FROM, visualization_files
+from convlens.lineage import MADE_FROM
 from convlens.registry import load, title
-from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME
+from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME, MANIFEST
 from convlens.stage import OpenedRun, Stage
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ Drawing = tuple[FamilySpec, Any]
 def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the results."""
     settings = family_settings(cfg)
-    opened.reading(*visualization_files(opened.root))
+    opened.reading(MANIFEST)  # the methods' settings; the maps are computed afresh on the sample
     subject, missing = prepare(opened, cfg)
     check_stages(subject.model, settings.randomization.stages)
     results, cascade = score_all(subject, settings)

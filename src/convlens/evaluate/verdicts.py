@@ -13,14 +13,23 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
-from convlens.evaluate.randomization import SENSITIVITY, cascade_verdict, sensitivity_mark, sensitivity_reason
+from convlens.evaluate.randomization import (
+    FIRST_STAGE,
+    SENSITIVITY,
+    cascade_mark,
+    cascade_reason,
+    cascade_verdict,
+    sensitivity_mark,
+)
 from convlens.evaluate.statistics import FDR, MIN_IMAGES, PairedTest, adjust, mark
 from convlens.evaluation_registry import FAMILIES, REFERENCES, scored_metrics
 
 #: What the adjusted family of tests is, as ``evaluation.json`` states it.
 TESTS_ADJUSTED = "every test of this run's table: each metric cell against each of its baselines, and each "
-TESTS_ADJUSTED += "randomization cascade against its threshold, its randomised twin and the edge map"
-LABELS = {metric.key: metric.label for _, metric in scored_metrics()} | {"sensitivity": "randomization"}
+TESTS_ADJUSTED += "randomization cascade against its threshold (after the first stage and after all) and against the "
+TESTS_ADJUSTED += "larger of its randomised twin's and the edge map's similarity"
+LABELS = {metric.key: metric.label for _, metric in scored_metrics()}
+LABELS |= {"sensitivity": "randomization", "first_stage": "randomization of the first stage"}
 
 
 def adjust_table(methods: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +81,7 @@ def stable_for_a_reason(verdicts: dict[str, dict[str, str]]) -> dict[str, dict[s
 
 def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dict[str, str]:
     """One family's verdict on one map, from its cells' marks against their reference baseline (random
-    maps; the edge map for robustness); randomization's from its sensitivity cell (:func:`_cascade_verdict`).
+    maps; the edge map for robustness); randomization's from its two cascade cells (:func:`_cascade_verdict`).
 
     **supported**: better than the reference on at least one metric of the family after the table's
     adjustment, and worse on none; **not supported**: worse on one, or better on none; **not tested**
@@ -81,7 +90,7 @@ def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dic
     if skipped:
         return {"verdict": "not tested", "why": skipped}
     if any(cell.get("judged") == SENSITIVITY for cell in cells.values()):
-        return _cascade_verdict(next(iter(cells.values())))
+        return _cascade_verdict(cells)
     tested = {key: cell for key, cell in cells.items() if cell["verdict"] != "too few images"}
     if not tested:
         return {"verdict": "not tested", "why": f"too few images (fewer than {MIN_IMAGES} per cell)"}
@@ -95,10 +104,13 @@ def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dic
     return {"verdict": "not supported", "why": f"no better than {reference} on any metric"}
 
 
-def _cascade_verdict(cell: dict[str, Any]) -> dict[str, str]:
-    """Randomization's verdict from its sensitivity cell, with what decided it."""
-    verdict = {"above": "supported", "too few images": "not tested"}.get(cell["verdict"], "not supported")
-    return {"verdict": verdict, "why": sensitivity_reason(cell)}
+def _cascade_verdict(cells: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Randomization's verdict from its sensitivity and first-stage cells, with what decided it."""
+    sensitivity = next(cell for cell in cells.values() if cell.get("judged") == SENSITIVITY)
+    first_stage = next((cell for cell in cells.values() if cell.get("judged") == FIRST_STAGE), None)
+    mark = cascade_mark(sensitivity, first_stage)
+    verdict = {"above": "supported", "too few images": "not tested"}.get(mark, "not supported")
+    return {"verdict": verdict, "why": cascade_reason(sensitivity, first_stage)}
 
 
 def _family_cells(record: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
