@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
+from torch.optim.lr_scheduler import OneCycleLR
 
 from convlens.data.transforms import TTA_VIEWS
 from convlens.untrusted import UntrustedInputError, safe_name
@@ -141,6 +142,7 @@ def validate(cfg: DictConfig) -> None:
     check_partial(cfg.optimizer, "optimizer")
     if cfg.scheduler:  # empty (conf/scheduler/none.yaml): a constant learning rate
         check_partial(cfg.scheduler, "scheduler")
+        _check_one_cycle(cfg)
     for group in ("logger", "callbacks"):
         for name, node in (cfg[group] or {}).items():
             check_target(node, f"{group}.{name}")
@@ -210,6 +212,19 @@ def check_partial(node: DictConfig, key: str) -> None:
     check_target(node, key)
     if node.get("_partial_") is not True:
         raise ConfigError(f"{key} needs '_partial_: true' ({node._target_} gets its first argument at training time)")
+
+
+def _check_one_cycle(cfg: DictConfig) -> None:
+    """OneCycleLR's last phase (the annealing) must last a step whatever the run's length, or torch divides
+    by zero at the run's end: ``pct_start`` < 1, or <= 0.5 with ``three_phase`` (warm-up, then as long back)."""
+    pct_start = cfg.scheduler.get("pct_start")
+    if pct_start is None or not issubclass(get_object(cfg.scheduler._target_), OneCycleLR):
+        return
+    three_phase = cfg.scheduler.get("three_phase", False)
+    rule = "must be a number in [0, 0.5] with three_phase" if three_phase else "must be a number in [0, 1)"
+    number = isinstance(pct_start, int | float)
+    fits = number and pct_start >= 0 and (pct_start <= 0.5 if three_phase else pct_start < 1)
+    _check_range(cfg, "scheduler.pct_start", fits, rule)
 
 
 def _check_image_size(cfg: DictConfig) -> None:
