@@ -14,6 +14,7 @@ import torch
 from conftest import ROOT, SCHEDULERS, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from convlens.config import ConfigError
 from convlens.hardware import cpu_model
 from convlens.models import FerCNN
 from convlens.rundir import RunDirError, load_run
@@ -187,3 +188,9 @@ def test_a_one_cycle_just_long_enough_runs_to_its_end(tiny_run_cfg, overrides: l
         assert train(cfg)["epochs"] == 2 and "constant rate" not in caplog.text
     rates = [float(rate) for rate in re.findall(r"\| lr ([-+.e0-9]+) \|", caplog.text)]
     assert len(rates) == 2 and all(rate < cfg.optimizer.lr for rate in rates), rates
+
+
+def test_a_share_of_no_training_batch_is_refused_before_the_run_directory(tiny_run_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"trainer.limit_train_batches=0.1 keeps 0.1 x 4 < 1"):
+        train(tiny_run_cfg("demo_faces", "trainer.limit_train_batches=0.1", name="none"))
+    assert not (tmp_path / "none").exists()

@@ -182,6 +182,19 @@ def check_data_fits(cfg: DictConfig, train_size: int) -> None:
             f"data.batch_size={cfg.data.batch_size} is larger than the training set of data '{cfg.data.name}' "
             f"({train_size} images), so not one training batch could be formed; use data.batch_size<={train_size}"
         )
+    _check_train_share(cfg, train_size // cfg.data.batch_size)
+
+
+def _check_train_share(cfg: DictConfig, batches: int) -> None:
+    """A fractional ``trainer.limit_train_batches`` must keep a batch of the ``batches`` (Lightning rounds the
+    share down and refuses 0, but only once the run directory exists, with a traceback; a DDP process,
+    holding fewer batches, may still be refused by Lightning)."""
+    share = cfg.trainer.limit_train_batches
+    if isinstance(share, float) and 0 < share < 1 and int(share * batches) < 1:
+        raise ConfigError(
+            f"trainer.limit_train_batches={share} keeps {share} x {batches} < 1 of the training batches of data "
+            f"'{cfg.data.name}'; give a batch count (e.g. trainer.limit_train_batches=1) or a share >= 1/{batches}"
+        )
 
 
 def _check_range(cfg: DictConfig, key: str, ok: bool, rule: str) -> None:
