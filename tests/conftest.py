@@ -19,6 +19,8 @@ from convlens.training.run import train
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+#: Every learning-rate schedule a run can name (scheduler=<name>), one per conf/scheduler/*.yaml.
+SCHEDULERS = sorted(p.stem for p in (CONF / "scheduler").glob("*.yaml"))
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 register_configs()

@@ -7,18 +7,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import SCHEDULERS
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigKeyError, ValidationError
 from torch import nn
 
-from convlens.config import ConfigError, validate
+from convlens.config import ConfigError, check_data_fits, validate
 from convlens.training.module import ClassifierModule
 
 EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "model").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "optimizer").glob("*.yaml"))
-SCHEDULERS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "scheduler").glob("*.yaml"))
 
 
 def test_the_experiments_exist() -> None:
@@ -103,6 +103,17 @@ def test_invalid_values_and_unknown_keys_name_the_key(compose_train, override: s
     cfg = compose_train("experiment=demo_shapes", override, "paths.output_dir=unused")
     with pytest.raises(ConfigError, match=message):
         validate(cfg)
+
+
+def test_a_share_of_the_training_batches_below_one_batch_is_refused(compose_train) -> None:
+    """Lightning rounds trainer.limit_train_batches x batches down and refuses 0; an integer 0 skips training."""
+    cfg = compose_train("experiment=demo_faces", "data.batch_size=64", "paths.output_dir=unused")
+    for share in (0.25, 1.0, 0, 3):
+        cfg.trainer.limit_train_batches = share
+        check_data_fits(cfg, 256)  # 4 batches
+    cfg.trainer.limit_train_batches = 0.2
+    with pytest.raises(ConfigError, match=r"trainer.limit_train_batches=0.2 keeps 0.2 x 4 < 1 .* share >= 1/4"):
+        check_data_fits(cfg, 256)
 
 
 def test_unknown_optimizer_lists_choices(compose_train) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY
+from conftest import ROOT, SCHEDULERS, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from convlens.config import ConfigError
 from convlens.hardware import cpu_model
 from convlens.models import FerCNN
 from convlens.rundir import RunDirError, load_run
@@ -156,8 +159,8 @@ def test_training_leaves_the_process_flags_as_it_found_them(tiny_run_cfg) -> Non
     assert not torch.are_deterministic_algorithms_enabled()
 
 
-@pytest.mark.parametrize("batches", [1, 5])
-@pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "step", "plateau", "none"])
+@pytest.mark.parametrize("batches", [1, 2, 5])
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_short_runs_train_with_every_scheduler(tiny_run_cfg, scheduler: str, batches: int, caplog) -> None:
     """A smoke run of 1 epoch and 1-5 batches trains with any schedule; one-cycle, which cannot warm up
     in so few steps (torch divides by zero), falls back to the constant rate and says which keys to raise."""
@@ -169,3 +172,25 @@ def test_short_runs_train_with_every_scheduler(tiny_run_cfg, scheduler: str, bat
     assert fell_back == (scheduler == "onecycle"), caplog.text[-500:]
     if fell_back:
         assert "trainer.max_epochs x trainer.limit_train_batches" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["trainer.limit_train_batches=3"], ["trainer.accumulate_grad_batches=3", "scheduler.pct_start=0.3"]],
+)
+def test_a_one_cycle_just_long_enough_runs_to_its_end(tiny_run_cfg, overrides: list[str], caplog) -> None:
+    """2 epochs of 3 batches (6 steps, warm-up to step 0.2), or of 4 batches accumulated 3 at a time (2 steps an
+    epoch, the second of 1 batch): Lightning's estimate of the run's steps must be the steps it takes, or torch
+    refuses the last ones. The schedule, not the constant-rate fallback, sets the epochs' learning rates."""
+    short = ("trainer.max_epochs=2", "trainer.limit_val_batches=1", "run_test=false")
+    cfg = tiny_run_cfg("demo_faces", *short, *overrides)
+    with caplog.at_level(logging.INFO, logger="convlens.training.module"):  # the epoch lines
+        assert train(cfg)["epochs"] == 2 and "constant rate" not in caplog.text
+    rates = [float(rate) for rate in re.findall(r"\| lr ([-+.e0-9]+) \|", caplog.text)]
+    assert len(rates) == 2 and all(rate < cfg.optimizer.lr for rate in rates), rates
+
+
+def test_a_share_of_no_training_batch_is_refused_before_the_run_directory(tiny_run_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"trainer.limit_train_batches=0.1 keeps 0.1 x 4 < 1"):
+        train(tiny_run_cfg("demo_faces", "trainer.limit_train_batches=0.1", name="none"))
+    assert not (tmp_path / "none").exists()

@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
+from torch.optim.lr_scheduler import OneCycleLR
 
 from convlens.data.transforms import TTA_VIEWS
 from convlens.untrusted import UntrustedInputError, safe_name
@@ -141,6 +142,7 @@ def validate(cfg: DictConfig) -> None:
     check_partial(cfg.optimizer, "optimizer")
     if cfg.scheduler:  # empty (conf/scheduler/none.yaml): a constant learning rate
         check_partial(cfg.scheduler, "scheduler")
+        _check_one_cycle(cfg)
     for group in ("logger", "callbacks"):
         for name, node in (cfg[group] or {}).items():
             check_target(node, f"{group}.{name}")
@@ -180,6 +182,19 @@ def check_data_fits(cfg: DictConfig, train_size: int) -> None:
             f"data.batch_size={cfg.data.batch_size} is larger than the training set of data '{cfg.data.name}' "
             f"({train_size} images), so not one training batch could be formed; use data.batch_size<={train_size}"
         )
+    _check_train_share(cfg, train_size // cfg.data.batch_size)
+
+
+def _check_train_share(cfg: DictConfig, batches: int) -> None:
+    """A fractional ``trainer.limit_train_batches`` must keep a batch of the ``batches`` (Lightning rounds the
+    share down and refuses 0, but only once the run directory exists, with a traceback; a DDP process,
+    holding fewer batches, may still be refused by Lightning)."""
+    share = cfg.trainer.limit_train_batches
+    if isinstance(share, float) and 0 < share < 1 and int(share * batches) < 1:
+        raise ConfigError(
+            f"trainer.limit_train_batches={share} keeps {share} x {batches} < 1 of the training batches of data "
+            f"'{cfg.data.name}'; give a batch count (e.g. trainer.limit_train_batches=1) or a share >= 1/{batches}"
+        )
 
 
 def _check_range(cfg: DictConfig, key: str, ok: bool, rule: str) -> None:
@@ -210,6 +225,19 @@ def check_partial(node: DictConfig, key: str) -> None:
     check_target(node, key)
     if node.get("_partial_") is not True:
         raise ConfigError(f"{key} needs '_partial_: true' ({node._target_} gets its first argument at training time)")
+
+
+def _check_one_cycle(cfg: DictConfig) -> None:
+    """OneCycleLR's last phase (the annealing) must last a step whatever the run's length, or torch divides
+    by zero at the run's end: ``pct_start`` < 1, or <= 0.5 with ``three_phase`` (warm-up, then as long back)."""
+    pct_start = cfg.scheduler.get("pct_start")
+    if pct_start is None or not issubclass(get_object(cfg.scheduler._target_), OneCycleLR):
+        return
+    three_phase = cfg.scheduler.get("three_phase", False)
+    rule = "must be a number in [0, 0.5] with three_phase" if three_phase else "must be a number in [0, 1)"
+    number = isinstance(pct_start, int | float)
+    fits = number and pct_start >= 0 and (pct_start <= 0.5 if three_phase else pct_start < 1)
+    _check_range(cfg, "scheduler.pct_start", fits, rule)
 
 
 def _check_image_size(cfg: DictConfig) -> None:

@@ -7,8 +7,8 @@ adds only what the training run knows. A new optimizer or scheduler is one YAML 
   term: same update, several times faster) where the class takes it and torch has fused kernels for
   the parameters' device (CPU, CUDA).
 - OneCycleLR: ``max_lr`` is the optimizer's lr, ``total_steps`` the whole run's, stepped every batch.
-  A run too short for its warm-up (``pct_start x total_steps <= 1``: torch then divides by zero)
-  trains at the constant rate instead, with a warning naming the keys that lengthen it.
+  A run too short for its warm-up (a smoke run of a few batches) trains at the constant rate instead,
+  with a warning naming the keys that lengthen it: see :func:`_one_cycle_fits`.
 - ReduceLROnPlateau: watches :data:`MONITOR`. Every other scheduler steps once per epoch.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -55,30 +56,42 @@ def build_scheduler(factory: SchedulerFactory | None, optimizer: Optimizer, trai
     if factory is None:
         return None
     if _builds(factory, OneCycleLR):
-        steps = int(trainer.estimated_stepping_batches)
-        if not _one_cycle_fits(factory, steps):
-            return None
-        max_lr = [group["lr"] for group in optimizer.param_groups]
-        return {"scheduler": factory(optimizer, max_lr=max_lr, total_steps=steps), "interval": "step"}
+        return _one_cycle(factory, optimizer, int(trainer.estimated_stepping_batches))
     config = {"scheduler": factory(optimizer), "interval": "epoch"}
     if _builds(factory, ReduceLROnPlateau):
         config["monitor"] = MONITOR
     return config
 
 
-def _one_cycle_fits(factory: SchedulerFactory, steps: int) -> bool:
-    """Whether OneCycleLR's warm-up phase spans more than one of the run's ``steps`` (torch's phase
-    boundary is ``pct_start * steps - 1``; at 0 its first step divides by zero); warns when not."""
-    pct_start = _keywords(factory).get("pct_start", ONE_CYCLE_PCT_START)
-    if pct_start * steps > 1:
+def _one_cycle(factory: SchedulerFactory, optimizer: Optimizer, steps: int) -> dict | None:
+    """OneCycleLR over the run's ``steps`` peaking at the optimizer's lr, or None (the constant rate)
+    where it does not fit. ``pct_start`` goes in as a float: torch refuses ``scheduler.pct_start=0`` (an int)."""
+    pct_start = float(_keywords(factory).get("pct_start", ONE_CYCLE_PCT_START))
+    if not _one_cycle_fits(pct_start, steps):
+        return None
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    scheduler = factory(optimizer, max_lr=max_lr, total_steps=steps, pct_start=pct_start)
+    return {"scheduler": scheduler, "interval": "step"}
+
+
+def _one_cycle_fits(pct_start: float, steps: int) -> bool:
+    """Whether a one-cycle schedule of ``steps`` optimizer steps can warm up; warns when not.
+
+    torch ends the warm-up at step ``pct_start x steps - 1``: at 0 its first step divides by zero, below 0
+    it skips the warm-up and starts near the peak rate: neither is the schedule asked for. Such a run is a smoke
+    test of a few batches, which a user expects to train, not to be refused or to need scheduler=none too:
+    it trains at the constant rate optimizer.lr, and the warning says how to get the schedule. No training
+    steps (trainer.limit_train_batches=0) need no schedule; pct_start=0 (no warm-up) fits any length."""
+    if steps < 1:
+        return False
+    if pct_start == 0 or pct_start * steps > 1:
         return True
-    needed = int(1 / pct_start) + 1
     log.warning(
-        "scheduler=onecycle needs more than 1/pct_start = %.0f optimizer steps to warm up; this run has %d "
-        "(trainer.max_epochs x trainer.limit_train_batches, over accumulate_grad_batches). Training at the "
-        "constant rate optimizer.lr instead; for the one-cycle schedule give it >= %d steps or raise "
-        "scheduler.pct_start.",
-        1 / pct_start, steps, needed,
+        "scheduler=onecycle warms up over pct_start x steps, which needs more than 1/pct_start = %g optimizer "
+        "steps; this run has %d (trainer.max_epochs x trainer.limit_train_batches, over "
+        "trainer.accumulate_grad_batches). Training at the constant rate optimizer.lr instead; for the one-cycle "
+        "schedule give it >= %d steps or raise scheduler.pct_start.",
+        1 / pct_start, steps, math.floor(1 / pct_start) + 1,
     )  # fmt: skip
     return False
 
