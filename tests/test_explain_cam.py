@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from conftest import small_fer_cnn, small_resnet
 from pytorch_grad_cam import GradCAM, LayerCAM
 from pytorch_grad_cam.base_cam import BaseCAM
@@ -183,3 +184,10 @@ def test_cams_fill_no_parameter_gradient_and_keep_requires_grad(
         parameters[0].requires_grad_(True)
     assert not filled
     assert flags == [False] + [True] * (len(parameters) - 1)
+
+
+def test_a_layer_run_twice_cannot_share_a_pass() -> None:
+    """torchvision's BasicBlock calls its ReLU twice: grad-cam would pair the maps with the wrong layers."""
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    with pytest.raises(ValueError, match="to share a pass, each must be listed once and run once"):
+        grad_cam.__wrapped__(model, torch.randn(2, 3, 64, 64), torch.tensor([1, 3]), ["layer3", "layer4.1.relu"])

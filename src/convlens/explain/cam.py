@@ -85,7 +85,8 @@ def _cams(
 ) -> dict[str, Tensor]:
     """One grad-cam method on all ``layers`` in one forward and backward pass; hooks are released and
     gradients cleared afterwards. grad-cam pairs its i-th target layer with the i-th activation to
-    arrive, so the maps are labelled in the order the layers ran (recorded by ``ran``)."""
+    arrive, so the maps are labelled in the order the layers ran (recorded by ``ran``); a layer run
+    twice (a reused module) would shift that pairing, so it may only be mapped alone, as before."""
     device = model_device(model)
     classes = as_target_tensor(targets, len(images), device).tolist()
     inputs = images.to(device).detach().requires_grad_()
@@ -97,8 +98,8 @@ def _cams(
         finally:
             cam.activations_and_grads.release()
             model.zero_grad(set_to_none=True)
-    if not arrived == len(ran) == len(layers):
-        raise ValueError(f"layers {list(layers)}: each must be listed once and run once per forward pass")
+    if len(layers) > 1 and not arrived == len(ran) == len(layers):
+        raise ValueError(f"layers {list(layers)}: to share a pass, each must be listed once and run once")
     by_layer = {layer: torch.from_numpy(maps[:, index]) for index, layer in enumerate(ran)}
     return {layer: by_layer[layer] for layer in layers}
 
