@@ -20,6 +20,7 @@ from convlens.explain.attribution import (
     guided_backprop_maps,
     guided_gradients,
     integrated_gradients,
+    path_points_per_pass,
     saliency_map,
     vanilla_gradients,
 )
@@ -190,3 +191,8 @@ def test_integrated_gradients_batch_the_path_by_device_unless_told(given: int | 
     assert seen == passes
     earlier = contribution_map(integrated_gradients(model, images, targets, steps=32, internal_batch_size=256))
     np.testing.assert_allclose(maps, earlier.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_accelerators_keep_the_earlier_path_batch() -> None:
+    """Only the CPU gets the in-cache chunks; a GPU keeps 256 points per pass."""
+    assert [path_points_per_pass(torch.device(kind)) for kind in ("cpu", "cuda", "mps")] == [128, 256, 256]

@@ -77,16 +77,17 @@ def integrated_gradients(
     )
 
 
-#: Path points per forward pass of Integrated Gradients when none is set. On the CPU, small chunks that
-#: stay in cache: at 48 px (the demo's FER CNN) 128 points cost as much per point as 32 or 64, and 256
-#: cost 1.3x, 1024 1.9x; a 33 px half-width ResNet-18 is within 5% from 64 to 1024 (docs/benchmarks.md).
-#: On a GPU the earlier default of 256 (not re-measured: all 1024 points at once could exhaust its memory at 224 px).
-PATH_POINTS_PER_PASS = {"cpu": 128, "cuda": 256}
+#: Path points per forward pass of Integrated Gradients when none is set. On the CPU, chunks that stay in
+#: cache: for 32 images x 32 steps on a 2-core Xeon, the 48 px FER CNN costs the same per image at 32, 64
+#: or 128 points and 1.3-1.5x at 256, 1.7-2x at 1024; a 33 px half-width ResNet-18 is within 6% of its
+#: best (256) at 128. On an accelerator the earlier default (not measured there; 1024 points of a 224 px ResNet
+#: at once could exhaust its memory).
+PATH_POINTS_PER_PASS = {"cpu": 128, "accelerator": 256}
 
 
 def path_points_per_pass(device: torch.device) -> int:
     """Integrated Gradients' default internal batch on ``device`` (:data:`PATH_POINTS_PER_PASS`)."""
-    return PATH_POINTS_PER_PASS.get(device.type, PATH_POINTS_PER_PASS["cuda"])
+    return PATH_POINTS_PER_PASS["cpu" if device.type == "cpu" else "accelerator"]
 
 
 @dataclass(frozen=True)
