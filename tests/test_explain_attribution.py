@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from conftest import small_fer_cnn, small_resnet
@@ -12,13 +13,18 @@ from pytorch_grad_cam import GuidedBackpropReLUModel
 from torch import Tensor, nn
 
 from convlens.explain.attribution import (
+    IntegratedGradientsParams,
+    contribution_map,
+    explain_integrated_gradients,
     gradient_x_input,
     guided_backprop_maps,
     guided_gradients,
     integrated_gradients,
+    path_points_per_pass,
     saliency_map,
     vanilla_gradients,
 )
+from convlens.explain.method import ExplainBatch
 from convlens.explain.smoothgrad import smoothgrad
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -166,3 +172,27 @@ def test_attributions_leave_the_model_as_they_found_it() -> None:
     vanilla_gradients(model, torch.randn(2, 1, 48, 48), [0, 1])
     assert all(module.training for module in model.modules())
     assert all(parameter.grad is None for parameter in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("given", "passes"), [(None, [128, 128]), (256, [256]), (64, [64] * 4)], ids=["cpu-default", "256", "64"]
+)
+def test_integrated_gradients_batch_the_path_by_device_unless_told(given: int | None, passes: list[int]) -> None:
+    """8 images x 32 steps: on the CPU 128 path points per pass by default, an explicit size kept; the
+    maps are those of the earlier default, 256 points at once."""
+    model, images, targets = small_fer_cnn(), torch.randn(8, 1, 48, 48), torch.arange(8) % 7
+    batch = ExplainBatch(images, targets, torch.zeros(1, 1, 48, 48), 7)
+    seen: list[int] = []
+    handle = model.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
+    try:
+        maps = explain_integrated_gradients(model, batch, IntegratedGradientsParams(internal_batch_size=given)).maps
+    finally:
+        handle.remove()
+    assert seen == passes
+    earlier = contribution_map(integrated_gradients(model, images, targets, steps=32, internal_batch_size=256))
+    np.testing.assert_allclose(maps, earlier.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_accelerators_keep_the_earlier_path_batch() -> None:
+    """Only the CPU gets the in-cache chunks; a GPU keeps 256 points per pass."""
+    assert [path_points_per_pass(torch.device(kind)) for kind in ("cpu", "cuda", "mps")] == [128, 256, 256]

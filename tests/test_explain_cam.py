@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from conftest import small_fer_cnn, small_resnet
+from pytorch_grad_cam import GradCAM, LayerCAM
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from convlens.explain.attribution import guided_gradients
@@ -129,3 +133,61 @@ def test_layers_too_small_to_locate_anything_are_skipped_with_the_reason() -> No
     tiny = ExplainBatch(torch.randn(2, 3, 32, 32), torch.tensor([1, 2]), torch.zeros(1, 3, 32, 32), 10)
     with pytest.raises(NotApplicable, match="layer3 is 2x2 at 32 px input.*layer4 is 1x1"):
         explain_layer_cam(model, tiny, CamParams(["layer3", "layer4"]))
+
+
+def _one_layer_call(method: type[BaseCAM], model: nn.Module, images: Tensor, targets: Tensor, layer: str) -> Tensor:
+    """grad-cam run on one layer alone, as the maps were computed before all layers shared a pass."""
+    cam = method(model=model, target_layers=[model.get_submodule(layer)])
+    try:
+        return torch.from_numpy(cam(input_tensor=images, targets=[ClassifierOutputTarget(int(c)) for c in targets]))
+    finally:
+        cam.activations_and_grads.release()
+        model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("order", [LAYERS, LAYERS[::-1]], ids=["forward", "reversed"])
+@pytest.mark.parametrize("method", [(grad_cam, GradCAM), (layer_cam, LayerCAM)], ids=["grad_cam", "layer_cam"])
+def test_one_pass_gives_the_maps_of_one_layer_calls(
+    model_and_images: tuple[nn.Module, Tensor, Tensor], method, order: list[str]
+) -> None:
+    """Layers of three sizes in one forward and backward pass: each map as grad-cam gives it for that
+    layer alone, in the order asked for (grad-cam lists its layers in the order they ran)."""
+    ours, theirs = method
+    model, images, targets = model_and_images
+    passes = []
+    handle = model.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        maps = ours(model, images, targets, order)
+    finally:
+        handle.remove()
+    assert list(maps) == order and len(passes) == 1
+    for layer in order:
+        torch.testing.assert_close(maps[layer], _one_layer_call(theirs, model, images, targets, layer))
+
+
+def test_cams_fill_no_parameter_gradient_and_keep_requires_grad(
+    model_and_images: tuple[nn.Module, Tensor, Tensor],
+) -> None:
+    """Backward stops filling weight gradients only for the call: a frozen parameter stays frozen, the others
+    require gradients again afterwards."""
+    model, images, targets = model_and_images
+    parameters = list(model.parameters())
+    filled = []
+    handles = [parameter.register_hook(lambda grad: filled.append(1)) for parameter in parameters[1:]]
+    parameters[0].requires_grad_(False)
+    try:
+        grad_cam(model, images, targets, LAYERS)
+        flags = [parameter.requires_grad for parameter in parameters]
+    finally:
+        for handle in handles:
+            handle.remove()
+        parameters[0].requires_grad_(True)
+    assert not filled
+    assert flags == [False] + [True] * (len(parameters) - 1)
+
+
+def test_a_layer_run_twice_cannot_share_a_pass() -> None:
+    """torchvision's BasicBlock calls its ReLU twice: grad-cam would pair the maps with the wrong layers."""
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    with pytest.raises(ValueError, match="to share a pass, each must be listed once and run once"):
+        grad_cam.__wrapped__(model, torch.randn(2, 3, 64, 64), torch.tensor([1, 3]), ["layer3", "layer4.1.relu"])

@@ -1,15 +1,18 @@
 """Class activation maps with the grad-cam package: Grad-CAM, LayerCAM and Guided Grad-CAM.
 
-Each map is computed for one layer at a time (grad-cam would average several layers into one
-map; here every stage gets its own), normalized to [0, 1] per image and bilinearly upsampled to
-the input size by grad-cam (``cv2.resize``). Maps are returned as ``{layer: Tensor (B, H, W)}``.
+Every stage gets its own map (grad-cam would average several layers into one), all from one forward
+and backward pass per method: grad-cam computes its per-layer maps in that pass, and only its averaging
+is replaced. Each map is normalized to [0, 1] per image and bilinearly upsampled to the input size by
+grad-cam (``cv2.resize``), exactly as a call for that layer alone would. Maps are returned as
+``{layer: Tensor (B, H, W)}``.
 Guided Grad-CAM is the product of a Grad-CAM map and captum's guided backprop, which grad-cam
 offers only for one image at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,14 +35,14 @@ MIN_CAM_SIZE = 3
 @conforming
 def grad_cam(model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]) -> dict[str, Tensor]:
     """Grad-CAM (Selvaraju et al. 2017): relu(sum_k mean_ij(dY/dA_k) A_k) for each layer."""
-    return {layer: _cam(GradCAM, model, images, targets, layer) for layer in layers}
+    return _cams(_PerLayerGradCAM, model, images, targets, layers)
 
 
 @conforming
 def layer_cam(model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]) -> dict[str, Tensor]:
     """LayerCAM (Jiang et al. 2021): relu(sum_k relu(dY/dA_k) * A_k), element-wise weights, so
     early layers give fine-grained maps too."""
-    return {layer: _cam(LayerCAM, model, images, targets, layer) for layer in layers}
+    return _cams(_PerLayerLayerCAM, model, images, targets, layers)
 
 
 @conforming
@@ -60,19 +63,59 @@ def guided_grad_cam(
     return {layer: guided * cam.unsqueeze(1) for layer, cam in cams.items()}
 
 
-def _cam(method: type[BaseCAM], model: nn.Module, images: Tensor, targets: Targets, layer: str) -> Tensor:
-    """One grad-cam method on one layer for a batch; hooks and parameter gradients are cleared afterwards."""
-    target_layer = resolve_layer(model, layer)
+class _PerLayer(BaseCAM):
+    """A grad-cam method that returns its per-layer maps (B, L, H, W) instead of their average, each
+    rescaled by grad-cam's own aggregation of that layer alone, i.e. as a one-layer call returns it."""
+
+    def aggregate_multi_layers(self, cam_per_target_layer: list[np.ndarray]) -> np.ndarray:
+        aggregate = super().aggregate_multi_layers
+        return np.stack([aggregate([cam]) for cam in cam_per_target_layer], axis=1)
+
+
+class _PerLayerGradCAM(_PerLayer, GradCAM):
+    """Grad-CAM, one map per target layer."""
+
+
+class _PerLayerLayerCAM(_PerLayer, LayerCAM):
+    """LayerCAM, one map per target layer."""
+
+
+def _cams(
+    method: type[_PerLayer], model: nn.Module, images: Tensor, targets: Targets, layers: Sequence[str]
+) -> dict[str, Tensor]:
+    """One grad-cam method on all ``layers`` in one forward and backward pass; hooks are released and
+    gradients cleared afterwards. grad-cam pairs its i-th target layer with the i-th activation to
+    arrive, so the maps are labelled in the order the layers ran (recorded by ``ran``); a layer run
+    twice (a reused module) would shift that pairing, so it may only be mapped alone, as before."""
     device = model_device(model)
     classes = as_target_tensor(targets, len(images), device).tolist()
-    with eval_mode(model):
-        cam = method(model=model, target_layers=[target_layer])
+    inputs = images.to(device).detach().requires_grad_()
+    with eval_mode(model), _input_gradients_only(model), capture_activations(model, layers) as ran:
+        cam = method(model=model, target_layers=[resolve_layer(model, layer) for layer in layers])
         try:
-            maps = cam(input_tensor=images.to(device), targets=[ClassifierOutputTarget(c) for c in classes])
+            maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(c) for c in classes])
+            arrived = len(cam.activations_and_grads.activations)
         finally:
             cam.activations_and_grads.release()
             model.zero_grad(set_to_none=True)
-    return torch.from_numpy(maps)
+    if len(layers) > 1 and not arrived == len(ran) == len(layers):
+        raise ValueError(f"layers {list(layers)}: to share a pass, each must be listed once and run once")
+    by_layer = {layer: torch.from_numpy(maps[:, index]) for index, layer in enumerate(ran)}
+    return {layer: by_layer[layer] for layer in layers}
+
+
+@contextmanager
+def _input_gradients_only(model: nn.Module) -> Iterator[None]:
+    """Parameters stop requiring gradients for the call (restored after): a CAM needs only the gradients
+    at its layers, and backward would otherwise also fill every weight's ``.grad``, to be thrown away."""
+    flags = {parameter: parameter.requires_grad for parameter in model.parameters()}
+    try:
+        for parameter in flags:
+            parameter.requires_grad_(False)
+        yield
+    finally:
+        for parameter, flag in flags.items():
+            parameter.requires_grad_(flag)
 
 
 # --- the registered methods ------------------------------------------------------------------------
