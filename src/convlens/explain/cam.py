@@ -11,8 +11,7 @@ offers only for one image at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 from convlens.explain.attribution import Targets, as_target_tensor, guided_gradients
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable
 from convlens.models.conventions import conforming
-from convlens.models.layers import capture_activations, eval_mode, model_device, resolve_layer
+from convlens.models.layers import capture_activations, eval_mode, frozen_parameters, model_device, resolve_layer
 
 #: Smallest layer output (positions per side) whose class activation map can locate anything:
 #: a 1x1 map is constant, a 2x2 map only tells the four quadrants apart.
@@ -90,7 +89,7 @@ def _cams(
     device = model_device(model)
     classes = as_target_tensor(targets, len(images), device).tolist()
     inputs = images.to(device).detach().requires_grad_()
-    with eval_mode(model), _input_gradients_only(model), capture_activations(model, layers) as ran:
+    with eval_mode(model), frozen_parameters(model), capture_activations(model, layers) as ran:
         cam = method(model=model, target_layers=[resolve_layer(model, layer) for layer in layers])
         try:
             maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(c) for c in classes])
@@ -102,20 +101,6 @@ def _cams(
         raise ValueError(f"layers {list(layers)}: to share a pass, each must be listed once and run once")
     by_layer = {layer: torch.from_numpy(maps[:, index]) for index, layer in enumerate(ran)}
     return {layer: by_layer[layer] for layer in layers}
-
-
-@contextmanager
-def _input_gradients_only(model: nn.Module) -> Iterator[None]:
-    """Parameters stop requiring gradients for the call (restored after): a CAM needs only the gradients
-    at its layers, and backward would otherwise also fill every weight's ``.grad``, to be thrown away."""
-    flags = {parameter: parameter.requires_grad for parameter in model.parameters()}
-    try:
-        for parameter in flags:
-            parameter.requires_grad_(False)
-        yield
-    finally:
-        for parameter, flag in flags.items():
-            parameter.requires_grad_(flag)
 
 
 # --- the registered methods ------------------------------------------------------------------------

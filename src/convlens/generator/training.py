@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from convlens.generator.encoding import CodeStatistics, ImageSpace, encode
 from convlens.generator.networks import CodeDenoiser, Discriminator, UpConvGenerator, seeded_init_
 from convlens.generator.settings import GeneratorSettings, PriorSettings
-from convlens.models.layers import eval_mode, model_device
+from convlens.models.layers import eval_mode, frozen_parameters, model_device
 
 History = dict[str, list[float]]
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def train_generator(
         torch.optim.Adam(critic.parameters(), lr=settings.discriminator_lr, betas=(0.5, 0.999)),
     )
     history: History = {}
-    with eval_mode(model), _frozen(model):
+    with eval_mode(model), frozen_parameters(model):
         for _ in range(settings.steps):
             index = torch.randint(len(data.codes), (settings.batch_size,), generator=seeds)
             real = data.images[index].to(device).float() / 255
@@ -175,18 +175,3 @@ def reconstruction_errors(generator: UpConvGenerator, codes: Tensor, images: Ten
         "heldout_reconstruction_mse": round(F.mse_loss(rebuilt, real).item(), 6),
         "mean_image_mse": round(F.mse_loss(mean_image.expand_as(real), real).item(), 6),
     }
-
-
-class _frozen:
-    """Turn off the gradients of a module's parameters for the block (the encoder stays fixed)."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.flags = [(parameter, parameter.requires_grad) for parameter in module.parameters()]
-
-    def __enter__(self) -> None:
-        for parameter, _ in self.flags:
-            parameter.requires_grad_(False)
-
-    def __exit__(self, *_: object) -> None:
-        for parameter, flag in self.flags:
-            parameter.requires_grad_(flag)

@@ -113,3 +113,18 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in flags.items():
             module.training = training
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """The parameters of ``model`` stop requiring gradients for the block, each flag restored on exit:
+    a backward pass then computes only the gradients asked for (of the input, of an activation, of
+    another module's weights) instead of also filling every frozen weight's ``.grad``."""
+    flags = {parameter: parameter.requires_grad for parameter in model.parameters()}
+    try:
+        for parameter in flags:
+            parameter.requires_grad_(False)
+        yield
+    finally:
+        for parameter, flag in flags.items():
+            parameter.requires_grad_(flag)
