@@ -194,7 +194,7 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
     if first_stage is not None and first_stage["verdict"] == "below":
         return (f"with only the first stage (the head) re-initialised its map keeps Spearman "
                 f"{_two_places(first_stage['value'])}, above {threshold:g}: it does not show what the model decides "
-                "with (Adebayo et al.'s finding for guided backprop)")  # fmt: skip
+                "with (Adebayo et al.'s top-layer check)")  # fmt: skip
     if tests["threshold"]["mark"] == "below":
         return f"{kept}, above {threshold:g}: it hardly changes without the learned weights"
     if tests["structure"]["mark"] == "below":
