@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from convlens.evaluate.families import common_images
+from convlens.evaluate.inputs import MethodMaps
 from convlens.evaluate.sample import SampleSettings, nested_sample, stratified_sample
 
 
@@ -39,3 +42,17 @@ def test_the_first_images_of_the_sample_are_a_stratified_sample_too() -> None:
     assert np.bincount(labels[order[:16]], minlength=8).tolist() == [2] * 8
     assert np.bincount(labels[order], minlength=8).tolist() == [8] * 8
     assert order[:16] != sorted(order)[:16], "the prefix is drawn, not the lowest indices"
+
+
+def test_the_recomputing_families_swap_an_image_with_a_flat_map_for_one_of_its_class() -> None:
+    """Randomization and robustness take the sample's prefix, but an image where some method's map is
+    flat would leave their cells: it gives way to the next image of the same class whose maps all have
+    structure (and stays where no such image is left)."""
+    layers = torch.rand(6, 4, 4)
+    layers[1] = 0.5  # image 11 (class 1) has a flat Grad-CAM
+    flat = MethodMaps("grad_cam", {"layer2": layers}, [10, 11, 12, 13, 14, 15], [0, 1, 0, 1, 0, 1], [0] * 6, {})
+    other = MethodMaps("saliency", {"": torch.rand(6, 4, 4)}, flat.index, flat.labels, flat.targets, {})
+    chosen = common_images({"grad_cam": flat, "saliency": other}, 2)
+    assert chosen == [(10, 0), (13, 0)]  # 11 swapped for 13, the next image of class 1
+    layers[3] = layers[5] = 0.5  # no structured image of class 1 is left: 11 stays
+    assert common_images({"grad_cam": flat, "saliency": other}, 2) == [(10, 0), (11, 0)]

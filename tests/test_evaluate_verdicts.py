@@ -5,8 +5,17 @@ together with randomization."""
 from __future__ import annotations
 
 import pytest
+import torch
 
-from convlens.evaluate.randomization import cascade_mark, cascade_reason, cascade_verdict, sensitivity_mark
+from convlens.evaluate.randomization import (
+    Cascade,
+    RandomizationParams,
+    cascade_mark,
+    cascade_reason,
+    cascade_verdict,
+    randomization,
+    sensitivity_mark,
+)
 from convlens.evaluate.verdicts import stable_for_a_reason
 from convlens.report import trust_scores
 from convlens.report.trust_scores import Row
@@ -91,3 +100,23 @@ def test_the_report_sentence_flips_with_the_first_stage(first: str, says: str) -
     row = Row("guided_backprop", "Guided backprop", "", {"randomization": record, "verdicts": {"randomization": why}})
     sentences = " ".join(trust_scores._cascade([row], {"similar_above": 0.5, "margin": 0.1}))
     assert says in sentences and "Guided backprop" in sentences
+
+
+def test_a_map_that_turns_flat_under_the_cascade_counts_as_changed() -> None:
+    """A randomised CAM with no positive evidence anywhere is flat: its Spearman to the structured trained
+    map is 0, so the image stays in the cells (n = 16) instead of leaving them with a NaN."""
+    generator = torch.Generator().manual_seed(0)
+    trained = torch.rand(16, 8, 8, generator=generator)
+    flat_after = torch.rand(16, 8, 8, generator=generator)
+    flat_after[:5] = 0.0
+    steps = [{"absolute": trained + 0.01 * flat_after}, {"absolute": flat_after}]
+    twin = {"absolute": torch.rand(16, 8, 8, generator=generator)}
+    record = randomization(Cascade({"absolute": trained}, steps, twin, torch.rand(16, 8, 8)), RandomizationParams(
+        stages=["head", "layer1"]))  # fmt: skip
+    assert record["sensitivity"]["against"]["threshold"]["n"] == 16
+    assert record["sensitivity"]["against"]["structure"]["n"] == 16
+    assert record["verdict"] == "insensitive"  # the head alone leaves it alike
+    trained[0] = 0.0  # a flat trained map has nothing to compare: that image leaves the cell
+    record = randomization(Cascade({"absolute": trained}, steps, twin, torch.rand(16, 8, 8)), RandomizationParams(
+        stages=["head", "layer1"]))  # fmt: skip
+    assert record["sensitivity"]["against"]["threshold"]["n"] == 15

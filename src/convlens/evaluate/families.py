@@ -24,6 +24,7 @@ from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.inputs import Images, Key, MethodMaps
 from convlens.evaluate.recompute import Recompute
 from convlens.evaluate.scores import mean_of, score
+from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FamilySpec
 from convlens.registry import load
 
@@ -152,7 +153,7 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
     family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
-    index = _common_images(chosen, params.images)
+    index = common_images(chosen, params.images)
     inputs, targets = _inputs(subject, index)
     recompute = {name: subject.recompute(name) for name in chosen}
     trained = {name: method.views(subject.model, inputs, targets) for name, method in recompute.items()}
@@ -183,7 +184,7 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
-    index = _common_images(chosen, params.images)
+    index = common_images(chosen, params.images)
     inputs, targets = _inputs(subject, index)
     shape = (len(index), *inputs.shape[-2:])
     references = {"edges": robust.edge_sensitivity(inputs, params),
@@ -203,15 +204,35 @@ def _with_common_images(subject: Subject, images: int) -> tuple[Family, dict[str
     """The methods a family recomputes on common images (all, or none when no image has maps of every
     method, which is then recorded as the reason)."""
     chosen = subject.methods
-    if chosen and not _common_images(chosen, images):
+    if chosen and not common_images(chosen, images):
         return Family(skipped=dict.fromkeys(chosen, "no test image has maps of every method evaluated here")), {}
     return Family(), chosen
 
 
-def _common_images(methods: dict[str, MethodMaps], count: int) -> list[Key]:
-    """The first ``count`` (image, class) rows (in the first method's order) that every method has maps of."""
+def common_images(methods: dict[str, MethodMaps], count: int) -> list[Key]:
+    """The first ``count`` (image, class) rows (in the first method's order) that every method has maps
+    of, each row where some method's map is flat swapped for the next unused row of the same class whose
+    maps all have structure: a flat map has no ranking to correlate and no norm to be relative to, so it
+    would leave the cell, and the same-class swap keeps the prefix stratified (``sample.py``)."""
     first, *others = methods.values()
-    return [key for key in first.keys if all(key in maps.keys for maps in others)][:count]
+    common = [key for key in first.keys if all(key in maps.keys for maps in others)]
+    label, flat = dict(zip(first.keys, first.labels, strict=True)), _with_a_flat_map(methods)
+    chosen, spare = common[:count], [key for key in common[count:] if key not in flat]
+    for place, key in enumerate(chosen):
+        swap = next((other for other in spare if label[other] == label[key]), None) if key in flat else None
+        if swap is not None:
+            chosen[place] = swap
+            spare.remove(swap)
+    return chosen
+
+
+def _with_a_flat_map(methods: dict[str, MethodMaps]) -> set[Key]:
+    """The rows where at least one method's map (at some layer) is flat."""
+    flat: set[Key] = set()
+    for maps in methods.values():
+        for values in maps.layers.values():
+            flat |= {key for key, constant in zip(maps.keys, is_flat(values).tolist(), strict=True) if constant}
+    return flat
 
 
 def _inputs(subject: Subject, index: list[Key]) -> tuple[Tensor, Tensor]:

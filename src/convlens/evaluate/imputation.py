@@ -36,20 +36,20 @@ def noisy_linear_imputation(
     noise: float,
     generator: torch.Generator,
     iterations: int = 500,
-    tolerance: float = 1e-3,
+    tolerance: float = 2e-4,
 ) -> Tensor:
     """``images`` (M, C, H, W) with the pixels of ``removed`` (M, H, W) imputed, plus ``noise`` times
     standard normal noise there. Conjugate gradients stop after ``iterations`` or when every
     system's residual is below ``tolerance`` times its right-hand side: by default the imputed values
-    are then within about 0.01 of the exact solution on unit-variance images, no more than the
+    are then within about 0.005 of the exact solution on unit-variance images, less than the
     noise ROAD adds on purpose."""
     count, channels, height, width = images.shape
     unknown = removed[:, None].expand(-1, channels, -1, -1).reshape(-1, 1, height, width).to(images.dtype)
     flat = images.reshape(-1, 1, height, width)
     weight_sum = neighbour_sum(torch.ones_like(flat[:1]))
 
-    def operator(values: Tensor) -> Tensor:
-        return unknown * (weight_sum * values - neighbour_sum(values))
+    def operator(values: Tensor, rows: Tensor) -> Tensor:
+        return unknown[rows] * (weight_sum * values - neighbour_sum(values))
 
     rhs = unknown * neighbour_sum(flat * (1 - unknown))
     solution = _conjugate_gradients(operator, rhs, unknown * _known_mean(flat, unknown), iterations, tolerance)
@@ -65,23 +65,37 @@ def _known_mean(flat: Tensor, unknown: Tensor) -> Tensor:
 
 
 def _conjugate_gradients(
-    operator: Callable[[Tensor], Tensor], rhs: Tensor, start: Tensor, iterations: int, tolerance: float
+    operator: Callable[[Tensor, Tensor], Tensor], rhs: Tensor, start: Tensor, iterations: int, tolerance: float
 ) -> Tensor:
-    """Batched conjugate gradients: one independent system per (image, channel), scalars per system."""
-    dims = (1, 2, 3)
-    solution = start
-    residual = rhs - operator(solution)
+    """Batched conjugate gradients: one independent system per (image, channel), scalars per system;
+    ``operator(values, rows)`` applies the systems ``rows`` to ``values``. Systems that have converged
+    leave the batch once they are a quarter of it: a small hole converges in a few iterations, a large
+    one (ROAD's 80%) needs several times more, and the batch would otherwise carry the finished ones
+    to the end."""
+    dims, tiny = (1, 2, 3), torch.finfo(rhs.dtype).tiny
+    solution = start.clone()
+    rows = torch.arange(len(rhs), device=rhs.device)
+    current = start
+    residual = rhs - operator(current, rows)
     direction = residual
     power = (residual * residual).sum(dim=dims, keepdim=True)
-    goal = (tolerance**2) * (rhs * rhs).sum(dim=dims, keepdim=True).clamp_min(torch.finfo(rhs.dtype).tiny)
+    goal = (tolerance**2) * (rhs * rhs).sum(dim=dims, keepdim=True).clamp_min(tiny)
     for _ in range(iterations):
-        if bool((power <= goal).all()):
-            break
-        product = operator(direction)
-        step = power / (direction * product).sum(dim=dims, keepdim=True).clamp_min(torch.finfo(rhs.dtype).tiny)
-        solution = solution + step * direction
+        done = (power <= goal).flatten()
+        finished = int(done.sum())
+        if finished == len(rows) or 4 * finished >= len(rows):
+            solution[rows[done]] = current[done]
+            if finished == len(rows):
+                return solution
+            keep = ~done
+            rows, current, residual, direction = rows[keep], current[keep], residual[keep], direction[keep]
+            power, goal = power[keep], goal[keep]
+        product = operator(direction, rows)
+        step = power / (direction * product).sum(dim=dims, keepdim=True).clamp_min(tiny)
+        current = current + step * direction
         residual = residual - step * product
         new_power = (residual * residual).sum(dim=dims, keepdim=True)
-        direction = residual + (new_power / power.clamp_min(torch.finfo(rhs.dtype).tiny)) * direction
+        direction = residual + (new_power / power.clamp_min(tiny)) * direction
         power = new_power
+    solution[rows] = current
     return solution

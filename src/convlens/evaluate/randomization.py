@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from convlens.evaluate.scores import mean_of, score
-from convlens.evaluate.similarity import similarities, spearman
+from convlens.evaluate.similarity import is_flat, similarities, spearman
 from convlens.evaluate.statistics import MIN_IMAGES
 from convlens.registry import costly_methods
 
@@ -128,8 +128,10 @@ def randomization(cascade: Cascade, params: RandomizationParams) -> dict[str, An
     against ``structure`` (per image the larger reference floored at 0, plus the margin), judged by
     :func:`sensitivity_mark`; ``first_stage``, the Spearman after the first stage alone against the threshold."""
     trained, full = cascade.trained[TESTED_VIEW], cascade.steps[-1][TESTED_VIEW]
-    per_step = [similarities(trained, step[TESTED_VIEW]) for step in cascade.steps]
-    twin, edges = similarities(full, cascade.twin[TESTED_VIEW]), similarities(trained, cascade.edges)
+    structured = ~is_flat(trained)
+    per_step = [_flat_shares_nothing(similarities(trained, step[TESTED_VIEW]), structured) for step in cascade.steps]
+    twin = _flat_shares_nothing(similarities(full, cascade.twin[TESTED_VIEW]), structured)
+    edges = _flat_shares_nothing(similarities(trained, cascade.edges), structured)
     record: dict[str, Any] = {"stages": list(params.stages)}
     for name in ("spearman", "ssim"):
         record[name] = [mean_of(step[name]) for step in per_step]
@@ -145,6 +147,14 @@ def randomization(cascade: Cascade, params: RandomizationParams) -> dict[str, An
     record["first_stage"] = score(per_step[0]["spearman"], threshold, "lower") | {"judged": FIRST_STAGE}
     record["verdict"] = cascade_verdict(record)
     return record
+
+
+def _flat_shares_nothing(found: dict[str, Tensor], structured: Tensor) -> dict[str, Tensor]:
+    """``found`` with Spearman 0 (no shared ordering) where the trained map has structure but a map it
+    is compared with is flat (a CAM whose randomised layer gives no positive evidence anywhere): the map
+    has lost all it showed, and leaving the image out would shrink the cell's n. SSIM stays undefined."""
+    undefined = structured & found["spearman"].isnan()
+    return found | {"spearman": torch.where(undefined, torch.zeros_like(found["spearman"]), found["spearman"])}
 
 
 def _view(cascade: Cascade, view: str) -> dict[str, Any]:
