@@ -273,10 +273,11 @@ def test_model_table_counts_by_hand(tiny_run: Path) -> None:
     config = OmegaConf.load(tiny_run / "config.yaml")
     rows = {row.name: row for row in model_rows(config.model, channels=1, image_size=48)}
     assert list(rows) == ["stem", "layer1", "layer2", "layer3", "layer4", "head", "total"]
-    assert rows["stem"].macs == 48 * 48 * 16 * 9  # 3x3 conv, 1 -> 16 channels, 48x48 output
-    assert rows["stem"].parameters == 16 * 9 + 2 * 16  # conv weights + BatchNorm affine
-    assert rows["layer4"].output_shape == (128, 3, 3) and rows["head"].output_shape == (7,)
-    assert rows["head"].macs == 128 * 128 + 128 * 7  # fc1 + fc2
+    assert list(config.model.widths) == [8, 16, 32, 64] and config.model.hidden == 64  # the demo_faces recipe
+    assert rows["stem"].macs == 48 * 48 * 8 * 9  # 3x3 conv, 1 -> 8 channels, 48x48 output
+    assert rows["stem"].parameters == 8 * 9 + 2 * 8  # conv weights + BatchNorm affine
+    assert rows["layer4"].output_shape == (64, 3, 3) and rows["head"].output_shape == (7,)
+    assert rows["head"].macs == 64 * 64 + 64 * 7  # fc1 + fc2
     assert rows["total"].parameters == json.loads((tiny_run / "metrics.json").read_text())["parameters"]
 
 
@@ -339,3 +340,33 @@ def test_the_graders_checklist_lists_every_section_in_order() -> None:
     text = (ROOT / "docs" / "report.md").read_text()
     listed = re.findall(r"^\| ([^|]+?) \| [^|]+ \| [^|]+ \|$", text, flags=re.MULTILINE)
     assert listed[2:] == TITLES, "update docs/report.md when a section is added, removed or renamed"
+
+
+@pytest.mark.parametrize(
+    ("confusion", "says"),
+    [
+        (np.array([[60, 10], [10, 20]]), "It beats the majority-class baseline of 70.0% (always answering **a**)"),
+        (np.array([[60, 10], [22, 8]]), "It is not shown to beat the majority-class baseline of 70.0%"),
+    ],
+)
+def test_accuracy_is_tested_against_always_answering_the_largest_class(confusion: np.ndarray, says: str) -> None:
+    """FER2013's Happy is a quarter of the test set: 'n times chance' is not the baseline to beat."""
+    accuracy = np.trace(confusion) / confusion.sum()
+    per_class = {"a": confusion[0, 0] / confusion[0].sum(), "b": confusion[1, 1] / confusion[1].sum()}
+    lines = observations(accuracy, per_class, confusion, ["a", "b"])
+    assert any(line.startswith(says) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("balanced", "says_lean"),
+    [({"balanced_acc": 0.60, "macro_f1": 0.55}, True), ({"balanced_acc": 0.78, "macro_f1": 0.7}, False)],
+)
+def test_the_class_balanced_numbers_say_when_accuracy_leans_on_frequent_classes(
+    balanced: dict[str, float], says_lean: bool
+) -> None:
+    confusion = np.array([[60, 10], [10, 20]])
+    lines = observations(0.8, {"a": 6 / 7, "b": 2 / 3}, confusion, ["a", "b"], balanced)
+    line = next(line for line in lines if line.startswith("Weighing every class alike"))
+    assert f"balanced accuracy (mean recall over the 2 classes) {balanced['balanced_acc']:.1%}" in line
+    assert ("the frequent classes are recognized better" in line) is says_lean
+    assert not any("Weighing" in line for line in observations(0.8, {"a": 6 / 7, "b": 2 / 3}, confusion, ["a", "b"]))

@@ -54,6 +54,10 @@ def test_run_directory_is_complete(entry_point_run: Path) -> None:
     assert sum(map(sum, confusion)) == 96, "the test confusion matrix counts every test image once"
     per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(confusion)]
     assert list(metrics["per_class_accuracy"].values()) == pytest.approx(per_class, abs=1e-6)
+    assert metrics["test"]["balanced_acc"] == pytest.approx(sum(per_class) / len(per_class), abs=1e-5)
+    tp = [row[i] for i, row in enumerate(confusion)]
+    f1 = [2 * tp[i] / max(sum(confusion[i]) + sum(row[i] for row in confusion), 1) for i in range(len(tp))]
+    assert metrics["test"]["macro_f1"] == pytest.approx(sum(f1) / len(f1), abs=1e-5)
     assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
     probe = metrics["precision_probe"]
     assert metrics["precision"] == probe["choice"], "the precision actually used is the probe's choice"

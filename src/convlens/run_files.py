@@ -89,6 +89,9 @@ def read_metrics(root: Path) -> dict[str, Any]:
     for split in SPLITS:
         if metrics.get(split) is not None and not _numbers(metrics[split], ("acc", "loss")):
             _refuse(root, METRICS, f"'{split}' must hold the numbers acc and loss", train_command())
+    balanced = {key: value for key, value in (metrics.get("test") or {}).items() if key in ("balanced_acc", "macro_f1")}
+    if not all(value is None or _is_number(value) for value in balanced.values()):
+        _refuse(root, METRICS, "'test' balanced_acc and macro_f1 must be numbers (or null)", train_command())
     per_class = metrics.get("per_class_accuracy") or {}
     if not isinstance(per_class, dict) or not all(_is_number(value) for value in per_class.values()):
         _refuse(root, METRICS, "'per_class_accuracy' must map class names to accuracies", train_command())

@@ -1,5 +1,6 @@
-"""Observations derived from the test numbers: accuracy against chance, a collapsed model, the best and
-worst classes (ties named), and the most confused class pairs.
+"""Observations derived from the test numbers: accuracy against the majority-class baseline (a one-sided
+binomial test, ``scipy.stats.binomtest``) and chance, the class-balanced numbers where the test set is
+imbalanced, a collapsed model, the best and worst classes (ties named), and the most confused class pairs.
 
 Ties are broken by label order, so the same numbers always give the same sentences.
 """
@@ -10,9 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import binomtest
 
 #: A model that gives one class to at least this share of the test images has collapsed onto it.
 COLLAPSE_SHARE = 0.9
+#: Accuracy "beats" the majority-class baseline when a one-sided binomial test gives p below this.
+SIGNIFICANCE = 0.05
+#: Accuracy this many points above balanced accuracy is said to come from the frequent classes.
+IMBALANCE_GAP = 0.05
 
 
 @dataclass(frozen=True)
@@ -64,13 +70,17 @@ def observations(
     per_class_accuracy: Mapping[str, float],
     confusion: np.ndarray | None,
     names: Sequence[str],
+    balanced: Mapping[str, float | None] | None = None,
 ) -> list[str]:
-    """Sentences for the results section."""
+    """Sentences for the results section; ``balanced`` holds the test's ``balanced_acc`` and ``macro_f1``
+    where the run recorded them."""
     ranking = ranked_classes(per_class_accuracy)
     if test_accuracy is None or not ranking:
         return []
     collapsed = collapse(confusion, names) if confusion is not None else None
     lines = [_against_chance(test_accuracy, len(names), collapsed)]
+    if confusion is not None and collapsed is None:
+        lines += [_against_majority(confusion, names), *_class_balanced(test_accuracy, balanced or {}, len(names))]
     if collapsed is None:
         lines += _extremes(ranking)
     lines += _never_predicted(confusion, names) if confusion is not None else []
@@ -98,6 +108,38 @@ def _against_chance(accuracy: float, classes: int, collapsed: tuple[str, float] 
         f"Test accuracy {accuracy:.1%} is {accuracy / chance:.1f} times the chance level of {chance:.1%} "
         f"(uniform guessing among {classes} classes)."
     )
+
+
+def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
+    """Test accuracy against always answering the test set's most frequent class, tested (one-sided
+    binomial test of the correct count against that class's share)."""
+    counts, correct = confusion.sum(axis=1), int(np.trace(confusion))
+    total, largest = int(counts.sum()), int(counts.argmax())
+    share = counts[largest] / max(total, 1)
+    p = binomtest(correct, total, share, alternative="greater").pvalue
+    baseline = f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**)"
+    test = f"one-sided binomial test on {total:,} test images, p {_p(p)}"
+    if p < SIGNIFICANCE:
+        return f"It beats {baseline}: {correct / total:.1%} correct ({test})."
+    return (f"It is not shown to beat {baseline}: {correct / total:.1%} correct ({test}, not below "
+            f"{SIGNIFICANCE}); the model may have learnt little beyond the class frequencies.")  # fmt: skip
+
+
+def _class_balanced(accuracy: float, balanced: Mapping[str, float | None], classes: int) -> list[str]:
+    """Balanced accuracy (mean recall) and macro-F1, and whether accuracy leans on the frequent classes."""
+    recall, f1 = balanced.get("balanced_acc"), balanced.get("macro_f1")
+    if recall is None or f1 is None:
+        return []
+    line = (f"Weighing every class alike: balanced accuracy (mean recall over the {classes} classes) {recall:.1%}, "
+            f"macro-F1 {f1:.2f}.")  # fmt: skip
+    if accuracy - recall >= IMBALANCE_GAP:
+        line += (f" Accuracy is {accuracy - recall:.1%} above balanced accuracy (at least {IMBALANCE_GAP:.0%}): the "
+                 "frequent classes are recognized better than the rare ones.")  # fmt: skip
+    return [line]
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def tied_extremes(ranking: list[tuple[str, float]]) -> tuple[list[str], float, list[str], float]:

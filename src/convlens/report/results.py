@@ -28,7 +28,7 @@ def results(run: RunData) -> str:
         for split in ("train", "val", "test")
         if metrics.get(split)
     ]
-    parts = [table(("split", "accuracy", "loss"), splits), _results_note()]
+    parts = [table(("split", "accuracy", "loss"), splits), _results_note(run)]
     per_class = metrics.get("per_class_accuracy") or {}
     if per_class:
         parts += ["### Per-class test accuracy", _per_class_table(run, per_class)]
@@ -37,7 +37,7 @@ def results(run: RunData) -> str:
     test_accuracy = (metrics.get("test") or {}).get("acc")
     names = [text(name) for name in run.class_names]
     per_class_shown = {text(name): accuracy for name, accuracy in per_class.items()}
-    lines = observations(test_accuracy, per_class_shown, run.confusion, names)
+    lines = observations(test_accuracy, per_class_shown, run.confusion, names, metrics.get("test"))
     if lines:
         parts += ["### Observations", "\n".join(f"- {line}" for line in lines)]
     return "\n\n".join(parts)
@@ -57,8 +57,13 @@ def _per_class_table(run: RunData, per_class: dict[str, float]) -> str:
     return table(("class", "accuracy", "test images", "most often predicted instead"), rows)
 
 
-def _results_note() -> str:
-    return (
+def _results_note(run: RunData) -> str:
+    note = (
         "Validation and test numbers are those of the best checkpoint (highest validation accuracy); "
         "training numbers are the running averages of the last epoch, on augmented images."
     )
+    views = str(run.config.get("data", {}).get("test_time_augmentation", "none"))
+    if views != "none":
+        note += (f" The test numbers average the softmax over test-time views (`data.test_time_augmentation: "
+                 f"{text(views)}`); validation and every map below see one view of each image.")  # fmt: skip
+    return note

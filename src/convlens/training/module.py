@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from convlens.training.console import epoch_line
 from convlens.training.conv_grad import hook_batched_weight_grads
@@ -26,6 +26,10 @@ METRIC_SPLITS = ("train", "val", "test")
 #: State-dict prefix of the duplicate weights that checkpoints written before 0.1.x held (the network
 #: registered a second time as ``_forward``); dropped on loading.
 LEGACY_DUPLICATE_PREFIX = "_forward."
+
+
+#: Test metrics beside accuracy that weigh every class alike (torchmetrics' macro averages), in metrics.json's ``test``.
+BALANCED_METRICS = ("balanced_acc", "macro_f1")
 
 
 def class_accuracy_key(label: int) -> str:
@@ -46,6 +50,9 @@ def _split_metrics(num_classes: int, stage: str) -> MetricCollection:
     if stage != "train":
         metrics["per_class_acc"] = MulticlassAccuracy(num_classes, average="none", validate_args=False)
         metrics["confusion"] = MulticlassConfusionMatrix(num_classes, validate_args=False)
+    if stage == "test":  # what accuracy hides on imbalanced data (FER2013): the mean recall and macro-F1
+        metrics["balanced_acc"] = MulticlassAccuracy(num_classes, average="macro", validate_args=False)
+        metrics["macro_f1"] = MulticlassF1Score(num_classes, average="macro", validate_args=False)
     return MetricCollection(metrics)
 
 
@@ -171,6 +178,7 @@ class ClassifierModule(pl.LightningModule):
         results = self._epoch_end("test")
         cells = results["confusion"].float()
         values = {class_accuracy_key(label): acc for label, acc in enumerate(results["per_class_acc"])}
+        values |= {f"test/{name}": results[name] for name in BALANCED_METRICS}
         values |= {confusion_key(true, pred): cells[true, pred] for true, pred in np.ndindex(cells.shape)}
         self.log_dict(values, logger=False, sync_dist=True)
         self._log_confusion_figure("test", results["confusion"])

@@ -42,7 +42,7 @@ from convlens.training import ranks
 from convlens.training.console import progress_bar_shown, quiet_third_party
 from convlens.training.finite import FiniteTraining
 from convlens.training.lifecycle import logging_to, make_run_dir, removed_on_error, torch_flags_kept
-from convlens.training.module import ClassifierModule, class_accuracy_key, confusion_key
+from convlens.training.module import BALANCED_METRICS, ClassifierModule, class_accuracy_key, confusion_key
 from convlens.training.precision import cpu_precision
 from convlens.training.resume import ResumeState
 from convlens.training.resume_check import check_resume
@@ -130,6 +130,7 @@ def evaluate_best(trainer: pl.Trainer, module: ClassifierModule, datamodule: Ima
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True)
         test = trainer.callback_metrics
         results["test"] = {"loss": _scalar(test, "test/loss"), "acc": _scalar(test, "test/acc")}
+        results["test"] |= {name: _scalar(test, f"test/{name}") for name in BALANCED_METRICS}
     return results
 
 
