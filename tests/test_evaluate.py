@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from scipy import stats
 
 from convlens.evaluate import evaluate_run
+from convlens.evaluate.best_layer import best_layer
 from convlens.evaluate.inputs import read_maps
 from convlens.evaluate.schema import register_schema
 from convlens.report.build import build_report
@@ -64,6 +65,16 @@ def test_results_and_figure_are_written_into_the_run(evaluation: dict, tiny_run:
     assert set(evaluation["seconds"]) == set(FAMILIES) and evaluation["seconds_total"] > 0
     assert list(evaluation["methods"]) == ["saliency", "guided_backprop", "grad_cam", "lime"]
     assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2", "layer3", "layer4"]
+
+
+def test_the_comparison_shows_each_method_at_its_best_supported_layer(evaluation: dict, tiny_run: Path) -> None:
+    shown = evaluation["comparison"]
+    assert (tiny_run / "evaluation" / shown["file"]).stat().st_size > 10_000
+    best = evaluation["methods"]["grad_cam"]["best_layer"]
+    assert shown["layers"] == {"saliency": "", "guided_backprop": "", "grad_cam": best["layer"], "lime": ""}
+    assert best == best_layer(evaluation["methods"]["grad_cam"]["layers"])
+    assert shown["images"] and all(key in evaluation["images"] for key in shown["images"])
+    assert len({key[1] for key in shown["images"]}) == len(shown["images"]), "one image per class"
 
 
 def test_every_method_is_scored_against_its_baseline(evaluation: dict) -> None:
@@ -143,6 +154,9 @@ def test_the_report_shows_the_scores_figure_and_warnings(evaluation: dict, tiny_
     report = (folder / "report.md").read_text()
     trust = report.split("How far can we trust these maps?")[2].split("\n## ")[0]
     assert "| chance (mask area) |" in trust and "(figures/cascade.png)" in trust
+    assert "(figures/evaluated_comparison.png)" in trust and (folder / "figures" / "evaluated_comparison.png").is_file()
+    best = evaluation["methods"]["grad_cam"]["best_layer"]
+    assert f"Grad-CAM at `{best['layer']}` ({best['why']})" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
     warning = "> **Warning:** On this run, Saliency (vanilla gradient) scores below random maps on pointing game"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from convlens.evaluate.best_layer import best_layer
 from convlens.evaluate.randomization import (
     Cascade,
     RandomizationParams,
@@ -120,3 +121,31 @@ def test_a_map_that_turns_flat_under_the_cascade_counts_as_changed() -> None:
     record = randomization(Cascade({"absolute": trained}, steps, twin, torch.rand(16, 8, 8)), RandomizationParams(
         stages=["head", "layer1"]))  # fmt: skip
     assert record["sensitivity"]["against"]["threshold"]["n"] == 15
+
+
+def _layer(supported: int, failed: int, pointing: float | None = None) -> dict:
+    verdicts = ["supported"] * supported + ["not supported"] * failed + ["not tested"] * (4 - supported - failed)
+    families = ("localisation", "faithfulness", "randomization", "robustness")
+    record: dict = {
+        "verdicts": {family: {"verdict": verdict} for family, verdict in zip(families, verdicts, strict=True)}
+    }
+    if pointing is not None:
+        record["localisation"] = {"pointing_game": {"value": pointing}}
+    return record
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        ({"layer2": _layer(3, 1), "layer3": _layer(1, 3), "layer4": _layer(2, 2)}, "layer2"),  # most supported
+        ({"layer2": _layer(2, 2), "layer3": _layer(2, 0), "layer4": _layer(1, 0)}, "layer3"),  # then fewest failed
+        ({"layer2": _layer(2, 1, 0.9), "layer3": _layer(2, 1, 0.5)}, "layer2"),  # then the pointing game
+        ({"layer2": _layer(2, 1), "layer3": _layer(2, 1)}, "layer3"),  # then the deeper layer
+    ],
+)
+def test_the_figures_show_the_layer_the_evaluation_supports_best(layers: dict, expected: str) -> None:
+    """A CAM worse than random at its deepest layer is not the one the comparison shows."""
+    found = best_layer(layers)
+    assert found is not None and found["layer"] == expected
+    assert found["why"].startswith(f"supported on {len(found['supported'])} of 4 families")
+    assert best_layer({"": _layer(4, 0)}) is None

@@ -42,6 +42,7 @@ MANIFEST = Path(VISUALIZATIONS) / MANIFEST_NAME
 EVALUATION = "evaluation"
 EVALUATION_NAME = "evaluation.json"
 CASCADE_NAME = "cascade.png"
+COMPARISON_NAME = "comparison.png"
 EVALUATION_JSON = Path(EVALUATION) / EVALUATION_NAME
 # The generate stage's folder (its files: convlens.generator.store).
 GENERATOR = "generator"

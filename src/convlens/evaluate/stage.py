@@ -5,7 +5,8 @@ of the visualized split, compute on it the maps of every localising method the v
 with the settings it recorded (:mod:`convlens.evaluate.sample`; the figures' images are chosen for
 teaching, not at random), score every method and layer with each family of metrics against its
 baselines (:mod:`convlens.evaluate.families`), and write ``evaluation/evaluation.json`` and
-``evaluation/cascade.png``. The folder is built under a temporary name and swapped in when complete;
+``evaluation/cascade.png`` and ``evaluation/comparison.png`` (every method on the same sample images,
+each at its best-supported layer). The folder is built under a temporary name and swapped in when complete;
 the stage's time goes into ``provenance.json``.
 """
 
@@ -21,6 +22,8 @@ from omegaconf import DictConfig
 
 from convlens import atomic
 from convlens.evaluate import families, verdicts
+from convlens.evaluate.best_layer import add_best_layers
+from convlens.evaluate.comparison import Comparison, comparison
 from convlens.evaluate.inputs import MethodMaps, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
@@ -29,9 +32,18 @@ from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
+from convlens.figures.comparison import comparison_figure
 from convlens.lineage import MADE_FROM
 from convlens.registry import load, title
-from convlens.rundir import CASCADE_NAME, DEFAULT_SPLIT, EVALUATION, EVALUATION_JSON, EVALUATION_NAME, MANIFEST
+from convlens.rundir import (
+    CASCADE_NAME,
+    COMPARISON_NAME,
+    DEFAULT_SPLIT,
+    EVALUATION,
+    EVALUATION_JSON,
+    EVALUATION_NAME,
+    MANIFEST,
+)
 from convlens.stage import OpenedRun, Stage
 
 log = logging.getLogger(__name__)
@@ -59,10 +71,13 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
         "not_evaluated": missing,
         MADE_FROM: opened.made_from,
     }
+    shown = comparison(subject, evaluation["methods"], opened.trained.class_names)
     with opened.staged() as out_dir:
         if cascade is not None:
             draw_cascade(cascade, evaluation, out_dir / CASCADE_NAME)
             evaluation["figure"] = CASCADE_NAME
+        if shown is not None:
+            evaluation["comparison"] = draw_comparison(shown, out_dir / COMPARISON_NAME)
         evaluation["seconds_total"] = opened.seconds()
         atomic.write_json(out_dir / EVALUATION_NAME, evaluation)
     log.info("%s: %d methods evaluated in %.1f s -> %s", evaluation["run"], len(evaluation["methods"]),
@@ -141,6 +156,7 @@ def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, 
     methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
     testing = verdicts.adjust_table(methods)
     verdicts.add_family_verdicts(methods)
+    add_best_layers(methods)
     baselines = {name: family.baseline for name, family in done.items()}
     return {"methods": methods, "baselines": baselines, "multiple_testing": testing, "seconds": seconds}, drawing
 
@@ -159,6 +175,15 @@ def draw_cascade(drawing: Drawing, evaluation: dict[str, Any], path: Path) -> No
     """The evaluation's figure (the randomization cascade): the family's ``figure`` function on its payload."""
     spec, payload = drawing
     atomic.save_figure(load(spec.figure)(payload, evaluation), path, dpi=100)
+
+
+def draw_comparison(shown: Comparison, path: Path) -> dict[str, Any]:
+    """The comparison figure, and its record in ``evaluation.json`` (file, images, layer per method)."""
+    heading = (
+        "Every evaluated method on the same sample images (methods with several layers at their best-supported one)"
+    )
+    atomic.save_figure(comparison_figure(shown.display, shown.maps, shown.labels, heading), path)
+    return {"file": path.name, "images": [list(key) for key in shown.keys], "layers": shown.layers}
 
 
 def border(inputs: torch.Tensor) -> dict[str, float]:

@@ -30,6 +30,7 @@ LEARNING_CURVES = f"{FIGURES}/learning_curves.png"
 CONFUSION_MATRIX = f"{FIGURES}/confusion_matrix.png"
 COMPARISON = f"{FIGURES}/comparison.png"
 CASCADE = f"{FIGURES}/cascade.png"
+EVALUATED_COMPARISON = f"{FIGURES}/evaluated_comparison.png"
 #: What a manifest entry's ``file`` may look like: one method folder, one PNG, safe characters.
 FIGURE_FILE = re.compile(r"^[a-z0-9_]+/[A-Za-z0-9_.-]+\.png$")
 
@@ -72,7 +73,15 @@ def comparison_file(run: RunData) -> Path | None:
 
 def cascade_file(run: RunData) -> Path | None:
     """The evaluation stage's randomization-cascade figure, if it drew one (its name is checked: input)."""
-    file = (run.evaluation or {}).get("figure")
+    return _evaluation_figure(run, (run.evaluation or {}).get("figure"))
+
+
+def evaluated_comparison_file(run: RunData) -> Path | None:
+    """The evaluation stage's comparison figure (each method at its best-supported layer), if it drew one."""
+    return _evaluation_figure(run, ((run.evaluation or {}).get("comparison") or {}).get("file"))
+
+
+def _evaluation_figure(run: RunData, file: Any) -> Path | None:
     if not isinstance(file, str) or not re.fullmatch(r"[a-z0-9_]+\.png", file):
         return None
     path = inside(run.root, EVALUATION, file)
@@ -94,7 +103,9 @@ def figure_copies(run: RunData, entries: Iterable[dict[str, Any]]) -> dict[Path,
     """Each figure to copy, resolved inside the run directory, and its link in the report folder."""
     confusion = inside(run.root, CONFUSION_PNG)
     copies = {confusion: CONFUSION_MATRIX} if confusion.is_file() else {}
-    for found, link in ((comparison_file(run), COMPARISON), (cascade_file(run), CASCADE)):
+    figures = ((comparison_file(run), COMPARISON), (cascade_file(run), CASCADE),
+               (evaluated_comparison_file(run), EVALUATED_COMPARISON))  # fmt: skip
+    for found, link in figures:
         if found is not None:
             copies[found] = link
     copies.update({inside(run.root, VISUALIZATIONS, entry["file"]): visualization_link(entry) for entry in entries})

@@ -4,9 +4,16 @@ section carries."""
 
 from __future__ import annotations
 
-from convlens.report.assets import CASCADE, COMPARISON, cascade_file, comparison_file
+from convlens.report.assets import (
+    CASCADE,
+    COMPARISON,
+    EVALUATED_COMPARISON,
+    cascade_file,
+    comparison_file,
+    evaluated_comparison_file,
+)
 from convlens.report.gallery import split_images
-from convlens.report.markdown import code
+from convlens.report.markdown import code, text
 from convlens.report.run_data import RunData
 from convlens.report.trust_scores import TrustSection, scores_section
 from convlens.rundir import DEFAULT_SPLIT, EVALUATION_JSON
@@ -19,10 +26,28 @@ INTRO = (
 )
 
 
+def _layers_shown(run: RunData) -> str:
+    """The evaluated comparison's caption: its images, and why each method with several layers is shown at
+    one (entries that are not what the evaluate stage writes are left out: the file is input)."""
+    chosen = []
+    for record in (run.evaluation.get("methods") or {}).values():
+        best = record.get("best_layer") if isinstance(record, dict) else None
+        if isinstance(best, dict) and all(isinstance(best.get(key), str) for key in ("layer", "why")):
+            chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])} ({text(best['why'])})")
+    caption = ("The images are the first of each class, explained for its true class, in the evaluation's random "
+               "sample, whose scores follow.")  # fmt: skip
+    if chosen:
+        caption += (" Methods drawn at several layers are shown at the layer this run's evaluation supports best: "
+                    f"{'; '.join(chosen)}. Their other layers are in each method's section.")  # fmt: skip
+    return caption
+
+
 def trust(run: RunData) -> TrustSection:
     """The section's body and the per-method warnings, from the run's comparison figure and evaluation."""
     parts = [INTRO]
-    if comparison_file(run) is not None:
+    if evaluated_comparison_file(run) is not None and not run.evaluation_stale:
+        parts += [f"![Every evaluated method on the same sample images]({EVALUATED_COMPARISON})", _layers_shown(run)]
+    elif comparison_file(run) is not None:
         images = split_images((run.manifest or {}).get("split", DEFAULT_SPLIT))
         parts.append(f"![Every attribution method on the same {images}]({COMPARISON})")
     else:

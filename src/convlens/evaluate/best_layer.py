@@ -1,0 +1,42 @@
+"""Which layer of a method drawn at several layers (Grad-CAM, Guided Grad-CAM, LayerCAM) this run's
+evaluation supports best, so that a figure showing one layer per method shows that one and says why
+(a figure at the deepest layer shows CAMs at the layer they may fail worst at, e.g. a 3x3 map).
+
+The rule, from the per-family verdicts (:mod:`convlens.evaluate.verdicts`): the most families
+supported; among equals the fewest not supported, then the higher pointing game (where localisation
+was scored), then the deeper layer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def best_layer(layers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """``{"layer", "supported" (families), "why"}`` for a method with several layers; None for one layer."""
+    if len(layers) < 2:
+        return None
+    ranked = max(enumerate(layers.items()), key=lambda item: _rank(item[0], item[1][1]))
+    layer, record = ranked[1]
+    verdicts = record.get("verdicts") or {}
+    supported = [family for family, found in verdicts.items() if found["verdict"] == "supported"]
+    others = ", ".join(name for name in layers if name != layer)
+    why = (f"supported on {len(supported)} of {len(verdicts)} families ({', '.join(supported) or 'none'}), "
+           f"more than or as many as at {others}")  # fmt: skip
+    return {"layer": layer, "supported": supported, "why": why}
+
+
+def _rank(depth: int, record: dict[str, Any]) -> tuple[int, int, float, int]:
+    verdicts = [found["verdict"] for found in (record.get("verdicts") or {}).values()]
+    pointing = ((record.get("localisation") or {}).get("pointing_game") or {}).get("value")
+    return (verdicts.count("supported"), -verdicts.count("not supported"),
+            -math.inf if pointing is None else pointing, depth)  # fmt: skip
+
+
+def add_best_layers(methods: dict[str, Any]) -> None:
+    """Set ``best_layer`` on every method of ``evaluation.json`` drawn at several layers."""
+    for method in methods.values():
+        found = best_layer(method["layers"])
+        if found is not None:
+            method["best_layer"] = found
