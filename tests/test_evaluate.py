@@ -156,7 +156,7 @@ def test_the_report_shows_the_scores_figure_and_warnings(evaluation: dict, tiny_
     assert "| chance (mask area) |" in trust and "(figures/cascade.png)" in trust
     assert "(figures/evaluated_comparison.png)" in trust and (folder / "figures" / "evaluated_comparison.png").is_file()
     best = evaluation["methods"]["grad_cam"]["best_layer"]
-    assert f"Grad-CAM at `{best['layer']}` ({best['why']})" in trust
+    assert f"Grad-CAM at `{best['layer']}`: {best['why']}" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
     warning = "> **Warning:** On this run, Saliency (vanilla gradient) scores below random maps on pointing game"

@@ -147,5 +147,5 @@ def test_the_figures_show_the_layer_the_evaluation_supports_best(layers: dict, e
     """A CAM worse than random at its deepest layer is not the one the comparison shows."""
     found = best_layer(layers)
     assert found is not None and found["layer"] == expected
-    assert found["why"].startswith(f"supported on {len(found['supported'])} of 4 families")
+    assert found["why"].startswith(f"{len(found['supported'])} of 4 families supported")
     assert best_layer({"": _layer(4, 0)}) is None

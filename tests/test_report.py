@@ -347,6 +347,7 @@ def test_the_graders_checklist_lists_every_section_in_order() -> None:
     [
         (np.array([[60, 10], [10, 20]]), "It beats the majority-class baseline of 70.0% (always answering **a**)"),
         (np.array([[60, 10], [22, 8]]), "It is not shown to beat the majority-class baseline of 70.0%"),
+        (np.array([[45, 5], [5, 45]]), "It beats the majority-class baseline of 50.0% (the test classes are balanced"),
     ],
 )
 def test_accuracy_is_tested_against_always_answering_the_largest_class(confusion: np.ndarray, says: str) -> None:

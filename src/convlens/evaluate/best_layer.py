@@ -21,9 +21,9 @@ def best_layer(layers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     layer, record = ranked[1]
     verdicts = record.get("verdicts") or {}
     supported = [family for family, found in verdicts.items() if found["verdict"] == "supported"]
-    others = ", ".join(name for name in layers if name != layer)
-    why = (f"supported on {len(supported)} of {len(verdicts)} families ({', '.join(supported) or 'none'}), "
-           f"more than or as many as at {others}")  # fmt: skip
+    others = " or ".join(name for name in layers if name != layer)
+    families = ", ".join(supported) or "none"
+    why = f"{len(supported)} of {len(verdicts)} families supported ({families}), no more at {others}"
     return {"layer": layer, "supported": supported, "why": why}
 
 

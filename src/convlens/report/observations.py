@@ -86,7 +86,8 @@ def observations(
     lines += _never_predicted(confusion, names) if confusion is not None else []
     pairs = confused_pairs(confusion, names) if confusion is not None else []
     lines += [
-        f"Confusion {rank}: **{pair.true}** taken for **{pair.predicted}** in {pair.count} test images "
+        f"Confusion {rank}: **{pair.true}** taken for **{pair.predicted}** in {pair.count} test "
+        f"image{'' if pair.count == 1 else 's'} "
         f"({pair.share:.1%} of {pair.true})."
         for rank, pair in enumerate(pairs, start=1)
     ]
@@ -118,6 +119,8 @@ def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
     share = counts[largest] / max(total, 1)
     p = binomtest(correct, total, share, alternative="greater").pvalue
     baseline = f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**)"
+    if counts.min() == counts.max():
+        baseline = f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer)"
     test = f"one-sided binomial test on {total:,} test images, p {_p(p)}"
     if p < SIGNIFICANCE:
         return f"It beats {baseline}: {correct / total:.1%} correct ({test})."

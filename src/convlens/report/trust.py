@@ -33,7 +33,7 @@ def _layers_shown(run: RunData) -> str:
     for record in (run.evaluation.get("methods") or {}).values():
         best = record.get("best_layer") if isinstance(record, dict) else None
         if isinstance(best, dict) and all(isinstance(best.get(key), str) for key in ("layer", "why")):
-            chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])} ({text(best['why'])})")
+            chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])}: {text(best['why'])}")
     caption = ("The images are the first of each class, explained for its true class, in the evaluation's random "
                "sample, whose scores follow.")  # fmt: skip
     if chosen:
