@@ -134,6 +134,29 @@ def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path)
     assert body[lime].count("<summary>Per-class results</summary>") == 1, "LIME next to the per-class results"
     assert "explained for its predicted and its true class" in _parse_alt(body[lime]), "confused pairs"
     assert "Visualizations incomplete" in body["Summary"]
+    assert "| kind of data | **synthetic**: drawn by convlens's own generator" in body["Summary"]
+    assert "published reference" not in body["Summary"], "no reference numbers for the synthetic demos"
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "kind", "reference"),
+    [
+        ("faces", "convlens.data.synthetic.SyntheticSource", "**synthetic**", None),
+        ("fer2013", "convlens.data.fer2013.Fer2013Source", "real images", "humans about 65%"),
+        ("cifar10", "convlens.data.cifar10.CIFAR10Source", "real images", "86.33% test"),
+    ],
+)
+def test_the_summary_says_what_kind_of_data_and_what_to_compare_with(
+    name: str, target: str, kind: str, reference: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from convlens.report.overview import REFERENCE_ACCURACY, _data_kind
+
+    run = SimpleNamespace(config=OmegaConf.create({"data": {"source": {"_target_": target}}}))
+    assert _data_kind(run).startswith(kind)
+    assert (REFERENCE_ACCURACY.get(name) or "").startswith(reference or "")
+    assert (name in REFERENCE_ACCURACY) is (reference is not None)
 
 
 def _parse_alt(markdown: str) -> str:
