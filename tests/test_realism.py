@@ -78,3 +78,5 @@ def test_a_constant_or_out_of_range_sample_is_failed_and_a_face_is_not(faces) ->
     assert failure(torch.full_like(face, 0.97)) == "constant"
     assert failure(face * 0.01) == "constant", "a near-black image with a faint trace is a collapsed chain"
     assert failure(face * 3 - 1) == "out of range"
+    assert failure(torch.tensor([1.0, 0.9, 0.0]).view(3, 1, 1).expand(3, 48, 48)) == "constant", "a flat yellow"
+    assert failure(face.expand(3, -1, -1)) is None

@@ -29,7 +29,8 @@ from convlens.models.layers import capture_activations, eval_mode, model_device
 
 #: The stage whose channel means are the realism features (every staged model has stem, layer1..layer4).
 REALISM_LAYER = "layer3"
-#: A sample whose pixels (in [0, 1]) vary less than this is a constant image: the chain collapsed.
+#: A sample each of whose channels varies less than this over positions (pixels in [0, 1]) is a constant
+#: image: the chain collapsed (a flat colour too, whose channels differ from each other).
 CONSTANT_STD = 0.02
 #: A sample with more than this fraction of its pixels outside [0, 1] (by over one grey level) left the data range.
 OUT_OF_RANGE_FRACTION = 0.01
@@ -64,7 +65,7 @@ def failure(pixels: Tensor) -> str | None:
     outside = (pixels < -1 / 255) | (pixels > 1 + 1 / 255)
     if float(outside.float().mean()) > OUT_OF_RANGE_FRACTION:
         return "out of range"
-    return "constant" if float(pixels.clamp(0, 1).std()) < CONSTANT_STD else None
+    return "constant" if float(pixels.clamp(0, 1).flatten(1).std(1).max()) < CONSTANT_STD else None
 
 
 def kid(fake: Tensor, pool: Tensor, generator: torch.Generator) -> float:
