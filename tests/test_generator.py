@@ -243,6 +243,8 @@ def test_verdicts_count_the_classes_where_the_numbers_say_so() -> None:
     assert f"{beats}2 of 2 classes (Angry, Happy); it reaches confidence >= 0.9 with a KID within 2x of the real " \
            "yardstick for 2 of 2 (Angry, Happy)." in notes  # fmt: skip
     assert f"PPGN-h {verdict}0 of 2 classes; it reaches" in notes
+    methods["pixel"] = _synthesis([0.955, 0.8], 5.0, [1.0, 1.0])  # Angry: DGN-AM 0.005 less confident, a tie
+    assert f"{beats}2 of 2 classes (Angry, Happy)" in " ".join(_comparison(methods).notes())
     methods["pixel"] = _synthesis([0.97, 0.8], 5.0, [1.0, 1.0])  # Angry: DGN-AM now 0.02 less confident
     assert f"{beats}1 of 2 classes (Happy)" in " ".join(_comparison(methods).notes())
 
