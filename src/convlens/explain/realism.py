@@ -10,11 +10,11 @@ image as real faces do (1.17 vs 0.94 on ``demo_faces``), but no set of blank squ
 distribution of a class. KID's estimate is unbiased at any set size (ours: ``samples`` images per
 class), so a real set scores about 0 on average, not a positive number a ratio could be taken of: the
 yardstick is therefore the spread of real sets' scores, the 90th percentile of the KID of random sets
-of the same size of real held-out images. Measured on ``demo_faces`` (docs/generator.md): in every class
-the ``layer3`` channel means put constant, noise and pixel-shuffled sets 17x or more above that
-yardstick and the pixel-space class models 3.7x or more. Not the penultimate features: activation
-maximization drives exactly those towards the class, and there the class models' gratings scored 0.3x
-the yardstick for one class, as realistic as real faces.
+of the same size of real held-out images. Measured on both demos (docs/generator.md): in every class
+the ``layer3`` channel means put constant, noise, pixel-shuffled and pixel-space class-model sets 4.7x
+or more above that yardstick. Not the penultimate features: activation maximization drives exactly
+those towards the class, and there the faces' class-model gratings scored 0.3x the yardstick for one
+class, as realistic as real faces.
 """
 
 from __future__ import annotations
