@@ -16,7 +16,8 @@ from conftest import ROOT, compose_config, train_tiny
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
-from convlens.explain.generator import GeneratorComparison, Synthesis
+from convlens.explain.realism import REALISM_LAYER
+from convlens.explain.synthesis import GeneratorComparison, Synthesis
 from convlens.generate.schema import register_schema
 from convlens.generate.stage import generate, generate_run
 from convlens.generator import store
@@ -78,19 +79,25 @@ def test_generator_reconstructs_heldout_images_better_than_the_mean_image(genera
     stages = json.loads((run_dir / "provenance.json").read_text())["stages"]
     assert stages["generate"] == metrics["seconds"]
     config = json.loads((folder / store.CONFIG).read_text())
-    assert config["code_layer"] == config["feature_layer"] == "head.flatten", "the penultimate features"
+    assert config["code_layer"] == "head.flatten", "the penultimate features"
+    assert config["feature_layer"] == REALISM_LAYER
 
 
-def test_dgn_am_reaches_a_higher_logit_than_pixel_space_at_equal_steps(manifest: dict) -> None:
+def test_dgn_am_reaches_a_higher_logit_than_pixel_space_at_equal_steps(
+    generated: tuple[Path, dict], manifest: dict
+) -> None:
     """On the 1-epoch tiny model logits are small (0.07 vs 0.03 when measured); docs/generator.md has the demos'."""
+    run_dir, _ = generated
     assert manifest["methods"]["generator_prior"]["parameters"]["steps"] == STEPS
     (entry,) = [entry for entry in manifest["entries"] if entry["method"] == "generator_prior"]
     assert entry["dgn_am_logit"] > entry["pixel_logit"], entry
     for name in ("pixel", "dgn_am", "ppgn"):
-        assert 0 <= entry[f"{name}_confidence"] <= 1 and entry[f"{name}_nn_distance"] >= 0
-    assert entry["real_nn_distance"] > 0
+        assert 0 <= entry[f"{name}_confidence"] <= 1 and entry[f"{name}_kid"] > entry["real_kid_yardstick"] > 0
+        assert 0 <= entry[f"{name}_failed_samples"] <= 2 * 10
+    assert [record["class"] for record in entry["per_class"]] == json.loads((run_dir / "class_names.json").read_text())
+    assert all(len(record["dgn_am"]["failed"]) == 2 for record in entry["per_class"]), "samples=2 images per class"
     notes = manifest["methods"]["generator_prior"]["notes"]
-    assert any("real held-out test images" in note for note in notes)
+    assert any(note.startswith("Realism, the Kernel Inception Distance") for note in notes)
 
 
 def test_reconstruction_figures_score_each_image(manifest: dict) -> None:
@@ -124,18 +131,22 @@ def test_a_run_without_generator_is_skipped_with_the_command(tiny_run: Path) -> 
     assert not [entry for entry in manifest["entries"] if entry["method"].startswith("generator")]
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape", "labels"])
 def test_damaged_generator_files_are_refused_naming_the_file_and_the_fix(
     generated: tuple[Path, dict], tmp_path: Path, damage: str
 ) -> None:
     run_dir, _ = generated
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    path = copy / store.FOLDER / (store.DENOISER if damage == "missing" else store.GENERATOR)
+    names = {"missing": store.DENOISER, "labels": store.STATISTICS}
+    path = copy / store.FOLDER / names.get(damage, store.GENERATOR)
     if damage == "missing":
         path.unlink()
     elif damage == "garbage":
         path.write_bytes(b"not a tensor file")
+    elif damage == "labels":  # the realism measure's classes of the held-out images, one short
+        state = torch.load(path, weights_only=True)
+        torch.save(state | {"heldout_labels": state["heldout_labels"][1:]}, path)
     elif damage == "pickle":
         torch.save({"weights": UntrustedInputError("an arbitrary object")}, path)
     else:
@@ -181,23 +192,61 @@ def test_ridge_start_draws_images_that_depend_on_the_code_and_does_not_overfit_n
     assert penalty == max(RIDGE_PENALTIES), "with more code dimensions than images, only noise can be fitted"
 
 
-def _synthesis(confidence: list[float], logit: float) -> Synthesis:
+def _synthesis(
+    confidence: list[float], logit: float, kid: list[float], failed: tuple[str | None, ...] | None = None
+) -> Synthesis:
+    """One image per class with these confidences, KIDs and failure reasons."""
     scores = torch.tensor(confidence)[:, None]
-    return Synthesis(torch.zeros(len(confidence), 1, 1, 4, 4), scores, scores, torch.full_like(scores, logit), False)
+    reasons = tuple((reason,) for reason in failed or [None] * len(confidence))
+    return Synthesis(torch.zeros(len(confidence), 1, 1, 4, 4), scores, torch.full_like(scores, logit),
+                     torch.tensor(kid), reasons, False)  # fmt: skip
+
+
+def _comparison(methods: dict[str, Synthesis]) -> GeneratorComparison:
+    return GeneratorComparison(torch.arange(2), ("Angry", "Happy"), methods, torch.tensor([0.3, 0.3]))
 
 
 def test_failed_methods_are_stated_plainly() -> None:
-    methods = {"pixel": _synthesis([0.9, 0.8], 5.0), "dgn_am": _synthesis([0.9, 0.7], 4.0),
-               "ppgn": _synthesis([0.1, 0.9], 1.0)}  # fmt: skip
-    notes = GeneratorComparison(torch.arange(2), methods, torch.ones(3)).notes()
+    methods = {"pixel": _synthesis([0.9, 0.8], 5.0, [1, 1]), "dgn_am": _synthesis([0.9, 0.7], 4.0, [1, 1]),
+               "ppgn": _synthesis([0.1, 0.9], 1.0, [1, 1])}  # fmt: skip
+    notes = _comparison(methods).notes()
     assert "PPGN-h failed for 1 of 2 classes" in " ".join(notes)
     assert not any(note.startswith(("class model", "DGN-AM failed")) for note in notes)
     assert any(note.startswith("DGN-AM reached a lower mean class logit than pixel space") for note in notes)
-    methods["dgn_am"] = _synthesis([0.9, 0.7], 6.0)
-    assert not any(
-        "lower mean class logit" in note
-        for note in GeneratorComparison(torch.arange(2), methods, torch.ones(3)).notes()
+    methods["dgn_am"] = _synthesis([0.9, 0.7], 6.0, [1, 1])
+    assert not any("lower mean class logit" in note for note in _comparison(methods).notes())
+
+
+def test_verdicts_count_the_classes_where_the_numbers_say_so() -> None:
+    methods = {"pixel": _synthesis([0.9, 0.8], 5.0, [1.0, 1.0]),
+               "dgn_am": _synthesis([0.95, 0.92], 6.0, [0.5, 2.0]),
+               "ppgn": _synthesis([0.1, 0.9], 1.0, [3.0, 3.0], ("constant", None))}  # fmt: skip
+    comparison = _comparison(methods)
+    notes = " ".join(comparison.notes())
+    verdict = (
+        "beats pixel space on confidence and realism (a mean confidence at most 0.01 below it and a lower KID) for "
     )
+    beats = f"DGN-AM {verdict}"
+    assert f"{beats}1 of 2 classes (Angry); it reaches confidence >= 0.9 with a KID within 2x of the real yardstick " \
+           "for 1 of 2 (Angry)." in notes  # fmt: skip
+    assert "PPGN-h: 1 of 2 samples failed (1 constant)" in notes
+    assert "Angry: class model (pixel space) 1, DGN-AM 0.5, PPGN-h 3 (real <= 0.3)" in notes
+    record = comparison.scores(None)
+    assert record["ppgn_failed_samples"] == 1 and record["per_class"][0]["ppgn"]["failed"] == ["constant"]
+    assert record["per_class"][1] == {
+        "class": "Happy", "real_kid_yardstick": 0.3, "pixel": {"confidence": 0.8, "kid": 1.0, "failed": [None]},
+        "dgn_am": {"confidence": 0.92, "kid": 2.0, "failed": [None]},
+        "ppgn": {"confidence": 0.9, "kid": 3.0, "failed": [None]},
+    }  # fmt: skip
+    methods["dgn_am"] = _synthesis([0.95, 0.92], 6.0, [0.5, 0.55])  # Happy: KID now under pixel space's and 2 x 0.3
+    notes = " ".join(_comparison(methods).notes())
+    assert f"{beats}2 of 2 classes (Angry, Happy); it reaches confidence >= 0.9 with a KID within 2x of the real " \
+           "yardstick for 2 of 2 (Angry, Happy)." in notes  # fmt: skip
+    assert f"PPGN-h {verdict}0 of 2 classes; it reaches" in notes
+    methods["pixel"] = _synthesis([0.955, 0.8], 5.0, [1.0, 1.0])  # Angry: DGN-AM 0.005 less confident, a tie
+    assert f"{beats}2 of 2 classes (Angry, Happy)" in " ".join(_comparison(methods).notes())
+    methods["pixel"] = _synthesis([0.97, 0.8], 5.0, [1.0, 1.0])  # Angry: DGN-AM now 0.02 less confident
+    assert f"{beats}1 of 2 classes (Happy)" in " ".join(_comparison(methods).notes())
 
 
 def test_settings_are_checked_by_key() -> None:

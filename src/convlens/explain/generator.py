@@ -9,9 +9,9 @@ adds the denoising autoencoder ``R`` on the code as a prior and samples a Markov
 code units, so one step size fits every layer. No library offers either for an arbitrary
 classifier, so the loops are written here.
 
-Realism is measured as the distance, in the classifier's penultimate features, from each image to
-its nearest training image, set against the same distance for real held-out (test) images
-(:mod:`convlens.explain.realism`).
+Realism is the Kernel Inception Distance of each class's images to real held-out images of the class,
+in the channel means of the classifier's ``layer3``, set beside the spread of real sets' KID; samples that
+collapsed to a constant or left the data range are marked failed (:mod:`convlens.explain.realism`).
 """
 
 from __future__ import annotations
@@ -25,28 +25,26 @@ from torch import Tensor, nn
 from convlens.data.transforms import resize
 from convlens.explain.activation_max import AscentParams, class_model_images
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable, at_least
-from convlens.explain.realism import judge, nearest_distances
+from convlens.explain.realism import RealImages, failure, judge
+from convlens.explain.synthesis import GeneratorComparison, Synthesis
 from convlens.generator import store
 from convlens.generator.encoding import encode
 from convlens.generator.store import GeneratorPrior, MissingGenerator, generator_folder, load_prior, read_json
 from convlens.models.conventions import conforming
 from convlens.models.layers import eval_mode, model_device
 from convlens.provenance import portable_path
+from convlens.run_files import read_class_names
 from convlens.untrusted import UntrustedInputError
-
-#: A method failed for a class when the classifier's mean confidence in the class is below this.
-FAILED_CONFIDENCE = 0.5
-#: The columns of the comparison, in order: method key -> title.
-METHOD_TITLES = {"pixel": "class model (pixel space)", "dgn_am": "DGN-AM", "ppgn": "PPGN-h"}
 
 
 @dataclass(frozen=True)
 class GeneratorPriorParams(MethodParams):
     """``steps`` of pixel-space ascent and of DGN-AM alike (Adam, ``lr`` on the standardized code,
     ``l2_weight`` decay); a PPGN-h chain of ``chain_steps`` per class with the paper's three weights,
-    of which ``samples`` images taken evenly over its second half are shown. Both start from the
-    same seeded code ``init_scale * N(0, 1)`` (0: the mean training code). ``per_class``: the real
-    test images shown beside them."""
+    of which ``samples`` images taken evenly over its second half are shown; pixel space and DGN-AM
+    draw ``samples`` images per class too, from as many seeded starts, since KID scores a set of at
+    least 2. DGN-AM's first start and the chain's start are the same seeded code ``init_scale * N(0, 1)``
+    (0: the mean training code). ``per_class``: the real test images shown beside them."""
 
     per_class: int | None = 1
     steps: int = 128
@@ -63,7 +61,7 @@ class GeneratorPriorParams(MethodParams):
     def __post_init__(self) -> None:
         at_least("steps", self.steps, 1)
         at_least("chain_steps", self.chain_steps, 2)
-        at_least("samples", self.samples, 1)
+        at_least("samples", self.samples, 2)
         if self.samples > self.chain_steps // 2 + 1:
             raise ValueError(f"samples={self.samples} must be <= chain_steps // 2 + 1 (the chain's second half)")
 
@@ -73,72 +71,6 @@ class GeneratorTrainingParams(MethodParams):
     """``per_class``: the test images reconstructed from their code."""
 
     per_class: int | None = 1
-
-
-@dataclass(frozen=True)
-class Synthesis:
-    """One method's images per class, ``images`` (K, S, C, H, W): model input (``input_space``) or
-    pixels in [0, 1]; the classifier's softmax ``confidence`` for the class and the nearest-training-image
-    feature ``distance``, both (K, S); ``logit``: the class logit (K, S)."""
-
-    images: Tensor
-    confidence: Tensor
-    distance: Tensor
-    logit: Tensor
-    input_space: bool
-
-
-@dataclass(frozen=True)
-class GeneratorComparison:
-    """Per class (``classes``, K) the three methods' images, and the held-out images' distances (M,)."""
-
-    classes: Tensor
-    methods: dict[str, Synthesis]
-    heldout_distance: Tensor
-
-    def scores(self, row: int | None) -> dict[str, float]:
-        """Per method the mean confidence, mean class logit and median nearest-neighbour distance, and
-        the real held-out images' median distance (the realism yardstick)."""
-        found = {"real_nn_distance": round(float(self.heldout_distance.median()), 4)}
-        for name, synthesis in self.methods.items():
-            found[f"{name}_confidence"] = round(float(synthesis.confidence.mean()), 4)
-            found[f"{name}_logit"] = round(float(synthesis.logit.mean()), 4)
-            found[f"{name}_nn_distance"] = round(float(synthesis.distance.median()), 4)
-        return found
-
-    def notes(self) -> list[str]:
-        """The comparison in one sentence each, for the report."""
-        scores = self.scores(None)
-        confidence = ", ".join(f"{METHOD_TITLES[name]} {scores[f'{name}_confidence']:.2f}" for name in self.methods)
-        distance = ", ".join(f"{METHOD_TITLES[name]} {scores[f'{name}_nn_distance']:.3g}" for name in self.methods)
-        return [
-            f"Mean confidence of the classifier in the class each image was made for: {confidence}.",
-            f"Realism, the median feature distance to the nearest training image (penultimate features): {distance}; "
-            f"real held-out test images {scores['real_nn_distance']:.3g}. Near that value an image is as close to the "
-            "training data as a real one, far above it the classifier sees something unlike any training image.",
-            *self.failures(scores),
-        ]
-
-    def failures(self, scores: dict[str, float]) -> list[str]:
-        """Plain statements of where a method failed on this run: classes whose images the classifier
-        does not assign to the class, and DGN-AM falling short of pixel space's logit at equal steps."""
-        found = []
-        for name, synthesis in self.methods.items():
-            missed = int((synthesis.confidence.mean(1) < FAILED_CONFIDENCE).sum())
-            if missed:
-                found.append(
-                    f"{METHOD_TITLES[name]} failed for {missed} of {len(self.classes)} classes: the classifier's mean "
-                    f"confidence in the class stayed below {FAILED_CONFIDENCE} there, so those images do not show what "
-                    "the class wants."
-                )
-        dgn_am, pixel = scores["dgn_am_logit"], scores["pixel_logit"]
-        if dgn_am < pixel:
-            found.append(
-                f"DGN-AM reached a lower mean class logit than pixel space at equal steps ({dgn_am:.3g} vs "
-                f"{pixel:.3g}): on this run the generator cannot draw what drives the logits as high as free pixels "
-                "can (docs/generator.md)."
-            )
-        return found
 
 
 @dataclass(frozen=True)
@@ -167,10 +99,10 @@ def prior_of(batch: ExplainBatch, model: nn.Module) -> GeneratorPrior:
         ) from error
 
 
-def start_codes(prior: GeneratorPrior, count: int, params: GeneratorPriorParams) -> Tensor:
-    """Seeded standardized codes (count, D) inside the training range."""
+def start_codes(prior: GeneratorPrior, classes: int, params: GeneratorPriorParams) -> Tensor:
+    """Seeded standardized codes (classes, samples, D) inside the training range."""
     generator = torch.Generator().manual_seed(params.seed)
-    z = params.init_scale * torch.randn(count, len(prior.statistics.mean), generator=generator)
+    z = params.init_scale * torch.randn(classes, params.samples, len(prior.statistics.mean), generator=generator)
     return prior.statistics.clip_(z.to(prior.statistics.mean.device))
 
 
@@ -180,10 +112,10 @@ def synthesized_logits(model: nn.Module, prior: GeneratorPrior, z: Tensor) -> Te
 
 
 def dgn_am(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: GeneratorPriorParams) -> Tensor:
-    """DGN-AM: per class the standardized code (K, D) whose image maximizes the class logit."""
-    z = start_codes(prior, len(classes), params).requires_grad_(True)
+    """DGN-AM: per class and start the standardized code (K, S, D) whose image maximizes the class logit."""
+    z = start_codes(prior, len(classes), params).flatten(0, 1).requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=params.lr)
-    rows = torch.arange(len(classes))
+    rows, classes = torch.arange(len(z)), classes.repeat_interleave(params.samples)
     with eval_mode(model), eval_mode(prior.generator):
         for _ in range(params.steps):
             logits = synthesized_logits(model, prior, z)[rows, classes.to(z.device)]
@@ -192,12 +124,12 @@ def dgn_am(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: Gen
             loss.sum().backward(inputs=[z])
             optimizer.step()
             prior.statistics.clip_(z)
-    return z.detach()
+    return z.detach().unflatten(0, (-1, params.samples))
 
 
 def ppgn_chain(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: GeneratorPriorParams) -> Tensor:
     """PPGN-h: a chain per class; the standardized codes (K, S, D) sampled over its second half."""
-    z = start_codes(prior, len(classes), params)
+    z = start_codes(prior, len(classes), params)[:, 0]
     noise = torch.Generator().manual_seed(params.seed + 1)
     keep = _sample_steps(params)
     rows, samples = torch.arange(len(classes)), []
@@ -227,34 +159,48 @@ def explain_generator_prior(model: nn.Module, batch: ExplainBatch, params: Gener
     """The ``generator_prior`` method: per class the pixel-space class model, DGN-AM and PPGN-h samples."""
     prior = prior_of(batch, model)
     classes = torch.arange(batch.num_classes)
-    size = tuple(batch.inputs.shape[-2:])
-    pixel = class_model_images(model, classes.tolist(), size, AscentParams(steps=params.steps, seed=params.seed))
-    with torch.no_grad():
-        heldout = nearest_distances(prior.heldout, prior.reference)
-    methods = {
-        "pixel": _synthesis(model, prior, pixel.images[:, None].to(model_device(model)), classes, True),
-        "dgn_am": _drawn(model, prior, dgn_am(model, prior, classes, params)[:, None], classes),
-        "ppgn": _drawn(model, prior, ppgn_chain(model, prior, classes, params), classes),
-    }
-    return GeneratorComparison(classes, methods, heldout)
+    real = _real_images(prior, classes, params.samples)
+    targets, size = classes.repeat_interleave(params.samples).tolist(), tuple(batch.inputs.shape[-2:])
+    pixel = class_model_images(model, targets, size, AscentParams(steps=params.steps, seed=params.seed)).images
+    drawn = {"dgn_am": dgn_am(model, prior, classes, params), "ppgn": ppgn_chain(model, prior, classes, params)}
+    methods = {"pixel": _synthesis(model, prior, real, pixel.unflatten(0, (-1, params.samples)), True, params.seed)}
+    methods |= {name: _drawn(model, prior, real, z, params.seed) for name, z in drawn.items()}
+    yardstick = torch.tensor([real.yardstick(label, params.samples, params.seed) for label in classes.tolist()])
+    names = tuple(read_class_names(batch.run_dir, batch.num_classes))
+    return GeneratorComparison(classes, names, methods, yardstick)
 
 
-def _drawn(model: nn.Module, prior: GeneratorPrior, z: Tensor, classes: Tensor) -> Synthesis:
+def _real_images(prior: GeneratorPrior, classes: Tensor, samples: int) -> RealImages:
+    """The held-out images' features, checked to hold sets of ``samples`` for every class."""
+    real = RealImages(prior.heldout, prior.heldout_labels)
+    for label in classes.tolist():
+        if reason := real.check(label, samples):
+            raise NotApplicable(f"realism needs more held-out images ({reason}): raise heldout_images of make generate")
+    return real
+
+
+def _drawn(model: nn.Module, prior: GeneratorPrior, real: RealImages, z: Tensor, seed: int) -> Synthesis:
     """The synthesis of standardized codes ``z`` (K, S, D): their images, judged as model input."""
     with torch.no_grad():
         images = prior.generator(z.flatten(0, 1)).unflatten(0, z.shape[:2])
-    return _synthesis(model, prior, images, classes, False)
+    return _synthesis(model, prior, real, images, False, seed)
 
 
 def _synthesis(
-    model: nn.Module, prior: GeneratorPrior, images: Tensor, classes: Tensor, input_space: bool
+    model: nn.Module, prior: GeneratorPrior, real: RealImages, images: Tensor, input_space: bool, seed: int
 ) -> Synthesis:
-    """Judge ``images`` (K, S, C, H, W), model input or pixels in [0, 1], for ``classes`` (K,)."""
+    """Judge ``images`` (K, S, C, H, W), model input or pixels in [0, 1], made one class per row."""
     flat = images.flatten(0, 1)
     inputs = flat if input_space else prior.space.to_input(flat)
-    found = judge(model, inputs, classes.repeat_interleave(images.shape[1]), prior.feature_layer, prior.reference)
+    classes = torch.arange(len(images))
+    found = judge(model, inputs, classes.repeat_interleave(images.shape[1]), prior.feature_layer)
+    features = found.pop("features").unflatten(0, images.shape[:2])
+    realism = torch.tensor([real.realism(features[row], row, seed) for row in classes.tolist()])
+    pixels = prior.space.unclamped_pixels(flat.detach()) if input_space else flat
+    failed = [failure(sample) for sample in pixels.cpu()]
+    rows = tuple(tuple(failed[row * images.shape[1] : (row + 1) * images.shape[1]]) for row in classes.tolist())
     shaped = {key: value.view(images.shape[:2]) for key, value in found.items()}
-    return Synthesis(images.cpu(), input_space=input_space, **shaped)
+    return Synthesis(images.cpu(), realism=realism, failed=rows, input_space=input_space, **shaped)
 
 
 @conforming

@@ -1,5 +1,6 @@
 """Figures of the generator prior: its training losses, held-out reconstructions, and per class the
-pixel-space class model beside DGN-AM and PPGN samples, each with confidence and realism."""
+pixel-space class model beside DGN-AM and PPGN samples, each with confidence and realism, failed
+samples titled in red."""
 
 from __future__ import annotations
 
@@ -9,14 +10,8 @@ from functools import partial
 import numpy as np
 from matplotlib.figure import Figure
 
-from convlens.explain.generator import (
-    METHOD_TITLES,
-    GeneratorComparison,
-    GeneratorPriorParams,
-    GeneratorReconstructions,
-    GeneratorTrainingParams,
-    Synthesis,
-)
+from convlens.explain.generator import GeneratorPriorParams, GeneratorReconstructions, GeneratorTrainingParams
+from convlens.explain.synthesis import METHOD_TITLES, GeneratorComparison, Synthesis
 from convlens.figures.panels import hwc, new_figure, show_image, unit_range
 from convlens.figures.shown import Drawn, Shown
 
@@ -53,9 +48,10 @@ def comparison_figure(
     images: Sequence[Sequence[np.ndarray | None]],
     labels: Sequence[Sequence[str]],
     title: str,
+    alarms: Sequence[Sequence[bool]] | None = None,
 ) -> Figure:
     """A grid of images in [0, 1] (H, W, C), one row per class and one column per method, each panel
-    labelled (e.g. with confidence and realism); ``None`` leaves a panel empty."""
+    labelled (e.g. with confidence and realism), in red where ``alarms`` says; ``None`` leaves a panel empty."""
     figure, axes = new_figure(len(rows), len(columns), title, panel_inches=1.45)
     for row, name in enumerate(rows):
         for column, header in enumerate(columns):
@@ -66,6 +62,8 @@ def comparison_figure(
                 ax.set_axis_off()
                 continue
             show_image(ax, image, f"{header}\n{label}" if row == 0 else label)
+            if alarms and alarms[row][column]:
+                ax.title.set_color("red")
         axes[row, 0].set_ylabel(name, fontsize=8)
     return figure
 
@@ -82,22 +80,25 @@ def reconstructions_figure(real: np.ndarray, rebuilt: np.ndarray, names: Sequenc
 def draw_generator_prior(result: GeneratorComparison, shown: Shown, params: GeneratorPriorParams) -> list[Drawn]:
     """One grid: per class a real test image, the pixel-space class model, DGN-AM and PPGN-h samples."""
     names = [shown.class_names[c] for c in result.classes.tolist()]
-    samples = result.methods["ppgn"].images.shape[1]
-    columns = ["real (test)", METHOD_TITLES["pixel"], METHOD_TITLES["dgn_am"]]
-    columns += [f"{METHOD_TITLES['ppgn']} #{index + 1}" for index in range(samples)]
-    images, labels = [], []
+    columns = ["real (test)"] + [f"{METHOD_TITLES[name]} #1" if index == 0 else f"#{index + 1}"
+                                 for name, synthesis in result.methods.items()
+                                 for index in range(synthesis.images.shape[1])]  # fmt: skip
+    images, labels, alarms = [], [], []
     for row, name in enumerate(names):
-        real = _real_image(shown, name)
-        found = [(_display(synthesis, row, sample), _label(synthesis, row, sample))
+        real, real_label = _real_image(shown, name)
+        found = [(_display(synthesis, row, sample), _label(synthesis, row, sample), synthesis.failed[row][sample])
                  for synthesis in result.methods.values() for sample in range(synthesis.images.shape[1])]  # fmt: skip
-        images.append([real[0], *(image for image, _ in found)])
-        labels.append([real[1], *(label for _, label in found)])
-    real_distance = float(result.heldout_distance.median())
+        images.append([real, *(image for image, _, _ in found)])
+        labels.append(
+            [f"{real_label}\nreal KID <= {float(result.yardstick[row]):.3g}", *(label for _, label, _ in found)]
+        )
+        alarms.append([False, *(failed is not None for _, _, failed in found)])
     title = (
-        f"{shown.title}: what each class's logit wants\n(p: the classifier's confidence; d: feature distance to "
-        f"the nearest training image;\nreal held-out images: median d = {real_distance:.3g})"
+        f"{shown.title}: what each class's logit wants\n(p: the classifier's confidence; KID: of the class's images "
+        "against real held-out images of the class,\nin the classifier's layer3 channel means; real: the KID that 90% "
+        "of random sets of as many real images stay under; red: a failed sample)"
     )
-    return [Drawn("classes", partial(comparison_figure, names, columns, images, labels, title))]
+    return [Drawn("classes", partial(comparison_figure, names, columns, images, labels, title, alarms))]
 
 
 def draw_generator_training(
@@ -132,4 +133,7 @@ def _display(synthesis: Synthesis, row: int, sample: int) -> np.ndarray:
 
 
 def _label(synthesis: Synthesis, row: int, sample: int) -> str:
-    return f"p {float(synthesis.confidence[row, sample]):.2f} · d {float(synthesis.distance[row, sample]):.3g}"
+    """Confidence, or the reason a sample failed; the class's KID under its first sample."""
+    failed = synthesis.failed[row][sample]
+    label = f"failed: {failed}" if failed else f"p {float(synthesis.confidence[row, sample]):.2f}"
+    return f"{label}\nKID {float(synthesis.realism[row]):.3g}" if sample == 0 else label

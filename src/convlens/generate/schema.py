@@ -18,8 +18,8 @@ class GenerateConfig:
 
     ``code_layer``: the classifier layer the generator inverts (None: the penultimate features, the
     input of the last ``nn.Linear``, as DGN inverts fc6 of its CaffeNet; the class logits are then
-    linear in the code). The generator learns from the first ``train_images`` training images, whose
-    features are also the realism measure's reference, set against ``heldout_images`` test images.
+    linear in the code). The generator learns from the first ``train_images`` training images; the
+    realism measure compares synthesized images with the first ``heldout_images`` test images.
     """
 
     run: str | None = None

@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convlens import atomic
+from convlens.explain.realism import REALISM_LAYER, channel_means
 from convlens.figures.generator import generator_losses_figure
 from convlens.generate.schema import GenerateConfig, check
 from convlens.generator import store
@@ -72,32 +73,29 @@ def _train(run: TrainedRun, model: torch.nn.Module, code_layer: str, settings: G
     """Encode the data, train both networks, measure them: everything the folder holds."""
     data_config = run.config.data
     space = ImageSpace(tuple(data_config.mean), tuple(data_config.std), int(data_config.image_size))
-    feature_layer = penultimate_layer(model)
-    layers = list(dict.fromkeys([code_layer, feature_layer]))
     train_images = run.datamodule.split("train").images[: settings.train_images]
-    test_images = run.datamodule.split("test").images[: settings.heldout_images]
+    test = run.datamodule.split("test")
+    test_images, test_labels = test.images[: settings.heldout_images], test.labels[: settings.heldout_images]
     phases: dict[str, float] = {}
     with _timed(phases, "encode"):
-        train_out = encode_images(model, layers, train_images, space)
-        test_out = encode_images(model, layers, test_images, space)
-    statistics = CodeStatistics.of(train_out[code_layer])
-    data = Encoded(train_images, train_out[code_layer], code_layer, statistics)
+        train_codes = encode_images(model, [code_layer], train_images, space)[code_layer]
+        test_codes = encode_images(model, [code_layer], test_images, space)[code_layer]
+        heldout = encode_images(model, [REALISM_LAYER], test_images, space, channel_means)[REALISM_LAYER]
+    statistics = CodeStatistics.of(train_codes)
+    data = Encoded(train_images, train_codes, code_layer, statistics)
     with _timed(phases, "generator"):
         generator, losses = train_generator(model, data, space, settings.generator, settings.seed)
     with _timed(phases, "prior"):
         denoiser, prior_losses = train_denoiser(statistics.standardize(data.codes), settings.prior, settings.seed + 1)
-    heldout_z = statistics.standardize(test_out[code_layer])
+    heldout_z = statistics.standardize(test_codes)
     metrics = reconstruction_errors(generator, heldout_z, test_images, _mean_image(train_images))
     config = store.architecture(generator, denoiser) | {
-        "code_layer": code_layer, "feature_layer": feature_layer, "mean": list(space.mean), "std": list(space.std),
+        "code_layer": code_layer, "feature_layer": REALISM_LAYER, "mean": list(space.mean), "std": list(space.std),
         "image_size": space.image_size, "seed": settings.seed, "train_images": len(train_images),
         "generator_settings": dataclasses.asdict(settings.generator),
         "prior_settings": dataclasses.asdict(settings.prior),
     }  # fmt: skip
-    tensors = statistics.as_dict() | {
-        "reference": train_out[feature_layer],
-        "heldout": test_out[feature_layer],
-    }
+    tensors = statistics.as_dict() | {"heldout": heldout, "heldout_labels": test_labels.long()}
     return {"config": config, "generator": generator, "denoiser": denoiser, "statistics": tensors,
             "losses": losses | prior_losses, "metrics": metrics | {"phase_seconds": phases}}  # fmt: skip
 

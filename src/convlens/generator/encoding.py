@@ -3,6 +3,7 @@ in [0, 1] become the classifier's input, and codes of whole image sets in batche
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,9 +44,13 @@ class ImageSpace:
 
     def to_pixels(self, inputs: Tensor) -> Tensor:
         """Model ``inputs`` back to images in [0, 1], at the model's input size."""
+        return self.unclamped_pixels(inputs).clamp(0, 1)
+
+    def unclamped_pixels(self, inputs: Tensor) -> Tensor:
+        """Model ``inputs`` back to pixels, outside [0, 1] where the input leaves the data's range."""
         mean = torch.tensor(self.mean, device=inputs.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=inputs.device).view(1, -1, 1, 1)
-        return (inputs * std + mean).clamp(0, 1)
+        return inputs * std + mean
 
 
 def encode(model: nn.Module, layer: str, inputs: Tensor) -> Tensor:
@@ -54,8 +59,15 @@ def encode(model: nn.Module, layer: str, inputs: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def encode_images(model: nn.Module, layers: list[str], images: Tensor, space: ImageSpace) -> dict[str, Tensor]:
-    """Flattened outputs of ``layers`` for uint8 ``images`` (N, C, H, W), in eval mode, on the CPU."""
+def encode_images(
+    model: nn.Module,
+    layers: list[str],
+    images: Tensor,
+    space: ImageSpace,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """Outputs of ``layers`` for uint8 ``images`` (N, C, H, W), in eval mode, on the CPU: flattened, or
+    each (B, ...) output mapped to (B, D) by ``reduce``."""
     for layer in layers:
         resolve_layer(model, layer)
     device = model_device(model)
@@ -63,16 +75,18 @@ def encode_images(model: nn.Module, layers: list[str], images: Tensor, space: Im
     with eval_mode(model):
         for start in range(0, len(images), ENCODE_BATCH):
             batch = space.to_input(images[start : start + ENCODE_BATCH].to(device).float() / 255)
-            found = _outputs(model, layers, batch)
+            found = _outputs(model, layers, batch, reduce or (lambda output: output.flatten(1)))
             for layer in layers:
                 outputs[layer].append(found[layer].cpu())
     return {layer: torch.cat(parts) for layer, parts in outputs.items()}
 
 
-def _outputs(model: nn.Module, layers: list[str], inputs: Tensor) -> dict[str, Tensor]:
+def _outputs(
+    model: nn.Module, layers: list[str], inputs: Tensor, reduce: Callable[[Tensor], Tensor]
+) -> dict[str, Tensor]:
     with capture_activations(model, layers) as captured:
         model(inputs)
-    return {layer: captured[layer].flatten(1) for layer in layers}
+    return {layer: reduce(captured[layer]) for layer in layers}
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
 | --- | --- |
 | ``config.json`` | architecture, code and feature layers, the data's normalization, the training settings |
 | ``generator.pt``, ``denoiser.pt`` | ``state_dict``s of the generator and of the PPGN-h code prior |
-| ``statistics.pt`` | code mean/std/range; penultimate features of training (``reference``) and test |
-| | (``heldout``) images, the realism measure's yardsticks |
+| ``statistics.pt`` | code mean/std/range; penultimate features (``heldout``) and labels (``heldout_labels``) |
+| | of test images, the real images the realism measure compares with |
 | ``losses.json``, ``loss_curve.png`` | per-step training losses |
 | ``metrics.json`` | held-out reconstruction error against the mean image's, the stage's seconds |
 
@@ -50,12 +50,13 @@ class GeneratorPrior:
     space: ImageSpace
     code_layer: str
     feature_layer: str
-    reference: Tensor
     heldout: Tensor
+    heldout_labels: Tensor
 
     def to(self, device: torch.device) -> GeneratorPrior:
         networks = (self.generator.to(device), self.denoiser.to(device), self.statistics.to(device))
-        return GeneratorPrior(*networks, self.space, self.code_layer, self.feature_layer, self.reference, self.heldout)
+        return GeneratorPrior(*networks, self.space, self.code_layer, self.feature_layer, self.heldout,
+                              self.heldout_labels)  # fmt: skip
 
 
 def generator_folder(run_dir: str | Path) -> Path:
@@ -82,7 +83,7 @@ def load_prior(run_dir: str | Path) -> GeneratorPrior:
     statistics = CodeStatistics(tensors["mean"], tensors["std"], tensors["low"], tensors["high"])
     space = ImageSpace(tuple(config["mean"]), tuple(config["std"]), config["image_size"])
     return GeneratorPrior(generator.eval(), denoiser.eval(), statistics, space, config["code_layer"],
-                          config["feature_layer"], tensors["reference"], tensors["heldout"])  # fmt: skip
+                          config["feature_layer"], tensors["heldout"], tensors["heldout_labels"])  # fmt: skip
 
 
 def generate_command(path: Path) -> str:
@@ -165,11 +166,9 @@ def _read_statistics(path: Path, code_dim: int) -> dict[str, Tensor]:
     for key in ("mean", "std", "low", "high"):
         if key not in tensors or tuple(tensors[key].shape) != (code_dim,):
             raise UntrustedInputError(f"{path}: '{key}' must have shape ({code_dim},); {again(path)}")
-    reference, heldout = tensors.get("reference"), tensors.get("heldout")
-    if reference is None or heldout is None or reference.ndim != 2 or heldout.ndim != 2:
-        raise UntrustedInputError(f"{path}: 'reference' and 'heldout' must be (N, D) features; {again(path)}")
-    if reference.shape[1] != heldout.shape[1] or len(reference) == 0:
-        raise UntrustedInputError(
-            f"{path}: 'reference' and 'heldout' features differ in size or are empty; {again(path)}"
-        )
-    return {key: value.float() for key, value in tensors.items()}
+    heldout, labels = tensors.get("heldout"), tensors.get("heldout_labels")
+    if heldout is None or heldout.ndim != 2 or len(heldout) == 0:
+        raise UntrustedInputError(f"{path}: 'heldout' must be (N, D) features; {again(path)}")
+    if labels is None or labels.dtype != torch.int64 or tuple(labels.shape) != (len(heldout),):
+        raise UntrustedInputError(f"{path}: 'heldout_labels' must be one int64 label per held-out image; {again(path)}")
+    return {key: value if key == "heldout_labels" else value.float() for key, value in tensors.items()}
