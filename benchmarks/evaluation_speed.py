@@ -36,6 +36,8 @@ import records
 import stage_passes
 import timing
 import torch
+from omegaconf import OmegaConf
+from paths import ROOT
 from torch import nn
 
 from convlens.data.synthetic.faces import make_faces
@@ -56,9 +58,11 @@ QUIET = {"disable_warnings": True, "display_progressbar": False}
 
 
 def setup(images: int, device: torch.device) -> dict[str, Any]:
-    """The demo_faces model (seeded random weights, eval mode), synthetic faces, masks, targets, saliency."""
+    """The demo_faces model (its recipe's widths, seeded random weights, eval mode), synthetic faces, masks,
+    targets, saliency."""
+    recipe = OmegaConf.load(ROOT / "conf" / "experiment" / "demo_faces.yaml").model
     torch.manual_seed(0)
-    model = FerCNN(7, 1, widths=(16, 32, 64, 128), hidden=128).eval().to(device)
+    model = FerCNN(7, 1, widths=tuple(recipe.widths), hidden=recipe.hidden).eval().to(device)
     faces = make_faces(images, seed=0)
     inputs = ((torch.from_numpy(faces.images).float().permute(0, 3, 1, 2) / 255 - 0.5) / 0.25).to(device)
     with torch.no_grad():
