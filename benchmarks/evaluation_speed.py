@@ -175,8 +175,9 @@ def metrics_against_quantus(args: argparse.Namespace, device: torch.device) -> d
     for entry in metrics.values():
         entry["speedup"] = entry["quantus_s"] / entry["ours_s"]
     total = sum(m["quantus_s"] for m in metrics.values()) / sum(m["ours_s"] for m in metrics.values())
-    config = {"model": "FerCNN demo_faces (16-128)", "images": args.images, "image_size": 48, "steps": args.steps,
-              "road_shares": list(ROAD_SHARES), "samples": args.samples, "rounds": args.rounds,
+    widths = [module.out_channels for module in case["model"].modules() if isinstance(module, nn.Conv2d)]
+    config = {"model": f"FerCNN demo_faces ({widths[0]}-{widths[-1]})", "images": args.images, "image_size": 48,
+              "steps": args.steps, "road_shares": list(ROAD_SHARES), "samples": args.samples, "rounds": args.rounds,
               "mprt_modules": len(_modules_top_down(case["model"])), "quantus": quantus.__version__,
               "threads": torch.get_num_threads()}  # fmt: skip
     return {"config": config, "metrics": metrics, "speedup_total": total}

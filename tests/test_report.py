@@ -368,9 +368,18 @@ def test_the_graders_checklist_lists_every_section_in_order() -> None:
 @pytest.mark.parametrize(
     ("confusion", "says"),
     [
-        (np.array([[60, 10], [10, 20]]), "It beats the majority-class baseline of 70.0% (always answering **a**)"),
-        (np.array([[60, 10], [22, 8]]), "It is not shown to beat the majority-class baseline of 70.0%"),
-        (np.array([[45, 5], [5, 45]]), "It beats the majority-class baseline of 50.0% (the test classes are balanced"),
+        (
+            np.array([[60, 10], [10, 20]]),
+            "Test accuracy 80.0% beats the majority-class baseline of 70.0% (always answering **a**;",
+        ),
+        (
+            np.array([[60, 10], [22, 8]]),
+            "Test accuracy 68.0% is not shown to beat the majority-class baseline of 70.0%",
+        ),
+        (
+            np.array([[45, 5], [5, 45]]),
+            "Test accuracy 90.0% beats the majority-class baseline of 50.0% (the test classes are balanced",
+        ),
     ],
 )
 def test_accuracy_is_tested_against_always_answering_the_largest_class(confusion: np.ndarray, says: str) -> None:
@@ -394,3 +403,45 @@ def test_the_class_balanced_numbers_say_when_accuracy_leans_on_frequent_classes(
     assert f"balanced accuracy (mean recall over the 2 classes) {balanced['balanced_acc']:.1%}" in line
     assert ("the frequent classes are recognized better" in line) is says_lean
     assert not any("Weighing" in line for line in observations(0.8, {"a": 6 / 7, "b": 2 / 3}, confusion, ["a", "b"]))
+
+
+def test_most_often_predicted_instead_names_every_class_of_a_tie() -> None:
+    from types import SimpleNamespace
+
+    from convlens.report.results import confused_text
+
+    run = SimpleNamespace(confusion=np.array([[4, 2, 2], [1, 5, 0], [0, 0, 6]]), class_names=["a", "b", "c"])
+    assert confused_text(run, 0) == "b, c (a tie: 2 each, 25.0% each)"
+    assert confused_text(run, 1) == "a (1, 16.7%)"
+    assert confused_text(run, 2) == "-"
+
+
+@pytest.mark.parametrize(
+    ("val", "best", "says"),
+    [
+        (
+            [0.5, 0.6, 0.7],
+            2,
+            "**Not converged:** the best epoch is the last (3 of 3) and validation accuracy still rose by 10.0%",
+        ),
+        ([0.5, 0.7, 0.702], 2, "Validation accuracy is flat at the end"),
+        ([0.5, 0.8, 0.7], 1, "Validation accuracy peaked at epoch 2 of 3 (80.0%) and ended at 70.0%"),
+        ([0.5], 0, "One epoch only"),
+    ],
+)
+def test_the_learning_progress_says_whether_training_converged(val: list[float], best: int, says: str) -> None:
+    from convlens.report.convergence import convergence
+
+    lines = convergence(val, best, {"train": {"acc": val[best]}, "val": {"acc": val[best]}})
+    assert lines[0].startswith(says) and len(lines) == 1
+
+
+def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() -> None:
+    """FER2013 after 4 epochs: train 51% < validation 53% is underfitting, not success."""
+    from convlens.report.convergence import convergence
+
+    lines = convergence([0.45, 0.53], 1, {"train": {"acc": 0.51}, "val": {"acc": 0.53}})
+    assert lines[-1].startswith("**Underfits:** training accuracy 51.0%")
+    assert not any(
+        "Underfits" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.6}, "val": {"acc": 0.53}})
+    )

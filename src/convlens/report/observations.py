@@ -52,10 +52,12 @@ def confused_pairs(confusion: np.ndarray, class_names: Sequence[str], k: int = 3
     ]
 
 
-def most_confused_with(confusion: np.ndarray, class_names: Sequence[str], label: int) -> ConfusedPair | None:
-    """The class that images of ``label`` are most often mistaken for, if they are ever mistaken."""
-    pairs = confused_pairs(confusion, class_names, k=confusion.size)
-    return next((pair for pair in pairs if pair.true == class_names[label]), None)
+def most_confused_with(confusion: np.ndarray, class_names: Sequence[str], label: int) -> list[ConfusedPair]:
+    """The classes that images of ``label`` are most often mistaken for (several when tied, in label
+    order), none if they are never mistaken."""
+    pairs = [pair for pair in confused_pairs(confusion, class_names, k=confusion.size)
+             if pair.true == class_names[label]]  # fmt: skip
+    return [pair for pair in pairs if pair.count == pairs[0].count] if pairs else []
 
 
 def collapse(confusion: np.ndarray, class_names: Sequence[str]) -> tuple[str, float] | None:
@@ -78,9 +80,10 @@ def observations(
     if test_accuracy is None or not ranking:
         return []
     collapsed = collapse(confusion, names) if confusion is not None else None
-    lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if confusion is not None and collapsed is None:
-        lines += [_against_majority(confusion, names), *_class_balanced(test_accuracy, balanced or {}, len(names))]
+        lines = [_against_majority(confusion, names), *_class_balanced(test_accuracy, balanced or {}, len(names))]
+    else:
+        lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
         lines += _extremes(ranking)
     lines += _never_predicted(confusion, names) if confusion is not None else []
@@ -118,14 +121,16 @@ def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
     total, largest = int(counts.sum()), int(counts.argmax())
     share = counts[largest] / max(total, 1)
     p = binomtest(correct, total, share, alternative="greater").pvalue
-    baseline = f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**)"
+    baseline = f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**"
     if counts.min() == counts.max():
-        baseline = f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer)"
+        baseline = f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer"
+    baseline += f"; uniform guessing among {len(names)} classes: {1 / len(names):.1%})"
     test = f"one-sided binomial test on {total:,} test images, p {_p(p)}"
+    accuracy = f"Test accuracy {correct / total:.1%}"
     if p < SIGNIFICANCE:
-        return f"It beats {baseline}: {correct / total:.1%} correct ({test})."
-    return (f"It is not shown to beat {baseline}: {correct / total:.1%} correct ({test}, not below "
-            f"{SIGNIFICANCE}); the model may have learnt little beyond the class frequencies.")  # fmt: skip
+        return f"{accuracy} beats {baseline}: {test}."
+    return (f"{accuracy} is not shown to beat {baseline}: {test}, not below {SIGNIFICANCE}; the model may "
+            "have learnt little beyond the class frequencies.")  # fmt: skip
 
 
 def _class_balanced(accuracy: float, balanced: Mapping[str, float | None], classes: int) -> list[str]:

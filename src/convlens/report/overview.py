@@ -42,7 +42,11 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
         ("kind of data", _data_kind(run)),
         ("test accuracy", split_result(metrics.get("test"))),
         *((("published reference", REFERENCE_ACCURACY[data["name"]]),) if data["name"] in REFERENCE_ACCURACY else ()),
-        ("best epoch", f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy)"),
+        (
+            "best epoch",
+            f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy; counted "
+            "from 1, metrics.json's best_epoch from 0)",
+        ),
         ("total time", _total_time(run.provenance.get("stages", {}))),
     ]
     status = [_visualization_status(run, entries, numbers), *_stale_maps(run)]
@@ -61,7 +65,7 @@ def _data_kind(run: RunData) -> str:
     source = str(run.config.data.get("source", {}).get("_target_", ""))
     if source.endswith("SyntheticSource"):
         return ("**synthetic**: drawn by convlens's own generator from a seed (cartoons with known part masks), "
-                "not real photographs; accuracy on it says nothing about the real dataset")  # fmt: skip
+                "not real photographs: its accuracy says nothing about real data")  # fmt: skip
     return "real images"
 
 

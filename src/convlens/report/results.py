@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from convlens.report.assets import CONFUSION_MATRIX, LEARNING_CURVES
+from convlens.report.convergence import convergence
 from convlens.report.format import percent, value
 from convlens.report.markdown import table, text
 from convlens.report.observations import most_confused_with, observations
@@ -18,7 +19,8 @@ def learning_progress(run: RunData) -> str:
     header = ("epoch", *(text(tag) if tag != curves.lr_tag else "learning rate" for tag in tags))
     figure = f"![Learning curves]({LEARNING_CURVES})"
     note = "Per-epoch values from the TensorBoard event files in `tensorboard/` (epochs counted from 1)."
-    return "\n\n".join([note, figure, table(header, rows)])
+    lines = convergence(curves.values.get("val/acc", []), run.metrics.get("best_epoch"), run.metrics)
+    return "\n\n".join([note, figure, table(header, rows), *(f"- {line}" for line in lines)])
 
 
 def results(run: RunData) -> str:
@@ -44,9 +46,15 @@ def results(run: RunData) -> str:
 
 
 def confused_text(run: RunData, label: int) -> str:
-    """What images of class ``label`` are most often taken for, with count and share, or ``-``."""
-    pair = most_confused_with(run.confusion, run.class_names, label) if run.confusion is not None else None
-    return f"{text(pair.predicted)} ({pair.count}, {pair.share:.1%})" if pair else "-"
+    """What images of class ``label`` are most often taken for, with count and share (every class of a
+    tie, marked so), or ``-``."""
+    pairs = most_confused_with(run.confusion, run.class_names, label) if run.confusion is not None else []
+    if not pairs:
+        return "-"
+    first = pairs[0]
+    if len(pairs) == 1:
+        return f"{text(first.predicted)} ({first.count}, {first.share:.1%})"
+    return f"{', '.join(text(pair.predicted) for pair in pairs)} (a tie: {first.count} each, {first.share:.1%} each)"
 
 
 def _per_class_table(run: RunData, per_class: dict[str, float]) -> str:
