@@ -56,3 +56,13 @@ def test_the_recomputing_families_swap_an_image_with_a_flat_map_for_one_of_its_c
     assert chosen == [(10, 0), (13, 0)]  # 11 swapped for 13, the next image of class 1
     layers[3] = layers[5] = 0.5  # no structured image of class 1 is left: 11 stays
     assert common_images({"grad_cam": flat, "saliency": other}, 2) == [(10, 0), (11, 0)]
+
+
+def test_the_evaluation_recomputes_at_this_machines_speed_settings_and_the_runs_others() -> None:
+    """A run visualized with 256 path points per pass (a GPU's choice) is recomputed at the CPU's default;
+    the settings that shape the map (steps, baseline) stay as recorded."""
+    from convlens.evaluate.recompute import Recompute
+
+    recorded = {"steps": 8, "internal_batch_size": 256, "baseline": "mean"}
+    params = Recompute.recorded("integrated_gradients", recorded, torch.zeros(1, 1, 8, 8), 3).params
+    assert (params.steps, params.internal_batch_size, params.baseline) == (8, None, "mean")

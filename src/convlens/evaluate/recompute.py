@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from convlens.explain.attribution import AttributionMaps
 from convlens.explain.cam import CamMaps
-from convlens.explain.method import ExplainBatch, MethodParams
+from convlens.explain.method import ExplainBatch, MethodParams, at_machine_defaults
 from convlens.registry import METHODS, load, method_settings
 
 #: Images per call of a method: enough to fill a batch, few enough that a 224-px ResNet's activations and
@@ -42,8 +42,9 @@ class Recompute:
 
     @classmethod
     def recorded(cls, name: str, parameters: Mapping[str, Any], black: Tensor, num_classes: int) -> Recompute:
-        """The method as the manifest's ``methods.<name>.parameters`` ran it."""
-        return cls(name, method_settings(name, parameters), black, num_classes)
+        """The method as the manifest's ``methods.<name>.parameters`` ran it, but for the settings that
+        change only its speed, which take this machine's defaults (:func:`at_machine_defaults`)."""
+        return cls(name, at_machine_defaults(method_settings(name, parameters)), black, num_classes)
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
         """``{layer ('' for a single map): (B, H, W) float32}`` on the inputs' device."""

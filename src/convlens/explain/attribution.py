@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from convlens.explain.method import ExplainBatch, MethodParams, at_least
+from convlens.explain.method import TIME_ONLY, ExplainBatch, MethodParams, at_least
 from convlens.models.conventions import conforming
 from convlens.models.layers import eval_mode, model_device
 
@@ -191,7 +191,7 @@ class IntegratedGradientsParams(MethodParams):
     changes the time, not the map)."""
 
     steps: int = 32
-    internal_batch_size: int | None = None
+    internal_batch_size: int | None = field(default=None, metadata={TIME_ONLY: True})
     baseline: str = "black"
 
     def __post_init__(self) -> None:

@@ -60,6 +60,19 @@ class MethodParams:
         return dataclasses.asdict(self)
 
 
+#: Field metadata of a setting that changes only how fast a map is computed, not the map (e.g. how many
+#: path points go through the model at once): :func:`at_machine_defaults` resets it.
+TIME_ONLY = "time_only"
+
+
+def at_machine_defaults(params: MethodParams) -> MethodParams:
+    """``params`` with every :data:`TIME_ONLY` setting at its default (the device's choice), so that maps
+    computed again on another machine (the evaluation of a run visualized on a GPU) run at this one's
+    best speed, the same maps."""
+    defaults = {field.name: field.default for field in dataclasses.fields(params) if field.metadata.get(TIME_ONLY)}
+    return dataclasses.replace(params, **defaults)
+
+
 @dataclass(frozen=True)
 class FeatureLayersParams(MethodParams):
     """Settings of methods that look at layers: ``layers`` None means an early and a deep one, the
