@@ -28,6 +28,7 @@ from convlens.figures.panels import (
     mark_if_flat,
     show_image,
     unit_range,
+    wrap_title,
 )
 
 #: Inches per grid cell, for the row labels, the title and a colour bar; at 100 dpi a five-column grid
@@ -36,6 +37,8 @@ CELL_INCHES = 1.3
 LABEL_INCHES = 1.6
 LABEL_CHARACTERS = 22
 TITLE_INCHES = 0.7
+#: One more line of a wrapped title (11 pt at 1.2 line spacing).
+TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
 FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
 MAP_NOTE = "each map divided by its own 99.5th percentile of |value|"
@@ -58,11 +61,13 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     """Cells for ``rows`` (result rows, in order) x ``columns``, each row labelled on the left."""
     has_bars = any(column.colorbar for column in columns)
     width = LABEL_INCHES + CELL_INCHES * len(columns)
-    height = TITLE_INCHES + CELL_INCHES * len(rows) + (COLORBAR_INCHES if has_bars else 0)
+    title = wrap_title(title, width - 0.2, FONT["title"])
+    title_inches = TITLE_INCHES + TITLE_LINE_INCHES * title.count("\n")
+    height = title_inches + CELL_INCHES * len(rows) + (COLORBAR_INCHES if has_bars else 0)
     figure = Figure(figsize=(width, height), dpi=100)
     figure.suptitle(title, fontsize=FONT["title"], x=0.01, ha="left", y=1 - 0.15 / height, va="top")
     bottom = (COLORBAR_INCHES if has_bars else 0.05) / height
-    figure.subplots_adjust(left=LABEL_INCHES / width, right=0.99, top=1 - TITLE_INCHES / height, bottom=bottom,
+    figure.subplots_adjust(left=LABEL_INCHES / width, right=0.99, top=1 - title_inches / height, bottom=bottom,
                            wspace=0.06, hspace=0.06)  # fmt: skip
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     for i, (row, label) in enumerate(zip(rows, labels, strict=True)):

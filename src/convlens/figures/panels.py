@@ -8,6 +8,7 @@ signed values (gradient x input, Integrated Gradients, LIME weights, filter weig
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,9 @@ HEAT_CMAP = "inferno"
 SIGNED_CMAP = "RdBu_r"
 OVERLAY_ALPHA = 0.55
 PANEL_INCHES = 1.9
+#: Widest character of a title, in ems (DejaVu Sans capitals and digits are <= 0.7 em): a title wrapped
+#: to this never runs past the figure's edge, where the saved PNG would cut it off.
+TITLE_EM = 0.7
 #: Maps are scaled to this percentile of their magnitude, so a few extreme pixels do not wash out the rest.
 CLIP_PERCENTILE = 99.5
 
@@ -123,6 +127,12 @@ def row_figure(rows: int, columns: int, caption: Caption | str) -> tuple[Figure,
     return figure, [list(row) for row in axes]
 
 
+def wrap_title(title: str, inches: float, fontsize: float) -> str:
+    """``title`` wrapped so that each line fits ``inches`` at ``fontsize`` points (see ``TITLE_EM``)."""
+    characters = max(10, int(inches * 72 / (TITLE_EM * fontsize)))
+    return "\n".join(textwrap.fill(line, characters) for line in title.splitlines())
+
+
 def new_figure(
     rows: int, columns: int, title: str, panel_inches: float = PANEL_INCHES, extra_width: float = 0.0
 ) -> tuple[Figure, np.ndarray]:
@@ -131,7 +141,7 @@ def new_figure(
     size = (panel_inches * columns + extra_width, panel_inches * rows + 0.6)
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(wrap_title(title, size[0], 9), fontsize=9)
     return figure, axes
 
 
