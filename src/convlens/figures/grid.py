@@ -1,4 +1,4 @@
-"""Image x panel grids: one row per test image, one column per view, colour bars under the map columns.
+"""Image x panel grids: one row per test image, one column per view, colour bars under the map and gradient columns.
 
 The grid is the report's unit of display: one figure per method and group of images instead of one
 per image, so a grader compares images (down a column) and views (along a row) at a glance, as in
@@ -47,14 +47,29 @@ Values = Callable[[int], np.ndarray]
 
 
 @dataclass(frozen=True)
+class Scale:
+    """A colour bar: its colour map and its ticks as (value, label); the map spans the first to the last tick."""
+
+    cmap: str
+    ticks: tuple[tuple[float, str], ...]
+
+
+HEAT = Scale(HEAT_CMAP, ((0, "0"), (1, "1")))
+SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
+#: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own minimum to maximum.
+GRADIENT = Scale("gray", ((0, "min"), (1, "max")))
+GRADIENT_NOTE = "each gradient image from its own minimum (black) to maximum (white)"
+
+
+@dataclass(frozen=True)
 class Column:
     """One view: ``draw(axes, row)`` fills the cell of a result row (ticks and all); ``colorbar`` (a label)
-    adds a colour bar under the column on the scale ``signed`` (-1..1) or not (0..1) every cell shares."""
+    adds a colour bar under the column on the ``scale`` every cell shares."""
 
     title: str
     draw: Callable[[Axes, int], None]
     colorbar: str | None = None
-    signed: bool = False
+    scale: Scale = HEAT
 
 
 def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns: Sequence[Column]) -> Figure:
@@ -96,11 +111,11 @@ def _colorbar(figure: Figure, below: Axes, column: Column, height: float) -> Non
     box = below.get_position()
     inset = 0.12 * box.width
     bar = figure.add_axes((box.x0 + inset, 0.30 / height, box.width - 2 * inset, 0.08 / height))
-    scale = Normalize(-1, 1) if column.signed else Normalize(0, 1)
-    mappable = ScalarMappable(scale, SIGNED_CMAP if column.signed else HEAT_CMAP)
+    values = [value for value, _ in column.scale.ticks]
+    mappable = ScalarMappable(Normalize(values[0], values[-1]), column.scale.cmap)
     colorbar = figure.colorbar(mappable, cax=bar, orientation="horizontal")
     colorbar.ax.tick_params(labelsize=FONT["colorbar"], length=2, pad=1)
-    colorbar.set_ticks([-1, 0, 1] if column.signed else [0, 1])
+    colorbar.set_ticks(values, labels=[label for _, label in column.scale.ticks])
 
 
 def image_column(display: np.ndarray, title: str = "input") -> Column:
@@ -116,7 +131,7 @@ def map_column(title: str, values: Values, under: np.ndarray | None = None, sign
         scaled = draw_map(axes, values(row), signed, None if under is None else under[row])
         mark_if_flat(axes, scaled)
 
-    return Column(title, draw, colorbar=MAP_NOTE, signed=signed)
+    return Column(title, draw, colorbar=MAP_NOTE, scale=SIGNED if signed else HEAT)
 
 
 def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None) -> np.ndarray:
@@ -132,7 +147,8 @@ def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | N
 
 def gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
     """Gradient images (H, W[, C]) min-max scaled each on its own (the usual display of guided
-    backprop and deconvnet projections); flat ones say so; ``label(row)`` is written in the corner."""
+    backprop and deconvnet projections), under a min-to-max colour bar; flat ones say so;
+    ``label(row)`` is written in the corner."""
 
     def draw(axes: Axes, row: int) -> None:
         image = values(row)
@@ -141,7 +157,7 @@ def gradient_column(title: str, values: Values, label: Callable[[int], str] | No
         if label is not None:
             corner_label(axes, label(row))
 
-    return Column(title, draw)
+    return Column(title, draw, colorbar=GRADIENT_NOTE, scale=GRADIENT)
 
 
 def corner_label(axes: Axes, text: str) -> None:
