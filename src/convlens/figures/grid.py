@@ -40,6 +40,10 @@ TITLE_INCHES = 0.7
 #: One more line of a wrapped title (11 pt at 1.2 line spacing).
 TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
+#: Room for a chart column's tick labels: y on the right of the last column, x under the last row.
+CHART_RIGHT_INCHES = 0.5
+MARGIN_INCHES = 0.05
+CHART_BOTTOM_INCHES = 0.45
 FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
 MAP_NOTE = "each map divided by its own 99.5th percentile of |value|"
 
@@ -64,26 +68,27 @@ GRADIENT_NOTE = "each gradient image from its own minimum (black) to maximum (wh
 @dataclass(frozen=True)
 class Column:
     """One view: ``draw(axes, row)`` fills the cell of a result row (ticks and all); ``colorbar`` (a label)
-    adds a colour bar under the column on the ``scale`` every cell shares."""
+    adds a colour bar under the column on the ``scale`` every cell shares; a ``chart`` (axes with tick
+    labels, see :func:`chart_ticks`) must be the last column, which the grid widens for its labels."""
 
     title: str
     draw: Callable[[Axes, int], None]
     colorbar: str | None = None
     scale: Scale = HEAT
+    chart: bool = False
 
 
 def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns: Sequence[Column]) -> Figure:
     """Cells for ``rows`` (result rows, in order) x ``columns``, each row labelled on the left."""
-    has_bars = any(column.colorbar for column in columns)
-    width = LABEL_INCHES + CELL_INCHES * len(columns)
+    right, bottom = _margins(columns)
+    width = LABEL_INCHES + CELL_INCHES * len(columns) + right
     title = wrap_title(title, width - 0.2, FONT["title"])
-    title_inches = TITLE_INCHES + TITLE_LINE_INCHES * title.count("\n")
-    height = title_inches + CELL_INCHES * len(rows) + (COLORBAR_INCHES if has_bars else 0)
+    top = TITLE_INCHES + TITLE_LINE_INCHES * title.count("\n")
+    height = top + CELL_INCHES * len(rows) + bottom
     figure = Figure(figsize=(width, height), dpi=100)
     figure.suptitle(title, fontsize=FONT["title"], x=0.01, ha="left", y=1 - 0.15 / height, va="top")
-    bottom = (COLORBAR_INCHES if has_bars else 0.05) / height
-    figure.subplots_adjust(left=LABEL_INCHES / width, right=0.99, top=1 - title_inches / height, bottom=bottom,
-                           wspace=0.06, hspace=0.06)  # fmt: skip
+    figure.subplots_adjust(left=LABEL_INCHES / width, right=1 - right / width, top=1 - top / height,
+                           bottom=bottom / height, wspace=0.06, hspace=0.06)  # fmt: skip
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
         axes[i][0].annotate(_wrap(label), (-0.08, 0.5), xycoords="axes fraction", ha="right", va="center",
@@ -101,6 +106,15 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     return figure
 
 
+def _margins(columns: Sequence[Column]) -> tuple[float, float]:
+    """Inches right of and under the cells: room for a last chart column's tick labels and for colour bars."""
+    if any(column.chart for column in columns[:-1]):
+        raise ValueError("a chart column's tick labels would run into the next column: put it last")
+    chart, bars = columns[-1].chart, any(column.colorbar for column in columns)
+    right = CHART_RIGHT_INCHES if chart else MARGIN_INCHES
+    return right, max(COLORBAR_INCHES if bars else MARGIN_INCHES, CHART_BOTTOM_INCHES if chart else MARGIN_INCHES)
+
+
 def _wrap(label: str) -> str:
     """Row labels fit ``LABEL_INCHES``: each line wrapped at ``LABEL_CHARACTERS``."""
     return "\n".join(textwrap.fill(line, LABEL_CHARACTERS) for line in label.splitlines())
@@ -116,6 +130,16 @@ def _colorbar(figure: Figure, below: Axes, column: Column, height: float) -> Non
     colorbar = figure.colorbar(mappable, cax=bar, orientation="horizontal")
     colorbar.ax.tick_params(labelsize=FONT["colorbar"], length=2, pad=1)
     colorbar.set_ticks(values, labels=[label for _, label in column.scale.ticks])
+
+
+def chart_ticks(axes: Axes, xlabel: str | None = None) -> None:
+    """A chart cell's tick labels where the grid left room (see ``Column.chart``): y on the right,
+    x (and ``xlabel``) under the last row only, so that no label runs into a neighbouring cell."""
+    last = axes.get_subplotspec().is_last_row()
+    axes.yaxis.tick_right()
+    axes.tick_params(labelsize=7, labelbottom=last)
+    if xlabel and last:
+        axes.set_xlabel(xlabel, fontsize=7, labelpad=0)
 
 
 def image_column(display: np.ndarray, title: str = "input") -> Column:
