@@ -14,8 +14,12 @@ import pytest
 import torch
 from conftest import CONF, ROOT, train_tiny
 from hydra import compose, initialize_config_dir
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 from omegaconf import DictConfig
 
+from convlens import atomic
 from convlens.evaluate.localisation import relevance_mass
 from convlens.explain.attribution import AttributionMaps, SaliencyParams
 from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
@@ -268,3 +272,56 @@ def test_figures_draw_1_and_3_channel_images(channels: int, tmp_path: Path) -> N
     for index, figure in enumerate([*singles, *(grid.figure() for grid in grids)]):
         figure.savefig(tmp_path / f"{index}.png")
         assert (tmp_path / f"{index}.png").stat().st_size > 1000
+
+
+#: Methods whose figures are grids of maps or gradient images: each needs a colour bar (the key to its scale).
+MAP_GRIDS = {
+    "saliency", "guided_backprop", "smoothgrad", "gradient_x_input", "integrated_gradients", "grad_cam",
+    "guided_grad_cam", "layer_cam", "lime", "deconvnet", "deconvnet_paths", "backprop_reconstruction",
+    "guided_reconstruction",
+}  # fmt: skip
+
+
+def _layout_defects(figure: Figure, name: str) -> list[str]:
+    """What a saved PNG would lose or lack: text or axes beyond the canvas (clipped), a map grid's colour bar."""
+    figure.draw_without_rendering()
+    tight = figure.get_tightbbox(FigureCanvasAgg(figure).get_renderer())
+    canvas = figure.bbox_inches
+    overhang = max(canvas.x0 - tight.x0, canvas.y0 - tight.y0, tight.x1 - canvas.x1, tight.y1 - canvas.y1)
+    defects = [f"{name}: clipped by {overhang:.2f} in"] if overhang > 0.01 else []
+    defects += [f"{name}: tick label {label!r} overlaps another panel" for label in _overlapping_tick_labels(figure)]
+    method = name.split("/")[0]
+    if method in MAP_GRIDS and not any(hasattr(axes, "_colorbar") for axes in figure.axes):
+        defects.append(f"{name}: a map grid without a colour bar")
+    return defects
+
+
+def _overlapping_tick_labels(figure: Figure) -> list[str]:
+    """Tick labels drawn over a panel other than their own (LIME's bar labels once ran into their neighbours)."""
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    found = []
+    for axes in (axes for axes in figure.axes if axes.axison):
+        labels = [label for label in axes.get_xticklabels() + axes.get_yticklabels() if label.get_visible()]
+        for label in (label for label in labels if label.get_text()):
+            extent = label.get_window_extent(renderer)
+            hits = [other for other in figure.axes if other is not axes and Bbox.intersection(extent, other.bbox)]
+            found += [label.get_text()] if any(hit.bbox.width * hit.bbox.height > 0 for hit in hits) else []
+    return found
+
+
+def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every figure the stage saves (checked as it is saved): titles, labels and tick labels lie inside
+    the canvas (matplotlib's tight bounding box within the figure), and grids of maps carry a colour bar."""
+    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
+    defects, save = [], atomic.save_figure
+
+    def checked(figure: Figure, path: Path, **kwargs: object) -> Path:
+        defects.extend(_layout_defects(figure, "/".join(Path(path).parts[-2:])))
+        return save(figure, path, **kwargs)
+
+    monkeypatch.setattr(atomic, "save_figure", checked)
+    manifest = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
+    assert len(manifest["entries"]) > 20
+    assert defects == [], "\n".join(defects)
