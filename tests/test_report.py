@@ -445,3 +445,15 @@ def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() 
     assert not any(
         "Underfits" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.6}, "val": {"acc": 0.53}})
     )
+
+
+def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
+    """The manifest's score keys hold a layer's file-name slug; the caption says `layer4.1.relu`, not 'layer4 1 relu'."""
+    from convlens.report.gallery import caption
+
+    image = {"image_index": 7, "feature_loss_drop_layer4_1_relu": 0.5, "feature_loss_drop_stem": 0.25, "mask_area": 0.2}
+    entry = {"method": "feature_inversion", "layer": ["stem", "layer4.1.relu"], "images": [image]}
+    assert caption(entry) == (
+        "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5 · "
+        "mean feature loss drop `stem` 0.25 · mean mask area 0.2*"
+    )
