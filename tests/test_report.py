@@ -448,7 +448,7 @@ def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() 
 
 
 def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
-    """The manifest's score keys hold a layer's file-name slug; the caption says `layer4.1.relu`, not 'layer4 1 relu'."""
+    """Score keys hold a layer's file-name slug; the caption says `layer4.1.relu`, not 'layer4 1 relu'."""
     from convlens.report.gallery import caption
 
     image = {"image_index": 7, "feature_loss_drop_layer4_1_relu": 0.5, "feature_loss_drop_stem": 0.25, "mask_area": 0.2}
