@@ -127,10 +127,15 @@ def test_figures_of_the_model_alone_have_no_image(manifest: dict) -> None:
     assert "no residual block" in manifest["methods"]["deconvnet_paths"]["skipped"], "the reason is recorded"
 
 
-def test_an_rgb_resnet_run_gets_every_method(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """demo_shapes: a 3-channel ResNet-18, whose blocks also give the residual-vs-shortcut figures."""
+def test_an_rgb_resnet_run_gets_every_method(
+    tmp_path_factory: pytest.TempPathFactory, layout_defects: list[str]
+) -> None:
+    """demo_shapes: a 3-channel ResNet-18, whose blocks also give the residual-vs-shortcut figures;
+    its figures are laid out as the FerCNN's are (see test_no_figure_is_clipped_...)."""
     run_dir = _train_tiny(tmp_path_factory, "demo_shapes")
-    manifest = visualize_run(run_dir, _visualize_config(f"run={run_dir}", *FAST, "selection.wrong_per_class=0"))
+    overrides = [f"run={run_dir}", *FAST, "selection.wrong_per_class=0", "workers=1"]
+    manifest = visualize_run(run_dir, _visualize_config(*overrides))
+    assert layout_defects == [], "\n".join(layout_defects)
     needs_generator = {"generator_prior", "generator_training"}  # this run has no `make generate`
     assert {entry["method"] for entry in manifest["entries"]} == set(METHODS) - needs_generator
     assert all("make generate RUN=" in manifest["methods"][name]["skipped"] for name in needs_generator)
@@ -287,8 +292,9 @@ def _layout_defects(figure: Figure, name: str) -> list[str]:
     figure.draw_without_rendering()
     tight = figure.get_tightbbox(FigureCanvasAgg(figure).get_renderer())
     canvas = figure.bbox_inches
-    overhang = max(canvas.x0 - tight.x0, canvas.y0 - tight.y0, tight.x1 - canvas.x1, tight.y1 - canvas.y1)
-    defects = [f"{name}: clipped by {overhang:.2f} in"] if overhang > 0.01 else []
+    sides = {"left": canvas.x0 - tight.x0, "bottom": canvas.y0 - tight.y0, "right": tight.x1 - canvas.x1,
+             "top": tight.y1 - canvas.y1}  # fmt: skip
+    defects = [f"{name}: clipped by {inches:.2f} in at the {side}" for side, inches in sides.items() if inches > 0.01]
     defects += [f"{name}: tick label {label!r} overlaps another panel" for label in _overlapping_tick_labels(figure)]
     method = name.split("/")[0]
     if method in MAP_GRIDS and not any(hasattr(axes, "_colorbar") for axes in figure.axes):
@@ -309,12 +315,9 @@ def _overlapping_tick_labels(figure: Figure) -> list[str]:
     return found
 
 
-def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(
-    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every figure the stage saves (checked as it is saved): titles, labels and tick labels lie inside
-    the canvas (matplotlib's tight bounding box within the figure), and grids of maps carry a colour bar."""
-    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
+@pytest.fixture
+def layout_defects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The layout defects of every figure saved while the test runs (checked as it is saved; one process)."""
     defects, save = [], atomic.save_figure
 
     def checked(figure: Figure, path: Path, **kwargs: object) -> Path:
@@ -322,6 +325,16 @@ def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(
         return save(figure, path, **kwargs)
 
     monkeypatch.setattr(atomic, "save_figure", checked)
+    return defects
+
+
+def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(
+    tiny_run: Path, tmp_path: Path, layout_defects: list[str]
+) -> None:
+    """Every figure the stage saves for a gray FerCNN: titles, labels and tick labels lie inside the
+    canvas (matplotlib's tight bounding box within the figure) and off other panels, and grids of maps
+    carry a colour bar (the RGB ResNet's figures are checked in the test above)."""
+    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
     manifest = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
     assert len(manifest["entries"]) > 20
-    assert defects == [], "\n".join(defects)
+    assert layout_defects == [], "\n".join(layout_defects)

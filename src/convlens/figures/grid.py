@@ -42,7 +42,8 @@ TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
 #: Room for a chart column's tick labels: y on the right of the last column, x under the last row.
 CHART_RIGHT_INCHES = 0.5
-MARGIN_INCHES = 0.05
+#: Right of and under the cells otherwise: room for the last column's title where it is a little wider than its cell.
+MARGIN_INCHES = 0.1
 CHART_BOTTOM_INCHES = 0.45
 FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
 MAP_NOTE = "each map divided by its own 99.5th percentile of |value|"
@@ -83,7 +84,8 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     right, bottom = _margins(columns)
     width = LABEL_INCHES + CELL_INCHES * len(columns) + right
     title = wrap_title(title, width - 0.2, FONT["title"])
-    top = TITLE_INCHES + TITLE_LINE_INCHES * title.count("\n")
+    titles = [wrap_title(column.title, CELL_INCHES, FONT["column"]) for column in columns]
+    top = TITLE_INCHES + TITLE_LINE_INCHES * (title.count("\n") + max(text.count("\n") for text in titles))
     height = top + CELL_INCHES * len(rows) + bottom
     figure = Figure(figsize=(width, height), dpi=100)
     figure.suptitle(title, fontsize=FONT["title"], x=0.01, ha="left", y=1 - 0.15 / height, va="top")
@@ -96,7 +98,7 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
         for j, column in enumerate(columns):
             column.draw(axes[i][j], row)
             if i == 0:
-                axes[i][j].set_title(column.title, fontsize=FONT["column"])
+                axes[i][j].set_title(titles[j], fontsize=FONT["column"])
     notes = sorted({column.colorbar for column in columns if column.colorbar})
     for j, column in enumerate(columns):
         if column.colorbar:

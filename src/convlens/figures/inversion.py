@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from convlens.explain.inversion import InversionParams, Inversions
 from convlens.figures.grid import Column, chart_ticks, image_column
@@ -47,6 +48,7 @@ def draw_feature_inversion(result: Inversions, shown: Shown, params: InversionPa
     def loss_curves(axes: Axes, row: int) -> None:
         for layer, found in layers.items():
             axes.semilogy(found.feature_loss[:, row].numpy(), label=layer)
+        axes.yaxis.set_minor_formatter(NullFormatter())  # "6x10^-1" labels would not fit the grid's margin
         chart_ticks(axes, "step")
         axes.legend(fontsize=6, frameon=False)
         axes.set_box_aspect(1)

@@ -128,9 +128,11 @@ def row_figure(rows: int, columns: int, caption: Caption | str) -> tuple[Figure,
 
 
 def wrap_title(title: str, inches: float, fontsize: float) -> str:
-    """``title`` wrapped so that each line fits ``inches`` at ``fontsize`` points (see ``TITLE_EM``)."""
+    """``title`` wrapped at spaces so that each line fits ``inches`` at ``fontsize`` points (see ``TITLE_EM``);
+    a longer word (a class name such as ``horizontal_stripes``) keeps a line of its own, unbroken."""
     characters = max(10, int(inches * 72 / (TITLE_EM * fontsize)))
-    return "\n".join(textwrap.fill(line, characters) for line in title.splitlines())
+    lines = title.splitlines()
+    return "\n".join(textwrap.fill(line, characters, break_long_words=False) for line in lines)
 
 
 def new_figure(
