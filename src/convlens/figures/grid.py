@@ -84,7 +84,7 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     right, bottom = _margins(columns)
     width = LABEL_INCHES + CELL_INCHES * len(columns) + right
     title = wrap_title(title, width - 0.2, FONT["title"])
-    titles = [wrap_title(column.title, CELL_INCHES, FONT["column"]) for column in columns]
+    titles = [wrap_title(column.title, CELL_INCHES - 0.05, FONT["column"]) for column in columns]
     top = TITLE_INCHES + TITLE_LINE_INCHES * (title.count("\n") + max(text.count("\n") for text in titles))
     height = top + CELL_INCHES * len(rows) + bottom
     figure = Figure(figsize=(width, height), dpi=100)

@@ -8,21 +8,18 @@ signed values (gradient x input, Integrated Gradients, LIME weights, filter weig
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.textpath import TextPath
 from torch import Tensor
 
 HEAT_CMAP = "inferno"
 SIGNED_CMAP = "RdBu_r"
 OVERLAY_ALPHA = 0.55
 PANEL_INCHES = 1.9
-#: Widest character of a title, in ems (DejaVu Sans capitals and digits are <= 0.7 em): a title wrapped
-#: to this never runs past the figure's edge, where the saved PNG would cut it off.
-TITLE_EM = 0.7
 #: Maps are scaled to this percentile of their magnitude, so a few extreme pixels do not wash out the rest.
 CLIP_PERCENTILE = 99.5
 
@@ -128,11 +125,24 @@ def row_figure(rows: int, columns: int, caption: Caption | str) -> tuple[Figure,
 
 
 def wrap_title(title: str, inches: float, fontsize: float) -> str:
-    """``title`` wrapped at spaces so that each line fits ``inches`` at ``fontsize`` points (see ``TITLE_EM``);
-    a longer word (a class name such as ``horizontal_stripes``) keeps a line of its own, unbroken."""
-    characters = max(10, int(inches * 72 / (TITLE_EM * fontsize)))
-    lines = title.splitlines()
-    return "\n".join(textwrap.fill(line, characters, break_long_words=False) for line in lines)
+    """``title`` wrapped at spaces so that each line, as measured in the default font, fits ``inches``
+    (a saved PNG cuts off what runs past the figure's edge); a longer word keeps a line of its own."""
+    lines = []
+    for paragraph in title.splitlines():
+        line = ""
+        for word in paragraph.split(" "):
+            longer = f"{line} {word}" if line else word
+            if line and _inches(longer, fontsize) > inches:
+                lines.append(line)
+                longer = word
+            line = longer
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _inches(text: str, fontsize: float) -> float:
+    """The drawn width of ``text`` at ``fontsize`` points in the default font."""
+    return TextPath((0, 0), text, size=fontsize).get_extents().width / 72
 
 
 def new_figure(
@@ -143,7 +153,7 @@ def new_figure(
     size = (panel_inches * columns + extra_width, panel_inches * rows + 0.6)
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
-    figure.suptitle(wrap_title(title, size[0], 9), fontsize=9)
+    figure.suptitle(wrap_title(title, size[0] - 0.2, 9), fontsize=9)
     return figure, axes
 
 
