@@ -42,9 +42,9 @@ TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
 #: Room for a chart column's tick labels: y on the right of the last column, x under the last row.
 CHART_RIGHT_INCHES = 0.5
+CHART_BOTTOM_INCHES = 0.45
 #: Right of and under the cells otherwise: room for the last column's title where it is a little wider than its cell.
 MARGIN_INCHES = 0.1
-CHART_BOTTOM_INCHES = 0.45
 FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
 MAP_NOTE = "each map divided by its own 99.5th percentile of |value|"
 
