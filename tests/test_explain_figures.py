@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layout import figure_layout_defects
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage, imread
@@ -14,6 +15,7 @@ from convlens.atomic import save_figure
 from convlens.explain.filters import first_conv_filters
 from convlens.figures.activation_max import image_grid_figure
 from convlens.figures.attribution import gradient_images_figure, map_figure
+from convlens.figures.evaluation import cascade_figure
 from convlens.figures.features import channel_activations_figure, feature_maps_figure
 from convlens.figures.filters import filter_channels_figure, filter_grid_figure
 from convlens.figures.inversion import inversion_figure
@@ -86,3 +88,13 @@ def test_a_panel_that_shows_nothing_says_so() -> None:
     assert texts.count("all zero") == 2  # the map alone and over the image
     shown = gradient_images_figure(image, {"constant": np.full((16, 16), 0.3), "live": image}, caption)
     assert [text.get_text() for ax in shown.axes for text in ax.texts] == ["constant"]
+
+
+def test_the_cascade_figure_has_a_colour_bar_and_nothing_clipped() -> None:
+    """The randomization cascade is a grid of maps: it needs the key to their scale like every map grid."""
+    rng = np.random.default_rng(0)
+    stages = ["head", "layer4", "layer3", "layer2", "layer1", "stem"]
+    rows = {f"Grad-CAM layer{n}": [rng.random((12, 12)) for _ in range(len(stages) + 1)] for n in (2, 3, 4)}
+    curves = {label: {"spearman": [0.5] * len(stages), "ssim": [0.4] * len(stages)} for label in rows}
+    figure = cascade_figure(rng.random((48, 48, 1)), rows, stages, curves)
+    assert figure_layout_defects(figure, "cascade", map_grid=True) == []

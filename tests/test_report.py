@@ -203,7 +203,8 @@ def test_html_parses(report_dir: Path) -> None:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package `chromium`)")
 def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
-    """Headless Chromium opens a copy of report.html that reports, once loaded, which <img> failed."""
+    """Headless Chromium opens a copy of report.html in a narrow window (480 px, a phone's) that reports,
+    once loaded, which <img> failed, and which tables run past the text column instead of scrolling in it."""
     copy = tmp_path / "report"
     shutil.copytree(report_dir, copy)
     probe = (
@@ -212,7 +213,17 @@ def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
         ' const links = Array.from(document.querySelectorAll("a[href^=\'#\']")).map((a) => a.getAttribute("href"));'
         " const dangling = links.filter((href) => !document.getElementById(href.slice(1)));"
         ' const out = document.createElement("pre"); out.id = "image-check";'
-        " out.textContent = JSON.stringify({total: images.length, broken, links: links.length, dangling});"
+        ' const main = document.querySelector("main"); const style = getComputedStyle(main);'
+        " const right = main.getBoundingClientRect().right - parseFloat(style.paddingRight);"
+        " const column = main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);"
+        ' const tables = Array.from(document.querySelectorAll("table"));'
+        " const wide = tables.filter((t) => t.getBoundingClientRect().width > column + 0.5).length;"
+        " const overflowing = tables.filter((t) => { const box = t.parentElement;"
+        ' return !["auto", "scroll"].includes(getComputedStyle(box).overflowX)'
+        " || box.getBoundingClientRect().right > right + 0.5; }).map((t) => t.rows[0].textContent.slice(0, 60));"
+        " const page = document.documentElement.scrollWidth - document.documentElement.clientWidth;"
+        " out.textContent = JSON.stringify({total: images.length, broken, links: links.length, dangling,"
+        " tables: tables.length, wide, overflowing, page});"
         " document.body.appendChild(out); });"
         "</script></body>"
     )
@@ -221,7 +232,7 @@ def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+        "--window-size=480,900", "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="image-check">(.*?)</pre>', result.stdout)
@@ -229,6 +240,8 @@ def test_browser_loads_every_image(report_dir: Path, tmp_path: Path) -> None:
     check = json.loads(found.group(1))
     assert check["broken"] == [] and check["total"] == len(_parse(report_dir / "report.html").images) >= 2
     assert check["dangling"] == [] and check["links"] == len(SECTIONS), "every table-of-contents link resolves"
+    assert check["wide"] > 0 and check["overflowing"] == [], "tables wider than the column scroll inside it"
+    assert check["page"] == 0, "nothing makes the page scroll sideways"
 
 
 def test_entry_point_writes_only_the_report(tiny_run: Path, tmp_path: Path) -> None:
@@ -444,4 +457,16 @@ def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() 
     assert lines[-1].startswith("**Underfits:** training accuracy 51.0%")
     assert not any(
         "Underfits" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.6}, "val": {"acc": 0.53}})
+    )
+
+
+def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
+    """Score keys hold a layer's file-name slug; the caption says `layer4.1.relu`, not 'layer4 1 relu'."""
+    from convlens.report.gallery import caption
+
+    image = {"image_index": 7, "feature_loss_drop_layer4_1_relu": 0.5, "feature_loss_drop_stem": 0.25, "mask_area": 0.2}
+    entry = {"method": "feature_inversion", "layer": ["stem", "layer4.1.relu"], "images": [image]}
+    assert caption(entry) == (
+        "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5 · "
+        "mean feature loss drop `stem` 0.25 · mean mask area 0.2*"
     )

@@ -14,8 +14,11 @@ import pytest
 import torch
 from conftest import CONF, ROOT, train_tiny
 from hydra import compose, initialize_config_dir
+from layout import figure_layout_defects
+from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
+from convlens import atomic
 from convlens.evaluate.localisation import relevance_mass
 from convlens.explain.attribution import AttributionMaps, SaliencyParams
 from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
@@ -123,10 +126,15 @@ def test_figures_of_the_model_alone_have_no_image(manifest: dict) -> None:
     assert "no residual block" in manifest["methods"]["deconvnet_paths"]["skipped"], "the reason is recorded"
 
 
-def test_an_rgb_resnet_run_gets_every_method(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """demo_shapes: a 3-channel ResNet-18, whose blocks also give the residual-vs-shortcut figures."""
+def test_an_rgb_resnet_run_gets_every_method(
+    tmp_path_factory: pytest.TempPathFactory, layout_defects: list[str]
+) -> None:
+    """demo_shapes: a 3-channel ResNet-18, whose blocks also give the residual-vs-shortcut figures;
+    its figures are laid out as the FerCNN's are (see test_no_figure_is_clipped_...)."""
     run_dir = _train_tiny(tmp_path_factory, "demo_shapes")
-    manifest = visualize_run(run_dir, _visualize_config(f"run={run_dir}", *FAST, "selection.wrong_per_class=0"))
+    overrides = [f"run={run_dir}", *FAST, "selection.wrong_per_class=0", "workers=1"]
+    manifest = visualize_run(run_dir, _visualize_config(*overrides))
+    assert layout_defects == [], "\n".join(layout_defects)
     needs_generator = {"generator_prior", "generator_training"}  # this run has no `make generate`
     assert {entry["method"] for entry in manifest["entries"]} == set(METHODS) - needs_generator
     assert all("make generate RUN=" in manifest["methods"][name]["skipped"] for name in needs_generator)
@@ -268,3 +276,37 @@ def test_figures_draw_1_and_3_channel_images(channels: int, tmp_path: Path) -> N
     for index, figure in enumerate([*singles, *(grid.figure() for grid in grids)]):
         figure.savefig(tmp_path / f"{index}.png")
         assert (tmp_path / f"{index}.png").stat().st_size > 1000
+
+
+#: Methods whose figures are grids of maps or gradient images: each needs a colour bar (the key to its scale).
+MAP_GRIDS = {
+    "saliency", "guided_backprop", "smoothgrad", "gradient_x_input", "integrated_gradients", "grad_cam",
+    "guided_grad_cam", "layer_cam", "lime", "deconvnet", "deconvnet_paths", "backprop_reconstruction",
+    "guided_reconstruction",
+}  # fmt: skip
+
+
+@pytest.fixture
+def layout_defects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The layout defects of every figure saved while the test runs (checked as it is saved; one process)."""
+    defects, save = [], atomic.save_figure
+
+    def checked(figure: Figure, path: Path, **kwargs: object) -> Path:
+        name = "/".join(Path(path).parts[-2:])
+        defects.extend(figure_layout_defects(figure, name, map_grid=name.split("/")[0] in MAP_GRIDS))
+        return save(figure, path, **kwargs)
+
+    monkeypatch.setattr(atomic, "save_figure", checked)
+    return defects
+
+
+def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(
+    tiny_run: Path, tmp_path: Path, layout_defects: list[str]
+) -> None:
+    """Every figure the stage saves for a gray FerCNN: titles, labels and tick labels lie inside the
+    canvas (matplotlib's tight bounding box within the figure) and off other panels, and grids of maps
+    carry a colour bar (the RGB ResNet's figures are checked in the test above)."""
+    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
+    manifest = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
+    assert len(manifest["entries"]) > 20
+    assert layout_defects == [], "\n".join(layout_defects)

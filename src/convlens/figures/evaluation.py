@@ -10,9 +10,13 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from convlens import registry
+from convlens.figures.grid import MAP_NOTE
 from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, show_image
 
 PANEL = 1.05
@@ -62,6 +66,16 @@ def _map_grid(figure: Figure, image: np.ndarray, rows: Mapping[str, Sequence[np.
             finish(axes[row][column], columns[column] if row == 0 else None)
         axes[row][1].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
     axes[0][0].set_title(columns[0], fontsize=7)
+    _colorbar(figure, axes[-1][1:].tolist())
+
+
+def _colorbar(figure: Figure, under: list[Axes]) -> None:
+    """One bar under the maps: each is drawn from 0 to its own 99.5th percentile (see ``clip_limit``)."""
+    mappable = ScalarMappable(Normalize(0, 1), HEAT_CMAP)
+    colorbar = figure.colorbar(mappable, ax=under, location="bottom", shrink=0.4, aspect=40, pad=0.03)
+    colorbar.set_ticks([0, 1])
+    colorbar.ax.tick_params(labelsize=7)
+    colorbar.set_label(MAP_NOTE, fontsize=7)
 
 
 def _similarity_curves(

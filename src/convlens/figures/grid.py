@@ -1,4 +1,4 @@
-"""Image x panel grids: one row per test image, one column per view, colour bars under the map columns.
+"""Image x panel grids: one row per test image, one column per view, colour bars under the map and gradient columns.
 
 The grid is the report's unit of display: one figure per method and group of images instead of one
 per image, so a grader compares images (down a column) and views (along a row) at a glance, as in
@@ -28,6 +28,7 @@ from convlens.figures.panels import (
     mark_if_flat,
     show_image,
     unit_range,
+    wrap_title,
 )
 
 #: Inches per grid cell, for the row labels, the title and a colour bar; at 100 dpi a five-column grid
@@ -36,7 +37,14 @@ CELL_INCHES = 1.3
 LABEL_INCHES = 1.6
 LABEL_CHARACTERS = 22
 TITLE_INCHES = 0.7
+#: One more line of a wrapped title (11 pt at 1.2 line spacing).
+TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
+#: Room for a chart column's tick labels: y on the right of the last column, x under the last row.
+CHART_RIGHT_INCHES = 0.5
+CHART_BOTTOM_INCHES = 0.45
+#: Right of and under the cells otherwise: room for the last column's title where it is a little wider than its cell.
+MARGIN_INCHES = 0.1
 FONT = {"title": 11, "column": 9.5, "row": 9, "colorbar": 8}
 MAP_NOTE = "each map divided by its own 99.5th percentile of |value|"
 
@@ -44,26 +52,45 @@ Values = Callable[[int], np.ndarray]
 
 
 @dataclass(frozen=True)
+class Scale:
+    """A colour bar: its colour map and its ticks as (value, label); the map spans the first to the last tick."""
+
+    cmap: str
+    ticks: tuple[tuple[float, str], ...]
+
+
+HEAT = Scale(HEAT_CMAP, ((0, "0"), (1, "1")))
+SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
+#: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own minimum to maximum.
+GRADIENT = Scale("gray", ((0, "min"), (1, "max")))
+GRADIENT_NOTE = "each gradient image from its own minimum (black) to maximum (white)"
+
+
+@dataclass(frozen=True)
 class Column:
     """One view: ``draw(axes, row)`` fills the cell of a result row (ticks and all); ``colorbar`` (a label)
-    adds a colour bar under the column on the scale ``signed`` (-1..1) or not (0..1) every cell shares."""
+    adds a colour bar under the column on the ``scale`` every cell shares; a ``chart`` (axes with tick
+    labels, see :func:`chart_ticks`) must be the last column, which the grid widens for its labels."""
 
     title: str
     draw: Callable[[Axes, int], None]
     colorbar: str | None = None
-    signed: bool = False
+    scale: Scale = HEAT
+    chart: bool = False
 
 
 def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns: Sequence[Column]) -> Figure:
     """Cells for ``rows`` (result rows, in order) x ``columns``, each row labelled on the left."""
-    has_bars = any(column.colorbar for column in columns)
-    width = LABEL_INCHES + CELL_INCHES * len(columns)
-    height = TITLE_INCHES + CELL_INCHES * len(rows) + (COLORBAR_INCHES if has_bars else 0)
+    right, bottom = _margins(columns)
+    width = LABEL_INCHES + CELL_INCHES * len(columns) + right
+    title = wrap_title(title, width - 0.2, FONT["title"])
+    titles = [wrap_title(column.title, CELL_INCHES - 0.05, FONT["column"]) for column in columns]
+    top = TITLE_INCHES + TITLE_LINE_INCHES * (title.count("\n") + max(text.count("\n") for text in titles))
+    height = top + CELL_INCHES * len(rows) + bottom
     figure = Figure(figsize=(width, height), dpi=100)
     figure.suptitle(title, fontsize=FONT["title"], x=0.01, ha="left", y=1 - 0.15 / height, va="top")
-    bottom = (COLORBAR_INCHES if has_bars else 0.05) / height
-    figure.subplots_adjust(left=LABEL_INCHES / width, right=0.99, top=1 - TITLE_INCHES / height, bottom=bottom,
-                           wspace=0.06, hspace=0.06)  # fmt: skip
+    figure.subplots_adjust(left=LABEL_INCHES / width, right=1 - right / width, top=1 - top / height,
+                           bottom=bottom / height, wspace=0.06, hspace=0.06)  # fmt: skip
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
         axes[i][0].annotate(_wrap(label), (-0.08, 0.5), xycoords="axes fraction", ha="right", va="center",
@@ -71,7 +98,7 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
         for j, column in enumerate(columns):
             column.draw(axes[i][j], row)
             if i == 0:
-                axes[i][j].set_title(column.title, fontsize=FONT["column"])
+                axes[i][j].set_title(titles[j], fontsize=FONT["column"])
     notes = sorted({column.colorbar for column in columns if column.colorbar})
     for j, column in enumerate(columns):
         if column.colorbar:
@@ -79,6 +106,15 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     if notes:
         figure.text(0.01, 0.04 / height, "colour bars: " + "; ".join(notes), fontsize=FONT["colorbar"], va="bottom")
     return figure
+
+
+def _margins(columns: Sequence[Column]) -> tuple[float, float]:
+    """Inches right of and under the cells: room for a last chart column's tick labels and for colour bars."""
+    if any(column.chart for column in columns[:-1]):
+        raise ValueError("a chart column's tick labels would run into the next column: put it last")
+    chart, bars = columns[-1].chart, any(column.colorbar for column in columns)
+    right = CHART_RIGHT_INCHES if chart else MARGIN_INCHES
+    return right, max(COLORBAR_INCHES if bars else MARGIN_INCHES, CHART_BOTTOM_INCHES if chart else MARGIN_INCHES)
 
 
 def _wrap(label: str) -> str:
@@ -91,11 +127,21 @@ def _colorbar(figure: Figure, below: Axes, column: Column, height: float) -> Non
     box = below.get_position()
     inset = 0.12 * box.width
     bar = figure.add_axes((box.x0 + inset, 0.30 / height, box.width - 2 * inset, 0.08 / height))
-    scale = Normalize(-1, 1) if column.signed else Normalize(0, 1)
-    mappable = ScalarMappable(scale, SIGNED_CMAP if column.signed else HEAT_CMAP)
+    values = [value for value, _ in column.scale.ticks]
+    mappable = ScalarMappable(Normalize(values[0], values[-1]), column.scale.cmap)
     colorbar = figure.colorbar(mappable, cax=bar, orientation="horizontal")
     colorbar.ax.tick_params(labelsize=FONT["colorbar"], length=2, pad=1)
-    colorbar.set_ticks([-1, 0, 1] if column.signed else [0, 1])
+    colorbar.set_ticks(values, labels=[label for _, label in column.scale.ticks])
+
+
+def chart_ticks(axes: Axes, xlabel: str | None = None) -> None:
+    """A chart cell's tick labels where the grid left room (see ``Column.chart``): y on the right,
+    x (and ``xlabel``) under the last row only, so that no label runs into a neighbouring cell."""
+    last = axes.get_subplotspec().is_last_row()
+    axes.yaxis.tick_right()
+    axes.tick_params(labelsize=7, labelbottom=last)
+    if xlabel and last:
+        axes.set_xlabel(xlabel, fontsize=7, labelpad=0)
 
 
 def image_column(display: np.ndarray, title: str = "input") -> Column:
@@ -111,7 +157,7 @@ def map_column(title: str, values: Values, under: np.ndarray | None = None, sign
         scaled = draw_map(axes, values(row), signed, None if under is None else under[row])
         mark_if_flat(axes, scaled)
 
-    return Column(title, draw, colorbar=MAP_NOTE, signed=signed)
+    return Column(title, draw, colorbar=MAP_NOTE, scale=SIGNED if signed else HEAT)
 
 
 def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None) -> np.ndarray:
@@ -127,7 +173,8 @@ def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | N
 
 def gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
     """Gradient images (H, W[, C]) min-max scaled each on its own (the usual display of guided
-    backprop and deconvnet projections); flat ones say so; ``label(row)`` is written in the corner."""
+    backprop and deconvnet projections), under a min-to-max colour bar; flat ones say so;
+    ``label(row)`` is written in the corner."""
 
     def draw(axes: Axes, row: int) -> None:
         image = values(row)
@@ -136,7 +183,7 @@ def gradient_column(title: str, values: Values, label: Callable[[int], str] | No
         if label is not None:
             corner_label(axes, label(row))
 
-    return Column(title, draw)
+    return Column(title, draw, colorbar=GRADIENT_NOTE, scale=GRADIENT)
 
 
 def corner_label(axes: Axes, text: str) -> None:

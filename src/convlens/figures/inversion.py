@@ -7,9 +7,10 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from convlens.explain.inversion import InversionParams, Inversions
-from convlens.figures.grid import Column, image_column
+from convlens.figures.grid import Column, chart_ticks, image_column
 from convlens.figures.panels import hwc, new_figure, show_image, unit_range
 from convlens.figures.shown import Drawn, Shown
 
@@ -42,13 +43,13 @@ def draw_feature_inversion(result: Inversions, shown: Shown, params: InversionPa
         return Column(f"from {layer}", lambda axes, row: show_image(axes, unit_range(images[row])))
 
     def columns() -> list[Column]:
-        return [image_column(shown.display), *map(inverted, layers), Column("feature loss", loss_curves)]
+        return [image_column(shown.display), *map(inverted, layers), Column("feature loss", loss_curves, chart=True)]
 
     def loss_curves(axes: Axes, row: int) -> None:
         for layer, found in layers.items():
             axes.semilogy(found.feature_loss[:, row].numpy(), label=layer)
-        axes.tick_params(labelsize=6)
-        axes.set_xlabel("step", fontsize=7, labelpad=0)
+        axes.yaxis.set_minor_formatter(NullFormatter())  # "6x10^-1" labels would not fit the grid's margin
+        chart_ticks(axes, "step")
         axes.legend(fontsize=6, frameon=False)
         axes.set_box_aspect(1)
 

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from skimage.segmentation import mark_boundaries
 
 from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
-from convlens.figures.grid import Column, image_column, map_column
+from convlens.figures.grid import Column, chart_ticks, image_column, map_column
 from convlens.figures.panels import OVERLAY_ALPHA, grayscale, show_image
 from convlens.figures.shown import Drawn, Shown
 
@@ -46,7 +46,7 @@ def draw_lime(result: LimeExplanations, shown: Shown, params: LimeParams) -> lis
             map_column("weights", weights.__getitem__, under=display, signed=True),
             Column("for the class", positive),
             Column("against it", negative),
-            Column("top weights", bars),
+            Column("top weights", bars, chart=True),
         ]
 
     return shown.grids(columns)
@@ -75,12 +75,13 @@ def tint(axes: Axes, image: np.ndarray, mask: np.ndarray, colour: tuple[float, f
 
 
 def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]]) -> None:
-    """Horizontal bars of the top superpixel weights, largest magnitude on top, labelled by superpixel."""
+    """Horizontal bars of the top superpixel weights, largest magnitude on top, labelled by superpixel
+    on the right (the grid's room for a chart's labels)."""
     values = [weight for _, weight in top_weights]
     positions = np.arange(len(values))[::-1]
     axes.barh(positions, values, color=[POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR for value in values])
     axes.set_yticks(positions, [f"#{segment}" for segment, _ in top_weights], fontsize=7)
     axes.axvline(0, color="black", linewidth=0.6)
-    axes.tick_params(axis="x", labelsize=6, labelbottom=True)
-    axes.set_xticks([0])
+    axes.set_xticks([])  # the line marks zero; the weights have no unit to read off an axis
+    chart_ticks(axes)
     axes.set_box_aspect(1)

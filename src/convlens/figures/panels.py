@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.textpath import TextPath
 from torch import Tensor
 
 HEAT_CMAP = "inferno"
@@ -123,6 +124,27 @@ def row_figure(rows: int, columns: int, caption: Caption | str) -> tuple[Figure,
     return figure, [list(row) for row in axes]
 
 
+def wrap_title(title: str, inches: float, fontsize: float) -> str:
+    """``title`` wrapped at spaces so that each line, as measured in the default font, fits ``inches``
+    (a saved PNG cuts off what runs past the figure's edge); a longer word keeps a line of its own."""
+    lines = []
+    for paragraph in title.splitlines():
+        line = ""
+        for word in paragraph.split(" "):
+            longer = f"{line} {word}" if line else word
+            if line and _inches(longer, fontsize) > inches:
+                lines.append(line)
+                longer = word
+            line = longer
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _inches(text: str, fontsize: float) -> float:
+    """The drawn width of ``text`` at ``fontsize`` points in the default font."""
+    return TextPath((0, 0), text, size=fontsize).get_extents().width / 72
+
+
 def new_figure(
     rows: int, columns: int, title: str, panel_inches: float = PANEL_INCHES, extra_width: float = 0.0
 ) -> tuple[Figure, np.ndarray]:
@@ -131,7 +153,7 @@ def new_figure(
     size = (panel_inches * columns + extra_width, panel_inches * rows + 0.6)
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(wrap_title(title, size[0] - 0.2, 9), fontsize=9)
     return figure, axes
 
 

@@ -16,6 +16,7 @@ from convlens.report.assets import visualization_link
 from convlens.report.format import number
 from convlens.report.markdown import code, text
 from convlens.rundir import DEFAULT_SPLIT
+from convlens.text import slug
 
 Entries = Sequence[dict[str, Any]]
 #: Keys of an image record in an entry; any other numeric key is a score, averaged in the caption.
@@ -108,16 +109,26 @@ def split_images(split: str, count: int = 2) -> str:
 def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
     """One line under a figure: layers, which images (how many, which group), the mean of their scores."""
     parts = []
-    layers = entry.get("layer")
-    if layers:
-        names = [layers] if isinstance(layers, str) else layers
+    layers = entry.get("layer") or []
+    names = [layers] if isinstance(layers, str) else layers
+    if names:
         parts.append(("layer " if len(names) == 1 else "layers ") + ", ".join(code(name) for name in names))
     images = entry.get("images") or []
     if images:
         indices = ", ".join(text(image.get("image_index")) for image in images)
         parts.append(f"{len(images)} {split_images(split, len(images))} ({indices})")
-    parts += [f"{text(key.replace('_', ' '))} {number(value)}" for key, value in sorted(mean_scores(entry).items())]
+    parts += [f"{score_name(key, names)} {number(value)}" for key, value in sorted(mean_scores(entry).items())]
     return f"*{' · '.join(parts)}*" if parts else ""
+
+
+def score_name(key: str, layers: Sequence[str]) -> str:
+    """A score's key in words, its layer as the model names it: ``mean feature_loss_drop_layer4_1_relu``
+    (the manifest's key holds the layer's file-name slug) -> mean feature loss drop `layer4.1.relu`."""
+    for layer in sorted(layers, key=len, reverse=True):
+        suffix = f"_{slug(layer)}"
+        if key.endswith(suffix):
+            return f"{text(key[: -len(suffix)].replace('_', ' '))} {code(layer)}"
+    return text(key.replace("_", " "))
 
 
 def mean_scores(entry: dict[str, Any]) -> dict[str, float]:

@@ -16,7 +16,8 @@ STYLE = """
 body { font-family: system-ui, sans-serif; line-height: 1.45; margin: 0; color: #1f2328; }
 main { max-width: 64rem; margin: 0 auto; padding: 1rem 2rem 4rem; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5rem 0; }
-table { border-collapse: collapse; margin: 0.75rem 0; }
+.table-scroll { overflow-x: auto; max-width: 100%; margin: 0.75rem 0; }
+table { border-collapse: collapse; }
 thead:not(:has(th:not(:empty))) { display: none; }
 th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
 code, pre { font-family: ui-monospace, monospace; font-size: 0.9em; background: #f6f8fa; }
@@ -29,9 +30,15 @@ h2 { border-bottom: 1px solid #d0d7de; padding-bottom: 0.2rem; margin-top: 2.5re
 
 def to_html(text: str, title: str) -> str:
     """A complete HTML document for the markdown ``text``."""
-    body = markdown.markdown(text, extensions=list(EXTENSIONS), output_format="html")
+    body = scrolling_tables(markdown.markdown(text, extensions=list(EXTENSIONS), output_format="html"))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
         f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
     )
+
+
+def scrolling_tables(body: str) -> str:
+    """Each table in a horizontally scrolling box: a wide one (the trust table has up to 15 columns)
+    scrolls inside the page's column instead of running past it."""
+    return body.replace("<table>", '<div class="table-scroll">\n<table>').replace("</table>", "</table>\n</div>")
