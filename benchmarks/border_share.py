@@ -46,12 +46,31 @@ def border(height: int, width: int, pixels: int = BORDER) -> Tensor:
     return band
 
 
+def corners(height: int, width: int, pixels: int = BORDER) -> Tensor:
+    """(H, W) bool: the four ``pixels`` x ``pixels`` corner blocks, where the demo maps were seen to light up."""
+    band = torch.zeros(height, width, dtype=torch.bool)
+    for rows in (slice(0, pixels), slice(height - pixels, height)):
+        for cols in (slice(0, pixels), slice(width - pixels, width)):
+            band[rows, cols] = True
+    return band
+
+
 def border_share(maps: Tensor, band: Tensor) -> float:
     """The mean over images of the share of each (H, W) non-negative map's mass in ``band``; all-zero
     maps, which have no share, are left out."""
     total = maps.flatten(1).sum(dim=1)
     inside = (maps * band).flatten(1).sum(dim=1)
     return float((inside[total > 0] / total[total > 0]).mean())
+
+
+def density(maps: Tensor, region: Tensor, reference: Tensor) -> float:
+    """Mean over images of the map's mass per pixel in ``region`` over its mass per pixel in
+    ``reference`` (both (B, H, W) bool): above 1, the region draws more attribution than the reference."""
+    def per_pixel(where: Tensor) -> Tensor:
+        return (maps * where).flatten(1).sum(dim=1) / where.flatten(1).sum(dim=1).clamp_min(1)
+
+    found, base = per_pixel(region), per_pixel(reference)
+    return float((found[base > 0] / base[base > 0]).mean())
 
 
 def ratio(share: float, objects: float) -> float:
@@ -68,6 +87,19 @@ def test_batch(run_dir: Path, images: int) -> tuple[Any, Tensor, Tensor, Tensor]
     return run, inputs, predict(run.model, inputs).argmax(1), masks
 
 
+def method_row(views: dict[str, Tensor], masks: Tensor, objects: float) -> dict[str, float]:
+    """One method's border shares (the localised map and the magnitudes), their ratios to the objects'
+    share, and the magnitudes' density in the border and the corners against the background inside them
+    (pixels off the objects and off the border): an edge artefact shows as a density above 1."""
+    band, corner, off_objects = border(*masks.shape[-2:]), corners(*masks.shape[-2:]), masks == 0
+    background = off_objects & ~band
+    localised, absolute = border_share(views["localised"], band), border_share(views["absolute"], band)
+    return {"share": localised, "share_absolute": absolute, "ratio": ratio(localised, objects),
+            "ratio_absolute": ratio(absolute, objects),
+            "border_density": density(views["absolute"], band & off_objects, background),
+            "corner_density": density(views["absolute"], corner & off_objects, background)}  # fmt: skip
+
+
 def measure_run(run_dir: Path, images: int) -> dict[str, Any]:
     """Border shares of every method's maps and of the masks on one run's test images."""
     run, inputs, targets, masks = test_batch(run_dir, images)
@@ -76,10 +108,7 @@ def measure_run(run_dir: Path, images: int) -> dict[str, Any]:
     methods = {}
     for name in METHODS:
         method = Recompute(name, method_settings(name, {}), run.black_image(), run.datamodule.num_classes)
-        views = method.views(run.model, inputs, targets)[""]
-        localised, absolute = border_share(views["localised"], band), border_share(views["absolute"], band)
-        methods[name] = {"share": localised, "share_absolute": absolute, "ratio": ratio(localised, objects),
-                         "ratio_absolute": ratio(absolute, objects)}  # fmt: skip
+        methods[name] = method_row(method.views(run.model, inputs, targets)[""], masks, objects)
     worst = max(max(row["ratio"], row["ratio_absolute"]) for row in methods.values())
     return {"run": f"{run_dir.resolve().parent.name}/{run_dir.resolve().name}", "data": run.datamodule.name,
             "side": int(inputs.shape[-1]), "images": len(inputs), "area_share": float(band.float().mean()),
@@ -89,15 +118,18 @@ def measure_run(run_dir: Path, images: int) -> dict[str, Any]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick and not args.runs:
         with tempfile.TemporaryDirectory(prefix="convlens-border-") as folder:
-            return {"runs": [measure_run(stage_passes.tiny_run(Path(folder)), args.images)], "goal": GOAL}
-    runs = [measure_run(path, args.images) for path in args.runs or DEFAULT_RUNS]
+            runs = [measure_run(stage_passes.tiny_run(Path(folder)), args.images)]
+    else:
+        runs = [measure_run(path, args.images) for path in args.runs or DEFAULT_RUNS]
     return {"runs": runs, "goal": GOAL, "goal_met": all(run["goal_met"] for run in runs)}
 
 
 def show(result: dict[str, Any], device: torch.device) -> None:
-    keys = ("run", "method", "share", "share_absolute", "objects_share", "area_share", "ratio", "ratio_absolute")
-    rows = [[run["run"], name, row["share"], row["share_absolute"], run["objects_share"], run["area_share"],
-             row["ratio"], row["ratio_absolute"]] for run in result["runs"] for name, row in run["methods"].items()]  # fmt: skip
+    keys = ("share", "share_absolute", "ratio", "ratio_absolute", "border_density", "corner_density")
+    print("objects_share: the masks' share in the border; area_share: the border's share of the image")
+    rows = [[run["run"], name, run["objects_share"], run["area_share"], *(row[key] for key in keys)]
+            for run in result["runs"] for name, row in run["methods"].items()]  # fmt: skip
+    keys = ("run", "method", "objects_share", "area_share", *keys)
     print(records.table(keys, rows))
     print(f"goal: every ratio <= {GOAL}: " + ", ".join(f"{run['run']} worst {run['worst_ratio']:.2f}"
                                                         for run in result["runs"]))  # fmt: skip
