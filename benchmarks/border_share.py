@@ -66,6 +66,7 @@ def border_share(maps: Tensor, band: Tensor) -> float:
 def density(maps: Tensor, region: Tensor, reference: Tensor) -> float:
     """Mean over images of the map's mass per pixel in ``region`` over its mass per pixel in
     ``reference`` (both (B, H, W) bool): above 1, the region draws more attribution than the reference."""
+
     def per_pixel(where: Tensor) -> Tensor:
         return (maps * where).flatten(1).sum(dim=1) / where.flatten(1).sum(dim=1).clamp_min(1)
 
