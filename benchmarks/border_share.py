@@ -74,9 +74,10 @@ def density(maps: Tensor, region: Tensor, reference: Tensor) -> float:
     return float((found[base > 0] / base[base > 0]).mean())
 
 
-def ratio(share: float, objects: float) -> float:
-    """``share`` over the objects' share: infinite when no object reaches the border but the map does."""
-    return share / objects if objects > 0 else (float("inf") if share > 0 else 1.0)
+def ratio(share: float, objects: float) -> float | None:
+    """``share`` over the objects' share; None (no ratio, and the goal cannot be met) when no object reaches
+    the border."""
+    return share / objects if objects > 0 else None
 
 
 def test_batch(run_dir: Path, images: int) -> tuple[Any, Tensor, Tensor, Tensor]:
@@ -110,10 +111,12 @@ def measure_run(run_dir: Path, images: int) -> dict[str, Any]:
     for name in METHODS:
         method = Recompute(name, method_settings(name, {}), run.black_image(), run.datamodule.num_classes)
         methods[name] = method_row(method.views(run.model, inputs, targets)[""], masks, objects)
-    worst = max(max(row["ratio"], row["ratio_absolute"]) for row in methods.values())
+    ratios = [row[key] for row in methods.values() for key in ("ratio", "ratio_absolute")]
+    worst = None if None in ratios else max(ratios)
     return {"run": f"{run_dir.resolve().parent.name}/{run_dir.resolve().name}", "data": run.datamodule.name,
             "side": int(inputs.shape[-1]), "images": len(inputs), "area_share": float(band.float().mean()),
-            "objects_share": objects, "methods": methods, "worst_ratio": worst, "goal_met": worst <= GOAL}  # fmt: skip
+            "objects_share": objects, "methods": methods, "worst_ratio": worst,
+            "goal_met": worst is not None and worst <= GOAL}  # fmt: skip
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +135,7 @@ def show(result: dict[str, Any], device: torch.device) -> None:
             for run in result["runs"] for name, row in run["methods"].items()]  # fmt: skip
     keys = ("run", "method", "objects_share", "area_share", *keys)
     print(records.table(keys, rows))
-    print(f"goal: every ratio <= {GOAL}: " + ", ".join(f"{run['run']} worst {run['worst_ratio']:.2f}"
+    print(f"goal: every ratio <= {GOAL}: " + ", ".join(f"{run['run']} worst {records.num(run['worst_ratio'])}"
                                                         for run in result["runs"]))  # fmt: skip
 
 
