@@ -135,8 +135,9 @@ def show(result: dict[str, Any], device: torch.device) -> None:
             for run in result["runs"] for name, row in run["methods"].items()]  # fmt: skip
     keys = ("run", "method", "objects_share", "area_share", *keys)
     print(records.table(keys, rows))
-    print(f"goal: every ratio <= {GOAL}: " + ", ".join(f"{run['run']} worst {records.num(run['worst_ratio'])}"
-                                                        for run in result["runs"]))  # fmt: skip
+    worst = [f"{run['run']} worst {records.num(run['worst_ratio']) or 'none (no object in the border)'}"
+             for run in result["runs"]]  # fmt: skip
+    print(f"goal: every ratio <= {GOAL}: " + ", ".join(worst))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
