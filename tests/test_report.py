@@ -445,3 +445,10 @@ def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() 
     assert not any(
         "Underfits" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.6}, "val": {"acc": 0.53}})
     )
+
+
+def test_the_augmentation_names_a_crop_fill_other_than_black() -> None:
+    from convlens.report.overview import _augmentation
+
+    assert _augmentation({"crop_padding": 2, "hflip": True}) == "random crop after 2-px padding, horizontal flip"
+    assert _augmentation({"crop_padding": 2, "crop_fill": "replicate"}) == "random crop after 2-px replicate padding"
