@@ -28,6 +28,7 @@ BENCHMARKS = (
     "precision_layout",
     "conv_weight_grad",
     "corner_bias",
+    "border_share",
     "lime_benchmark",
     "evaluation_speed",
 )

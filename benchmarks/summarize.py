@@ -148,6 +148,16 @@ def corner_bias_rows(run: dict[str, Any]) -> list[list[str]]:
              f"**{cost['ratio_median']:.2f}x** ({cost['ratio_min']:.2f}-{cost['ratio_max']:.2f})"]]  # fmt: skip
 
 
+def border_share_rows(run: dict[str, Any]) -> list[list[str]]:
+    def worst(found: dict[str, Any], key: str) -> str:
+        name = max(found["methods"], key=lambda method: found["methods"][method][key])
+        return f"{num(found['methods'][name][key])} ({name})"
+
+    return [[device(run), f"{found['run']} ({found['side']} px, {found['images']} images)", num(found["objects_share"]),
+             worst(found, "share_absolute"), worst(found, "border_density"), worst(found, "corner_density"),
+             "met" if found["goal_met"] else "not met"] for found in run["runs"]]  # fmt: skip
+
+
 def training_rows(run: dict[str, Any]) -> list[list[str]]:
     return [
         [
@@ -288,6 +298,19 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "train step time 33 px / 32 px (range)",
         ],
         corner_bias_rows,
+    ),
+    "border_share": (
+        "Gradient attribution in the 2-px image border against the objects' share there (docs/spatial_bias.md)",
+        [
+            "device",
+            "trained run",
+            "objects' border share",
+            "largest border share of a method",
+            "largest border / background density",
+            "largest corner / background density",
+            "goal: every method <= 1.5x the objects' share",
+        ],
+        border_share_rows,
     ),
     "lime_benchmark": (
         "LIME: our call vs the lime README's usage (same model, image and sample count)",

@@ -20,6 +20,7 @@ from torch import nn
 from convlens import stage as convlens_stage
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import border_share  # noqa: E402
 import stage_passes  # noqa: E402
 import summarize  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
@@ -31,6 +32,7 @@ EXPECTED = {
     "profile_step": ("regions", "outside_model_share", "top_ops", "step_seconds"),
     "precision_layout": ("variants",),
     "conv_weight_grad": ("convolutions", "training_step"),
+    "border_share": ("runs", "goal", "goal_met"),
     "lime_benchmark": ("variants", "lime_share_of_our_total", "speedup_end_to_end", "goal", "goal_met"),
     "evaluation_speed": ("metrics", "speedup_total", "stage", "goal", "goal_met"),
     "time_to_accuracy": ("experiments",),
@@ -102,6 +104,26 @@ def test_document_matches_the_committed_results() -> None:
     result = subprocess.run([sys.executable, "benchmarks/summarize.py", "--check"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, f"run python benchmarks/summarize.py\n{result.stdout}{result.stderr[-3000:]}"
+
+
+def test_border_share_tells_maps_on_the_objects_from_maps_on_the_edge() -> None:
+    """Planted maps: one equal to the masks has the objects' border share (ratio 1), and over a flat floor no
+    edge excess; a flat map has the border's area share; one lit only in the corners has its mass there."""
+    masks = torch.zeros(2, 20, 20)
+    masks[0, 1:8, 1:8] = 1  # reaches the 2-px border
+    masks[1, 6:14, 6:14] = 1  # does not
+    band = border_share.border(20, 20)
+    objects = border_share.border_share(masks, band)
+    assert objects == pytest.approx((13 / 49) / 2)
+    on_objects = border_share.method_row({"localised": masks, "absolute": masks + 0.01}, masks, objects)
+    assert on_objects["ratio"] == pytest.approx(1) and on_objects["border_density"] == pytest.approx(1)
+    assert on_objects["corner_density"] == pytest.approx(1)
+    flat = torch.ones(2, 20, 20)
+    assert border_share.border_share(flat, band) == pytest.approx(band.float().mean().item())
+    lit = border_share.corners(20, 20).float().expand(2, -1, -1) * 5 + 0.01
+    row = border_share.method_row({"localised": lit, "absolute": lit}, masks, objects)
+    assert row["corner_density"] > 100 and row["share"] > 0.9 and row["ratio"] > 5
+    assert border_share.ratio(0.1, 0.0) is None, "no objects in the border: no ratio"
 
 
 def test_model_passes_are_recorded_by_kind_and_replayed_alone() -> None:

@@ -470,3 +470,10 @@ def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
         "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5 · "
         "mean feature loss drop `stem` 0.25 · mean mask area 0.2*"
     )
+
+
+def test_the_augmentation_names_a_crop_fill_other_than_black() -> None:
+    from convlens.report.overview import _augmentation
+
+    assert _augmentation({"crop_padding": 2, "hflip": True}) == "random crop after 2-px padding, horizontal flip"
+    assert _augmentation({"crop_padding": 2, "crop_fill": "replicate"}) == "random crop after 2-px replicate padding"

@@ -69,6 +69,24 @@ def test_crop_and_flip_match_torchvision_statistics_and_pixels() -> None:
     assert abs(ref_flips.float().mean().item() - flips.float().mean().item()) < 0.06
 
 
+@pytest.mark.parametrize("fill", ["replicate", "reflect"])
+def test_crop_fill_repeats_the_image_edge_instead_of_black(fill: str) -> None:
+    """torchvision's RandomCrop(padding_mode="edge"/"reflect") windows: no black frame on any crop."""
+    images = position_coded(300)
+    ours = random_crop(images, PADDING, torch.Generator().manual_seed(0), fill)
+    rows, cols, _ = decode(ours)
+    assert len(set(rows.tolist())) == 2 * PADDING + 1, "every offset occurs"
+    for index in range(0, 300, 7):
+        padded = F.pad(images[index], (PADDING,) * 4, mode=fill)
+        assert torch.equal(ours[index], padded[:, rows[index] : rows[index] + 32, cols[index] : cols[index] + 32])
+    assert (ours[:, :2] > 0).all(), "no pixel of the zero padding"
+
+
+def test_unknown_crop_fill_is_refused() -> None:
+    with pytest.raises(ValueError, match="crop_fill"):
+        AugmentSettings(crop_padding=2, crop_fill="black")
+
+
 def test_every_sample_gets_its_own_draws() -> None:
     rows, cols, flips = decode(random_hflip(random_crop(position_coded(64), PADDING)))
     assert len(set(rows.tolist())) > 3 and len(set(cols.tolist())) > 3

@@ -36,6 +36,7 @@ class ModuleConfig:
 @dataclass
 class AugmentConfig:
     crop_padding: int = 0
+    crop_fill: str = "constant"  # "constant" (black), "replicate" or "reflect" (docs/spatial_bias.md)
     hflip: bool = False
     rotate_degrees: float = 0.0
     erase_prob: float = 0.0

@@ -16,6 +16,9 @@ from torch import Tensor
 
 #: Test-time augmentation: how many views each test image is evaluated on.
 TTA_VIEWS = {"none": 1, "hflip": 2, "ten_crop": 10}
+#: How the crop augmentation fills the padding (``F.pad`` modes): ``constant`` black, or the image's own
+#: edge pixels repeated (``replicate``) or mirrored (``reflect``), which puts no black frame on the images.
+CROP_FILLS = ("constant", "replicate", "reflect")
 
 
 @dataclass(frozen=True)
@@ -23,10 +26,15 @@ class AugmentSettings:
     """Training augmentation, applied at the images' native resolution before resizing."""
 
     crop_padding: int = 0
+    crop_fill: str = "constant"
     hflip: bool = False
     rotate_degrees: float = 0.0
     erase_prob: float = 0.0
     erase_scale: tuple[float, float] = (0.02, 0.2)
+
+    def __post_init__(self) -> None:
+        if self.crop_fill not in CROP_FILLS:
+            raise ValueError(f"data.augment.crop_fill={self.crop_fill!r}; choose one of {', '.join(CROP_FILLS)}")
 
 
 class BatchTransform:
@@ -55,7 +63,7 @@ class BatchTransform:
 
     def __call__(self, images: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         if train and self.augment.crop_padding > 0:
-            images = random_crop(images, self.augment.crop_padding, generator)
+            images = random_crop(images, self.augment.crop_padding, generator, self.augment.crop_fill)
         if train and self.augment.hflip:
             images = random_hflip(images, generator)
         # Training batches are made channels_last, the model's layout: upsampling then writes it directly
@@ -74,13 +82,13 @@ class BatchTransform:
 
     def views(self, images: Tensor, kind: str) -> Tensor:
         """Test-time views (V, B, C, H, W): ``hflip`` adds the mirror; ``ten_crop`` takes the centre
-        and four corner crops of the zero-padded image (the training crops' extremes) and their mirrors."""
+        and four corner crops of the padded image (the training crops' extremes, with their fill) and their mirrors."""
         if kind == "none":
             return self(images, train=False)[None]
         if kind == "hflip":
             return torch.stack([self(images, train=False), self(images.flip(-1), train=False)])
         pad = max(self.augment.crop_padding, 1)
-        padded = F.pad(images, (pad, pad, pad, pad))
+        padded = F.pad(images, (pad, pad, pad, pad), mode=self.augment.crop_fill)
         height, width = images.shape[-2:]
         crops = [padded[..., top : top + height, left : left + width]
                  for top, left in ((pad, pad), (0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad))]  # fmt: skip
@@ -99,11 +107,13 @@ def _rand(shape: tuple[int, ...], device: torch.device, generator: torch.Generat
     return torch.rand(shape, generator=generator).to(device, non_blocking=True)
 
 
-def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
-    """Zero-pad by ``padding`` and crop back to the original size at a per-sample random offset
-    (one ``gather`` over the flattened padded images)."""
+def random_crop(
+    images: Tensor, padding: int, generator: torch.Generator | None = None, fill: str = "constant"
+) -> Tensor:
+    """Pad by ``padding`` (``fill``: an ``F.pad`` mode of :data:`CROP_FILLS`) and crop back to the original
+    size at a per-sample random offset (one ``gather`` over the flattened padded images)."""
     batch, channels, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+    padded = F.pad(images, (padding, padding, padding, padding), mode=fill)
     offsets = (_rand((batch, 2), images.device, generator) * (2 * padding + 1)).long()
     rows = offsets[:, 0, None] + torch.arange(height, device=images.device)
     cols = offsets[:, 1, None] + torch.arange(width, device=images.device)

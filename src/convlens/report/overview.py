@@ -143,7 +143,8 @@ def _data_table(run: RunData) -> str:
 def _augmentation(augment: dict[str, Any]) -> str:
     steps = []
     if augment.get("crop_padding"):
-        steps.append(f"random crop after {augment['crop_padding']}-px padding")
+        fill = "" if augment.get("crop_fill", "constant") == "constant" else f" {augment['crop_fill']}"
+        steps.append(f"random crop after {augment['crop_padding']}-px{fill} padding")
     if augment.get("hflip"):
         steps.append("horizontal flip")
     if augment.get("rotate_degrees"):
