@@ -125,7 +125,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             runs = [measure_run(stage_passes.tiny_run(Path(folder)), args.images)]
     else:
         runs = [measure_run(path, args.images) for path in args.runs or DEFAULT_RUNS]
-    return {"runs": runs, "goal": GOAL, "goal_met": all(run["goal_met"] for run in runs)}
+    config = {
+        "images": args.images,
+        "border_pixels": BORDER,
+        "methods": list(METHODS),
+        "threads": torch.get_num_threads(),
+    }
+    return {"config": config, "runs": runs, "goal": GOAL, "goal_met": all(run["goal_met"] for run in runs)}
 
 
 def show(result: dict[str, Any], device: torch.device) -> None:
