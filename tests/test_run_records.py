@@ -169,13 +169,17 @@ def _evaluate(run: Path) -> dict:
     return evaluate_run(run, compose_config("evaluate", "evaluate", f"run={run}", *EVALUATE))
 
 
+#: A model and rate whose second tiny epoch improves on the first (so the resume writes a new best.ckpt).
+LEARNS_ON = ("scheduler=step", "model.widths=[16,32,64,128]", "model.hidden=128")
+
+
 def test_a_resume_that_changes_the_best_checkpoint_makes_the_maps_stale(tmp_path: Path) -> None:
-    run = _finished(tmp_path, "scheduler=step")
+    run = _finished(tmp_path, *LEARNS_ON)
     manifest = _visualize(run)
     assert set(manifest[MADE_FROM]) == {"checkpoints/best.ckpt", "config.yaml"}
     assert not read_run(run).maps_stale
     best = (run / "checkpoints" / "best.ckpt").read_bytes()
-    train(_resume(run, "scheduler=step", "trainer.max_epochs=2"))
+    train(_resume(run, *LEARNS_ON, "trainer.max_epochs=2"))
     assert (run / "checkpoints" / "best.ckpt").read_bytes() != best, "the resumed epoch gave a new best checkpoint"
     assert read_run(run).maps_stale == ["checkpoints/best.ckpt"]
     report = (build_report(run, tmp_path / "reports") / "report.md").read_text()

@@ -50,4 +50,5 @@ def _underfit(metrics: Mapping[str, Any]) -> list[str]:
     return [f"**Underfits:** training accuracy {train:.1%} (the last epoch's running average, on augmented images) "
             f"is {val - train:.1%} below validation accuracy {val:.1%} (more than {UNDERFIT_GAP:.0%}): the model "
             "does not fit its own training data better than unseen data; more capacity, epochs or weaker "
-            "augmentation would help."]  # fmt: skip
+            "augmentation would help (a running average also trails a model that is still improving: read it "
+            "with the trend above)."]  # fmt: skip
