@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.activation_max import AscentParams, class_model_images, maximize_channels, most_active_channels
+from convlens.explain.activation_max import (
+    AscentParams,
+    LayerMaximizations,
+    class_model_images,
+    maximize_channels,
+    most_active_channels,
+)
 from convlens.models import FerCNN, ResNet
 
 
@@ -93,3 +99,16 @@ def test_the_most_active_live_channels_are_chosen_and_dead_ones_named() -> None:
         "stem.relu: the 7 most active of its 8 channels on the 4 images explained; "
         "1 channel never fires on them and is left out"
     )
+
+
+def test_a_channel_the_ascent_never_raises_is_a_failed_image_named_in_the_notes() -> None:
+    """FER2013's layer4 gave every panel 'ch N: 0' without a word: a channel left at 0 is failed, said so."""
+    torch.manual_seed(0)
+    model = FerCNN(7, 1, widths=(8, 16, 32, 64)).eval()
+    model.stem.bn.bias.data[3] = -100.0  # channel 3 cannot fire: its image stays noise
+    found = maximize_channels(model, "stem.relu", [3, 1], (48, 48), AscentParams(steps=4))
+    notes = LayerMaximizations({"stem.relu": found}, {"stem.relu": "chosen by hand"}).notes()
+    assert found.final_activation[0] <= 0 < found.final_activation[1]
+    assert notes[-1].startswith("stem.relu: 1 of 2 channel images failed (channels [3])")
+    working = maximize_channels(model, "stem.relu", [1], (48, 48), AscentParams(steps=4))
+    assert LayerMaximizations({"stem.relu": working}, {"stem.relu": "chosen by hand"}).notes() == ["chosen by hand"]

@@ -215,7 +215,23 @@ class LayerMaximizations:
                 for layer, found in self.layers.items()}  # fmt: skip
 
     def notes(self) -> list[str]:
-        return list(self.chosen.values())
+        """How each layer's channels were chosen, and per layer the channel images that failed."""
+        return list(self.chosen.values()) + [
+            note for layer, found in self.layers.items() if (note := _failed(layer, found))
+        ]
+
+
+def _failed(layer: str, found: MaximizedChannels) -> str | None:
+    """A note when the ascent left channels at a mean activation of 0 or less: their images are the
+    starting noise after the regularizers, not what the channel detects (a ReLU's gradient at 0 is 0)."""
+    failed = [
+        int(channel) for channel, reached in zip(found.targets, found.final_activation, strict=True) if reached <= 0
+    ]
+    if not failed:
+        return None
+    return (f"{layer}: {len(failed)} of {len(found.targets)} channel images failed (channels {failed}): the "
+            "ascent never raised their mean activation above 0, so those panels (labelled 'failed', in red) show "
+            "noise, not what the channel detects")  # fmt: skip
 
 
 @conforming

@@ -42,7 +42,9 @@ def draw_activation_maximization(result: LayerMaximizations, shown: Shown, param
                 axes.set_axis_off()
                 return
             show_image(axes, unit_range(images[layers[row]][rank]))
-            corner_label(axes, f"ch {int(found.targets[rank])}: {float(found.final_activation[rank]):.3g}")
+            reached = float(found.final_activation[rank])
+            label = f"ch {int(found.targets[rank])}: {reached:.3g}" + ("" if reached > 0 else ", failed")
+            corner_label(axes, label, color="black" if reached > 0 else "red")
 
         return Column(f"#{rank + 1}", draw)
 

@@ -186,7 +186,7 @@ def gradient_column(title: str, values: Values, label: Callable[[int], str] | No
     return Column(title, draw, colorbar=GRADIENT_NOTE, scale=GRADIENT)
 
 
-def corner_label(axes: Axes, text: str) -> None:
+def corner_label(axes: Axes, text: str, color: str = "black") -> None:
     """A small label in the cell's top-left corner, on a light box so that it reads over any image."""
-    axes.text(0.03, 0.97, text, transform=axes.transAxes, ha="left", va="top", fontsize=7,
+    axes.text(0.03, 0.97, text, transform=axes.transAxes, ha="left", va="top", fontsize=7, color=color,
               bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})  # fmt: skip
