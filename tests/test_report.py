@@ -305,6 +305,24 @@ def test_learning_curves_come_from_the_event_files(tiny_run: Path) -> None:
     assert run.curves.lr_tag and run.curves.lr_tag.startswith("lr-")
 
 
+def test_the_step_loss_lies_between_its_epochs_ends(tmp_path: Path) -> None:
+    """Two epochs ending at steps 10 and 20; the loss logged every 5 steps lands at 0, 0.5, ..., 2 on the
+    epoch axis (step 25, after the last epoch, is left out)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from convlens.report.curves import read_epoch_curves
+
+    with SummaryWriter(str(tmp_path)) as writer:
+        for step, loss in ((10, 1.0), (20, 0.7)):
+            writer.add_scalar("train/loss", loss, step)
+        for step, loss in ((0, 2.0), (5, 1.5), (10, 1.0), (15, 0.8), (20, 0.7), (25, 0.6)):
+            writer.add_scalar("train/loss_step", loss, step)
+    curves = read_epoch_curves(tmp_path)
+    assert curves.epochs == [1, 2]
+    assert [position for position, _ in curves.step_loss] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert [loss for _, loss in curves.step_loss] == pytest.approx([2.0, 1.5, 1.0, 0.8, 0.7])
+
+
 def test_model_table_counts_by_hand(tiny_run: Path) -> None:
     config = OmegaConf.load(tiny_run / "config.yaml")
     rows = {row.name: row for row in model_rows(config.model, channels=1, image_size=48)}

@@ -10,11 +10,18 @@ from matplotlib.figure import Figure
 Series = Sequence[float | None]
 
 
-def learning_curves_figure(epochs: Sequence[int], values: Mapping[str, Series], lr_tag: str | None = None) -> Figure:
-    """One panel per quantity (loss, accuracy, learning rate when given), train and val overlaid."""
+def learning_curves_figure(
+    epochs: Sequence[int], values: Mapping[str, Series], lr_tag: str | None = None,
+    step_loss: Sequence[tuple[float, float]] = (),
+) -> Figure:  # fmt: skip
+    """One panel per quantity (loss, accuracy, learning rate when given), train and val overlaid; the
+    training loss every few steps (``step_loss``: epoch position, loss) drawn thin under the loss curves."""
     panels = [("loss", "loss"), ("acc", "accuracy")]
     figure = Figure(figsize=(4.2 * (len(panels) + bool(lr_tag)), 3.4))
     axes = figure.subplots(1, len(panels) + bool(lr_tag), squeeze=False)[0]
+    if step_loss:
+        x, y = zip(*step_loss, strict=True)
+        axes[0].plot(x, y, linewidth=0.8, alpha=0.5, color="tab:gray", label="train, every few steps")
     for panel, (metric, label) in zip(axes, panels, strict=False):
         for split in ("train", "val"):
             _plot(panel, epochs, values.get(f"{split}/{metric}", []), split)

@@ -113,4 +113,5 @@ def figure_copies(run: RunData, entries: Iterable[dict[str, Any]]) -> dict[Path,
 
 
 def draw_learning_curves(curves: EpochCurves, path: Path) -> None:
-    atomic.save_figure(learning_curves_figure(curves.epochs, curves.values, curves.lr_tag), path, dpi=110)
+    figure = learning_curves_figure(curves.epochs, curves.values, curves.lr_tag, curves.step_loss)
+    atomic.save_figure(figure, path, dpi=110)

@@ -3,17 +3,20 @@
 Lightning logs the epoch-level ``train/*`` and ``val/*`` scalars at the last step of each epoch,
 and the learning-rate monitor logs ``lr-*`` at each epoch's first step. The steps of ``train/loss``
 therefore mark the epochs; the evaluation of the best checkpoint after training logs ``val/*``
-again at a later step, which matches no epoch and is left out (it is in metrics.json).
+again at a later step, which matches no epoch and is left out (it is in metrics.json). The training
+loss is also logged every ``log_every_n_steps`` steps (``train/loss_step``): it is placed on the epoch
+axis by linear interpolation between the epochs' last steps, so a few epochs still show their shape.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 CURVE_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc")
+STEP_LOSS_TAG = "train/loss_step"
 EPOCH_TAG = "epoch"
 LR_PREFIX = "lr-"
 
@@ -22,12 +25,14 @@ LR_PREFIX = "lr-"
 class EpochCurves:
     """``epochs`` numbered from 1; ``values[tag]`` aligned with them (None where not logged).
 
-    ``lr_tag`` names the learning-rate series in ``values`` (the first parameter group), if any.
+    ``lr_tag`` names the learning-rate series in ``values`` (the first parameter group), if any;
+    ``step_loss`` the training loss every few steps as (epoch position, loss), epoch k ending at k.
     """
 
     epochs: list[int]
     values: dict[str, list[float | None]]
     lr_tag: str | None
+    step_loss: list[tuple[float, float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -44,7 +49,22 @@ def read_epoch_curves(tensorboard_dir: Path) -> EpochCurves:
     lr_tag = min((tag for tag in scalars if tag.startswith(LR_PREFIX)), default=None)
     if lr_tag:
         values[lr_tag] = [_last_before(scalars[lr_tag], step) for step in steps]
-    return EpochCurves(_epoch_numbers(scalars.get(EPOCH_TAG, []), steps), values, lr_tag)
+    step_loss = _on_epoch_axis(scalars.get(STEP_LOSS_TAG, []), steps)
+    return EpochCurves(_epoch_numbers(scalars.get(EPOCH_TAG, []), steps), values, lr_tag, step_loss)
+
+
+def _on_epoch_axis(series: list[tuple[int, float]], epoch_ends: list[int]) -> list[tuple[float, float]]:
+    """Each (step, value) as (epoch position, value): a step between the ends of epochs k and k + 1 lies
+    between k and k + 1 in proportion (steps before the first epoch's end from 0); past the last end, left out."""
+    if not epoch_ends:
+        return []
+    ends = [0, *epoch_ends]
+    placed = []
+    for step, value in sorted(series):
+        k = next((index for index in range(1, len(ends)) if step <= ends[index]), None)
+        if k is not None:
+            placed.append((k - 1 + (step - ends[k - 1]) / max(ends[k] - ends[k - 1], 1), value))
+    return placed
 
 
 def _at_step(series: list[tuple[int, float]], step: int) -> float | None:
