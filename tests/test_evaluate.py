@@ -20,6 +20,7 @@ from convlens.evaluate.best_layer import best_layer
 from convlens.evaluate.inputs import read_maps
 from convlens.evaluate.schema import register_schema
 from convlens.report.build import build_report
+from convlens.report.findings import trusted
 from convlens.report.run_data import read_run
 from convlens.report.trust_scores import scores_section
 from convlens.rundir import RunDirError
@@ -123,19 +124,20 @@ def test_stage_time_is_recorded_in_provenance(evaluation: dict, tiny_run: Path) 
     assert stages["evaluate"] == evaluation["seconds_total"]
 
 
-def test_trust_section_states_every_score_and_warns_per_method(evaluation: dict) -> None:
-    section = scores_section(evaluation, "figures/evaluation/cascade.png")
+def test_trust_section_states_every_score_and_gives_each_method_its_status(evaluation: dict) -> None:
+    section = scores_section(evaluation, "figures/evaluation/cascade.png", findings="[Findings](#2-findings)")
     body = section.body
     assert "![Cascading model-parameter randomization](figures/evaluation/cascade.png)" in body
-    assert "| chance (mask area) |" in body and body.count("| Grad-CAM |") == 3
-    assert "LIME: randomization left out" in body and "deconvnet" not in body
-    for name, lines in section.warnings.items():
-        assert name in evaluation["methods"] and all("below random" in line or "re-initialised" in line
-                                                     for line in lines)  # fmt: skip
-    below = {name for name, method in evaluation["methods"].items() for record in method["layers"].values()
-             for family in record.values() if isinstance(family, dict)
-             for score in family.values() if isinstance(score, dict) and score.get("verdict") == "below"}  # fmt: skip
-    assert below <= set(section.warnings)
+    folded = body[body.index("<details") :]
+    assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == 3
+    assert "LIME: randomization left out" in folded and "deconvnet" not in body
+    assert set(section.warnings) == set(evaluation["methods"])
+    for name, (line,) in section.warnings.items():
+        assert "[Findings](#2-findings)" in line
+        for layer, record in evaluation["methods"][name]["layers"].items():
+            said = "not trusted" if not trusted(record) else "trusted"
+            where = line.split(said, 1)[1].split(";")[0] if said in line else ""
+            assert said in line and (not layer or f"`{layer}`" in where), (name, layer, line)
 
 
 def _below_random(tiny_run: Path, tmp_path: Path) -> Path:
@@ -149,18 +151,17 @@ def _below_random(tiny_run: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_the_report_shows_the_scores_figure_and_warnings(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+def test_the_report_shows_the_scores_figure_and_status_lines(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
     folder = build_report(_below_random(tiny_run, tmp_path), tmp_path / "reports")
     report = (folder / "report.md").read_text()
     trust = report.split("How far can we trust these maps?")[2].split("\n## ")[0]
     assert "| chance (mask area) |" in trust and "(figures/cascade.png)" in trust
     assert "(figures/evaluated_comparison.png)" in trust and (folder / "figures" / "evaluated_comparison.png").is_file()
     best = evaluation["methods"]["grad_cam"]["best_layer"]
-    assert f"Grad-CAM at `{best['layer']}`: {best['why']}" in trust
+    assert f"Grad-CAM at `{best['layer']}`" in trust and "most families supported, then fewest refuted" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
-    warning = "> **Warning:** On this run, Saliency (vanilla gradient) scores below random maps on pointing game"
-    assert warning in saliency
+    assert "trusted (why: [section 2, Findings](#2-findings))." in saliency and "> **Checks on this run:**" in saliency
 
 
 def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
@@ -169,7 +170,7 @@ def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny
     drawn = json.loads(manifest.read_text())
     manifest.write_text(json.dumps(drawn | {"seconds_total": drawn["seconds_total"] + 1}))  # visualized again
     report = (build_report(copy, tmp_path / "reports") / "report.md").read_text()
-    assert "**Stale:**" in report and "> **Warning:**" not in report
+    assert "**Stale:**" in report and "**Checks on this run:**" not in report
 
 
 def test_a_malformed_evaluation_is_named_with_the_fix(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:

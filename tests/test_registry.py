@@ -110,7 +110,7 @@ def test_a_registered_method_runs_and_is_reported(toy: registry.MethodSpec, run_
 
     report = (build_report(run_dir, run_dir.parents[2] / "reports") / "report.md").read_text()
     saliency_section = report.split(". Saliency per class\n")[1].split("\n## ")[0]
-    assert "### Toy brightness (`toy_brightness`)" in saliency_section and "Settings: power=2" in saliency_section
+    assert "### Toy brightness (`toy_brightness`)" in saliency_section and "power=2" in saliency_section
     assert saliency_section.count("figures/visualizations/toy_brightness/") == len(entries)
     assert json.loads((run_dir / "visualizations" / "manifest.json").read_text()) == manifest
 

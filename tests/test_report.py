@@ -111,10 +111,11 @@ def test_report_has_every_section_in_order(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == SECTIONS
-    opening = ["1. Summary", "2. Setup", "3. Learning progress", "4. Results", "5. How far can we trust these maps?"]
-    assert SECTIONS[:5] == opening and SECTIONS[-1].endswith(". Provenance")
+    opening = ["1. Summary", "2. Findings", "3. Setup", "4. Learning progress", "5. Results",
+               "6. How far can we trust these maps?"]  # fmt: skip
+    assert SECTIONS[:6] == opening and SECTIONS[-1].endswith(". Provenance")
     contents = re.findall(r"^- \[(.+)\]\(#([a-z0-9-]+)\)$", text, flags=re.MULTILINE)
-    assert [heading for heading, _ in contents] == SECTIONS and contents[4][1] == "5-how-far-can-we-trust-these-maps"
+    assert [heading for heading, _ in contents] == SECTIONS and contents[5][1] == "6-how-far-can-we-trust-these-maps"
     generated = "Test accuracy" in text or "The model has collapsed onto one class" in text
     assert generated and "Confusion 1:" in text, "observations are generated from the numbers"
     assert "<details" in text and "experiment_name: demo_faces" in text, "resolved config in a collapsible block"

@@ -65,8 +65,8 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "filters",
         "Filters",
-        "The first convolution's weights, the only ones that live in pixel space: edge, colour and blob "
-        "detectors show up here when training has shaped them.",
+        "The first convolution's weights drawn as images, the only weights that live in pixel space (Zeiler & "
+        "Fergus 2014 read trained ones as edge and colour detectors; what these are, the figure shows).",
     ),
     Section(
         "features",
@@ -76,54 +76,60 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "reconstructions",
         "Reconstructions",
-        "Strong feature-map channels projected back to pixel space with the deconvnet (also split into the "
-        "residual and the shortcut path of a block), plain backprop and guided backprop, and images "
-        "reconstructed from a layer's features alone (feature inversion).",
+        "Strong channels projected back to pixel space with the deconvnet (Zeiler & Fergus 2014; also split "
+        "into a block's residual and shortcut path), plain and guided backprop, and images reconstructed from a "
+        "layer's features alone (feature inversion, Mahendran & Vedaldi 2015).",
     ),
     Section(
         "synthesis",
         "Activation maximization",
-        "Synthetic inputs grown by gradient ascent to excite one channel, or one class score.",
+        "Inputs grown by gradient ascent to excite one channel, or one class score (class models, Simonyan et "
+        "al. 2014), with jitter, blur and an L2 penalty as regularizers.",
     ),
     Section(
         "generator",
         "Activation maximization with a generator prior",
-        "Per class, what the class logit wants drawn three ways: in pixel space, in the code space of a generator "
-        "trained to invert the classifier's penultimate features (DGN-AM), and sampled with a denoising prior on "
-        "that code (PPGN-h), each with the classifier's confidence and its distance to the training data "
-        "(`make generate` trains the generator; docs/generator.md).",
+        "Per class, what the class logit wants, drawn in pixel space, in the code space of a generator trained to "
+        "invert the classifier's features (DGN-AM, Nguyen et al. 2016) and sampled with a denoising prior on that "
+        "code (PPGN-h, Nguyen et al. 2017), with confidence and realism (`make generate`; docs/generator.md).",
     ),
     Section(
         "saliency",
         "Saliency per class",
-        "Absolute input gradient of the class score: the pixels whose change moves the score most.",
+        "Saliency (Simonyan et al. 2014): the absolute input gradient of the class score, the pixels whose "
+        "change moves the score most.",
     ),
     Section(
         "guided",
         "Guided backprop variants",
-        "Guided backprop in colour and grayscale, and its positive and negative parts.",
+        "Guided backprop (Springenberg et al. 2015): the input gradient with negative gradients stopped at every "
+        "ReLU, whole and as its positive and negative parts.",
     ),
     Section(
         "smoothgrad",
         "SmoothGrad",
-        "Gradients averaged over noisy copies of the image, which removes most of their speckle.",
+        "SmoothGrad (Smilkov et al. 2017): the gradient averaged over noisy copies of the image, meant to "
+        "average out its speckle.",
     ),
     Section(
         "contributions",
         "Gradient x input and Integrated Gradients",
-        "Signed contributions of each pixel to the class score (red for, blue against).",
+        "Signed contributions of each pixel to the class score (red for, blue against): gradient x input, and "
+        "Integrated Gradients (Sundararajan et al. 2017), the gradient integrated from a black image.",
     ),
     Section(
         "cam",
         "Grad-CAM, Guided Grad-CAM, LayerCAM",
-        "Class activation maps per stage: where in the image the evidence for the class lies.",
+        "Class activation maps per stage: Grad-CAM (Selvaraju et al. 2017) weighs a stage's channels by their mean "
+        "gradient, Guided Grad-CAM multiplies that with guided backprop, LayerCAM (Jiang et al. 2021) weighs "
+        "each position by its positive gradient.",
     ),
     Section(
         "lime",
         "LIME per class",
-        "Superpixels that LIME's local linear model finds for (green) and against (red) the explained class, "
-        "read against the per-class results: the images of the most confused class pairs are explained once for "
-        "the class the model predicted and once for the true class.",
+        "LIME (Ribeiro et al. 2016): a linear model fit to the class probability of copies with superpixels "
+        "hidden; green superpixels speak for the class, red against. Confused images are explained for the "
+        "predicted and the true class.",
         layout="per_class",
     ),
 )

@@ -10,29 +10,37 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ArraySplit:
-    """One split: ``images`` uint8 (N, H, W, C), ``labels`` int64 (N,), optional bool ``masks`` (N, H, W)."""
+    """One split: ``images`` uint8 (N, H, W, C), ``labels`` int64 (N,), optional bool ``masks`` (N, H, W)
+    of the class evidence, optional uint8 ``parts`` (N, H, W): each pixel's part, an index into
+    :attr:`DatasetArrays.part_names`."""
 
     images: np.ndarray
     labels: np.ndarray
     masks: np.ndarray | None = None
+    parts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: np.ndarray) -> ArraySplit:
         masks = None if self.masks is None else self.masks[indices]
-        return ArraySplit(self.images[indices], self.labels[indices], masks)
+        parts = None if self.parts is None else self.parts[indices]
+        return ArraySplit(self.images[indices], self.labels[indices], masks, parts)
 
 
 @dataclass(frozen=True)
 class DatasetArrays:
-    """A whole dataset: three splits, the class names in label order, and the files it was read from."""
+    """A whole dataset: three splits, the class names in label order, and the files it was read from;
+    where the splits carry ``parts``, their names and where they come from (``parts_from``, in words:
+    drawn by the generator, or fixed bands of an aligned face)."""
 
     train: ArraySplit
     val: ArraySplit
     test: ArraySplit
     class_names: tuple[str, ...]
     files: tuple[Path, ...] = field(default_factory=tuple)
+    part_names: tuple[str, ...] = ()
+    parts_from: str = ""
 
     def split(self, name: str) -> ArraySplit:
         if name not in ("train", "val", "test"):

@@ -23,6 +23,17 @@ from convlens.data.cache import cache_folders, cached_arrays, folder_digest
 from convlens.provenance import sha256
 
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+#: FER2013's faces are registered (centred, about the same size), so fixed boxes approximate the parts:
+#: (rows, columns) of each 48x48 image, placed on the training set's mean face (brows about rows 11-14,
+#: eyes 16-21, mouth 33-40). Later boxes overwrite earlier ones; pixels in none are background.
+FER2013_BOXES: dict[str, tuple[slice, slice]] = {
+    "face": (slice(6, 46), slice(5, 43)),
+    "brows": (slice(10, 15), slice(6, 42)),
+    "eyes": (slice(15, 23), slice(6, 42)),
+    "mouth": (slice(31, 42), slice(12, 36)),
+}
+FER2013_PARTS = ("background", *FER2013_BOXES)
+PARTS_FROM = "fixed boxes on the registered 48x48 faces, not landmarks, so approximate for each image"
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 PIXELS = 48 * 48
 #: The arrays cached per split.
@@ -60,12 +71,12 @@ class Fer2013Source:
         source = find_source(self.data_dir)
         if source.is_file():
             splits = self._cached(sha256(source), tuple(USAGE_TO_SPLIT.values()), lambda: read_csv(source))
-            return DatasetArrays(splits["train"], splits["val"], splits["test"], FER2013_CLASSES, (source,))
+            return with_parts(splits["train"], splits["val"], splits["test"], (source,))
         files = [path for split in ("train", "test") for path in (source / split).rglob("*") if path.is_file()]
         splits = self._cached(folder_digest(source, files), ("train", "test"), lambda: read_folders(source))
         train = splits["train"]
         keep, held_out = seeded_holdout(len(train), max(1, round(len(train) * self.val_fraction)), self.split_seed)
-        return DatasetArrays(train.subset(keep), train.subset(held_out), splits["test"], FER2013_CLASSES)
+        return with_parts(train.subset(keep), train.subset(held_out), splits["test"])
 
     def _cached(
         self, digest: str, names: tuple[str, ...], decode: Callable[[], dict[str, ArraySplit]]
@@ -79,6 +90,16 @@ class Fer2013Source:
         folders = cache_folders(self.cache_dir, self.data_dir)
         arrays, _ = cached_arrays(f"fer2013-v{CACHE_FORMAT}-{digest[:16]}.npz", folders, keys, flat)
         return {name: ArraySplit(arrays[f"images_{name}"], arrays[f"labels_{name}"]) for name in names}
+
+
+def with_parts(train: ArraySplit, val: ArraySplit, test: ArraySplit, files: tuple[Path, ...] = ()) -> DatasetArrays:
+    """The dataset with every image's parts: the same :data:`FER2013_BOXES` map, broadcast (no copy)."""
+    parts = np.zeros((48, 48), dtype=np.uint8)
+    for index, (rows, columns) in enumerate(FER2013_BOXES.values(), 1):
+        parts[rows, columns] = index
+    splits = [ArraySplit(split.images, split.labels, split.masks, np.broadcast_to(parts, (len(split), 48, 48)))
+              for split in (train, val, test)]  # fmt: skip
+    return DatasetArrays(*splits, FER2013_CLASSES, files, part_names=FER2013_PARTS, parts_from=PARTS_FROM)
 
 
 def find_source(data_dir: Path) -> Path:

@@ -23,17 +23,28 @@ class DatasetSource(Protocol):
 
 @dataclass(frozen=True)
 class ImageSplit:
-    """A split as tensors: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), ``masks`` bool (N, H, W)."""
+    """A split as tensors: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), ``masks`` bool (N, H, W),
+    ``parts`` uint8 (N, H, W) (see :class:`~convlens.data.arrays.ArraySplit`)."""
 
     images: Tensor
     labels: Tensor
     masks: Tensor | None
+    parts: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def to(self, device: torch.device) -> ImageSplit:
-        return ImageSplit(self.images.to(device), self.labels.to(device), self.masks)
+        return ImageSplit(self.images.to(device), self.labels.to(device), self.masks, self.parts)
+
+
+def _parts(parts: np.ndarray | None) -> Tensor | None:
+    """The parts as a tensor; one map broadcast to every image (fixed boxes) stays a single map."""
+    if parts is None:
+        return None
+    if parts.strides[0] == 0:
+        return torch.from_numpy(np.ascontiguousarray(parts[0])).expand(parts.shape)
+    return torch.from_numpy(parts)
 
 
 class _IndexedBatches(Dataset):
@@ -117,6 +128,8 @@ class ImageDataModule(pl.LightningDataModule):
         )
         self.transform = BatchTransform(image_size, tuple(mean), tuple(std), augment_settings)
         self.class_names: list[str] = []
+        self.part_names: tuple[str, ...] = ()
+        self.parts_from = ""
         self.files: tuple = ()
         self.splits: dict[str, ImageSplit] = {}
 
@@ -127,12 +140,13 @@ class ImageDataModule(pl.LightningDataModule):
         arrays = self.source.load()
         self._check(arrays)
         self.class_names = list(arrays.class_names)
+        self.part_names, self.parts_from = arrays.part_names, arrays.parts_from
         self.files = arrays.files
         for name in ("train", "val", "test"):
             split = arrays.split(name)
             images = torch.from_numpy(np.ascontiguousarray(split.images.transpose(0, 3, 1, 2)))
             masks = None if split.masks is None else torch.from_numpy(split.masks)
-            self.splits[name] = ImageSplit(images, torch.from_numpy(split.labels), masks)
+            self.splits[name] = ImageSplit(images, torch.from_numpy(split.labels), masks, _parts(split.parts))
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()

@@ -35,8 +35,8 @@ Key = tuple[int, int]
 class Images:
     """The (image, class) rows maps were drawn for (every method's, in first-seen order): model input
     (N, C, H, W) on the device, the class each is explained for (N,), their ``keys`` (N,), ground-truth
-    masks (N, H, W) bool at input size (None without them), display images (N, H, W, C) in [0, 1] and
-    the true labels (N,) where known."""
+    masks (N, H, W) bool at input size (None without them), display images (N, H, W, C) in [0, 1],
+    the true labels (N,) where known and the parts (N, H, W) uint8 at input size where the data has them."""
 
     inputs: Tensor
     targets: Tensor
@@ -44,6 +44,7 @@ class Images:
     masks: Tensor | None
     display: np.ndarray
     labels: list[int] | None = None
+    parts: Tensor | None = None
 
     def positions(self, keys: list[Key]) -> Tensor:
         """Rows of these images for ``keys``."""

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.recompute import Recompute
+from convlens.evaluate.regions import resize_parts
 from convlens.explain.localisation import resize_masks
 from convlens.registry import METHODS
 from convlens.rundir import MANIFEST, TrainedRun
@@ -98,7 +99,7 @@ def sample_images(
     run: TrainedRun, model: nn.Module, split_name: str, settings: SampleSettings, device: torch.device
 ) -> Images:  # fmt: skip
     """The sample (:func:`nested_sample`) of ``split_name``: model inputs on ``device``, the class each
-    is explained for, the masks when the data has them, and display images."""
+    is explained for, the masks and parts when the data has them, and display images."""
     if split_name not in ("train", "val", "test"):
         raise UntrustedInputError(
             f"{run.root / MANIFEST}: split={split_name!r} is none of train, val, test; rerun `make visualize`"
@@ -110,9 +111,11 @@ def sample_images(
         predicted = torch.cat([model(chunk).argmax(dim=1) for chunk in inputs.split(256)])
     targets = predicted if settings.explain == "predicted" else split.labels[index].to(device)
     display = run.datamodule.to_display(inputs.cpu()).movedim(1, -1).numpy()
-    masks = None if split.masks is None else resize_masks(split.masks[index], tuple(inputs.shape[-2:])).to(device)
+    size = tuple(inputs.shape[-2:])
+    masks = None if split.masks is None else resize_masks(split.masks[index], size).to(device)
+    parts = None if split.parts is None else resize_parts(split.parts[index], size).to(device)
     keys = list(zip(index, targets.tolist(), strict=True))
-    return Images(inputs, targets, keys, masks, display, split.labels[index].tolist())
+    return Images(inputs, targets, keys, masks, display, split.labels[index].tolist(), parts)
 
 
 def compute_maps(

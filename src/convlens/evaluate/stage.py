@@ -27,6 +27,7 @@ from convlens.evaluate.comparison import Comparison, comparison
 from convlens.evaluate.inputs import MethodMaps, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
+from convlens.evaluate.regions import regions
 from convlens.evaluate.sample import SAMPLE_SIZES, SampleSettings, compute_maps, planned_methods, sample_images
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
@@ -59,6 +60,8 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     subject, missing = prepare(opened, cfg)
     check_stages(subject.model, settings.randomization.stages)
     results, cascade = score_all(subject, settings)
+    data = opened.trained.datamodule
+    parts = regions(subject.images, subject.methods, data.part_names, data.parts_from, cfg.seed)
     evaluation = {
         "run": opened.label,
         "device": str(subject.images.inputs.device),
@@ -68,6 +71,7 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
         "border": border(subject.images.inputs),
         "settings": settings.as_dict(),
         **results,
+        **({"regions": parts} if parts is not None else {}),
         "not_evaluated": missing,
         MADE_FROM: opened.made_from,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convlens.report.markdown import code, table, text
+from convlens.report.markdown import code, folded, table, text
 from convlens.report.overview import REPORT_STAGE
 from convlens.report.run_data import RunData
 
@@ -13,9 +13,11 @@ def provenance(run: RunData) -> str:
     info = run.provenance
     git = info.get("git", {})
     dirty = {True: "yes", False: "no", None: "unknown"}.get(git.get("dirty"), "unknown")
+    lead = (
+        f"git commit {code(git.get('commit') or 'unknown')} (uncommitted changes: {dirty}), seed "
+        f"{text(info.get('seed'))}; the commands, stage times, hardware, packages and files are folded below."
+    )
     rows = [
-        ("git commit", code(git.get("commit") or "unknown")),
-        ("uncommitted changes", dirty),
         ("command", code(info.get("command", ""))),
         ("seed", text(info.get("seed"))),
         *_resumes(info.get("resumes") or []),
@@ -29,21 +31,22 @@ def provenance(run: RunData) -> str:
     packages = sorted(
         (text(name), text(version or "not installed")) for name, version in info.get("packages", {}).items()
     )
-    return "\n\n".join(
+    body = "\n\n".join(
         [
             table(("", ""), rows),
-            "### Stage wall time",
+            "**Stage wall time**",
             _stage_table(info.get("stages", {})),
-            "### Hardware",
+            "**Hardware**",
             table(("", ""), hardware),
-            "### Package versions",
+            "**Package versions**",
             table(("package", "version"), packages),
-            "### Data files",
+            "**Data files**",
             _data_files(info),
-            "### Made from",
+            "**Made from**",
             _made_from(run),
         ]
     )
+    return f"{lead}\n\n{folded('Commands, stage times, hardware, packages, files', body)}"
 
 
 def _stage_table(stages: dict[str, float]) -> str:

@@ -24,7 +24,7 @@ from markdown.extensions.toc import slugify
 from omegaconf import DictConfig
 
 from convlens import atomic, registry
-from convlens.report import appendix, overview, results, visuals
+from convlens.report import appendix, findings, overview, results, visuals
 from convlens.report.assets import available_entries, write_figures
 from convlens.report.render import to_html
 from convlens.report.run_data import RunData, read_run
@@ -36,7 +36,11 @@ from convlens.untrusted import inside, safe_name
 
 log = logging.getLogger(__name__)
 
-OPENING_SECTIONS = ("Summary", "Setup", "Learning progress", "Results", "How far can we trust these maps?")
+OPENING_SECTIONS = (
+    "Summary", "Findings", "Setup", "Learning progress", "Results", "How far can we trust these maps?",
+)  # fmt: skip
+#: The number of the trust section, which the Findings point to.
+TRUST_SECTION = OPENING_SECTIONS.index("How far can we trust these maps?") + 1
 CLOSING_SECTIONS = ("Provenance",)
 #: Characters that continue a file name: a path prefix followed or preceded by one is part of a longer name.
 PATH_CHARACTERS = r"\w.~-"
@@ -88,9 +92,11 @@ def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
     """The title, then every section under its number."""
     first_visual = len(OPENING_SECTIONS) + 1
     numbers = {section.key: first_visual + index for index, section in enumerate(registry.SECTIONS)}
-    scores = trust(run)
+    findings_heading = f"2. {OPENING_SECTIONS[1]}"
+    scores = trust(run, f"[section 2, Findings](#{slugify(findings_heading, '-')})")
     bodies = [
         overview.summary(run, entries, numbers),
+        findings.findings(run, numbers | {"trust": TRUST_SECTION}),
         overview.setup(run),
         results.learning_progress(run),
         results.results(run),

@@ -14,7 +14,7 @@ from typing import Any
 from convlens import registry
 from convlens.report.assets import visualization_link
 from convlens.report.format import number
-from convlens.report.markdown import code, text
+from convlens.report.markdown import code, folded, text
 from convlens.rundir import DEFAULT_SPLIT
 from convlens.text import slug
 
@@ -29,6 +29,8 @@ GROUP_TEXT = {
     "mistake": ("misclassified {images}, the most confident mistakes", True),
     "confused": ("the most confused class pairs, each image explained for its predicted and its true class", False),
 }
+#: Captions list the images' indices up to this many images (the figure titles name every image).
+SHOWN_INDICES = 3
 #: A split's name in a sentence ("validation images").
 SPLIT_WORDS = {"test": "test", "val": "validation", "train": "training"}
 
@@ -76,21 +78,22 @@ def method_block(
     warnings: Sequence[str] = (),
     split: str = DEFAULT_SPLIT,
 ) -> str:
-    """A method's heading, its settings, notes and run time from the manifest, warnings about how far its
-    maps can be trusted on this run, and its figures (of images of ``split``); repeated detail (mistakes)
-    folded into <details>."""
+    """A method's heading, its settings, notes and run time from the manifest, the line saying where its
+    maps are trusted on this run, and its figures (of images of ``split``); repeated detail (mistakes, a
+    further view of the model alone) folded into <details>."""
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
     parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", [])]
-    parts += [f"> **Warning:** {warning}" for warning in warnings]
-    for entry in entries:
+    parts += [f"> {line}" for line in warnings]
+    for position, entry in enumerate(entries):
         kind = group(entry)
-        description, folded = GROUP_TEXT.get(kind, ("", False))
+        description, fold = GROUP_TEXT.get(kind, ("", False))
         description = description.format(images=split_images(split))
         shown = figure(entry, split)
-        if folded:
-            count = len(entry.get("images") or [])
-            shown = f'<details markdown="1">\n<summary>{description} ({count})</summary>\n\n{shown}\n\n</details>'
+        if fold:
+            shown = folded(f"{description} ({len(entry.get('images') or [])})", shown)
+        elif kind is None and position > 0:  # a further view of the model alone (filters per channel)
+            shown = folded("another view", shown)
         parts.append(shown)
     return "\n\n".join(parts)
 
@@ -114,9 +117,15 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
     if names:
         parts.append(("layer " if len(names) == 1 else "layers ") + ", ".join(code(name) for name in names))
     images = entry.get("images") or []
+    counted = {(image.get("image_index"), image.get("class")) for image in images}
+    distinct = list(dict.fromkeys(image.get("image_index") for image in images))
     if images:
-        indices = ", ".join(text(image.get("image_index")) for image in images)
-        parts.append(f"{len(images)} {split_images(split, len(images))} ({indices})")
+        shown = f"{len(distinct)} {split_images(split, len(distinct))}"
+        if len(distinct) <= SHOWN_INDICES:
+            shown += f" ({', '.join(text(index) for index in distinct)})"
+        if len(counted) > len(distinct):
+            shown += f", {len(counted)} image-class pairs"
+        parts.append(shown)
     parts += [f"{score_name(key, names)} {number(value)}" for key, value in sorted(mean_scores(entry).items())]
     return f"*{' · '.join(parts)}*" if parts else ""
 
@@ -149,11 +158,12 @@ def _is_number(value: Any) -> bool:
 
 
 def _settings_line(summary: dict[str, Any]) -> str:
+    """The method's settings (folded: they are for who reruns it) and its run time."""
     parameters = summary.get("parameters") or {}
     shown = ", ".join(f"{text(key)}={text(number(value))}" for key, value in sorted(parameters.items()))
     seconds = summary.get("seconds")
     timing = f" · {seconds:.1f} s" if isinstance(seconds, int | float) else ""
-    return f"Settings: {shown or 'none'}{timing}"
+    return folded(f"Settings{timing}", shown) if shown else f"Settings: none{timing}"
 
 
 def _names(methods: Sequence[str]) -> str:

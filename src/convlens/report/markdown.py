@@ -45,3 +45,8 @@ def _cell(value: Any) -> str:
 def one_line(value: Any) -> str:
     """``value`` as text with every line break made a space."""
     return _LINE_BREAKS.sub(" ", str(value))
+
+
+def folded(summary: str, body: str) -> str:
+    """``body`` inside a closed ``<details>`` block titled ``summary`` (HTML and GitHub render its markdown)."""
+    return f'<details markdown="1">\n<summary>{summary}</summary>\n\n{body}\n\n</details>'

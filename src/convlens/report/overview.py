@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from convlens import registry
 from convlens.report import gallery
 from convlens.report.format import epoch, pixels, sizes, split_result
-from convlens.report.markdown import code, table, text
+from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
 from convlens.report.run_data import RunData
 
@@ -101,7 +101,12 @@ def _data_used(run: RunData) -> str:
 
 
 def setup(run: RunData) -> str:
-    parts = ["### Data", _data_table(run), "### Model", _model_table(run)]
+    parts = [
+        "### Data",
+        _data_table(run),
+        "### Model",
+        folded(f"{text(run.metrics['model'])}: layers, output shapes, parameters, multiply-adds", _model_table(run)),
+    ]
     return "\n\n".join([*parts, "### Training", _training_table(run), _config_block(run)])
 
 
@@ -208,10 +213,7 @@ def _settings(node: Any) -> str:
 
 def _config_block(run: RunData) -> str:
     yaml = OmegaConf.to_yaml(run.config).strip().replace("```", "'''")
-    return (
-        '<details markdown="1">\n<summary>Resolved config (config.yaml of the run)</summary>\n\n'
-        f"```yaml\n{yaml}\n```\n\n</details>"
-    )
+    return folded("Resolved config (config.yaml of the run)", f"```yaml\n{yaml}\n```")
 
 
 def _total_time(stages: dict[str, float]) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from convlens.report.assets import CONFUSION_MATRIX, LEARNING_CURVES
-from convlens.report.convergence import convergence
 from convlens.report.format import percent, value
-from convlens.report.markdown import table, text
+from convlens.report.markdown import folded, table, text
 from convlens.report.observations import most_confused_with, observations
 from convlens.report.run_data import RunData
 
@@ -18,9 +17,9 @@ def learning_progress(run: RunData) -> str:
     rows = [(epoch, *(value(curves.values[tag][i]) for tag in tags)) for i, epoch in enumerate(curves.epochs)]
     header = ("epoch", *(text(tag) if tag != curves.lr_tag else "learning rate" for tag in tags))
     figure = f"![Learning curves]({LEARNING_CURVES})"
-    note = "Per-epoch values from the TensorBoard event files in `tensorboard/` (epochs counted from 1)."
-    lines = convergence(curves.values.get("val/acc", []), run.metrics.get("best_epoch"), run.metrics)
-    return "\n\n".join([note, figure, table(header, rows), *(f"- {line}" for line in lines)])
+    note = ("From the TensorBoard event files in `tensorboard/` (epochs counted from 1); whether training converged "
+            "is said in the Findings.")  # fmt: skip
+    return "\n\n".join([note, figure, folded("Per-epoch values", table(header, rows))])
 
 
 def results(run: RunData) -> str:

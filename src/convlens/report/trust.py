@@ -20,30 +20,30 @@ from convlens.rundir import DEFAULT_SPLIT, EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
 INTRO = (
-    "A map shows where a method puts the evidence for a class; whether the model uses that evidence is a "
-    "separate question. The figure shows every method that localises evidence on the same correctly "
-    "classified images; the scores below say how far each can be trusted on this run."
+    "A map shows where a method puts the evidence for a class; whether the model uses that evidence is what the "
+    "checks below test."
 )
 
 
 def _layers_shown(run: RunData) -> str:
-    """The evaluated comparison's caption: its images, and why each method with several layers is shown at
-    one (entries that are not what the evaluate stage writes are left out: the file is input)."""
+    """The evaluated comparison's caption: its images, and the layer each method with several layers is shown at
+    (entries that are not what the evaluate stage writes are left out: the file is input)."""
     chosen = []
     for record in (run.evaluation.get("methods") or {}).values():
         best = record.get("best_layer") if isinstance(record, dict) else None
-        if isinstance(best, dict) and all(isinstance(best.get(key), str) for key in ("layer", "why")):
-            chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])}: {text(best['why'])}")
-    caption = ("The images are the first of each class, explained for its true class, in the evaluation's random "
-               "sample, whose scores follow.")  # fmt: skip
+        if isinstance(best, dict) and isinstance(best.get("layer"), str):
+            chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])}")
+    caption = "The first image of each class in the evaluation's random sample, explained for its true class."
     if chosen:
-        caption += (" Methods drawn at several layers are shown at the layer this run's evaluation supports best: "
-                    f"{'; '.join(chosen)}. Their other layers are in each method's section.")  # fmt: skip
+        caption += (f" Methods with several layers at the one the checks support best ({', '.join(chosen)}: most "
+                    "families supported, then fewest refuted, then pointing game); the others are in their "
+                    "method's section.")  # fmt: skip
     return caption
 
 
-def trust(run: RunData) -> TrustSection:
-    """The section's body and the per-method warnings, from the run's comparison figure and evaluation."""
+def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
+    """The section's body and the per-method status lines, from the run's comparison figure and evaluation;
+    ``findings`` links to the Findings section, where the verdicts are said."""
     parts = [INTRO]
     if evaluated_comparison_file(run) is not None and not run.evaluation_stale:
         parts += [f"![Every evaluated method on the same sample images]({EVALUATED_COMPARISON})", _layers_shown(run)]
@@ -67,7 +67,7 @@ def trust(run: RunData) -> TrustSection:
         )
     figure = CASCADE if cascade_file(run) is not None else None
     try:
-        scores = scores_section(run.evaluation, figure, run.label)
+        scores = scores_section(run.evaluation, figure, run.label, findings)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         raise UntrustedInputError(
             f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: "

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
-from convlens.report.markdown import code, table, text
+from convlens.report.findings import trusted
+from convlens.report.markdown import code, folded, table, text
 from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, verdict_cells
 
 CASCADE_NOTE = (
@@ -36,21 +37,25 @@ class TrustSection:
     warnings: dict[str, list[str]] = field(default_factory=dict)
 
 
-def scores_section(evaluation: dict[str, Any] | None, figure: str | None = None, run_label: str = "") -> TrustSection:
+def scores_section(evaluation: dict[str, Any] | None, figure: str | None = None, run_label: str = "",
+                   findings: str = "") -> TrustSection:  # fmt: skip
     """The section's scores for ``evaluation`` (None: not evaluated yet); ``figure`` is the report's link to the
-    copied ``cascade.png`` (None: no figure)."""
+    copied ``cascade.png`` (None: no figure). The verdicts are the Findings' (``findings``: its heading's
+    link); the full table and the sentences behind them are folded, to be opened by who checks them."""
     if evaluation is None:
         return TrustSection(f"The maps of this run are not evaluated yet: run `make evaluate RUN={run_label}`.")
     rows = [row for name, method in evaluation["methods"].items() for row in _rows(name, method)]
-    parts = [_intro(evaluation), _table(evaluation, rows)]
+    parts = [f"The verdicts are in {findings}; every score behind them is folded below."]
     if figure:
         parts += ["### Randomization cascade", f"![Cascading model-parameter randomization]({figure})", CASCADE_NOTE]
+    detail = [_intro(evaluation), _table(evaluation, rows)]
     sentences = _observations(evaluation, rows)
     if sentences:
-        parts += ["### What the numbers say", "\n".join(f"- {sentence}" for sentence in sentences)]
-    parts += _left_out(evaluation)
-    warnings = {name: _warnings(name, evaluation) for name in evaluation["methods"]}
-    return TrustSection("\n\n".join(parts), {name: lines for name, lines in warnings.items() if lines})
+        detail += ["**What the numbers say**", "\n".join(f"- {sentence}" for sentence in sentences)]
+    detail += _left_out(evaluation)
+    parts.append(folded("Every score: n, interval, test and verdict per method and layer", "\n\n".join(detail)))
+    lines = {name: _status(name, evaluation, findings) for name in evaluation["methods"]}
+    return TrustSection("\n\n".join(parts), lines)
 
 
 @dataclass(frozen=True)
@@ -250,32 +255,21 @@ def _left_out(evaluation: dict[str, Any]) -> list[str]:
     lines = [f"{text(method['title'])}: {family} left out, {text(reason)}" for method in evaluation["methods"].values()
              for family, reason in method["skipped"].items()]  # fmt: skip
     lines += [f"{code(name)}: not evaluated, {text(reason)}" for name, reason in evaluation["not_evaluated"].items()]
-    return ["### Not evaluated", "\n".join(f"- {line}" for line in lines)] if lines else []
+    return ["**Not evaluated**", "\n".join(f"- {line}" for line in lines)] if lines else []
 
 
-def _warnings(name: str, evaluation: dict[str, Any]) -> list[str]:
-    """Sentences for a method's own section: every score below random on this run, and an insensitive
-    randomization cascade."""
-    method = evaluation["methods"][name]
-    lines = []
-    for row in _rows(name, method):
-        where = f" at {code(row.layer)}" if row.layer else ""
-        for family, metric in scored_metrics():
-            score = row.record.get(family, {}).get(metric.key)
-            if score and score["verdict"] == "below":
-                lines.append(
-                    f"On this run, {row.title}{where} scores below "
-                    f"{REFERENCES.get(score['reference'], 'its reference')} on {metric.label} "
-                    f"({score['value']:.2f} vs {score['baseline']:.2f}): "
-                    f"{_why(evaluation, row, score, metric.worse, metric.key)}."
-                )
-        record = row.record.get("randomization")
-        if record and record["verdict"] == "insensitive":
-            lines.append(
-                f"On this run, {row.title}{where} is not shown to depend on the weights: "
-                f"{row.record['verdicts']['randomization']['why']}."
-            )
-    return lines
+def _status(name: str, evaluation: dict[str, Any], findings: str) -> list[str]:
+    """The one line a method's own section carries: at which layers the Findings trust its maps (the
+    verdicts themselves are said once, there)."""
+    layers = evaluation["methods"][name]["layers"]
+    if list(layers) == [""]:
+        verdict = "trusted" if trusted(layers[""]) else "not trusted"
+        return [f"**Checks on this run:** {verdict} (why: {findings})."]
+    ok = [code(layer) for layer, record in layers.items() if trusted(record)]
+    failing = [code(layer) for layer, record in layers.items() if not trusted(record)]
+    said = [f"{verdict} at {', '.join(layers)}" for verdict, layers in (("trusted", ok), ("not trusted", failing))
+            if layers]  # fmt: skip
+    return [f"**Checks on this run:** {'; '.join(said)} (why: {findings})."]
 
 
 def _number(value: float | None) -> str:

@@ -1,7 +1,7 @@
 """The report's visualization sections, one per section of :mod:`convlens.registry`.
 
 A ``methods`` section shows each of its methods' figures in turn; a ``per_class`` section (LIME)
-groups them by the true class of their image, next to how well the model recognizes that class.
+shows them next to how well the model recognizes each class (folded: the Findings name the confusions).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from convlens import registry
 from convlens.report import gallery
 from convlens.report.format import percent
 from convlens.report.markdown import table, text
-from convlens.report.observations import confused_pairs, ranked_classes, tied_extremes
 from convlens.report.results import confused_text
 from convlens.report.run_data import RunData
 from convlens.rundir import DEFAULT_SPLIT
@@ -23,12 +22,12 @@ Entries = Sequence[dict[str, Any]]
 
 def visual_section(section: registry.Section, run: RunData, entries: Entries, warnings: dict[str, list[str]]) -> str:
     """The section's description, notes on missing or skipped methods, and each method's figures with
-    its ``warnings`` (how far its maps can be trusted on this run); a ``per_class`` section first relates
-    its figures to the per-class results."""
+    its ``warnings`` (the line saying where its maps are trusted on this run); a ``per_class`` section
+    first folds in the per-class results."""
     parts = _header(section, run, entries)
     methods = registry.section_methods(section)
     if section.layout == "per_class" and any(entry["method"] in methods for entry in entries):
-        parts += _lead(run) + [_class_table(run)]
+        parts.append(_class_table(run))
     summaries = (run.manifest or {}).get("methods", {})
     split = (run.manifest or {}).get("split", DEFAULT_SPLIT)
     for method in methods:
@@ -46,27 +45,6 @@ def _header(section: registry.Section, run: RunData, entries: Entries) -> list[s
     summaries = (run.manifest or {}).get("methods", {})
     notes += [gallery.skipped_note(method, summaries[method].get("skipped")) for method in empty]
     return [section.about, *notes]
-
-
-def _lead(run: RunData) -> list[str]:
-    """Points the figures at the results: the best and worst class and the most frequent confusions."""
-    ranking = ranked_classes(run.metrics.get("per_class_accuracy") or {})
-    if not ranking or run.confusion is None:
-        return []
-    top, best, bottom, worst = tied_extremes(ranking)
-    lead = f"The model recognizes {_names(top)} best ({best:.1%}) and {_names(bottom)} worst ({worst:.1%})."
-    pairs = confused_pairs(run.confusion, run.class_names, k=1)
-    if pairs:
-        lead += (
-            f" Its most frequent mistake is **{text(pairs[0].true)}** taken for **{text(pairs[0].predicted)}** "
-            f"({pairs[0].count} test images): the grid of confused pairs below explains such images once for the "
-            "class predicted and once for the true one."
-        )
-    return [lead]
-
-
-def _names(names: list[str]) -> str:
-    return " and ".join(", ".join(f"**{text(name)}**" for name in names).rsplit(", ", 1))
 
 
 def _class_table(run: RunData) -> str:

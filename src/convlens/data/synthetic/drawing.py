@@ -12,11 +12,13 @@ CHUNK = 128
 
 @dataclass(frozen=True)
 class SyntheticSplit:
-    """One generated split; ``images`` is uint8 (N, H, W, C), ``masks`` the class evidence (N, H, W)."""
+    """One generated split; ``images`` is uint8 (N, H, W, C), ``masks`` the class evidence (N, H, W),
+    ``parts`` uint8 (N, H, W) each pixel's part (an index into the dataset's part names)."""
 
     images: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
+    parts: np.ndarray
 
 
 def _check_n(n: int) -> None:

@@ -21,6 +21,10 @@ from convlens.data.synthetic.drawing import (
 FACES_CLASSES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 
 FACES_SIZE = 48
+#: Each pixel's part, in index order: the parts that carry the class (eyes, brows, mouth: the evidence
+#: mask) and the rest of the face and the background (hair included), so shares of a map sum to 1.
+FACES_PARTS: tuple[str, ...] = ("background", "face", "eyes", "brows", "mouth")
+_FACE, _EYES, _BROWS, _MOUTH = 1, 2, 3, 4
 
 # Faces are drawn in a face frame: u to the right, v down, unit = half the face height, origin at
 # the face centre. Only the eyes, brows and mouth depend on the class; everything else (outline,
@@ -139,7 +143,9 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
 
     Only eyes, brows and mouth carry the class; pose, scale, face shape, skin, hair, lighting and
     noise are random and class-independent. The mask is a fixed region around each eye with its
-    brow and around the mouth, posed with the face, so its size says nothing about the class.
+    brow and around the mouth, posed with the face, so its size says nothing about the class. The
+    parts (:data:`FACES_PARTS`) split it: an eye window's pixels above the line halfway between the
+    brow and the top of the eye are brows, the others eyes.
     """
     _check_n(n)
     rng = np.random.default_rng(seed)
@@ -178,6 +184,7 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
 
     images = np.empty((n, size, size, 1), dtype=np.uint8)
     masks = np.zeros((n, size, size), dtype=bool)
+    parts = np.zeros((n, size, size), dtype=np.uint8)
     x = np.arange(size, dtype=np.float32)[None, None, :]
     y = np.arange(size, dtype=np.float32)[None, :, None]
     for start in range(0, n, CHUNK):
@@ -200,6 +207,7 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
         _draw(image, _col(hair[s]), _coverage(back))
         face = _coverage(_ellipse_distance(u, v, fw, np.where(v > 0, _col(chin[s]), 1.0), px))
         _draw(image, _col(skin[s]), face)
+        parts[s][face >= 0.5] = _FACE
         _draw(image, _col(hair[s]), _coverage((v - _col(hairline[s])) * px) * face)
 
         # Nose (class-independent), eyes with brows, and mouth, each drawn inside its own window.
@@ -239,7 +247,10 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
             brow = _stroke_distance(eu, ev, _BROW_HALF_LENGTH, curve, slope, _col(line_half[s]) * 1.2, px)
             _draw(patch, ink_s, _coverage(brow))
             image[at, rows, cols] = patch
-            masks[s][at, rows, cols] |= _in_region(eu, ev, _EYE_REGION)
+            region = _in_region(eu, ev, _EYE_REGION)
+            masks[s][at, rows, cols] |= region
+            brows = ev < 0.5 * (curve - eye_open)  # above the line halfway between brow and eye top
+            parts[s][at, rows, cols] = np.where(region, np.where(brows, _BROWS, _EYES), parts[s][at, rows, cols])
         # Mouth: an open ellipse, or a stroke (curved, tilted, wavy, thick or thin).
         my = _col(mouth_y[s])
         rows, cols = pose.window(np.float32(0.0), my, _MOUTH_REGION)
@@ -256,9 +267,11 @@ def make_faces(n: int, seed: int) -> SyntheticSplit:
         stroke = _stroke_distance(wu, mv, width, curve, slope / width, thickness, px)
         _draw(patch, ink_s, _coverage(np.where(c["mouth_open"] > 0.5, lips, stroke)))
         image[at, rows, cols] = patch
-        masks[s][at, rows, cols] |= _in_region(wu, mv, _MOUTH_REGION)
+        region = _in_region(wu, mv, _MOUTH_REGION)
+        masks[s][at, rows, cols] |= region
+        parts[s][at, rows, cols] = np.where(region, _MOUTH, parts[s][at, rows, cols])
         # Lighting and sensor noise.
         image = (image - 0.5) * _col(contrast[s]) + 0.5 + _col(brightness[s])
         image += rng.standard_normal(image.shape, dtype=np.float32) * _col(noise_sigma[s])
         images[s, ..., 0] = _to_uint8(image)
-    return SyntheticSplit(images=images, labels=labels, masks=masks)
+    return SyntheticSplit(images=images, labels=labels, masks=masks, parts=parts)

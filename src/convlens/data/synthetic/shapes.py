@@ -17,6 +17,8 @@ from convlens.data.synthetic.drawing import (
     _uniform,
 )
 
+#: Each pixel's part, in index order: the shape (the evidence mask) or the background around it.
+SHAPES_PARTS: tuple[str, ...] = ("background", "shape")
 SHAPES_CLASSES: tuple[str, ...] = (
     "circle",
     "square",
@@ -180,4 +182,4 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
         image += rng.standard_normal(image.shape, dtype=np.float32) * noise_sigma[s, None, None, None]
         images[s] = _to_uint8(image)
         masks[s] = coverage >= 0.5
-    return SyntheticSplit(images=images, labels=labels, masks=masks)
+    return SyntheticSplit(images=images, labels=labels, masks=masks, parts=masks.astype(np.uint8))

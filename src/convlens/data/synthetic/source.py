@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from convlens.data.arrays import ArraySplit, DatasetArrays
-from convlens.data.synthetic.faces import FACES_CLASSES, make_faces
-from convlens.data.synthetic.shapes import SHAPES_CLASSES, make_shapes
+from convlens.data.synthetic.faces import FACES_CLASSES, FACES_PARTS, make_faces
+from convlens.data.synthetic.shapes import SHAPES_CLASSES, SHAPES_PARTS, make_shapes
 
 GENERATORS = {
-    "shapes": (make_shapes, SHAPES_CLASSES),
-    "faces": (make_faces, FACES_CLASSES),
+    "shapes": (make_shapes, SHAPES_CLASSES, SHAPES_PARTS),
+    "faces": (make_faces, FACES_CLASSES, FACES_PARTS),
 }
+PARTS_FROM = "drawn by the generator (ground truth)"
 
 
 class SyntheticSource:
@@ -25,9 +26,12 @@ class SyntheticSource:
         self.seed = seed
 
     def load(self) -> DatasetArrays:
-        make, class_names = GENERATORS[self.kind]
+        make, class_names, part_names = GENERATORS[self.kind]
         splits = {}
         for offset, (name, size) in enumerate(self.sizes.items()):
             generated = make(size, self.seed + offset)
-            splits[name] = ArraySplit(generated.images, generated.labels, generated.masks)
-        return DatasetArrays(splits["train"], splits["val"], splits["test"], tuple(class_names))
+            splits[name] = ArraySplit(generated.images, generated.labels, generated.masks, generated.parts)
+        return DatasetArrays(
+            splits["train"], splits["val"], splits["test"], tuple(class_names), part_names=part_names,
+            parts_from=PARTS_FROM,
+        )  # fmt: skip

@@ -1,0 +1,95 @@
+"""Where the maps put their mass: per class, each method's share of attribution in each part of the image
+(the parts the synthetic generator drew, or fixed boxes on registered faces), next to the part's share of
+the area, with a 95% bootstrap interval over the images (``scipy.stats.bootstrap``).
+
+This is what the report's "where does the model look?" answers from. It is a description, not a test: a
+part with a share well above its area is where a map puts the evidence; whether that map can be believed
+is the other families' question, so the report reads these shares only for the methods they support.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import Tensor
+
+from convlens.evaluate.inputs import Images, MethodMaps
+
+#: Bootstrap resamples per interval: percentile intervals of a mean need no more at these sample sizes.
+RESAMPLES = 999
+CONFIDENCE = 0.95
+
+
+def resize_parts(parts: Tensor, size: tuple[int, int]) -> Tensor:
+    """Part maps (N, h, w) uint8 at the model's input ``size`` (nearest neighbour, as the masks)."""
+    return F.interpolate(parts[:, None].float(), size=size, mode="nearest")[:, 0].round().to(torch.uint8)
+
+
+def part_shares(maps: Tensor, parts: Tensor, count: int) -> Tensor:
+    """Per image (N, count): the share of the map's total in each part; a zero map gives the areas."""
+    onehot = F.one_hot(parts.flatten(1).long(), count).to(maps.dtype)  # (N, HW, count)
+    mass = torch.einsum("np,npk->nk", maps.flatten(1).clamp_min(0), onehot)
+    total = mass.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, mass / total.clamp_min(torch.finfo(maps.dtype).tiny), area_shares(parts, count))
+
+
+def area_shares(parts: Tensor, count: int) -> Tensor:
+    """Per image (N, count): each part's share of the image."""
+    return F.one_hot(parts.flatten(1).long(), count).float().mean(dim=1)
+
+
+def summary(shares: np.ndarray, seed: int) -> dict[str, list[float | None]]:
+    """Mean share per part over the images (n, parts), with a percentile bootstrap interval (None on fewer
+    than 2 images or when every image agrees)."""
+    mean = shares.mean(axis=0)
+    low = high = [None] * shares.shape[1]
+    if len(shares) >= 2 and np.ptp(shares, axis=0).max() > 0:
+        found = stats.bootstrap((shares,), np.mean, axis=0, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
+                                method="percentile", random_state=seed).confidence_interval  # fmt: skip
+        low, high = _rounded(np.nan_to_num(found.low, nan=mean)), _rounded(np.nan_to_num(found.high, nan=mean))
+    return {"share": _rounded(mean), "low": low, "high": high}
+
+
+def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ...], source: str,
+            seed: int) -> dict[str, Any] | None:  # fmt: skip
+    """The JSON record: parts, where they come from, which are the class evidence, per class explained its
+    images and area shares, and per method and layer per class its shares (classes keyed by their index as a
+    string); None without parts."""
+    if images.parts is None or not names:
+        return None
+    areas = area_shares(images.parts, len(names)).cpu().numpy()
+    targets = images.targets.cpu().numpy()
+    classes = {str(c): {"images": int((targets == c).sum()), "area": _rounded(areas[targets == c].mean(axis=0))}
+               for c in np.unique(targets)}  # fmt: skip
+    record = {"parts": list(names), "from": source, "grouped_by": "the class each image is explained for",
+              "evidence": evidence_parts(images, names), "classes": classes, "methods": {}}  # fmt: skip
+    for name, maps in methods.items():
+        rows = images.positions(maps.keys)
+        explained = targets[rows.cpu().numpy()]
+        record["methods"][name] = {
+            layer: _per_class(part_shares(values, images.parts[rows], len(names)).cpu().numpy(), explained, seed)
+            for layer, values in maps.layers.items()
+        }
+    return record
+
+
+def evidence_parts(images: Images, names: tuple[str, ...]) -> list[str]:
+    """The parts that lie inside the ground-truth evidence masks (all but 1% of their pixels); none
+    without masks (real data: which part carries the class is what the question asks)."""
+    if images.masks is None or images.parts is None:
+        return []
+    inside = [images.masks[images.parts == index].float().mean() for index in range(len(names))]
+    return [name for name, share in zip(names, inside, strict=True) if share.isfinite() and share >= 0.99]
+
+
+def _per_class(shares: np.ndarray, explained: np.ndarray, seed: int) -> dict[str, Any]:
+    return {str(c): {"images": int((explained == c).sum())} | summary(shares[explained == c], seed)
+            for c in np.unique(explained)}  # fmt: skip
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(value), 4) for value in values]

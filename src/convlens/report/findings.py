@@ -1,0 +1,215 @@
+"""The report's Findings: the assignment's questions answered for this run, each sentence computed from the
+run's numbers with its threshold stated, pointing to the figure that shows it.
+
+- **Which maps to believe**: one row per method at its best-supported layer with the verdict of each family
+  of checks (``evaluation.json``); a map is *trusted* here when faithfulness and randomization support it and
+  localisation does not speak against it (:func:`trusted`). Robustness is shown, not required: class means
+  average the per-image noise it measures away.
+- **Where the model looks**: per class, the share of the trusted map that localises best inside each part of
+  the image (:mod:`convlens.evaluate.regions`), with its interval, against the part's share of the area.
+- **What it confuses**: the pairs that make most of the test errors, and the part whose share differs most
+  between the two classes of the largest.
+- **Converged? Limits**: the convergence sentences (:mod:`convlens.report.convergence`), the data, the
+  training length and the images evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from convlens.evaluation_registry import FAMILIES
+from convlens.report.convergence import convergence
+from convlens.report.markdown import code, table, text
+from convlens.report.observations import collapse, confused_pairs
+from convlens.report.run_data import RunData
+
+#: Families that must support a map before it answers "where does the model look?".
+REQUIRED = ("faithfulness", "randomization")
+#: A part is named as where a class's evidence lies when its share is at least this multiple of its area
+#: and its interval lies above its area.
+FAVOURED = 1.5
+#: Confusion pairs are named until they cover this share of the test errors (at most :data:`MAX_PAIRS`).
+ERROR_SHARE = 0.5
+MAX_PAIRS = 3
+
+
+def findings(run: RunData, sections: Mapping[str, int]) -> str:
+    """The section's body; ``sections`` maps a section's key (``trust``, a visualization section's key)
+    to its number, for the pointers."""
+    evaluation = None if run.evaluation_stale else run.evaluation
+    chosen = lead_method(evaluation)
+    parts = ["### Which maps to believe", *believe(evaluation, run.label, sections),
+             "### Where the model looks", *where(evaluation, chosen, run.class_names, sections),
+             "### What it confuses", *confuses(run, evaluation, chosen),
+             "### Converged? Limits", *limits(run)]  # fmt: skip
+    return "\n\n".join(parts)
+
+
+def trusted(record: Mapping[str, Any]) -> bool:
+    """A layer record's verdicts: every :data:`REQUIRED` family supports it, localisation does not refute it."""
+    verdicts = record.get("verdicts") or {}
+    required = all((verdicts.get(family) or {}).get("verdict") == "supported" for family in REQUIRED)
+    return required and (verdicts.get("localisation") or {}).get("verdict") != "not supported"
+
+
+def shown_layers(evaluation: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, layer, layer record) of each method at its best-supported layer ('' for a single map)."""
+    shown = []
+    for name, method in (evaluation.get("methods") or {}).items():
+        layer = (method.get("best_layer") or {}).get("layer", next(iter(method["layers"]), ""))
+        shown.append((name, layer, method["layers"][layer]))
+    return shown
+
+
+def lead_method(evaluation: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The trusted (method, layer) with the highest pointing game (the first trusted where none was
+    scored) and shares of the parts; None when no map is trusted or nothing was measured."""
+    if not evaluation or not evaluation.get("regions"):
+        return None
+    measured = evaluation["regions"]["methods"]
+    candidates = [(name, layer, record) for name, layer, record in shown_layers(evaluation)
+                  if trusted(record) and layer in measured.get(name, {})]  # fmt: skip
+    if not candidates:
+        return None
+    name, layer, _ = max(candidates, key=lambda item: _pointing(item[2]))
+    return name, layer
+
+
+def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[str, int]) -> list[str]:
+    """The verdict table (one row per method at its best layer) and which maps the findings use."""
+    if not evaluation:
+        return [f"Not evaluated: `make evaluate RUN={label}` tests the maps; until then no map is trusted."]
+    rows = [(_title(evaluation, name, layer), *(_verdict(record, family) for family in FAMILIES),
+             "yes" if trusted(record) else "no") for name, layer, record in shown_layers(evaluation)]  # fmt: skip
+    header = ("method (best layer)", *FAMILIES, "trusted")
+    count = sum(row[-1] == "yes" for row in rows)
+    rule = (f"{count} of {len(rows)} methods are trusted: supported on {' and '.join(REQUIRED)} and not "
+            f"refuted on localisation (the checks and every layer: section {sections['trust']}).")  # fmt: skip
+    return [table(header, rows), rule]
+
+
+def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
+          sections: Mapping[str, int]) -> list[str]:  # fmt: skip
+    """Per class, the lead method's share of each part against its area, and the parts above their area."""
+    regions = (evaluation or {}).get("regions")
+    if not regions:
+        return ["The data has no part maps, so where the model looks cannot be measured here: the comparison "
+                f"figure in section {sections['trust']} shows it, unscored."]  # fmt: skip
+    if chosen is None:
+        return ["No map is trusted on this run, so where the model looks is not answered: a map that fails its "
+                "checks shows the image or the method, not the model."]  # fmt: skip
+    name, layer = chosen
+    shares, names = regions["methods"][name][layer], regions["parts"]
+    rows, lines = [], []
+    for key, found in shares.items():
+        area = regions["classes"][key]["area"]
+        shown = (_share(found, index) for index in range(len(names)))
+        rows.append((text(class_names[int(key)]), found["images"], *shown))
+        lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
+    areas = np.mean([found["area"] for found in regions["classes"].values()], axis=0)
+    rows.append(("share of the area", "", *(f"{area:.0%}" for area in areas)))
+    lead = (f"{_title(evaluation, name, layer)}, the trusted map that localises best: its mean share in each part "
+            f"[95% bootstrap interval] per class explained; parts: {text(regions['from'])}. A part is named when "
+            f"its share is at least {FAVOURED}x its area and its interval lies above the area.")  # fmt: skip
+    return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+
+
+def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None) -> list[str]:
+    """The pairs that make most of the test errors, and the part where the largest pair's maps differ most."""
+    if run.confusion is None:
+        return ["No test confusion matrix in this run."]
+    confusion = run.confusion
+    collapsed = collapse(confusion, run.class_names)
+    if collapsed is not None:
+        return [f"**Collapsed:** the model answers **{text(collapsed[0])}** for {collapsed[1]:.0%} of the test "
+                "images; its maps explain one answer, not the classes."]  # fmt: skip
+    errors = int(confusion.sum() - np.trace(confusion))
+    if errors == 0:
+        return ["No test image is misclassified."]
+    pairs, covered = [], 0
+    for pair in confused_pairs(confusion, run.class_names, k=MAX_PAIRS):
+        if covered >= ERROR_SHARE * errors:
+            break
+        pairs.append(pair)
+        covered += pair.count
+    named = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}** ({pair.count})" for pair in pairs)
+    lines = [f"{errors} of {int(confusion.sum()):,} test images are misclassified; {named} make {covered} of them "
+             f"({covered / errors:.0%})."]  # fmt: skip
+    never = [name for name, count in zip(run.class_names, confusion.sum(axis=0), strict=True) if count == 0]
+    if never and len(never) < len(run.class_names):
+        lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")
+    return lines + _differs(evaluation, chosen, run.class_names, pairs[0])
+
+
+def limits(run: RunData) -> list[str]:
+    """Convergence, then what the run is: data, training length, images evaluated."""
+    curves = run.curves
+    lines = convergence(curves.values.get("val/acc", []) if len(curves) else [], run.metrics.get("best_epoch"),
+                        run.metrics)  # fmt: skip
+    source = str(run.config.data.get("source", {}).get("_target_", ""))
+    data = "synthetic images (no claim about real photographs)" if source.endswith("SyntheticSource") else "real images"
+    epochs = run.metrics.get("epochs")
+    evaluated = (run.evaluation or {}).get("sample") or {}
+    sample = (f"maps scored on {evaluated['images']} test images ({evaluated['costly_images']} for the costly "
+              "checks)") if evaluated else "maps not scored"  # fmt: skip
+    lines.append(f"Limits: {data}; {epochs} epoch{'' if epochs == 1 else 's'}; {sample}.")
+    return [f"- {line}" for line in lines]
+
+
+def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
+             pair: Any) -> list[str]:  # fmt: skip
+    """The part whose share differs most between the pair's classes, from the lead method's class means."""
+    if chosen is None or not evaluation:
+        return []
+    regions = evaluation["regions"]
+    shares = regions["methods"][chosen[0]][chosen[1]]
+    keys = [str(class_names.index(pair.true)), str(class_names.index(pair.predicted))]
+    if not all(key in shares for key in keys):
+        return []
+    first, second = (np.asarray(shares[key]["share"]) for key in keys)
+    index = int(np.argmax(np.abs(first - second)))
+    part = regions["parts"][index]
+    return [f"The maps of **{text(pair.true)}** and **{text(pair.predicted)}** differ most on the **{text(part)}** "
+            f"({first[index]:.0%} vs {second[index]:.0%}): where to look in LIME's confused pairs."]  # fmt: skip
+
+
+def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
+              evidence: Sequence[str]) -> str:  # fmt: skip
+    """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
+    warning for a part outside the class evidence."""
+    ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
+    above = [index for index, low in enumerate(found["low"])
+             if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
+    above.sort(key=lambda index: -ratios[index])
+    if not above:
+        return f"- **{text(name)}**: no part favoured (n = {found['images']})."
+    named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.1f}x area)"
+                      for index in above)  # fmt: skip
+    outside = [parts[index] for index in above if evidence and parts[index] not in evidence]
+    warning = (f" **Off the evidence:** {', '.join(text(part) for part in outside)} carries no class information "
+               "in this data: a shortcut or an artefact.") if outside else ""  # fmt: skip
+    return f"- **{text(name)}**: {named}.{warning}"
+
+
+def _share(found: Mapping[str, Any], index: int) -> str:
+    low, high = found["low"][index], found["high"][index]
+    interval = "" if low is None else f" [{low * 100:.0f}-{high * 100:.0f}]"
+    return f"{found['share'][index]:.0%}{interval}"
+
+
+def _verdict(record: Mapping[str, Any], family: str) -> str:
+    found = (record.get("verdicts") or {}).get(family)
+    return "-" if found is None else text(found["verdict"])
+
+
+def _title(evaluation: Mapping[str, Any], name: str, layer: str) -> str:
+    title = text(evaluation["methods"][name].get("title", name))
+    return f"{title} at {code(layer)}" if layer else title
+
+
+def _pointing(record: Mapping[str, Any]) -> float:
+    value = ((record.get("localisation") or {}).get("pointing_game") or {}).get("value")
+    return -1.0 if value is None else float(value)

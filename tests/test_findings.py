@@ -1,0 +1,153 @@
+"""The Findings section: each sentence flips on a purpose-built run (a collapsed model, evidence on the
+background, a non-converged run, a layer worse than random, a method skipped), and the part shares it
+reads are what the evaluation measures."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from convlens.data.synthetic.faces import FACES_PARTS, make_faces
+from convlens.evaluate.inputs import Images, MethodMaps
+from convlens.evaluate.regions import part_shares, regions
+from convlens.report.curves import EpochCurves
+from convlens.report.findings import believe, confuses, lead_method, limits, trusted, where
+
+CLASSES = ["cat", "dog"]
+SECTIONS = {"trust": 6}
+SUPPORTED = {"verdict": "supported", "why": "better than random maps"}
+REFUTED = {"verdict": "not supported", "why": "worse than random maps on pointing game"}
+SKIPPED = {"verdict": "not tested", "why": "left out by evaluate.randomization.skip"}
+
+
+def _layer(localisation=SUPPORTED, randomization=SUPPORTED, pointing=0.9) -> dict:
+    verdicts = {"localisation": localisation, "faithfulness": SUPPORTED, "randomization": randomization,
+                "robustness": REFUTED}  # fmt: skip
+    return {"verdicts": verdicts, "localisation": {"pointing_game": {"value": pointing}}}
+
+
+def _shares(background: float, low: float) -> dict:
+    """Two parts (background 80% of the area, object 20%): ``background`` of the map on the background."""
+    return {"images": 10, "share": [background, 1 - background], "low": [low, 1 - background - 0.05],
+            "high": [min(low + 0.1, 1), 1 - background + 0.05]}  # fmt: skip
+
+
+def _evaluation(background: float = 0.1, low: float = 0.05, layers: dict | None = None) -> dict:
+    layers = layers or {"": _layer()}
+    shares = {layer: {"0": _shares(background, low), "1": _shares(background, low)} for layer in layers}
+    area = {"images": 10, "area": [0.8, 0.2]}
+    regions = {"parts": ["background", "object"], "from": "drawn", "evidence": ["object"],
+               "classes": {"0": area, "1": area}, "methods": {"saliency": shares}}  # fmt: skip
+    methods = {"saliency": {"title": "Saliency", "layers": layers}}
+    if len(layers) > 1:
+        methods["saliency"]["best_layer"] = {"layer": next(iter(layers))}
+    return {"methods": methods, "regions": regions, "sample": {"images": 64, "costly_images": 16}}
+
+
+def _run(confusion: list[list[int]], val_accuracy: list[float], evaluation: dict | None = None) -> SimpleNamespace:
+    curves = EpochCurves(list(range(1, len(val_accuracy) + 1)), {"val/acc": val_accuracy}, None)
+    config = OmegaConf.create({"data": {"source": {"_target_": "convlens.data.SyntheticSource"}}})
+    metrics = {"best_epoch": len(val_accuracy) - 1, "epochs": len(val_accuracy), "train": {"acc": 0.9},
+               "val": {"acc": val_accuracy[-1]}}  # fmt: skip
+    return SimpleNamespace(confusion=np.array(confusion), class_names=CLASSES, curves=curves, config=config,
+                           metrics=metrics, evaluation=evaluation)  # fmt: skip
+
+
+def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> None:
+    on_object = "\n".join(where(_evaluation(0.1, 0.05), ("saliency", ""), CLASSES, SECTIONS))
+    assert "- **cat**: object 90% (4.5x area)." in on_object and "Off the evidence" not in on_object
+    # 95% on a background of 80% of the area is 1.2x its area: under the 1.5x that names a part.
+    assert "no part favoured" in "\n".join(where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS))
+    evaluation = _evaluation(0.95, 0.9)
+    evaluation["regions"]["classes"]["0"]["area"] = evaluation["regions"]["classes"]["1"]["area"] = [0.2, 0.8]
+    off = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS))
+    assert "- **cat**: background 95% (4.7x area). **Off the evidence:** background" in off
+
+
+def test_where_the_model_looks_needs_a_trusted_map_and_part_maps() -> None:
+    assert lead_method(_evaluation()) == ("saliency", "")
+    refuted = _evaluation(layers={"": _layer(localisation=REFUTED)})
+    assert lead_method(refuted) is None
+    assert "No map is trusted" in where(refuted, None, CLASSES, SECTIONS)[0]
+    no_parts = _evaluation() | {"regions": None}
+    assert "cannot be measured" in where(no_parts, lead_method(no_parts), CLASSES, SECTIONS)[0]
+
+
+def test_a_layer_worse_than_random_and_a_skipped_check_are_not_trusted() -> None:
+    assert (
+        trusted(_layer()) and not trusted(_layer(localisation=REFUTED)) and not trusted(_layer(randomization=SKIPPED))
+    )
+    evaluation = _evaluation(layers={"layer3": _layer(localisation=REFUTED), "layer2": _layer()})
+    table = believe(evaluation, "run", SECTIONS)
+    assert "| Saliency at `layer3` | not supported | supported | supported | not supported | no |" in table[0]
+    assert table[1].startswith("0 of 1 methods are trusted")
+    evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"
+    assert believe(evaluation, "run", SECTIONS)[1].startswith("1 of 1 methods are trusted")
+    skipped = _evaluation(layers={"": _layer(randomization=SKIPPED)})
+    assert (
+        "| Saliency | supported | supported | not tested | not supported | no |" in believe(skipped, "run", SECTIONS)[0]
+    )
+
+
+def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> None:
+    lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9]), None, None)
+    assert lines == ["12 of 100 test images are misclassified; **cat** taken for **dog** (10) make 10 of them (83%)."]
+    collapsed = confuses(_run([[50, 0], [49, 1]], [0.5, 0.5]), None, None)
+    assert collapsed[0].startswith("**Collapsed:** the model answers **cat** for 99%")
+    assert confuses(_run([[50, 0], [0, 50]], [1.0, 1.0]), None, None) == ["No test image is misclassified."]
+
+
+def test_the_part_that_separates_the_confused_pair_is_named() -> None:
+    evaluation = _evaluation()
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.6, 0.5)
+    lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
+    assert "differ most on the **background** (10% vs 60%)" in lines[-1]
+
+
+def test_convergence_flips_with_the_validation_trend() -> None:
+    rising = limits(_run([[1, 0], [0, 1]], [0.5, 0.6, 0.7], _evaluation()))
+    assert rising[0].startswith("- **Not converged:**")
+    flat = limits(_run([[1, 0], [0, 1]], [0.5, 0.7, 0.7], _evaluation()))
+    assert flat[0].startswith("- Validation accuracy is flat")
+    assert flat[-1] == ("- Limits: synthetic images (no claim about real photographs); 3 epochs; maps scored on 64 "
+                        "test images (16 for the costly checks).")  # fmt: skip
+
+
+def test_part_shares_sum_to_one_and_a_zero_map_gives_the_areas() -> None:
+    parts = torch.tensor([[[0, 0], [1, 2]]], dtype=torch.uint8).expand(2, 2, 2)
+    maps = torch.tensor([[[1.0, 1.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    shares = part_shares(maps, parts, 3)
+    torch.testing.assert_close(shares[0], torch.tensor([0.5, 0.5, 0.0]))
+    torch.testing.assert_close(shares[1], torch.tensor([0.5, 0.25, 0.25]))
+
+
+def test_regions_record_evidence_parts_and_a_map_on_the_mouth() -> None:
+    faces = make_faces(28, seed=3)
+    parts = torch.from_numpy(faces.parts)
+    mouth = FACES_PARTS.index("mouth")
+    maps = (parts == mouth).float()  # a map exactly on the mouth
+    targets = torch.from_numpy(faces.labels)
+    keys = [(index, int(label)) for index, label in enumerate(faces.labels)]
+    images = Images(torch.zeros(28, 1, 48, 48), targets, keys, torch.from_numpy(faces.masks), np.zeros((28, 48, 48, 1)),
+                    faces.labels.tolist(), parts)  # fmt: skip
+    method = MethodMaps("saliency", {"": maps}, list(range(28)), faces.labels.tolist(), faces.labels.tolist(), {})
+    record = regions(images, {"saliency": method}, FACES_PARTS, "drawn", seed=0)
+    assert record["evidence"] == ["eyes", "brows", "mouth"]
+    for found in record["methods"]["saliency"][""].values():
+        assert found["share"][mouth] == pytest.approx(1.0) and found["images"] == 4
+
+
+def test_face_parts_split_the_evidence_mask_with_brows_above_eyes() -> None:
+    faces = make_faces(70, seed=1)
+    assert np.array_equal(faces.parts >= FACES_PARTS.index("eyes"), faces.masks)
+    rows = np.arange(48)[:, None]
+
+    def mean_row(part: np.ndarray, name: str) -> float:
+        inside = part == FACES_PARTS.index(name)
+        return float((rows * inside).sum() / inside.sum())
+
+    assert all(mean_row(part, "brows") < mean_row(part, "eyes") for part in faces.parts)
