@@ -15,12 +15,13 @@ from conftest import ROOT, compose_config, train_tiny
 from omegaconf import DictConfig
 from scipy import stats
 
+from convlens.data.synthetic.faces import FACES_CLASSES, FACES_PARTS
 from convlens.evaluate import evaluate_run
 from convlens.evaluate.best_layer import best_layer
 from convlens.evaluate.inputs import read_maps
 from convlens.evaluate.schema import register_schema
 from convlens.report.build import build_report
-from convlens.report.findings import trusted
+from convlens.report.findings import lead_method, shown_layers, trusted
 from convlens.report.run_data import read_run
 from convlens.report.trust_scores import scores_section
 from convlens.rundir import RunDirError
@@ -339,3 +340,24 @@ def test_scores_of_deleted_maps_say_how_to_redraw_them(evaluation: dict, tiny_ru
     report = (build_report(copy, tmp_path / "reports") / "report.md").read_text()
     assert "> **Gone:** the maps these scores describe were deleted" in report
     assert "`make visualize RUN=" in report and "then `make evaluate RUN=" in report
+
+
+def test_the_findings_read_the_run_evaluation(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """The Findings' verdict rows and part table are the evaluation's numbers, for its lead method."""
+    report = (build_report(tiny_run, tmp_path / "reports") / "report.md").read_text()
+    findings = report.split("## 2. Findings")[1].split("\n## ")[0]
+    for name, layer, record in shown_layers(evaluation):
+        title = evaluation["methods"][name]["title"] + (f" at `{layer}`" if layer else "")
+        verdicts = " | ".join(record["verdicts"][family]["verdict"] for family in FAMILIES)
+        assert f"| {title} | {verdicts} | {'yes' if trusted(record) else 'no'} |" in findings
+    regions = evaluation["regions"]
+    assert regions["parts"] == list(FACES_PARTS) and regions["evidence"] == ["eyes", "brows", "mouth"]
+    chosen = lead_method(evaluation)
+    if chosen is None:
+        assert "No map is trusted on this run" in findings
+        return
+    shares = regions["methods"][chosen[0]][chosen[1]]
+    key, found = next(iter(shares.items()))
+    cells = [f"{share:.0%}" for share in found["share"]]
+    row = next(line for line in findings.splitlines() if line.startswith(f"| {FACES_CLASSES[int(key)]} | "))
+    assert [cell.split(" [")[0] for cell in row.strip("|").split(" | ")[2:]] == cells

@@ -113,7 +113,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     rows.append(("share of the area", "", *(f"{area:.0%}" for area in areas)))
     lead = (f"{_title(evaluation, name, layer)}, the trusted map that localises best: its mean share in each part "
             f"[95% bootstrap interval] per class explained; parts: {text(regions['from'])}. A part is named when "
-            f"its share is at least {FAVOURED}x its area and its interval lies above the area.")  # fmt: skip
+            f"its share is at least {FAVOURED}x its area and its interval lies above the area; section "
+            f"{sections['trust']}'s comparison figure shows one image per class.")  # fmt: skip
     return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
 
