@@ -29,6 +29,7 @@ BENCHMARKS = (
     "conv_weight_grad",
     "corner_bias",
     "border_share",
+    "ig_steps",
     "lime_benchmark",
     "evaluation_speed",
 )

@@ -158,6 +158,11 @@ def border_share_rows(run: dict[str, Any]) -> list[list[str]]:
              "met" if found["goal_met"] else "not met"] for found in run["runs"]]  # fmt: skip
 
 
+def ig_steps_rows(run: dict[str, Any]) -> list[list[str]]:
+    return [[found["run"], str(found["images"]), steps, num(row["median"]), num(row["max"]), str(run["enough"])]
+            for found in run["runs"] for steps, row in found["steps"].items()]  # fmt: skip
+
+
 def training_rows(run: dict[str, Any]) -> list[list[str]]:
     return [
         [
@@ -311,6 +316,11 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "goal: every method <= 1.5x the objects' share",
         ],
         border_share_rows,
+    ),
+    "ig_steps": (
+        "Integrated Gradients: relative completeness error by step count (docs/trust.md)",
+        ["trained run", "images", "steps", "median error", "max error", "fewest steps with median < 1.5%"],
+        ig_steps_rows,
     ),
     "lime_benchmark": (
         "LIME: our call vs the lime README's usage (same model, image and sample count)",

@@ -21,6 +21,7 @@ from convlens import stage as convlens_stage
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import border_share  # noqa: E402
+import ig_steps  # noqa: E402
 import stage_passes  # noqa: E402
 import summarize  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
@@ -33,6 +34,7 @@ EXPECTED = {
     "precision_layout": ("variants",),
     "conv_weight_grad": ("convolutions", "training_step"),
     "border_share": ("runs", "goal", "goal_met"),
+    "ig_steps": ("runs", "goal", "enough"),
     "lime_benchmark": ("variants", "lime_share_of_our_total", "speedup_end_to_end", "goal", "goal_met"),
     "evaluation_speed": ("metrics", "speedup_total", "stage", "goal", "goal_met"),
     "time_to_accuracy": ("experiments",),
@@ -169,3 +171,10 @@ def _imported(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             modules.add(node.module.split(".")[0])
     return modules
+
+
+def test_ig_completeness_error_falls_with_the_step_count(tmp_path: Path) -> None:
+    """On a tiny trained run the relative completeness error at 64 steps is below that at 4."""
+    run = ig_steps.stage_passes.tiny_run(tmp_path)
+    few, many = ig_steps.errors(run, 8, 4), ig_steps.errors(run, 8, 64)
+    assert few.shape == (8,) and many.median() < few.median()
