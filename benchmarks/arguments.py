@@ -76,6 +76,19 @@ def window_sizes(args: argparse.Namespace, device: torch.device) -> None:
     args.steps = args.steps or (20 if device.type == "cuda" else 3)
 
 
+def add_runs_flag(parser: argparse.ArgumentParser) -> None:
+    """``--runs``: the trained run directories a script measures (default: the ``make demo`` runs)."""
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="trained run directories (default: the "
+                        "make demo runs; --quick without runs: a tiny run trained on the spot)")  # fmt: skip
+
+
+def require_runs(args: argparse.Namespace, defaults: list[Path]) -> None:
+    """Stop with how to make them when a run to measure is missing (--quick trains its own)."""
+    missing = [path for path in args.runs or ([] if args.quick else defaults) if not path.is_dir()]
+    if missing:
+        raise SystemExit(f"no run at {', '.join(map(str, missing))}: make them with `make demo`, or pass --runs")
+
+
 def configure(args: argparse.Namespace) -> torch.device:
     """Apply the shared flags and pick the device. --quick runs on one thread unless --threads says
     otherwise: tiny multi-threaded kernels wait for each other on a busy machine, and a smoke test

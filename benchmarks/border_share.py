@@ -148,15 +148,12 @@ def show(result: dict[str, Any], device: torch.device) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=arguments.first_paragraph(__doc__), parents=[arguments.SHARED_FLAGS])
-    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="trained run directories (default: the "
-                        "make demo runs; --quick without runs: a tiny run trained on the spot)")  # fmt: skip
+    arguments.add_runs_flag(parser)
     parser.add_argument("--images", type=int, default=200, help="test images per run")
     args = parser.parse_args(argv)
     if args.quick:
         args.images = 16
-    missing = [path for path in args.runs or ([] if args.quick else DEFAULT_RUNS) if not path.is_dir()]
-    if missing:
-        raise SystemExit(f"no run at {', '.join(map(str, missing))}: make them with `make demo`, or pass --runs")
+    arguments.require_runs(args, DEFAULT_RUNS)
     device = arguments.configure(args)
     return records.record(args, "border_share", device, lambda: measure(args), show)
 
