@@ -162,7 +162,7 @@ def test_the_report_shows_the_scores_figure_and_status_lines(evaluation: dict, t
     assert f"Grad-CAM at `{best['layer']}`" in trust and "most families supported, then fewest refuted" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
-    assert "trusted (why: [section 2, Findings](#2-findings))." in saliency and "> **Checks on this run:**" in saliency
+    assert "trusted ([Findings](#2-findings))." in saliency and "> **Checks on this run:**" in saliency
 
 
 def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:

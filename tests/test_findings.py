@@ -61,7 +61,7 @@ def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> 
     on_object = "\n".join(where(_evaluation(0.1, 0.05), ("saliency", ""), CLASSES, SECTIONS))
     assert "- **cat**: object 90% (4.5x area)." in on_object and "Off the evidence" not in on_object
     # 95% on a background of 80% of the area is 1.2x its area: under the 1.5x that names a part.
-    assert "no part favoured" in "\n".join(where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS))
+    assert "- No part favoured: cat, dog." in where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS)[-1]
     evaluation = _evaluation(0.95, 0.9)
     evaluation["regions"]["classes"]["0"]["area"] = evaluation["regions"]["classes"]["1"]["area"] = [0.2, 0.8]
     off = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS))
@@ -105,7 +105,10 @@ def test_the_part_that_separates_the_confused_pair_is_named() -> None:
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.6, 0.5)
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert "differ most on the **background** (10% vs 60%)" in lines[-1]
+    assert "differ most on the **background** (10% [5-15] vs 60% [50-60])" in lines[-1]
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.12, 0.07)  # within the intervals
+    lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
+    assert "share no part beyond their intervals" in lines[-1]
 
 
 def test_convergence_flips_with_the_validation_trend() -> None:

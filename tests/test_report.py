@@ -117,7 +117,7 @@ def test_report_has_every_section_in_order(report_dir: Path) -> None:
     contents = re.findall(r"^- \[(.+)\]\(#([a-z0-9-]+)\)$", text, flags=re.MULTILINE)
     assert [heading for heading, _ in contents] == SECTIONS and contents[5][1] == "6-how-far-can-we-trust-these-maps"
     generated = "Test accuracy" in text or "The model has collapsed onto one class" in text
-    assert generated and "Confusion 1:" in text, "observations are generated from the numbers"
+    assert generated and "test images are misclassified;" in text.split("## 2. Findings")[1].split("\n## ")[0]
     assert "<details" in text and "experiment_name: demo_faces" in text, "resolved config in a collapsible block"
 
 
@@ -135,7 +135,7 @@ def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path)
     assert body[lime].count("<summary>Per-class results</summary>") == 1, "LIME next to the per-class results"
     assert "explained for its predicted and its true class" in _parse_alt(body[lime]), "confused pairs"
     assert "Visualizations incomplete" in body["Summary"]
-    assert "| kind of data | **synthetic**: drawn by convlens's own generator" in body["Summary"]
+    assert "| kind of data | **synthetic**: convlens's own cartoons" in body["Summary"]
     assert "published reference" not in body["Summary"], "no reference numbers for the synthetic demos"
 
 
@@ -486,8 +486,8 @@ def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
     image = {"image_index": 7, "feature_loss_drop_layer4_1_relu": 0.5, "feature_loss_drop_stem": 0.25, "mask_area": 0.2}
     entry = {"method": "feature_inversion", "layer": ["stem", "layer4.1.relu"], "images": [image]}
     assert caption(entry) == (
-        "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5 · "
-        "mean feature loss drop `stem` 0.25 · mean mask area 0.2*"
+        "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5, "
+        "`stem` 0.25 · mean mask area 0.2*"
     )
 
 

@@ -47,6 +47,7 @@ class MethodSpec:
     :func:`costly_methods`).
     ``localise``: ``(model, batch, params) -> result`` giving only the maps the evaluation scores, where
     ``compute`` also computes what only the figure shows (None: the evaluation runs ``compute``).
+    ``detail``: its figures are numbers for who checks them, not pictures to read: the report folds them.
     """
 
     name: str
@@ -59,6 +60,7 @@ class MethodSpec:
     applies_to: str | None = None
     costly: bool = False
     localise: str | None = None
+    detail: bool = False
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -227,7 +229,7 @@ def _method(name: str, title_: str, section: str, family: str, params: str, **ex
 
 _method("filters", "First-layer filters", "filters", "filters", "FiltersParams")
 _method("feature_maps", "Feature maps", "features", "features", "FeatureMapsParams")
-_method("activation_chart", "Mean activation per channel", "features", "features", "ActivationChartParams")
+_method("activation_chart", "Mean activation per channel", "features", "features", "ActivationChartParams", detail=True)
 _method("deconvnet", "Deconvnet (top channels)", "reconstructions", "deconvnet", "DeconvnetParams")
 _method(
     "deconvnet_paths",

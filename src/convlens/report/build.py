@@ -93,7 +93,7 @@ def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
     first_visual = len(OPENING_SECTIONS) + 1
     numbers = {section.key: first_visual + index for index, section in enumerate(registry.SECTIONS)}
     findings_heading = f"2. {OPENING_SECTIONS[1]}"
-    scores = trust(run, f"[section 2, Findings](#{slugify(findings_heading, '-')})")
+    scores = trust(run, f"[Findings](#{slugify(findings_heading, '-')})")
     bodies = [
         overview.summary(run, entries, numbers),
         findings.findings(run, numbers | {"trust": TRUST_SECTION}),

@@ -47,8 +47,7 @@ def _underfit(metrics: Mapping[str, Any]) -> list[str]:
     train, val = (metrics.get("train") or {}).get("acc"), (metrics.get("val") or {}).get("acc")
     if train is None or val is None or val - train <= UNDERFIT_GAP:
         return []
-    return [f"**Underfits:** training accuracy {train:.1%} (the last epoch's running average, on augmented images) "
-            f"is {val - train:.1%} below validation accuracy {val:.1%} (more than {UNDERFIT_GAP:.0%}): the model "
-            "does not fit its own training data better than unseen data; more capacity, epochs or weaker "
-            "augmentation would help (a running average also trails a model that is still improving: read it "
-            "with the trend above)."]  # fmt: skip
+    return [f"**Underfits:** training accuracy {train:.1%} (last epoch's running average, augmented images) is "
+            f"{val - train:.1%} below validation accuracy {val:.1%} (more than {UNDERFIT_GAP:.0%}): more capacity, "
+            "epochs or weaker augmentation would help (a model still improving also trails: read with the "
+            "trend)."]  # fmt: skip

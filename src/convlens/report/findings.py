@@ -106,15 +106,15 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     rows, lines = [], []
     for key, found in shares.items():
         area = regions["classes"][key]["area"]
-        shown = (_share(found, index) for index in range(len(names)))
+        shown = (f"{_share(found, index)} ({area[index]:.0%})" for index in range(len(names)))
         rows.append((text(class_names[int(key)]), found["images"], *shown))
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
-    areas = np.mean([found["area"] for found in regions["classes"].values()], axis=0)
-    rows.append(("share of the area", "", *(f"{area:.0%}" for area in areas)))
-    lead = (f"{_title(evaluation, name, layer)}, the trusted map that localises best: its mean share in each part "
-            f"[95% bootstrap interval] per class explained; parts: {text(regions['from'])}. A part is named when "
-            f"its share is at least {FAVOURED}x its area and its interval lies above the area; section "
-            f"{sections['trust']}'s comparison figure shows one image per class.")  # fmt: skip
+    none = [text(class_names[int(key)]) for key, line in zip(shares, lines, strict=True) if line is None]
+    lines = [line for line in lines if line is not None] + ([f"- No part favoured: {', '.join(none)}."] if none else [])
+    lead = (f"{_title(evaluation, name, layer)} (the trusted map that localises best): mean share per part "
+            f"[95% bootstrap interval] (the part's area) per class explained; parts {text(regions['from'])}. Named: "
+            f"parts at {FAVOURED}x their area or more with the interval above it. Section {sections['trust']}'s "
+            "comparison figure shows one image per class.")  # fmt: skip
     return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
 
@@ -162,7 +162,8 @@ def limits(run: RunData) -> list[str]:
 
 def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
              pair: Any) -> list[str]:  # fmt: skip
-    """The part whose share differs most between the pair's classes, from the lead method's class means."""
+    """The part whose share differs most between the pair's classes (the lead method's class means), named
+    only when the two intervals do not overlap: a difference inside them is not one."""
     if chosen is None or not evaluation:
         return []
     regions = evaluation["regions"]
@@ -170,23 +171,34 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
     keys = [str(class_names.index(pair.true)), str(class_names.index(pair.predicted))]
     if not all(key in shares for key in keys):
         return []
-    first, second = (np.asarray(shares[key]["share"]) for key in keys)
-    index = int(np.argmax(np.abs(first - second)))
-    part = regions["parts"][index]
-    return [f"The maps of **{text(pair.true)}** and **{text(pair.predicted)}** differ most on the **{text(part)}** "
-            f"({first[index]:.0%} vs {second[index]:.0%}): where to look in LIME's confused pairs."]  # fmt: skip
+    first, second = (shares[key] for key in keys)
+    apart = [index for index in range(len(regions["parts"])) if _separated(first, second, index)]
+    names = f"**{text(pair.true)}** and **{text(pair.predicted)}**"
+    if not apart:
+        return [f"The maps of {names} share no part beyond their intervals: the maps do not show what tells them "
+                "apart; LIME's confused pairs may."]  # fmt: skip
+    index = max(apart, key=lambda part: abs(first["share"][part] - second["share"][part]))
+    return [f"The maps of {names} differ most on the **{text(regions['parts'][index])}** "
+            f"({_share(first, index)} vs {_share(second, index)}): where to look in LIME's confused "
+            "pairs."]  # fmt: skip
+
+
+def _separated(first: Mapping[str, Any], second: Mapping[str, Any], index: int) -> bool:
+    """The two classes' intervals for part ``index`` do not overlap."""
+    low, high = (first["low"][index], first["high"][index]), (second["low"][index], second["high"][index])
+    return None not in (*low, *high) and (low[1] < high[0] or high[1] < low[0])
 
 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
-              evidence: Sequence[str]) -> str:  # fmt: skip
+              evidence: Sequence[str]) -> str | None:  # fmt: skip
     """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
-    warning for a part outside the class evidence."""
+    warning for a part outside the class evidence; None when no part is favoured."""
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
     above = [index for index, low in enumerate(found["low"])
              if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
     above.sort(key=lambda index: -ratios[index])
     if not above:
-        return f"- **{text(name)}**: no part favoured (n = {found['images']})."
+        return None
     named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.1f}x area)"
                       for index in above)  # fmt: skip
     outside = [parts[index] for index in above if evidence and parts[index] not in evidence]

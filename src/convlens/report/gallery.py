@@ -77,13 +77,15 @@ def method_block(
     summary: dict[str, Any] | None,
     warnings: Sequence[str] = (),
     split: str = DEFAULT_SPLIT,
+    said: Collection[str] = (),
 ) -> str:
     """A method's heading, its settings, notes and run time from the manifest, the line saying where its
     maps are trusted on this run, and its figures (of images of ``split``); repeated detail (mistakes, a
-    further view of the model alone) folded into <details>."""
+    further view of the model alone, a ``detail`` method's charts) folded into <details>; notes in ``said``
+    are left out (the section says them once)."""
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
-    parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", [])]
+    parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", []) if str(note) not in said]
     parts += [f"> {line}" for line in warnings]
     for position, entry in enumerate(entries):
         kind = group(entry)
@@ -92,8 +94,8 @@ def method_block(
         shown = figure(entry, split)
         if fold:
             shown = folded(f"{description} ({len(entry.get('images') or [])})", shown)
-        elif kind is None and position > 0:  # a further view of the model alone (filters per channel)
-            shown = folded("another view", shown)
+        elif registry.METHODS[method].detail or (kind is None and position > 0):  # a chart, a further view
+            shown = folded("the figure", shown)
         parts.append(shown)
     return "\n\n".join(parts)
 
@@ -126,18 +128,23 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
         if len(counted) > len(distinct):
             shown += f", {len(counted)} image-class pairs"
         parts.append(shown)
-    parts += [f"{score_name(key, names)} {number(value)}" for key, value in sorted(mean_scores(entry).items())]
+    by_score: dict[str, list[str]] = {}
+    for key, value in sorted(mean_scores(entry).items()):
+        name, layer = score_name(key, names)
+        by_score.setdefault(name, []).append(f"{layer} {number(value)}".strip())
+    parts += [f"{name} {', '.join(values)}" for name, values in by_score.items()]
     return f"*{' · '.join(parts)}*" if parts else ""
 
 
-def score_name(key: str, layers: Sequence[str]) -> str:
-    """A score's key in words, its layer as the model names it: ``mean feature_loss_drop_layer4_1_relu``
-    (the manifest's key holds the layer's file-name slug) -> mean feature loss drop `layer4.1.relu`."""
+def score_name(key: str, layers: Sequence[str]) -> tuple[str, str]:
+    """A score's key in words and its layer as the model names it ('' for none): ``mean
+    feature_loss_drop_layer4_1_relu`` (the manifest's key holds the layer's file-name slug) -> (mean feature
+    loss drop, `layer4.1.relu`)."""
     for layer in sorted(layers, key=len, reverse=True):
         suffix = f"_{slug(layer)}"
         if key.endswith(suffix):
-            return f"{text(key[: -len(suffix)].replace('_', ' '))} {code(layer)}"
-    return text(key.replace("_", " "))
+            return text(key[: -len(suffix)].replace("_", " ")), code(layer)
+    return text(key.replace("_", " ")), ""
 
 
 def mean_scores(entry: dict[str, Any]) -> dict[str, float]:

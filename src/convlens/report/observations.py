@@ -74,8 +74,8 @@ def observations(
     names: Sequence[str],
     balanced: Mapping[str, float | None] | None = None,
 ) -> list[str]:
-    """Sentences for the results section; ``balanced`` holds the test's ``balanced_acc`` and ``macro_f1``
-    where the run recorded them."""
+    """Sentences for the results section (the confusions are the Findings'); ``balanced`` holds the test's
+    ``balanced_acc`` and ``macro_f1`` where the run recorded them."""
     ranking = ranked_classes(per_class_accuracy)
     if test_accuracy is None or not ranking:
         return []
@@ -86,17 +86,7 @@ def observations(
         lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
         lines += _extremes(ranking)
-    lines += _never_predicted(confusion, names) if confusion is not None else []
-    pairs = confused_pairs(confusion, names) if confusion is not None else []
-    lines += [
-        f"Confusion {rank}: **{pair.true}** taken for **{pair.predicted}** in {pair.count} test "
-        f"image{'' if pair.count == 1 else 's'} "
-        f"({pair.share:.1%} of {pair.true})."
-        for rank, pair in enumerate(pairs, start=1)
-    ]
-    if confusion is not None and not pairs:
-        lines.append("No test image is misclassified.")
-    return lines
+    return lines + (_never_predicted(confusion, names) if confusion is not None else [])
 
 
 def _against_chance(accuracy: float, classes: int, collapsed: tuple[str, float] | None) -> str:

@@ -22,8 +22,7 @@ REPORT_STAGE = "report"
 def title(run: RunData) -> str:
     return (
         f"# convlens report: {text(run.experiment)}\n\nRun {code(run.label)}. Every number and figure below is "
-        "read from that run directory (config.yaml, metrics.json, TensorBoard events, confusion_matrix.csv, "
-        "visualizations/, provenance.json); nothing is recomputed."
+        "read from that run directory; nothing is recomputed."
     )
 
 
@@ -44,8 +43,8 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
         *((("published reference", REFERENCE_ACCURACY[data["name"]]),) if data["name"] in REFERENCE_ACCURACY else ()),
         (
             "best epoch",
-            f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy; counted "
-            "from 1, metrics.json's best_epoch from 0)",
+            f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy; from 1, "
+            "metrics.json's from 0)",
         ),
         ("total time", _total_time(run.provenance.get("stages", {}))),
     ]
@@ -64,8 +63,8 @@ def _data_kind(run: RunData) -> str:
     """Synthetic or real: a 99% on the built-in cartoons says nothing about photographs."""
     source = str(run.config.data.get("source", {}).get("_target_", ""))
     if source.endswith("SyntheticSource"):
-        return ("**synthetic**: drawn by convlens's own generator from a seed (cartoons with known part masks), "
-                "not real photographs: its accuracy says nothing about real data")  # fmt: skip
+        return ("**synthetic**: convlens's own cartoons with known parts, drawn from a seed; their accuracy says "
+                "nothing about real photographs")  # fmt: skip
     return "real images"
 
 

@@ -35,9 +35,8 @@ def _layers_shown(run: RunData) -> str:
             chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])}")
     caption = "The first image of each class in the evaluation's random sample, explained for its true class."
     if chosen:
-        caption += (f" Methods with several layers at the one the checks support best ({', '.join(chosen)}: most "
-                    "families supported, then fewest refuted, then pointing game); the others are in their "
-                    "method's section.")  # fmt: skip
+        caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
+                    "then fewest refuted, then pointing game).")  # fmt: skip
     return caption
 
 

@@ -21,9 +21,8 @@ from convlens.report.markdown import code, folded, table, text
 from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, verdict_cells
 
 CASCADE_NOTE = (
-    "Each row shows one method's map of the first evaluated image from the trained model, then after each further "
-    "stage is re-initialised, from the head down. A map that keeps its look while the weights are destroyed shows "
-    "the image, not the model."
+    "One method per row: its map from the trained model, then with each further stage re-initialised from the head "
+    "down. A map that keeps its look without the weights shows the image, not the model."
 )
 #: The issue's bar: every method should beat random maps on these, or the report says why not.
 HEADLINE = ("pointing_game", "deletion_auc")
@@ -264,12 +263,12 @@ def _status(name: str, evaluation: dict[str, Any], findings: str) -> list[str]:
     layers = evaluation["methods"][name]["layers"]
     if list(layers) == [""]:
         verdict = "trusted" if trusted(layers[""]) else "not trusted"
-        return [f"**Checks on this run:** {verdict} (why: {findings})."]
+        return [f"**Checks on this run:** {verdict} ({findings})."]
     ok = [code(layer) for layer, record in layers.items() if trusted(record)]
     failing = [code(layer) for layer, record in layers.items() if not trusted(record)]
     said = [f"{verdict} at {', '.join(layers)}" for verdict, layers in (("trusted", ok), ("not trusted", failing))
             if layers]  # fmt: skip
-    return [f"**Checks on this run:** {'; '.join(said)} (why: {findings})."]
+    return [f"**Checks on this run:** {'; '.join(said)} ({findings})."]
 
 
 def _number(value: float | None) -> str:

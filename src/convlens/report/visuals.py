@@ -30,11 +30,25 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries, wa
         parts.append(_class_table(run))
     summaries = (run.manifest or {}).get("methods", {})
     split = (run.manifest or {}).get("split", DEFAULT_SPLIT)
+    shared = _shared_notes(methods, summaries)
+    parts += [f"> **Note** ({', '.join(registry.title(name) for name in names)}): {text(note)}"
+              for note, names in shared.items()]  # fmt: skip
     for method in methods:
         chosen = gallery.method_entries(entries, method)
         if chosen:
-            parts.append(gallery.method_block(method, chosen, summaries.get(method), warnings.get(method, ()), split))
+            block = gallery.method_block(method, chosen, summaries.get(method), warnings.get(method, ()), split, shared)
+            parts.append(block)
     return "\n\n".join(parts)
+
+
+def _shared_notes(methods: Sequence[str], summaries: dict[str, Any]) -> dict[str, list[str]]:
+    """Notes that several of the section's methods carry (the same small layer left out of every CAM), with
+    those methods: said once at the section's head."""
+    by_note: dict[str, list[str]] = {}
+    for method in methods:
+        for note in (summaries.get(method) or {}).get("notes", []):
+            by_note.setdefault(str(note), []).append(method)
+    return {note: names for note, names in by_note.items() if len(names) > 1}
 
 
 def _header(section: registry.Section, run: RunData, entries: Entries) -> list[str]:
