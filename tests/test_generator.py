@@ -79,7 +79,8 @@ def test_generator_reconstructs_heldout_images_better_than_the_mean_image(genera
     stages = json.loads((run_dir / "provenance.json").read_text())["stages"]
     assert stages["generate"] == metrics["seconds"]
     config = json.loads((folder / store.CONFIG).read_text())
-    assert config["code_layer"] == "head.flatten", "the penultimate features"
+    assert config["code_layer"] == "layer3", "a spatial code"
+    assert len(config["code_shape"]) == 3 and torch.Size(config["code_shape"]).numel() == config["code_dim"]
     assert config["feature_layer"] == REALISM_LAYER
 
 
@@ -131,16 +132,19 @@ def test_a_run_without_generator_is_skipped_with_the_command(tiny_run: Path) -> 
     assert not [entry for entry in manifest["entries"] if entry["method"].startswith("generator")]
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape", "labels"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape", "labels", "code_shape"])
 def test_damaged_generator_files_are_refused_naming_the_file_and_the_fix(
     generated: tuple[Path, dict], tmp_path: Path, damage: str
 ) -> None:
     run_dir, _ = generated
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    names = {"missing": store.DENOISER, "labels": store.STATISTICS}
+    names = {"missing": store.DENOISER, "labels": store.STATISTICS, "code_shape": store.CONFIG}
     path = copy / store.FOLDER / names.get(damage, store.GENERATOR)
-    if damage == "missing":
+    if damage == "code_shape":  # a map that does not hold the code's values
+        config = json.loads(path.read_text())
+        path.write_text(json.dumps(config | {"code_shape": [config["code_dim"], 2, 1]}))
+    elif damage == "missing":
         path.unlink()
     elif damage == "garbage":
         path.write_bytes(b"not a tensor file")
@@ -192,6 +196,22 @@ def test_ridge_start_draws_images_that_depend_on_the_code_and_does_not_overfit_n
     assert penalty == max(RIDGE_PENALTIES), "with more code dimensions than images, only noise can be fitted"
 
 
+def test_a_spatial_code_draws_each_region_from_its_own_positions() -> None:
+    """A (C, h, w) code enters as its map: changing its top-left position redraws the top-left of the image
+    and leaves the far corner alone (a fully connected first layer would redraw everything)."""
+    seeds = torch.Generator().manual_seed(0)
+    generator = seeded_init_(UpConvGenerator(4 * 6 * 6, 1, 48, widths=[8, 8, 8, 4], code_shape=(4, 6, 6)), seeds)
+    torch.nn.init.normal_(generator.to_image.weight, std=0.1, generator=seeds)  # the up-convolutions' output only
+    code = torch.randn(1, 4, 6, 6, generator=seeds)
+    moved = code.clone()
+    moved[:, :, 0, 0] += 3
+    with torch.no_grad():
+        change = (generator(moved.flatten(1)) - generator(code.flatten(1))).abs()[0, 0]
+    assert change[:8, :8].max() > 1e-3 and change[40:, 40:].max() == 0
+    with pytest.raises(ValueError, match="code_shape"):
+        UpConvGenerator(10, 1, 48, code_shape=(4, 6, 6))
+
+
 def _synthesis(
     confidence: list[float], logit: float, kid: list[float], failed: tuple[str | None, ...] | None = None
 ) -> Synthesis:
@@ -234,9 +254,10 @@ def test_verdicts_count_the_classes_where_the_numbers_say_so() -> None:
     record = comparison.scores(None)
     assert record["ppgn_failed_samples"] == 1 and record["per_class"][0]["ppgn"]["failed"] == ["constant"]
     assert record["per_class"][1] == {
-        "class": "Happy", "real_kid_yardstick": 0.3, "pixel": {"confidence": 0.8, "kid": 1.0, "failed": [None]},
-        "dgn_am": {"confidence": 0.92, "kid": 2.0, "failed": [None]},
-        "ppgn": {"confidence": 0.9, "kid": 3.0, "failed": [None]},
+        "class": "Happy", "real_kid_yardstick": 0.3,
+        "pixel": {"confidence": 0.8, "kid": 1.0, "confidences": [0.8], "failed": [None]},
+        "dgn_am": {"confidence": 0.92, "kid": 2.0, "confidences": [0.92], "failed": [None]},
+        "ppgn": {"confidence": 0.9, "kid": 3.0, "confidences": [0.9], "failed": [None]},
     }  # fmt: skip
     methods["dgn_am"] = _synthesis([0.95, 0.92], 6.0, [0.5, 0.55])  # Happy: KID now under pixel space's and 2 x 0.3
     notes = " ".join(_comparison(methods).notes())

@@ -41,8 +41,9 @@ class Synthesis:
 
     def class_record(self, row: int) -> dict[str, Any]:
         """The class's numbers for the JSON record."""
+        samples = [round(float(p), 4) for p in self.confidence[row]]  # PPGN-h's bar counts samples, not the mean
         return {"confidence": round(float(self.confidence[row].mean()), 4), "kid": round(float(self.realism[row]), 4),
-                "failed": list(self.failed[row])}  # fmt: skip
+                "confidences": samples, "failed": list(self.failed[row])}  # fmt: skip
 
 
 @dataclass(frozen=True)
