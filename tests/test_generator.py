@@ -270,6 +270,21 @@ def test_verdicts_count_the_classes_where_the_numbers_say_so() -> None:
     assert f"{beats}1 of 2 classes (Happy)" in " ".join(_comparison(methods).notes())
 
 
+def test_ppgn_samples_are_counted_per_sample_not_by_their_mean() -> None:
+    """Issue 26's PPGN-h bar: >= 2 of 3 samples not failed with confidence >= 0.5 (Happy's mean is 0.67, but one of
+    its two confident samples is a constant image)."""
+    confidence = torch.tensor([[0.9, 0.6, 0.1], [0.9, 0.9, 0.2]])
+    images, kid = torch.zeros(2, 3, 1, 4, 4), torch.ones(2)
+    pixel = Synthesis(images, confidence, confidence, kid, ((None,) * 3,) * 2, False)
+    ppgn = Synthesis(images, confidence, confidence, kid, ((None,) * 3, ("constant", None, None)), False)
+    methods = {"pixel": pixel, "dgn_am": pixel, "ppgn": ppgn}
+    bar = "PPGN-h: at least 2 of 3 samples are not failed and reach confidence >= 0.5 for "
+    assert f"{bar}1 of 2 classes (Angry)." in _comparison(methods).notes()
+    methods["ppgn"] = pixel
+    assert f"{bar}2 of 2 classes (Angry, Happy)." in _comparison(methods).notes()
+    assert _comparison(methods).scores(None)["per_class"][0]["ppgn"]["confidences"] == [0.9, 0.6, 0.1]
+
+
 def test_settings_are_checked_by_key() -> None:
     with pytest.raises(ValueError, match="generator.steps=0 must be >= 1"):
         generate(_generate_config("generator.steps=0"))
