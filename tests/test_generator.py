@@ -5,6 +5,7 @@ confidence and realism in the manifest, and damaged or missing files are refused
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,15 @@ from conftest import ROOT, compose_config, train_tiny
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
+from convlens.explain.generator import OBJECTIVES, GeneratorPriorParams, dgn_am, synthesized_logits
 from convlens.explain.realism import REALISM_LAYER
 from convlens.explain.synthesis import GeneratorComparison, Synthesis
 from convlens.generate.schema import register_schema
 from convlens.generate.stage import generate, generate_run
 from convlens.generator import store
-from convlens.generator.networks import UpConvGenerator, seeded_init_
+from convlens.generator.encoding import CodeStatistics, ImageSpace
+from convlens.generator.networks import CodeDenoiser, UpConvGenerator, seeded_init_
+from convlens.generator.store import GeneratorPrior
 from convlens.generator.training import RIDGE_PENALTIES, fit_coarse_path_
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
@@ -92,8 +96,9 @@ def test_dgn_am_reaches_a_higher_logit_than_pixel_space_at_equal_steps(
     assert manifest["methods"]["generator_prior"]["parameters"]["steps"] == STEPS
     (entry,) = [entry for entry in manifest["entries"] if entry["method"] == "generator_prior"]
     assert entry["dgn_am_logit"] > entry["pixel_logit"], entry
+    assert entry["pixel_kid"] > entry["real_kid_yardstick"] > 0, "pixel-space textures are no real images"
     for name in ("pixel", "dgn_am", "ppgn"):
-        assert 0 <= entry[f"{name}_confidence"] <= 1 and entry[f"{name}_kid"] > entry["real_kid_yardstick"] > 0
+        assert 0 <= entry[f"{name}_confidence"] <= 1 and math.isfinite(entry[f"{name}_kid"])
         assert 0 <= entry[f"{name}_failed_samples"] <= 2 * 10
     assert [record["class"] for record in entry["per_class"]] == json.loads((run_dir / "class_names.json").read_text())
     assert all(len(record["dgn_am"]["failed"]) == 2 for record in entry["per_class"]), "samples=2 images per class"
@@ -212,6 +217,28 @@ def test_a_spatial_code_draws_each_region_from_its_own_positions() -> None:
         UpConvGenerator(10, 1, 48, code_shape=(4, 6, 6))
 
 
+def test_dgn_am_on_the_log_probability_stops_pushing_once_the_class_is_certain() -> None:
+    """The default objective reaches the class and stays nearer the mean code than the logit's ascent, which
+    goes on pushing towards the corner of the code's range."""
+    seeds = torch.Generator().manual_seed(0)
+    generator = seeded_init_(UpConvGenerator(4, 1, 8, widths=[4, 4]), seeds).eval()
+    torch.nn.init.normal_(generator.coarse.weight, std=0.5, generator=seeds)  # images that depend on the code
+    model = seeded_init_(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)), seeds)
+    statistics = CodeStatistics.of(torch.randn(500, 4, generator=seeds))
+    prior = GeneratorPrior(generator, CodeDenoiser(4, 8), statistics, ImageSpace((0.5,), (0.25,), 8), "", "",
+                           torch.zeros(1, 1), torch.zeros(1, dtype=torch.long))  # fmt: skip
+    classes, found = torch.arange(3), {}
+    for objective in OBJECTIVES:
+        z = dgn_am(model, prior, classes, GeneratorPriorParams(objective=objective, samples=2)).flatten(0, 1)
+        with torch.no_grad():
+            logits = synthesized_logits(model, prior, z)
+        found[objective] = (z.norm(dim=1), logits.softmax(1)[torch.arange(6), classes.repeat_interleave(2)])
+    (near, certain), (far, _) = found["log_probability"], found["logit"]
+    assert certain.min() > 0.9 and (near < far).all(), (near, far, certain)
+    with pytest.raises(ValueError, match="objective"):
+        GeneratorPriorParams(objective="probability")
+
+
 def _synthesis(
     confidence: list[float], logit: float, kid: list[float], failed: tuple[str | None, ...] | None = None
 ) -> Synthesis:
@@ -233,6 +260,8 @@ def test_failed_methods_are_stated_plainly() -> None:
     assert "PPGN-h failed for 1 of 2 classes" in " ".join(notes)
     assert not any(note.startswith(("class model", "DGN-AM failed")) for note in notes)
     assert any(note.startswith("DGN-AM reached a lower mean class logit than pixel space") for note in notes)
+    ascended = GeneratorComparison(torch.arange(2), ("Angry", "Happy"), methods, torch.ones(2), "log_probability")
+    assert not any("lower mean class logit" in note for note in ascended.notes()), "not what DGN-AM ascended"
     methods["dgn_am"] = _synthesis([0.9, 0.7], 6.0, [1, 1])
     assert not any("lower mean class logit" in note for note in _comparison(methods).notes())
 
