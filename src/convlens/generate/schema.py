@@ -18,8 +18,8 @@ class GenerateConfig:
 
     ``code_layer``: the classifier layer the generator inverts; ``layer3`` by default, a spatial code
     from which both demos' generators draw images the classifier reads as their class (PPGN-h: 6 of 7
-    faces and 10 of 10 shapes with >= 2 of 3 samples at confidence >= 0.5, none with the penultimate
-    features, docs/generator.md). None: the penultimate features, the input of the last ``nn.Linear``,
+    faces and 10 of 10 shapes with >= 2 of 3 samples at confidence >= 0.5, 2 of 7 and 5 of 10 with the
+    penultimate features, docs/generator.md). None: the penultimate features, the input of the last ``nn.Linear``,
     as DGN inverts fc6 of its CaffeNet (the logits are then linear in the code). The generator learns
     from the first ``train_images`` training images; the realism measure compares synthesized images
     with the first ``heldout_images`` test images.
