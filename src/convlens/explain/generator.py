@@ -2,8 +2,9 @@
 (Nguyen et al. 2017), set beside the pixel-space class model and judged for confidence and realism.
 
 DGN-AM searches the code space of the run's generator (``make generate``, :mod:`convlens.generator`)
-instead of pixel space: gradient ascent on the code ``h`` so that the class logit of ``G(h)`` is
-maximal, with ``h`` kept inside the range of the training codes as the DGN paper clips it. PPGN-h
+instead of pixel space: gradient ascent on the code ``h`` so that the class's log-probability (or, as
+the paper, its logit) for ``G(h)`` is maximal, with ``h`` kept inside the range of the training codes
+as the DGN paper clips it. PPGN-h
 adds the denoising autoencoder ``R`` on the code as a prior and samples a Markov chain per class,
 ``h <- h + eps1 (R(h) - h) + eps2 d log p(c | G(h)) / dh + N(0, eps3^2)``. Both step in standardized
 code units, so one step size fits every layer. No library offers either for an arbitrary
