@@ -5,6 +5,7 @@ confidence and realism in the manifest, and damaged or missing files are refused
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,15 @@ from conftest import ROOT, compose_config, train_tiny
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
+from convlens.explain.generator import OBJECTIVES, GeneratorPriorParams, dgn_am, synthesized_logits
 from convlens.explain.realism import REALISM_LAYER
 from convlens.explain.synthesis import GeneratorComparison, Synthesis
 from convlens.generate.schema import register_schema
 from convlens.generate.stage import generate, generate_run
 from convlens.generator import store
-from convlens.generator.networks import UpConvGenerator, seeded_init_
+from convlens.generator.encoding import CodeStatistics, ImageSpace
+from convlens.generator.networks import CodeDenoiser, UpConvGenerator, seeded_init_
+from convlens.generator.store import GeneratorPrior
 from convlens.generator.training import RIDGE_PENALTIES, fit_coarse_path_
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
@@ -79,7 +83,8 @@ def test_generator_reconstructs_heldout_images_better_than_the_mean_image(genera
     stages = json.loads((run_dir / "provenance.json").read_text())["stages"]
     assert stages["generate"] == metrics["seconds"]
     config = json.loads((folder / store.CONFIG).read_text())
-    assert config["code_layer"] == "head.flatten", "the penultimate features"
+    assert config["code_layer"] == "layer3", "a spatial code"
+    assert len(config["code_shape"]) == 3 and torch.Size(config["code_shape"]).numel() == config["code_dim"]
     assert config["feature_layer"] == REALISM_LAYER
 
 
@@ -91,8 +96,9 @@ def test_dgn_am_reaches_a_higher_logit_than_pixel_space_at_equal_steps(
     assert manifest["methods"]["generator_prior"]["parameters"]["steps"] == STEPS
     (entry,) = [entry for entry in manifest["entries"] if entry["method"] == "generator_prior"]
     assert entry["dgn_am_logit"] > entry["pixel_logit"], entry
+    assert entry["pixel_kid"] > entry["real_kid_yardstick"] > 0, "pixel-space textures are no real images"
     for name in ("pixel", "dgn_am", "ppgn"):
-        assert 0 <= entry[f"{name}_confidence"] <= 1 and entry[f"{name}_kid"] > entry["real_kid_yardstick"] > 0
+        assert 0 <= entry[f"{name}_confidence"] <= 1 and math.isfinite(entry[f"{name}_kid"])
         assert 0 <= entry[f"{name}_failed_samples"] <= 2 * 10
     assert [record["class"] for record in entry["per_class"]] == json.loads((run_dir / "class_names.json").read_text())
     assert all(len(record["dgn_am"]["failed"]) == 2 for record in entry["per_class"]), "samples=2 images per class"
@@ -131,16 +137,19 @@ def test_a_run_without_generator_is_skipped_with_the_command(tiny_run: Path) -> 
     assert not [entry for entry in manifest["entries"] if entry["method"].startswith("generator")]
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape", "labels"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "shape", "labels", "code_shape"])
 def test_damaged_generator_files_are_refused_naming_the_file_and_the_fix(
     generated: tuple[Path, dict], tmp_path: Path, damage: str
 ) -> None:
     run_dir, _ = generated
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    names = {"missing": store.DENOISER, "labels": store.STATISTICS}
+    names = {"missing": store.DENOISER, "labels": store.STATISTICS, "code_shape": store.CONFIG}
     path = copy / store.FOLDER / names.get(damage, store.GENERATOR)
-    if damage == "missing":
+    if damage == "code_shape":  # a map that does not hold the code's values
+        config = json.loads(path.read_text())
+        path.write_text(json.dumps(config | {"code_shape": [config["code_dim"], 2, 1]}))
+    elif damage == "missing":
         path.unlink()
     elif damage == "garbage":
         path.write_bytes(b"not a tensor file")
@@ -192,6 +201,44 @@ def test_ridge_start_draws_images_that_depend_on_the_code_and_does_not_overfit_n
     assert penalty == max(RIDGE_PENALTIES), "with more code dimensions than images, only noise can be fitted"
 
 
+def test_a_spatial_code_draws_each_region_from_its_own_positions() -> None:
+    """A (C, h, w) code enters as its map: changing its top-left position redraws the top-left of the image
+    and leaves the far corner alone (a fully connected first layer would redraw everything)."""
+    seeds = torch.Generator().manual_seed(0)
+    generator = seeded_init_(UpConvGenerator(4 * 6 * 6, 1, 48, widths=[8, 8, 8, 4], code_shape=(4, 6, 6)), seeds)
+    torch.nn.init.normal_(generator.to_image.weight, std=0.1, generator=seeds)  # the up-convolutions' output only
+    code = torch.randn(1, 4, 6, 6, generator=seeds)
+    moved = code.clone()
+    moved[:, :, 0, 0] += 3
+    with torch.no_grad():
+        change = (generator(moved.flatten(1)) - generator(code.flatten(1))).abs()[0, 0]
+    assert change[:8, :8].max() > 1e-3 and change[40:, 40:].max() == 0
+    with pytest.raises(ValueError, match="code_shape"):
+        UpConvGenerator(10, 1, 48, code_shape=(4, 6, 6))
+
+
+def test_dgn_am_on_the_log_probability_stops_pushing_once_the_class_is_certain() -> None:
+    """The default objective reaches the class and stays nearer the mean code than the logit's ascent, which
+    goes on pushing towards the corner of the code's range."""
+    seeds = torch.Generator().manual_seed(0)
+    generator = seeded_init_(UpConvGenerator(4, 1, 8, widths=[4, 4]), seeds).eval()
+    torch.nn.init.normal_(generator.coarse.weight, std=0.5, generator=seeds)  # images that depend on the code
+    model = seeded_init_(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)), seeds)
+    statistics = CodeStatistics.of(torch.randn(500, 4, generator=seeds))
+    prior = GeneratorPrior(generator, CodeDenoiser(4, 8), statistics, ImageSpace((0.5,), (0.25,), 8), "", "",
+                           torch.zeros(1, 1), torch.zeros(1, dtype=torch.long))  # fmt: skip
+    classes, found = torch.arange(3), {}
+    for objective in OBJECTIVES:
+        z = dgn_am(model, prior, classes, GeneratorPriorParams(objective=objective, samples=2)).flatten(0, 1)
+        with torch.no_grad():
+            logits = synthesized_logits(model, prior, z)
+        found[objective] = (z.norm(dim=1), logits.softmax(1)[torch.arange(6), classes.repeat_interleave(2)])
+    (near, certain), (far, _) = found["log_probability"], found["logit"]
+    assert certain.min() > 0.9 and (near < far).all(), (near, far, certain)
+    with pytest.raises(ValueError, match="objective"):
+        GeneratorPriorParams(objective="probability")
+
+
 def _synthesis(
     confidence: list[float], logit: float, kid: list[float], failed: tuple[str | None, ...] | None = None
 ) -> Synthesis:
@@ -213,6 +260,8 @@ def test_failed_methods_are_stated_plainly() -> None:
     assert "PPGN-h failed for 1 of 2 classes" in " ".join(notes)
     assert not any(note.startswith(("class model", "DGN-AM failed")) for note in notes)
     assert any(note.startswith("DGN-AM reached a lower mean class logit than pixel space") for note in notes)
+    ascended = GeneratorComparison(torch.arange(2), ("Angry", "Happy"), methods, torch.ones(2), "log_probability")
+    assert not any("lower mean class logit" in note for note in ascended.notes()), "not what DGN-AM ascended"
     methods["dgn_am"] = _synthesis([0.9, 0.7], 6.0, [1, 1])
     assert not any("lower mean class logit" in note for note in _comparison(methods).notes())
 
@@ -234,9 +283,10 @@ def test_verdicts_count_the_classes_where_the_numbers_say_so() -> None:
     record = comparison.scores(None)
     assert record["ppgn_failed_samples"] == 1 and record["per_class"][0]["ppgn"]["failed"] == ["constant"]
     assert record["per_class"][1] == {
-        "class": "Happy", "real_kid_yardstick": 0.3, "pixel": {"confidence": 0.8, "kid": 1.0, "failed": [None]},
-        "dgn_am": {"confidence": 0.92, "kid": 2.0, "failed": [None]},
-        "ppgn": {"confidence": 0.9, "kid": 3.0, "failed": [None]},
+        "class": "Happy", "real_kid_yardstick": 0.3,
+        "pixel": {"confidence": 0.8, "kid": 1.0, "confidences": [0.8], "failed": [None]},
+        "dgn_am": {"confidence": 0.92, "kid": 2.0, "confidences": [0.92], "failed": [None]},
+        "ppgn": {"confidence": 0.9, "kid": 3.0, "confidences": [0.9], "failed": [None]},
     }  # fmt: skip
     methods["dgn_am"] = _synthesis([0.95, 0.92], 6.0, [0.5, 0.55])  # Happy: KID now under pixel space's and 2 x 0.3
     notes = " ".join(_comparison(methods).notes())
@@ -247,6 +297,21 @@ def test_verdicts_count_the_classes_where_the_numbers_say_so() -> None:
     assert f"{beats}2 of 2 classes (Angry, Happy)" in " ".join(_comparison(methods).notes())
     methods["pixel"] = _synthesis([0.97, 0.8], 5.0, [1.0, 1.0])  # Angry: DGN-AM now 0.02 less confident
     assert f"{beats}1 of 2 classes (Happy)" in " ".join(_comparison(methods).notes())
+
+
+def test_ppgn_samples_are_counted_per_sample_not_by_their_mean() -> None:
+    """Issue 26's PPGN-h bar: >= 2 of 3 samples not failed with confidence >= 0.5 (Happy's mean is 0.67, but one of
+    its two confident samples is a constant image)."""
+    confidence = torch.tensor([[0.9, 0.6, 0.1], [0.9, 0.9, 0.2]])
+    images, kid = torch.zeros(2, 3, 1, 4, 4), torch.ones(2)
+    pixel = Synthesis(images, confidence, confidence, kid, ((None,) * 3,) * 2, False)
+    ppgn = Synthesis(images, confidence, confidence, kid, ((None,) * 3, ("constant", None, None)), False)
+    methods = {"pixel": pixel, "dgn_am": pixel, "ppgn": ppgn}
+    bar = "PPGN-h: at least 2 of 3 samples are not failed and reach confidence >= 0.5 for "
+    assert f"{bar}1 of 2 classes (Angry)." in _comparison(methods).notes()
+    methods["ppgn"] = pixel
+    assert f"{bar}2 of 2 classes (Angry, Happy)." in _comparison(methods).notes()
+    assert _comparison(methods).scores(None)["per_class"][0]["ppgn"]["confidences"] == [0.9, 0.6, 0.1]
 
 
 def test_settings_are_checked_by_key() -> None:

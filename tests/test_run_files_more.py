@@ -29,7 +29,8 @@ from convlens.untrusted import UntrustedInputError
 
 TRAIN = re.escape("`make train` (a new run) writes it again")
 GENERATOR_CONFIG = {"code_dim": 4, "channels": 1, "size": 8, "hidden": 4, "image_size": 8, "widths": [4, 4],
-                    "code_layer": "features", "feature_layer": "pool", "mean": [0.5], "std": [0.25]}  # fmt: skip
+                    "code_shape": [], "code_layer": "features", "feature_layer": "pool",
+                    "mean": [0.5], "std": [0.25]}  # fmt: skip
 
 
 def _run(root: Path, experiment: str = "demo_faces", model: str = "fer_cnn") -> Path:

@@ -2,8 +2,9 @@
 (Nguyen et al. 2017), set beside the pixel-space class model and judged for confidence and realism.
 
 DGN-AM searches the code space of the run's generator (``make generate``, :mod:`convlens.generator`)
-instead of pixel space: gradient ascent on the code ``h`` so that the class logit of ``G(h)`` is
-maximal, with ``h`` kept inside the range of the training codes as the DGN paper clips it. PPGN-h
+instead of pixel space: gradient ascent on the code ``h`` so that the class's log-probability (or, as
+the paper, its logit) for ``G(h)`` is maximal, with ``h`` kept inside the range of the training codes
+as the DGN paper clips it. PPGN-h
 adds the denoising autoencoder ``R`` on the code as a prior and samples a Markov chain per class,
 ``h <- h + eps1 (R(h) - h) + eps2 d log p(c | G(h)) / dh + N(0, eps3^2)``. Both step in standardized
 code units, so one step size fits every layer. No library offers either for an arbitrary
@@ -36,20 +37,28 @@ from convlens.provenance import portable_path
 from convlens.run_files import read_class_names
 from convlens.untrusted import UntrustedInputError
 
+#: What DGN-AM can ascend (:class:`GeneratorPriorParams`).
+OBJECTIVES = ("log_probability", "logit")
+
 
 @dataclass(frozen=True)
 class GeneratorPriorParams(MethodParams):
     """``steps`` of pixel-space ascent and of DGN-AM alike (Adam, ``lr`` on the standardized code,
-    ``l2_weight`` decay); a PPGN-h chain of ``chain_steps`` per class with the paper's three weights,
-    of which ``samples`` images taken evenly over its second half are shown; pixel space and DGN-AM
-    draw ``samples`` images per class too, from as many seeded starts, since KID scores a set of at
-    least 2. DGN-AM's first start and the chain's start are the same seeded code ``init_scale * N(0, 1)``
-    (0: the mean training code). ``per_class``: the real test images shown beside them."""
+    ``l2_weight`` decay). DGN-AM ascends the class's ``objective``: ``log_probability``, log p(c | G(h)) as
+    PPGN's class term, which stops pushing once the class is certain (on both demos it kept DGN-AM's
+    images far nearer real ones by KID at confidence near 1, docs/generator.md), or ``logit``, the
+    pre-softmax unit of Nguyen et al. (2016), which drives the code to the corner of its range. A PPGN-h
+    chain of ``chain_steps`` per class with the paper's three weights, of which ``samples`` images taken
+    evenly over its second half are shown; pixel space and DGN-AM draw ``samples`` images per class too,
+    from as many seeded starts, since KID scores a set of at least 2. DGN-AM's first start and the
+    chain's start are the same seeded code ``init_scale * N(0, 1)`` (0: the mean training code).
+    ``per_class``: the real test images shown beside them."""
 
     per_class: int | None = 1
     steps: int = 128
     lr: float = 0.1
-    l2_weight: float = 1e-3
+    l2_weight: float = 0.0
+    objective: str = "log_probability"
     init_scale: float = 0.5
     chain_steps: int = 128
     samples: int = 3
@@ -62,6 +71,8 @@ class GeneratorPriorParams(MethodParams):
         at_least("steps", self.steps, 1)
         at_least("chain_steps", self.chain_steps, 2)
         at_least("samples", self.samples, 2)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective={self.objective!r} must be one of {', '.join(OBJECTIVES)}")
         if self.samples > self.chain_steps // 2 + 1:
             raise ValueError(f"samples={self.samples} must be <= chain_steps // 2 + 1 (the chain's second half)")
 
@@ -112,19 +123,25 @@ def synthesized_logits(model: nn.Module, prior: GeneratorPrior, z: Tensor) -> Te
 
 
 def dgn_am(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: GeneratorPriorParams) -> Tensor:
-    """DGN-AM: per class and start the standardized code (K, S, D) whose image maximizes the class logit."""
+    """DGN-AM: per class and start the standardized code (K, S, D) whose image maximizes the class's objective."""
     z = start_codes(prior, len(classes), params).flatten(0, 1).requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=params.lr)
     rows, classes = torch.arange(len(z)), classes.repeat_interleave(params.samples)
     with eval_mode(model), eval_mode(prior.generator):
         for _ in range(params.steps):
-            logits = synthesized_logits(model, prior, z)[rows, classes.to(z.device)]
-            loss = -(logits - params.l2_weight * z.pow(2).sum(1))
+            scores = _class_scores(synthesized_logits(model, prior, z), params.objective)
+            scores = scores[rows, classes.to(z.device)]
+            loss = -(scores - params.l2_weight * z.pow(2).sum(1))
             optimizer.zero_grad()
             loss.sum().backward(inputs=[z])
             optimizer.step()
             prior.statistics.clip_(z)
     return z.detach().unflatten(0, (-1, params.samples))
+
+
+def _class_scores(logits: Tensor, objective: str) -> Tensor:
+    """What DGN-AM ascends for every class: the logits or their log-softmax."""
+    return logits.log_softmax(1) if objective == "log_probability" else logits
 
 
 def ppgn_chain(model: nn.Module, prior: GeneratorPrior, classes: Tensor, params: GeneratorPriorParams) -> Tensor:
@@ -167,7 +184,7 @@ def explain_generator_prior(model: nn.Module, batch: ExplainBatch, params: Gener
     methods |= {name: _drawn(model, prior, real, z, params.seed) for name, z in drawn.items()}
     yardstick = torch.tensor([real.yardstick(label, params.samples, params.seed) for label in classes.tolist()])
     names = tuple(read_class_names(batch.run_dir, batch.num_classes))
-    return GeneratorComparison(classes, names, methods, yardstick)
+    return GeneratorComparison(classes, names, methods, yardstick, params.objective)
 
 
 def _real_images(prior: GeneratorPrior, classes: Tensor, samples: int) -> RealImages:

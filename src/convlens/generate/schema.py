@@ -16,10 +16,13 @@ SCHEMA_NAME = "generate_schema"
 class GenerateConfig:
     """``run`` (a run directory) or the latest run of ``experiment`` (None: of every experiment).
 
-    ``code_layer``: the classifier layer the generator inverts (None: the penultimate features, the
-    input of the last ``nn.Linear``, as DGN inverts fc6 of its CaffeNet; the class logits are then
-    linear in the code). The generator learns from the first ``train_images`` training images; the
-    realism measure compares synthesized images with the first ``heldout_images`` test images.
+    ``code_layer``: the classifier layer the generator inverts; ``layer3`` by default, a spatial code
+    from which both demos' generators draw images the classifier reads as their class (PPGN-h: 6 of 7
+    faces and 10 of 10 shapes with >= 2 of 3 samples at confidence >= 0.5, 2 of 7 and 5 of 10 with the
+    penultimate features, docs/generator.md). None: the penultimate features, the input of the last ``nn.Linear``,
+    as DGN inverts fc6 of its CaffeNet (the logits are then linear in the code). The generator learns
+    from the first ``train_images`` training images; the realism measure compares synthesized images
+    with the first ``heldout_images`` test images.
     """
 
     run: str | None = None
@@ -28,7 +31,7 @@ class GenerateConfig:
     device: str = "auto"
     threads: int | None = 1
     seed: int = 0
-    code_layer: str | None = None
+    code_layer: str | None = "layer3"
     train_images: int = 2000
     heldout_images: int = 500
     generator: GeneratorSettings = field(default_factory=GeneratorSettings)

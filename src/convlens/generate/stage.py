@@ -24,7 +24,7 @@ from convlens.explain.realism import REALISM_LAYER, channel_means
 from convlens.figures.generator import generator_losses_figure
 from convlens.generate.schema import GenerateConfig, check
 from convlens.generator import store
-from convlens.generator.encoding import CodeStatistics, ImageSpace, encode_images, penultimate_layer
+from convlens.generator.encoding import CodeStatistics, ImageSpace, code_shape, encode_images, penultimate_layer
 from convlens.generator.training import Encoded, reconstruction_errors, train_denoiser, train_generator
 from convlens.lineage import MADE_FROM
 from convlens.models.layers import resolve_layer
@@ -82,7 +82,8 @@ def _train(run: TrainedRun, model: torch.nn.Module, code_layer: str, settings: G
         test_codes = encode_images(model, [code_layer], test_images, space)[code_layer]
         heldout = encode_images(model, [REALISM_LAYER], test_images, space, channel_means)[REALISM_LAYER]
     statistics = CodeStatistics.of(train_codes)
-    data = Encoded(train_images, train_codes, code_layer, statistics)
+    shape = code_shape(model, code_layer, train_images[0], space)
+    data = Encoded(train_images, train_codes, code_layer, statistics, shape)
     with _timed(phases, "generator"):
         generator, losses = train_generator(model, data, space, settings.generator, settings.seed)
     with _timed(phases, "prior"):

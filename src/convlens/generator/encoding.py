@@ -53,6 +53,16 @@ class ImageSpace:
         return inputs * std + mean
 
 
+@torch.no_grad()
+def code_shape(model: nn.Module, layer: str, image: Tensor, space: ImageSpace) -> tuple[int, ...]:
+    """The shape (C, h, w) of one image's output of ``layer`` when it is a feature map, else () (a vector
+    code): what the generator's first layer is built for. ``image``: one uint8 image (C, H, W)."""
+    with eval_mode(model):
+        inputs = space.to_input(image[None].to(model_device(model)).float() / 255)
+        shape = tuple(layer_output(model, inputs, layer).shape[1:])
+    return shape if len(shape) == 3 else ()
+
+
 def encode(model: nn.Module, layer: str, inputs: Tensor) -> Tensor:
     """The flattened output (B, D) of ``layer`` for model ``inputs``, with gradients."""
     return layer_output(model, inputs, layer).flatten(1)

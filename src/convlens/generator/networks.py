@@ -29,21 +29,31 @@ class UpConvGenerator(nn.Module):
 
     ``widths`` are the channels at each resolution, from the first feature map (``ceil(size /
     2**(len(widths) - 1))`` pixels wide) to the last, at ``size`` (or the next multiple, resized).
-    Beside the up-convolutions a linear path maps the code to a half-resolution image: on a CPU
+    A spatial code (``code_shape`` (C, h, w), e.g. ``layer3``) enters as the feature map it is,
+    resized to the first resolution and mixed by a 3x3 convolution: each position draws its own
+    neighbourhood, where a fully connected layer would have to learn that locality from a few hundred
+    CPU steps. Beside the up-convolutions a linear path maps the code to a half-resolution image: on a CPU
     budget of a few hundred steps it carries the coarse layout that the up-convolutions alone did not
     learn (on the demo faces they stayed at the mean image's error); both paths start at zero (a grey
     image, see :func:`seeded_init_`) until training fits the linear one in closed form
     (:func:`convlens.generator.training.fit_coarse_path_`).
     """
 
-    def __init__(self, code_dim: int, channels: int, size: int, widths: Sequence[int] = (32, 16, 8)) -> None:
+    def __init__(
+        self, code_dim: int, channels: int, size: int, widths: Sequence[int] = (32, 16, 8),
+        code_shape: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         super().__init__()
         if len(widths) < 2:
             raise ValueError(f"generator widths {list(widths)} need at least two resolutions")
+        if code_shape and (len(code_shape) != 3 or math.prod(code_shape) != code_dim):
+            raise ValueError(f"code_shape {list(code_shape)} must be (C, h, w) with C * h * w = code_dim {code_dim}")
         self.code_dim, self.channels, self.size, self.widths = code_dim, channels, size, list(widths)
+        self.code_shape = list(code_shape)
         base = math.ceil(size / 2 ** (len(widths) - 1))
-        self.project = nn.Sequential(nn.Linear(code_dim, widths[0] * base * base), _leaky())
-        self.unflatten = nn.Unflatten(1, (widths[0], base, base))
+        self.project = _spatial_projection(code_shape, widths[0], base) if code_shape else nn.Sequential(
+            nn.Linear(code_dim, widths[0] * base * base), _leaky(), nn.Unflatten(1, (widths[0], base, base))
+        )  # fmt: skip
         self.up = nn.Sequential()
         for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:], strict=True), start=1):
             block = nn.Sequential()
@@ -58,12 +68,20 @@ class UpConvGenerator(nn.Module):
         self.coarse = nn.Linear(code_dim, channels * self.coarse_size**2)
 
     def forward(self, code: Tensor) -> Tensor:
-        x = self.to_image(self.up(self.unflatten(self.project(code))))
+        x = self.to_image(self.up(self.project(code)))
         if x.shape[-1] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         coarse = self.coarse(code).unflatten(1, (self.channels, self.coarse_size, self.coarse_size))
         x = x + F.interpolate(coarse, size=(self.size, self.size), mode="bilinear", align_corners=False)
         return (torch.tanh(x) + 1) / 2
+
+
+def _spatial_projection(code_shape: Sequence[int], width: int, base: int) -> nn.Sequential:
+    """A flattened (C, h, w) code back to its map, resized to ``base`` pixels, to ``width`` channels."""
+    return nn.Sequential(
+        nn.Unflatten(1, tuple(code_shape)), nn.Upsample(size=(base, base), mode="nearest"),
+        nn.Conv2d(code_shape[0], width, 3, padding=1), _leaky(),
+    )  # fmt: skip
 
 
 class Discriminator(nn.Module):

@@ -15,6 +15,7 @@ before any network is built, every refusal naming the file and the fix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def generator_folder(run_dir: str | Path) -> Path:
 def architecture(generator: UpConvGenerator, denoiser: CodeDenoiser) -> dict[str, Any]:
     """The constructor arguments of both networks, as ``config.json`` records them."""
     return {"code_dim": generator.code_dim, "channels": generator.channels, "size": generator.size,
-            "widths": generator.widths, "hidden": denoiser.hidden}  # fmt: skip
+            "widths": generator.widths, "code_shape": generator.code_shape, "hidden": denoiser.hidden}  # fmt: skip
 
 
 def load_prior(run_dir: str | Path) -> GeneratorPrior:
@@ -75,7 +76,8 @@ def load_prior(run_dir: str | Path) -> GeneratorPrior:
     if not folder.is_dir():
         raise MissingGenerator(f"no generator in this run: run `make generate RUN={portable_path(run_dir)}` first")
     config = _read_config(folder / CONFIG)
-    generator = UpConvGenerator(config["code_dim"], config["channels"], config["size"], config["widths"])
+    generator = UpConvGenerator(config["code_dim"], config["channels"], config["size"], config["widths"],
+                                config["code_shape"])  # fmt: skip
     denoiser = CodeDenoiser(config["code_dim"], config["hidden"])
     _load_weights(generator, folder / GENERATOR)
     _load_weights(denoiser, folder / DENOISER)
@@ -113,6 +115,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise UntrustedInputError(f"{path}: widths must list >= 2 widths; {again(path)}")
     for index, width in enumerate(widths):
         _check_int(width, path, f"widths[{index}]")
+    _check_code_shape(config.get("code_shape"), config["code_dim"], path)
     for key in ("code_layer", "feature_layer"):
         if not isinstance(config.get(key), str):
             raise UntrustedInputError(f"{path}: {key} must be a layer name; {again(path)}")
@@ -125,6 +128,16 @@ def _read_config(path: Path) -> dict[str, Any]:
         ):
             raise UntrustedInputError(f"{path}: {key} must list one number per channel; {again(path)}")
     return config
+
+
+def _check_code_shape(shape: Any, code_dim: int, path: Path) -> None:
+    """``code_shape``: [] (a vector code) or [C, h, w] whose product is ``code_dim``."""
+    if not isinstance(shape, list) or len(shape) not in (0, 3):
+        raise UntrustedInputError(f"{path}: code_shape must be [] or [C, h, w]; {again(path)}")
+    for index, size in enumerate(shape):
+        _check_int(size, path, f"code_shape[{index}]")
+    if shape and math.prod(shape) != code_dim:
+        raise UntrustedInputError(f"{path}: code_shape {shape} does not hold code_dim={code_dim} values; {again(path)}")
 
 
 def _check_int(value: Any, path: Path, key: str) -> None:

@@ -30,13 +30,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Encoded:
-    """The training set as the generator sees it: uint8 ``images`` (N, C, H, W), their ``codes`` (N, D)
-    at ``layer`` of the fixed classifier, and the codes' statistics."""
+    """The training set as the generator sees it: uint8 ``images`` (N, C, H, W), their flattened ``codes``
+    (N, D) at ``layer`` of the fixed classifier, the codes' statistics, and ``shape``, one code's (C, h, w)
+    when the layer is spatial (else ())."""
 
     images: Tensor
     codes: Tensor
     layer: str
     statistics: CodeStatistics
+    shape: tuple[int, ...] = ()
 
 
 def train_generator(
@@ -48,7 +50,7 @@ def train_generator(
     data = dataclasses.replace(data, statistics=data.statistics.to(device))  # standardizes batches on the device
     seeds = torch.Generator().manual_seed(seed)
     channels, size = data.images.shape[1], data.images.shape[-1]
-    generator = seeded_init_(UpConvGenerator(data.codes.shape[1], channels, size, settings.widths), seeds)
+    generator = seeded_init_(UpConvGenerator(data.codes.shape[1], channels, size, settings.widths, data.shape), seeds)
     if settings.ridge_start:
         penalty = fit_coarse_path_(generator, data.statistics.standardize(data.codes), data.images)
         log.info("generator: linear path started at the ridge fit, penalty %g per training code", penalty)
