@@ -84,9 +84,9 @@ def _conjugate_gradients(
     dims, tiny = (1, 2, 3), torch.finfo(rhs.dtype).tiny
     solution = start.clone()
     rows = torch.arange(len(rhs), device=rhs.device)
-    current = start
+    current = start.clone()
     residual = rhs - operator(current, masks)
-    direction = residual
+    direction = residual.clone()
     power = (residual * residual).sum(dim=dims, keepdim=True)
     goal = (tolerance**2) * (rhs * rhs).sum(dim=dims, keepdim=True).clamp_min(tiny)
     for _ in range(iterations):
@@ -101,10 +101,10 @@ def _conjugate_gradients(
             power, goal, masks = power[keep], goal[keep], masks[keep]
         product = operator(direction, masks)
         step = power / (direction * product).sum(dim=dims, keepdim=True).clamp_min(tiny)
-        current = current + step * direction
-        residual = residual - step * product
+        current += step * direction
+        residual -= step * product
         new_power = (residual * residual).sum(dim=dims, keepdim=True)
-        direction = residual + (new_power / power.clamp_min(tiny)) * direction
+        direction.mul_(new_power / power.clamp_min(tiny)).add_(residual)
         power = new_power
     solution[rows] = current
     return solution
