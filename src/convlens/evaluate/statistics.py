@@ -28,6 +28,9 @@ FDR = 0.05
 CONFIDENCE = 0.95
 #: Resamples for the bootstrap and the permutation test (the permutation test is exact below 2**n = this).
 RESAMPLES = 4999
+#: Permutation tests per scipy call: more share the fixed cost further, but scipy holds every resample
+#: of every test of a call in memory (RESAMPLES x tests x 2n values).
+BATCH = 16
 
 Better = Literal["higher", "lower"]
 Mark = Literal["above", "below", "level", "too few images"]
@@ -72,11 +75,6 @@ def paired_tests(pairs: Sequence[tuple[np.ndarray, np.ndarray, Better]], seed: i
             for index, test in zip(chunk, _tests(stacked, seed), strict=True):
                 tests[index] = test
     return tests  # type: ignore[return-value]
-
-
-#: Permutation tests per scipy call: more share the fixed cost further, but scipy holds every resample
-#: of every test of a call in memory (RESAMPLES x tests x 2n values).
-BATCH = 16
 
 
 def _differences(values: np.ndarray, baseline: np.ndarray, better: Better) -> np.ndarray:
