@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from convlens.evaluate.statistics import MIN_IMAGES, adjust, mark, paired_test
+from convlens.evaluate.statistics import BATCH, MIN_IMAGES, RESAMPLES, adjust, mark, paired_test, paired_tests
 
 
 def test_fewer_than_eight_images_are_never_marked() -> None:
@@ -65,3 +65,24 @@ def test_adjustment_is_benjamini_hochberg_over_the_tested_cells() -> None:
     assert adjusted[1] is None
     expected = stats.false_discovery_control([0.01, 0.04, 0.03, 0.2], method="bh")
     assert [adjusted[i] for i in (0, 2, 3, 4)] == pytest.approx(list(expected))
+
+
+def test_batched_tests_give_each_test_its_own_scipy_p_value() -> None:
+    """Tests batched along scipy's axis (several chunks of one size, sizes mixed, NaN pairs left out,
+    a row of zero differences) get exactly the p-value of a scipy call on that test alone."""
+    rng = np.random.default_rng(2)
+    pairs = [(rng.normal(size=n) + 0.3 * rng.normal(), rng.normal(size=n), "higher") for n in [16] * (2 * BATCH + 3)]
+    pairs += [(rng.normal(size=64), rng.normal(size=64), "lower"), (np.r_[np.nan, np.ones(9)], np.zeros(10), "higher")]
+    pairs += [(np.ones(12), np.ones(12), "higher"), (np.ones(5), np.zeros(5), "higher")]
+    for (values, baseline, better), test in zip(pairs, paired_tests(pairs), strict=True):
+        kept = np.isfinite(values)
+        differences = (1 if better == "higher" else -1) * (values[kept] - baseline[kept])
+        assert test.n == len(differences) and test.difference == pytest.approx(differences.mean())
+        if len(differences) < MIN_IMAGES:
+            assert test.p is None
+        elif not differences.any():
+            assert test.p == 1.0
+        else:
+            alone = stats.permutation_test((differences,), np.mean, permutation_type="samples", vectorized=True,
+                                           n_resamples=RESAMPLES, rng=np.random.default_rng(0))  # fmt: skip
+            assert test.p == alone.pvalue

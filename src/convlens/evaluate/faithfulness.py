@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from convlens.evaluate.imputation import noisy_linear_imputation
-from convlens.evaluate.scores import rounded, score
+from convlens.evaluate.scores import rounded, scores
 
 FILLS = ("black", "mean")
 #: Forward-pass size on a CPU, where chunks that stay in cache run faster. CPU ms per image, chunks of
@@ -256,10 +256,10 @@ def faithfulness(
 ) -> dict[str, Any]:
     """The JSON record of one method-layer: each score tested against each of ``baselines`` (by name,
     random maps first, each :func:`per_image` on the same images), and the mean curves."""
-    record: dict[str, Any] = {
-        name: score(values[name], {baseline: found[name] for baseline, found in baselines.items()}, better)
+    record: dict[str, Any] = scores({
+        name: (values[name], {baseline: found[name] for baseline, found in baselines.items()}, better)
         for name, better in BETTER.items()
-    }
+    })  # fmt: skip
     return record | {"curves": mean_curves(values, params)}
 
 

@@ -23,7 +23,7 @@ from convlens.evaluate import robustness as robust
 from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.inputs import Images, Key, MethodMaps
 from convlens.evaluate.recompute import Recompute
-from convlens.evaluate.scores import mean_of, score
+from convlens.evaluate.scores import mean_of, scores
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FamilySpec
 from convlens.registry import load
@@ -194,9 +194,8 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     for name, maps in chosen.items():
         trained = {layer: values[_rows(maps, index)] for layer, values in maps.layers.items()}
         values = robust.max_sensitivity(subject.recompute(name), subject.model, inputs, targets, trained, params)
-        family.records[name] = {
-            layer: {"max_sensitivity": score(values[layer], references, "lower")} for layer in trained
-        }
+        cells = scores({layer: (values[layer], references, "lower") for layer in trained})
+        family.records[name] = {layer: {"max_sensitivity": cell} for layer, cell in cells.items()}
     return family
 
 

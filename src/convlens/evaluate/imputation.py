@@ -15,18 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
 def neighbour_sum(values: Tensor) -> Tensor:
     """The weighted sum of each pixel's 8 neighbours in (..., H, W), 1/6 for the direct and 1/12 for
     the diagonal ones (Rong et al.), zero outside the image: ``[1 2 1] x [1 2 1] / 12`` minus the
-    centre, as two 1-D passes (faster than a 3x3 convolution of one channel on the CPU)."""
-    height, width = values.shape[-2:]
-    padded = F.pad(values, (1, 1, 1, 1))
-    rows = padded[..., :, :width] + 2 * padded[..., :, 1 : width + 1] + padded[..., :, 2:]
-    block = rows[..., :height, :] + 2 * rows[..., 1 : height + 1, :] + rows[..., 2:, :]
+    centre, as two 1-D passes of shifted in-place additions (no padded copy: faster than a 3x3
+    convolution of one channel, or than slicing a padded image, on the CPU)."""
+    rows = 2 * values
+    rows[..., :, 1:] += values[..., :, :-1]
+    rows[..., :, :-1] += values[..., :, 1:]
+    block = 2 * rows
+    block[..., 1:, :] += rows[..., :-1, :]
+    block[..., :-1, :] += rows[..., 1:, :]
     return (block - 4 * values) / 12
 
 
@@ -48,11 +50,12 @@ def noisy_linear_imputation(
     flat = images.reshape(-1, 1, height, width)
     weight_sum = neighbour_sum(torch.ones_like(flat[:1]))
 
-    def operator(values: Tensor, rows: Tensor) -> Tensor:
-        return unknown[rows] * (weight_sum * values - neighbour_sum(values))
+    def operator(values: Tensor, masks: Tensor) -> Tensor:
+        return masks * (weight_sum * values - neighbour_sum(values))
 
     rhs = unknown * neighbour_sum(flat * (1 - unknown))
-    solution = _conjugate_gradients(operator, rhs, unknown * _known_mean(flat, unknown), iterations, tolerance)
+    start = unknown * _known_mean(flat, unknown)
+    solution = _conjugate_gradients(operator, rhs, start, unknown, iterations, tolerance)
     jitter = noise * torch.randn(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype)
     filled = flat * (1 - unknown) + unknown * (solution + jitter)
     return filled.reshape(count, channels, height, width)
@@ -65,19 +68,25 @@ def _known_mean(flat: Tensor, unknown: Tensor) -> Tensor:
 
 
 def _conjugate_gradients(
-    operator: Callable[[Tensor, Tensor], Tensor], rhs: Tensor, start: Tensor, iterations: int, tolerance: float
+    operator: Callable[[Tensor, Tensor], Tensor],
+    rhs: Tensor,
+    start: Tensor,
+    masks: Tensor,
+    iterations: int,
+    tolerance: float,
 ) -> Tensor:
     """Batched conjugate gradients: one independent system per (image, channel), scalars per system;
-    ``operator(values, rows)`` applies the systems ``rows`` to ``values``. Systems that have converged
+    ``operator(values, masks)`` applies the systems whose unknown pixels are ``masks`` (a subset of
+    the rows of ``masks``, carried along as the batch shrinks) to ``values``. Systems that have converged
     leave the batch once they are a quarter of it: a small hole converges in a few iterations, a large
     one (ROAD's 80%) needs several times more, and the batch would otherwise carry the finished ones
     to the end."""
     dims, tiny = (1, 2, 3), torch.finfo(rhs.dtype).tiny
     solution = start.clone()
     rows = torch.arange(len(rhs), device=rhs.device)
-    current = start
-    residual = rhs - operator(current, rows)
-    direction = residual
+    current = start.clone()
+    residual = rhs - operator(current, masks)
+    direction = residual.clone()
     power = (residual * residual).sum(dim=dims, keepdim=True)
     goal = (tolerance**2) * (rhs * rhs).sum(dim=dims, keepdim=True).clamp_min(tiny)
     for _ in range(iterations):
@@ -89,13 +98,13 @@ def _conjugate_gradients(
                 return solution
             keep = ~done
             rows, current, residual, direction = rows[keep], current[keep], residual[keep], direction[keep]
-            power, goal = power[keep], goal[keep]
-        product = operator(direction, rows)
+            power, goal, masks = power[keep], goal[keep], masks[keep]
+        product = operator(direction, masks)
         step = power / (direction * product).sum(dim=dims, keepdim=True).clamp_min(tiny)
-        current = current + step * direction
-        residual = residual - step * product
+        current += step * direction
+        residual -= step * product
         new_power = (residual * residual).sum(dim=dims, keepdim=True)
-        direction = residual + (new_power / power.clamp_min(tiny)) * direction
+        direction.mul_(new_power / power.clamp_min(tiny)).add_(residual)
         power = new_power
     solution[rows] = current
     return solution

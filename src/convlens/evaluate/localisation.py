@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from convlens.evaluate.scores import score
+from convlens.evaluate.scores import scores
 from convlens.explain.localisation import mask_area
 from convlens.explain.localisation import relevance_mass as mass_inside
 
@@ -114,8 +114,6 @@ def random_baseline(masks: Tensor, draws: int, generator: torch.Generator) -> di
 def localisation(maps: Tensor, masks: Tensor, baselines: dict[str, dict[str, Tensor]]) -> dict[str, Any]:
     """The JSON record of one method-layer: each metric tested against each of ``baselines`` (by name,
     random maps first: per metric the per-image values (B,) on the same images), with the chance level."""
-    chance = mask_area(masks)
-    return {
-        name: score(values, {baseline: found[name] for baseline, found in baselines.items()}, "higher", chance=chance)
-        for name, values in all_metrics(maps, masks).items()
-    }
+    cells = {name: (values, {baseline: found[name] for baseline, found in baselines.items()}, "higher")
+             for name, values in all_metrics(maps, masks).items()}  # fmt: skip
+    return scores(cells, chance=mask_area(masks))

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from convlens.evaluate.scores import mean_of, score
+from convlens.evaluate.scores import mean_of, scores
 from convlens.evaluate.similarity import is_flat, similarities, spearman
 from convlens.evaluate.statistics import MIN_IMAGES
 from convlens.registry import costly_methods
@@ -142,9 +142,10 @@ def randomization(cascade: Cascade, params: RandomizationParams) -> dict[str, An
     record["views"] = {view: _view(cascade, view) for view in cascade.trained if view != TESTED_VIEW}
     threshold = {"threshold": torch.full_like(twin["spearman"], params.similar_above)}
     structure = torch.maximum(twin["spearman"], edges["spearman"]).clamp_min(0) + params.margin
-    record["sensitivity"] = score(per_step[-1]["spearman"], threshold | {"structure": structure}, "lower") | {
-        "judged": SENSITIVITY, "margin": params.margin}  # fmt: skip
-    record["first_stage"] = score(per_step[0]["spearman"], threshold, "lower") | {"judged": FIRST_STAGE}
+    cells = scores({"sensitivity": (per_step[-1]["spearman"], threshold | {"structure": structure}, "lower"),
+                    "first_stage": (per_step[0]["spearman"], threshold, "lower")})  # fmt: skip
+    record["sensitivity"] = cells["sensitivity"] | {"judged": SENSITIVITY, "margin": params.margin}
+    record["first_stage"] = cells["first_stage"] | {"judged": FIRST_STAGE}
     record["verdict"] = cascade_verdict(record)
     return record
 

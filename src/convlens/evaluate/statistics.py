@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,9 @@ FDR = 0.05
 CONFIDENCE = 0.95
 #: Resamples for the bootstrap and the permutation test (the permutation test is exact below 2**n = this).
 RESAMPLES = 4999
+#: Permutation tests per scipy call: more share the fixed cost further, but scipy holds every resample
+#: of every test of a call in memory (RESAMPLES x tests x 2n values).
+BATCH = 16
 
 Better = Literal["higher", "lower"]
 Mark = Literal["above", "below", "level", "too few images"]
@@ -54,17 +58,51 @@ class PairedTest:
 def paired_test(values: np.ndarray, baseline: np.ndarray, better: Better, seed: int = 0) -> PairedTest:
     """The paired comparison of ``values`` with ``baseline`` (both (B,), NaN where a metric does not
     apply to an image: such pairs are left out)."""
+    return paired_tests([(values, baseline, better)], seed)[0]
+
+
+def paired_tests(pairs: Sequence[tuple[np.ndarray, np.ndarray, Better]], seed: int = 0) -> list[PairedTest]:
+    """:func:`paired_test` of each ``(values, baseline, better)``, the same results in less time: the
+    permutation tests on equally many images go through ``scipy.stats.permutation_test`` together along
+    a batch axis, where the sign flips, drawn per observation from the same seed, are shared (a call's
+    fixed cost, most of a single test's, is paid once per batch)."""
+    differences = [_differences(*pair) for pair in pairs]
+    tests: list[PairedTest | None] = [None] * len(pairs)
+    for n in {len(found) for found in differences}:
+        rows = [index for index, found in enumerate(differences) if len(found) == n]
+        for chunk in (rows[start : start + BATCH] for start in range(0, len(rows), BATCH)):
+            stacked = np.stack([differences[index] for index in chunk]).reshape(len(chunk), n)
+            for index, test in zip(chunk, _tests(stacked, seed), strict=True):
+                tests[index] = test
+    return tests  # type: ignore[return-value]
+
+
+def _differences(values: np.ndarray, baseline: np.ndarray, better: Better) -> np.ndarray:
+    """The finite pairs' differences in the better direction."""
     values, baseline = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     kept = np.isfinite(values) & np.isfinite(baseline)
-    differences = (1.0 if better == "higher" else -1.0) * (values[kept] - baseline[kept])
-    n = len(differences)
+    return (1.0 if better == "higher" else -1.0) * (values[kept] - baseline[kept])
+
+
+def _tests(differences: np.ndarray, seed: int) -> list[PairedTest]:
+    """The tests of (T, n) differences, one row each."""
+    count, n = differences.shape
+    means = differences.mean(axis=1) if n else np.full(count, np.nan)
     if n < MIN_IMAGES:
-        mean = float(differences.mean()) if n else None
-        return PairedTest(n, mean, None, None, None, None)
-    low, high = _interval(differences, seed)
-    spread = float(differences.std(ddof=1))
-    effect = float(differences.mean()) / spread if spread > 0 else None
-    return PairedTest(n, float(differences.mean()), low, high, effect, _p_value(differences, seed))
+        return [PairedTest(n, float(mean) if n else None, None, None, None, None) for mean in means]
+    (lows, highs), p_values = _intervals(differences, seed), _p_values(differences, seed)
+    spreads = differences.std(axis=1, ddof=1)
+    return [
+        PairedTest(n, float(mean), float(low), float(high), float(mean) / spread if spread > 0 else None, float(p))
+        for mean, low, high, spread, p in zip(means, lows, highs, spreads, p_values, strict=True)
+    ]
+
+
+def _intervals(differences: np.ndarray, seed: int) -> tuple[list[float], list[float]]:
+    """Per row, :func:`_interval`: one bootstrap per test, since batched BCa breaks the many ties of
+    small samples' resampled means differently (intervals of 8 images moved by up to 0.003)."""
+    found = [_interval(row, seed) for row in differences]
+    return [low for low, _ in found], [high for _, high in found]
 
 
 def _interval(differences: np.ndarray, seed: int) -> tuple[float, float]:
@@ -83,21 +121,23 @@ def _interval(differences: np.ndarray, seed: int) -> tuple[float, float]:
     return float(found.low), float(found.high)
 
 
-def _p_value(differences: np.ndarray, seed: int) -> float:
-    """Two-sided sign-flip permutation p-value of the mean difference (no difference under the null)."""
-    if not differences.any():
-        return 1.0
-    return float(
-        stats.permutation_test(
-            (differences,),
+def _p_values(differences: np.ndarray, seed: int) -> np.ndarray:
+    """Per row, the two-sided sign-flip permutation p-value of the mean difference (no difference under
+    the null); 1 where every difference is 0."""
+    p_values = np.ones(len(differences))
+    tested = np.flatnonzero(differences.any(axis=1))
+    if len(tested):
+        p_values[tested] = stats.permutation_test(
+            (differences[tested],),
             np.mean,
             permutation_type="samples",
             n_resamples=RESAMPLES,
             alternative="two-sided",
             vectorized=True,
+            axis=-1,
             rng=np.random.default_rng(seed),
-        ).pvalue  # fmt: skip
-    )
+        ).pvalue
+    return p_values
 
 
 def adjust(p_values: list[float | None]) -> list[float | None]:

@@ -5,6 +5,7 @@ head down; below, the mean Spearman and SSIM of the maps to the trained ones at 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
 
 from convlens import registry
 from convlens.figures.grid import MAP_NOTE
@@ -21,6 +23,17 @@ from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, show_image
 
 PANEL = 1.05
 CURVE_HEIGHT = 2.6
+#: Inches of the manual layout (a constrained layout of ~100 panels took seconds of the stage): room left
+#: of the trained maps for the row labels (wrapped at ``LABEL_CHARACTERS``), above the maps for the
+#: title and column titles, under them for the colour bar, round the curves for their ticks and title,
+#: right of them for the legend, and the figure's margin.
+LABEL_INCHES = 1.5
+LABEL_CHARACTERS = 24
+TOP_INCHES = 0.55
+BAR_INCHES = 0.7
+CURVE_MARGINS = {"left": 0.55, "bottom": 0.45, "top": 0.35}
+LEGEND_INCHES = 1.8
+MARGIN = 0.1
 
 
 def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
@@ -45,17 +58,31 @@ def cascade_figure(
     ``stages``; ``curves``: per label the ``spearman`` and ``ssim`` means per stage (None where a map
     is flat and has nothing to compare)."""
     columns = ["input", "trained", *(f"+ {stage}" for stage in stages)]
-    height = PANEL * len(rows) + CURVE_HEIGHT + 0.6
-    figure = Figure(figsize=(max(PANEL * len(columns) + 1.6, 7.5), height), dpi=100, layout="constrained")
-    figure.suptitle("Cascading model-parameter randomization (head first)", fontsize=9)
-    grid, plots = figure.subfigures(2, 1, height_ratios=[PANEL * len(rows), CURVE_HEIGHT])
-    _map_grid(grid, image, rows, columns)
-    _similarity_curves(plots, curves, stages)
+    width = max(PANEL * len(columns) + LABEL_INCHES + 2 * MARGIN, 7.5)
+    height = TOP_INCHES + PANEL * len(rows) + BAR_INCHES + CURVE_HEIGHT
+    figure = Figure(figsize=(width, height), dpi=100)
+    figure.suptitle("Cascading model-parameter randomization (head first)", fontsize=9, y=1 - 0.08 / height, va="top")
+    maps_top = 1 - TOP_INCHES / height
+    maps = figure.add_gridspec(
+        len(rows), len(columns) + 1, width_ratios=[1, LABEL_INCHES / PANEL, *[1] * (len(columns) - 1)],
+        left=MARGIN / width, right=1 - MARGIN / width, top=maps_top,
+        bottom=maps_top - PANEL * len(rows) / height, wspace=0.08, hspace=0.1,
+    )  # fmt: skip
+    _map_grid(figure, maps, image, rows, columns)
+    plots = figure.add_gridspec(
+        1, 2, left=CURVE_MARGINS["left"] / width, right=1 - LEGEND_INCHES / width,
+        bottom=CURVE_MARGINS["bottom"] / height, top=(CURVE_HEIGHT - CURVE_MARGINS["top"]) / height, wspace=0.2,
+    )  # fmt: skip
+    _similarity_curves(figure, plots, curves, stages)
     return figure
 
 
-def _map_grid(figure: Figure, image: np.ndarray, rows: Mapping[str, Sequence[np.ndarray]], columns: list[str]) -> None:
-    axes = figure.subplots(len(rows), len(columns), squeeze=False)
+def _map_grid(
+    figure: Figure, grid: GridSpec, image: np.ndarray, rows: Mapping[str, Sequence[np.ndarray]], columns: list[str]
+) -> None:
+    """The maps in ``grid``'s columns but its second, which holds the row labels."""
+    axes = [[figure.add_subplot(grid[row, column]) for column in (0, *range(2, len(columns) + 1))]
+            for row in range(len(rows))]  # fmt: skip
     for row, (label, maps) in enumerate(rows.items()):
         if row == 0:
             show_image(axes[row][0], image)
@@ -64,24 +91,29 @@ def _map_grid(figure: Figure, image: np.ndarray, rows: Mapping[str, Sequence[np.
         for column, values in enumerate(maps, start=1):
             axes[row][column].imshow(values, cmap=HEAT_CMAP, vmin=0, vmax=clip_limit(values), interpolation="nearest")
             finish(axes[row][column], columns[column] if row == 0 else None)
-        axes[row][1].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+        axes[row][1].set_ylabel(textwrap.fill(label, LABEL_CHARACTERS), fontsize=7, rotation=0, ha="right",
+                                va="center")  # fmt: skip
     axes[0][0].set_title(columns[0], fontsize=7)
-    _colorbar(figure, axes[-1][1:].tolist())
+    _colorbar(figure, axes[-1][1], axes[-1][-1])
 
 
-def _colorbar(figure: Figure, under: list[Axes]) -> None:
-    """One bar under the maps: each is drawn from 0 to its own 99.5th percentile (see ``clip_limit``)."""
-    mappable = ScalarMappable(Normalize(0, 1), HEAT_CMAP)
-    colorbar = figure.colorbar(mappable, ax=under, location="bottom", shrink=0.4, aspect=40, pad=0.03)
+def _colorbar(figure: Figure, first: Axes, last: Axes) -> None:
+    """One bar under the maps from ``first`` to ``last`` (the bottom row's trained map and last step),
+    at 40% of their span: each map is drawn from 0 to its own 99.5th percentile (see ``clip_limit``)."""
+    left, right = first.get_position().x0, last.get_position().x1
+    span, below = right - left, first.get_position().y0
+    bar = figure.add_axes((left + 0.3 * span, below - 0.3 / figure.get_figheight(), 0.4 * span,
+                           0.08 / figure.get_figheight()))  # fmt: skip
+    colorbar = figure.colorbar(ScalarMappable(Normalize(0, 1), HEAT_CMAP), cax=bar, orientation="horizontal")
     colorbar.set_ticks([0, 1])
     colorbar.ax.tick_params(labelsize=7)
     colorbar.set_label(MAP_NOTE, fontsize=7)
 
 
 def _similarity_curves(
-    figure: Figure, curves: Mapping[str, Mapping[str, Sequence[float | None]]], stages: Sequence[str]
+    figure: Figure, grid: GridSpec, curves: Mapping[str, Mapping[str, Sequence[float | None]]], stages: Sequence[str]
 ) -> None:
-    axes = figure.subplots(1, 2)
+    axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
     steps = np.arange(len(stages))
     colours = colormaps["tab20"].colors
     for axis, metric, title in zip(axes, ("spearman", "ssim"), ("Spearman rank correlation", "SSIM"), strict=True):
