@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from datafiles import FER_ROWS, fer_row, write_cifar_cache, write_fer_csv, write
 from convlens.data import ImageDataModule
 from convlens.data.cifar10 import CIFAR10_CLASSES, CIFAR10Source
 from convlens.data.fer2013 import FER2013_CLASSES, Fer2013Source
+from convlens.data.module import parts_tensor
 
 
 def test_cifar_cache_is_split_with_a_seed(tmp_path: Path) -> None:
@@ -57,6 +59,21 @@ def test_fer_image_folders(tmp_path: Path) -> None:
     arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache"), val_fraction=0.25).load()
     assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (15, 5, 6)
     assert set(arrays.test.labels.tolist()) == {FER2013_CLASSES.index("Happy"), FER2013_CLASSES.index("Sad")}
+
+
+def test_fer_faces_carry_the_fixed_part_boxes_as_writable_tensors(tmp_path: Path) -> None:
+    """Every FER2013 image gets the same part map (brows above eyes above mouth), shared, not copied per image."""
+    write_fer_folders(tmp_path, {"train": 4, "test": 2})
+    arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache"), val_fraction=0.25).load()
+    assert arrays.part_names == ("background", "face", "brows", "eyes", "mouth") and "approximate" in arrays.parts_from
+    parts = arrays.train.parts
+    assert parts.shape == (len(arrays.train), 48, 48) and parts.strides[0] == 0
+    rows = {name: np.flatnonzero((parts[0] == index).any(axis=1)) for index, name in enumerate(arrays.part_names)}
+    assert rows["brows"].max() < rows["eyes"].min() and rows["eyes"].max() < rows["mouth"].min()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a read-only array would warn when it becomes a tensor
+        tensor = parts_tensor(parts)
+    assert tensor.shape == parts.shape and torch.equal(tensor[1], torch.from_numpy(np.array(parts[1])))
 
 
 def test_missing_fer_data_dir_says_where_to_get_it(tmp_path: Path) -> None:

@@ -38,12 +38,12 @@ class ImageSplit:
         return ImageSplit(self.images.to(device), self.labels.to(device), self.masks, self.parts)
 
 
-def _parts(parts: np.ndarray | None) -> Tensor | None:
+def parts_tensor(parts: np.ndarray | None) -> Tensor | None:
     """The parts as a tensor; one map broadcast to every image (fixed boxes) stays a single map."""
     if parts is None:
         return None
     if parts.strides[0] == 0:
-        return torch.from_numpy(np.ascontiguousarray(parts[0])).expand(parts.shape)
+        return torch.from_numpy(np.array(parts[0])).expand(parts.shape)  # a writable copy of the one map
     return torch.from_numpy(parts)
 
 
@@ -146,7 +146,7 @@ class ImageDataModule(pl.LightningDataModule):
             split = arrays.split(name)
             images = torch.from_numpy(np.ascontiguousarray(split.images.transpose(0, 3, 1, 2)))
             masks = None if split.masks is None else torch.from_numpy(split.masks)
-            self.splits[name] = ImageSplit(images, torch.from_numpy(split.labels), masks, _parts(split.parts))
+            self.splits[name] = ImageSplit(images, torch.from_numpy(split.labels), masks, parts_tensor(split.parts))
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
