@@ -137,7 +137,7 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
         pairs.append(pair)
         covered += pair.count
     named = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}** ({pair.count})" for pair in pairs)
-    lines = [f"{errors} of {int(confusion.sum()):,} test images are misclassified; {named} make {covered} of them "
+    lines = [f"{errors:,} of {int(confusion.sum()):,} test images are misclassified; {named} make {covered:,} of them "
              f"({covered / errors:.0%})."]  # fmt: skip
     never = [name for name, count in zip(run.class_names, confusion.sum(axis=0), strict=True) if count == 0]
     if never and len(never) < len(run.class_names):
