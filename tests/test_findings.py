@@ -15,7 +15,8 @@ from convlens.data.synthetic.faces import FACES_PARTS, make_faces
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.regions import part_shares, regions
 from convlens.report.curves import EpochCurves
-from convlens.report.findings import believe, confuses, lead_method, limits, trusted, where
+from convlens.report.findings import believe, confuses, findings, lead_method, limits, trusted, where
+from convlens.untrusted import UntrustedInputError
 
 CLASSES = ["cat", "dog"]
 SECTIONS = {"trust": 6}
@@ -62,6 +63,9 @@ def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> 
     assert "- **cat**: object 90% (4.5x area)." in on_object and "Off the evidence" not in on_object
     # 95% on a background of 80% of the area is 1.2x its area: under the 1.5x that names a part.
     assert "- No part favoured: cat, dog." in where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS)[-1]
+    unseen = where(_evaluation(), ("saliency", ""), [*CLASSES, "bird"], SECTIONS)[-1]
+    assert unseen.endswith("- Not in the table: bird, no sampled image is explained for them (by default the class "
+                           "the model answers).")  # fmt: skip
     evaluation = _evaluation(0.95, 0.9)
     evaluation["regions"]["classes"]["0"]["area"] = evaluation["regions"]["classes"]["1"]["area"] = [0.2, 0.8]
     off = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS))
@@ -154,3 +158,16 @@ def test_face_parts_split_the_evidence_mask_with_brows_above_eyes() -> None:
         return float((rows * inside).sum() / inside.sum())
 
     assert all(mean_row(part, "brows") < mean_row(part, "eyes") for part in faces.parts)
+
+
+def test_a_tampered_evaluation_is_refused_with_the_file_named() -> None:
+    run = _run([[1, 0], [0, 1]], [0.5, 0.6], {"methods": {"saliency": {"layers": "not a mapping"}}, "regions": {}})
+    run.evaluation_stale, run.label = [], "demo/run"
+    with pytest.raises(UntrustedInputError, match=r"demo/run/evaluation/evaluation.json is not what the evaluate"):
+        findings(run, SECTIONS)
+
+
+def test_without_masks_the_lead_map_is_not_said_to_localise_best() -> None:
+    evaluation = _evaluation(layers={"": _layer() | {"localisation": {}}})
+    assert "(a trusted map; no masks to rank them)" in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[0]
+    assert "(the trusted map that localises best)" in where(_evaluation(), ("saliency", ""), CLASSES, SECTIONS)[0]

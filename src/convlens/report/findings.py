@@ -25,6 +25,8 @@ from convlens.report.convergence import convergence
 from convlens.report.markdown import code, table, text
 from convlens.report.observations import collapse, confused_pairs
 from convlens.report.run_data import RunData
+from convlens.rundir import EVALUATION_JSON
+from convlens.untrusted import UntrustedInputError
 
 #: Families that must support a map before it answers "where does the model look?".
 REQUIRED = ("faithfulness", "randomization")
@@ -40,11 +42,17 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
     """The section's body; ``sections`` maps a section's key (``trust``, a visualization section's key)
     to its number, for the pointers."""
     evaluation = None if run.evaluation_stale else run.evaluation
-    chosen = lead_method(evaluation)
-    parts = ["### Which maps to believe", *believe(evaluation, run.label, sections),
-             "### Where the model looks", *where(evaluation, chosen, run.class_names, sections),
-             "### What it confuses", *confuses(run, evaluation, chosen),
-             "### Converged? Limits", *limits(run)]  # fmt: skip
+    try:
+        chosen = lead_method(evaluation)
+        parts = ["### Which maps to believe", *believe(evaluation, run.label, sections),
+                 "### Where the model looks", *where(evaluation, chosen, run.class_names, sections),
+                 "### What it confuses", *confuses(run, evaluation, chosen),
+                 "### Converged? Limits", *limits(run)]  # fmt: skip
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+        raise UntrustedInputError(
+            f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: {error}); "
+            f"rerun `make evaluate RUN={run.label}`"
+        ) from error
     return "\n\n".join(parts)
 
 
@@ -111,7 +119,13 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
     none = [text(class_names[int(key)]) for key, line in zip(shares, lines, strict=True) if line is None]
     lines = [line for line in lines if line is not None] + ([f"- No part favoured: {', '.join(none)}."] if none else [])
-    lead = (f"{_title(evaluation, name, layer)} (the trusted map that localises best): mean share per part "
+    unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
+    if unseen:
+        lines.append(f"- Not in the table: {', '.join(unseen)}, no sampled image is explained for them (by default "
+                     "the class the model answers).")  # fmt: skip
+    record = evaluation["methods"][name]["layers"][layer]
+    why = "the trusted map that localises best" if _pointing(record) >= 0 else "a trusted map; no masks to rank them"
+    lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
             f"[95% bootstrap interval] (the part's area) per class explained; parts {text(regions['from'])}. Named: "
             f"parts at {FAVOURED}x their area or more with the interval above it. Section {sections['trust']}'s "
             "comparison figure shows one image per class.")  # fmt: skip
