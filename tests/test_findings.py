@@ -15,7 +15,16 @@ from convlens.data.synthetic.faces import FACES_PARTS, make_faces
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.regions import part_shares, regions
 from convlens.report.curves import EpochCurves
-from convlens.report.findings import believe, confuses, findings, lead_method, limits, trusted, where
+from convlens.report.findings import (
+    believe,
+    confident_mistakes,
+    confuses,
+    findings,
+    lead_method,
+    limits,
+    trusted,
+    where,
+)
 from convlens.untrusted import UntrustedInputError
 
 CLASSES = ["cat", "dog"]
@@ -55,7 +64,7 @@ def _run(confusion: list[list[int]], val_accuracy: list[float], evaluation: dict
     metrics = {"best_epoch": len(val_accuracy) - 1, "epochs": len(val_accuracy), "train": {"acc": 0.9},
                "val": {"acc": val_accuracy[-1]}}  # fmt: skip
     return SimpleNamespace(confusion=np.array(confusion), class_names=CLASSES, curves=curves, config=config,
-                           metrics=metrics, evaluation=evaluation)  # fmt: skip
+                           metrics=metrics, evaluation=evaluation, manifest=None)  # fmt: skip
 
 
 def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> None:
@@ -171,3 +180,19 @@ def test_without_masks_the_lead_map_is_not_said_to_localise_best() -> None:
     evaluation = _evaluation(layers={"": _layer() | {"localisation": {}}})
     assert "(a trusted map; no masks to rank them)" in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[0]
     assert "(the trusted map that localises best)" in where(_evaluation(), ("saliency", ""), CLASSES, SECTIONS)[0]
+
+
+def _mistakes(answers: list[str]) -> dict:
+    images = [{"group": "mistake", "image_index": index, "true_label": "Sad", "predicted_label": answer,
+               "confidence": 0.8 + index / 100} for index, answer in enumerate(answers)]  # fmt: skip
+    return {"entries": [{"method": "deconvnet", "images": images[:1]}, {"method": "saliency", "images": images}]}
+
+
+def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
+    line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]))
+    assert line == ["5 of the 7 most confident mistakes the figures show answer **Happy** (confidence 0.80-0.86; "
+                    "true: Sad): look at their maps (the methods' folded mistakes) for a shared shortcut or a label "
+                    "error."]  # fmt: skip
+    assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"])) == []
+    assert confident_mistakes(_mistakes(["Happy", "Happy", "Happy"])) == [], "too few to say"
+    assert confident_mistakes(None) == []

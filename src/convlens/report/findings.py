@@ -33,6 +33,10 @@ REQUIRED = ("faithfulness", "randomization")
 #: A part is named as where a class's evidence lies when its share is at least this multiple of its area
 #: and its interval lies above its area.
 FAVOURED = 1.5
+#: The most confident mistakes are called out when one answer makes at least this share of them, of at least
+#: :data:`FEW_MISTAKES` shown: a confident answer shared by several expressions points at a shortcut or at labels.
+SHARED_ANSWER = 0.5
+FEW_MISTAKES = 4
 #: Confusion pairs are named until they cover this share of the test errors (at most :data:`MAX_PAIRS`).
 ERROR_SHARE = 0.5
 MAX_PAIRS = 3
@@ -156,7 +160,31 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     never = [name for name, count in zip(run.class_names, confusion.sum(axis=0), strict=True) if count == 0]
     if never and len(never) < len(run.class_names):
         lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")
-    return lines + _differs(evaluation, chosen, run.class_names, pairs[0])
+    return lines + _differs(evaluation, chosen, run.class_names, pairs[0]) + confident_mistakes(run.manifest)
+
+
+def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
+    """The answer most of the figures' most confident mistakes share, with their confidences, when one does
+    (:data:`SHARED_ANSWER` of at least :data:`FEW_MISTAKES`)."""
+    entries = (manifest or {}).get("entries") or []
+    images = max((entry["images"] for entry in entries if _group(entry) == "mistake"), key=len, default=[])
+    answers = [str(image.get("predicted_label")) for image in images]
+    if len(answers) < FEW_MISTAKES:
+        return []
+    answer = max(dict.fromkeys(answers), key=answers.count)
+    shared = [image for image in images if str(image.get("predicted_label")) == answer]
+    if len(shared) < SHARED_ANSWER * len(answers):
+        return []
+    confidences = sorted(float(image.get("confidence", 0)) for image in shared)
+    truths = ", ".join(dict.fromkeys(text(image.get("true_label")) for image in shared))
+    return [f"{len(shared)} of the {len(answers)} most confident mistakes the figures show answer **{text(answer)}** "
+            f"(confidence {confidences[0]:.2f}-{confidences[-1]:.2f}; true: {truths}): look at their maps (the "
+            "methods' folded mistakes) for a shared shortcut or a label error."]  # fmt: skip
+
+
+def _group(entry: Mapping[str, Any]) -> str | None:
+    groups = {image.get("group") for image in entry.get("images") or []}
+    return groups.pop() if len(groups) == 1 else None
 
 
 def limits(run: RunData) -> list[str]:

@@ -1,6 +1,6 @@
 """The report section "How far can we trust these maps?": every attribution method on the same images,
-then the evaluation stage's scores (:mod:`convlens.report.trust_scores`), and the warnings each method's own
-section carries."""
+then the evaluation stage's scores (:mod:`convlens.report.trust_scores`, folded: the verdicts are the
+Findings'), and the status line each method's own section carries."""
 
 from __future__ import annotations
 
@@ -18,11 +18,6 @@ from convlens.report.run_data import RunData
 from convlens.report.trust_scores import TrustSection, scores_section
 from convlens.rundir import DEFAULT_SPLIT, EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
-
-INTRO = (
-    "A map shows where a method puts the evidence for a class; whether the model uses that evidence is what the "
-    "checks below test."
-)
 
 
 def _layers_shown(run: RunData) -> str:
@@ -43,7 +38,7 @@ def _layers_shown(run: RunData) -> str:
 def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
     """The section's body and the per-method status lines, from the run's comparison figure and evaluation;
     ``findings`` links to the Findings section, where the verdicts are said."""
-    parts = [INTRO]
+    parts: list[str] = []
     if evaluated_comparison_file(run) is not None and not run.evaluation_stale:
         parts += [f"![Every evaluated method on the same sample images]({EVALUATED_COMPARISON})", _layers_shown(run)]
     elif comparison_file(run) is not None:
