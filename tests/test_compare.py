@@ -78,8 +78,11 @@ def test_the_report_has_a_row_per_model(compared: tuple[CompareConfig, Path]) ->
     table = text.split("## 1. Architectures")[1].split("## 2.")[0]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert [row.split("|")[1].strip() for row in rows] == ["`alexnet`", "`resnet18`"]
-    for row in rows:  # accuracy, parameters, FLOPs, epochs and times are numbers
-        assert re.search(r"\| \d+\.\d% \| [\d,]+ \| [\d,.]+ M \| 2 \| \d+\.\d s \|", row), row
+    for row in rows:  # accuracy (flagged under trained_accuracy), parameters, FLOPs, epochs and times are numbers
+        found = re.search(r"\| (\d+\.\d)%( \*\*under-trained\*\*)? \| [\d,]+ \| [\d,.]+ M \| 2 \| \d+\.\d s \|", row)
+        assert found and (found[2] is not None) == (float(found[1]) / 100 < cfg.trained_accuracy), row
+    weak = [row.split("|")[1].strip() for row in rows if "**under-trained**" in row]
+    assert not weak or f"> **Under-trained:** {', '.join(weak)} (test accuracy under 85%" in table
     assert "57,044,810" in rows[0] and "11,181,642" in rows[1]  # torchvision's counts at 10 classes
     assert "<html" in (folder / "report.html").read_text()
 
@@ -127,6 +130,8 @@ def test_unknown_models_and_experiments_are_refused_by_name() -> None:
         check_names(CompareConfig(models=["resnet18", "resnet18"]), CONF)
     with pytest.raises(ValueError, match=r"train_per_model: alexnt not known; the models are: alexnet"):
         check_names(CompareConfig(train_per_model={"alexnt": ["optimizer.lr=0.001"]}), CONF)
+    with pytest.raises(ValueError, match=r"trained_accuracy=85.0: a test accuracy between 0 and 1"):
+        check_names(CompareConfig(trained_accuracy=85.0), CONF)
 
 
 def test_the_entry_point_refuses_a_bad_model_before_training(tmp_path: Path) -> None:

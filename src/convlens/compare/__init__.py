@@ -27,7 +27,7 @@ def compare(cfg: DictConfig | CompareConfig) -> Path:
     started = time.perf_counter()
     stamp = datetime.now().strftime(RUN_NAME_FORMAT)
     runs = prepare_runs(settings, stamp)
-    folder = write_report(settings.experiment, runs, settings.reports_dir, stamp, settings.images)
+    folder = write_report(settings, runs, stamp)
     log.info("comparison of %s written to %s in %.1f s", ", ".join(settings.models),
              Path(shown_path(folder)) / "report.md", time.perf_counter() - started)  # fmt: skip
     return folder

@@ -16,6 +16,7 @@ from markdown.extensions.toc import slugify
 from convlens import atomic
 from convlens.compare.features import FIGURES, feature_section
 from convlens.compare.runs import ModelRun
+from convlens.compare.schema import CompareConfig
 from convlens.compare.side_by_side import SideBySide, check_same_data, side_by_side
 from convlens.compare.tables import architecture_table, headline, trust_tables
 from convlens.figures.architectures import architectures_figure
@@ -34,16 +35,16 @@ SECTIONS = (
 )
 
 
-def write_report(experiment: str, runs: Sequence[ModelRun], reports_dir: str | Path, stamp: str, images: int) -> Path:
+def write_report(cfg: CompareConfig, runs: Sequence[ModelRun], stamp: str) -> Path:
     """Write the report of ``runs`` (one per model) and return its folder."""
-    names = [run.model for run in runs]
+    experiment, names = cfg.experiment, [run.model for run in runs]
     data = [read_run(run.root) for run in runs]
     check_same_data(names, data)
-    folder = inside(reports_dir, "compare", safe_name(experiment, "experiment"), safe_name(stamp, "time"))
+    folder = inside(cfg.reports_dir, "compare", safe_name(experiment, "experiment"), safe_name(stamp, "time"))
     with atomic.staged_folder(folder) as staging:
-        chosen = side_by_side(names, data, images)
+        chosen = side_by_side(names, data, cfg.images)
         bodies = [
-            architecture_table(names, data),
+            architecture_table(names, data, cfg.trained_accuracy),
             figures_section(chosen, data, staging),
             "\n\n".join([TRUST_INTRO, headline(names, data), trust_tables(names, data)]),
             feature_section(names, data, staging),

@@ -17,13 +17,16 @@ class CompareConfig:
     visualize and evaluate each run, and write one comparison report. ``train``, ``visualize`` and
     ``evaluate`` are Hydra overrides passed to those stages for every model, ``train_per_model`` more
     for the train stage of the models it names (after ``train``); ``methods`` the visualize
-    methods (None: all); ``images`` how many test images the side-by-side figures show."""
+    methods (None: all); ``images`` how many test images the side-by-side figures show;
+    ``trained_accuracy`` the test accuracy under which a model is flagged under-trained in the report's
+    first table (its maps explain a weaker model, not the architecture)."""
 
     experiment: str = "demo_shapes"
     models: list[str] = field(default_factory=lambda: ["alexnet", "vgg11", "googlenet", "resnet18"])
     reuse: bool = False
     methods: list[str] | None = None
     images: int = 3
+    trained_accuracy: float = 0.85
     train: list[str] = field(default_factory=list)
     train_per_model: dict[str, list[str]] = field(default_factory=dict)
     visualize: list[str] = field(default_factory=list)
@@ -57,3 +60,5 @@ def check_names(cfg: CompareConfig, conf_dir: Path) -> None:
         raise ValueError(f"train_per_model: {', '.join(stray)} not known; the models are: {', '.join(models)}")
     if cfg.images < 1:
         raise ValueError(f"images={cfg.images}: show at least one image")
+    if not 0 <= cfg.trained_accuracy <= 1:
+        raise ValueError(f"trained_accuracy={cfg.trained_accuracy}: a test accuracy between 0 and 1")

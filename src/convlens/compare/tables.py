@@ -34,15 +34,20 @@ def flops(run: RunData) -> int:
     return 2 * model_rows(model, int(data.channels), int(data.image_size))[-1].macs
 
 
-def architecture_table(names: Sequence[str], runs: Sequence[RunData]) -> str:
-    """One row per architecture: what it is, how well it classifies and what it costs."""
+def architecture_table(names: Sequence[str], runs: Sequence[RunData], trained: float) -> str:
+    """One row per architecture: what it is, how well it classifies (flagged under-trained below ``trained``)
+    and what it costs; then the models whose maps should not be compared, if any."""
     header = ("model", "architecture", "test accuracy", "parameters", "FLOPs per image", "epochs",
               "training time", "visualize", "evaluate")  # fmt: skip
-    rows = []
+    rows, weak = [], []
     for name, run in zip(names, runs, strict=True):
         metrics, stages = run.metrics, run.provenance.get("stages", {})
+        accuracy = (metrics.get("test") or {}).get("acc")
+        if accuracy is None or accuracy < trained:
+            weak.append(code(name))
+        shown = percent(accuracy) + ("" if code(name) not in weak else " **under-trained**")
         rows.append((
-            code(name), text(metrics["model"]), percent((metrics.get("test") or {}).get("acc")),
+            code(name), text(metrics["model"]), shown,
             f"{metrics['parameters']:,}", f"{flops(run) / 1e6:,.1f} M", str(metrics["epochs"]),
             _seconds(metrics.get("train_seconds")), _seconds(stages.get("visualize")), _seconds(stages.get("evaluate")),
         ))  # fmt: skip
@@ -53,7 +58,12 @@ def architecture_table(names: Sequence[str], runs: Sequence[RunData]) -> str:
         "training time is the time spent in training epochs (metrics.json), visualize and evaluate the stage "
         "times in provenance.json."
     )
-    return "\n\n".join([note, table(header, rows)])
+    warning = (
+        [f"> **Under-trained:** {', '.join(weak)} (test accuracy under {trained:.0%}, `trained_accuracy`): their maps "
+         "explain a weaker model, not the architecture; do not compare them with the others'. Train them longer "
+         "or with their own rate (`train_per_model`)."] if weak else []
+    )  # fmt: skip
+    return "\n\n".join([note, table(header, rows), *warning])
 
 
 def trust_tables(names: Sequence[str], runs: Sequence[RunData]) -> str:
