@@ -58,10 +58,14 @@ def architecture_table(names: Sequence[str], runs: Sequence[RunData], trained: f
         "training time is the time spent in training epochs (metrics.json), visualize and evaluate the stage "
         "times in provenance.json."
     )
+    advice = (
+        "every model is: the maps below compare under-trained models, not architectures"
+        if len(weak) == len(rows)
+        else "their maps explain a weaker model, not the architecture; do not compare them with the others'"
+    )
     warning = (
-        [f"> **Under-trained:** {', '.join(weak)} (test accuracy under {trained:.0%}, `trained_accuracy`): their maps "
-         "explain a weaker model, not the architecture; do not compare them with the others'. Train them longer "
-         "or with their own rate (`train_per_model`)."] if weak else []
+        [f"> **Under-trained:** {', '.join(weak)} (test accuracy under {trained:.0%}, `trained_accuracy`): {advice}. "
+         "Train longer or with each model's own rate (`train_per_model`)."] if weak else []
     )  # fmt: skip
     return "\n\n".join([note, table(header, rows), *warning])
 
