@@ -108,7 +108,9 @@ def test_a_layer_worse_than_random_and_a_skipped_check_are_not_trusted() -> None
 
 def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> None:
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9]), None, None)
-    assert lines == ["12 of 100 test images are misclassified; **cat** taken for **dog** (10) make 10 of them (83%)."]
+    assert lines == ["12 of 100 test images are misclassified; **cat** taken for **dog** (10) makes 10 of them (83%)."]
+    one = confuses(_run([[50, 0], [1, 49]], [0.9, 0.9]), None, None)
+    assert one == ["1 of 100 test images is misclassified; **dog** taken for **cat** (1) makes 1 of them (100%)."]
     collapsed = confuses(_run([[50, 0], [49, 1]], [0.5, 0.5]), None, None)
     assert collapsed[0].startswith("**Collapsed:** the model answers **cat** for 99%")
     assert confuses(_run([[50, 0], [0, 50]], [1.0, 1.0]), None, None) == ["No test image is misclassified."]

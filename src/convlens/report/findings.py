@@ -155,8 +155,9 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
         pairs.append(pair)
         covered += pair.count
     named = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}** ({pair.count})" for pair in pairs)
-    lines = [f"{errors:,} of {int(confusion.sum()):,} test images are misclassified; {named} make {covered:,} of them "
-             f"({covered / errors:.0%})."]  # fmt: skip
+    are, make = "is" if errors == 1 else "are", "makes" if len(pairs) == 1 else "make"
+    lines = [f"{errors:,} of {int(confusion.sum()):,} test images {are} misclassified; {named} {make} {covered:,} of "
+             f"them ({covered / errors:.0%})."]  # fmt: skip
     never = [name for name, count in zip(run.class_names, confusion.sum(axis=0), strict=True) if count == 0]
     if never and len(never) < len(run.class_names):
         lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")
