@@ -4,7 +4,8 @@ For each run directory: load the best checkpoint, draw the evaluation's own stra
 of the visualized split, compute on it the maps of every localising method the visualize stage ran,
 with the settings it recorded (:mod:`convlens.evaluate.sample`; the figures' images are chosen for
 teaching, not at random), score every method and layer with each family of metrics against its
-baselines (:mod:`convlens.evaluate.families`), and write ``evaluation/evaluation.json`` and
+baselines (:mod:`convlens.evaluate.families`), record where each map puts its mass per class and part of
+the image where the data has parts (:mod:`convlens.evaluate.regions`), and write ``evaluation/evaluation.json`` and
 ``evaluation/cascade.png`` and ``evaluation/comparison.png`` (every method on the same sample images,
 each at its best-supported layer). The folder is built under a temporary name and swapped in when complete;
 the stage's time goes into ``provenance.json``.
