@@ -22,9 +22,11 @@ import numpy as np
 
 from convlens.evaluation_registry import FAMILIES
 from convlens.report.convergence import convergence
+from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
-from convlens.report.observations import collapse, confused_pairs
-from convlens.report.run_data import RunData
+from convlens.report.observations import collapse, confused_pairs, never_predicted
+from convlens.report.run_data import RunData, synthetic
+from convlens.report.trust_verdicts import verdict_cells
 from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
@@ -94,8 +96,8 @@ def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[
     """The verdict table (one row per method at its best layer) and which maps the findings use."""
     if not evaluation:
         return [f"Not evaluated: `make evaluate RUN={label}` tests the maps; until then no map is trusted."]
-    rows = [(_title(evaluation, name, layer), *(_verdict(record, family) for family in FAMILIES),
-             "yes" if trusted(record) else "no") for name, layer, record in shown_layers(evaluation)]  # fmt: skip
+    rows = [(_title(evaluation, name, layer), *verdict_cells(record), "yes" if trusted(record) else "no")
+            for name, layer, record in shown_layers(evaluation)]  # fmt: skip
     header = ("method (best layer)", *FAMILIES, "trusted")
     count = sum(row[-1] == "yes" for row in rows)
     rule = (f"{count} of {len(rows)} methods are trusted: supported on {' and '.join(REQUIRED)} and not "
@@ -158,8 +160,8 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     are, make = "is" if errors == 1 else "are", "makes" if len(pairs) == 1 else "make"
     lines = [f"{errors:,} of {int(confusion.sum()):,} test images {are} misclassified; {named} {make} {covered:,} of "
              f"them ({covered / errors:.0%})."]  # fmt: skip
-    never = [name for name, count in zip(run.class_names, confusion.sum(axis=0), strict=True) if count == 0]
-    if never and len(never) < len(run.class_names):
+    never = never_predicted(confusion, run.class_names)
+    if never:
         lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")
     return lines + _differs(evaluation, chosen, run.class_names, pairs[0]) + confident_mistakes(run.manifest)
 
@@ -168,7 +170,7 @@ def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
     """The answer most of the figures' most confident mistakes share, with their confidences, when one does
     (:data:`SHARED_ANSWER` of at least :data:`FEW_MISTAKES`)."""
     entries = (manifest or {}).get("entries") or []
-    images = max((entry["images"] for entry in entries if _group(entry) == "mistake"), key=len, default=[])
+    images = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
     answers = [str(image.get("predicted_label")) for image in images]
     if len(answers) < FEW_MISTAKES:
         return []
@@ -183,18 +185,12 @@ def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
             "methods' folded mistakes) for a shared shortcut or a label error."]  # fmt: skip
 
 
-def _group(entry: Mapping[str, Any]) -> str | None:
-    groups = {image.get("group") for image in entry.get("images") or []}
-    return groups.pop() if len(groups) == 1 else None
-
-
 def limits(run: RunData) -> list[str]:
     """Convergence, then what the run is: data, training length, images evaluated."""
     curves = run.curves
     lines = convergence(curves.values.get("val/acc", []) if len(curves) else [], run.metrics.get("best_epoch"),
                         run.metrics)  # fmt: skip
-    source = str(run.config.data.get("source", {}).get("_target_", ""))
-    data = "synthetic images (no claim about real photographs)" if source.endswith("SyntheticSource") else "real images"
+    data = "synthetic images (no claim about real photographs)" if synthetic(run.config) else "real images"
     epochs = run.metrics.get("epochs")
     evaluated = (run.evaluation or {}).get("sample") or {}
     sample = (f"maps scored on {evaluated['images']} test images ({evaluated['costly_images']} for the costly "
@@ -254,11 +250,6 @@ def _share(found: Mapping[str, Any], index: int) -> str:
     low, high = found["low"][index], found["high"][index]
     interval = "" if low is None else f" [{low * 100:.0f}-{high * 100:.0f}]"
     return f"{found['share'][index]:.0%}{interval}"
-
-
-def _verdict(record: Mapping[str, Any], family: str) -> str:
-    found = (record.get("verdicts") or {}).get(family)
-    return "-" if found is None else text(found["verdict"])
 
 
 def _title(evaluation: Mapping[str, Any], name: str, layer: str) -> str:

@@ -86,7 +86,9 @@ def observations(
         lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
         lines += _extremes(ranking)
-    return lines + (_never_predicted(confusion, names) if confusion is not None else [])
+    never = never_predicted(confusion, names) if confusion is not None else []
+    return lines + ([f"The model never predicts {', '.join(f'**{name}**' for name in never)} on the test set."]
+                    if never else [])  # fmt: skip
 
 
 def _against_chance(accuracy: float, classes: int, collapsed: tuple[str, float] | None) -> str:
@@ -165,8 +167,7 @@ def _classes(names: list[str]) -> str:
     return f"class: **{names[0]}**" if len(names) == 1 else "classes: " + ", ".join(f"**{name}**" for name in names)
 
 
-def _never_predicted(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
+def never_predicted(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
+    """The classes no test image is predicted as (none when every class is: an empty matrix says nothing)."""
     missing = [name for name, count in zip(names, confusion.sum(axis=0), strict=True) if count == 0]
-    if not missing or len(missing) == len(names):
-        return []
-    return [f"The model never predicts {', '.join(f'**{name}**' for name in missing)} on the test set."]
+    return [] if len(missing) == len(names) else missing

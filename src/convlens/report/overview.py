@@ -12,7 +12,7 @@ from convlens.report import gallery
 from convlens.report.format import epoch, pixels, sizes, split_result
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
-from convlens.report.run_data import RunData
+from convlens.report.run_data import RunData, synthetic
 
 Entries = Sequence[dict[str, Any]]
 #: Report stage excluded from stage times: its own time is recorded only after the report is written.
@@ -61,8 +61,7 @@ REFERENCE_ACCURACY = {
 
 def _data_kind(run: RunData) -> str:
     """Synthetic or real: a 99% on the built-in cartoons says nothing about photographs."""
-    source = str(run.config.data.get("source", {}).get("_target_", ""))
-    if source.endswith("SyntheticSource"):
+    if synthetic(run.config):
         return ("**synthetic**: convlens's own cartoons with known parts, drawn from a seed; their accuracy says "
                 "nothing about real photographs")  # fmt: skip
     return "real images"

@@ -64,6 +64,11 @@ class RunData:
         return str(self.config.experiment_name)
 
 
+def synthetic(config: DictConfig) -> bool:
+    """Whether a run's data is convlens's own synthetic kind (its config's source), not real images."""
+    return str(config.data.get("source", {}).get("_target_", "")).endswith("SyntheticSource")
+
+
 def read_run(path: str | Path) -> RunData:
     """Load a trained run, each file through its checked reader (:mod:`convlens.run_files`): a missing,
     damaged or out-of-run file is refused naming it and the command that writes it again."""
