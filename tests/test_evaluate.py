@@ -132,8 +132,8 @@ def test_trust_section_states_every_score_and_gives_each_method_its_status(evalu
     folded = body[body.index("<details") :]
     assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == 3
     assert "LIME: randomization left out" in folded and "deconvnet" not in body
-    assert set(section.warnings) == set(evaluation["methods"])
-    for name, (line,) in section.warnings.items():
+    assert set(section.status) == set(evaluation["methods"])
+    for name, (line,) in section.status.items():
         assert "[Findings](#2-findings)" in line
         for layer, record in evaluation["methods"][name]["layers"].items():
             said = "not trusted" if not trusted(record) else "trusted"

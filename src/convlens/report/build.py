@@ -102,7 +102,7 @@ def report_markdown(run: RunData, entries: Sequence[dict[str, Any]]) -> str:
         results.results(run),
         scores.body,
     ]
-    bodies += [visuals.visual_section(section, run, entries, scores.warnings) for section in registry.SECTIONS]
+    bodies += [visuals.visual_section(section, run, entries, scores.status) for section in registry.SECTIONS]
     bodies.append(appendix.provenance(run))
     titles = [*OPENING_SECTIONS, *(section.title for section in registry.SECTIONS), *CLOSING_SECTIONS]
     headings = [f"{number}. {title}" for number, title in enumerate(titles, 1)]

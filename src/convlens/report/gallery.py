@@ -75,7 +75,7 @@ def method_block(
     method: str,
     entries: Entries,
     summary: dict[str, Any] | None,
-    warnings: Sequence[str] = (),
+    status: Sequence[str] = (),
     split: str = DEFAULT_SPLIT,
     said: Collection[str] = (),
 ) -> str:
@@ -86,7 +86,7 @@ def method_block(
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
     parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", []) if str(note) not in said]
-    parts += [f"> {line}" for line in warnings]
+    parts += [f"> {line}" for line in status]
     for position, entry in enumerate(entries):
         kind = group(entry)
         description, fold = GROUP_TEXT.get(kind, ("", False))

@@ -67,5 +67,5 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
             f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: "
             f"{error}); rerun `make evaluate RUN={run.label}`"
         ) from error
-    warnings = {} if stale else scores.warnings  # about earlier maps: not pinned on the current ones
-    return TrustSection("\n\n".join([*parts, scores.body]), warnings)
+    status = {} if stale else scores.status  # about earlier maps: not pinned on the current ones
+    return TrustSection("\n\n".join([*parts, scores.body]), status)

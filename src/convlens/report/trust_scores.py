@@ -1,11 +1,11 @@
 """The scores of the report section "How far can we trust these maps?", from the run's
 ``evaluation/evaluation.json`` (:mod:`convlens.report.trust` adds the comparison figure around them).
 
-It holds one table (method x layer: every score next to its random baseline with the interval of the
+It holds one table, folded (method x layer: every score next to its random baseline with the interval of the
 paired difference, marked where the adjusted test says so (:mod:`convlens.report.trust_verdicts`), and
 the verdict of each family of metrics), the randomization-cascade figure, and sentences generated from
-the numbers, one per map derived from its family verdicts; :attr:`TrustSection.warnings` holds, per method, the
-sentences its own section should carry where it scores below random on this run. Every string
+the numbers, one per map derived from its family verdicts; :attr:`TrustSection.status` holds, per method, the
+one line its own section carries: at which layers the Findings trust its maps. Every string
 taken from the file is escaped; the report recomputes nothing. The table's score columns, and what a
 worse-than-random score means, are the registered families' metrics (:mod:`convlens.evaluation_registry`).
 """
@@ -30,10 +30,10 @@ HEADLINE = ("pointing_game", "deletion_auc")
 
 @dataclass(frozen=True)
 class TrustSection:
-    """The section's markdown ``body`` and, per method name, warnings for the method's own section."""
+    """The section's markdown ``body`` and, per method name, the status line of the method's own section."""
 
     body: str
-    warnings: dict[str, list[str]] = field(default_factory=dict)
+    status: dict[str, list[str]] = field(default_factory=dict)
 
 
 def scores_section(evaluation: dict[str, Any] | None, figure: str | None = None, run_label: str = "",

@@ -20,9 +20,9 @@ from convlens.rundir import DEFAULT_SPLIT
 Entries = Sequence[dict[str, Any]]
 
 
-def visual_section(section: registry.Section, run: RunData, entries: Entries, warnings: dict[str, list[str]]) -> str:
+def visual_section(section: registry.Section, run: RunData, entries: Entries, status: dict[str, list[str]]) -> str:
     """The section's description, notes on missing or skipped methods, and each method's figures with
-    its ``warnings`` (the line saying where its maps are trusted on this run); a ``per_class`` section
+    its ``status`` (the line saying where its maps are trusted on this run); a ``per_class`` section
     first folds in the per-class results."""
     parts = _header(section, run, entries)
     methods = registry.section_methods(section)
@@ -36,7 +36,7 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries, wa
     for method in methods:
         chosen = gallery.method_entries(entries, method)
         if chosen:
-            block = gallery.method_block(method, chosen, summaries.get(method), warnings.get(method, ()), split, shared)
+            block = gallery.method_block(method, chosen, summaries.get(method), status.get(method, ()), split, shared)
             parts.append(block)
     return "\n\n".join(parts)
 
