@@ -33,6 +33,7 @@ from convlens.figures.shown import Shown
 from convlens.models import FerCNN
 from convlens.registry import METHODS
 from convlens.rundir import RunDirError
+from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
 from convlens.visualize.methods import plan
 from convlens.visualize.schema import register_schema
@@ -157,6 +158,43 @@ def test_one_process_gives_what_the_workers_gave(manifest: dict, tiny_run: Path,
     for entry in single["entries"]:
         file = Path("visualizations") / entry["file"]
         assert (copy / file).read_bytes() == (tiny_run / file).read_bytes(), file
+
+
+def test_a_run_of_some_methods_keeps_the_other_figures(manifest: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """``methods=[saliency]`` on a run drawn from the same checkpoint and images redraws saliency and
+    keeps every other method's figures, maps and manifest records, in the registry's order."""
+    copy = shutil.copytree(tiny_run, tmp_path / "run")
+    partial = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "methods=[saliency]", "workers=1"))
+    assert list(partial["methods"]) == list(manifest["methods"])
+    others = [entry for entry in manifest["entries"] if entry["method"] != "saliency"]
+    assert [entry for entry in partial["entries"] if entry["method"] != "saliency"] == others
+    for entry in others:
+        file = Path("visualizations") / entry["file"]
+        assert (copy / file).read_bytes() == (tiny_run / file).read_bytes(), file
+    assert (copy / "visualizations" / manifest["methods"]["grad_cam"]["maps"]).is_file()
+
+
+def test_figures_of_other_images_are_dropped_not_kept(
+    manifest: dict, tiny_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = shutil.copytree(tiny_run, tmp_path / "run")
+    other = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "selection.max_candidates=64",
+                                                  "methods=[saliency]", "workers=1"))  # fmt: skip
+    assert list(other["methods"]) == ["saliency"]
+    assert not (copy / "visualizations" / "grad_cam").exists()
+    assert "dropping the figures of filters" in caplog.text
+
+
+def test_a_kept_figure_that_links_outside_the_run_is_refused(manifest: dict, tiny_run: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(tiny_run, tmp_path / "run")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not yours")
+    figure = copy / "visualizations" / next(e["file"] for e in manifest["entries"] if e["method"] == "grad_cam")
+    figure.unlink()
+    figure.symlink_to(secret)
+    with pytest.raises(UntrustedInputError, match=r"grad_cam/.*is a symbolic link; refusing to copy it"):
+        visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "methods=[saliency]", "workers=1"))
+    assert figure.is_symlink()  # the previous folder is left as it was
 
 
 def test_stage_time_is_recorded_in_provenance(manifest: dict, tiny_run: Path) -> None:

@@ -5,7 +5,9 @@ wrong example), run every planned method batched on the model's device, and writ
 ``visualizations/<method>/*.png`` and ``visualizations/manifest.json`` (one entry per figure, with
 the settings each method used and the time each figure took). The folder is built under a
 temporary name and swapped in when complete, so a failed or killed stage leaves the previous
-visualizations intact. The stage's time goes into ``provenance.json``.
+visualizations intact. A run of some methods (``methods=[...]``) keeps the other methods' figures
+when they were drawn from the same checkpoint, config and images (:mod:`convlens.visualize.keep`).
+The stage's time goes into ``provenance.json``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from convlens import atomic
 from convlens.lineage import MADE_FROM
+from convlens.registry import METHODS
 from convlens.rundir import MANIFEST_NAME, VISUALIZATIONS
 from convlens.stage import OpenedRun, Stage
 from convlens.visualize.comparison import write_comparison
 from convlens.visualize.context import Context, choose_images
-from convlens.visualize.methods import Planned, plan
+from convlens.visualize.keep import copy_kept, kept_methods
+from convlens.visualize.methods import MethodResult, Planned, plan
 from convlens.visualize.pool import run_methods
 
 log = logging.getLogger(__name__)
@@ -31,8 +35,12 @@ log = logging.getLogger(__name__)
 def visualize_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the manifest."""
     ctx, planned = prepare(opened, cfg)
+    selection = OmegaConf.to_container(cfg.selection, resolve=True)
+    kept = kept_methods(opened.root, list(planned), opened.made_from, selection) if cfg.methods is not None else {}
     with opened.staged() as out_dir:
-        results = run_methods(ctx, planned, out_dir, cfg.workers or 1)
+        copy_kept(opened.root, kept, out_dir)
+        results = in_registry_order(run_methods(ctx, planned, out_dir, cfg.workers or 1), kept)
+        parameters = {name: planned[name].parameters() if name in planned else kept[name][1] for name in results}
         comparison = write_comparison(ctx, results, out_dir)
         manifest = {
             "run": opened.label,
@@ -40,7 +48,8 @@ def visualize_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
             "device": str(ctx.device),
             "split": cfg.selection.split,
             "images": len(ctx.chosen),
-            "methods": {name: result.summary(planned[name].parameters()) for name, result in results.items()},
+            "selection": selection,
+            "methods": {name: result.summary(parameters[name]) for name, result in results.items()},
             "entries": [entry for result in results.values() for entry in result.entries],
             **({"comparison": comparison} if comparison else {}),
             MADE_FROM: opened.made_from,
@@ -62,6 +71,14 @@ def visualize(cfg: DictConfig) -> list[dict[str, Any]]:
 def visualize_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
     """The stage for one run directory; returns the manifest it wrote."""
     return STAGE.run_one(run_dir, cfg)
+
+
+def in_registry_order(
+    results: dict[str, MethodResult], kept: dict[str, tuple[MethodResult, dict[str, Any]]]
+) -> dict[str, MethodResult]:
+    """The methods drawn now and those kept from before, in the registry's order (the report's)."""
+    every = results | {name: result for name, (result, _) in kept.items()}
+    return {name: every[name] for name in METHODS if name in every}
 
 
 def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[Context, dict[str, Planned]]:
