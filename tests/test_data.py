@@ -15,6 +15,7 @@ from convlens.data import ImageDataModule
 from convlens.data.cifar10 import CIFAR10_CLASSES, CIFAR10Source
 from convlens.data.fer2013 import FER2013_CLASSES, Fer2013Source
 from convlens.data.module import parts_tensor
+from convlens.data.synthetic.source import GENERATORS, SyntheticSource
 
 
 def test_cifar_cache_is_split_with_a_seed(tmp_path: Path) -> None:
@@ -111,6 +112,26 @@ def test_data_module_batches_and_transforms(tmp_path: Path) -> None:
     assert module.to_display(x).min() >= 0.0 and module.to_display(x).max() <= 1.0
     evaluation = list(module.val_dataloader())
     assert sum(len(labels) for _, labels in evaluation) == 10  # evaluation keeps every image
+
+
+def test_a_synthetic_split_is_drawn_alone_and_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage that reads the test split does not draw the training images, and the test split drawn
+    alone is the one drawn with the others (each split has its own seed)."""
+    source = SyntheticSource("faces", train_size=40, val_size=20, test_size=30, seed=3)
+    whole = source.load()
+    drawn: list[int] = []
+    make = GENERATORS["faces"][0]
+    monkeypatch.setitem(
+        GENERATORS, "faces", (lambda n, seed: drawn.append(n) or make(n, seed), *GENERATORS["faces"][1:])
+    )
+    module = ImageDataModule("faces", source, num_classes=7, channels=1, image_size=48, mean=[0.5], std=[0.25],
+                             batch_size=8, eval_batch_size=8)  # fmt: skip
+    module.prepare(())
+    assert drawn == [] and module.class_names == list(whole.class_names)
+    test = module.split("test")
+    assert drawn == [30]
+    assert np.array_equal(test.images.numpy(), whole.test.images.transpose(0, 3, 1, 2))
+    assert np.array_equal(test.parts.numpy(), whole.test.parts)
 
 
 def test_shuffling_depends_on_seed_and_epoch(tmp_path: Path) -> None:

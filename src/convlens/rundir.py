@@ -188,7 +188,7 @@ def load_run(path: str | Path) -> TrainedRun:
     load_state(model, checkpoint)
     model.eval()
     datamodule = _build(root, config, "data", on_device=False)
-    datamodule.prepare()
+    datamodule.prepare(())  # class names now; each split when a stage first asks for it
     class_names = read_class_names(root, int(config.data.num_classes))
     return TrainedRun(root, config, class_names, model, datamodule)
 

@@ -109,7 +109,6 @@ def display_images(run: RunData, images: list[int], labels: list[int]) -> np.nda
     """The test images at ``images`` as shown (N, H, W, C) in [0, 1], read through the run's data module;
     their labels must be those the maps name (else the data changed since they were drawn)."""
     datamodule = instantiate_allowed(run.config.data, "data", on_device=False)
-    datamodule.prepare()
     split = datamodule.split("test")
     if split.labels[images].tolist() != labels:
         raise UntrustedInputError(

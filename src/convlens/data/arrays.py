@@ -28,23 +28,28 @@ class ArraySplit:
         return ArraySplit(self.images[indices], self.labels[indices], masks, parts)
 
 
+#: The splits every source has.
+SPLITS = ("train", "val", "test")
+
+
 @dataclass(frozen=True)
 class DatasetArrays:
-    """A whole dataset: three splits, the class names in label order, and the files it was read from;
-    where the splits carry ``parts``, their names and where they come from (``parts_from``, in words:
-    drawn by the generator, or fixed bands of an aligned face)."""
+    """A dataset: its splits (None: a split the source was not asked for and did not load), the class
+    names in label order, and the files it was read from; where the splits carry ``parts``, their names
+    and where they come from (``parts_from``, in words: drawn by the generator, or fixed bands of an
+    aligned face)."""
 
-    train: ArraySplit
-    val: ArraySplit
-    test: ArraySplit
+    train: ArraySplit | None
+    val: ArraySplit | None
+    test: ArraySplit | None
     class_names: tuple[str, ...]
     files: tuple[Path, ...] = field(default_factory=tuple)
     part_names: tuple[str, ...] = ()
     parts_from: str = ""
 
-    def split(self, name: str) -> ArraySplit:
-        if name not in ("train", "val", "test"):
-            raise ValueError(f"unknown split '{name}'; valid splits: train, val, test")
+    def split(self, name: str) -> ArraySplit | None:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split '{name}'; valid splits: {', '.join(SPLITS)}")
         return getattr(self, name)
 
 

@@ -12,13 +12,14 @@ rather than a hand-written pickle reader.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
-from convlens.data.arrays import ArraySplit, DatasetArrays, seeded_holdout
+from convlens.data.arrays import SPLITS, ArraySplit, DatasetArrays, seeded_holdout
 from convlens.data.cache import cache_folders, cached_arrays, read_npz
 
 CIFAR10_CLASSES = (
@@ -43,7 +44,8 @@ class CIFAR10Source:
         self.split_seed = split_seed
         self.cache_dir = cache_dir
 
-    def load(self) -> DatasetArrays:
+    def load(self, splits: Collection[str] = SPLITS) -> DatasetArrays:
+        """Every split (one file holds them all), whichever ``splits`` are asked for."""
         arrays, files = self._arrays()
         train = ArraySplit(arrays["x_train"], arrays["y_train"].astype(np.int64))
         keep, held_out = seeded_holdout(len(train), self.val_size, self.split_seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import lzma
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from convlens.data.arrays import ArraySplit, DatasetArrays, seeded_holdout
+from convlens.data.arrays import SPLITS, ArraySplit, DatasetArrays, seeded_holdout
 from convlens.data.cache import cache_folders, cached_arrays, folder_digest
 from convlens.provenance import sha256
 
@@ -67,7 +67,8 @@ class Fer2013Source:
         self.val_fraction = val_fraction
         self.split_seed = split_seed
 
-    def load(self) -> DatasetArrays:
+    def load(self, splits: Collection[str] = SPLITS) -> DatasetArrays:
+        """Every split (one file holds them all), whichever ``splits`` are asked for."""
         source = find_source(self.data_dir)
         if source.is_file():
             splits = self._cached(sha256(source), tuple(USAGE_TO_SPLIT.values()), lambda: read_csv(source))

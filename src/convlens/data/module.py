@@ -3,7 +3,7 @@ augmentation/resize/normalization batched on the training device."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,12 +13,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from convlens.data.arrays import DatasetArrays
+from convlens.data.arrays import SPLITS, ArraySplit, DatasetArrays
 from convlens.data.transforms import TTA_VIEWS, AugmentSettings, BatchTransform
 
 
 class DatasetSource(Protocol):
-    def load(self) -> DatasetArrays: ...
+    def load(self, splits: Collection[str] = SPLITS) -> DatasetArrays:
+        """At least the ``splits`` asked for (a source that reads one file may return them all)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -133,20 +135,22 @@ class ImageDataModule(pl.LightningDataModule):
         self.files: tuple = ()
         self.splits: dict[str, ImageSplit] = {}
 
-    def prepare(self) -> None:
-        """Load the source once (class names are known afterwards); cheap when already loaded."""
-        if self.splits:
+    def prepare(self, splits: Collection[str] = SPLITS) -> None:
+        """Load the source's class names and ``splits``, each once (a split asked for later through
+        :meth:`split` loads then): a stage that reads only the test split of a synthetic dataset does
+        not draw its training images."""
+        wanted = [name for name in splits if name not in self.splits]
+        if self.class_names and not wanted:
             return
-        arrays = self.source.load()
-        self._check(arrays)
+        arrays = self.source.load(wanted)
+        self._check_classes(arrays)
         self.class_names = list(arrays.class_names)
         self.part_names, self.parts_from = arrays.part_names, arrays.parts_from
         self.files = arrays.files
-        for name in ("train", "val", "test"):
-            split = arrays.split(name)
-            images = torch.from_numpy(np.ascontiguousarray(split.images.transpose(0, 3, 1, 2)))
-            masks = None if split.masks is None else torch.from_numpy(split.masks)
-            self.splits[name] = ImageSplit(images, torch.from_numpy(split.labels), masks, parts_tensor(split.parts))
+        for name in SPLITS:
+            found = arrays.split(name)
+            if found is not None and name not in self.splits:
+                self.splits[name] = self._tensors(found)
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
@@ -158,19 +162,24 @@ class ImageDataModule(pl.LightningDataModule):
             return self.trainer.strategy.root_device
         return torch.device("cpu")
 
-    def _check(self, arrays: DatasetArrays) -> None:
+    def _check_classes(self, arrays: DatasetArrays) -> None:
         if len(arrays.class_names) != self.num_classes:
             found = len(arrays.class_names)
             raise ValueError(f"data '{self.name}': source has {found} classes but data.num_classes={self.num_classes}")
-        channels = arrays.train.images.shape[-1]
+
+    def _tensors(self, split: ArraySplit) -> ImageSplit:
+        channels = split.images.shape[-1]
         if channels != self.channels:
             raise ValueError(f"data '{self.name}': images have {channels} channels but data.channels={self.channels}")
+        images = torch.from_numpy(np.ascontiguousarray(split.images.transpose(0, 3, 1, 2)))
+        masks = None if split.masks is None else torch.from_numpy(split.masks)
+        return ImageSplit(images, torch.from_numpy(split.labels), masks, parts_tensor(split.parts))
 
     def split(self, name: str) -> ImageSplit:
-        if not self.splits:
-            raise RuntimeError("call prepare() or setup() before split()")
+        if name not in SPLITS:
+            raise ValueError(f"unknown split '{name}'; valid splits: {sorted(SPLITS)}")
         if name not in self.splits:
-            raise ValueError(f"unknown split '{name}'; valid splits: {sorted(self.splits)}")
+            self.prepare((name,))
         return self.splits[name]
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:

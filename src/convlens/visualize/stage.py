@@ -76,7 +76,10 @@ def visualize_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
 def in_registry_order(
     results: dict[str, MethodResult], kept: dict[str, tuple[MethodResult, dict[str, Any]]]
 ) -> dict[str, MethodResult]:
-    """The methods drawn now and those kept from before, in the registry's order (the report's)."""
+    """The methods drawn now (in the order asked for) or, with some kept from before, all of them in the
+    registry's order (the report's)."""
+    if not kept:
+        return results
     every = results | {name: result for name, (result, _) in kept.items()}
     return {name: every[name] for name in METHODS if name in every}
 

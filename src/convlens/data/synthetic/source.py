@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from convlens.data.arrays import ArraySplit, DatasetArrays
+from collections.abc import Collection
+
+from convlens.data.arrays import SPLITS, ArraySplit, DatasetArrays
 from convlens.data.synthetic.faces import FACES_CLASSES, FACES_PARTS, make_faces
 from convlens.data.synthetic.shapes import SHAPES_CLASSES, SHAPES_PARTS, make_shapes
 
@@ -25,13 +27,16 @@ class SyntheticSource:
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.seed = seed
 
-    def load(self) -> DatasetArrays:
+    def load(self, splits: Collection[str] = SPLITS) -> DatasetArrays:
+        """Only the ``splits`` asked for are drawn (each from its own seed, so alone it is the same as
+        with the others): a stage that reads the test split does not draw the training images."""
         make, class_names, part_names = GENERATORS[self.kind]
-        splits = {}
+        drawn = {}
         for offset, (name, size) in enumerate(self.sizes.items()):
-            generated = make(size, self.seed + offset)
-            splits[name] = ArraySplit(generated.images, generated.labels, generated.masks, generated.parts)
+            if name in splits:
+                generated = make(size, self.seed + offset)
+                drawn[name] = ArraySplit(generated.images, generated.labels, generated.masks, generated.parts)
         return DatasetArrays(
-            splits["train"], splits["val"], splits["test"], tuple(class_names), part_names=part_names,
+            drawn.get("train"), drawn.get("val"), drawn.get("test"), tuple(class_names), part_names=part_names,
             parts_from=PARTS_FROM,
         )  # fmt: skip
