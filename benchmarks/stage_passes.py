@@ -3,7 +3,9 @@
 its model is recorded (input shape, dtype, whether grad was enabled and the input needed a gradient);
 then the same passes replayed alone on the same model, on random inputs of those shapes, with a
 backward where the call had one. Stage time over replay time is what the stage spends beyond its
-model passes (loading, ranking, imputation, statistics, the figure).
+model passes (loading, ranking, imputation, statistics, the figure). The passes are recorded on one
+run in this process (``workers=1``); the timed stage runs as ``make evaluate`` does, its families
+shared out among forked workers, so on a 2-core CPU it can come in under the serial replay of its passes.
 
 How the model is watched: :class:`Watch` replaces ``convlens.stage.OpenedRun.model`` (a cached
 property) in this process only, with one that registers a forward pre-hook on the root module the stage
@@ -185,8 +187,8 @@ def measure(source: Path | None, rounds: int, device: torch.device, quick: bool)
 
 def _rounds(run: Path, cfg: Any, rounds: int, device: torch.device) -> dict[str, Any]:
     watch = Watch()
-    with watch.active():
-        evaluate_run(run, cfg)
+    with watch.active():  # in this process (workers=1): forked workers' calls would not be recorded here
+        evaluate_run(run, OmegaConf.merge(cfg, {"workers": 1}))
     passes, model = list(watch.passes), watch.model
     assert model is not None, "the stage never loaded its model"
     stage_s, replay_s = [], []

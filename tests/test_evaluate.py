@@ -69,6 +69,19 @@ def test_results_and_figure_are_written_into_the_run(evaluation: dict, tiny_run:
     assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2", "layer3", "layer4"]
 
 
+def test_families_in_worker_processes_score_as_in_one(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """The fixture ran the families in the default two forked workers; in this process they give the
+    same evaluation but for the seconds (every family draws from its own seeds)."""
+    assert _evaluate_config().workers == 2
+    copy = shutil.copytree(tiny_run, tmp_path / "run")
+    alone = evaluate_run(copy, _evaluate_config(f"run={copy}", "workers=1"))
+
+    def timeless(record: dict) -> dict:
+        return {key: value for key, value in record.items() if key not in {"seconds", "seconds_total", "run"}}
+
+    assert timeless(alone) == timeless(evaluation)
+
+
 def test_the_comparison_shows_each_method_at_its_best_supported_layer(evaluation: dict, tiny_run: Path) -> None:
     shown = evaluation["comparison"]
     assert (tiny_run / "evaluation" / shown["file"]).stat().st_size > 10_000
@@ -288,6 +301,7 @@ def test_a_run_without_visualizations_says_what_to_run(tiny_run: Path, tmp_path:
         ("images=0", r"evaluate\.images=0 must be >= 1"),
         ("costly_images=0", r"evaluate\.costly_images=0 must lie in \[1, evaluate\.images=64\]"),
         ("explain=guessed", r"evaluate\.explain='guessed'; choose one of predicted, true"),
+        ("workers=0", r"evaluate\.workers=0 must be >= 1"),
     ],
 )
 def test_bad_settings_name_their_key(tiny_run: Path, override: str, message: str) -> None:

@@ -41,6 +41,8 @@ class FamilySpec:
     randomization step, per noise draw), so the methods in its ``skip`` setting (by default the
     costly ones, :func:`convlens.registry.costly_methods`) are left out before it runs.
     ``figure``: ``(payload, evaluation) -> Figure``, drawing the payload into ``evaluation/cascade.png``.
+    ``long_running``: among the costliest families, handed to a worker process first so that the
+    workers finish together (:func:`convlens.evaluate.stage.run_families`).
     """
 
     name: str
@@ -50,6 +52,7 @@ class FamilySpec:
     metrics: tuple[Metric, ...] = ()
     recomputes: bool = False
     figure: str | None = None
+    long_running: bool = False
 
 
 #: Family name (config key, ``evaluation.json`` key) -> its declaration, in the order the stage runs them.
@@ -75,12 +78,18 @@ def scored_metrics() -> list[tuple[str, Metric]]:
 
 
 def _family(
-    name: str, title: str, params: str, *metrics: Metric, recomputes: bool = False, figure: str | None = None
+    name: str,
+    title: str,
+    params: str,
+    *metrics: Metric,
+    recomputes: bool = False,
+    figure: str | None = None,
+    long_running: bool = False,
 ) -> FamilySpec:
     """A convlens family: its function ``<name>`` in ``convlens.evaluate.families``, its settings
     ``params`` in ``convlens.evaluate.<name>``."""
     score, settings = f"convlens.evaluate.families:{name}", f"convlens.evaluate.{name}:{params}"
-    return register_family(FamilySpec(name, title, score, settings, metrics, recomputes, figure))
+    return register_family(FamilySpec(name, title, score, settings, metrics, recomputes, figure, long_running))
 
 
 _family(
@@ -104,6 +113,7 @@ _family(
            "more slowly than inserting random pixels"),
     Metric("road", "ROAD", "higher", "removing its top pixels (with debiased imputation) hurts the prediction less "
            "than removing random pixels"),
+    long_running=True,
 )  # fmt: skip
 _family(
     "randomization",
@@ -123,6 +133,7 @@ _family(
         "it moves more under small input noise than the edge detector's map of the same noisy images",
     ),
     recomputes=True,
+    long_running=True,
 )
 
 #: How verdicts and sentences name the reference a cell is judged against (its ``reference``).

@@ -35,6 +35,7 @@ from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
 from convlens.figures.comparison import comparison_figure
+from convlens.forked import forked_map
 from convlens.lineage import MADE_FROM
 from convlens.registry import load, title
 from convlens.rundir import (
@@ -57,10 +58,11 @@ Drawing = tuple[FamilySpec, Any]
 def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the results."""
     settings = family_settings(cfg)
+    check_workers(cfg)
     opened.reading(MANIFEST)  # the methods' settings; the maps are computed afresh on the sample
     subject, missing = prepare(opened, cfg)
     check_stages(subject.model, settings.randomization.stages)
-    results, cascade = score_all(subject, settings)
+    results, cascade = score_all(subject, settings, cfg.workers)
     data = opened.trained.datamodule
     parts = regions(subject.images, subject.methods, data.part_names, data.parts_from, cfg.seed)
     evaluation = {
@@ -96,6 +98,7 @@ STAGE = Stage("evaluate", EVALUATION, evaluate_body)
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
     family_settings(cfg)  # a bad setting is refused before any run is loaded
+    check_workers(cfg)
     sample_settings(cfg, torch.device("cpu"))
     return STAGE.run(cfg)
 
@@ -125,6 +128,11 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
     return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
 
 
+def check_workers(cfg: DictConfig) -> None:
+    if cfg.workers < 1:
+        raise ValueError(f"evaluate.workers={cfg.workers} must be >= 1 (1: every family in this process)")
+
+
 def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:
     """The sample's checked settings (a bad value names its key), sized by ``device`` where not given."""
     images, costly = SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"]
@@ -143,27 +151,45 @@ def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def score_all(subject: families.Subject, settings: Settings) -> tuple[dict[str, Any], Drawing | None]:
+def score_all(subject: families.Subject, settings: Settings, workers: int = 1) -> tuple[dict[str, Any], Drawing | None]:
     """Every registered family on every method: ``methods`` (per method its title, layers with each
     family's record and verdict, and the families that left it out), ``baselines`` and ``seconds`` per
     family, and ``multiple_testing`` (every test of the table adjusted together, :mod:`~convlens.evaluate.verdicts`);
-    and the figure of the first family that returned a payload for its ``figure`` function."""
-    done: dict[str, families.Family] = {}
-    seconds: dict[str, float] = {}
-    drawing: Drawing | None = None
-    for name, spec in FAMILIES.items():
-        started = time.perf_counter()
-        done[name] = families.run_family(spec, subject, getattr(settings, name))
-        seconds[name] = round(time.perf_counter() - started, 2)
-        log.info("%s: %.1f s", name, seconds[name])
-        if drawing is None and spec.figure and done[name].figure is not None:
-            drawing = spec, done[name].figure
+    and the figure of the first family that returned a payload for its ``figure`` function; the
+    families run in ``workers`` processes (:func:`run_families`)."""
+    done, seconds = run_families(subject, settings, workers)
+    figures = [
+        (spec, done[name].figure) for name, spec in FAMILIES.items() if spec.figure and done[name].figure is not None
+    ]
+    drawing: Drawing | None = figures[0] if figures else None
     methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
     testing = verdicts.adjust_table(methods)
     verdicts.add_family_verdicts(methods)
     add_best_layers(methods)
     baselines = {name: family.baseline for name, family in done.items()}
     return {"methods": methods, "baselines": baselines, "multiple_testing": testing, "seconds": seconds}, drawing
+
+
+def run_families(
+    subject: families.Subject, settings: Settings, workers: int
+) -> tuple[dict[str, families.Family], dict[str, float]]:
+    """Every registered family on the subject, and the seconds each took. On a CPU the families share
+    out among ``workers`` forked processes of one torch thread each (:mod:`convlens.forked`: small
+    batches gain more from a second process than from a second thread), the long-running ones
+    first; every family draws from its own seeds, so the scores do not depend on where it ran."""
+    order = sorted(FAMILIES, key=lambda name: not FAMILIES[name].long_running)
+    processes = workers if subject.images.inputs.device.type == "cpu" else 1
+    timed = forked_map(lambda name: _timed_family(name, subject, settings), order, processes)
+    found = dict(zip(order, timed, strict=True))
+    for name in FAMILIES:
+        log.info("%s: %.1f s", name, found[name][1])
+    return {name: found[name][0] for name in FAMILIES}, {name: found[name][1] for name in FAMILIES}
+
+
+def _timed_family(name: str, subject: families.Subject, settings: Settings) -> tuple[families.Family, float]:
+    started = time.perf_counter()
+    family = families.run_family(FAMILIES[name], subject, getattr(settings, name))
+    return family, round(time.perf_counter() - started, 2)
 
 
 def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:
