@@ -24,6 +24,7 @@ from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.recompute import Recompute
 from convlens.evaluate.regions import resize_parts
 from convlens.explain.localisation import resize_masks
+from convlens.forked import forked_map
 from convlens.registry import METHODS
 from convlens.rundir import MANIFEST, TrainedRun
 from convlens.untrusted import UntrustedInputError
@@ -120,16 +121,26 @@ def sample_images(
 
 def compute_maps(
     model: nn.Module, images: Images, planned: dict[str, dict[str, Any]], black: Tensor, num_classes: int,
-    small: int,
+    small: int, workers: int = 1,
 ) -> dict[str, MethodMaps]:  # fmt: skip
     """Every planned method's maps of the sample with its recorded settings; costly methods (LIME) on
-    the first ``small`` images only."""
-    found = {}
-    for name, parameters in planned.items():
-        rows = small if METHODS[name].costly else len(images.keys)
-        recompute = Recompute.recorded(name, parameters, black, num_classes)
-        layers = recompute(model, images.inputs[:rows], images.targets[:rows])
-        keys = images.keys[:rows]
-        index, targets = [key[0] for key in keys], [key[1] for key in keys]
-        found[name] = MethodMaps(name, layers, index, images.labels[:rows], targets, parameters)
-    return found
+    the first ``small`` images only. On a CPU the methods share out among ``workers`` forked processes
+    (:mod:`convlens.forked`), the costly ones first."""
+    order = sorted(planned, key=lambda name: not METHODS[name].costly)
+    processes = workers if images.inputs.device.type == "cpu" else 1
+    maps = forked_map(lambda name: _method_maps(name, planned[name], model, images, black, num_classes, small),
+                      order, processes)  # fmt: skip
+    found = dict(zip(order, maps, strict=True))
+    return {name: found[name] for name in planned}
+
+
+def _method_maps(
+    name: str, parameters: dict[str, Any], model: nn.Module, images: Images, black: Tensor, num_classes: int,
+    small: int,
+) -> MethodMaps:  # fmt: skip
+    rows = small if METHODS[name].costly else len(images.keys)
+    recompute = Recompute.recorded(name, parameters, black, num_classes)
+    layers = recompute(model, images.inputs[:rows], images.targets[:rows])
+    keys = images.keys[:rows]
+    index, targets = [key[0] for key in keys], [key[1] for key in keys]
+    return MethodMaps(name, layers, index, images.labels[:rows], targets, parameters)

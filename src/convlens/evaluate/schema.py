@@ -28,8 +28,8 @@ class EvaluateConfig:
     one (``explain``); costly methods (LIME) and the families that recompute maps for every step
     (randomization, robustness: their ``images``) use its first ``costly_images``, a stratified subset
     (:mod:`convlens.evaluate.sample`). None sizes the sample by the device the stage runs on
-    (:data:`convlens.evaluate.sample.SAMPLE_SIZES`). On a CPU the families run in ``workers`` forked
-    processes of one torch thread each (1: in this process, with ``threads``). The schema adds one
+    (:data:`convlens.evaluate.sample.SAMPLE_SIZES`). On a CPU the methods' maps and then the families run in
+    ``workers`` forked processes of one torch thread each (1: in this process, with ``threads``). The schema adds one
     field per registered family, its settings."""
 
     run: str | None = None

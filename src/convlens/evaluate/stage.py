@@ -124,7 +124,7 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
     settings = sample_settings(cfg, device)
     images = sample_images(run, opened.model, manifest.get("split", DEFAULT_SPLIT), settings, device)
     black = run.black_image().to(device)
-    maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small)
+    maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small, cfg.workers)
     return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
 
 
