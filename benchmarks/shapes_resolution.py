@@ -114,7 +114,8 @@ def measure_seed(option: dict[str, Any], seed: int, folder: Path, args: argparse
     run_dir = folder / f"{option['render']}_{option['side']}_{option['width']}_{seed}"
     timing = train(train_overrides(option, seed, run_dir, args.quick))
     border = border_share.measure_run(run_dir, args.images)
-    shares = {name: row["ratio_absolute"] for name, row in border["methods"].items()}
+    keys = ("ratio_absolute", "border_density", "corner_density")
+    shares = {name: {key: row[key] for key in keys} for name, row in border["methods"].items()}
     return {"seed": seed, **timing, "accuracy": class_accuracies(load_run(run_dir)),
             "cams": cam_rows(run_dir, args.images), "objects_share": border["objects_share"],
             "border_ratio": shares}  # fmt: skip
@@ -128,6 +129,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     config = {"images": args.images, "layers": list(LAYERS), "random_draws": RANDOM_DRAWS,
               "threads": torch.get_num_threads()}  # fmt: skip
     return {"config": config, "options": options}
+
+
+def _ratio(value: float | dict[str, float]) -> float:
+    """A method's border ratio; the first results stored the ratio alone, later ones the densities with it."""
+    return value if isinstance(value, float) else value["ratio_absolute"]
 
 
 def summary(option: dict[str, Any]) -> list[Any]:
@@ -144,7 +150,7 @@ def summary(option: dict[str, Any]) -> list[Any]:
 
     cams = [mean([seed["cams"][deepest][name]["pointing_game"] for seed in seeds]) for name in CAMS]
     chance = mean([seed["cams"][deepest]["grad_cam"]["random"] for seed in seeds])
-    border = max(value for seed in seeds for value in seed["border_ratio"].values())
+    border = max(_ratio(value) for seed in seeds for value in seed["border_ratio"].values())
     return [f"{option['render']}->{option['side']} px, width {option['width']}", option["epochs"] or "demo",
             mean([seed["wall_seconds"] for seed in seeds]), mean([seed["cpu_seconds"] for seed in seeds]),
             f"{min(tests):.3f}-{max(tests):.3f}", f"{weakest[1]} {weakest[0]:.2f}",
