@@ -125,7 +125,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     options = [parse_option(text) for text in args.options]
     with tempfile.TemporaryDirectory(prefix="convlens-shapes-") as folder:
         for option in options:
-            option["seeds"] = [measure_seed(option, seed, Path(folder), args) for seed in args.seeds]
+            option["seeds"] = [measure_seed(option, seed, args.keep or Path(folder), args) for seed in args.seeds]
     config = {"images": args.images, "layers": list(LAYERS), "random_draws": RANDOM_DRAWS,
               "threads": torch.get_num_threads()}  # fmt: skip
     return {"config": config, "options": options}
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--options", nargs="+", default=["32:33:0.5", "65:65:0.25"], help="render:input:width[:epochs]")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per option")
     parser.add_argument("--images", type=int, default=200, help="test images scored per run")
+    parser.add_argument("--keep", type=Path, default=None, help="train the runs into this folder and keep them "
+                        "(default: a temporary one), e.g. to visualize and evaluate them after")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.seeds = 16, args.seeds[:1]
