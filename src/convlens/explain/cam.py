@@ -30,7 +30,7 @@ from convlens.models.layers import capture_activations, eval_mode, frozen_parame
 #: map is constant, a 2x2 map only tells the quadrants apart, and on the 33 px shapes demo the 3x3
 #: layer3 drew the same four-corner pattern on every image and scored below random maps on pointing
 #: game (issue 23); from 5x5 a cell is a fifth of the side, smaller than the objects. (A 3x3 layer4 of
-#: the 65 px demo did locate, 0.80-0.84: benchmarks/shapes_resolution.py; 5x5 is the issue's bar.)
+#: the 65 px demo did locate, 0.80-0.86 over 5 seeds: benchmarks/shapes_resolution.py; 5x5 is the issue's bar.)
 MIN_CAM_SIZE = 5
 
 
