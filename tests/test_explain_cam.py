@@ -121,17 +121,17 @@ def test_cams_leave_no_hooks_and_no_gradients(model_and_images: tuple[nn.Module,
 
 
 def test_layers_too_small_to_locate_anything_are_skipped_with_the_reason() -> None:
-    """At 64 px a ResNet's layer4 is 2x2: left out and said why; at 32 px every stage is too small."""
+    """At 65 px a ResNet's layer4 is 3x3: left out and said why; at 33 px (layer3 3x3) every stage is too small."""
     model = small_resnet()
-    batch = ExplainBatch(torch.randn(2, 3, 64, 64), torch.tensor([1, 2]), torch.zeros(1, 3, 64, 64), 10)
+    batch = ExplainBatch(torch.randn(2, 3, 65, 65), torch.tensor([1, 2]), torch.zeros(1, 3, 65, 65), 10)
     result = explain_grad_cam(model, batch, CamParams(["layer3", "layer4"]))
-    assert list(result.maps) == ["layer3"] and result.sizes == {"layer3": (4, 4), "layer4": (2, 2)}
+    assert list(result.maps) == ["layer3"] and result.sizes == {"layer3": (5, 5), "layer4": (3, 3)}
     assert result.notes() == [
-        "layer4 is 2x2 at 64 px input: a class activation map needs at least 3x3 positions to show where anything "
+        "layer4 is 3x3 at 65 px input: a class activation map needs at least 5x5 positions to show where anything "
         "is, so it is left out"
     ]
-    tiny = ExplainBatch(torch.randn(2, 3, 32, 32), torch.tensor([1, 2]), torch.zeros(1, 3, 32, 32), 10)
-    with pytest.raises(NotApplicable, match="layer3 is 2x2 at 32 px input.*layer4 is 1x1"):
+    tiny = ExplainBatch(torch.randn(2, 3, 33, 33), torch.tensor([1, 2]), torch.zeros(1, 3, 33, 33), 10)
+    with pytest.raises(NotApplicable, match="layer3 is 3x3 at 33 px input.*layer4 is 2x2"):
         explain_layer_cam(model, tiny, CamParams(["layer3", "layer4"]))
 
 

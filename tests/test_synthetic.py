@@ -13,6 +13,7 @@ from convlens.data.synthetic import (
     FACES_SIZE,
     SHAPES_CLASSES,
     SHAPES_SIZE,
+    SyntheticSource,
     make_faces,
     make_shapes,
 )
@@ -92,3 +93,28 @@ def test_the_source_builds_from_its_target_and_from_older_runs_target(target: st
     arrays = instantiate_allowed(node, "data.source").load()
     assert len(arrays.train.labels) == 8 and arrays.class_names == tuple(SHAPES_CLASSES)
     np.testing.assert_array_equal(arrays.test.images, make_shapes(4, 2).images)
+
+
+def test_shapes_drawn_at_another_side_are_the_same_scene_scaled() -> None:
+    """At 65 px every length scales with the side: the same shapes at the same places, covering the same
+    share of the frame, with the anti-aliased edge still one pixel wide (so the masks match to within it)."""
+    small, large = make_shapes(40, seed=5), make_shapes(40, seed=5, size=65)
+    assert large.images.shape == (40, 65, 65, 3)
+    np.testing.assert_array_equal(small.labels, large.labels)
+    np.testing.assert_allclose(large.masks.mean(axis=(1, 2)), small.masks.mean(axis=(1, 2)), atol=0.03)
+    downsized = large.masks[:, ::2, ::2][:, :32, :32]
+    assert (downsized != small.masks).mean() < 0.05, "the objects sit where the 32 px scene has them"
+
+
+@pytest.mark.parametrize("bad", [7, 0, 40.0, True])
+def test_shapes_side_below_8_or_not_an_integer_is_rejected(bad) -> None:
+    with pytest.raises(ValueError, match="size must be an integer side of at least 8 px"):
+        make_shapes(4, seed=0, size=bad)
+
+
+def test_the_source_draws_shapes_at_its_size_and_refuses_a_size_for_faces() -> None:
+    node = {"_target_": "convlens.data.synthetic.SyntheticSource", "train_size": 4, "val_size": 4, "test_size": 4}
+    arrays = instantiate_allowed(OmegaConf.create({**node, "kind": "shapes", "size": 65}), "data.source").load()
+    np.testing.assert_array_equal(arrays.test.images, make_shapes(4, 2, size=65).images)
+    with pytest.raises(ValueError, match=r"data.source.size=65: only \['shapes'\] can be drawn at another side"):
+        SyntheticSource("faces", 4, 4, 4, size=65)

@@ -1,4 +1,5 @@
-"""The ``shapes`` dataset: 10 shapes and textures, 32x32 RGB, on cluttered gradient backgrounds."""
+"""The ``shapes`` dataset: 10 shapes and textures, RGB (32x32 by default, any side on request), on cluttered
+gradient backgrounds."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ SHAPES_CLASSES: tuple[str, ...] = (
     "checkerboard",
 )
 
+#: The side every pixel length below is given for; other sides scale them all (objects, clutter,
+#: texture periods), so an image drawn at 65 px is the 32 px scene with twice the detail.
 SHAPES_SIZE = 32
 
 #: Largest random rotation (radians) per class: small where rotation would turn one class into
@@ -104,23 +107,31 @@ def _contrasting_colours(
     return colours
 
 
-def make_shapes(n: int, seed: int) -> SyntheticSplit:
-    """``n`` 32x32 RGB images of 10 shapes and textures on cluttered gradient backgrounds.
+def _check_size(size: int) -> None:
+    """Below 8 px the smallest shapes (radius 11 / 32 of the side) are under 3 px: no outline left to tell apart."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 8:
+        raise ValueError(f"size must be an integer side of at least 8 px, got {size!r}")
+
+
+def make_shapes(n: int, seed: int, size: int = SHAPES_SIZE) -> SyntheticSplit:
+    """``n`` ``size`` x ``size`` RGB images of 10 shapes and textures on cluttered gradient backgrounds.
 
     Colour, position, scale and (where it keeps the class) rotation are random, and faint
     blobs and lines clutter the background, so a linear classifier on pixels stays weak.
-    The mask is the shape's own pixels (the whole patch for the three textures).
+    The mask is the shape's own pixels (the whole patch for the three textures). Drawn natively at
+    ``size`` (not resized), with every length scaled by ``size / SHAPES_SIZE``: edges stay one pixel soft.
     """
     _check_n(n)
+    _check_size(size)
     rng = np.random.default_rng(seed)
-    size = SHAPES_SIZE
+    scale = size / SHAPES_SIZE
     labels = _balanced_labels(n, len(SHAPES_CLASSES), rng)
-    radius = _uniform(rng, *_SHAPE_RADIUS, n)
+    radius = _uniform(rng, *_SHAPE_RADIUS, n) * scale
     margin = 0.8 * radius
     cx = margin + rng.random(n, dtype=np.float32) * (size - 1 - 2 * margin)
     cy = margin + rng.random(n, dtype=np.float32) * (size - 1 - 2 * margin)
     angle = rng.uniform(-1.0, 1.0, n).astype(np.float32) * _SHAPE_MAX_ROTATION[labels]
-    period = _uniform(rng, 3.2, 5.0, n)
+    period = _uniform(rng, 3.2, 5.0, n) * scale
     phase = _uniform(rng, 0.0, 2.0 * math.pi, n)
     bg_start = rng.random((n, 3), dtype=np.float32)
     bg_end = np.clip(bg_start + rng.uniform(-0.3, 0.3, (n, 3)).astype(np.float32), 0.0, 1.0)
@@ -128,14 +139,14 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
     foreground = _contrasting_colours(rng, 0.5 * (bg_start + bg_end), 0.5)
     second = _contrasting_colours(rng, foreground, 0.5)
     blob_xy = rng.uniform(0, size - 1, (n, _BLOBS, 2)).astype(np.float32)
-    blob_sigma = rng.uniform(1.5, 4.5, (n, _BLOBS)).astype(np.float32)
+    blob_sigma = rng.uniform(1.5, 4.5, (n, _BLOBS)).astype(np.float32) * scale
     blob_alpha = rng.uniform(0.1, 0.3, (n, _BLOBS)).astype(np.float32)
     blob_colour = rng.random((n, _BLOBS, 3), dtype=np.float32)
     # Lines x cos(a) + y sin(a) = offset; offsets chosen so most lines cross the image.
     line_angle = rng.uniform(0.0, math.pi, (n, _LINES)).astype(np.float32)
-    line_offset = ((size / 2) * (np.cos(line_angle) + np.sin(line_angle)) + rng.uniform(-12, 12, (n, _LINES))).astype(
-        np.float32
-    )
+    line_offset = (
+        (size / 2) * (np.cos(line_angle) + np.sin(line_angle)) + rng.uniform(-12, 12, (n, _LINES)) * scale
+    ).astype(np.float32)
     line_alpha = rng.uniform(0.08, 0.2, (n, _LINES)).astype(np.float32)
     line_colour = rng.random((n, _LINES, 3), dtype=np.float32)
     noise_sigma = _uniform(rng, *_SHAPE_NOISE, n)
@@ -162,7 +173,7 @@ def make_shapes(n: int, seed: int) -> SyntheticSplit:
         for line in range(_LINES):
             nx, ny = _col(np.cos(line_angle[s, line])), _col(np.sin(line_angle[s, line]))
             dist = np.abs((x * nx - _col(line_offset[s, line])) + y * ny)
-            alpha = (_col(line_alpha[s, line]) * _coverage(dist - 0.6))[..., None]
+            alpha = (_col(line_alpha[s, line]) * _coverage(dist - 0.6 * scale))[..., None]
             image += (line_colour[s, line, None, None] - image) * alpha
         # Foreground: rotate the grid into each shape's frame, then one distance function per class.
         cos, sin = _col(np.cos(angle[s])), _col(np.sin(angle[s]))

@@ -13,19 +13,30 @@ GENERATORS = {
     "faces": (make_faces, FACES_CLASSES, FACES_PARTS),
 }
 PARTS_FROM = "drawn by the generator (ground truth)"
+#: The kinds drawn at any side (``size``); the faces' features are placed on their 48 px grid.
+SIZED = frozenset({"shapes"})
 
 
 class SyntheticSource:
-    """``kind`` is 'shapes' or 'faces'; train/val/test are drawn with seeds seed, seed+1, seed+2."""
+    """``kind`` is 'shapes' or 'faces'; train/val/test are drawn with seeds seed, seed+1, seed+2.
+    ``size``: the side the shapes are drawn at (None: the generator's own), so a larger model input gets
+    native detail rather than upsampled pixels."""
 
-    def __init__(self, kind: str, train_size: int, val_size: int, test_size: int, seed: int = 0) -> None:
+    def __init__(
+        self, kind: str, train_size: int, val_size: int, test_size: int, seed: int = 0, size: int | None = None
+    ) -> None:
         if kind not in GENERATORS:
             raise ValueError(
                 f"data.source.kind='{kind}' is not a synthetic dataset; choose one of {sorted(GENERATORS)}"
             )
+        if size is not None and kind not in SIZED:
+            raise ValueError(
+                f"data.source.size={size}: only {sorted(SIZED)} can be drawn at another side; leave it null"
+            )
         self.kind = kind
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.seed = seed
+        self.side = {} if size is None else {"size": size}
 
     def load(self, splits: Collection[str] = SPLITS) -> DatasetArrays:
         """Only the ``splits`` asked for are drawn (each from its own seed, so alone it is the same as
@@ -34,7 +45,7 @@ class SyntheticSource:
         drawn = {}
         for offset, (name, size) in enumerate(self.sizes.items()):
             if name in splits:
-                generated = make(size, self.seed + offset)
+                generated = make(size, self.seed + offset, **self.side)
                 drawn[name] = ArraySplit(generated.images, generated.labels, generated.masks, generated.parts)
         return DatasetArrays(
             drawn.get("train"), drawn.get("val"), drawn.get("test"), tuple(class_names), part_names=part_names,
