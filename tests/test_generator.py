@@ -4,6 +4,7 @@ confidence and realism in the manifest, and damaged or missing files are refused
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -25,8 +26,9 @@ from convlens.generate.stage import generate, generate_run
 from convlens.generator import store
 from convlens.generator.encoding import CodeStatistics, ImageSpace
 from convlens.generator.networks import CodeDenoiser, UpConvGenerator, seeded_init_
+from convlens.generator.settings import GeneratorSettings
 from convlens.generator.store import GeneratorPrior
-from convlens.generator.training import RIDGE_PENALTIES, fit_coarse_path_
+from convlens.generator.training import RIDGE_PENALTIES, Encoded, fit_coarse_path_, train_generator
 from convlens.provenance import portable_path
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
@@ -199,6 +201,24 @@ def test_ridge_start_draws_images_that_depend_on_the_code_and_does_not_overfit_n
     wide = seeded_init_(UpConvGenerator(100, 1, 16, widths=[8, 4]), seeds)
     penalty = fit_coarse_path_(wide, torch.randn(40, 100, generator=seeds), noise)
     assert penalty == max(RIDGE_PENALTIES), "with more code dimensions than images, only noise can be fitted"
+
+
+def test_the_linear_path_keeps_its_ridge_fit_while_the_up_convolutions_train() -> None:
+    """With ``linear_lr=0`` (the default) training leaves the ridge fit alone: Adam's per-weight steps on
+    that matrix drew the demo faces' checkerboard. A positive ``linear_lr`` moves it, so the test sees training."""
+    seeds = torch.Generator().manual_seed(0)
+    codes = torch.randn(120, 6, generator=seeds)
+    images = _images_from(codes, torch.randn(6, 64, generator=seeds) * 0.5, 16)
+    data = Encoded(images, codes, "unused", CodeStatistics.of(codes))
+    fitted = seeded_init_(UpConvGenerator(6, 1, 16, widths=[8, 4]), torch.Generator().manual_seed(0))
+    fit_coarse_path_(fitted, data.statistics.standardize(codes), images)
+    space, classifier = ImageSpace((0.5,), (0.5,), 16), torch.nn.Linear(1, 1)
+    plain = GeneratorSettings(steps=5, batch_size=8, feature_weight=0, adversarial_weight=0, widths=[8, 4])
+    kept, _ = train_generator(classifier, data, space, plain, seed=0)
+    torch.testing.assert_close(kept.coarse.weight, fitted.coarse.weight, rtol=0, atol=0)
+    assert not torch.equal(kept.to_image.weight, fitted.to_image.weight), "the up-convolutions must train"
+    moved, _ = train_generator(classifier, data, space, dataclasses.replace(plain, linear_lr=1e-3), seed=0)
+    assert (moved.coarse.weight - fitted.coarse.weight).abs().max() > 1e-4
 
 
 def test_a_spatial_code_draws_each_region_from_its_own_positions() -> None:

@@ -51,6 +51,7 @@ def check(cfg: GenerateConfig) -> None:
                 "prior.lr": cfg.prior.lr, "prior.noise": cfg.prior.noise}  # fmt: skip
     non_negative = {f"generator.{name}_weight": getattr(cfg.generator, f"{name}_weight")
                     for name in ("image", "feature", "adversarial")}  # fmt: skip
+    non_negative["generator.linear_lr"] = cfg.generator.linear_lr
     for key, (value, minimum) in minimums.items():
         if value < minimum:
             raise ValueError(f"generate: {key}={value} must be >= {minimum}")

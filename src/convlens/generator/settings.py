@@ -12,7 +12,8 @@ class GeneratorSettings:
     (2016): image (pixel MSE), feature (the classifier's standardized code of the generated image
     against the code it came from) and adversarial. ``feature_batch``: the images of each batch that
     the classifier and the discriminator see (they cost most of a step on a CPU). ``ridge_start``: the
-    linear path starts at its closed-form ridge fit (False: at zero, a grey image)."""
+    linear path starts at its closed-form ridge fit (False: at zero, a grey image); ``linear_lr``: its
+    learning rate (0: it stays at that fit, with ``ridge_start=false`` at zero)."""
 
     steps: int = 300
     batch_size: int = 32
@@ -25,6 +26,7 @@ class GeneratorSettings:
     widths: list[int] = field(default_factory=lambda: [32, 16, 8])
     discriminator_widths: list[int] = field(default_factory=lambda: [16, 32, 64])
     ridge_start: bool = True
+    linear_lr: float = 0.0
 
 
 @dataclass
