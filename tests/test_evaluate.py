@@ -144,7 +144,8 @@ def test_trust_section_states_every_score_and_gives_each_method_its_status(evalu
     body = section.body
     assert "![Cascading model-parameter randomization](figures/evaluation/cascade.png)" in body
     folded = body[body.index("<details") :]
-    assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == len(evaluation["methods"]["grad_cam"]["layers"]) == 2
+    layers = len(evaluation["methods"]["grad_cam"]["layers"])
+    assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == layers == 2
     assert "LIME: randomization left out" in folded and "deconvnet" not in body
     assert set(section.status) == set(evaluation["methods"])
     for name, (line,) in section.status.items():

@@ -12,7 +12,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "convlens"
 
 #: Lowest first. A module may import from its own layer and the layers below it, never above.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("foundations", frozenset({"__init__", "text", "untrusted", "atomic", "hardware"})),
+    ("foundations", frozenset({"__init__", "text", "untrusted", "atomic", "hardware", "forked"})),
     ("provenance", frozenset({"provenance"})),
     ("data and models", frozenset({"data", "models"})),
     (
