@@ -27,6 +27,7 @@ BENCHMARKS = (
     "profile_step",
     "precision_layout",
     "conv_weight_grad",
+    "imputation_chunks",
     "corner_bias",
     "border_share",
     "ig_steps",

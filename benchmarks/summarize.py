@@ -138,6 +138,16 @@ def conv_grad_rows(run: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def imputation_rows(run: dict[str, Any]) -> list[list[str]]:
+    config = run["config"]
+    times = ", ".join(("one batch" if v["chunk_bytes"] is None else f"{v['chunk_bytes'] // 1024} KiB") + ": "
+                      + num(v["seconds"]) for v in run["variants"])  # fmt: skip
+    chosen = next(v for v in run["variants"] if v["default"])
+    return [[device(run), f"{config['systems']} systems of {config['side']} px", times,
+             f"**{chosen['speedup']:.2f}x** ({chosen['speedup_min']:.2f}-{chosen['speedup_max']:.2f})",
+             num(max(v["max_difference"] for v in run["variants"]))]]  # fmt: skip
+
+
 def corner_bias_rows(run: dict[str, Any]) -> list[list[str]]:
     by_side = {row["side"]: row for row in run["architecture"]}
     shares = ", ".join(f"{side}: {num(row['share_tl'])}" for side, row in sorted(by_side.items()))
@@ -293,6 +303,11 @@ SECTIONS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[list[s
             "speed-up (range)",
         ],
         conv_grad_rows,
+    ),
+    "imputation_chunks": (
+        "ROAD imputation on a CPU: every system at once vs cache-sized chunks (docs/trust.md)",
+        ["device", "work", "median s by chunk", "speed-up of the default chunk (range)", "largest difference"],
+        imputation_rows,
     ),
     "corner_bias": (
         "Spatial bias of even input sides (ResNet-18) and the cost of odd ones (docs/spatial_bias.md)",

@@ -33,6 +33,7 @@ EXPECTED = {
     "profile_step": ("regions", "outside_model_share", "top_ops", "step_seconds"),
     "precision_layout": ("variants",),
     "conv_weight_grad": ("convolutions", "training_step"),
+    "imputation_chunks": ("variants",),
     "border_share": ("runs", "goal", "goal_met"),
     "ig_steps": ("runs", "goal", "enough"),
     "lime_benchmark": ("variants", "lime_share_of_our_total", "speedup_end_to_end", "goal", "goal_met"),

@@ -15,6 +15,7 @@ from conftest import small_fer_cnn
 from torch import Tensor, nn
 
 from convlens.evaluate import faithfulness as faith
+from convlens.evaluate import imputation
 from convlens.evaluate import localisation as local
 from convlens.evaluate import robustness as robust
 from convlens.evaluate.imputation import noisy_linear_imputation
@@ -269,3 +270,20 @@ def test_imputation_solves_every_system_when_the_easy_ones_leave_the_batch_early
     exact = noisy_linear_imputation(images.double(), removed, 0.0, torch.Generator(), iterations=5000, tolerance=1e-12)
     assert (found.double() - exact).abs().amax().item() < 0.005
     assert torch.equal(found[~removed[:, None]], images[~removed[:, None]])
+
+
+def test_imputation_in_cache_sized_chunks_solves_as_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU the systems go in chunks (here of 2 of the 6 image channels): every chunk is solved,
+    in order, to within the solver's tolerance of the one-batch solution, and the noise is the same."""
+    generator = torch.Generator().manual_seed(1)
+    images = torch.nn.functional.avg_pool2d(torch.randn(2, 3, 20, 20, generator=generator), 5, 1)
+    removed = torch.rand(2, 16, 16, generator=generator) < torch.tensor([0.2, 0.8])[:, None, None]
+    whole = noisy_linear_imputation(images, removed, 0.01, torch.Generator().manual_seed(0))
+    solved: list[int] = []
+    solve = imputation._conjugate_gradients
+    monkeypatch.setattr(imputation, "CPU_CHUNK_BYTES", 2 * 16 * 16 * 4)
+    monkeypatch.setattr(imputation, "_conjugate_gradients", lambda *a: solved.append(len(a[1])) or solve(*a))
+    chunked = noisy_linear_imputation(images, removed, 0.01, torch.Generator().manual_seed(0))
+    assert solved == [2, 2, 2]
+    assert (chunked - whole).abs().amax().item() < 0.005 and not torch.equal(whole, images)
+    assert torch.equal(chunked[~removed[:, None].expand_as(images)], images[~removed[:, None].expand_as(images)])

@@ -7,7 +7,8 @@ The reference implementation (``road_evaluation``, copied into Quantus 0.6 as
 scipy on the CPU. Here all systems of a batch are solved together on the device by conjugate
 gradients, whose matrix-vector product is one 3x3 stencil (the system is symmetric positive
 definite while any pixel is kept); ``tests/test_evaluate_quantus.py`` checks the solution
-against Quantus's.
+against Quantus's. On a CPU the systems go in chunks small enough to stay in the cache
+(:data:`CPU_CHUNK_BYTES`); a GPU takes them all at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+#: Bytes of one (systems, 1, H, W) vector per chunk of systems on a CPU. Conjugate gradients streams
+#: about five such vectors per iteration; chunks that stay in the cache go about three times as fast as
+#: one batch of every system (``benchmarks/imputation_chunks.py``: 2.94x at 768 KiB, 2.85x at 2 MiB, 2.41x
+#: at 256 KiB, 2.16x at 8 MiB; 65-px RGB ROAD work, one thread, AMD EPYC with 1 MiB of L2 per core).
+CPU_CHUNK_BYTES = 768 * 1024
 
 
 def neighbour_sum(values: Tensor) -> Tensor:
@@ -55,7 +62,11 @@ def noisy_linear_imputation(
 
     rhs = unknown * neighbour_sum(flat * (1 - unknown))
     start = unknown * _known_mean(flat, unknown)
-    solution = _conjugate_gradients(operator, rhs, start, unknown, iterations, tolerance)
+    size = len(flat) if flat.device.type != "cpu" else max(1, CPU_CHUNK_BYTES // flat[0].nbytes)
+    solution = torch.cat([
+        _conjugate_gradients(operator, *chunk, iterations, tolerance)
+        for chunk in zip(rhs.split(size), start.split(size), unknown.split(size), strict=True)
+    ])  # fmt: skip
     jitter = noise * torch.randn(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype)
     filled = flat * (1 - unknown) + unknown * (solution + jitter)
     return filled.reshape(count, channels, height, width)
