@@ -238,6 +238,30 @@ def test_a_cell_on_fewer_than_eight_images_is_never_marked(evaluation: dict) -> 
     assert not any("✗" in row[cascade] for row in rows)
 
 
+def test_an_unmarked_cell_says_why_in_numbers(evaluation: dict) -> None:
+    """A headline cell that does not beat its reference gets its paired test in numbers; a costly method's
+    cell, on fewer images than the sample, says so first. The sentence flips with the cell's n."""
+    tampered = json.loads(json.dumps(evaluation))
+    cell = tampered["methods"]["saliency"]["layers"][""]["localisation"]["pointing_game"]
+    cell.update(verdict="level", value=0.5, baseline=0.45)
+    cell["against"][cell["reference"]].update(difference=0.05, low=-0.02, high=0.12, p=0.1, p_adjusted=0.2,
+                                              mark="level")  # fmt: skip
+    numbers = "+0.05 (better: positive) [-0.02, +0.12], has permutation p = 0.100, 0.200 after the Benjamini-Hochberg"
+    cell["images"] = tampered["sample"]["images"]
+    sentence = next(
+        line for line in scores_section(tampered).body.splitlines() if "Saliency (vanilla gradient) (0.50" in line
+    )
+    assert f"on these {cell['images']} images its paired difference from the reference, {numbers}" in sentence
+    cell["images"] = tampered["sample"]["images"] - 1
+    sentence = next(
+        line for line in scores_section(tampered).body.splitlines() if "Saliency (vanilla gradient) (0.50" in line
+    )
+    assert (
+        f"computed on the first {cell['images']} of the {tampered['sample']['images']} sampled images only" in sentence
+    )
+    assert numbers in sentence
+
+
 def test_skipped_families_read_not_tested(evaluation: dict) -> None:
     verdicts = evaluation["methods"]["lime"]["layers"][""]["verdicts"]
     for family in ("randomization", "robustness"):

@@ -206,14 +206,26 @@ def _why(evaluation: dict[str, Any], row: Row, score: dict[str, Any], meaning: s
     if (row.record.get("peak_at_border") or 0) >= max(0.5, 2 * border.get("area", 1)):
         return (f"its peak lies within {border['pixels']} px of the image edge on {row.record['peak_at_border']:.0%} "
                 f"of the images (a random peak: {border['area']:.0%}), away from the objects")  # fmt: skip
+    if score["verdict"] == "level" and score["images"] < (evaluation.get("sample") or {}).get("images", 0):
+        return (f"computed on the first {score['images']} of the {evaluation['sample']['images']} sampled images only "
+                f"(a costly method), {_test(score)}")  # fmt: skip
     if metric == "deletion_auc" and score["verdict"] == "level" and (curve := _deletion_curve(evaluation)):
         return curve
     if score["verdict"] == "below":
         return meaning
     if score["verdict"] == "too few images":
         return f"{score['images']} images are too few to test (at least 8)"
-    return (f"on these {score['images']} images the difference does not survive the adjusted test "
-            "(Benjamini-Hochberg over the table, q = 0.05)")  # fmt: skip
+    return f"on these {score['images']} images {_test(score)}"
+
+
+def _test(score: dict[str, Any]) -> str:
+    """A level cell's paired test against its reference, in numbers: why it is not marked."""
+    test = score["against"][score["reference"]]
+    if test.get("p_adjusted") is None:
+        return "the difference cannot be tested"
+    return (f"its paired difference from the reference, {test['difference']:+.2f} (better: positive) "
+            f"[{test['low']:+.2f}, {test['high']:+.2f}], has permutation p = {test['p']:.3f}, "
+            f"{test['p_adjusted']:.3f} after the Benjamini-Hochberg adjustment over the table: not below q = 0.05")
 
 
 def _deletion_curve(evaluation: dict[str, Any]) -> str | None:
