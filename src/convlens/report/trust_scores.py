@@ -223,9 +223,11 @@ def _test(score: dict[str, Any]) -> str:
     test = score["against"][score["reference"]]
     if test.get("p_adjusted") is None:
         return "the difference cannot be tested"
-    return (f"its paired difference from the reference, {test['difference']:+.2f} (better: positive) "
-            f"[{test['low']:+.2f}, {test['high']:+.2f}], has permutation p = {test['p']:.3f}, "
-            f"{test['p_adjusted']:.3f} after the Benjamini-Hochberg adjustment over the table: not below q = 0.05")
+    return (
+        f"its paired difference from the reference, {test['difference']:+.2f} (better: positive) "
+        f"[{test['low']:+.2f}, {test['high']:+.2f}], has permutation p = {test['p']:.3f}, "
+        f"{test['p_adjusted']:.3f} after the Benjamini-Hochberg adjustment over the table: not below q = 0.05"
+    )
 
 
 def _deletion_curve(evaluation: dict[str, Any]) -> str | None:
