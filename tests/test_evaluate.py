@@ -271,7 +271,11 @@ def test_skipped_families_read_not_tested(evaluation: dict) -> None:
     lime = next(row for row in rows if row[0] == "LIME")
     assert lime[header.index("Model-parameter randomization")] == lime[header.index("Robustness")] == "not tested"
     sentence = next(line for line in body.splitlines() if line.startswith("- LIME: "))
-    assert "not tested on randomization, robustness" in sentence and "supported" in sentence
+    assert (
+        sentence.startswith("- LIME: not trusted, driven by randomization")
+        and "(randomization not tested: left out" in sentence
+    )
+    assert "supported by" in sentence and not trusted(evaluation["methods"]["lime"]["layers"][""])
 
 
 def test_benjamini_hochberg_covers_every_test_of_the_table(evaluation: dict) -> None:

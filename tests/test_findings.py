@@ -25,6 +25,7 @@ from convlens.report.findings import (
     trusted,
     where,
 )
+from convlens.report.trust_verdicts import overall
 from convlens.untrusted import UntrustedInputError
 
 CLASSES = ["cat", "dog"]
@@ -88,6 +89,19 @@ def test_where_the_model_looks_needs_a_trusted_map_and_part_maps() -> None:
     assert "No map is trusted" in where(refuted, None, CLASSES, SECTIONS)[0]
     no_parts = _evaluation() | {"regions": None}
     assert "cannot be measured" in where(no_parts, lead_method(no_parts), CLASSES, SECTIONS)[0]
+
+
+def test_the_trust_sections_sentence_follows_the_findings_rule() -> None:
+    """The trust section's sentence per map says what the Findings' table says: a robustness failure is
+    shown, not required; a skipped or failed required family decides, named with its reason."""
+    assert overall("X", _layer()) == (
+        "X: trusted, supported by localisation, faithfulness, randomization; robustness not supported "
+        "(worse than random maps on pointing game): shown, not required."
+    )
+    assert overall("X", _layer(randomization=SKIPPED)).startswith(
+        "X: not trusted, driven by randomization (randomization not tested: left out by evaluate.randomization.skip)"
+    )
+    assert overall("X", _layer(localisation=REFUTED)).startswith("X: not trusted, driven by localisation")
 
 
 def test_a_layer_worse_than_random_and_a_skipped_check_are_not_trusted() -> None:

@@ -11,6 +11,7 @@ the costly methods (LIME) take that prefix, so every subset is random and class-
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -124,23 +125,46 @@ def compute_maps(
     small: int, workers: int = 1,
 ) -> dict[str, MethodMaps]:  # fmt: skip
     """Every planned method's maps of the sample with its recorded settings; costly methods (LIME) on
-    the first ``small`` images only. On a CPU the methods share out among ``workers`` forked processes
-    (:mod:`convlens.forked`), the costly ones first."""
-    order = sorted(planned, key=lambda name: not METHODS[name].costly)
+    the first ``small`` images only. On a CPU the work shares out among ``workers`` forked processes
+    (:mod:`convlens.forked`): a costly method's images split among them (each explanation is seeded on
+    its own, so the maps are those of one call), costly parts first, then one task per other method."""
     processes = workers if images.inputs.device.type == "cpu" else 1
-    maps = forked_map(lambda name: _method_maps(name, planned[name], model, images, black, num_classes, small),
-                      order, processes)  # fmt: skip
-    found = dict(zip(order, maps, strict=True))
-    return {name: found[name] for name in planned}
+    order = sorted(planned, key=lambda name: not METHODS[name].costly)
+    tasks = [(name, rows) for name in order for rows in _parts(name, len(images.keys), small, processes)]
+    parts = forked_map(lambda task: _method_maps(*task, planned[task[0]], model, images, black, num_classes),
+                       tasks, processes)  # fmt: skip
+    return {name: _joined([part for (task, _), part in zip(tasks, parts, strict=True) if task == name])
+            for name in planned}  # fmt: skip
+
+
+def _parts(name: str, count: int, small: int, processes: int) -> list[range]:
+    """The sample rows of each task of ``name``: a costly method's first ``small`` rows in ``processes``
+    near-equal runs, every other method's ``count`` rows in one."""
+    if not METHODS[name].costly:
+        return [range(count)]
+    bounds = np.linspace(0, small, min(processes, small) + 1).round().astype(int)
+    return [range(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
 def _method_maps(
-    name: str, parameters: dict[str, Any], model: nn.Module, images: Images, black: Tensor, num_classes: int,
-    small: int,
+    name: str, rows: range, parameters: dict[str, Any], model: nn.Module, images: Images, black: Tensor,
+    num_classes: int,
 ) -> MethodMaps:  # fmt: skip
-    rows = small if METHODS[name].costly else len(images.keys)
     recompute = Recompute.recorded(name, parameters, black, num_classes)
-    layers = recompute(model, images.inputs[:rows], images.targets[:rows])
-    keys = images.keys[:rows]
+    part = slice(rows.start, rows.stop)
+    layers = recompute(model, images.inputs[part], images.targets[part])
+    keys = images.keys[part]
     index, targets = [key[0] for key in keys], [key[1] for key in keys]
-    return MethodMaps(name, layers, index, images.labels[:rows], targets, parameters)
+    return MethodMaps(name, layers, index, images.labels[part], targets, parameters)
+
+
+def _joined(parts: list[MethodMaps]) -> MethodMaps:
+    """One method's maps from its parts, in row order."""
+    first, *rest = parts
+    if not rest:
+        return first
+    layers = {layer: torch.cat([part.layers[layer] for part in parts]) for layer in first.layers}
+    joined = {
+        field: [value for part in parts for value in getattr(part, field)] for field in ("index", "labels", "targets")
+    }
+    return MethodMaps(first.name, layers, **joined, parameters=first.parameters)

@@ -26,12 +26,10 @@ from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
 from convlens.report.observations import collapse, confused_pairs, never_predicted
 from convlens.report.run_data import RunData, synthetic
-from convlens.report.trust_verdicts import verdict_cells
+from convlens.report.trust_verdicts import REQUIRED, trusted, verdict_cells
 from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
-#: Families that must support a map before it answers "where does the model look?".
-REQUIRED = ("faithfulness", "randomization")
 #: A part is named as where a class's evidence lies when its share is at least this multiple of its area
 #: and its interval lies above its area.
 FAVOURED = 1.5
@@ -60,13 +58,6 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
             f"rerun `make evaluate RUN={run.label}`"
         ) from error
     return "\n\n".join(parts)
-
-
-def trusted(record: Mapping[str, Any]) -> bool:
-    """A layer record's verdicts: every :data:`REQUIRED` family supports it, localisation does not refute it."""
-    verdicts = record.get("verdicts") or {}
-    required = all((verdicts.get(family) or {}).get("verdict") == "supported" for family in REQUIRED)
-    return required and (verdicts.get("localisation") or {}).get("verdict") != "not supported"
 
 
 def shown_layers(evaluation: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
-from convlens.report.findings import trusted
 from convlens.report.markdown import code, folded, table, text
-from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, verdict_cells
+from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, trusted, verdict_cells
 
 CASCADE_NOTE = (
     "One method per row: its map from the trained model, then with each further stage re-initialised from the head "
@@ -100,8 +99,9 @@ def _intro(evaluation: dict[str, Any]) -> str:
         f"head alone is not shown to leave it above {rand['similar_above']:g} (✗: it is not shown to be). "
         "Each family of metrics gives a verdict: supported when "
         "the map beats its reference on at least one of its metrics and is worse on none; robustness counts only "
-        "for a map shown to depend on the weights. `docs/trust.md` "
-        "defines every metric and test."
+        "for a map shown to depend on the weights. A map is trusted, here and in the Findings, when faithfulness "
+        "and randomization support it and localisation does not refute it; robustness is shown, not required "
+        "(the Findings' class means average per-image noise away). `docs/trust.md` defines every metric and test."
     )
 
 

@@ -46,21 +46,35 @@ def _verdict_cell(verdict: dict[str, str] | None) -> str:
     return text(verdict["verdict"])
 
 
+#: Families that must support a map before the report trusts it (to answer "where does the model look?").
+REQUIRED = ("faithfulness", "randomization")
+
+
+def trusted(record: dict[str, Any]) -> bool:
+    """A layer record's verdicts: every :data:`REQUIRED` family supports it, localisation does not refute it.
+    Robustness is shown, not required: the Findings' class means average its per-image noise away."""
+    verdicts = record.get("verdicts") or {}
+    required = all((verdicts.get(family) or {}).get("verdict") == "supported" for family in REQUIRED)
+    return required and (verdicts.get("localisation") or {}).get("verdict") != "not supported"
+
+
 def overall(label: str, record: dict[str, Any]) -> str:
-    """One sentence from the family verdicts: a family that does not support the map decides against
-    it (named, with why); otherwise the families that support it decide, and the untested are named."""
-    verdicts = record.get("verdicts", {})
-    by = {side: [family for family, found in verdicts.items() if found["verdict"] == side]
-          for side in ("supported", "not supported", "not tested")}  # fmt: skip
-    supported = f"; supported by {_names(by['supported'])}" if by["supported"] else ""
-    untested = f"; not tested on {_names(by['not tested'])}" if by["not tested"] else ""
-    if by["not supported"]:
-        first = by["not supported"][0]
-        return (f"{label}: not supported, driven by {_names(by['not supported'])} ({text(first)}: "
-                f"{text(verdicts[first]['why'])}){supported}{untested}.")  # fmt: skip
-    if by["supported"]:
-        return f"{label}: supported, by {_names(by['supported'])}{untested}."
-    return f"{label}: not tested on this run ({'; '.join(text(found['why']) for found in verdicts.values())})."
+    """One sentence by the rule of :func:`trusted`, the Findings' rule: the families that decide are named
+    with why; the others follow as supporting, or as shown but not required."""
+    verdicts = {family: record.get("verdicts", {}).get(family) or {"verdict": "not tested", "why": "not evaluated"}
+                for family in FAMILIES}  # fmt: skip
+    deciding = [family for family in REQUIRED if verdicts[family]["verdict"] != "supported"]
+    deciding += ["localisation"] if verdicts["localisation"]["verdict"] == "not supported" else []
+    supported = [family for family, found in verdicts.items() if found["verdict"] == "supported"]
+    if deciding:
+        first = verdicts[deciding[0]]
+        backed = f"; supported by {_names(supported)}" if supported else ""
+        return (f"{label}: not trusted, driven by {_names(deciding)} ({text(deciding[0])} {text(first['verdict'])}: "
+                f"{text(first['why'])}){backed}.")  # fmt: skip
+    aside = [family for family in verdicts if family not in supported and family != "localisation"]
+    shown = "".join(f"; {text(family)} {text(verdicts[family]['verdict'])} ({text(verdicts[family]['why'])}): shown, "
+                    "not required" for family in aside)  # fmt: skip
+    return f"{label}: trusted, supported by {_names(supported)}{shown}."
 
 
 def _names(families: list[str]) -> str:
