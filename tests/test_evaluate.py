@@ -262,6 +262,27 @@ def test_an_unmarked_cell_says_why_in_numbers(evaluation: dict) -> None:
     assert numbers in sentence
 
 
+@pytest.mark.parametrize(("mark", "says"), [("above", None), ("level", "no better than"), ("below", "worse than")])
+def test_a_map_that_beats_random_maps_is_held_against_the_centred_blob(evaluation: dict, mark: str, says: str) -> None:
+    tampered = json.loads(json.dumps(evaluation))
+    for name, method in tampered["methods"].items():
+        for record in method["layers"].values():
+            for cell in record["localisation"].values():
+                cell["verdict"] = "above" if name == "saliency" else "level"
+                for baseline in ("edges", "centre"):
+                    cell["against"][baseline]["mark"] = "above"
+    cell = tampered["methods"]["saliency"]["layers"][""]["localisation"]["relevance_mass"]
+    cell["against"]["centre"].update(mark=mark, mean=0.61)
+    lines = [line for line in scores_section(tampered).body.splitlines()
+             if "a centred Gaussian blob" in line and line.startswith("- On relevance mass")]  # fmt: skip
+    if says is None:
+        assert not lines
+    else:
+        assert lines == [f"- On relevance mass, Saliency (vanilla gradient) ({cell['value']:.2f} vs 0.61) beat random "
+                         f"maps but is {says} a centred Gaussian blob that ignores the image: what it shows, a guess "
+                         "at the image's centre shows too."]  # fmt: skip
+
+
 def test_skipped_families_read_not_tested(evaluation: dict) -> None:
     verdicts = evaluation["methods"]["lime"]["layers"][""]["verdicts"]
     for family in ("randomization", "robustness"):

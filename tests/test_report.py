@@ -455,10 +455,11 @@ def test_most_often_predicted_instead_names_every_class_of_a_tie() -> None:
         (
             [0.5, 0.6, 0.7],
             2,
-            "**Not converged:** the best epoch is the last (3 of 3) and validation accuracy still rose by 10.0%",
+            "**Not converged:** the best epoch is the last (3 of 3) and validation accuracy still rose by 10.0 "
+            "percentage points over it (60.0% to 70.0%; at least 0.5 percentage points)",
         ),
         ([0.5, 0.7, 0.702], 2, "Validation accuracy is flat at the end"),
-        ([0.5, 0.8, 0.7], 1, "Validation accuracy peaked at epoch 2 of 3 (80.0%) and ended at 70.0%"),
+        ([0.5, 0.8, 0.7], 1, "Validation accuracy peaked at epoch 2 of 3 (80.0%) and ended at 70.0% (-10.0 percentage"),
         ([0.5], 0, "One epoch only"),
     ],
 )
@@ -475,6 +476,7 @@ def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() 
 
     lines = convergence([0.45, 0.53], 1, {"train": {"acc": 0.51}, "val": {"acc": 0.53}})
     assert lines[-1].startswith("**Underfits:** training accuracy 51.0%")
+    assert "is 2.0 percentage points below validation accuracy 53.0% (more than 1.0 percentage points)" in lines[-1]
     assert not any(
         "Underfits" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.6}, "val": {"acc": 0.53}})
     )
@@ -515,3 +517,14 @@ def test_the_visible_report_fits_its_reading_budget(report_dir: Path, tiny_run: 
     manifest = json.loads((tiny_run / "visualizations" / "manifest.json").read_text())
     methods = {entry["method"] for entry in manifest["entries"]}
     assert all(f"(`{method}`)" in shown for method in methods), "every method is still shown"
+
+
+def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
+    from types import SimpleNamespace
+
+    from convlens.report.trust import _layers_shown
+
+    run = SimpleNamespace(class_names=["a", "b", "c"], evaluation={"methods": {}, "comparison": {"images": [[0, 0]]}})
+    assert _layers_shown(run).startswith("The first image of 1 of the 3 classes in the evaluation's random sample")
+    run.evaluation["comparison"]["images"] = [[0, 0], [5, 1], [9, 2]]
+    assert _layers_shown(run).startswith("The first image of each class in the evaluation's random sample")

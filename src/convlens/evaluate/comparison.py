@@ -15,7 +15,8 @@ from convlens.evaluate.families import Subject
 from convlens.evaluate.inputs import Key
 from convlens.registry import title
 
-MAX_IMAGES = 6
+#: Columns of the figure: every class of the demos, CIFAR-10 and FER2013; more classes show their first 10.
+MAX_IMAGES = 10
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,15 @@ def _trend(values: list[float], best_epoch: int | None) -> str:
     best = epochs - 1 if best_epoch is None else best_epoch
     if best == epochs - 1 and gain >= STILL_RISING:
         return (f"**Not converged:** the best epoch is the last ({epochs} of {epochs}) and validation accuracy "
-                f"still rose by {gain:.1%} over it (at least {STILL_RISING:.1%}): more epochs would likely "
-                "help.")  # fmt: skip
+                f"still rose by {_points(gain)} over it ({values[-2]:.1%} to {values[-1]:.1%}; at least "
+                f"{_points(STILL_RISING)}): more epochs would likely help.")  # fmt: skip
     if best == epochs - 1:
         return (f"Validation accuracy is flat at the end: the best epoch is the last ({epochs} of {epochs}), "
-                f"{gain:+.1%} over it (under {STILL_RISING:.1%}).")  # fmt: skip
+                f"{_points(gain, sign=True)} over it ({values[-2]:.1%} to {values[-1]:.1%}; under "
+                f"{_points(STILL_RISING)}).")  # fmt: skip
     return (f"Validation accuracy peaked at epoch {best + 1} of {epochs} ({values[best]:.1%}) and ended at "
-            f"{values[-1]:.1%}: the best checkpoint, not the last, is the one evaluated.")  # fmt: skip
+            f"{values[-1]:.1%} ({_points(values[-1] - values[best], sign=True)}): the best checkpoint, not the last, "
+            "is the one evaluated.")  # fmt: skip
 
 
 def _underfit(metrics: Mapping[str, Any]) -> list[str]:
@@ -48,6 +50,12 @@ def _underfit(metrics: Mapping[str, Any]) -> list[str]:
     if train is None or val is None or val - train <= UNDERFIT_GAP:
         return []
     return [f"**Underfits:** training accuracy {train:.1%} (last epoch's running average, augmented images) is "
-            f"{val - train:.1%} below validation accuracy {val:.1%} (more than {UNDERFIT_GAP:.0%}): more capacity, "
+            f"{_points(val - train)} below validation accuracy {val:.1%} (more than {_points(UNDERFIT_GAP)}): more "
+            "capacity, "
             "epochs or weaker augmentation would help (a model still improving also trails: read with the "
             "trend)."]  # fmt: skip
+
+
+def _points(fraction: float, sign: bool = False) -> str:
+    """A difference of two accuracies in percentage points (not a relative change in percent)."""
+    return f"{100 * fraction:{'+' if sign else ''}.1f} percentage points"

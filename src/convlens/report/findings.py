@@ -125,7 +125,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
             f"[95% bootstrap interval] (the part's area) per class explained; parts {text(regions['from'])}. Named: "
             f"parts at {FAVOURED}x their area or more with the interval above it. Section {sections['trust']}'s "
-            "comparison figure shows one image per class.")  # fmt: skip
+            "comparison figure shows each method's maps of the same sample images.")  # fmt: skip
     return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
 

@@ -28,7 +28,11 @@ def _layers_shown(run: RunData) -> str:
         best = record.get("best_layer") if isinstance(record, dict) else None
         if isinstance(best, dict) and isinstance(best.get("layer"), str):
             chosen.append(f"{text(str(record.get('title')))} at {code(best['layer'])}")
-    caption = "The first image of each class in the evaluation's random sample, explained for its true class."
+    images = (run.evaluation.get("comparison") or {}).get("images")
+    shown = len(images) if isinstance(images, list) else 0
+    classes = len(run.class_names)
+    which = "each class" if shown == classes else f"{shown} of the {classes} classes"
+    caption = f"The first image of {which} in the evaluation's random sample, explained for its true class."
     if chosen:
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
                     "then fewest refuted, then pointing game).")  # fmt: skip

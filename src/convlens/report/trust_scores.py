@@ -148,7 +148,8 @@ def _cascade_cells(record: dict[str, Any]) -> list[str]:
 def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
     """What the table means: one sentence per map from its family verdicts; for the headline metrics
     (pointing game, deletion) how many maps beat random maps and why the others do not; for every other
-    metric the maps worse than random, and those that beat random maps but not an edge detector; the cascade."""
+    metric the maps worse than random, and those that beat random maps but not an edge detector or a centred
+    blob; the cascade."""
     sentences = [overall(row.label, row.record) for row in rows]
     for family, metric in scored_metrics():
         scored = [row for row in rows if row.record.get(family, {}).get(metric.key, {}).get("value") is not None]
@@ -156,7 +157,7 @@ def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
             beat = sum(_score(row, family, metric.key)["verdict"] == "above" for row in scored)
             heading = metric.label[0].upper() + metric.label[1:]
             sentences.append(f"{heading}: {beat} of {len(scored)} maps score better than random maps.")
-        sentences += _misses(evaluation, scored, family, metric) + _no_better_than_edges(scored, family, metric)
+        sentences += _misses(evaluation, scored, family, metric) + _no_better_than_model_free(scored, family, metric)
     return sentences + _cascade(rows, evaluation["settings"]["randomization"])
 
 
@@ -182,15 +183,34 @@ def _reference(rows: list[Row], family: str, metric: Metric) -> str:
     return REFERENCES.get(reference, reference)
 
 
-def _no_better_than_edges(rows: list[Row], family: str, metric: Metric) -> list[str]:
-    """The maps that beat random maps on ``metric`` but not the model-free edge detector."""
-    scores = [(row, _score(row, family, metric.key)) for row in rows]
-    edges = {row.label: score["against"].get("edges", {}).get("mark", "above") for row, score in scores}
-    names = [row.label for row, score in scores if score["verdict"] == "above" and edges[row.label] != "above"]
-    if not names:
-        return []
-    return [f"On {metric.label}, {', '.join(names)} beat random maps but {_do(names)} no better than an edge "
-            "detector (Sobel magnitude of the image): what it shows, the image's edges show too."]  # fmt: skip
+#: The model-free maps a map that beats random maps is also held against, and what matching one means.
+MODEL_FREE = {
+    "edges": ("an edge detector (Sobel magnitude of the image)", "what it shows, the image's edges show too"),
+    "centre": ("a centred Gaussian blob that ignores the image", "what it shows, a guess at the image's centre "
+               "shows too"),
+}  # fmt: skip
+
+
+def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> list[str]:
+    """Per model-free map (:data:`MODEL_FREE`), the maps that beat random maps on ``metric`` but not it:
+    worse than it (marked below) or level with it, each with both means."""
+    sentences = []
+    for name, (what, meaning) in MODEL_FREE.items():
+        groups: dict[str, list[str]] = {"worse than": [], "no better than": []}
+        for row in rows:
+            score = _score(row, family, metric.key)
+            test = score["against"].get(name)
+            if score["verdict"] != "above" or test is None or test["mark"] == "above":
+                continue
+            side = "worse than" if test["mark"] == "below" else "no better than"
+            groups[side].append(f"{row.label} ({score['value']:.2f} vs {test['mean']:.2f})")
+        sentences += [f"On {metric.label}, {', '.join(items)} beat random maps but {_are(items)} {side} {what}: "
+                      f"{meaning}." for side, items in groups.items() if items]  # fmt: skip
+    return sentences
+
+
+def _are(subjects: list[str]) -> str:
+    return "is" if len(subjects) == 1 else "are"
 
 
 def _do(subjects: list[str]) -> str:
