@@ -130,6 +130,19 @@ def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> Non
     assert confuses(_run([[50, 0], [0, 50]], [1.0, 1.0]), None, None) == ["No test image is misclassified."]
 
 
+def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
+    evaluation = _evaluation()
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = {"images": 0, "flat": 6, "share": [None, None],
+                                                            "low": [None, None], "high": [None, None]}  # fmt: skip
+    table, said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1:]
+    assert "| dog | 0 (+6 flat) | - (80%) | - (20%) |" in table
+    assert "- **No location:** the map is flat (zero or constant) on every image of dog (6 images)" in said
+    assert "dog" not in said.split("No location")[0]
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.1, 0.05) | {"flat": 2}
+    table, said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1:]
+    assert "| dog | 10 (+2 flat) |" in table and "No location" not in said
+
+
 def test_the_part_that_separates_the_confused_pair_is_named() -> None:
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.6, 0.5)
@@ -137,7 +150,7 @@ def test_the_part_that_separates_the_confused_pair_is_named() -> None:
     assert "differ most on the **background** (10% [5-15] vs 60% [50-60])" in lines[-1]
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.12, 0.07)  # within the intervals
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert "share no part beyond their intervals" in lines[-1]
+    assert "on every part their 95% intervals overlap" in lines[-1]
 
 
 def test_convergence_flips_with_the_validation_trend() -> None:
@@ -170,7 +183,18 @@ def test_regions_record_evidence_parts_and_a_map_on_the_mouth() -> None:
     record = regions(images, {"saliency": method}, FACES_PARTS, "drawn", seed=0)
     assert record["evidence"] == ["eyes", "brows", "mouth"]
     for found in record["methods"]["saliency"][""].values():
-        assert found["share"][mouth] == pytest.approx(1.0) and found["images"] == 4
+        assert found["share"][mouth] == pytest.approx(1.0) and found["images"] == 4 and found["flat"] == 0
+    first_class = torch.from_numpy(faces.labels == faces.labels[0])
+    maps[first_class] = 0.0  # no location for one class: left out and counted, not given the areas
+    constant = ~first_class & (torch.arange(28) % 2 == 0)
+    maps[constant] = -1.0  # constant and negative on about half of the others
+    record = regions(images, {"saliency": method}, FACES_PARTS, "drawn", seed=0)["methods"]["saliency"][""]
+    blank = record[str(faces.labels[0])]
+    assert blank["images"] == 0 and blank["flat"] == 4 and blank["share"] == [None] * len(FACES_PARTS)
+    others = [found for key, found in record.items() if key != str(faces.labels[0])]
+    assert sum(found["flat"] for found in others) == int(constant.sum()) > 0
+    assert sum(found["images"] for found in others) == 24 - int(constant.sum())
+    assert all(found["share"][mouth] == pytest.approx(1.0) for found in others if found["images"])
 
 
 def test_face_parts_split_the_evidence_mask_with_brows_above_eyes() -> None:

@@ -2,7 +2,8 @@
 (the parts the synthetic generator drew, or fixed boxes on registered faces), next to the part's share of
 the area, with a 95% bootstrap interval over the images (``scipy.stats.bootstrap``).
 
-This is what the report's "where does the model look?" answers from. It is a description, not a test: a
+A map that is flat (zero or constant: no location) on an image is left out of that image's class, and counted
+(``flat``). This is what the report's "where does the model look?" answers from. It is a description, not a test: a
 part with a share well above its area is where a map puts the evidence; whether that map can be believed
 is the other families' question, so the report reads these shares only for the methods they support.
 """
@@ -18,6 +19,7 @@ from scipy import stats
 from torch import Tensor
 
 from convlens.evaluate.inputs import Images, MethodMaps
+from convlens.evaluate.similarity import is_flat
 
 #: Bootstrap resamples per interval: percentile intervals of a mean need no more at these sample sizes.
 RESAMPLES = 999
@@ -30,11 +32,18 @@ def resize_parts(parts: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def part_shares(maps: Tensor, parts: Tensor, count: int) -> Tensor:
-    """Per image (N, count): the share of the map's total in each part; a zero map gives the areas."""
+    """Per image (N, count): the share of the map's total in each part; a zero map gives the areas
+    (:func:`located` tells those apart: :func:`regions` leaves them out)."""
     onehot = F.one_hot(parts.flatten(1).long(), count).to(maps.dtype)  # (N, HW, count)
     mass = torch.einsum("np,npk->nk", maps.flatten(1).clamp_min(0), onehot)
     total = mass.sum(dim=1, keepdim=True)
     return torch.where(total > 0, mass / total.clamp_min(torch.finfo(maps.dtype).tiny), area_shares(parts, count))
+
+
+def located(maps: Tensor) -> Tensor:
+    """Per map (N,): whether its positive part has a location at all (not zero or constant everywhere, as a
+    CAM that no positive evidence reaches): a flat map's shares are the areas, which say nothing."""
+    return ~is_flat(maps.clamp_min(0))
 
 
 def area_shares(parts: Tensor, count: int) -> Tensor:
@@ -71,9 +80,10 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
         rows = images.positions(maps.keys)
         explained = targets[rows.cpu().numpy()]
         record["methods"][name] = {
-            layer: _per_class(part_shares(values, images.parts[rows], len(names)).cpu().numpy(), explained, seed)
+            layer: _per_class(part_shares(values, images.parts[rows], len(names)).cpu().numpy(), explained,
+                              located(values).cpu().numpy(), seed)
             for layer, values in maps.layers.items()
-        }
+        }  # fmt: skip
     return record
 
 
@@ -86,9 +96,18 @@ def evidence_parts(images: Images, names: tuple[str, ...]) -> list[str]:
     return [name for name, share in zip(names, inside, strict=True) if share.isfinite() and share >= 0.99]
 
 
-def _per_class(shares: np.ndarray, explained: np.ndarray, seed: int) -> dict[str, Any]:
-    return {str(c): {"images": int((explained == c).sum())} | summary(shares[explained == c], seed)
-            for c in np.unique(explained)}  # fmt: skip
+def _per_class(shares: np.ndarray, explained: np.ndarray, has_location: np.ndarray, seed: int) -> dict[str, Any]:
+    """Per class explained: the images whose map has a location (``images``), the ``flat`` ones left out,
+    and the summary of the former (None everywhere when there are none)."""
+    found = {}
+    for c in np.unique(explained):
+        kept = (explained == c) & has_location
+        flat = int(((explained == c) & ~has_location).sum())
+        nothing = dict.fromkeys(("share", "low", "high"), [None] * shares.shape[1])
+        found[str(c)] = {"images": int(kept.sum()), "flat": flat} | (
+            summary(shares[kept], seed) if kept.any() else nothing
+        )
+    return found
 
 
 def _rounded(values: np.ndarray) -> list[float]:

@@ -112,10 +112,16 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     for key, found in shares.items():
         area = regions["classes"][key]["area"]
         shown = (f"{_share(found, index)} ({area[index]:.0%})" for index in range(len(names)))
-        rows.append((text(class_names[int(key)]), found["images"], *shown))
+        flat = found.get("flat") or 0
+        rows.append((text(class_names[int(key)]), f"{found['images']}" + (f" (+{flat} flat)" if flat else ""), *shown))
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
-    none = [text(class_names[int(key)]) for key, line in zip(shares, lines, strict=True) if line is None]
+    blank = [f"{text(class_names[int(key)])} ({found['flat']} images)" for key, found in shares.items()
+             if found["images"] == 0]  # fmt: skip
+    none = [text(class_names[int(key)]) for (key, found), line in zip(shares.items(), lines, strict=True)
+            if line is None and found["images"] > 0]  # fmt: skip
     lines = [line for line in lines if line is not None] + ([f"- No part favoured: {', '.join(none)}."] if none else [])
+    lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
+              "does not say where the model looks for that class."] if blank else []  # fmt: skip
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     if unseen:
         lines.append(f"- Not in the table: {', '.join(unseen)}, no sampled image is explained for them (by default "
@@ -123,7 +129,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     record = evaluation["methods"][name]["layers"][layer]
     why = "the trusted map that localises best" if _pointing(record) >= 0 else "a trusted map; no masks to rank them"
     lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
-            f"[95% bootstrap interval] (the part's area) per class explained; parts {text(regions['from'])}. Named: "
+            "[95% bootstrap interval] (the part's area) per class explained, over the n images whose map has a "
+            f"location (flat maps, zero or constant, left out and counted); parts {text(regions['from'])}. Named: "
             f"parts at {FAVOURED}x their area or more with the interval above it. Section {sections['trust']}'s "
             "comparison figure shows each method's maps of the same sample images.")  # fmt: skip
     return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
@@ -204,9 +211,11 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
     first, second = (shares[key] for key in keys)
     apart = [index for index in range(len(regions["parts"])) if _separated(first, second, index)]
     names = f"**{text(pair.true)}** and **{text(pair.predicted)}**"
+    if not first["images"] or not second["images"]:
+        return [f"The maps of {names} cannot be compared: the map is flat on every image of one of them."]
     if not apart:
-        return [f"The maps of {names} share no part beyond their intervals: the maps do not show what tells them "
-                "apart; LIME's confused pairs may."]  # fmt: skip
+        return [f"The maps of {names} put their mass alike: on every part their 95% intervals overlap, so the maps "
+                "do not show what tells the two apart; LIME's confused pairs may."]  # fmt: skip
     index = max(apart, key=lambda part: abs(first["share"][part] - second["share"][part]))
     return [f"The maps of {names} differ most on the **{text(regions['parts'][index])}** "
             f"({_share(first, index)} vs {_share(second, index)}): where to look in LIME's confused "
@@ -222,7 +231,9 @@ def _separated(first: Mapping[str, Any], second: Mapping[str, Any], index: int) 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
               evidence: Sequence[str]) -> str | None:  # fmt: skip
     """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
-    warning for a part outside the class evidence; None when no part is favoured."""
+    warning for a part outside the class evidence; None when no part is favoured or no map has a location."""
+    if not found["images"]:
+        return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
     above = [index for index, low in enumerate(found["low"])
              if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
@@ -238,6 +249,8 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
 
 
 def _share(found: Mapping[str, Any], index: int) -> str:
+    if found["share"][index] is None:
+        return "-"
     low, high = found["low"][index], found["high"][index]
     interval = "" if low is None else f" [{low * 100:.0f}-{high * 100:.0f}]"
     return f"{found['share'][index]:.0%}{interval}"
