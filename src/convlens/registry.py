@@ -130,7 +130,9 @@ SECTIONS: tuple[Section, ...] = (
         "lime",
         "LIME per class",
         "LIME (Ribeiro et al. 2016): a linear model fit to the class probability of copies with superpixels "
-        "hidden; green superpixels speak for the class, red against. Confused images are explained for the "
+        "hidden; in the 'for the class' and 'against it' columns and the bars, green superpixels speak for the "
+        "class and red against it (the 'weights' column uses the signed scale of the other attribution maps: red "
+        "for, blue against). Confused images are explained for the "
         "predicted and the true class.",
         layout="per_class",
     ),
