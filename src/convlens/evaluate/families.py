@@ -54,6 +54,9 @@ class Subject:
     methods: dict[str, MethodMaps]
     black: Tensor
     num_classes: int
+    #: The methods whose maps choose a recomputing family's common images (None: ``methods``), so that a
+    #: family run on some of the methods (one task per method) scores them on the same images as all.
+    choosing: dict[str, MethodMaps] | None = None
 
     def rows(self, maps: MethodMaps) -> Tensor:
         return self.images.positions(maps.keys)
@@ -63,9 +66,10 @@ class Subject:
         return Recompute.recorded(name, maps.parameters, self.black, self.num_classes)
 
 
-def run_family(spec: FamilySpec, subject: Subject, params: Any) -> Family:
+def run_family(spec: FamilySpec, subject: Subject, params: Any, only: str | None = None) -> Family:
     """The family's scores; a family that recomputes maps runs without the methods in ``params.skip``
-    (by default the costly ones), which are recorded as left out with the reason."""
+    (by default the costly ones), which are recorded as left out with the reason, and with ``only`` on
+    that one method alone, on the images all its kept methods choose (:func:`merged` joins the parts)."""
     if not spec.recomputes:
         return load(spec.score)(subject, params)
     reason = (
@@ -73,8 +77,26 @@ def run_family(spec: FamilySpec, subject: Subject, params: Any) -> Family:
         f"(set evaluate.{spec.name}.skip=[] to include it)"
     )
     kept = {name: maps for name, maps in subject.methods.items() if name not in params.skip}
-    family = load(spec.score)(dataclasses.replace(subject, methods=kept), params)
-    family.skipped |= {name: reason for name in subject.methods if name not in kept}
+    if only is not None:
+        if only not in kept:
+            return Family(skipped={only: reason})
+        subject = dataclasses.replace(subject, choosing=kept)
+    scored = kept if only is None else {only: kept[only]}
+    family = load(spec.score)(dataclasses.replace(subject, methods=scored), params)
+    family.skipped |= {name: reason for name in subject.methods if name not in kept and only in (None, name)}
+    return family
+
+
+def merged(parts: list[Family]) -> Family:
+    """One family from its per-method parts: their records and reasons joined, the baseline of the first
+    that has one (every part computes the same), the figure payloads joined by their ``merged``."""
+    family = Family()
+    for part in parts:
+        family.records |= part.records
+        family.skipped |= part.skipped
+        family.baseline = family.baseline or part.baseline
+        if part.figure is not None:
+            family.figure = part.figure if family.figure is None else family.figure.merged(part.figure)
     return family
 
 
@@ -145,6 +167,10 @@ class CascadeMaps:
     image: np.ndarray
     maps: dict[str, dict[str, list[np.ndarray]]]
 
+    def merged(self, other: CascadeMaps) -> CascadeMaps:
+        """Both payloads' methods (of the same image: the family's parts share their images)."""
+        return CascadeMaps(self.image, self.maps | other.maps)
+
 
 def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
     """The cascade and its twin: every method's maps (each view) after each stage and after the twin's
@@ -153,7 +179,7 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
     family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
-    index = common_images(chosen, params.images)
+    index = common_images(subject.choosing or chosen, params.images)
     inputs, targets = _inputs(subject, index)
     recompute = {name: subject.recompute(name) for name in chosen}
     trained = {name: method.views(subject.model, inputs, targets) for name, method in recompute.items()}
@@ -184,7 +210,7 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     family, chosen = _with_common_images(subject, params.images)
     if not chosen:
         return family
-    index = common_images(chosen, params.images)
+    index = common_images(subject.choosing or chosen, params.images)
     inputs, targets = _inputs(subject, index)
     shape = (len(index), *inputs.shape[-2:])
     references = {"edges": robust.edge_sensitivity(inputs, params),
@@ -203,7 +229,7 @@ def _with_common_images(subject: Subject, images: int) -> tuple[Family, dict[str
     """The methods a family recomputes on common images (all, or none when no image has maps of every
     method, which is then recorded as the reason)."""
     chosen = subject.methods
-    if chosen and not common_images(chosen, images):
+    if chosen and not common_images(subject.choosing or chosen, images):
         return Family(skipped=dict.fromkeys(chosen, "no test image has maps of every method evaluated here")), {}
     return Family(), chosen
 

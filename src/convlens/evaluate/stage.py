@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,8 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     }
     shown = comparison(subject, evaluation["methods"], opened.trained.class_names)
     with opened.staged() as out_dir:
-        if cascade is not None:
-            draw_cascade(cascade, evaluation, out_dir / CASCADE_NAME)
-            evaluation["figure"] = CASCADE_NAME
-        if shown is not None:
-            evaluation["comparison"] = draw_comparison(shown, out_dir / COMPARISON_NAME)
+        on_cpu = subject.images.inputs.device.type == "cpu"
+        evaluation |= draw_figures(cascade, shown, evaluation, out_dir, cfg.workers if on_cpu else 1)
         evaluation["seconds_total"] = opened.seconds()
         atomic.write_json(out_dir / EVALUATION_NAME, evaluation)
     log.info("%s: %d methods evaluated in %.1f s -> %s", evaluation["run"], len(evaluation["methods"]),
@@ -173,22 +171,32 @@ def score_all(subject: families.Subject, settings: Settings, workers: int = 1) -
 def run_families(
     subject: families.Subject, settings: Settings, workers: int
 ) -> tuple[dict[str, families.Family], dict[str, float]]:
-    """Every registered family on the subject, and the seconds each took. On a CPU the families share
-    out among ``workers`` forked processes of one torch thread each (:mod:`convlens.forked`: small
-    batches gain more from a second process than from a second thread), the long-running ones
-    first; every family draws from its own seeds, so the scores do not depend on where it ran."""
-    order = sorted(FAMILIES, key=lambda name: not FAMILIES[name].long_running)
+    """Every registered family on the subject, and the seconds each took (its parts' seconds summed).
+    On a CPU the work shares out among ``workers`` forked processes of one torch thread each
+    (:mod:`convlens.forked`: small batches gain more from a second process than from a second thread):
+    the long-running families first, a family that recomputes maps as one task per method (the
+    costliest part of the stage, now spread over the workers as they free up), the others whole. Every
+    family draws from its own seeds and a method's images do not depend on its task, so the scores do
+    not depend on where they ran."""
     processes = workers if subject.images.inputs.device.type == "cpu" else 1
-    timed = forked_map(lambda name: _timed_family(name, subject, settings), order, processes)
-    found = dict(zip(order, timed, strict=True))
+    order = sorted(FAMILIES, key=lambda name: not FAMILIES[name].long_running)
+    tasks = [(name, method) for name in order
+             for method in (subject.methods if FAMILIES[name].recomputes and processes > 1 else [None])]  # fmt: skip
+    timed = forked_map(lambda task: _timed_family(*task, subject, settings), tasks, processes)
+    done, seconds = {}, {}
     for name in FAMILIES:
-        log.info("%s: %.1f s", name, found[name][1])
-    return {name: found[name][0] for name in FAMILIES}, {name: found[name][1] for name in FAMILIES}
+        parts = [part for (family, _), part in zip(tasks, timed, strict=True) if family == name]
+        done[name] = families.merged([family for family, _ in parts])
+        seconds[name] = round(sum(took for _, took in parts), 2)
+        log.info("%s: %.1f s", name, seconds[name])
+    return done, seconds
 
 
-def _timed_family(name: str, subject: families.Subject, settings: Settings) -> tuple[families.Family, float]:
+def _timed_family(
+    name: str, method: str | None, subject: families.Subject, settings: Settings
+) -> tuple[families.Family, float]:  # fmt: skip
     started = time.perf_counter()
-    family = families.run_family(FAMILIES[name], subject, getattr(settings, name))
+    family = families.run_family(FAMILIES[name], subject, getattr(settings, name), only=method)
     return family, round(time.perf_counter() - started, 2)
 
 
@@ -202,10 +210,25 @@ def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]
     return {"title": title(name), "images": len(maps.index), "layers": layers, "skipped": skipped}
 
 
-def draw_cascade(drawing: Drawing, evaluation: dict[str, Any], path: Path) -> None:
-    """The evaluation's figure (the randomization cascade): the family's ``figure`` function on its payload."""
+def draw_figures(
+    cascade: Drawing | None, shown: Comparison | None, evaluation: dict[str, Any], out_dir: Path, workers: int
+) -> dict[str, Any]:  # fmt: skip
+    """The cascade and comparison figures, drawn side by side in forked workers on a CPU (each is one
+    matplotlib thread, about a second), and their entries in ``evaluation.json``."""
+    jobs: dict[str, Callable[[], Any]] = {}
+    if cascade is not None:
+        jobs["figure"] = lambda: draw_cascade(cascade, evaluation, out_dir / CASCADE_NAME)
+    if shown is not None:
+        jobs["comparison"] = lambda: draw_comparison(shown, out_dir / COMPARISON_NAME)
+    return dict(zip(jobs, forked_map(lambda key: jobs[key](), list(jobs), workers), strict=True))
+
+
+def draw_cascade(drawing: Drawing, evaluation: dict[str, Any], path: Path) -> str:
+    """The evaluation's figure (the randomization cascade): the family's ``figure`` function on its
+    payload; returns the file's name, as ``evaluation.json`` records it."""
     spec, payload = drawing
     atomic.save_figure(load(spec.figure)(payload, evaluation), path, dpi=100)
+    return path.name
 
 
 def draw_comparison(shown: Comparison, path: Path) -> dict[str, Any]:
