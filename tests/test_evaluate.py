@@ -431,3 +431,21 @@ def test_the_findings_read_the_run_evaluation(evaluation: dict, tiny_run: Path, 
     cells = [f"{share:.0%}" for share in found["share"]]
     row = next(line for line in findings.splitlines() if line.startswith(f"| {FACES_CLASSES[int(key)]} | "))
     assert [cell.split(" [")[0] for cell in row.strip("|").split(" | ")[2:]] == cells
+
+
+def test_a_family_run_per_method_joins_into_the_whole() -> None:
+    """The parts of a recomputing family (one per method) join into one: records and reasons of every
+    part, the baseline every part computed, the cascade payloads' methods together."""
+    from convlens.evaluate.families import CascadeMaps, Family, merged
+
+    image = np.zeros((2, 2, 1))
+    robust = {"max_sensitivity": 0.5}
+    parts = [
+        Family(skipped={"lime": "left out"}),
+        Family({"saliency": {"": {"x": 1}}}, {}, robust, CascadeMaps(image, {"saliency": {}})),
+        Family({"grad_cam": {"layer3": {"x": 2}}}, {}, robust, CascadeMaps(image, {"grad_cam": {}})),
+    ]
+    whole = merged(parts)
+    assert whole.records == {"saliency": {"": {"x": 1}}, "grad_cam": {"layer3": {"x": 2}}}
+    assert whole.skipped == {"lime": "left out"} and whole.baseline == {"max_sensitivity": 0.5}
+    assert list(whole.figure.maps) == ["saliency", "grad_cam"] and whole.figure.image is image
