@@ -198,3 +198,14 @@ def test_a_share_of_no_training_batch_is_refused_before_the_run_directory(tiny_r
     with pytest.raises(ConfigError, match=r"trainer.limit_train_batches=0.1 keeps 0.1 x 4 < 1"):
         train(tiny_run_cfg("demo_faces", "trainer.limit_train_batches=0.1", name="none"))
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    ("experiment", "name"),
+    [("demo_shapes", "ResNet-18 at 0.25 of the paper's width"), ("cifar10_resnet18", "ResNet-18"),
+     ("demo_faces", "FerCNN")],
+)  # fmt: skip
+def test_the_model_is_named_with_its_width_when_it_is_not_the_papers(
+    compose_train, experiment: str, name: str
+) -> None:  # fmt: skip
+    assert training_run._model_name(compose_train(f"experiment={experiment}")) == name

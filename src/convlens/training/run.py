@@ -246,5 +246,8 @@ def _metrics(
 
 
 def _model_name(cfg: DictConfig) -> str:
+    """The model as the report names it: class, depth and, when not the paper's, the width factor."""
     name = cfg.model._target_.rsplit(".", 1)[-1]
-    return f"{name}-{cfg.model.depth}" if "depth" in cfg.model else name
+    name = f"{name}-{cfg.model.depth}" if "depth" in cfg.model else name
+    width = cfg.model.get("width_factor", 1)
+    return name if width == 1 else f"{name} at {width:g} of the paper's width"
