@@ -83,7 +83,8 @@ def run_family(spec: FamilySpec, subject: Subject, params: Any, only: str | None
         subject = dataclasses.replace(subject, choosing=kept)
     scored = kept if only is None else {only: kept[only]}
     family = load(spec.score)(dataclasses.replace(subject, methods=scored), params)
-    family.skipped |= {name: reason for name in subject.methods if name not in kept and only in (None, name)}
+    if only is None:
+        family.skipped |= {name: reason for name in subject.methods if name not in kept}
     return family
 
 
@@ -176,10 +177,9 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
     """The cascade and its twin: every method's maps (each view) after each stage and after the twin's
     full cascade, compared with the trained model's maps and with the images' edge maps; the figure
     payload holds the maps of the first image (none when no method is left)."""
-    family, chosen = _with_common_images(subject, params.images)
+    family, chosen, index = _with_common_images(subject, params.images)
     if not chosen:
         return family
-    index = common_images(subject.choosing or chosen, params.images)
     inputs, targets = _inputs(subject, index)
     recompute = {name: subject.recompute(name) for name in chosen}
     trained = {name: method.views(subject.model, inputs, targets) for name, method in recompute.items()}
@@ -207,10 +207,9 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     """Max-sensitivity of every method's maps under small uniform input noise, tested against the Sobel
     edge map's on the very same noisy copies (a map that moves less than an edge detector's is robust
     for a reason of its own) and, reported beside, uniform random maps redrawn for every copy."""
-    family, chosen = _with_common_images(subject, params.images)
+    family, chosen, index = _with_common_images(subject, params.images)
     if not chosen:
         return family
-    index = common_images(subject.choosing or chosen, params.images)
     inputs, targets = _inputs(subject, index)
     shape = (len(index), *inputs.shape[-2:])
     references = {"edges": robust.edge_sensitivity(inputs, params),
@@ -225,13 +224,15 @@ def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:
     return family
 
 
-def _with_common_images(subject: Subject, images: int) -> tuple[Family, dict[str, MethodMaps]]:
-    """The methods a family recomputes on common images (all, or none when no image has maps of every
-    method, which is then recorded as the reason)."""
+def _with_common_images(subject: Subject, images: int) -> tuple[Family, dict[str, MethodMaps], list[Key]]:
+    """The methods a family recomputes and the common images they are scored on (chosen by
+    ``subject.choosing`` where set); no method when no image has maps of every method, recorded as the reason."""
     chosen = subject.methods
-    if chosen and not common_images(subject.choosing or chosen, images):
-        return Family(skipped=dict.fromkeys(chosen, "no test image has maps of every method evaluated here")), {}
-    return Family(), chosen
+    index = common_images(subject.choosing or chosen, images) if chosen else []
+    if chosen and not index:
+        reason = "no test image has maps of every method evaluated here"
+        return Family(skipped=dict.fromkeys(chosen, reason)), {}, []
+    return Family(), chosen, index
 
 
 def common_images(methods: dict[str, MethodMaps], count: int) -> list[Key]:
