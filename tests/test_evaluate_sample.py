@@ -44,6 +44,20 @@ def test_the_first_images_of_the_sample_are_a_stratified_sample_too() -> None:
     assert order[:16] != sorted(order)[:16], "the prefix is drawn, not the lowest indices"
 
 
+def test_the_recomputing_families_prefix_is_stratified_inside_the_costly_methods_one() -> None:
+    """LIME may take the whole sample while randomization and robustness take 16: each prefix is drawn
+    from the next larger one, so the 16 are class-balanced and among LIME's images."""
+    labels = np.repeat(np.arange(8), 100)
+    settings = SampleSettings(images=64, small=32, seed=3, explain="predicted", prefixes=(16, 16, 64))
+    order = nested_sample(labels, settings)
+    assert len(order) == len(set(order)) == 64
+    counts = [np.bincount(labels[order[:size]], minlength=8).tolist() for size in (16, 32, 64)]
+    assert counts == [[2] * 8, [4] * 8, [8] * 8]
+    whole = nested_sample(labels, SampleSettings(images=64, small=64, seed=3, explain="predicted", prefixes=(16,)))
+    assert np.bincount(labels[whole[:16]], minlength=8).tolist() == [2] * 8
+    assert sorted(whole) == sorted(order), "the prefixes reorder the sample, they do not change it"
+
+
 def test_the_recomputing_families_swap_an_image_with_a_flat_map_for_one_of_its_class() -> None:
     """Randomization and robustness take the sample's prefix, but an image where some method's map is
     flat would leave their cells: it gives way to the next image of the same class whose maps all have

@@ -159,7 +159,9 @@ def test_convergence_flips_with_the_validation_trend() -> None:
     flat = limits(_run([[1, 0], [0, 1]], [0.5, 0.7, 0.7], _evaluation()))
     assert flat[0].startswith("- Validation accuracy is flat")
     assert flat[-1] == ("- Limits: synthetic images (no claim about real photographs); 3 epochs; maps scored on 64 "
-                        "test images (16 for the costly checks).")  # fmt: skip
+                        "test images (16 for the costly methods).")  # fmt: skip
+    whole = _evaluation() | {"sample": {"images": 64, "costly_images": 64}}
+    assert limits(_run([[1, 0], [0, 1]], [0.5, 0.7, 0.7], whole))[-1].endswith("maps scored on 64 test images.")
 
 
 def test_part_shares_sum_to_one_and_a_zero_map_gives_the_areas() -> None:

@@ -4,9 +4,10 @@ confident hits and mistakes), and every localising method's maps of it, computed
 settings the visualize stage recorded. Scores on a random sample estimate how a method behaves on
 the data; scores on chosen images describe those images only.
 
-The sample is ordered so that its first ``small`` images are themselves a stratified sample: the
-families that recompute maps for every cascade step or noise draw (randomization, robustness) and
-the costly methods (LIME) take that prefix, so every subset is random and class-balanced too.
+The sample is ordered so that its first images are themselves stratified samples, nested: the first
+``small`` for the costly methods (LIME; by default the whole sample) and, within them, the first
+``prefixes`` images for the families that recompute maps for every cascade step or noise draw
+(randomization, robustness), so every subset is random and class-balanced too.
 """
 
 from __future__ import annotations
@@ -31,20 +32,24 @@ from convlens.rundir import MANIFEST, TrainedRun
 from convlens.untrusted import UntrustedInputError
 
 EXPLAINED = ("predicted", "true")
-#: The sample's default (images, costly_images) by device: enough for the paired tests on a 2-core CPU
-#: within a minute or so for the demos, more where an accelerator makes them cheap (a real run on a GPU).
-SAMPLE_SIZES = {"cpu": (64, 16), "accelerator": (256, 32)}
+#: The sample's default size by device: enough for the paired tests on a 2-core CPU within a minute or
+#: so for the demos, more where an accelerator makes them cheap (a real run on a GPU). Costly methods
+#: take the whole sample unless ``costly_images`` says fewer (LIME on a 224-px model on a CPU).
+SAMPLE_SIZES = {"cpu": 64, "accelerator": 256}
 
 
 @dataclass(frozen=True)
 class SampleSettings:
     """``images`` images of the split drawn with ``seed``; the first ``small`` of them (a stratified
-    subset) for costly methods; each explained for the model's ``predicted`` class or the ``true`` one."""
+    subset) for costly methods, and within those the first of each of ``prefixes`` (the recomputing
+    families' image counts, stratified too); each explained for the model's ``predicted`` class or the
+    ``true`` one."""
 
     images: int
     small: int
     seed: int
     explain: str
+    prefixes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.images < 1:
@@ -74,12 +79,18 @@ def stratified_sample(labels: np.ndarray, count: int, seed: int) -> list[int]:
 
 
 def nested_sample(labels: np.ndarray, settings: SampleSettings) -> list[int]:
-    """The sample's indices into ``labels``: a stratified ``small``-image sample first, then the rest
-    of a stratified ``images``-image sample that contains it."""
+    """The sample's indices into ``labels``: a stratified ``images``-image sample, ordered so that its
+    first ``small`` and its first of each of ``prefixes`` (those below ``small``) are stratified samples,
+    each drawn from the next larger one."""
     labels = np.asarray(labels)
-    whole = stratified_sample(labels, settings.images, settings.seed)
-    first = [whole[i] for i in stratified_sample(labels[whole], settings.small, settings.seed)]
-    return first + sorted(set(whole) - set(first))
+    sizes = sorted({settings.small, *(size for size in settings.prefixes if size < settings.small)}, reverse=True)
+    drawn = stratified_sample(labels, settings.images, settings.seed)
+    order: list[int] = []
+    for size in sizes:
+        inner = [drawn[i] for i in stratified_sample(labels[drawn], size, settings.seed)]
+        order = sorted(set(drawn) - set(inner)) + order
+        drawn = inner
+    return drawn + order
 
 
 def planned_methods(manifest: dict[str, Any], root: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

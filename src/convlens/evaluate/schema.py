@@ -25,12 +25,12 @@ class EvaluateConfig:
     ``methods`` None evaluates every method whose maps the visualize stage kept, each with the settings
     it recorded, on the evaluation's own sample: ``images`` images of the visualized split drawn with
     ``seed``, stratified by class, each explained for the model's ``predicted`` class or the ``true``
-    one (``explain``); costly methods (LIME) and the families that recompute maps for every step
-    (randomization, robustness: their ``images``) use its first ``costly_images``, a stratified subset
-    (:mod:`convlens.evaluate.sample`). None sizes the sample by the device the stage runs on
-    (:data:`convlens.evaluate.sample.SAMPLE_SIZES`). On a CPU the methods' maps and then the families run in
-    ``workers`` forked processes of one torch thread each (1: in this process, with ``threads``). The schema adds one
-    field per registered family, its settings."""
+    one (``explain``); costly methods (LIME) use its first ``costly_images`` (None: all of them) and the
+    families that recompute maps for every step (randomization, robustness) their first ``images``,
+    nested stratified subsets (:mod:`convlens.evaluate.sample`). ``images`` None sizes the sample by the
+    device the stage runs on (:data:`convlens.evaluate.sample.SAMPLE_SIZES`). On a CPU the methods' maps
+    and then the families run in ``workers`` forked processes of one torch thread each (1: in this
+    process, with ``threads``). The schema adds one field per registered family, its settings."""
 
     run: str | None = None
     experiment: str | None = None

@@ -132,11 +132,14 @@ def check_workers(cfg: DictConfig) -> None:
 
 
 def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:
-    """The sample's checked settings (a bad value names its key), sized by ``device`` where not given."""
-    images, costly = SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"]
-    images = images if cfg.images is None else cfg.images
-    costly = costly if cfg.costly_images is None else cfg.costly_images
-    return SampleSettings(images, min(costly, images), cfg.seed, cfg.explain)
+    """The sample's checked settings (a bad value names its key), sized by ``device`` where not given;
+    its nested prefixes are the image counts of the families that recompute maps."""
+    images = SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"] if cfg.images is None else cfg.images
+    costly = images if cfg.costly_images is None else cfg.costly_images
+    families_images = [getattr(getattr(family_settings(cfg), name), "images", None)
+                       for name, spec in FAMILIES.items() if spec.recomputes]  # fmt: skip
+    prefixes = tuple(count for count in families_images if count is not None)
+    return SampleSettings(images, min(costly, images), cfg.seed, cfg.explain, prefixes)
 
 
 def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:

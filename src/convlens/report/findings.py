@@ -191,8 +191,9 @@ def limits(run: RunData) -> list[str]:
     data = "synthetic images (no claim about real photographs)" if synthetic(run.config) else "real images"
     epochs = run.metrics.get("epochs")
     evaluated = (run.evaluation or {}).get("sample") or {}
-    sample = (f"maps scored on {evaluated['images']} test images ({evaluated['costly_images']} for the costly "
-              "checks)") if evaluated else "maps not scored"  # fmt: skip
+    costly = evaluated.get("costly_images", 0) < evaluated.get("images", 0)
+    fewer = f" ({evaluated['costly_images']} for the costly methods)" if costly else ""
+    sample = f"maps scored on {evaluated['images']} test images{fewer}" if evaluated else "maps not scored"
     lines.append(f"Limits: {data}; {epochs} epoch{'' if epochs == 1 else 's'}; {sample}.")
     return [f"- {line}" for line in lines]
 

@@ -74,14 +74,20 @@ def _rows(name: str, method: dict[str, Any]) -> list[Row]:
     return [Row(name, text(method["title"]), layer, record) for layer, record in method["layers"].items()]
 
 
+def _costly(sample: dict[str, Any]) -> str:
+    """The clause naming the costly methods' smaller sample, where they had one."""
+    fewer = sample["costly_images"] < sample["images"]
+    return f"; costly methods on the first {sample['costly_images']}" if fewer else ""
+
+
 def _intro(evaluation: dict[str, Any]) -> str:
     faith, rand, robust = (evaluation["settings"][key] for key in ("faithfulness", "randomization", "robustness"))
     sample = evaluation["sample"]
     masks = "against the ground-truth masks of the synthetic data, " if evaluation["masks"] else ""
     return (
         f"Each method is scored on its own maps of {sample['images']} test images drawn at random, stratified by "
-        f"class, apart from the figures' images (seed {sample['seed']}; costly methods on the first "
-        f"{sample['costly_images']}), each explained for {sample['explained']}, {masks}by how much the class "
+        f"class, apart from the figures' images (seed {sample['seed']}{_costly(sample)}), each explained for "
+        f"{sample['explained']}, {masks}by how much the class "
         f"probability depends on the pixels it ranks first (deletion, insertion over {_grid(faith)}, ROAD), by "
         "how much it changes when the model's stages are re-initialised from the head down (Adebayo et al. 2018; "
         f"{rand['images']} images) and by how far it moves under input noise of ±{robust['radius']:g} "
