@@ -14,6 +14,8 @@ import torch
 from conftest import ROOT, SCHEDULERS, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from convlens.compare.runs import train_arguments
+from convlens.compare.schema import CompareConfig
 from convlens.config import ConfigError
 from convlens.hardware import cpu_model
 from convlens.models import FerCNN
@@ -124,6 +126,14 @@ def test_missing_cifar_data_dir_is_explained(compose_train, tmp_path: Path, monk
                         f"paths.output_dir={tmp_path / 'run'}")  # fmt: skip
     with pytest.raises(RuntimeError, match=r"CIFAR-10 is not in .*missing and could not be downloaded"):
         train(cfg)
+
+
+def test_a_run_made_with_latest_false_leaves_latest_alone(tiny_run_cfg, tmp_path: Path) -> None:
+    """`make compare` trains with paths.latest=false, so `make report EXPERIMENT=...` still finds the user's run."""
+    train(tiny_run_cfg("demo_faces", name="mine"))
+    train(tiny_run_cfg("demo_faces", "paths.latest=false", name="compared"))
+    assert (tmp_path / "latest").resolve() == (tmp_path / "mine").resolve()
+    assert "paths.latest=false" in train_arguments(CompareConfig(), "resnet18", tmp_path / "compared")
 
 
 def test_resume_from_last_checkpoint_continues_training(tiny_run_cfg, tmp_path: Path) -> None:

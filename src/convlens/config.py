@@ -94,6 +94,7 @@ class PathsConfig:
     cache_dir: str = "data/cache"
     outputs_dir: str = "outputs"
     output_dir: str | None = None  # null: a new outputs_dir/<experiment>/<time>, made by the train stage
+    latest: bool = True  # false: the finished run does not become <experiment>/latest (make compare's runs)
 
 
 @dataclass

@@ -68,8 +68,10 @@ def prepare_runs(cfg: CompareConfig, stamp: str) -> list[ModelRun]:
 
 
 def train_arguments(cfg: CompareConfig, model: str, root: Path) -> list[str]:
+    # paths.latest=false: the comparison's runs sit beside the user's own without becoming their `latest`.
     return [f"experiment={cfg.experiment}", f"model={model}", f"paths.outputs_dir={cfg.outputs_dir}",
-            f"paths.output_dir={root}", *cfg.train, *cfg.train_per_model.get(model, [])]  # fmt: skip
+            f"paths.output_dir={root}", "paths.latest=false",
+            *cfg.train, *cfg.train_per_model.get(model, [])]  # fmt: skip
 
 
 def visualize_arguments(cfg: CompareConfig, root: Path) -> list[str]:

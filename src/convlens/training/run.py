@@ -190,7 +190,8 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
             cfg.experiment_name, metrics["val"]["acc"], _four_places((metrics.get("test") or {}).get("acc")),
             metrics["epochs"], metrics["train_seconds"], run_dir,
         )  # fmt: skip
-    point_latest(run_dir)
+    if cfg.paths.latest:
+        point_latest(run_dir)
     return metrics
 
 
