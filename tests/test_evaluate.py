@@ -173,6 +173,7 @@ def test_the_report_shows_the_scores_figure_and_status_lines(evaluation: dict, t
     trust = report.split("How far can we trust these maps?")[2].split("\n## ")[0]
     assert "| chance (mask area) |" in trust and "(figures/cascade.png)" in trust
     assert "(figures/evaluated_comparison.png)" in trust and (folder / "figures" / "evaluated_comparison.png").is_file()
+    assert not (folder / "figures" / "comparison.png").exists(), "the unshown visualize-stage comparison is not copied"
     best = evaluation["methods"]["grad_cam"]["best_layer"]
     assert f"Grad-CAM at `{best['layer']}`" in trust and "most families supported, then fewest refuted" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust

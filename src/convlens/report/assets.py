@@ -81,6 +81,16 @@ def evaluated_comparison_file(run: RunData) -> Path | None:
     return _evaluation_figure(run, ((run.evaluation or {}).get("comparison") or {}).get("file"))
 
 
+def shown_comparison(run: RunData) -> tuple[Path, str] | None:
+    """The one comparison figure the report shows, with its link: the evaluation's (every method at
+    its best-supported layer) unless it is missing or stale, else the visualize stage's."""
+    evaluated = evaluated_comparison_file(run)
+    if evaluated is not None and not run.evaluation_stale:
+        return evaluated, EVALUATED_COMPARISON
+    drawn = comparison_file(run)
+    return (drawn, COMPARISON) if drawn is not None else None
+
+
 def _evaluation_figure(run: RunData, file: Any) -> Path | None:
     if not isinstance(file, str) or not re.fullmatch(r"[a-z0-9_]+\.png", file):
         return None
@@ -103,11 +113,11 @@ def figure_copies(run: RunData, entries: Iterable[dict[str, Any]]) -> dict[Path,
     """Each figure to copy, resolved inside the run directory, and its link in the report folder."""
     confusion = inside(run.root, CONFUSION_PNG)
     copies = {confusion: CONFUSION_MATRIX} if confusion.is_file() else {}
-    figures = ((comparison_file(run), COMPARISON), (cascade_file(run), CASCADE),
-               (evaluated_comparison_file(run), EVALUATED_COMPARISON))  # fmt: skip
-    for found, link in figures:
-        if found is not None:
-            copies[found] = link
+    shown, cascade = shown_comparison(run), cascade_file(run)
+    if shown is not None:
+        copies[shown[0]] = shown[1]
+    if cascade is not None:
+        copies[cascade] = CASCADE
     copies.update({inside(run.root, VISUALIZATIONS, entry["file"]): visualization_link(entry) for entry in entries})
     return copies
 

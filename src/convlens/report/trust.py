@@ -9,8 +9,7 @@ from convlens.report.assets import (
     COMPARISON,
     EVALUATED_COMPARISON,
     cascade_file,
-    comparison_file,
-    evaluated_comparison_file,
+    shown_comparison,
 )
 from convlens.report.gallery import split_images
 from convlens.report.markdown import code, text
@@ -43,9 +42,10 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
     """The section's body and the per-method status lines, from the run's comparison figure and evaluation;
     ``findings`` links to the Findings section, where the verdicts are said."""
     parts: list[str] = []
-    if evaluated_comparison_file(run) is not None and not run.evaluation_stale:
+    shown = shown_comparison(run)
+    if shown is not None and shown[1] == EVALUATED_COMPARISON:
         parts += [f"![Every evaluated method on the same sample images]({EVALUATED_COMPARISON})", _layers_shown(run)]
-    elif comparison_file(run) is not None:
+    elif shown is not None:
         images = split_images((run.manifest or {}).get("split", DEFAULT_SPLIT))
         parts.append(f"![Every attribution method on the same {images}]({COMPARISON})")
     else:
