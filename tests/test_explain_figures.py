@@ -96,5 +96,7 @@ def test_the_cascade_figure_has_a_colour_bar_and_nothing_clipped() -> None:
     stages = ["head", "layer4", "layer3", "layer2", "layer1", "stem"]
     rows = {f"Grad-CAM layer{n}": [rng.random((12, 12)) for _ in range(len(stages) + 1)] for n in (2, 3, 4)}
     curves = {label: {"spearman": [0.5] * len(stages), "ssim": [0.4] * len(stages)} for label in rows}
+    rows["Grad-CAM layer2"][2] = np.zeros((12, 12))  # a randomised layer with no positive evidence
     figure = cascade_figure(rng.random((48, 48, 1)), rows, stages, curves)
     assert figure_layout_defects(figure, "cascade", map_grid=True) == []
+    assert [text.get_text() for ax in figure.axes for text in ax.texts] == ["all zero"]

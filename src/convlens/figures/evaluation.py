@@ -19,7 +19,7 @@ from matplotlib.gridspec import GridSpec
 
 from convlens import registry
 from convlens.figures.grid import MAP_NOTE
-from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, show_image
+from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, mark_if_flat, show_image
 
 PANEL = 1.05
 CURVE_HEIGHT = 2.6
@@ -90,6 +90,7 @@ def _map_grid(
             axes[row][0].axis("off")
         for column, values in enumerate(maps, start=1):
             axes[row][column].imshow(values, cmap=HEAT_CMAP, vmin=0, vmax=clip_limit(values), interpolation="nearest")
+            mark_if_flat(axes[row][column], values)
             finish(axes[row][column], columns[column] if row == 0 else None)
         axes[row][1].set_ylabel(textwrap.fill(label, LABEL_CHARACTERS), fontsize=7, rotation=0, ha="right",
                                 va="center")  # fmt: skip
