@@ -19,6 +19,7 @@ from convlens.figures.evaluation import cascade_figure
 from convlens.figures.features import channel_activations_figure, feature_maps_figure
 from convlens.figures.filters import filter_channels_figure, filter_grid_figure
 from convlens.figures.inversion import inversion_figure
+from convlens.figures.lime import weight_bars
 from convlens.figures.panels import Caption
 from convlens.models import FerCNN, ResNet
 
@@ -100,3 +101,17 @@ def test_the_cascade_figure_has_a_colour_bar_and_nothing_clipped() -> None:
     figure = cascade_figure(rng.random((48, 48, 1)), rows, stages, curves)
     assert figure_layout_defects(figure, "cascade", map_grid=True) == []
     assert [text.get_text() for ax in figure.axes for text in ax.texts] == ["all zero"]
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_lime_bars_state_their_values_inside_the_panel(sign: int) -> None:
+    """Each bar says its coefficient; a short bar of the other sign than the longest is labelled on the
+    side where the panel has room, not past its edge."""
+    weights = [(1, 0.3), (2, 0.28), (3, -0.02), (4, 0.01), (5, -0.005)]
+    figure = Figure(figsize=(2, 2))
+    axes = figure.add_subplot()
+    weight_bars(axes, [(segment, sign * weight) for segment, weight in weights])
+    figure.canvas.draw()
+    assert [text.get_text().strip() for text in axes.texts] == [f"{sign * weight:+.2f}" for _, weight in weights]
+    box = axes.get_window_extent()
+    assert all(box.x0 <= text.get_window_extent().x0 and text.get_window_extent().x1 <= box.x1 for text in axes.texts)

@@ -132,8 +132,8 @@ SECTIONS: tuple[Section, ...] = (
         "LIME (Ribeiro et al. 2016): a linear model fit to the class probability of copies with superpixels "
         "hidden; in the 'for the class' and 'against it' columns and the bars, green superpixels speak for the "
         "class and red against it (the 'weights' column uses the signed scale of the other attribution maps: red "
-        "for, blue against). Confused images are explained for the "
-        "predicted and the true class.",
+        "for, blue against); each bar gives its superpixel's coefficient, the change in the class probability "
+        "the linear model gives its presence. Confused images are explained for the predicted and the true class.",
         layout="per_class",
     ),
 )

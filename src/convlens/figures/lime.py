@@ -74,14 +74,26 @@ def tint(axes: Axes, image: np.ndarray, mask: np.ndarray, colour: tuple[float, f
     axes.imshow(overlay, interpolation="nearest")
 
 
+#: A bar at least this share of the longest one carries its value inside, in white; a shorter one beside it.
+INSIDE_SHARE = 0.45
+
+
 def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]]) -> None:
     """Horizontal bars of the top superpixel weights, largest magnitude on top, labelled by superpixel
-    on the right (the grid's room for a chart's labels)."""
+    on the right (the grid's room for a chart's labels) and each with its value: LIME's coefficient, the
+    change in the class probability its local linear model gives the superpixel's presence."""
     values = [weight for _, weight in top_weights]
     positions = np.arange(len(values))[::-1]
     axes.barh(positions, values, color=[POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR for value in values])
     axes.set_yticks(positions, [f"#{segment}" for segment, _ in top_weights], fontsize=7)
     axes.axvline(0, color="black", linewidth=0.6)
-    axes.set_xticks([])  # the line marks zero; the weights have no unit to read off an axis
+    axes.set_xticks([])  # each bar states its value: a tick axis would crowd the small panel
+    longest = max(values, key=abs, default=0.0)
+    for position, value in zip(positions, values, strict=True):
+        if longest != 0 and abs(value) >= INSIDE_SHARE * abs(longest):
+            axes.text(value / 2, position, f"{value:+.2f}", fontsize=6, va="center", ha="center", color="white")
+        else:  # beside the bar's end, on the side of zero where the longest bar makes room
+            end, align = (max(value, 0), "left") if longest >= 0 else (min(value, 0), "right")
+            axes.text(end, position, f" {value:+.2f} ", fontsize=6, va="center", ha=align)
     chart_ticks(axes)
     axes.set_box_aspect(1)
