@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torchmetrics.functional import pearson_corrcoef
 
 from convlens.explain.method import ExplainBatch, FeatureLayersParams, at_least
 from convlens.models.conventions import conforming
@@ -44,13 +45,16 @@ class Inversion:
     """Inverted images (B, C, H, W) and per-image loss histories (CPU tensors).
 
     ``feature_loss``: (steps + 1, B) normalized feature distance, row 0 at the starting noise;
-    ``loss``: (steps, B) the full objective, priors included.
+    ``loss``: (steps, B) the full objective, priors included; ``image_correlation``: (B,) Pearson
+    correlation of each inverted image with its input over every pixel and channel, what the features
+    kept of the image itself (a feature loss can fall far on a layer too coarse to hold the picture).
     """
 
     layer: str
     images: Tensor
     feature_loss: Tensor
     loss: Tensor
+    image_correlation: Tensor
 
 
 @conforming
@@ -64,7 +68,8 @@ def invert_features(
         target = layer_output(model, images.to(device), layer).detach()
         start = _noise(images.shape, config, device)
         inverted, feature_loss, loss = _optimize(model, layer, target, start, config)
-    return Inversion(layer, inverted.cpu(), feature_loss.cpu(), loss.cpu())
+    correlation = pearson_corrcoef(inverted.flatten(1).T.cpu(), images.flatten(1).T.cpu())
+    return Inversion(layer, inverted.cpu(), feature_loss.cpu(), loss.cpu(), correlation.reshape(-1))
 
 
 def _optimize(
@@ -107,18 +112,20 @@ def _noise(shape: torch.Size, config: InversionParams, device: torch.device) -> 
 
 @dataclass(frozen=True)
 class Inversions:
-    """One :class:`Inversion` per layer; ``scores`` says how far each image's feature loss fell."""
+    """One :class:`Inversion` per layer; ``scores`` says how far each image's feature loss fell and how
+    much the inverted image correlates with the input."""
 
     layers: dict[str, Inversion]
 
     def scores(self, row: int | None) -> dict[str, float]:
         if row is None:
             return {}
-        losses = {layer: found.feature_loss[:, row] for layer, found in self.layers.items()}
-        return {
-            f"feature_loss_drop_{slug(layer)}": round(float(1 - loss[-1] / loss[0]), 4)
-            for layer, loss in losses.items()
-        }
+        scores = {}
+        for layer, found in self.layers.items():
+            loss = found.feature_loss[:, row]
+            scores[f"feature_loss_drop_{slug(layer)}"] = round(float(1 - loss[-1] / loss[0]), 4)
+            scores[f"image_correlation_{slug(layer)}"] = round(float(found.image_correlation[row]), 4)
+        return scores
 
 
 @conforming
