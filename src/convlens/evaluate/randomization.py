@@ -21,14 +21,14 @@ correlation explains nothing) is what a map may keep and still be called changed
 A map is *sensitive* to the weights when, tested per image, (1) its similarity to the fully
 randomised model's map lies below ``similar_above``, (2) it is not above that larger reference by more
 than ``margin`` (a few hundredths of Spearman over what structure gives are significant on 16 images
-but mean nothing), and (3) re-initialising the first stage alone (the head, the class-specific weights)
-does not leave it above ``similar_above``: a map that survives the head unchanged does not show what
-the model decides with, however much the lower layers' randomization later changes it (Adebayo et
-al.'s finding for guided backprop). It is *insensitive* when any of the three fails with significance,
-*undecided* otherwise. "Not above" rather than "significantly below" is asked of the references,
-because where randomised models' maps share no structure (``tests/test_evaluate_planted.py``) no
-similarity can lie significantly below about 0, though the map provably depends on the weights
-(``docs/trust.md``).
+but mean nothing), and (3) its similarity after re-initialising the first stage alone (the head, the
+class-specific weights) lies below ``similar_above`` too: a map that survives the head does not show
+what the model decides with, however much the lower layers' randomization later changes it (Adebayo
+et al.'s finding for guided backprop), so (3) must be shown like (1), not merely not refuted. It is
+*insensitive* when any of the three fails with significance, *undecided* otherwise. "Not above"
+rather than "significantly below" is asked of the references, because where randomised models' maps
+share no structure (``tests/test_evaluate_planted.py``) no similarity can lie significantly below about
+0, though the map provably depends on the weights (``docs/trust.md``).
 """
 
 from __future__ import annotations
@@ -186,10 +186,15 @@ def sensitivity_mark(marks: dict[str, str]) -> str:
 
 def cascade_mark(sensitivity: dict[str, Any], first_stage: dict[str, Any] | None) -> str:
     """The cascade's mark from its two cells: insensitive (``below``) when the first stage alone leaves
-    the map more alike than the threshold, else the sensitivity cell's mark."""
-    if first_stage is not None and first_stage["verdict"] == "below" and sensitivity["verdict"] != "too few images":
-        return "below"
-    return sensitivity["verdict"]
+    the map more alike than the threshold; sensitive (``above``) only when the full cascade is and the first
+    stage alone is shown below the threshold too; else the sensitivity cell's mark, ``level`` where the
+    first stage is not shown either way (the head's part is untested, not passed)."""
+    full = sensitivity["verdict"]
+    if first_stage is None or full == "too few images":
+        return full
+    if first_stage["verdict"] in ("below", "too few images"):
+        return first_stage["verdict"]
+    return "level" if full == "above" and first_stage["verdict"] != "above" else full
 
 
 def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | None) -> str:
@@ -213,6 +218,10 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
                 f"{sensitivity['margin']:g} ({structure}): part of it survives the weights")  # fmt: skip
     if sensitivity["verdict"] == "level":
         return f"{kept}, not shown to lie below {threshold:g} on these images"
+    if first_stage is not None and first_stage["verdict"] != "above":
+        return (f"with only the first stage (the head) re-initialised its map keeps Spearman "
+                f"{_two_places(first_stage['value'])}, not shown to lie below {threshold:g} on these images: whether "
+                "it shows what the model decides with is not shown (Adebayo et al.'s top-layer check)")  # fmt: skip
     return (f"{kept}, below {threshold:g} and within {sensitivity['margin']:g} of what two randomised models' maps "
             f"or an edge map share ({structure} with the margin): it changes with the weights")  # fmt: skip
 
