@@ -110,8 +110,13 @@ def test_lime_bars_state_their_values_inside_the_panel(sign: int) -> None:
     weights = [(1, 0.3), (2, 0.28), (3, -0.02), (4, 0.01), (5, -0.005)]
     figure = Figure(figsize=(2, 2))
     axes = figure.add_subplot()
-    weight_bars(axes, [(segment, sign * weight) for segment, weight in weights])
+    weight_bars(axes, [(segment, sign * weight) for segment, weight in weights], score=0.42)
     figure.canvas.draw()
-    assert [text.get_text().strip() for text in axes.texts] == [f"{sign * weight:+.2f}" for _, weight in weights]
+    expected = ["+0.3", "+0.28", "-0.02", "+0.01", "-0.005"]  # two significant figures: small ones stay readable
+    flip = {"+": "-", "-": "+"}
+    assert [text.get_text().strip() for text in axes.texts] == [
+        label if sign > 0 else flip[label[0]] + label[1:] for label in expected
+    ]
+    assert axes.get_xlabel() == "R² 0.42"
     box = axes.get_window_extent()
     assert all(box.x0 <= text.get_window_extent().x0 and text.get_window_extent().x1 <= box.x1 for text in axes.texts)

@@ -133,7 +133,9 @@ SECTIONS: tuple[Section, ...] = (
         "hidden; in the 'for the class' and 'against it' columns and the bars, green superpixels speak for the "
         "class and red against it (the 'weights' column uses the signed scale of the other attribution maps: red "
         "for, blue against); each bar gives its superpixel's coefficient, the change in the class probability "
-        "the linear model gives its presence. Confused images are explained for the predicted and the true class.",
+        "the linear model gives its presence, and R² under the bars how much of the probability that model explains "
+        "(near 0: the explanation explains little). Confused images are explained for the predicted and the true "
+        "class.",
         layout="per_class",
     ),
 )

@@ -36,7 +36,7 @@ def draw_lime(result: LimeExplanations, shown: Shown, params: LimeParams) -> lis
         tint(axes, display[row], explanations[row].negative_mask, NEGATIVE_COLOUR)
 
     def bars(axes: Axes, row: int) -> None:
-        weight_bars(axes, explanations[row].top_weights)
+        weight_bars(axes, explanations[row].top_weights, explanations[row].score)
 
     def columns() -> list[Column]:
         weights = [e.weight_map() for e in explanations]
@@ -78,10 +78,11 @@ def tint(axes: Axes, image: np.ndarray, mask: np.ndarray, colour: tuple[float, f
 INSIDE_SHARE = 0.45
 
 
-def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]]) -> None:
+def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]], score: float | None = None) -> None:
     """Horizontal bars of the top superpixel weights, largest magnitude on top, labelled by superpixel
-    on the right (the grid's room for a chart's labels) and each with its value: LIME's coefficient, the
-    change in the class probability its local linear model gives the superpixel's presence."""
+    on the right (the grid's room for a chart's labels) and each with its value (two significant figures):
+    LIME's coefficient, the change in the class probability its local linear model gives the superpixel's
+    presence; under them the local model's R^2 (``score``), how much of the probability it explains."""
     values = [weight for _, weight in top_weights]
     positions = np.arange(len(values))[::-1]
     axes.barh(positions, values, color=[POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR for value in values])
@@ -91,9 +92,11 @@ def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]]) -> None:
     longest = max(values, key=abs, default=0.0)
     for position, value in zip(positions, values, strict=True):
         if longest != 0 and abs(value) >= INSIDE_SHARE * abs(longest):
-            axes.text(value / 2, position, f"{value:+.2f}", fontsize=6, va="center", ha="center", color="white")
+            axes.text(value / 2, position, f"{value:+.2g}", fontsize=6, va="center", ha="center", color="white")
         else:  # beside the bar's end, on the side of zero where the longest bar makes room
             end, align = (max(value, 0), "left") if longest >= 0 else (min(value, 0), "right")
-            axes.text(end, position, f" {value:+.2f} ", fontsize=6, va="center", ha=align)
+            axes.text(end, position, f" {value:+.2g} ", fontsize=6, va="center", ha=align)
+    if score is not None:
+        axes.set_xlabel(f"R² {score:.2f}", fontsize=6, labelpad=1)
     chart_ticks(axes)
     axes.set_box_aspect(1)
