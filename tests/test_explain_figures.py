@@ -15,6 +15,7 @@ from convlens.atomic import save_figure
 from convlens.explain.filters import first_conv_filters
 from convlens.figures.activation_max import image_grid_figure
 from convlens.figures.attribution import gradient_images_figure, map_figure
+from convlens.figures.comparison import comparison_figure
 from convlens.figures.evaluation import cascade_figure
 from convlens.figures.features import channel_activations_figure, feature_maps_figure
 from convlens.figures.filters import filter_channels_figure, filter_grid_figure
@@ -120,3 +121,12 @@ def test_lime_bars_state_their_values_inside_the_panel(sign: int) -> None:
     assert axes.get_xlabel() == "R² 0.42"
     box = axes.get_window_extent()
     assert all(box.x0 <= text.get_window_extent().x0 and text.get_window_extent().x1 <= box.x1 for text in axes.texts)
+
+
+def test_the_comparison_figure_labels_a_map_with_no_location() -> None:
+    """A CAM flat on an image (zero everywhere) is drawn as the gray image alone: the panel says so."""
+    rng = np.random.default_rng(0)
+    cam = np.stack([rng.random((16, 16)), np.zeros((16, 16))])
+    maps = {"Saliency": rng.random((2, 16, 16)), "Grad-CAM @ layer3": cam}
+    figure = comparison_figure(rng.random((2, 16, 16, 3)), maps, ["cat #1", "star #2"], "every method")
+    assert [text.get_text() for ax in figure.axes for text in ax.texts].count("all zero") == 1

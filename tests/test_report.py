@@ -528,3 +528,17 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     assert _layers_shown(run).startswith("The first image of 1 of the 3 classes in the evaluation's random sample")
     run.evaluation["comparison"]["images"] = [[0, 0], [5, 1], [9, 2]]
     assert _layers_shown(run).startswith("The first image of each class in the evaluation's random sample")
+
+
+@pytest.mark.parametrize(("masks", "ties"), [(True, "then pointing game, then the deeper layer"),
+                                             (False, "then fewest refuted, then the deeper layer).")])  # fmt: skip
+def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: bool, ties: str) -> None:
+    """Without masks there is no pointing game: the caption must not name it as the tie-break."""
+    from types import SimpleNamespace
+
+    from convlens.report.trust import _layers_shown
+
+    methods = {"grad_cam": {"title": "Grad-CAM", "best_layer": {"layer": "layer3"}}}
+    evaluation = {"methods": methods, "comparison": {"images": [[0, 0]]}, "masks": masks}
+    caption = _layers_shown(SimpleNamespace(class_names=["a"], evaluation=evaluation))
+    assert ties in caption and ("pointing game" in caption) == masks

@@ -33,8 +33,9 @@ def _layers_shown(run: RunData) -> str:
     which = "each class" if shown == classes else f"{shown} of the {classes} classes"
     caption = f"The first image of {which} in the evaluation's random sample, explained for its true class."
     if chosen:
+        ties = "then pointing game, then the deeper layer" if run.evaluation.get("masks") else "then the deeper layer"
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
-                    "then fewest refuted, then pointing game).")  # fmt: skip
+                    f"then fewest refuted, {ties}).")  # fmt: skip
     return caption
 
 
