@@ -237,6 +237,7 @@ def test_a_cell_on_fewer_than_eight_images_is_never_marked(evaluation: dict) -> 
     assert scored and all(cell.endswith("(n < 8)") and "✓" not in cell and "✗" not in cell for cell in scored)
     cascade = header.index("Spearman head → all")
     assert not any("✗" in row[cascade] for row in rows)
+    assert rows[0][cascade] in ("n = 2", "n = 1-2", "n = 0-2"), "the cascade's images, like every column's"
 
 
 def test_an_unmarked_cell_says_why_in_numbers(evaluation: dict) -> None:

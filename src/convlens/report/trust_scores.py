@@ -17,7 +17,15 @@ from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
 from convlens.report.markdown import code, folded, table, text
-from convlens.report.trust_verdicts import MARKS, images_row, overall, score_cell, trusted, verdict_cells
+from convlens.report.trust_verdicts import (
+    MARKS,
+    cascade_images,
+    images_row,
+    overall,
+    score_cell,
+    trusted,
+    verdict_cells,
+)
 
 CASCADE_NOTE = (
     "One method per row: its map from the trained model, then with each further stage re-initialised from the head "
@@ -96,13 +104,15 @@ def _intro(evaluation: dict[str, Any]) -> str:
         "detector's map), in brackets the 95% bootstrap interval of the paired difference from it (positive: "
         "better); ✓ marks a map better than its reference, ✗ one worse, where the permutation test survives the "
         f"Benjamini-Hochberg adjustment over the {_tests(evaluation)} tests of this table (q = 0.05); unmarked, the "
-        "two cannot be told apart on these images; (n < 8): too few images to test. The row n gives the images per "
-        "column. The randomization columns give the Spearman correlation and SSIM of the maps' magnitudes to the "
+        "two cannot be told apart on these images; (n < 8): too few images to test. The intervals are not adjusted "
+        "for the table's many tests, so one that excludes 0 can stay unmarked (each test's raw and adjusted p are in "
+        "`evaluation.json`). The row n gives the images per column. The randomization columns give the Spearman "
+        "correlation and SSIM of the maps' magnitudes to the "
         "trained model's after re-initialising the head and after all stages, in parentheses the same similarity "
         "between the maps of two independently randomised models and the edge map's similarity to the trained map; "
         f"a map is sensitive to the weights when its Spearman after all stages is tested below "
-        f"{rand['similar_above']:g} and ends no more than {rand['margin']:g} above the larger of those two, and the "
-        f"head alone is not shown to leave it above {rand['similar_above']:g} (✗: it is not shown to be). "
+        f"{rand['similar_above']:g} and ends no more than {rand['margin']:g} above the larger of those two, and its "
+        f"Spearman after the head alone is tested below {rand['similar_above']:g} too (✗: it is not shown to be). "
         "Each family of metrics gives a verdict: supported when "
         "the map beats its reference on at least one of its metrics and is worse on none; robustness counts only "
         "for a map shown to depend on the weights. A map is trusted, here and in the Findings, when faithfulness "
@@ -126,8 +136,9 @@ def _table(evaluation: dict[str, Any], rows: list[Row]) -> str:
               "Spearman head → all", "SSIM head → all", *(spec.title for spec in FAMILIES.values())]  # fmt: skip
     lines = [[row.title, code(row.layer) if row.layer else "-", *_score_cells(row.record), *_cascade_cells(row.record),
               *verdict_cells(row.record)] for row in rows]  # fmt: skip
-    padding = [""] * (len(header) - 2 - len(scored_metrics()))
-    lines.insert(0, ["n (images)", "", *images_row([row.record for row in rows]), *padding])
+    records = [row.record for row in rows]
+    padding = [""] * (len(header) - 3 - len(scored_metrics()))
+    lines.insert(0, ["n (images)", "", *images_row(records), cascade_images(records), *padding])
     chance = (evaluation["baselines"].get("localisation") or {}).get("chance")
     if chance is not None:
         cells = ["chance (mask area)", "", *([f"{chance:.2f}"] * 3), *([""] * (len(header) - 5))]

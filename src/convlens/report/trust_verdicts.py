@@ -33,6 +33,12 @@ def images_row(records: list[dict[str, Any]]) -> list[str]:
     return cells
 
 
+def cascade_images(records: list[dict[str, Any]]) -> str:
+    """The images the randomization cascade's tested Spearman counts (``n``), as a range where they differ."""
+    counts = [record["randomization"]["sensitivity"]["images"] for record in records if record.get("randomization")]
+    return "-" if not counts else _range(min(counts), max(counts))
+
+
 def verdict_cells(record: dict[str, Any]) -> list[str]:
     """The verdict of every registered family (``not tested`` with ``too few images`` where that is why)."""
     return [_verdict_cell(record.get("verdicts", {}).get(family)) for family in FAMILIES]
