@@ -238,3 +238,22 @@ def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
     assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"])) == []
     assert confident_mistakes(_mistakes(["Happy", "Happy", "Happy"])) == [], "too few to say"
     assert confident_mistakes(None) == []
+
+
+@pytest.mark.parametrize(("images", "named"), [(8, True), (7, False)])
+def test_a_part_is_named_only_on_enough_images(images: int, named: bool) -> None:
+    """The trust table's rule holds here too: under 8 located maps a class's shares are shown with their
+    n, but no part is named for it and its maps are not compared with another class's."""
+    evaluation = _evaluation(0.1, 0.05)
+    evaluation["regions"]["methods"]["saliency"][""]["0"]["images"] = images
+    said = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS))
+    assert ("- **cat**: object 90%" in said) == named
+    assert ("**Too few images** to name a part (fewer than 8, as in the trust table): cat (7)." in said) != named
+    assert (f"| cat | {images} (n < 8) |" in said) != named
+
+
+def test_the_report_and_the_evaluation_share_the_fewest_images_they_test() -> None:
+    from convlens.evaluate import statistics
+    from convlens.report import trust_verdicts
+
+    assert trust_verdicts.MIN_IMAGES == statistics.MIN_IMAGES

@@ -26,7 +26,7 @@ from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
 from convlens.report.observations import collapse, confused_pairs, never_predicted
 from convlens.report.run_data import RunData, synthetic
-from convlens.report.trust_verdicts import REQUIRED, trusted, verdict_cells
+from convlens.report.trust_verdicts import MIN_IMAGES, REQUIRED, trusted, verdict_cells
 from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
@@ -113,13 +113,19 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         area = regions["classes"][key]["area"]
         shown = (f"{_share(found, index)} ({area[index]:.0%})" for index in range(len(names)))
         flat = found.get("flat") or 0
-        rows.append((text(class_names[int(key)]), f"{found['images']}" + (f" (+{flat} flat)" if flat else ""), *shown))
+        few = f" (n < {MIN_IMAGES})" if 0 < found["images"] < MIN_IMAGES else ""
+        count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
+        rows.append((text(class_names[int(key)]), count, *shown))
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
     blank = [f"{text(class_names[int(key)])} ({found['flat']} images)" for key, found in shares.items()
              if found["images"] == 0]  # fmt: skip
     none = [text(class_names[int(key)]) for (key, found), line in zip(shares.items(), lines, strict=True)
-            if line is None and found["images"] > 0]  # fmt: skip
+            if line is None and found["images"] >= MIN_IMAGES]  # fmt: skip
+    few = [f"{text(class_names[int(key)])} ({found['images']})" for key, found in shares.items()
+           if 0 < found["images"] < MIN_IMAGES]  # fmt: skip
     lines = [line for line in lines if line is not None] + ([f"- No part favoured: {', '.join(none)}."] if none else [])
+    lines += [f"- **Too few images** to name a part (fewer than {MIN_IMAGES}, as in the trust table): "
+              f"{', '.join(few)}."] if few else []  # fmt: skip
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
@@ -214,6 +220,9 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
     names = f"**{text(pair.true)}** and **{text(pair.predicted)}**"
     if not first["images"] or not second["images"]:
         return [f"The maps of {names} cannot be compared: the map is flat on every image of one of them."]
+    if min(first["images"], second["images"]) < MIN_IMAGES:
+        return [f"The maps of {names} are not compared: one class has fewer than {MIN_IMAGES} sampled images with a "
+                "located map."]  # fmt: skip
     if not apart:
         return [f"The maps of {names} put their mass alike: on every part their 95% intervals overlap, so the maps "
                 "do not show what tells the two apart; LIME's confused pairs may."]  # fmt: skip
@@ -232,8 +241,9 @@ def _separated(first: Mapping[str, Any], second: Mapping[str, Any], index: int) 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
               evidence: Sequence[str]) -> str | None:  # fmt: skip
     """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
-    warning for a part outside the class evidence; None when no part is favoured or no map has a location."""
-    if not found["images"]:
+    warning for a part outside the class evidence; None when no part is favoured or fewer than
+    :data:`MIN_IMAGES` maps have a location."""
+    if found["images"] < MIN_IMAGES:
         return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
     above = [index for index, low in enumerate(found["low"])

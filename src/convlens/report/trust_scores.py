@@ -19,6 +19,7 @@ from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_me
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.trust_verdicts import (
     MARKS,
+    MIN_IMAGES,
     cascade_images,
     images_row,
     overall,
@@ -251,7 +252,7 @@ def _why(evaluation: dict[str, Any], row: Row, score: dict[str, Any], meaning: s
     if score["verdict"] == "below":
         return meaning
     if score["verdict"] == "too few images":
-        return f"{score['images']} images are too few to test (at least 8)"
+        return f"{score['images']} images are too few to test (at least {MIN_IMAGES})"
     return f"on these {score['images']} images {_test(score)}"
 
 

@@ -10,8 +10,11 @@ from typing import Any
 from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.report.markdown import text
 
+#: The fewest images the evaluation tests (``convlens.evaluate.statistics.MIN_IMAGES``, which the report
+#: does not import: it reads files, not torch; a test keeps the two equal). Fewer get no mark and no claim.
+MIN_IMAGES = 8
 #: A cell's mark after the table's adjustment; a cell on too few images is never marked.
-MARKS = {"above": " ✓", "below": " ✗", "level": "", "too few images": " (n < 8)"}
+MARKS = {"above": " ✓", "below": " ✗", "level": "", "too few images": f" (n < {MIN_IMAGES})"}
 
 
 def score_cell(score: dict[str, Any] | None) -> str:
