@@ -102,6 +102,13 @@ def test_the_trust_sections_sentence_follows_the_findings_rule() -> None:
         "X: not trusted, driven by randomization (randomization not tested: left out by evaluate.randomization.skip)"
     )
     assert overall("X", _layer(localisation=REFUTED)).startswith("X: not trusted, driven by localisation")
+    free = {"verdict": "not supported", "why": "better than the edge detector's map, but stable for free"}
+    layer = _layer(randomization=REFUTED)
+    layer["verdicts"]["robustness"] = free
+    assert overall("X", layer).endswith(  # the robustness ✓ of the table gets the reason it does not count
+        "supported by localisation, faithfulness; robustness not supported (better than the edge detector's map, "
+        "but stable for free)."
+    )
 
 
 def test_a_layer_worse_than_random_and_a_skipped_check_are_not_trusted() -> None:
@@ -221,7 +228,8 @@ def test_a_tampered_evaluation_is_refused_with_the_file_named() -> None:
 def test_without_masks_the_lead_map_is_not_said_to_localise_best() -> None:
     evaluation = _evaluation(layers={"": _layer() | {"localisation": {}}})
     assert "(a trusted map; no masks to rank them)" in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[0]
-    assert "(the trusted map that localises best)" in where(_evaluation(), ("saliency", ""), CLASSES, SECTIONS)[0]
+    lead = where(_evaluation(), ("saliency", ""), CLASSES, SECTIONS)[0]
+    assert "(the trusted map with the highest pointing game)" in lead
 
 
 def _mistakes(answers: list[str]) -> dict:

@@ -5,7 +5,7 @@ run's numbers with its threshold stated, pointing to the figure that shows it.
   of checks (``evaluation.json``); a map is *trusted* here when faithfulness and randomization support it and
   localisation does not speak against it (:func:`trusted`). Robustness is shown, not required: class means
   average the per-image noise it measures away.
-- **Where the model looks**: per class, the share of the trusted map that localises best inside each part of
+- **Where the model looks**: per class, the share of the trusted map with the highest pointing game inside each part of
   the image (:mod:`convlens.evaluate.regions`), with its interval, against the part's share of the area.
 - **What it confuses**: the pairs that make most of the test errors, and the part whose share differs most
   between the two classes of the largest.
@@ -133,7 +133,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         lines.append(f"- Not in the table: {', '.join(unseen)}, no sampled image is explained for them (by default "
                      "the class the model answers).")  # fmt: skip
     record = evaluation["methods"][name]["layers"][layer]
-    why = "the trusted map that localises best" if _pointing(record) >= 0 else "a trusted map; no masks to rank them"
+    why = ("the trusted map with the highest pointing game" if _pointing(record) >= 0
+           else "a trusted map; no masks to rank them")  # fmt: skip
     lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
             "[95% bootstrap interval] (the part's area) per class explained, over the n images whose map has a "
             f"location (flat maps, zero or constant, left out and counted); parts {text(regions['from'])}. Named: "

@@ -69,7 +69,9 @@ def trusted(record: dict[str, Any]) -> bool:
 
 def overall(label: str, record: dict[str, Any]) -> str:
     """One sentence by the rule of :func:`trusted`, the Findings' rule: the families that decide are named
-    with why; the others follow as supporting, or as shown but not required."""
+    with why; the others follow as supporting, as not supporting with why (a ✓ in a family the verdict
+    still calls not supported, e.g. robustness that is stable for free, needs its reason), or as shown
+    but not required."""
     verdicts = {family: record.get("verdicts", {}).get(family) or {"verdict": "not tested", "why": "not evaluated"}
                 for family in FAMILIES}  # fmt: skip
     deciding = [family for family in REQUIRED if verdicts[family]["verdict"] != "supported"]
@@ -78,8 +80,10 @@ def overall(label: str, record: dict[str, Any]) -> str:
     if deciding:
         first = verdicts[deciding[0]]
         backed = f"; supported by {_names(supported)}" if supported else ""
+        refuted = "".join(f"; {text(family)} not supported ({text(found['why'])})" for family, found in verdicts.items()
+                          if found["verdict"] == "not supported" and family != deciding[0])  # fmt: skip
         return (f"{label}: not trusted, driven by {_names(deciding)} ({text(deciding[0])} {text(first['verdict'])}: "
-                f"{text(first['why'])}){backed}.")  # fmt: skip
+                f"{text(first['why'])}){backed}{refuted}.")  # fmt: skip
     aside = [family for family in verdicts if family not in supported and family != "localisation"]
     shown = "".join(f"; {text(family)} {text(verdicts[family]['verdict'])} ({text(verdicts[family]['why'])}): shown, "
                     "not required" for family in aside)  # fmt: skip
