@@ -137,6 +137,18 @@ def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> Non
     assert confuses(_run([[50, 0], [0, 50]], [1.0, 1.0]), None, None) == ["No test image is misclassified."]
 
 
+def test_a_tie_with_the_last_named_confusion_is_named_too() -> None:
+    """Pairs are named until they make half the errors: one tied with the last of them is as large, so the
+    report names it rather than leaving the class order to pick (FER2013: Fear for Sad and for Surprise, 124)."""
+    run = _run([[40, 5, 5], [0, 50, 0], [0, 0, 50]], [0.9, 0.9])
+    run.class_names = ["cat", "dog", "bird"]
+    lines = confuses(run, None, None)
+    assert lines[0].endswith("**cat** taken for **dog** (5) makes 5 of them (50%).")
+    assert lines[1] == "Tied with the last of them at 5: **cat** taken for **bird**."
+    run.confusion = np.array([[40, 6, 4], [0, 50, 0], [0, 0, 50]])
+    assert not any(line.startswith("Tied") for line in confuses(run, None, None))
+
+
 def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"] = {"images": 0, "flat": 6, "share": [None, None],

@@ -435,6 +435,7 @@ def test_the_class_balanced_numbers_say_when_accuracy_leans_on_frequent_classes(
     line = next(line for line in lines if line.startswith("Weighing every class alike"))
     assert f"balanced accuracy (mean recall over the 2 classes) {balanced['balanced_acc']:.1%}" in line
     assert ("the frequent classes are recognized better" in line) is says_lean
+    assert ("Accuracy is 20.0 percentage points above balanced accuracy (at least" in line) is says_lean
     assert not any("Weighing" in line for line in observations(0.8, {"a": 6 / 7, "b": 2 / 3}, confusion, ["a", "b"]))
 
 

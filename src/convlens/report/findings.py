@@ -155,8 +155,9 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     errors = int(confusion.sum() - np.trace(confusion))
     if errors == 0:
         return ["No test image is misclassified."]
+    ranked = confused_pairs(confusion, run.class_names, k=confusion.size)
     pairs, covered = [], 0
-    for pair in confused_pairs(confusion, run.class_names, k=MAX_PAIRS):
+    for pair in ranked[:MAX_PAIRS]:
         if covered >= ERROR_SHARE * errors:
             break
         pairs.append(pair)
@@ -165,6 +166,10 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     are, make = "is" if errors == 1 else "are", "makes" if len(pairs) == 1 else "make"
     lines = [f"{errors:,} of {int(confusion.sum()):,} test images {are} misclassified; {named} {make} {covered:,} of "
              f"them ({covered / errors:.0%})."]  # fmt: skip
+    tied = [pair for pair in ranked[len(pairs) :] if pair.count == pairs[-1].count]
+    if tied:
+        others = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}**" for pair in tied)
+        lines.append(f"Tied with the last of them at {pairs[-1].count}: {others}.")
     never = never_predicted(confusion, run.class_names)
     if never:
         lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")

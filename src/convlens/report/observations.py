@@ -133,7 +133,8 @@ def _class_balanced(accuracy: float, balanced: Mapping[str, float | None], class
     line = (f"Weighing every class alike: balanced accuracy (mean recall over the {classes} classes) {recall:.1%}, "
             f"macro-F1 {f1:.2f}.")  # fmt: skip
     if accuracy - recall >= IMBALANCE_GAP:
-        line += (f" Accuracy is {accuracy - recall:.1%} above balanced accuracy (at least {IMBALANCE_GAP:.0%}): the "
+        gap, least = 100 * (accuracy - recall), 100 * IMBALANCE_GAP
+        line += (f" Accuracy is {gap:.1f} percentage points above balanced accuracy (at least {least:.0f}): the "
                  "frequent classes are recognized better than the rare ones.")  # fmt: skip
     return [line]
 
