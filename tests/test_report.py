@@ -543,3 +543,21 @@ def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: boo
     evaluation = {"methods": methods, "comparison": {"images": [[0, 0]]}, "masks": masks}
     caption = _layers_shown(SimpleNamespace(class_names=["a"], evaluation=evaluation))
     assert ties in caption and ("pointing game" in caption) == masks
+
+
+def test_the_provenance_names_the_code_of_later_stages_that_differs_from_trainings(tmp_path: Path) -> None:
+    """The stages after training may run newer code: each stage records its commit, and the report says
+    which differ from the training's (a review found visualize/evaluate output of a commit no report named)."""
+    from convlens import provenance as recorder
+    from convlens.report.appendix import _later_code
+
+    (tmp_path / "provenance.json").write_text(json.dumps({"git": {"commit": "a" * 40, "dirty": False}}))
+    recorder.record_stage(tmp_path, "visualize", 1.0)
+    found = json.loads((tmp_path / "provenance.json").read_text())
+    assert found["stage_code"]["visualize"] == recorder.git_state() and "visualize" in found["stage_commands"]
+    trained = {"commit": "a" * 40, "dirty": False}
+    code = {"train": trained, "evaluate": dict(trained), "visualize": {"commit": "b" * 40, "dirty": True},
+            "report": {"commit": "c" * 40, "dirty": False}}  # fmt: skip
+    info = {"git": trained, "stage_code": code}
+    assert _later_code(info) == "; later stages ran other code: visualize at `bbbbbbbbbb` with uncommitted changes"
+    assert _later_code({"git": info["git"], "stage_code": {"train": info["git"]}}) == ""

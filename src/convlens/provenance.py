@@ -119,14 +119,17 @@ def write(run_dir: Path, info: dict[str, Any]) -> None:
     atomic.write_text(Path(run_dir) / FILE_NAME, json.dumps(info, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def record_stage(run_dir: str | Path, name: str, seconds: float, command: str | None = None) -> None:
-    """Add a stage's wall time (and the command that ran it) to the run's provenance, under the run's lock."""
+def record_stage(run_dir: str | Path, name: str, seconds: float) -> None:
+    """Add a stage's wall time, the command that ran it and the code it ran (git commit, uncommitted
+    changes: the stages after training may run newer code than ``git``, which is the training's) to the
+    run's provenance, under the run's lock."""
+    command, code = command_line(), git_state()
     try:
         with atomic.folder_lock(run_dir):
             info = read(Path(run_dir))
             info.setdefault("stages", {})[name] = round(seconds, 2)
-            if command is not None:
-                info.setdefault("stage_commands", {})[name] = command
+            info.setdefault("stage_commands", {})[name] = command
+            info.setdefault("stage_code", {})[name] = code
             write(Path(run_dir), info)
     except OSError as error:
         if error.errno not in READ_ONLY:

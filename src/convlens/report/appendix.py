@@ -14,8 +14,9 @@ def provenance(run: RunData) -> str:
     git = info.get("git", {})
     dirty = {True: "yes", False: "no", None: "unknown"}.get(git.get("dirty"), "unknown")
     lead = (
-        f"git commit {code(git.get('commit') or 'unknown')} (uncommitted changes: {dirty}), seed "
-        f"{text(info.get('seed'))}; the commands, stage times, hardware, packages and files are folded below."
+        f"git commit {code(git.get('commit') or 'unknown')} (uncommitted changes: {dirty}) for training, seed "
+        f"{text(info.get('seed'))}{_later_code(info)}; the commands, stage times, hardware, packages and files are "
+        "folded below."
     )
     rows = [
         ("command", code(info.get("command", ""))),
@@ -60,6 +61,17 @@ def _data_files(info: dict[str, Any]) -> str:
     if not files:
         return "No data files: the dataset is generated from the seed in the config."
     return table(("file", "sha256"), [(code(path), code(digest)) for path, digest in sorted(files.items())])
+
+
+def _later_code(info: dict[str, Any]) -> str:
+    """The stages after training that ran other code than training did (this report's own stage is
+    recorded after it is written, so the previous report's is left out)."""
+    trained = info.get("git", {})
+    other = [(stage, found) for stage, found in sorted(info.get("stage_code", {}).items())
+             if stage not in ("train", REPORT_STAGE) and isinstance(found, dict) and found != trained]  # fmt: skip
+    named = [f"{text(stage)} at {code(str(found.get('commit') or 'unknown')[:10])}"
+             + (" with uncommitted changes" if found.get("dirty") else "") for stage, found in other]  # fmt: skip
+    return f"; later stages ran other code: {', '.join(named)}" if named else ""
 
 
 def _resumes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
