@@ -146,3 +146,16 @@ def test_lime_runs_on_1_and_3_channel_models(model: nn.Module, shape: tuple[int,
     for explanation in explanations:
         assert explanation.segments.shape == shape[1:]
         assert explanation.num_segments >= 10
+
+
+def test_the_evaluated_map_is_the_positive_part_of_the_superpixel_weights() -> None:
+    """Graded by coefficient, so its peak is the strongest superpixel (pointing game) and its mass spreads
+    over all positive ones (relevance mass): on the 0/1 top-superpixel mask the two were the same number."""
+    from convlens.explain.lime import LimeExplanation, LimeExplanations
+
+    segments = np.arange(4).repeat(4).reshape(4, 4)  # rows 0-3 are superpixels 0-3
+    weights = {0: 0.3, 1: 0.1, 2: -0.2, 3: 0.0}
+    mask = np.isin(segments, [0, 1])
+    explanation = LimeExplanation(0, segments, weights, [(0, 0.3), (2, -0.2)], mask, segments == 2, 0.5, 0.4)
+    found = LimeExplanations([explanation]).localisation_maps()[None][0]
+    np.testing.assert_allclose(found[:, 0], [0.3, 0.1, 0.0, 0.0])

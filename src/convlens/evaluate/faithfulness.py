@@ -19,7 +19,7 @@ images and perturbation steps on the model's device.
 
 The curves' ends do not depend on the map (the image, the filled image, the blurred image): they are
 computed once per :class:`Probe`, shared by every map scored on it. Pixels tied in a map are ordered
-by one seeded random permutation, so that a flat region (LIME's binary maps, a CAM's zeros) is not
+by one seeded random permutation, so that a flat region (a LIME superpixel, a CAM's zeros) is not
 removed in raster order. Written here because Quantus runs these one step (ROAD: one image) at a
 time in numpy.
 """

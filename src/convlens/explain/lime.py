@@ -251,12 +251,15 @@ class LimeParams(MethodParams):
 
 @dataclass(frozen=True)
 class LimeExplanations:
-    """One :class:`LimeExplanation` per image; the top superpixels for the class localise it."""
+    """One :class:`LimeExplanation` per image; its superpixels' positive weights localise the class."""
 
     explanations: list[LimeExplanation]
 
     def localisation_maps(self) -> dict[str | None, np.ndarray]:
-        return {None: np.stack([e.positive_mask for e in self.explanations]).astype(float)}
+        """Per image the positive part of the weight map (every superpixel for the class, graded by its
+        coefficient), not the 0/1 mask of the top superpixels the figures mark: on a 0/1 map the peak is
+        the whole mask, so pointing game equals relevance mass, and deletion orders the mask at random."""
+        return {None: np.stack([np.clip(e.weight_map(), 0, None) for e in self.explanations]).astype(float)}
 
 
 @conforming
