@@ -136,9 +136,9 @@ def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:
     its nested prefixes are the image counts of the families that recompute maps."""
     images = SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"] if cfg.images is None else cfg.images
     costly = images if cfg.costly_images is None else cfg.costly_images
-    families_images = [getattr(getattr(family_settings(cfg), name), "images", None)
-                       for name, spec in FAMILIES.items() if spec.recomputes]  # fmt: skip
-    prefixes = tuple(count for count in families_images if count is not None)
+    settings = family_settings(cfg)
+    counts = [getattr(getattr(settings, name), "images", None) for name, spec in FAMILIES.items() if spec.recomputes]
+    prefixes = tuple(count for count in counts if count is not None)
     return SampleSettings(images, min(costly, images), cfg.seed, cfg.explain, prefixes)
 
 
