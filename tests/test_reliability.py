@@ -136,18 +136,25 @@ def test_compiled_network_is_registered_once() -> None:
 
 
 @pytest.mark.parametrize("node", ["model", "data", "data.source"])
-def test_run_config_may_not_build_other_classes(trained: Path, tmp_path: Path, node: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "arguments"),
+    [("builtins.open", {"mode": "w"}), ("convlens.atomic.write_text", {"text": "import os"})],  # a convlens function
+)
+def test_run_config_may_not_build_other_classes(
+    trained: Path, tmp_path: Path, node: str, target: str, arguments: dict
+) -> None:
     run = _copy_run(trained, tmp_path)
     created = tmp_path / "created-by-config"
     config = OmegaConf.load(run / "config.yaml")
-    attack = {"_target_": "builtins.open", "file": str(created), "mode": "w"}
+    path = {"file": str(created)} if target == "builtins.open" else {"path": str(created)}
+    attack = {"_target_": target, **path, **arguments}
     kept = {"num_classes": config.data.num_classes} if node == "data" else {}  # else read_config refuses it first
     OmegaConf.update(config, node, attack | kept, merge=False)
     (run / "config.yaml").write_text(OmegaConf.to_yaml(config))
-    with pytest.raises(UntrustedInputError, match=rf"{node}._target_='builtins.open' is not allowed here"):
+    with pytest.raises(UntrustedInputError, match=rf"{node}._target_='{target}' is not allowed here"):
         load_run(run)
     if node == "model":
-        with pytest.raises(UntrustedInputError, match=r"model._target_='builtins.open' is not allowed"):
+        with pytest.raises(UntrustedInputError, match=rf"model._target_='{target}' is not allowed"):
             model_rows(config.model, 1, 48)
     assert not created.exists()
 

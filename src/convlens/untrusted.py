@@ -8,6 +8,8 @@ or key and says what to do instead.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import math
 import pickle
@@ -20,8 +22,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-#: Modules whose classes a run directory's config may name as ``_target_``.
-CONVLENS_TARGETS = ("convlens.",)
+#: Packages whose classes a run directory's config may name as ``_target_``: models and data only, and
+#: classes only (:func:`check_targets`), since any function, a convlens one too, runs with the file's
+#: arguments when built (``convlens.atomic.write_text`` would write any file it is given).
+CONVLENS_TARGETS = ("convlens.models.", "convlens.data.")
 #: A name that is safe as one path component: letters, digits, ``_ - .``, not starting with a dot.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -108,10 +112,10 @@ def unpickling_reason(error: pickle.UnpicklingError) -> str:
 
 
 def check_targets(node: Any, key: str, allowed: tuple[str, ...] = CONVLENS_TARGETS) -> None:
-    """Every ``_target_`` in ``node`` (nested ones included) must start with one of ``allowed``."""
+    """Every ``_target_`` in ``node`` (nested ones included) must name a class in one of ``allowed``."""
     if isinstance(node, DictConfig | dict):
         target = node.get("_target_")
-        if target is not None and not str(target).startswith(allowed):
+        if target is not None and not (str(target).startswith(allowed) and _names_a_class(str(target))):
             raise UntrustedInputError(
                 f"{key}._target_={target!r} is not allowed here: only {', '.join(allowed)}* classes may be built "
                 "from this file. Restore the file from the run that wrote it."
@@ -122,6 +126,21 @@ def check_targets(node: Any, key: str, allowed: tuple[str, ...] = CONVLENS_TARGE
     elif isinstance(node, ListConfig | list | tuple):
         for index, value in enumerate(node):
             check_targets(value, f"{key}[{index}]", allowed)
+
+
+def _names_a_class(target: str) -> bool:
+    """``target`` (its package already checked to be convlens's) is a class, resolved as Hydra does: the
+    longest importable module, then attributes (``convlens.data.sources`` is an alias of a module)."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name, None)
+        return inspect.isclass(found)
+    return False
 
 
 def instantiate_allowed(node: DictConfig, key: str, allowed: tuple[str, ...] = CONVLENS_TARGETS, **kwargs: Any) -> Any:
