@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from convlens.figures.grid import MAP_NOTE, Column, draw_map, grid_figure
-from convlens.figures.panels import mark_if_flat, show_image
+from convlens.figures.panels import show_image
 
 
 def comparison_figure(
@@ -28,7 +28,6 @@ def comparison_figure(
                 show_image(axes, display[index])
             else:
                 draw_map(axes, maps[methods[row - 1]][index], signed=False, under=display[index])
-                mark_if_flat(axes, maps[methods[row - 1]][index])
 
         last = index == len(display) - 1
         return Column(image_labels[index], draw, colorbar=MAP_NOTE if last else None)

@@ -154,21 +154,20 @@ def map_column(title: str, values: Values, under: np.ndarray | None = None, sign
     copy of the display images ``under`` (K, H, W, C) when given."""
 
     def draw(axes: Axes, row: int) -> None:
-        scaled = draw_map(axes, values(row), signed, None if under is None else under[row])
-        mark_if_flat(axes, scaled)
+        draw_map(axes, values(row), signed, None if under is None else under[row])
 
     return Column(title, draw, colorbar=MAP_NOTE, scale=SIGNED if signed else HEAT)
 
 
-def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None) -> np.ndarray:
-    """One map on the shared scale (see :func:`map_column`); returns the scaled values."""
+def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None) -> None:
+    """One map on the shared scale (see :func:`map_column`), labelled when it is flat (all zero, constant)."""
     scaled = np.clip(values / clip_limit(values), -1 if signed else 0, 1)
     if under is not None:
         axes.imshow(grayscale(under), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     axes.imshow(scaled, cmap=SIGNED_CMAP if signed else HEAT_CMAP, vmin=-1 if signed else 0, vmax=1,
                 alpha=OVERLAY_ALPHA if under is not None else None, interpolation="nearest")  # fmt: skip
+    mark_if_flat(axes, scaled)
     finish(axes, None)
-    return scaled
 
 
 def gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
