@@ -91,3 +91,13 @@ def test_maps_drawn_on_val_are_evaluated_on_val(tiny_run: Path) -> None:
     evaluation = evaluate_run(tiny_run, compose_config("evaluate", "evaluate", f"run={tiny_run}", *fast))
     assert evaluation["masks"] is True
     assert set(evaluation["methods"]) == {"saliency", "grad_cam"}
+
+
+def test_the_stages_model_is_frozen(tiny_run: Path) -> None:
+    """The stages only explain the weights: a backward pass of an input gradient fills no weight's .grad."""
+    opened = OpenedRun(tiny_run, None, ToySettings())
+    image = opened.trained.black_image().requires_grad_()
+    model = opened.model
+    model(image)[0, 0].backward()
+    assert image.grad is not None
+    assert all(not parameter.requires_grad and parameter.grad is None for parameter in model.parameters())

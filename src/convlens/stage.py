@@ -100,7 +100,10 @@ class OpenedRun:
     @cached_property
     def model(self) -> nn.Module:
         layout = torch.channels_last if getattr(self.settings, "channels_last", False) else torch.contiguous_format
-        return adapt(self.trained.model.eval()).to(device=self.device, memory_format=layout).eval()
+        model = adapt(self.trained.model.eval()).to(device=self.device, memory_format=layout).eval()
+        # The stages explain the weights and never train them: with the weights frozen, a backward pass
+        # computes only the gradients a method asks for (of the input, of an activation), not every weight's.
+        return model.requires_grad_(False)
 
     def seconds(self) -> float:
         """Time since the stage opened this run. The last value a body asks for (to write into its own
