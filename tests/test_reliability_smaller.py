@@ -17,6 +17,7 @@ from convlens.config import ConfigError
 from convlens.data import fer2013
 from convlens.data.fer2013 import read_csv
 from convlens.report.schema import register_schema
+from convlens.rundir import RunDirError, check_run_dir, point_latest
 from convlens.training.run import train
 from convlens.untrusted import UntrustedInputError, load_checkpoint
 
@@ -79,3 +80,28 @@ def test_report_multirun_is_refused_without_a_multirun_folder(tmp_path: Path) ->
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode != 0 and "-m/--multirun is refused" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "multirun").exists()
+
+
+def test_a_run_folder_named_latest_is_refused(tmp_path: Path) -> None:
+    """A copied run in a real folder named ``latest`` would be reported into reports/<experiment>/latest,
+    the link to another run's report, and overwrite that report."""
+    copied = tmp_path / "outputs" / "demo_faces" / "latest"
+    copied.mkdir(parents=True)
+    (copied / "config.yaml").write_text("model: {}\n")
+    with pytest.raises(RunDirError, match=r"run folder named 'latest'.*rename the folder"):
+        check_run_dir(copied)
+
+
+def test_a_real_folder_where_the_latest_link_goes_is_kept_and_named(tmp_path: Path) -> None:
+    """Pointing ``latest`` at a new run never replaces a real folder of that name, and leaves no temporary link."""
+    (tmp_path / "2026-01-01_00-00-00").mkdir()
+    (tmp_path / "latest").mkdir()
+    (tmp_path / "latest" / "report.md").write_text("a user's file\n")
+    with pytest.raises(FileExistsError, match=r"latest is a real folder.*move it away or rename it"):
+        point_latest(tmp_path / "2026-01-01_00-00-00")
+    assert (tmp_path / "latest" / "report.md").read_text() == "a user's file\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2026-01-01_00-00-00", "latest"]
+    (tmp_path / "latest" / "report.md").unlink()
+    (tmp_path / "latest").rmdir()
+    point_latest(tmp_path / "2026-01-01_00-00-00")
+    assert os.readlink(tmp_path / "latest") == "2026-01-01_00-00-00"

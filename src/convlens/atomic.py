@@ -78,9 +78,18 @@ def save_figure(figure: Figure, path: str | Path, **kwargs: Any) -> Path:
 def point(link: str | Path, target: str) -> Path:
     """Make ``link`` a relative symlink to ``target`` (a name in the same folder), replacing it atomically."""
     link = Path(link)
+    if link.exists() and not link.is_symlink():
+        raise FileExistsError(
+            f"{link} is a real {'folder' if link.is_dir() else 'file'}, where this project keeps a link to the "
+            f"newest one; move it away or rename it (e.g. to the start time of the run it holds) and rerun"
+        )
     temporary = _temporary(link)
     temporary.symlink_to(target, target_is_directory=True)
-    temporary.replace(link)
+    try:
+        temporary.replace(link)
+    except OSError:
+        temporary.unlink()
+        raise
     return link
 
 

@@ -4,7 +4,6 @@ data and its config may only build convlens classes (:mod:`convlens.untrusted`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from torch import nn
 
+from convlens import atomic
 from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
 
 if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
@@ -71,6 +71,11 @@ def check_run_dir(path: str | Path) -> Path:
             f"{root} is not a run directory (no {CONFIG}). Pass RUN=outputs/<experiment>/<time> "
             "of a run made by `make train` or `make demo`."
         )
+    if root.resolve().name == LATEST:
+        raise RunDirError(
+            f"{root} is a run folder named '{LATEST}', the name of the link to an experiment's newest run "
+            f"(its report would replace that link's); rename the folder, e.g. to the run's start time"
+        )
     return root
 
 
@@ -101,11 +106,7 @@ def resumed_run_dir(ckpt_path: str | Path | None) -> Path | None:
 def point_latest(run_dir: Path) -> None:
     """Make ``<experiment dir>/latest`` a relative symlink to ``run_dir`` (atomically). The train stage
     calls it once the run has finished, so ``latest`` always names a complete run."""
-    link = run_dir.parent / LATEST
-    temporary = run_dir.parent / f".{LATEST}.{os.getpid()}"
-    temporary.unlink(missing_ok=True)
-    temporary.symlink_to(run_dir.name, target_is_directory=True)
-    temporary.replace(link)
+    atomic.point(run_dir.parent / LATEST, run_dir.name)
 
 
 def resolve_runs(run: str | Path | None, experiment: str | None, outputs_dir: str | Path) -> list[Path]:
