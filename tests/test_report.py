@@ -495,6 +495,23 @@ def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
     )
 
 
+def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:
+    """A class the model got no image of right (FER2013's Disgust after a few epochs) is named, not silently absent."""
+    from convlens.report.gallery import caption
+
+    images = [
+        {"image_index": index, "true_label": name, "group": "correct"} for index, name in enumerate(["cat", "dog"])
+    ]
+    entry = {"method": "saliency", "images": images}
+    assert caption(entry, "test", ["cat", "dog", "bird"]) == (
+        "*2 test images (0, 1) · no correctly classified test image of bird found*"
+    )
+    assert caption(entry, "test", ["cat", "dog"]) == "*2 test images (0, 1)*"
+    mistakes = {"method": "saliency", "images": [image | {"group": "mistake"} for image in images]}
+    assert "bird" not in caption(mistakes, "test", ["cat", "dog", "bird"])
+    assert "bird" not in caption({"method": "feature_maps", "images": images[:1]}, "test", ["cat", "dog", "bird"])
+
+
 def test_the_augmentation_names_a_crop_fill_other_than_black() -> None:
     from convlens.report.overview import _augmentation
 

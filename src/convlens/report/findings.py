@@ -26,7 +26,7 @@ from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
 from convlens.report.observations import collapse, confused_pairs, never_predicted
 from convlens.report.run_data import RunData, synthetic
-from convlens.report.trust_verdicts import MIN_IMAGES, REQUIRED, trusted, verdict_cells
+from convlens.report.trust_verdicts import MIN_IMAGES, REQUIRED, costly_images, trusted, verdict_cells
 from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
@@ -203,8 +203,8 @@ def limits(run: RunData) -> list[str]:
     data = "synthetic images (no claim about real photographs)" if synthetic(run.config) else "real images"
     epochs = run.metrics.get("epochs")
     evaluated = (run.evaluation or {}).get("sample") or {}
-    costly = evaluated.get("costly_images", 0) < evaluated.get("images", 0)
-    fewer = f" ({evaluated['costly_images']} for the costly methods)" if costly else ""
+    costly = costly_images(evaluated)
+    fewer = f" ({costly} for the costly methods)" if costly is not None else ""
     sample = f"maps scored on {evaluated['images']} test images{fewer}" if evaluated else "maps not scored"
     lines.append(f"Limits: {data}; {epochs} epoch{'' if epochs == 1 else 's'}; {sample}.")
     return [f"- {line}" for line in lines]

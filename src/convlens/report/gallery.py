@@ -78,11 +78,12 @@ def method_block(
     status: Sequence[str] = (),
     split: str = DEFAULT_SPLIT,
     said: Collection[str] = (),
+    classes: Sequence[str] = (),
 ) -> str:
     """A method's heading, its settings, notes and run time from the manifest, the line saying where its
-    maps are trusted on this run, and its figures (of images of ``split``); repeated detail (mistakes, a
-    further view of the model alone, a ``detail`` method's charts) folded into <details>; notes in ``said``
-    are left out (the section says them once)."""
+    maps are trusted on this run, and its figures (of images of ``split``, of the run's ``classes``);
+    repeated detail (mistakes, a further view of the model alone, a ``detail`` method's charts) folded into
+    <details>; notes in ``said`` are left out (the section says them once)."""
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
     parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", []) if str(note) not in said]
@@ -91,7 +92,7 @@ def method_block(
         kind = group(entry)
         description, fold = GROUP_TEXT.get(kind, ("", False))
         description = description.format(images=split_images(split))
-        shown = figure(entry, split)
+        shown = figure(entry, split, classes)
         if fold:
             shown = folded(f"{description} ({len(entry.get('images') or [])})", shown)
         elif registry.METHODS[method].detail or (kind is None and position > 0):  # a chart, a further view
@@ -100,9 +101,9 @@ def method_block(
     return "\n\n".join(parts)
 
 
-def figure(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
+def figure(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = ()) -> str:
     """A manifest entry's image link and, when there is anything to say, its caption."""
-    parts = (f"![{text(_alt(entry, split))}]({visualization_link(entry)})", caption(entry, split))
+    parts = (f"![{text(_alt(entry, split))}]({visualization_link(entry)})", caption(entry, split, classes))
     return "\n\n".join(part for part in parts if part)
 
 
@@ -111,8 +112,10 @@ def split_images(split: str, count: int = 2) -> str:
     return f"{SPLIT_WORDS.get(split, text(split))} image{'s' if count != 1 else ''}"
 
 
-def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
-    """One line under a figure: layers, which images (how many, which group), the mean of their scores."""
+def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = ()) -> str:
+    """One line under a figure: layers, which images (how many, which group), the classes of ``classes``
+    a figure of correctly classified images of each class lacks (the model got none of their images right
+    among those the visualize stage searched), the mean of their scores."""
     parts = []
     layers = entry.get("layer") or []
     names = [layers] if isinstance(layers, str) else layers
@@ -128,6 +131,12 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT) -> str:
         if len(counted) > len(distinct):
             shown += f", {len(counted)} image-class pairs"
         parts.append(shown)
+    present = {image.get("true_label") for image in images}
+    absent = [name for name in classes if name not in present]
+    if group(entry) == "correct" and len(present) > 1 and absent:  # a figure of one image per class
+        parts.append(
+            f"no correctly classified {split_images(split, 1)} of {', '.join(text(name) for name in absent)} found"
+        )
     by_score: dict[str, list[str]] = {}
     for key, value in sorted(mean_scores(entry).items()):
         name, layer = score_name(key, names)

@@ -21,6 +21,7 @@ from convlens.report.trust_verdicts import (
     MARKS,
     MIN_IMAGES,
     cascade_images,
+    costly_images,
     images_row,
     overall,
     score_cell,
@@ -85,8 +86,8 @@ def _rows(name: str, method: dict[str, Any]) -> list[Row]:
 
 def _costly(sample: dict[str, Any]) -> str:
     """The clause naming the costly methods' smaller sample, where they had one."""
-    fewer = sample["costly_images"] < sample["images"]
-    return f"; costly methods on the first {sample['costly_images']}" if fewer else ""
+    fewer = costly_images(sample)
+    return f"; costly methods on the first {fewer}" if fewer is not None else ""
 
 
 def _intro(evaluation: dict[str, Any]) -> str:

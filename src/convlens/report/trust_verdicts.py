@@ -56,6 +56,12 @@ def _verdict_cell(verdict: dict[str, str] | None) -> str:
 
 
 #: Families that must support a map before the report trusts it (to answer "where does the model look?").
+def costly_images(sample: dict[str, Any]) -> int | None:
+    """The costly methods' image count where evaluation.json's ``sample`` gave them fewer than the others."""
+    costly, images = sample.get("costly_images", 0), sample.get("images", 0)
+    return costly if costly < images else None
+
+
 REQUIRED = ("faithfulness", "randomization")
 
 

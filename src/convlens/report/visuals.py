@@ -36,7 +36,9 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries, st
     for method in methods:
         chosen = gallery.method_entries(entries, method)
         if chosen:
-            block = gallery.method_block(method, chosen, summaries.get(method), status.get(method, ()), split, shared)
+            block = gallery.method_block(
+                method, chosen, summaries.get(method), status.get(method, ()), split, shared, run.class_names
+            )
             parts.append(block)
     return "\n\n".join(parts)
 
