@@ -355,6 +355,7 @@ def test_a_run_without_visualizations_says_what_to_run(tiny_run: Path, tmp_path:
         ("costly_images=0", r"evaluate\.costly_images=0 must lie in \[1, evaluate\.images=64\]"),
         ("explain=guessed", r"evaluate\.explain='guessed'; choose one of predicted, true"),
         ("workers=0", r"evaluate\.workers=0 must be >= 1"),
+        ("seed=-1", r"evaluate\.seed=-1 must be >= 0"),
     ],
 )
 def test_bad_settings_name_their_key(tiny_run: Path, override: str, message: str) -> None:
@@ -382,7 +383,12 @@ def test_entry_point_evaluates_the_latest_run(tiny_run: Path, evaluation: dict) 
                "methods=[saliency]", *FAST]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert list(read_run(tiny_run).evaluation["methods"]) == ["saliency"]
+    evaluated = read_run(tiny_run).evaluation
+    assert list(evaluated["methods"]) == ["saliency"]
+    assert set(evaluated["not_evaluated"]) == {"guided_backprop", "grad_cam", "lime"}, (
+        "the others are named, not dropped"
+    )
+    assert all("left out by evaluate.methods=['saliency']" in why for why in evaluated["not_evaluated"].values())
     missing = subprocess.run([*command[:2], f"run={outputs / 'nothing'}"], cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode != 0 and "make evaluate:" in missing.stderr and "not a run directory" in missing.stderr
 

@@ -101,3 +101,22 @@ def test_the_stages_model_is_frozen(tiny_run: Path) -> None:
     model(image)[0, 0].backward()
     assert image.grad is not None
     assert all(not parameter.requires_grad and parameter.grad is None for parameter in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+unknown=1", r"unknown is not a config key; valid keys: run, "),
+        ("+faithfulness.steps=3", r"faithfulness\.steps is not a config key"),
+        ("threads=0", r"evaluate\.threads=0 must be >= 1"),
+        ("workers=0", r"evaluate\.workers=0 must be >= 1"),
+        ("device=tpu", r"device='tpu' is not a device torch knows"),
+    ],
+)
+def test_the_kernel_refuses_bad_shared_settings_before_opening_a_run(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    """Checked by every stage before it opens a run (here on a folder that is no run: the check comes first)."""
+    register_evaluate()
+    with pytest.raises(ValueError, match=message):
+        evaluate_run(tmp_path, compose_config("evaluate", "evaluate", f"run={tmp_path}", override))

@@ -18,7 +18,10 @@ def resolve_device(name: str) -> torch.device:
     """``auto``: the first CUDA GPU when there is one, else the CPU; anything else as torch parses it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"device={name!r} is not a device torch knows; use auto, cpu, cuda or cuda:<index>") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r}: no CUDA GPU is available here; use device=cpu or device=auto")
     return device

@@ -23,6 +23,7 @@ through it and ``tests/test_stage.py`` proves it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -33,9 +34,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from convlens import atomic, provenance
+from convlens.config import ConfigError, check_known_keys
 from convlens.hardware import resolve_device
 from convlens.lineage import FileHashes
 from convlens.models.conventions import adapt
@@ -134,6 +137,7 @@ class Stage:
 
     def run(self, settings: StageSettings) -> list[dict[str, Any]]:
         """The body on every run the settings name; a run that fails is reported after the others ran."""
+        self.check(settings)
         runs = resolve_runs(settings.run, settings.experiment, Path(settings.outputs_dir))
         records, failures = [], []
         for run_dir in runs:
@@ -148,8 +152,23 @@ class Stage:
             raise RunDirError(f"{len(failures)} of {len(runs)} runs failed:\n" + "\n".join(failures))
         return records
 
+    def check(self, settings: Any) -> None:
+        """What every stage's settings share, checked before a run opens: no key the stage's schema lacks
+        (Hydra merges ``+key=value`` even into a closed config), ``threads`` and ``workers`` >= 1, a
+        ``device`` torch knows."""
+        schema = OmegaConf.get_type(settings) if isinstance(settings, DictConfig) else None
+        if schema is not None and dataclasses.is_dataclass(schema):
+            check_known_keys(settings, schema)
+        threads, workers = getattr(settings, "threads", None), getattr(settings, "workers", 1)
+        if threads is not None and threads < 1:
+            raise ConfigError(f"{self.name}.threads={threads} must be >= 1 (or null: torch's default)")
+        if workers < 1:
+            raise ConfigError(f"{self.name}.workers={workers} must be >= 1 (1: the work in turn, in this process)")
+        resolve_device(getattr(settings, "device", "auto"))
+
     def run_one(self, run_dir: str | Path, settings: Any) -> dict[str, Any]:
         """The body on one run directory, with the stage's threads; its time goes into provenance."""
+        self.check(settings)
         opened = OpenedRun(Path(run_dir), self.folder, settings)
         with torch_threads(getattr(settings, "threads", None)):
             record = self.body(opened, settings)

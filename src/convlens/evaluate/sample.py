@@ -56,6 +56,8 @@ class SampleSettings:
             raise ValueError(f"evaluate.images={self.images} must be >= 1")
         if not 1 <= self.small <= self.images:
             raise ValueError(f"evaluate.costly_images={self.small} must lie in [1, evaluate.images={self.images}]")
+        if self.seed < 0:
+            raise ValueError(f"evaluate.seed={self.seed} must be >= 0 (numpy draws the sample with it)")
         if self.explain not in EXPLAINED:
             raise ValueError(f"evaluate.explain={self.explain!r}; choose one of {', '.join(EXPLAINED)}")
 

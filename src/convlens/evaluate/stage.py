@@ -59,7 +59,6 @@ Drawing = tuple[FamilySpec, Any]
 def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the results."""
     settings = family_settings(cfg)
-    check_workers(cfg)
     opened.reading(MANIFEST)  # the methods' settings; the maps are computed afresh on the sample
     subject, missing = prepare(opened, cfg)
     check_stages(subject.model, settings.randomization.stages)
@@ -96,7 +95,6 @@ STAGE = Stage("evaluate", EVALUATION, evaluate_body)
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
     family_settings(cfg)  # a bad setting is refused before any run is loaded
-    check_workers(cfg)
     sample_settings(cfg, torch.device("cpu"))
     return STAGE.run(cfg)
 
@@ -116,6 +114,8 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
         unknown = sorted(set(cfg.methods) - set(planned) - set(missing))
         if unknown:
             raise ValueError(f"evaluate.methods: no maps of {unknown}; methods with maps: {sorted(planned)}")
+        left_out = f"left out by evaluate.methods={list(cfg.methods)} (without it every method with maps is scored)"
+        missing |= dict.fromkeys((name for name in planned if name not in cfg.methods), left_out)
         planned = {name: parameters for name, parameters in planned.items() if name in cfg.methods}
     if not planned:
         raise ValueError(f"{run.root}: no method left maps to evaluate; rerun `make visualize RUN={run.root}`")
@@ -124,11 +124,6 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
     black = run.black_image().to(device)
     maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small, cfg.workers)
     return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
-
-
-def check_workers(cfg: DictConfig) -> None:
-    if cfg.workers < 1:
-        raise ValueError(f"evaluate.workers={cfg.workers} must be >= 1 (1: every family in this process)")
 
 
 def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:

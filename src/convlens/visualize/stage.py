@@ -39,7 +39,7 @@ def visualize_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     kept = kept_methods(opened.root, list(planned), opened.made_from, selection) if cfg.methods is not None else {}
     with opened.staged() as out_dir:
         copy_kept(opened.root, kept, out_dir)
-        results = in_registry_order(run_methods(ctx, planned, out_dir, cfg.workers or 1), kept)
+        results = in_registry_order(run_methods(ctx, planned, out_dir, cfg.workers), kept)
         parameters = {name: planned[name].parameters() if name in planned else kept[name][1] for name in results}
         comparison = write_comparison(ctx, results, out_dir)
         manifest = {
