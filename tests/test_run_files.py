@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import compose_config, train_tiny
 
 from convlens import provenance
@@ -88,6 +89,44 @@ def test_a_damaged_file_is_named_with_the_command_that_rewrites_it(visualized: P
     message = str(refused.value)
     assert str(copy / name) in message and command in message, message
     assert type(refused.value).__name__ not in ("JSONDecodeError", "KeyError", "IndexError")
+
+
+#: A field of the wrong type in a file that parses: each refused naming the file, as the reader checks it.
+MISTYPED = {
+    "manifest images not a list": (
+        "visualizations/manifest.json",
+        ("entries", 0, "images"),
+        "x",
+        "make visualize RUN=",
+    ),
+    "manifest layer a number": ("visualizations/manifest.json", ("entries", 0, "layer"), 5, "make visualize RUN="),
+    "manifest notes a number": ("visualizations/manifest.json", ("methods", "saliency", "notes"), 5, "make visualize"),
+    "manifest comparison a number": ("visualizations/manifest.json", ("comparison",), 5, "make visualize RUN="),
+    "metrics best_epoch a list": ("metrics.json", ("best_epoch",), [1], "make train"),
+    "provenance git a number": ("provenance.json", ("git",), 5, "make train"),
+    "provenance packages a list": ("provenance.json", ("packages",), [1], "make train"),
+    "config model a string": ("config.yaml", ("model",), "x", "make train"),
+    "config optimizer a number": ("config.yaml", ("optimizer",), 5, "make train"),
+    "config image size a string": ("config.yaml", ("data", "image_size"), "x", "make train"),
+    "config trainer a list": ("config.yaml", ("trainer",), [1], "make train"),
+}
+
+
+@pytest.mark.parametrize("case", MISTYPED, ids=list(MISTYPED))
+def test_a_field_of_the_wrong_type_is_named_with_its_file(visualized: Path, tmp_path: Path, case) -> None:
+    name, keys, value, command = MISTYPED[case]
+    copy = _copy(visualized, tmp_path)
+    path = copy / name
+    record = yaml.safe_load(path.read_text()) if name.endswith(".yaml") else json.loads(path.read_text())
+    node = record
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    path.write_text(yaml.safe_dump(record) if name.endswith(".yaml") else json.dumps(record))
+    with pytest.raises(ValueError) as refused:
+        build_report(copy, tmp_path / "reports")
+    message = str(refused.value)
+    assert str(path) in message and command in message, message
 
 
 def test_one_broken_run_does_not_stop_the_report_of_another(visualized: Path, tmp_path: Path) -> None:

@@ -177,6 +177,19 @@ def check_known_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
             check_known_keys(value, fields[key], f"{prefix}{key}.")
 
 
+def known_part(node: DictConfig, schema: type) -> dict[str, Any]:
+    """The keys of ``node`` that the ``schema`` dataclass has (nested nodes likewise), for type-checking a
+    config that may hold keys the schema no longer has (a run written by an older version)."""
+    fields = typing.get_type_hints(schema)
+    return {
+        key: known_part(value, fields[key])
+        if dataclasses.is_dataclass(fields[key]) and isinstance(value, DictConfig)
+        else value
+        for key, value in node.items_ex(resolve=False)
+        if key in fields
+    }
+
+
 def check_data_fits(cfg: DictConfig, train_size: int) -> None:
     """The training set must fill one batch (training drops the ragged last batch)."""
     if cfg.data.batch_size > train_size:

@@ -104,6 +104,10 @@ def _version(package: str) -> str | None:
         return None
 
 
+#: The keys of ``provenance.json`` that the stages write as JSON objects (the report reads them as such).
+MAPPINGS = ("git", "hardware", "packages", "data_files", "stage_commands", "stage_code")
+
+
 def read(run_dir: Path) -> dict[str, Any]:
     """The run's provenance (none yet: no stages); a damaged file is refused naming it (strict JSON)."""
     path = inside(run_dir, FILE_NAME)
@@ -112,6 +116,9 @@ def read(run_dir: Path) -> dict[str, Any]:
     info = read_json(path, REWRITTEN_BY)
     if not isinstance(info, dict) or not isinstance(info.get("stages", {}), dict):
         raise UntrustedInputError(f"{path}: it must hold a JSON object with a 'stages' mapping; {REWRITTEN_BY}")
+    wrong = [key for key in MAPPINGS if not isinstance(info.get(key, {}), dict)]
+    if wrong:
+        raise UntrustedInputError(f"{path}: {', '.join(wrong)}: each must be a JSON object; {REWRITTEN_BY}")
     return info
 
 

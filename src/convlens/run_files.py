@@ -16,8 +16,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, ValidationError
 
+from convlens.config import TrainConfig, known_part
 from convlens.lineage import MADE_FROM
 from convlens.rundir import CLASS_NAMES, CONFIG, CONFUSION_CSV, EVALUATION_JSON, MANIFEST, METRICS, RunDirError
 from convlens.untrusted import UntrustedInputError, inside, read_json
@@ -30,7 +31,10 @@ METRICS_REQUIRED: dict[str, Callable[[Any], bool]] = {
     "parameters": lambda value: _is_count(value),
     "epochs": lambda value: _is_count(value),
     "data": lambda value: isinstance(value, dict) and isinstance(value.get("sizes"), dict),
+    "best_epoch": lambda value: value is None or _is_count(value),
 }
+#: The nodes of ``config.yaml`` a stage builds (``_target_``) or reads as a mapping.
+BUILT_NODES = ("model", "data", "data.source", "optimizer", "scheduler")
 #: What ``evaluation/evaluation.json`` must hold at its top level: key -> type.
 EVALUATION_REQUIRED = {"methods": dict, "settings": dict, "baselines": dict, "images": list}
 
@@ -73,7 +77,22 @@ def read_config(root: Path) -> DictConfig:
         _refuse(root, CONFIG, f"it cannot be read as YAML ({str(error).splitlines()[0]})", train_command())
     if not isinstance(config, DictConfig) or not _is_count(OmegaConf.select(config, "data.num_classes")):
         _refuse(root, CONFIG, "it must be a mapping with data.num_classes", train_command())
+    _check_config_types(root, config)
     return config
+
+
+def _check_config_types(root: Path, config: DictConfig) -> None:
+    """Every key the train schema types holds a value of its type (keys it no longer has are let through:
+    older runs), and the nodes a stage builds or reads as mappings are mappings where present."""
+    try:
+        OmegaConf.merge(OmegaConf.structured(TrainConfig), known_part(config, TrainConfig))
+    except ValidationError as error:
+        where = f"{error.full_key}: " if error.full_key else ""
+        _refuse(root, CONFIG, f"{where}{str(error).splitlines()[0]}", train_command())
+    for key in BUILT_NODES:
+        node = OmegaConf.select(config, key)
+        if node is not None and not isinstance(node, DictConfig):
+            _refuse(root, CONFIG, f"{key} must be a mapping with a _target_, not {node!r}", train_command())
 
 
 def read_metrics(root: Path) -> dict[str, Any]:
@@ -140,7 +159,12 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     if not isinstance(methods, dict) or not all(isinstance(summary, dict) for summary in methods.values()):
         _refuse(root, MANIFEST, "'methods' must map method names to their records", visualize_command(root))
     if not isinstance(entries, list) or not all(_is_entry(entry) for entry in entries):
-        _refuse(root, MANIFEST, "'entries' must be a list of records with a 'method' name", visualize_command(root))
+        _refuse(root, MANIFEST, "'entries' must be a list of records with a 'method' name, a 'layer' (a name, a "
+                "list of names or null) and 'images' (a list of records)", visualize_command(root))  # fmt: skip
+    if not all(isinstance(summary.get("notes", []), list) for summary in methods.values()):
+        _refuse(root, MANIFEST, "each method's 'notes' must be a list", visualize_command(root))
+    if not isinstance(manifest.get("comparison", {}), dict | None):
+        _refuse(root, MANIFEST, "'comparison' must be a record of the comparison figure", visualize_command(root))
     if manifest.get("split", "test") not in SPLITS:
         _refuse(root, MANIFEST, f"'split' must be one of {', '.join(SPLITS)}", visualize_command(root))
     _made_from(root, MANIFEST, manifest, visualize_command(root))
@@ -182,7 +206,16 @@ def _numbers(record: Any, keys: tuple[str, ...]) -> bool:
 
 
 def _is_entry(entry: Any) -> bool:
-    return isinstance(entry, dict) and isinstance(entry.get("method"), str)
+    """A manifest entry: a method name, a layer (a name, a list of names or null) and a list of image records."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("method"), str):
+        return False
+    layer, images = entry.get("layer"), entry.get("images") or []
+    names = layer if isinstance(layer, list) else [layer]
+    return (
+        all(name is None or isinstance(name, str) for name in names)
+        and isinstance(images, list)
+        and all(isinstance(image, dict) for image in images)
+    )
 
 
 def _is_number(value: Any) -> bool:
