@@ -62,3 +62,19 @@ def test_a_killed_stages_folder_is_removed_and_a_live_one_kept(tmp_path: Path) -
         release.set()
         live.join(30)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["evaluation", "visualizations"]
+
+
+def test_a_stage_folder_that_is_a_symlink_is_replaced_not_followed(tmp_path: Path) -> None:
+    """A run copied with its stage folder as a link (or a link planted there): the swap replaces the link,
+    leaves what it pointed to alone, and leaves no temporary link behind."""
+    pointed = tmp_path / "elsewhere"
+    pointed.mkdir()
+    (pointed / "kept.txt").write_text("not ours\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "evaluation").symlink_to(pointed, target_is_directory=True)
+    with atomic.staged_folder(run_dir / "evaluation") as staging:
+        (staging / "evaluation.json").write_text("{}\n")
+    assert not (run_dir / "evaluation").is_symlink() and (run_dir / "evaluation" / "evaluation.json").is_file()
+    assert (pointed / "kept.txt").read_text() == "not ours\n"
+    assert sorted(path.name for path in run_dir.iterdir()) == ["evaluation"]

@@ -90,6 +90,7 @@ def test_wrong_type_is_an_error(compose_train) -> None:
         ("data.image_size=16", r"data.image_size=16 is too small for convlens.models.ResNet.*>=32"),
         ("data.test_time_augmentation=twelve", r"data.test_time_augmentation=twelve must be one of"),
         ("module.label_smoothing=1.5", r"module.label_smoothing=1.5 must be in \[0, 1\)"),
+        ("seed=-1", r"seed=-1 must lie in \[0, 2\*\*32\)"),
         # ``+key=`` gets past Hydra's closed nodes; validate() refuses it like a misspelt key.
         ("+trainer.max_epoch=1", r"trainer.max_epoch is not a config key; valid keys of trainer: _target_, accel"),
         ("+seeed=1", r"seeed is not a config key; valid keys: experiment_name, seed"),

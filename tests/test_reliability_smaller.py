@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT, compose_config
@@ -52,6 +53,17 @@ def test_the_pickled_checkpoint_refusal_does_not_invite_the_unsafe_fix(tmp_path:
     assert "Unsupported global" in message and "Pickled" in message, message
     for advice in ("weights_only", "still be loaded", "likely succeed", "add_safe_globals", "\x1b["):
         assert advice not in message, message
+
+
+def test_random_bytes_as_a_checkpoint_are_called_corrupted_not_code(tmp_path: Path) -> None:
+    """Bytes that are no pickle at all (a damaged download, another file renamed) fail inside the unpickler
+    in many ways (unknown opcodes, IndexError, KeyError): each is 'corrupted', none a raw error or 'code'."""
+    path = tmp_path / "random.ckpt"
+    generator = np.random.default_rng(0)
+    for _ in range(100):
+        path.write_bytes(generator.bytes(4096))
+        with pytest.raises(UntrustedInputError, match=r"random\.ckpt is (truncated or )?corrupted"):
+            load_checkpoint(path)
 
 
 def test_a_run_folder_with_a_space_is_refused_before_training(compose_train, tmp_path: Path) -> None:

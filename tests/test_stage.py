@@ -16,6 +16,7 @@ from convlens.evaluate import evaluate_run
 from convlens.evaluate.schema import register_schema as register_evaluate
 from convlens.rundir import MANIFEST, RunDirError, point_latest
 from convlens.stage import OpenedRun, Stage, script
+from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
 from convlens.visualize.schema import register_schema as register_visualize
 
@@ -69,6 +70,16 @@ def test_a_failing_run_is_named_after_the_others_ran(tiny_run: Path, tmp_path: P
     with pytest.raises(RunDirError, match=r"1 of 2 runs failed:\nbroken/1: .*no checkpoint"):
         TOY.run(ToySettings(outputs_dir=str(outputs)))
     assert (good / "toy" / "black.json").is_file()
+
+
+def test_a_damaged_provenance_is_named_before_the_stage_works(tiny_run: Path, tmp_path: Path) -> None:
+    """The stage's time goes into provenance.json at the end: a damaged one must stop it before its work."""
+    copy = shutil.copytree(tiny_run, tmp_path / "demo_faces" / "copy")
+    shutil.rmtree(copy / "toy", ignore_errors=True)
+    (copy / "provenance.json").write_text('{"stages": [')
+    with pytest.raises(UntrustedInputError, match=r"provenance\.json"):
+        TOY.run_one(copy, ToySettings(run=str(copy)))
+    assert not (copy / "toy").exists()
 
 
 def test_entry_points_are_found_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

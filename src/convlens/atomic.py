@@ -119,11 +119,14 @@ def staged_folder(target: str | Path) -> Iterator[Path]:
 
 
 def _swap(staging: Path, target: Path) -> None:
-    previous = _temporary(target) if target.exists() else None
+    """``staging`` in place of ``target``; a ``target`` that is a symlink is replaced, never followed."""
+    previous = _temporary(target) if target.exists() or target.is_symlink() else None
     if previous is not None:
         target.replace(previous)
     staging.replace(target)
-    if previous is not None:
+    if previous is not None and previous.is_symlink():
+        previous.unlink()
+    elif previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
 
 

@@ -133,6 +133,7 @@ def validate(cfg: DictConfig) -> None:
     _check_range(cfg, "data.batch_size", cfg.data.batch_size >= 1, "must be >= 1")
     _check_range(cfg, "data.eval_batch_size", cfg.data.eval_batch_size >= 1, "must be >= 1")
     _check_range(cfg, "trainer.max_epochs", cfg.trainer.max_epochs >= 1, "must be >= 1")
+    _check_range(cfg, "seed", 0 <= cfg.seed < 2**32, "must lie in [0, 2**32), the seeds numpy accepts")
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")  # auto: checked again by Lightning on a CPU-only machine
     _check_range(cfg, "trainer.sync_batchnorm", gpu or not cfg.trainer.sync_batchnorm, "needs GPUs (NCCL); use false")
     tta = cfg.data.test_time_augmentation

@@ -167,9 +167,11 @@ class Stage:
         resolve_device(getattr(settings, "device", "auto"))
 
     def run_one(self, run_dir: str | Path, settings: Any) -> dict[str, Any]:
-        """The body on one run directory, with the stage's threads; its time goes into provenance."""
+        """The body on one run directory, with the stage's threads; its time goes into provenance (read
+        first, so that a damaged one is named before the stage's work rather than after it)."""
         self.check(settings)
         opened = OpenedRun(Path(run_dir), self.folder, settings)
+        provenance.read(opened.root)
         with torch_threads(getattr(settings, "threads", None)):
             record = self.body(opened, settings)
         record_time(opened.root, self.name, opened.stamped if opened.stamped is not None else opened.seconds())

@@ -94,11 +94,14 @@ def _load_plain(path: Path, kind: str, *, missing: str, empty: str, code: str, c
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        reason = unpickling_reason(error)
+        if reason.startswith("Unsupported operand"):  # not a pickle at all: damaged or some other file
+            raise UntrustedInputError(f"{kind} {path} is corrupted or not a {kind} ({reason}); {corrupt}") from error
         raise UntrustedInputError(
             f"{kind} {path} holds objects other than tensors and plain containers (it may carry code), so it "
-            f"was not loaded ({unpickling_reason(error)}). {code}"
+            f"was not loaded ({reason}). {code}"
         ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, LookupError) as error:
         raise UntrustedInputError(
             f"{kind} {path} is truncated or corrupted and cannot be read ({str(error).splitlines()[0]}); {corrupt}"
         ) from error
@@ -107,7 +110,7 @@ def _load_plain(path: Path, kind: str, *, missing: str, empty: str, code: str, c
 def unpickling_reason(error: pickle.UnpicklingError) -> str:
     """What torch's weights-only unpickler refused (e.g. ``Unsupported global: GLOBAL x.Y ...``), without
     torch's advice around it: that advice invites turning the weights-only guard off, which would run the code."""
-    found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\.\s|\.?$)", str(error), re.MULTILINE)
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]*?)(?:\.\s|\.?$)", str(error), re.MULTILINE)
     return found.group(1) if found else "it is not a plain pickle of tensors"
 
 
