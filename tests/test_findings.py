@@ -120,7 +120,7 @@ def test_a_layer_worse_than_random_and_a_skipped_check_are_not_trusted() -> None
     assert "| Saliency at `layer3` | not supported | supported | supported | not supported | no |" in table[0]
     assert table[1].startswith("0 of 1 methods are trusted")
     evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"
-    assert believe(evaluation, "run", SECTIONS)[1].startswith("1 of 1 methods are trusted")
+    assert believe(evaluation, "run", SECTIONS)[1].startswith("1 of 1 methods is trusted")
     skipped = _evaluation(layers={"": _layer(randomization=SKIPPED)})
     assert (
         "| Saliency | supported | supported | not tested | not supported | no |" in believe(skipped, "run", SECTIONS)[0]
