@@ -8,7 +8,7 @@ import torch
 
 from convlens.evaluate.families import common_images
 from convlens.evaluate.inputs import MethodMaps
-from convlens.evaluate.sample import SampleSettings, nested_sample, stratified_sample
+from convlens.evaluate.sample import SampleSettings, default_size, nested_sample, stratified_sample
 
 
 def test_sample_keeps_each_class_share_and_is_seeded() -> None:
@@ -18,6 +18,17 @@ def test_sample_keeps_each_class_share_and_is_seeded() -> None:
     shares = np.bincount(labels[sample], minlength=7) / 64
     assert np.abs(shares - np.bincount(labels) / len(labels)).max() < 1 / 64 + 1e-9
     assert stratified_sample(labels, 64, seed=0) == sample != stratified_sample(labels, 64, seed=1)
+
+
+def test_the_default_sample_has_enough_images_per_class_to_compare_classes() -> None:
+    """64 on a CPU (256 on a GPU), raised to 8 per class: a balanced 10-class split gets 8 of each, the
+    fewest with which the findings name a class's favoured parts."""
+    cpu, gpu = torch.device("cpu"), torch.device("meta")
+    assert [default_size(cpu, classes) for classes in (2, 7, 8, 10)] == [64, 64, 64, 80]
+    assert [default_size(gpu, classes) for classes in (10, 40)] == [256, 320]
+    labels = np.repeat(np.arange(10), 100)
+    counts = np.bincount(labels[stratified_sample(labels, default_size(cpu, 10), seed=0)], minlength=10)
+    assert counts.tolist() == [8] * 10
 
 
 def test_sample_is_not_the_first_images() -> None:

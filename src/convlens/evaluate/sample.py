@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.recompute import Recompute
 from convlens.evaluate.regions import resize_parts
+from convlens.evaluate.statistics import MIN_IMAGES
 from convlens.explain.localisation import resize_masks
 from convlens.forked import forked_map
 from convlens.registry import METHODS
@@ -36,6 +37,13 @@ EXPLAINED = ("predicted", "true")
 #: so for the demos, more where an accelerator makes them cheap (a real run on a GPU). Costly methods
 #: take the whole sample unless ``costly_images`` says fewer (LIME on a 224-px model on a CPU).
 SAMPLE_SIZES = {"cpu": 64, "accelerator": 256}
+
+
+def default_size(device: torch.device, classes: int) -> int:
+    """The sample's size on ``device`` (:data:`SAMPLE_SIZES`), raised where needed to :data:`MIN_IMAGES`
+    per class (a balanced split's share), the fewest with which the report compares classes and names
+    the parts a class's maps favour (10 classes on a CPU: 80, not 64)."""
+    return max(SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"], MIN_IMAGES * classes)
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ class EvaluateConfig:
     one (``explain``); costly methods (LIME) use its first ``costly_images`` (None: all of them) and the
     families that recompute maps for every step (randomization, robustness) their first ``images``,
     nested stratified subsets (:mod:`convlens.evaluate.sample`). ``images`` None sizes the sample by the
-    device the stage runs on (:data:`convlens.evaluate.sample.SAMPLE_SIZES`). On a CPU the methods' maps
-    and then the families run in ``workers`` forked processes of one torch thread each (1: in this
-    process, with ``threads``). The schema adds one field per registered family, its settings."""
+    device the stage runs on and the number of classes (:func:`convlens.evaluate.sample.default_size`).
+    On a CPU the methods' maps and then the families run in ``workers`` forked processes of one torch
+    thread each (1: in this process, with ``threads``). The schema adds one field per registered family,
+    its settings."""
 
     run: str | None = None
     experiment: str | None = None

@@ -30,7 +30,7 @@ from convlens.evaluate.inputs import MethodMaps, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
 from convlens.evaluate.regions import regions
-from convlens.evaluate.sample import SAMPLE_SIZES, SampleSettings, compute_maps, planned_methods, sample_images
+from convlens.evaluate.sample import SampleSettings, compute_maps, default_size, planned_methods, sample_images
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
@@ -95,7 +95,7 @@ STAGE = Stage("evaluate", EVALUATION, evaluate_body)
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     """``make evaluate``: the runs named by ``run``/``experiment`` (default: every latest run)."""
     family_settings(cfg)  # a bad setting is refused before any run is loaded
-    sample_settings(cfg, torch.device("cpu"))
+    sample_settings(cfg, torch.device("cpu"), classes=0)
     return STAGE.run(cfg)
 
 
@@ -119,17 +119,18 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
         planned = {name: parameters for name, parameters in planned.items() if name in cfg.methods}
     if not planned:
         raise ValueError(f"{run.root}: no method left maps to evaluate; rerun `make visualize RUN={run.root}`")
-    settings = sample_settings(cfg, device)
+    settings = sample_settings(cfg, device, len(run.class_names))
     images = sample_images(run, opened.model, manifest.get("split", DEFAULT_SPLIT), settings, device)
     black = run.black_image().to(device)
     maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small, cfg.workers)
     return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
 
 
-def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:
-    """The sample's checked settings (a bad value names its key), sized by ``device`` where not given;
-    its nested prefixes are the image counts of the families that recompute maps."""
-    images = SAMPLE_SIZES["cpu" if device.type == "cpu" else "accelerator"] if cfg.images is None else cfg.images
+def sample_settings(cfg: DictConfig, device: torch.device, classes: int) -> SampleSettings:
+    """The sample's checked settings (a bad value names its key), sized by ``device`` and the number of
+    ``classes`` where not given (:func:`~convlens.evaluate.sample.default_size`); its nested prefixes are
+    the image counts of the families that recompute maps."""
+    images = default_size(device, classes) if cfg.images is None else cfg.images
     costly = images if cfg.costly_images is None else cfg.costly_images
     settings = family_settings(cfg)
     counts = [getattr(getattr(settings, name), "images", None) for name, spec in FAMILIES.items() if spec.recomputes]
@@ -139,7 +140,7 @@ def sample_settings(cfg: DictConfig, device: torch.device) -> SampleSettings:
 
 def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
     """How the sample was drawn, as ``evaluation.json`` states it."""
-    settings = sample_settings(cfg, subject.images.inputs.device)
+    settings = sample_settings(cfg, subject.images.inputs.device, subject.num_classes)
     return {
         "drawn": "at random, stratified by class, apart from the figures' images",
         "images": len(subject.images.keys), "costly_images": min(settings.small, len(subject.images.keys)),

@@ -91,7 +91,8 @@ def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[
             for name, layer, record in shown_layers(evaluation)]  # fmt: skip
     header = ("method (best layer)", *FAMILIES, "trusted")
     count = sum(row[-1] == "yes" for row in rows)
-    rule = (f"{count} of {len(rows)} methods {'is' if count == 1 else 'are'} trusted: supported on {' and '.join(REQUIRED)} and not "
+    verb = "is" if count == 1 else "are"
+    rule = (f"{count} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} and not "
             f"refuted on localisation (the checks and every layer: section {sections['trust']}).")  # fmt: skip
     return [table(header, rows), rule]
 
