@@ -252,7 +252,8 @@ def _mistakes(answers: list[str]) -> dict:
 
 def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
     line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]))
-    assert line == ["5 of the 7 most confident mistakes the figures show answer **Happy** (confidence 0.80-0.86; "
+    assert line == ["5 of the 7 mistakes the figures show (of each true class its most confident) answer **Happy** "
+                    "(confidence 0.80-0.86; "
                     "true: Sad): look at their maps (the methods' folded mistakes) for a shared shortcut or a label "
                     "error."]  # fmt: skip
     assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"])) == []
@@ -277,3 +278,23 @@ def test_the_report_and_the_evaluation_share_the_fewest_images_they_test() -> No
     from convlens.report import trust_verdicts
 
     assert trust_verdicts.MIN_IMAGES == statistics.MIN_IMAGES
+
+
+def _cell(random: str, edges: str, centre: str) -> dict:
+    marks = {"random": random, "edges": edges, "centre": centre}
+    return {"verdict": random, "against": {name: {"mark": mark} for name, mark in marks.items()}}
+
+
+def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
+    """Verdicts are against random maps; where the edge map or the centred blob does as well, the findings say it."""
+    from convlens.report.findings import beside_model_free
+
+    record = {"localisation": {"pointing_game": _cell("above", "above", "below"),
+                               "relevance_mass": _cell("above", "level", "above")},
+              "faithfulness": {"road": _cell("level", "below", "below")}}  # fmt: skip
+    assert beside_model_free("Grad-CAM", record, 6) == (
+        "Beside the model-free maps (tested in section 6, not part of the verdict): Grad-CAM is worse than the "
+        "centred blob on pointing game; no better than the edge map on relevance mass."
+    ), "ROAD does not beat random maps: its model-free tests are not named"
+    beats_all = {"localisation": {"pointing_game": _cell("above", "above", "above")}}
+    assert beside_model_free("Grad-CAM", beats_all, 6) is None

@@ -509,7 +509,8 @@ def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:
     assert caption(entry, "test", ["cat", "dog"]) == "*2 test images (0, 1)*"
     mistakes = {"method": "saliency", "images": [image | {"group": "mistake"} for image in images]}
     assert "bird" not in caption(mistakes, "test", ["cat", "dog", "bird"])
-    assert "bird" not in caption({"method": "feature_maps", "images": images[:1]}, "test", ["cat", "dog", "bird"])
+    first_few = {"method": "deconvnet", "images": images[:1], "parameters": {"images": 1}}
+    assert "dog" not in caption(first_few, "test", ["cat", "dog", "bird"]), "the setting shows the first image only"
 
 
 def test_the_augmentation_names_a_crop_fill_other_than_black() -> None:

@@ -35,7 +35,7 @@ class Drawn:
 #: How the rows of a result are grouped into grids, and what each group's grid says it shows.
 GROUPS = {
     "correct": "correctly classified test images",
-    "mistake": "misclassified test images (the most confident mistakes)",
+    "mistake": "misclassified test images (of each true class its most confident mistake)",
     "confused": "the most confused class pairs, each image explained for its predicted and its true class",
 }
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.evaluation_registry import FAMILIES
+from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.report.convergence import convergence
 from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
@@ -94,7 +94,38 @@ def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[
     verb = "is" if count == 1 else "are"
     rule = (f"{count} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} and not "
             f"refuted on localisation (the checks and every layer: section {sections['trust']}).")  # fmt: skip
-    return [table(header, rows), rule]
+    beside = [line for name, layer, record in shown_layers(evaluation) if trusted(record)
+              for line in [beside_model_free(_title(evaluation, name, layer), record, sections["trust"])]
+              if line]  # fmt: skip
+    return [table(header, rows), rule, *beside]
+
+
+#: The model-free maps every localisation and faithfulness cell is also tested against, as a sentence names them.
+MODEL_FREE = {"edges": "the edge map", "centre": "the centred blob"}
+
+
+def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> str | None:
+    """Where a trusted map, better than random maps, does no better than a map that ignores the model (an
+    edge detector, a centred Gaussian blob): not part of the verdict, but a map a guess at the centre
+    matches says little about the model there (``section``: the trust section's number). None when it
+    beats both wherever it beats random maps."""
+    labels = {metric.key: metric.label for _, metric in scored_metrics()}
+    found: dict[str, dict[str, list[str]]] = {side: {} for side in ("worse than", "no better than")}
+    for family in ("localisation", "faithfulness"):
+        for key, cell in (record.get(family) or {}).items():
+            if not isinstance(cell, Mapping) or cell.get("verdict") != "above":
+                continue
+            for baseline, named in MODEL_FREE.items():
+                mark = ((cell.get("against") or {}).get(baseline) or {}).get("mark")
+                side = {"below": "worse than", "level": "no better than"}.get(mark or "")
+                if side:
+                    found[side].setdefault(named, []).append(labels.get(key, key))
+    parts = [f"{side} {named} on {', '.join(metrics)}" for side, by_map in found.items()
+             for named, metrics in by_map.items()]  # fmt: skip
+    if not parts:
+        return None
+    return (f"Beside the model-free maps (tested in section {section}, not part of the verdict): "
+            f"{title} is {'; '.join(parts)}.")  # fmt: skip
 
 
 def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
@@ -191,7 +222,8 @@ def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
         return []
     confidences = sorted(float(image.get("confidence", 0)) for image in shared)
     truths = ", ".join(dict.fromkeys(text(image.get("true_label")) for image in shared))
-    return [f"{len(shared)} of the {len(answers)} most confident mistakes the figures show answer **{text(answer)}** "
+    return [f"{len(shared)} of the {len(answers)} mistakes the figures show (of each true class its most confident) "
+            f"answer **{text(answer)}** "
             f"(confidence {confidences[0]:.2f}-{confidences[-1]:.2f}; true: {truths}): look at their maps (the "
             "methods' folded mistakes) for a shared shortcut or a label error."]  # fmt: skip
 

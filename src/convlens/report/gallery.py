@@ -26,7 +26,7 @@ ENTRY_KEYS = frozenset({"method", "file", "layer", "images", "parameters", "seco
 #: How each group of images is introduced (``{images}``: e.g. "test images"), and whether it is folded away.
 GROUP_TEXT = {
     "correct": ("correctly classified {images}", False),
-    "mistake": ("misclassified {images}, the most confident mistakes", True),
+    "mistake": ("misclassified {images}: of each true class its most confident mistake", True),
     "confused": ("the most confused class pairs, each image explained for its predicted and its true class", False),
 }
 #: Captions list the images' indices up to this many images (the figure titles name every image).
@@ -114,8 +114,9 @@ def split_images(split: str, count: int = 2) -> str:
 
 def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = ()) -> str:
     """One line under a figure: layers, which images (how many, which group), the classes of ``classes``
-    a figure of correctly classified images of each class lacks (the model got none of their images right
-    among those the visualize stage searched), the mean of their scores."""
+    a figure of every chosen correctly classified image lacks (the model got none of their images right
+    among those the visualize stage searched; a method whose ``images`` setting shows the first few says
+    nothing of the others), the mean of their scores."""
     parts = []
     layers = entry.get("layer") or []
     names = [layers] if isinstance(layers, str) else layers
@@ -133,7 +134,8 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence
         parts.append(shown)
     present = {image.get("true_label") for image in images}
     absent = [name for name in classes if name not in present]
-    if group(entry) == "correct" and len(present) > 1 and absent:  # a figure of one image per class
+    every_chosen = (entry.get("parameters") or {}).get("images") is None  # not the first few of them
+    if group(entry) == "correct" and every_chosen and absent:
         parts.append(
             f"no correctly classified {split_images(split, 1)} of {', '.join(text(name) for name in absent)} found"
         )
