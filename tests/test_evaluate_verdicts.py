@@ -84,7 +84,7 @@ def _cells(threshold: str, structure: str, verdict: str, first: str = "above") -
         (
             ("above", "level", "below"),
             "above",
-            "the first stage (the head) re-initialised its map keeps Spearman 0.93",
+            "the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman 0.93",
         ),
         (("above", "level", "level"), "above", "keeps Spearman 0.93, not shown to lie below 0.5"),
     ],

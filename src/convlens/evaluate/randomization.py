@@ -208,7 +208,7 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
     if sensitivity["verdict"] == "too few images":
         return f"too few images (fewer than {MIN_IMAGES})"
     if first_stage is not None and first_stage["verdict"] == "below":
-        return (f"with only the first stage (the head) re-initialised its map keeps Spearman "
+        return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
                 f"{_two_places(first_stage['value'])}, above {threshold:g}: it does not show what the model decides "
                 "with (Adebayo et al.'s top-layer check)")  # fmt: skip
     if tests["threshold"]["mark"] == "below":
@@ -219,7 +219,7 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
     if sensitivity["verdict"] == "level":
         return f"{kept}, not shown to lie below {threshold:g} on these images"
     if first_stage is not None and first_stage["verdict"] != "above":
-        return (f"with only the first stage (the head) re-initialised its map keeps Spearman "
+        return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
                 f"{_two_places(first_stage['value'])}, not shown to lie below {threshold:g} on these images: whether "
                 "it shows what the model decides with is not shown (Adebayo et al.'s top-layer check)")  # fmt: skip
     return (f"{kept}, below {threshold:g} and within {sensitivity['margin']:g} of what two randomised models' maps "
