@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.inversion import InversionParams, invert_features
+from convlens.explain.inversion import Inversion, InversionParams, Inversions, invert_features
 from convlens.models import FerCNN, ResNet
 
 
@@ -81,3 +81,18 @@ def test_unknown_layer_is_reported_before_optimizing() -> None:
     model = MODELS[1][0]
     with pytest.raises(ValueError, match="unknown layer 'conv5'; valid layers: stem"):
         invert_features(model, torch.randn(1, 1, 48, 48), "conv5")
+
+
+def _inversion(layer: str, start: float, end: float, correlation: float) -> Inversion:
+    return Inversion(layer, torch.zeros(2, 1, 4, 4), torch.tensor([[start, start], [end, end]]), torch.zeros(1, 2),
+                     torch.full((2,), correlation))  # fmt: skip
+
+
+def test_a_matched_layer_whose_images_show_noise_gets_a_note() -> None:
+    """Feature loss down 95% with correlation 0.04 (demo_shapes layer4): said; a kept picture or an unmatched
+    layer is not."""
+    found = Inversions({"deep": _inversion("deep", 1.0, 0.05, 0.04), "shallow": _inversion("shallow", 1.0, 0.01, 0.98),
+                        "unmatched": _inversion("unmatched", 1.0, 0.8, 0.04)})  # fmt: skip
+    [note] = found.notes()
+    assert note.startswith("deep: the inverted images match the layer's features (feature loss down 95%, at least 50%)")
+    assert "yet correlate 0.04 with their inputs (under 0.3)" in note

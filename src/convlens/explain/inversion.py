@@ -110,12 +110,34 @@ def _noise(shape: torch.Size, config: InversionParams, device: torch.device) -> 
     return (config.init_scale * torch.randn(shape, generator=generator)).to(device)
 
 
+#: A layer's features are matched when the feature loss fell by at least this share of its start.
+MATCHED = 0.5
+#: An inverted image correlating less than this with its input shows little of it (Pearson, every pixel).
+RESEMBLES = 0.3
+
+
 @dataclass(frozen=True)
 class Inversions:
     """One :class:`Inversion` per layer; ``scores`` says how far each image's feature loss fell and how
-    much the inverted image correlates with the input."""
+    much the inverted image correlates with the input, ``notes`` where that disagrees."""
 
     layers: dict[str, Inversion]
+
+    def notes(self) -> list[str]:
+        """Per layer whose features were matched (mean loss drop >= :data:`MATCHED`) by images that do not
+        resemble their inputs (mean correlation < :data:`RESEMBLES`): the figure shows noise there, and why."""
+        notes = []
+        for layer, found in self.layers.items():
+            drop = float((1 - found.feature_loss[-1] / found.feature_loss[0]).mean())
+            correlation = float(found.image_correlation.mean())
+            if drop >= MATCHED and correlation < RESEMBLES:
+                notes.append(
+                    f"{layer}: the inverted images match the layer's features (feature loss down {drop:.0%}, "
+                    f"at least {MATCHED:.0%}) yet correlate {correlation:.2f} with their inputs (under "
+                    f"{RESEMBLES:g}): the layer keeps too little of the picture to rebuild it, so those panels "
+                    "show an image the layer cannot tell from the input, not the input"
+                )
+        return notes
 
     def scores(self, row: int | None) -> dict[str, float]:
         if row is None:
