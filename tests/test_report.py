@@ -491,7 +491,7 @@ def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
     entry = {"method": "feature_inversion", "layer": ["stem", "layer4.1.relu"], "images": [image]}
     assert caption(entry) == (
         "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5, "
-        "`stem` 0.25 · mean mask area 0.2*"
+        "`stem` 0.25 · mean object area (share of the image) 0.2*"
     )
 
 
@@ -509,6 +509,8 @@ def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:
     assert caption(entry, "test", ["cat", "dog"]) == "*2 test images (0, 1)*"
     mistakes = {"method": "saliency", "images": [image | {"group": "mistake"} for image in images]}
     assert "bird" not in caption(mistakes, "test", ["cat", "dog", "bird"])
+    scored = {"method": "saliency", "images": [{"image_index": 3, "mask_energy": 0.5}]}
+    assert caption(scored) == "*1 test image (3) · mean relevance mass (map's share on the object, these images) 0.5*"
     first_few = {"method": "deconvnet", "images": images[:1], "parameters": {"images": 1}}
     assert "dog" not in caption(first_few, "test", ["cat", "dog", "bird"]), "the setting shows the first image only"
 

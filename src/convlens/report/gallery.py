@@ -147,15 +147,27 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence
     return f"*{' · '.join(parts)}*" if parts else ""
 
 
+#: Score keys whose words alone would not say what they measure, in the trust table's terms.
+SCORE_WORDS = {
+    "mask_energy": "relevance mass (map's share on the object, these images)",
+    "mask_area": "object area (share of the image)",
+}
+
+
 def score_name(key: str, layers: Sequence[str]) -> tuple[str, str]:
-    """A score's key in words and its layer as the model names it ('' for none): ``mean
-    feature_loss_drop_layer4_1_relu`` (the manifest's key holds the layer's file-name slug) -> (mean feature
-    loss drop, `layer4.1.relu`)."""
+    """A score's key in words (:data:`SCORE_WORDS` where the key's own would not do) and its layer as the
+    model names it ('' for none): ``mean feature_loss_drop_layer4_1_relu`` (the manifest's key holds the
+    layer's file-name slug) -> (mean feature loss drop, `layer4.1.relu`)."""
+    prefix, _, bare = key.rpartition(" ")
     for layer in sorted(layers, key=len, reverse=True):
         suffix = f"_{slug(layer)}"
-        if key.endswith(suffix):
-            return text(key[: -len(suffix)].replace("_", " ")), code(layer)
-    return text(key.replace("_", " ")), ""
+        if bare.endswith(suffix):
+            return _words(prefix, bare[: -len(suffix)]), code(layer)
+    return _words(prefix, bare), ""
+
+
+def _words(prefix: str, bare: str) -> str:
+    return text(" ".join(part for part in (prefix, SCORE_WORDS.get(bare, bare.replace("_", " "))) if part))
 
 
 def mean_scores(entry: dict[str, Any]) -> dict[str, float]:
