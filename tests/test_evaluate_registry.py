@@ -160,3 +160,16 @@ def test_every_registered_family_resolves_and_the_registry_needs_no_torch() -> N
         assert is_dataclass(registry.load(spec.settings)), spec.name
     probe = "import sys, convlens.evaluation_registry; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_the_cascade_figure_names_its_image_and_the_class_explained() -> None:
+    from types import SimpleNamespace
+
+    from convlens.evaluate.families import Subject, _image_title
+
+    names = ("circle", "square", "star")
+    images = SimpleNamespace(keys=[(7, 0), (120, 1)], labels=[0, 2])
+    subject = Subject(None, images, {}, None, 3, class_names=names)  # type: ignore[arg-type]
+    assert _image_title(subject, 1) == "star #120, explained for square"
+    unnamed = Subject(None, SimpleNamespace(keys=[(7, 0)], labels=None), {}, None, 3)  # type: ignore[arg-type]
+    assert _image_title(unnamed, 0) == "#7, explained for 0"

@@ -57,6 +57,11 @@ class Subject:
     #: The methods whose maps choose a recomputing family's common images (None: ``methods``), so that a
     #: family run on some of the methods (one task per method) scores them on the same images as all.
     choosing: dict[str, MethodMaps] | None = None
+    #: The run's class names in label order, for the figures (empty: classes named by their numbers).
+    class_names: tuple[str, ...] = ()
+
+    def class_name(self, label: int) -> str:
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
 
     def rows(self, maps: MethodMaps) -> Tensor:
         return self.images.positions(maps.keys)
@@ -163,14 +168,16 @@ def _baseline_means(baselines: dict[str, dict[str, Tensor]]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class CascadeMaps:
     """For the cascade figure: the image shown (H, W, C), and per method and layer the maps of that
-    image from the trained model and after each cascade step."""
+    image from the trained model and after each cascade step; ``title`` names the image (its class,
+    sample index and the class explained)."""
 
     image: np.ndarray
     maps: dict[str, dict[str, list[np.ndarray]]]
+    title: str = ""
 
     def merged(self, other: CascadeMaps) -> CascadeMaps:
         """Both payloads' methods (of the same image: the family's parts share their images)."""
-        return CascadeMaps(self.image, self.maps | other.maps)
+        return CascadeMaps(self.image, self.maps | other.maps, self.title)
 
 
 def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
@@ -198,9 +205,17 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
             family.records[name][layer] = rand.randomization(cascade, params)
             maps = [views[rand.TESTED_VIEW], *(step[rand.TESTED_VIEW] for step in cascade.steps)]
             figure[name][layer] = [m[0].cpu().numpy() for m in maps]
-    image = subject.images.display[subject.images.keys.index(index[0])]
-    family.figure = CascadeMaps(image, figure)
+    row = subject.images.keys.index(index[0])
+    family.figure = CascadeMaps(subject.images.display[row], figure, _image_title(subject, row))
     return family
+
+
+def _image_title(subject: Subject, row: int) -> str:
+    """``star #120, explained for star``: the sample image at ``row`` (its true class where known)."""
+    index, target = subject.images.keys[row]
+    labels = subject.images.labels
+    shown = f"{subject.class_name(labels[row])} #{index}" if labels else f"#{index}"
+    return f"{shown}, explained for {subject.class_name(target)}"
 
 
 def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:

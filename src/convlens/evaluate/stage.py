@@ -123,7 +123,10 @@ def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[families.Subject, dict[
     images = sample_images(run, opened.model, manifest.get("split", DEFAULT_SPLIT), settings, device)
     black = run.black_image().to(device)
     maps = compute_maps(opened.model, images, planned, black, len(run.class_names), settings.small, cfg.workers)
-    return families.Subject(opened.model, images, maps, black, len(run.class_names)), missing
+    subject = families.Subject(
+        opened.model, images, maps, black, len(run.class_names), class_names=tuple(run.class_names)
+    )
+    return subject, missing
 
 
 def sample_settings(cfg: DictConfig, device: torch.device, classes: int) -> SampleSettings:

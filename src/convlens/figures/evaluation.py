@@ -45,7 +45,8 @@ def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
             label = f"{registry.title(name)} {layer}".strip()
             rows[label] = maps
             curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
-    return cascade_figure(cascade.image, rows, stages, curves)
+    images = evaluation["settings"]["randomization"]["images"]
+    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, images)
 
 
 def cascade_figure(
@@ -53,10 +54,12 @@ def cascade_figure(
     rows: Mapping[str, Sequence[np.ndarray]],
     stages: Sequence[str],
     curves: Mapping[str, Mapping[str, Sequence[float | None]]],
+    title: str = "",
+    images: int | None = None,
 ) -> Figure:
     """``rows``: per label (e.g. ``Grad-CAM layer4``) the trained map then one (H, W) map per stage in
-    ``stages``; ``curves``: per label the ``spearman`` and ``ssim`` means per stage (None where a map
-    is flat and has nothing to compare)."""
+    ``stages``, all of the ``image`` that ``title`` names; ``curves``: per label the ``spearman`` and
+    ``ssim`` means per stage over ``images`` images (None where a map is flat and has nothing to compare)."""
     columns = ["input", "trained", *(f"+ {stage}" for stage in stages)]
     width = max(PANEL * len(columns) + LABEL_INCHES + 2 * MARGIN, 7.5)
     height = TOP_INCHES + PANEL * len(rows) + BAR_INCHES + CURVE_HEIGHT
@@ -68,12 +71,12 @@ def cascade_figure(
         left=MARGIN / width, right=1 - MARGIN / width, top=maps_top,
         bottom=maps_top - PANEL * len(rows) / height, wspace=0.08, hspace=0.1,
     )  # fmt: skip
-    _map_grid(figure, maps, image, rows, columns)
+    _map_grid(figure, maps, image, rows, [textwrap.fill(f"input: {title}", 18) if title else "input", *columns[1:]])
     plots = figure.add_gridspec(
         1, 2, left=CURVE_MARGINS["left"] / width, right=1 - LEGEND_INCHES / width,
         bottom=CURVE_MARGINS["bottom"] / height, top=(CURVE_HEIGHT - CURVE_MARGINS["top"]) / height, wspace=0.2,
     )  # fmt: skip
-    _similarity_curves(figure, plots, curves, stages)
+    _similarity_curves(figure, plots, curves, stages, images)
     return figure
 
 
@@ -112,20 +115,28 @@ def _colorbar(figure: Figure, first: Axes, last: Axes) -> None:
 
 
 def _similarity_curves(
-    figure: Figure, grid: GridSpec, curves: Mapping[str, Mapping[str, Sequence[float | None]]], stages: Sequence[str]
+    figure: Figure,
+    grid: GridSpec,
+    curves: Mapping[str, Mapping[str, Sequence[float | None]]],
+    stages: Sequence[str],
+    images: int | None,
 ) -> None:
+    """One line per map; ten distinct colours (not tab20's light and dark pairs of one hue, which read as
+    one method), solid for the first ten and dashed after."""
     axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
     steps = np.arange(len(stages))
-    colours = colormaps["tab20"].colors
+    colours = colormaps["tab10"].colors
+    over = f" (mean of {images} images)" if images else ""
     for axis, metric, title in zip(axes, ("spearman", "ssim"), ("Spearman rank correlation", "SSIM"), strict=True):
         lowest = -0.2
         for index, (label, values) in enumerate(curves.items()):
             points = [np.nan if v is None else v for v in values[metric]]
-            axis.plot(steps, points, marker="o", markersize=3, label=label, color=colours[index % len(colours)])
+            style = "-" if index < len(colours) else "--"
+            axis.plot(steps, points, style, marker="o", markersize=3, label=label, color=colours[index % len(colours)])
             lowest = min([lowest, *(v - 0.05 for v in values[metric] if v is not None)])
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
         axis.set_ylim(lowest, 1.05)
         axis.axhline(0, color="0.6", linewidth=0.8)
-        axis.set_title(f"{title} to the trained model's map", fontsize=8)
+        axis.set_title(f"{title} to the trained model's map{over}", fontsize=8)
         axis.tick_params(labelsize=7)
     axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -30,8 +30,9 @@ from convlens.report.trust_verdicts import (
 )
 
 CASCADE_NOTE = (
-    "One method per row: its map from the trained model, then with each further stage re-initialised from the head "
-    "down. A map that keeps its look without the weights shows the image, not the model."
+    "One method per row: its map of the sample image named above the input, from the trained model, then with "
+    "each further stage re-initialised from the head down; the curves below average the similarity over the "
+    "family's images. A map that keeps its look without the weights shows the image, not the model."
 )
 #: The issue's bar: every method should beat random maps on these, or the report says why not.
 HEADLINE = ("pointing_game", "deletion_auc")
