@@ -457,7 +457,7 @@ def test_most_often_predicted_instead_names_every_class_of_a_tie() -> None:
             [0.5, 0.6, 0.7],
             2,
             "**Not converged:** the best epoch is the last (3 of 3) and validation accuracy still rose by 10.0 "
-            "percentage points over it (60.0% to 70.0%; at least 0.5 percentage points)",
+            "percentage points in it (60.0% to 70.0%; the threshold is 0.5 percentage points)",
         ),
         ([0.5, 0.7, 0.702], 2, "Validation accuracy is flat at the end"),
         ([0.5, 0.8, 0.7], 1, "Validation accuracy peaked at epoch 2 of 3 (80.0%) and ended at 70.0% (-10.0 percentage"),
@@ -546,9 +546,9 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     from convlens.report.trust import _layers_shown
 
     run = SimpleNamespace(class_names=["a", "b", "c"], evaluation={"methods": {}, "comparison": {"images": [[0, 0]]}})
-    assert _layers_shown(run).startswith("The first image of 1 of the 3 classes in the evaluation's random sample")
+    assert _layers_shown(run).startswith("The first correctly classified image of 1 of the 3 classes")
     run.evaluation["comparison"]["images"] = [[0, 0], [5, 1], [9, 2]]
-    assert _layers_shown(run).startswith("The first image of each class in the evaluation's random sample")
+    assert _layers_shown(run).startswith("The first correctly classified image of each class")
 
 
 @pytest.mark.parametrize(("masks", "ties"), [(True, "then pointing game, then the deeper layer"),

@@ -34,7 +34,7 @@ def _trend(values: list[float], best_epoch: int | None) -> str:
     best = epochs - 1 if best_epoch is None else best_epoch
     if best == epochs - 1 and gain >= STILL_RISING:
         return (f"**Not converged:** the best epoch is the last ({epochs} of {epochs}) and validation accuracy "
-                f"still rose by {_points(gain)} over it ({values[-2]:.1%} to {values[-1]:.1%}; at least "
+                f"still rose by {_points(gain)} in it ({values[-2]:.1%} to {values[-1]:.1%}; the threshold is "
                 f"{_points(STILL_RISING)}): more epochs would likely help.")  # fmt: skip
     if best == epochs - 1:
         return (f"Validation accuracy is flat at the end: the best epoch is the last ({epochs} of {epochs}), "

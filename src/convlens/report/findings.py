@@ -263,8 +263,8 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
         return [f"The maps of {names} are not compared: one class has fewer than {MIN_IMAGES} sampled images with a "
                 "located map."]  # fmt: skip
     if not apart:
-        return [f"The maps of {names} put their mass alike: on every part their 95% intervals overlap, so the maps "
-                "do not show what tells the two apart; LIME's confused pairs may."]  # fmt: skip
+        return [f"No difference detected between the maps of {names}: on every part their 95% intervals overlap, "
+                "so the maps do not show what tells the two apart; LIME's confused pairs may."]  # fmt: skip
     index = max(apart, key=lambda part: abs(first["share"][part] - second["share"][part]))
     return [f"The maps of {names} differ most on the **{text(regions['parts'][index])}** "
             f"({_share(first, index)} vs {_share(second, index)}): where to look in LIME's confused "

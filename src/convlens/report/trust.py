@@ -31,7 +31,8 @@ def _layers_shown(run: RunData) -> str:
     shown = len(images) if isinstance(images, list) else 0
     classes = len(run.class_names)
     which = "each class" if shown == classes else f"{shown} of the {classes} classes"
-    caption = f"The first image of {which} in the evaluation's random sample, explained for its true class."
+    caption = (f"The first correctly classified image of {which} in the evaluation's random sample (so explained "
+               "for its true class).")  # fmt: skip
     if chosen:
         ties = "then pointing game, then the deeper layer" if run.evaluation.get("masks") else "then the deeper layer"
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
