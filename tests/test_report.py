@@ -581,3 +581,12 @@ def test_the_provenance_names_the_code_of_later_stages_that_differs_from_trainin
     info = {"git": trained, "stage_code": code}
     assert _later_code(info) == "; later stages ran other code: visualize at `bbbbbbbbbb` with uncommitted changes"
     assert _later_code({"git": info["git"], "stage_code": {"train": info["git"]}}) == ""
+
+
+def test_the_majority_baseline_sentence_fits_balanced_and_unbalanced_test_sets() -> None:
+    from convlens.report.observations import _against_majority
+
+    balanced = _against_majority(np.diag([90, 90]) + 10, ["cat", "dog"])
+    assert "(the test classes are balanced: any constant answer scores it, as does uniform guessing" in balanced
+    unbalanced = _against_majority(np.array([[150, 50], [10, 90]]), ["cat", "dog"])
+    assert "baseline of 66.7% (always answering **cat**; uniform guessing among 2 classes: 50.0%)" in unbalanced

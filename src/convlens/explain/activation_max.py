@@ -261,9 +261,11 @@ def most_active_channels(model: nn.Module, images: Tensor, layer: str, top_k: in
     alive = maps.amax(dim=(0, 2, 3)) > 0
     ranked = [c for c in mean.argsort(descending=True).tolist() if alive[c]][:top_k]
     dead = int((~alive).sum())
+    chosen = f"{layer}: the {len(ranked)} most active of its {len(mean)} channels on the {len(images)} images explained"
+    if not dead:
+        return ranked, f"{chosen}; every channel fires on them"
     return ranked, (
-        f"{layer}: the {len(ranked)} most active of its {len(mean)} channels on the {len(images)} images explained; "
-        f"{dead} channel{'s' if dead != 1 else ''} never fire{'s' if dead == 1 else ''} on them and "
+        f"{chosen}; {dead} channel{'s' if dead != 1 else ''} never fire{'s' if dead == 1 else ''} on them and "
         f"{'is' if dead == 1 else 'are'} left out"
     )
 

@@ -113,10 +113,11 @@ def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
     total, largest = int(counts.sum()), int(counts.argmax())
     share = counts[largest] / max(total, 1)
     p = binomtest(correct, total, share, alternative="greater").pvalue
-    baseline = f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**"
+    baseline = (f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**; uniform "
+                f"guessing among {len(names)} classes: {1 / len(names):.1%})")  # fmt: skip
     if counts.min() == counts.max():
-        baseline = f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer"
-    baseline += f"; uniform guessing among {len(names)} classes: {1 / len(names):.1%})"
+        baseline = (f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer "
+                    f"scores it, as does uniform guessing among {len(names)} classes)")  # fmt: skip
     test = f"one-sided binomial test on {total:,} test images, p {_p(p)}"
     accuracy = f"Test accuracy {correct / total:.1%}"
     if p < SIGNIFICANCE:
