@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from convlens.data.synthetic import make_faces
 from convlens.explain.lime import (
     BatchedLimeImageExplainer,
+    LimeExplanation,
+    LimeExplanations,
     classifier_fn,
     lime_explanations,
     lime_image,
@@ -159,3 +161,17 @@ def test_the_evaluated_map_is_the_positive_part_of_the_superpixel_weights() -> N
     explanation = LimeExplanation(0, segments, weights, [(0, 0.3), (2, -0.2)], mask, segments == 2, 0.5, 0.4)
     found = LimeExplanations([explanation]).localisation_maps()[None][0]
     np.testing.assert_allclose(found[:, 0], [0.3, 0.1, 0.0, 0.0])
+
+
+def _explained(score: float) -> LimeExplanation:
+    none = np.zeros((2, 2), dtype=bool)
+    return LimeExplanation(0, np.zeros((2, 2), dtype=int), {0: 0.1}, [(0, 0.1)], none, none, score, 0.5)
+
+
+def test_low_local_r2_is_a_score_and_a_note() -> None:
+    """Each image's R² is a score of its figure; a mean under 0.3 (the shapes' confused pairs, 0.09-0.21) is said."""
+    weak = LimeExplanations([_explained(0.09), _explained(0.21)])
+    assert weak.scores(1) == {"local_r2": 0.21} and weak.scores(None) == {}
+    [note] = weak.notes()
+    assert note.startswith("the local linear models reach a mean R² of 0.15 over the perturbed copies (under 0.3)")
+    assert LimeExplanations([_explained(0.2), _explained(0.5)]).notes() == []

@@ -249,11 +249,28 @@ class LimeParams(MethodParams):
         at_least("num_samples", self.num_samples, 1)
 
 
+#: A local linear model whose R^2 over the perturbed copies is below this explains little of the answer.
+EXPLAINS = 0.3
+
+
 @dataclass(frozen=True)
 class LimeExplanations:
-    """One :class:`LimeExplanation` per image; its superpixels' positive weights localise the class."""
+    """One :class:`LimeExplanation` per image; its superpixels' positive weights localise the class;
+    ``scores`` gives each image's local R^2 and ``notes`` says when they are low on average."""
 
     explanations: list[LimeExplanation]
+
+    def scores(self, row: int | None) -> dict[str, float]:
+        return {} if row is None else {"local_r2": round(self.explanations[row].score, 4)}
+
+    def notes(self) -> list[str]:
+        """A note when the local linear models explain little (mean R^2 under :data:`EXPLAINS`)."""
+        mean = float(np.mean([explanation.score for explanation in self.explanations])) if self.explanations else 1.0
+        if mean >= EXPLAINS:
+            return []
+        return [f"the local linear models reach a mean R² of {mean:.2f} over the perturbed copies (under "
+                f"{EXPLAINS:g}): their superpixel weights describe little of how the model's answer changes, so "
+                "read the bars as weak evidence"]  # fmt: skip
 
     def localisation_maps(self) -> dict[str | None, np.ndarray]:
         """Per image the positive part of the weight map (every superpixel for the class, graded by its

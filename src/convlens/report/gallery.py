@@ -151,6 +151,7 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence
 SCORE_WORDS = {
     "mask_energy": "relevance mass (map's share on the object, these images)",
     "mask_area": "object area (share of the image)",
+    "local_r2": "R² of LIME's local linear model",
 }
 
 
