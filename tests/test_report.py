@@ -590,3 +590,11 @@ def test_the_majority_baseline_sentence_fits_balanced_and_unbalanced_test_sets()
     assert "(the test classes are balanced: any constant answer scores it, as does uniform guessing" in balanced
     unbalanced = _against_majority(np.array([[150, 50], [10, 90]]), ["cat", "dog"])
     assert "baseline of 66.7% (always answering **cat**; uniform guessing among 2 classes: 50.0%)" in unbalanced
+
+
+def test_the_trust_table_says_where_a_layers_maps_are_flat() -> None:
+    from convlens.report.trust_scores import Row, _layer_cell
+
+    assert _layer_cell(Row("grad_cam", "Grad-CAM", "layer3", {"flat": 0.0875})) == "`layer3` (flat on 9%)"
+    assert _layer_cell(Row("grad_cam", "Grad-CAM", "layer2", {"flat": 0.0})) == "`layer2`"
+    assert _layer_cell(Row("saliency", "Saliency", "", {})) == "-"

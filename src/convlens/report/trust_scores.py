@@ -111,7 +111,8 @@ def _intro(evaluation: dict[str, Any]) -> str:
         "the paired differences) and the mark (a sign-flip permutation test, then adjusted for the table's many "
         "tests) are separate computations and the interval is not adjusted, so one that excludes 0 can stay "
         "unmarked (each test's raw and adjusted p are in `evaluation.json`). The row n gives the images per "
-        "column. The randomization columns give the Spearman "
+        "column; '(flat on x%)' after a layer, the share of images on which its map is flat (zero or constant). "
+        "The randomization columns give the Spearman "
         "correlation and SSIM of the maps' magnitudes to the "
         "trained model's after re-initialising the head and after all stages, in parentheses the same similarity "
         "between the maps of two independently randomised models and the edge map's similarity to the trained map; "
@@ -139,7 +140,7 @@ def _tests(evaluation: dict[str, Any]) -> int:
 def _table(evaluation: dict[str, Any], rows: list[Row]) -> str:
     header = ["method", "layer", *(metric.label for _, metric in scored_metrics()),
               "Spearman head → all", "SSIM head → all", *(spec.title for spec in FAMILIES.values())]  # fmt: skip
-    lines = [[row.title, code(row.layer) if row.layer else "-", *_score_cells(row.record), *_cascade_cells(row.record),
+    lines = [[row.title, _layer_cell(row), *_score_cells(row.record), *_cascade_cells(row.record),
               *verdict_cells(row.record)] for row in rows]  # fmt: skip
     records = [row.record for row in rows]
     padding = [""] * (len(header) - 3 - len(scored_metrics()))
@@ -149,6 +150,14 @@ def _table(evaluation: dict[str, Any], rows: list[Row]) -> str:
         cells = ["chance (mask area)", "", *([f"{chance:.2f}"] * 3), *([""] * (len(header) - 5))]
         lines.insert(1, cells)
     return table(header, lines)
+
+
+def _layer_cell(row: Row) -> str:
+    """The layer, with the share of images on which its map is flat (zero or constant) where there are any:
+    a flat map has no location, and its scores say nothing of where the model looks."""
+    layer = code(row.layer) if row.layer else "-"
+    flat = row.record.get("flat") or 0
+    return f"{layer} (flat on {flat:.0%})" if flat > 0 else layer
 
 
 def _score_cells(record: dict[str, Any]) -> list[str]:
