@@ -132,7 +132,7 @@ class Inversions:
             correlation = float(found.image_correlation.mean())
             if drop >= MATCHED and correlation < RESEMBLES:
                 notes.append(
-                    f"{layer}: the inverted images match the layer's features (feature loss down {drop:.0%}, "
+                    f"{layer}: the inverted images match the layer's features (feature loss down {drop:.1%}, "
                     f"at least {MATCHED:.0%}) yet correlate {correlation:.2f} with their inputs (under "
                     f"{RESEMBLES:g}): the layer keeps too little of the picture to rebuild it, so those panels "
                     "show an image the layer cannot tell from the input, not the input"
