@@ -162,8 +162,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     if unseen:
-        lines.append(f"- Not in the table: {', '.join(unseen)}: no sampled image is explained for "
-                     f"{'it' if len(unseen) == 1 else 'them'} (by default the class the model answers).")  # fmt: skip
+        lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for "
+                     f"{'it' if len(unseen) == 1 else 'them'}; by default the class the model answers).")  # fmt: skip
     record = evaluation["methods"][name]["layers"][layer]
     why = ("the trusted map with the highest pointing game" if _pointing(record) >= 0
            else "a trusted map; no masks to rank them")  # fmt: skip
