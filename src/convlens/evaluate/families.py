@@ -169,15 +169,16 @@ def _baseline_means(baselines: dict[str, dict[str, Tensor]]) -> dict[str, Any]:
 class CascadeMaps:
     """For the cascade figure: the image shown (H, W, C), and per method and layer the maps of that
     image from the trained model and after each cascade step; ``title`` names the image (its class,
-    sample index and the class explained)."""
+    sample index and the class explained), ``images`` counts the images the cascade ran on."""
 
     image: np.ndarray
     maps: dict[str, dict[str, list[np.ndarray]]]
     title: str = ""
+    images: int = 1
 
     def merged(self, other: CascadeMaps) -> CascadeMaps:
         """Both payloads' methods (of the same image: the family's parts share their images)."""
-        return CascadeMaps(self.image, self.maps | other.maps, self.title)
+        return CascadeMaps(self.image, self.maps | other.maps, self.title, self.images)
 
 
 def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
@@ -206,7 +207,7 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
             maps = [views[rand.TESTED_VIEW], *(step[rand.TESTED_VIEW] for step in cascade.steps)]
             figure[name][layer] = [m[0].cpu().numpy() for m in maps]
     row = subject.images.keys.index(index[0])
-    family.figure = CascadeMaps(subject.images.display[row], figure, _image_title(subject, row))
+    family.figure = CascadeMaps(subject.images.display[row], figure, _image_title(subject, row), len(index))
     return family
 
 

@@ -45,8 +45,7 @@ def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
             label = f"{registry.title(name)} {layer}".strip()
             rows[label] = maps
             curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
-    images = evaluation["settings"]["randomization"]["images"]
-    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, images)
+    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, cascade.images)
 
 
 def cascade_figure(
