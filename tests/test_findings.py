@@ -298,3 +298,21 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
     ), "ROAD does not beat random maps: its model-free tests are not named"
     beats_all = {"localisation": {"pointing_game": _cell("above", "above", "above")}}
     assert beside_model_free("Grad-CAM", beats_all, 6) is None
+
+
+def test_another_trusted_map_that_names_other_parts_is_said() -> None:
+    """The lead map is chosen by pointing game: a second trusted map's parts are compared class by class."""
+    from convlens.report.findings import other_trusted
+
+    evaluation = _evaluation(layers={"layer2": _layer(pointing=0.9), "layer3": _layer(pointing=0.8)})
+    shares = evaluation["regions"]["methods"]["saliency"]
+    assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
+        "- Saliency at `layer3`, also trusted, favours the same parts for 2 of 2 classes."
+    ]
+    shares["layer3"]["1"] = _shares(0.9, 0.85)  # dog: layer3 now on the background, not the object
+    assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
+        "- Saliency at `layer3`, also trusted, favours the same parts for 1 of 2 classes; it differs on dog (it "
+        "names none; the lead map object)."
+    ]
+    evaluation["methods"]["saliency"]["layers"]["layer3"] = _layer(randomization=REFUTED)
+    assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [], "an untrusted map is not compared"

@@ -161,6 +161,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
+    lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
         lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for "
                      f"{'it' if len(unseen) == 1 else 'them'}; by default the class the model answers).")  # fmt: skip
@@ -282,20 +283,58 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
     warning for a part outside the class evidence; None when no part is favoured or fewer than
     :data:`MIN_IMAGES` maps have a location."""
-    if found["images"] < MIN_IMAGES:
-        return None
-    ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
-    above = [index for index, low in enumerate(found["low"])
-             if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
-    above.sort(key=lambda index: -ratios[index])
+    above = favoured(found, area)
     if not above:
         return None
+    ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
     named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.1f}x area)"
                       for index in above)  # fmt: skip
     outside = [parts[index] for index in above if evidence and parts[index] not in evidence]
     warning = (f" **Off the evidence:** {', '.join(text(part) for part in outside)} carries no class information "
                "in this data: a shortcut or an artefact.") if outside else ""  # fmt: skip
     return f"- **{text(name)}**: {named}.{warning}"
+
+
+def favoured(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
+    """The parts a class's maps favour, most first: share at least :data:`FAVOURED` times the part's area with
+    the interval's low end above the area; none where fewer than :data:`MIN_IMAGES` maps have a location."""
+    if found["images"] < MIN_IMAGES:
+        return []
+    ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(area))]
+    above = [index for index, low in enumerate(found["low"])
+             if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
+    return sorted(above, key=lambda index: -ratios[index])
+
+
+def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_names: Sequence[str]) -> list[str]:
+    """Per other trusted map with part shares (any method and layer), on how many classes (with enough located
+    maps in both) it favours the same parts as the lead map, and the classes where it does not: the lead is
+    chosen by pointing game, and a story that changes with the map chosen is the map's, not the model's."""
+    regions, lines = evaluation["regions"], []
+    lead = regions["methods"][chosen[0]][chosen[1]]
+    for name, method in evaluation["methods"].items():
+        for layer, record in method["layers"].items():
+            shares = regions["methods"].get(name, {}).get(layer)
+            if (name, layer) == chosen or shares is None or not trusted(record):
+                continue
+            compared = [key for key in lead if key in shares
+                        and min(lead[key]["images"], shares[key]["images"]) >= MIN_IMAGES]  # fmt: skip
+            differ = []
+            for key in compared:
+                area = regions["classes"][key]["area"]
+                ours, theirs = favoured(lead[key], area), favoured(shares[key], area)
+                if set(ours) != set(theirs):
+                    differ.append(f"{text(class_names[int(key)])} (it names {_parts(theirs, regions['parts'])}; "
+                                  f"the lead map {_parts(ours, regions['parts'])})")  # fmt: skip
+            if compared:
+                tail = f"; it differs on {', '.join(differ)}" if differ else ""
+                lines.append(f"- {_title(evaluation, name, layer)}, also trusted, favours the same parts for "
+                             f"{len(compared) - len(differ)} of {len(compared)} classes{tail}.")  # fmt: skip
+    return lines
+
+
+def _parts(indices: Sequence[int], names: Sequence[str]) -> str:
+    return ", ".join(text(names[index]) for index in indices) or "none"
 
 
 def _share(found: Mapping[str, Any], index: int) -> str:
