@@ -26,7 +26,15 @@ from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
 from convlens.report.observations import collapse, confused_pairs, never_predicted
 from convlens.report.run_data import RunData, synthetic
-from convlens.report.trust_verdicts import MIN_IMAGES, REQUIRED, costly_images, trusted, verdict_cells
+from convlens.report.trust_verdicts import (
+    MIN_IMAGES,
+    MODEL_FREE,
+    REQUIRED,
+    costly_images,
+    short_of_model_free,
+    trusted,
+    verdict_cells,
+)
 from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
@@ -100,10 +108,6 @@ def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[
     return [table(header, rows), rule, *beside]
 
 
-#: The model-free maps every localisation and faithfulness cell is also tested against, as a sentence names them.
-MODEL_FREE = {"edges": "the edge map", "centre": "the centred blob"}
-
-
 def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> str | None:
     """Where a trusted map, better than random maps, does no better than a map that ignores the model (an
     edge detector, a centred Gaussian blob): not part of the verdict, but a map a guess at the centre
@@ -113,12 +117,11 @@ def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> st
     found: dict[str, dict[str, list[str]]] = {side: {} for side in ("worse than", "no better than")}
     for family in ("localisation", "faithfulness"):
         for key, cell in (record.get(family) or {}).items():
-            if not isinstance(cell, Mapping) or cell.get("verdict") != "above":
+            if not isinstance(cell, Mapping):
                 continue
             for baseline, named in MODEL_FREE.items():
-                mark = ((cell.get("against") or {}).get(baseline) or {}).get("mark")
-                side = {"below": "worse than", "level": "no better than"}.get(mark or "")
-                if side:
+                side = short_of_model_free(cell, baseline)
+                if side is not None:
                     found[side].setdefault(named, []).append(labels.get(key, key))
     parts = [f"{side} {named} on {', '.join(metrics)}" for side, by_map in found.items()
              for named, metrics in by_map.items()]  # fmt: skip

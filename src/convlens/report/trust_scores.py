@@ -25,6 +25,7 @@ from convlens.report.trust_verdicts import (
     images_row,
     overall,
     score_cell,
+    short_of_model_free,
     trusted,
     verdict_cells,
 )
@@ -214,8 +215,8 @@ def _reference(rows: list[Row], family: str, metric: Metric) -> str:
     return REFERENCES.get(reference, reference)
 
 
-#: The model-free maps a map that beats random maps is also held against, and what matching one means.
-MODEL_FREE = {
+#: Each model-free map (:data:`~convlens.report.trust_verdicts.MODEL_FREE`) described, and what matching it means.
+MODEL_FREE_MEANING = {
     "edges": ("an edge detector (Sobel magnitude of the image)", "what it shows, the image's edges show too"),
     "centre": ("a centred Gaussian blob that ignores the image", "what it shows, a guess at the image's centre "
                "shows too"),
@@ -223,18 +224,16 @@ MODEL_FREE = {
 
 
 def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> list[str]:
-    """Per model-free map (:data:`MODEL_FREE`), the maps that beat random maps on ``metric`` but not it:
-    worse than it (marked below) or level with it, each with both means."""
+    """Per model-free map, the maps that beat random maps on ``metric`` but not it
+    (:func:`~convlens.report.trust_verdicts.short_of_model_free`), each with both means."""
     sentences = []
-    for name, (what, meaning) in MODEL_FREE.items():
+    for name, (what, meaning) in MODEL_FREE_MEANING.items():
         groups: dict[str, list[str]] = {"worse than": [], "no better than": []}
         for row in rows:
             score = _score(row, family, metric.key)
-            test = score["against"].get(name)
-            if score["verdict"] != "above" or test is None or test["mark"] == "above":
-                continue
-            side = "worse than" if test["mark"] == "below" else "no better than"
-            groups[side].append(f"{row.label} ({score['value']:.2f} vs {test['mean']:.2f})")
+            side = short_of_model_free(score, name)
+            if side is not None:
+                groups[side].append(f"{row.label} ({score['value']:.2f} vs {score['against'][name]['mean']:.2f})")
         sentences += [f"On {metric.label}, {', '.join(items)} beat random maps but {_are(items)} {side} {what}: "
                       f"{meaning}." for side, items in groups.items() if items]  # fmt: skip
     return sentences

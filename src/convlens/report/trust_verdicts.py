@@ -56,6 +56,20 @@ def _verdict_cell(verdict: dict[str, str] | None) -> str:
 
 
 #: Families that must support a map before the report trusts it (to answer "where does the model look?").
+#: The model-free maps every localisation and faithfulness cell is also tested against (not part of its
+#: verdict, which is against random maps), as a sentence names them.
+MODEL_FREE = {"edges": "the edge map", "centre": "the centred blob"}
+
+
+def short_of_model_free(score: dict[str, Any], baseline: str) -> str | None:
+    """For a cell that beats random maps, ``worse than`` or ``no better than`` where it does not beat the
+    model-free map ``baseline`` (:data:`MODEL_FREE`); None where it does, or does not beat random maps."""
+    test = (score.get("against") or {}).get(baseline)
+    if score.get("verdict") != "above" or test is None or test["mark"] == "above":
+        return None
+    return "worse than" if test["mark"] == "below" else "no better than"
+
+
 def costly_images(sample: dict[str, Any]) -> int | None:
     """The costly methods' image count where evaluation.json's ``sample`` gave them fewer than the others."""
     costly, images = sample.get("costly_images", 0), sample.get("images", 0)
