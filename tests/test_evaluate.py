@@ -21,9 +21,10 @@ from convlens.evaluate.best_layer import best_layer
 from convlens.evaluate.inputs import read_maps
 from convlens.evaluate.schema import register_schema
 from convlens.report.build import build_report
-from convlens.report.findings import lead_method, shown_layers, trusted
+from convlens.report.findings import TRUST_CELLS, lead_method, shown_layers
 from convlens.report.run_data import read_run
 from convlens.report.trust_scores import scores_section
+from convlens.report.trust_verdicts import trust_status
 from convlens.rundir import RunDirError
 from convlens.untrusted import UntrustedInputError
 from convlens.visualize import visualize_run
@@ -151,8 +152,8 @@ def test_trust_section_states_every_score_and_gives_each_method_its_status(evalu
     for name, (line,) in section.status.items():
         assert "[Findings](#2-findings)" in line
         for layer, record in evaluation["methods"][name]["layers"].items():
-            said = "not trusted" if not trusted(record) else "trusted"
-            where = line.split(said, 1)[1].split(";")[0] if said in line else ""
+            said = trust_status(record)
+            where = line.split(f"{said} at" if layer else said, 1)[1].split(";")[0] if said in line else ""
             assert said in line and (not layer or f"`{layer}`" in where), (name, layer, line)
 
 
@@ -178,7 +179,8 @@ def test_the_report_shows_the_scores_figure_and_status_lines(evaluation: dict, t
     assert f"Grad-CAM at `{best['layer']}`" in trust and "most families supported, then fewest refuted" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
-    assert "trusted ([Findings](#2-findings))." in saliency and "> **Checks on this run:**" in saliency
+    status = trust_status(evaluation["methods"]["saliency"]["layers"][""])
+    assert f"> **Checks on this run:** {status} ([Findings](#2-findings))." in saliency
 
 
 def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
@@ -295,10 +297,10 @@ def test_skipped_families_read_not_tested(evaluation: dict) -> None:
     assert lime[header.index("Model-parameter randomization")] == lime[header.index("Robustness")] == "not tested"
     sentence = next(line for line in body.splitlines() if line.startswith("- LIME: "))
     assert (
-        sentence.startswith("- LIME: not trusted, driven by randomization")
+        sentence.startswith("- LIME: not verified, driven by randomization")
         and "(randomization not tested: left out" in sentence
     )
-    assert "supported by" in sentence and not trusted(evaluation["methods"]["lime"]["layers"][""])
+    assert "supported by" in sentence and trust_status(evaluation["methods"]["lime"]["layers"][""]) == "not verified"
 
 
 def test_benjamini_hochberg_covers_every_test_of_the_table(evaluation: dict) -> None:
@@ -421,13 +423,18 @@ def test_the_findings_read_the_run_evaluation(evaluation: dict, tiny_run: Path, 
     evaluation = read_run(tiny_run).evaluation
     report = (build_report(tiny_run, tmp_path / "reports") / "report.md").read_text()
     findings = report.split("## 2. Findings")[1].split("\n## ")[0]
-    for name, layer, record in shown_layers(evaluation):
+    shown = shown_layers(evaluation)
+    tested = [family for family in FAMILIES
+              if any(record["verdicts"][family]["verdict"] != "not tested" for _, _, record in shown)]  # fmt: skip
+    for family in set(FAMILIES) - set(tested):
+        assert f"Not tested for any method, so not in the table: {family}: " in findings
+    for name, layer, record in shown:
         title = evaluation["methods"][name]["title"] + (f" at `{layer}`" if layer else "")
         verdicts = " | ".join(
             "not tested: too few images" if found["why"].startswith("too few images") else found["verdict"]
-            for found in (record["verdicts"][family] for family in FAMILIES)
+            for found in (record["verdicts"][family] for family in tested)
         )
-        assert f"| {title} | {verdicts} | {'yes' if trusted(record) else 'no'} |" in findings
+        assert f"| {title} | {verdicts} | {TRUST_CELLS[trust_status(record)]} |" in findings
     regions = evaluation["regions"]
     assert regions["parts"] == list(FACES_PARTS) and regions["evidence"] == ["eyes", "brows", "mouth"]
     chosen = lead_method(evaluation)

@@ -22,10 +22,9 @@ from convlens.report.findings import (
     findings,
     lead_method,
     limits,
-    trusted,
     where,
 )
-from convlens.report.trust_verdicts import overall
+from convlens.report.trust_verdicts import overall, trust_status
 from convlens.untrusted import UntrustedInputError
 
 CLASSES = ["cat", "dog"]
@@ -35,8 +34,8 @@ REFUTED = {"verdict": "not supported", "why": "worse than random maps on pointin
 SKIPPED = {"verdict": "not tested", "why": "left out by evaluate.randomization.skip"}
 
 
-def _layer(localisation=SUPPORTED, randomization=SUPPORTED, pointing=0.9) -> dict:
-    verdicts = {"localisation": localisation, "faithfulness": SUPPORTED, "randomization": randomization,
+def _layer(localisation=SUPPORTED, randomization=SUPPORTED, pointing=0.9, faithfulness=SUPPORTED) -> dict:
+    verdicts = {"localisation": localisation, "faithfulness": faithfulness, "randomization": randomization,
                 "robustness": REFUTED}  # fmt: skip
     return {"verdicts": verdicts, "localisation": {"pointing_game": {"value": pointing}}}
 
@@ -99,7 +98,7 @@ def test_the_trust_sections_sentence_follows_the_findings_rule() -> None:
         "(worse than random maps on pointing game): shown, not required."
     )
     assert overall("X", _layer(randomization=SKIPPED)).startswith(
-        "X: not trusted, driven by randomization (randomization not tested: left out by evaluate.randomization.skip)"
+        "X: not verified, driven by randomization (randomization not tested: left out by evaluate.randomization.skip)"
     )
     assert overall("X", _layer(localisation=REFUTED)).startswith("X: not trusted, driven by localisation")
     free = {"verdict": "not supported", "why": "better than the edge detector's map, but stable for free"}
@@ -111,20 +110,36 @@ def test_the_trust_sections_sentence_follows_the_findings_rule() -> None:
     )
 
 
-def test_a_layer_worse_than_random_and_a_skipped_check_are_not_trusted() -> None:
-    assert (
-        trusted(_layer()) and not trusted(_layer(localisation=REFUTED)) and not trusted(_layer(randomization=SKIPPED))
-    )
+def test_a_layer_worse_than_random_is_not_trusted_and_a_skipped_check_leaves_it_not_verified() -> None:
+    """A skipped required check is no evidence either way: 'not verified', not 'no' (LIME on FER2013, whose
+    randomization is skipped for cost, was 'not trusted' beside maps that failed their checks)."""
+    changes = ({}, {"localisation": REFUTED}, {"randomization": SKIPPED})
+    assert [trust_status(_layer(**change)) for change in changes] == ["trusted", "not trusted", "not verified"]
+    assert trust_status(_layer(randomization=SKIPPED, faithfulness=REFUTED)) == "not trusted"
     evaluation = _evaluation(layers={"layer3": _layer(localisation=REFUTED), "layer2": _layer()})
     table = believe(evaluation, "run", SECTIONS)
     assert "| Saliency at `layer3` | not supported | supported | supported | not supported | no |" in table[0]
     assert table[1].startswith("0 of 1 methods are trusted")
     evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"
     assert believe(evaluation, "run", SECTIONS)[1].startswith("1 of 1 methods is trusted")
-    skipped = _evaluation(layers={"": _layer(randomization=SKIPPED)})
-    assert (
-        "| Saliency | supported | supported | not tested | not supported | no |" in believe(skipped, "run", SECTIONS)[0]
+    skipped = believe(_evaluation(layers={"": _layer(randomization=SKIPPED)}), "run", SECTIONS)
+    assert "| Saliency | supported | supported | not supported | not verified |" in skipped[0]  # its one method
+    assert skipped[1].startswith("Not tested for any method, so not in the table: randomization: left out by")
+    assert skipped[2].endswith(
+        "Not verified (nothing refutes it, but a required check was not run: a skipped check is no evidence either "
+        "way): Saliency, randomization not tested (left out by evaluate.randomization.skip)."
     )
+
+
+def test_a_family_tested_for_no_method_leaves_the_table_with_its_reason() -> None:
+    """FER2013 has no masks: a localisation column of 'not tested' in every row becomes one sentence."""
+    untested = {"verdict": "not tested", "why": "the data has no ground-truth masks"}
+    table = believe(_evaluation(layers={"": _layer(localisation=untested)}), "run", SECTIONS)
+    assert table[0].splitlines()[0] == "| method (best layer) | faithfulness | randomization | robustness | trusted |"
+    assert (
+        table[1] == "Not tested for any method, so not in the table: localisation: the data has no ground-truth masks."
+    )
+    assert "| localisation |" in believe(_evaluation(layers={"": _layer()}), "run", SECTIONS)[0]
 
 
 def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> None:

@@ -358,8 +358,8 @@ def test_observations_name_ties_instead_of_picking_one() -> None:
     lines = observations(0.75, per_class, confusion, ["a", "b", "c", "d"])
     assert "Best recognized classes: **a**, **b** (100.0% of their test images correct, a tie)." in lines
     assert (
-        "Worst recognized classes: **c**, **d** (50.0% correct, a tie); the spread between best and worst is 50.0%."
-        in lines
+        "Worst recognized classes: **c**, **d** (50.0% correct, a tie); the spread between best and worst is "
+        "50.0 percentage points." in lines
     )
 
 
@@ -403,15 +403,17 @@ def test_the_graders_checklist_lists_every_section_in_order() -> None:
     [
         (
             np.array([[60, 10], [10, 20]]),
-            "Test accuracy 80.0% beats the majority-class baseline of 70.0% (always answering **a**;",
+            "80.0% [95% interval 71.1%-86.7%, n = 100] beats the majority-class baseline of 70.0% (always "
+            "answering **a**;",
         ),
         (
             np.array([[60, 10], [22, 8]]),
-            "Test accuracy 68.0% is not shown to beat the majority-class baseline of 70.0%",
+            "68.0% [95% interval 58.3%-76.3%, n = 100] is not shown to beat the majority-class baseline of 70.0%",
         ),
         (
             np.array([[45, 5], [5, 45]]),
-            "Test accuracy 90.0% beats the majority-class baseline of 50.0% (the test classes are balanced",
+            "90.0% [95% interval 82.6%-94.5%, n = 100] beats the majority-class baseline of 50.0% (the test "
+            "classes are balanced",
         ),
     ],
 )
@@ -420,7 +422,7 @@ def test_accuracy_is_tested_against_always_answering_the_largest_class(confusion
     accuracy = np.trace(confusion) / confusion.sum()
     per_class = {"a": confusion[0, 0] / confusion[0].sum(), "b": confusion[1, 1] / confusion[1].sum()}
     lines = observations(accuracy, per_class, confusion, ["a", "b"])
-    assert any(line.startswith(says) for line in lines), lines
+    assert any(line.startswith(f"Test accuracy {says}") for line in lines), lines
 
 
 @pytest.mark.parametrize(
@@ -434,9 +436,61 @@ def test_the_class_balanced_numbers_say_when_accuracy_leans_on_frequent_classes(
     lines = observations(0.8, {"a": 6 / 7, "b": 2 / 3}, confusion, ["a", "b"], balanced)
     line = next(line for line in lines if line.startswith("Weighing every class alike"))
     assert f"balanced accuracy (mean recall over the 2 classes) {balanced['balanced_acc']:.1%}" in line
-    assert ("the frequent classes are recognized better" in line) is says_lean
+    assert ("it counts each class by its test images" in line) is says_lean
     assert ("Accuracy is 20.0 percentage points above balanced accuracy (at least" in line) is says_lean
     assert not any("Weighing" in line for line in observations(0.8, {"a": 6 / 7, "b": 2 / 3}, confusion, ["a", "b"]))
+
+
+def test_the_accuracy_gap_is_put_down_to_the_classes_that_make_it() -> None:
+    """FER2013 in small: accuracy is above balanced accuracy because one large class is recognized well,
+    not because every frequent class beats every rare one (a mid-sized class here is worse than a small one).
+    The terms, (share - 1/classes) x recall, sum to the gap: a adds 24.8 points, b and c take 17.7 away."""
+    confusion = np.array([[85, 5, 10], [30, 5, 5], [2, 2, 16]])  # a: 100 images, 85%; b: 40, 12.5%; c: 20, 80%
+    recalls = np.diag(confusion) / confusion.sum(axis=1)
+    accuracy, balanced = np.trace(confusion) / confusion.sum(), {"balanced_acc": recalls.mean(), "macro_f1": 0.5}
+    per_class = dict(zip("abc", recalls, strict=True))
+    lines = observations(accuracy, per_class, confusion, ["a", "b", "c"], balanced)
+    line = next(line for line in lines if "Weighing" in line)
+    gap = 100 * (accuracy - recalls.mean())
+    assert f"Accuracy is {gap:.1f} percentage points above" in line
+    assert line.endswith(
+        "the class adding most to the difference: **a** (62.5% of the test images, 85.0% correct: +24.8 points)."
+    )
+    assert "frequent classes are recognized better" not in line
+
+
+@pytest.mark.parametrize(
+    ("confusion", "named"),
+    [
+        (
+            np.array([[80, 20, 0], [0, 40, 0], [0, 0, 40]]),
+            "Predicted at least 1.2 times as often as it occurs: **b** (60 predictions, 40",
+        ),
+        (
+            np.array([[100, 0, 0], [0, 30, 10], [0, 0, 40]]),
+            "at most 0.83 times as often as it occurs: **b** (30 predictions, 40 test images: 0.75x)",
+        ),
+        (np.array([[95, 5, 0], [0, 40, 0], [0, 0, 40]]), None),
+    ],
+)
+def test_classes_predicted_far_more_or_less_often_than_they_occur_are_named(
+    confusion: np.ndarray, named: str | None
+) -> None:
+    """FER2013's Sad is predicted 1.22x as often as it occurs, Fear 0.19x; b at 45/40 = 1.12x is not named."""
+    recalls = np.diag(confusion) / confusion.sum(axis=1)
+    lines = observations(0.9, dict(zip("abc", recalls, strict=True)), confusion, ["a", "b", "c"])
+    rates = [line for line in lines if line.startswith("Predicted at")]
+    assert (rates[0] if rates else None) is None if named is None else named in rates[0], lines
+
+
+def test_test_accuracy_states_its_wilson_interval() -> None:
+    """Every score states its n and its interval: 52.7% of 3,589 FER2013 test images is 51.1-54.3%."""
+    from convlens.report.observations import accuracy_interval
+
+    confusion = np.diag([1892, 1697])[:, ::-1].copy()
+    confusion[0, 0], confusion[1, 1], confusion[0, 1], confusion[1, 0] = 1892, 0, 0, 1697
+    low, high = accuracy_interval(confusion)
+    assert (round(100 * low, 1), round(100 * high, 1)) == (51.1, 54.3)
 
 
 def test_most_often_predicted_instead_names_every_class_of_a_tie() -> None:

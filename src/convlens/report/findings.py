@@ -32,6 +32,7 @@ from convlens.report.trust_verdicts import (
     REQUIRED,
     costly_images,
     short_of_model_free,
+    trust_status,
     trusted,
     verdict_cells,
 )
@@ -95,17 +96,54 @@ def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[
     """The verdict table (one row per method at its best layer) and which maps the findings use."""
     if not evaluation:
         return [f"Not evaluated: `make evaluate RUN={label}` tests the maps; until then no map is trusted."]
-    rows = [(_title(evaluation, name, layer), *verdict_cells(record), "yes" if trusted(record) else "no")
-            for name, layer, record in shown_layers(evaluation)]  # fmt: skip
-    header = ("method (best layer)", *FAMILIES, "trusted")
-    count = sum(row[-1] == "yes" for row in rows)
-    verb = "is" if count == 1 else "are"
-    rule = (f"{count} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} and not "
+    shown = shown_layers(evaluation)
+    rows = [(_title(evaluation, name, layer), *verdict_cells(record), TRUST_CELLS[trust_status(record)])
+            for name, layer, record in shown]  # fmt: skip
+    header, rows, untested = _without_untested_families(("method (best layer)", *FAMILIES, "trusted"), rows, shown)
+    counts = {status: sum(trust_status(record) == status for _, _, record in shown) for status in TRUST_CELLS}
+    verb = "is" if counts["trusted"] == 1 else "are"
+    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} and not "
             f"refuted on localisation (the checks and every layer: section {sections['trust']}).")  # fmt: skip
+    unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
+                  if trust_status(record) == "not verified"]  # fmt: skip
+    if unverified:
+        rule += (f" Not verified (nothing refutes {'it' if len(unverified) == 1 else 'them'}, but a required check was "
+                 f"not run: a skipped check is no evidence either way): {'; '.join(unverified)}.")  # fmt: skip
     beside = [line for name, layer, record in shown_layers(evaluation) if trusted(record)
               for line in [beside_model_free(_title(evaluation, name, layer), record, sections["trust"])]
               if line]  # fmt: skip
-    return [table(header, rows), rule, *beside]
+    return [table(header, rows), *untested, rule, *beside]
+
+
+def _unverified(title: str, record: Mapping[str, Any]) -> str:
+    """``LIME, randomization not tested (why)``: a map's required families that were not tested."""
+    verdicts = record.get("verdicts") or {}
+    untested = [f"{text(family)} not tested ({text((verdicts.get(family) or {}).get('why', 'not evaluated'))})"
+                for family in REQUIRED if (verdicts.get(family) or {}).get("verdict") != "supported"]  # fmt: skip
+    return f"{title}, {', '.join(untested)}"
+
+
+#: The Findings table's last column per :func:`trust_status`.
+TRUST_CELLS = {"trusted": "yes", "not trusted": "no", "not verified": "not verified"}
+
+
+def _without_untested_families(
+    header: tuple[str, ...], rows: list[tuple[str, ...]], shown: list[tuple[str, str, dict[str, Any]]]
+) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:  # fmt: skip
+    """The table without the columns of families tested for no method, and a line saying why each was not
+    (a column of "not tested" in every row says nothing a sentence cannot)."""
+    families = list(FAMILIES)
+    dropped = [index for index, family in enumerate(families)
+               if all(((record.get("verdicts") or {}).get(family) or {}).get("verdict") == "not tested"
+                      for _, _, record in shown)]  # fmt: skip
+    if not shown or not dropped:
+        return header, rows, []
+    reasons = [sorted({((record.get("verdicts") or {}).get(families[index]) or {}).get("why", "not evaluated")
+                       for _, _, record in shown}) for index in dropped]  # fmt: skip
+    lines = [f"Not tested for any method, so not in the table: {text(families[index])}: {'; '.join(map(text, why))}."
+             for index, why in zip(dropped, reasons, strict=True)]  # fmt: skip
+    keep = [column for column in range(len(header)) if column - 1 not in dropped]
+    return tuple(header[c] for c in keep), [tuple(row[c] for c in keep) for row in rows], lines
 
 
 def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> str | None:

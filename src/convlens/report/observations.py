@@ -1,6 +1,8 @@
-"""Observations derived from the test numbers: accuracy against the majority-class baseline (a one-sided
-binomial test, ``scipy.stats.binomtest``) and chance, the class-balanced numbers where the test set is
-imbalanced, a collapsed model, the best and worst classes (ties named), and the most confused class pairs.
+"""Observations derived from the test numbers: accuracy with its 95% interval and against the majority-class
+baseline (``scipy.stats.binomtest``: Wilson interval, one-sided test) and chance, the class-balanced numbers
+where the test set is imbalanced (with the classes that make the difference), classes predicted far more or
+less often than they occur, a collapsed model, the best and worst classes (ties named), and the most
+confused class pairs.
 
 Ties are broken by label order, so the same numbers always give the same sentences.
 """
@@ -17,8 +19,10 @@ from scipy.stats import binomtest
 COLLAPSE_SHARE = 0.9
 #: Accuracy "beats" the majority-class baseline when a one-sided binomial test gives p below this.
 SIGNIFICANCE = 0.05
-#: Accuracy this many points above balanced accuracy is said to come from the frequent classes.
+#: Accuracy this many points above balanced accuracy is said to lean on the classes with most test images.
 IMBALANCE_GAP = 0.05
+#: A class predicted at least this many times as often as it occurs (or at most its inverse) is named.
+PREDICTION_RATIO = 1.2
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ def most_confused_with(confusion: np.ndarray, class_names: Sequence[str], label:
     return [pair for pair in pairs if pair.count == pairs[0].count] if pairs else []
 
 
+def accuracy_interval(confusion: np.ndarray) -> tuple[float, float]:
+    """The 95% Wilson interval of the test accuracy, the diagonal's share of the confusion matrix."""
+    interval = binomtest(int(np.trace(confusion)), max(int(confusion.sum()), 1)).proportion_ci(0.95, "wilson")
+    return float(interval.low), float(interval.high)
+
+
 def collapse(confusion: np.ndarray, class_names: Sequence[str]) -> tuple[str, float] | None:
     """The class a collapsed model predicts for nearly every test image, and that share; None if not collapsed."""
     predicted = confusion.sum(axis=0)
@@ -81,7 +91,8 @@ def observations(
         return []
     collapsed = collapse(confusion, names) if confusion is not None else None
     if confusion is not None and collapsed is None:
-        lines = [_against_majority(confusion, names), *_class_balanced(test_accuracy, balanced or {}, len(names))]
+        lines = [_against_majority(confusion, names), *_class_balanced(test_accuracy, balanced or {}, confusion, names)]
+        lines += _prediction_rates(confusion, names)
     else:
         lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
@@ -111,6 +122,7 @@ def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
     binomial test of the correct count against that class's share)."""
     counts, correct = confusion.sum(axis=1), int(np.trace(confusion))
     total, largest = int(counts.sum()), int(counts.argmax())
+    low, high = accuracy_interval(confusion)
     share = counts[largest] / max(total, 1)
     p = binomtest(correct, total, share, alternative="greater").pvalue
     baseline = (f"the majority-class baseline of {share:.1%} (always answering **{names[largest]}**; uniform "
@@ -119,25 +131,72 @@ def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
         baseline = (f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer "
                     f"scores it, as does uniform guessing among {len(names)} classes)")  # fmt: skip
     test = f"one-sided binomial test on {total:,} test images, p {_p(p)}"
-    accuracy = f"Test accuracy {correct / total:.1%}"
+    accuracy = f"Test accuracy {correct / total:.1%} [95% interval {low:.1%}-{high:.1%}, n = {total:,}]"
     if p < SIGNIFICANCE:
         return f"{accuracy} beats {baseline}: {test}."
     return (f"{accuracy} is not shown to beat {baseline}: {test}, not below {SIGNIFICANCE}; the model may "
             "have learnt little beyond the class frequencies.")  # fmt: skip
 
 
-def _class_balanced(accuracy: float, balanced: Mapping[str, float | None], classes: int) -> list[str]:
-    """Balanced accuracy (mean recall) and macro-F1, and whether accuracy leans on the frequent classes."""
+def _class_balanced(
+    accuracy: float, balanced: Mapping[str, float | None], confusion: np.ndarray, names: Sequence[str]
+) -> list[str]:  # fmt: skip
+    """Balanced accuracy (mean recall) and macro-F1, and, where accuracy is well above it, the classes that
+    make the difference: class c adds (its share of the test images - 1/classes) x its recall to accuracy
+    minus balanced accuracy, so the terms sum to the gap exactly."""
     recall, f1 = balanced.get("balanced_acc"), balanced.get("macro_f1")
     if recall is None or f1 is None:
         return []
-    line = (f"Weighing every class alike: balanced accuracy (mean recall over the {classes} classes) {recall:.1%}, "
+    line = (f"Weighing every class alike: balanced accuracy (mean recall over the {len(names)} classes) {recall:.1%}, "
             f"macro-F1 {f1:.2f}.")  # fmt: skip
     if accuracy - recall >= IMBALANCE_GAP:
         gap, least = 100 * (accuracy - recall), 100 * IMBALANCE_GAP
-        line += (f" Accuracy is {gap:.1f} percentage points above balanced accuracy (at least {least:.0f}): the "
-                 "frequent classes are recognized better than the rare ones.")  # fmt: skip
+        line += (f" Accuracy is {gap:.1f} percentage points above balanced accuracy (at least {least:.0f}): it counts "
+                 "each class by its test images, balanced accuracy each class once; "
+                 f"{_gap_makers(confusion, names)}.")  # fmt: skip
     return [line]
+
+
+def _gap_makers(confusion: np.ndarray, names: Sequence[str]) -> str:
+    """The classes, largest term first, whose terms of the accuracy gap (see :func:`_class_balanced`) make
+    up at least half of it, each with its share of the test images, its recall and its term."""
+    counts = confusion.sum(axis=1)
+    shares, recalls = counts / max(counts.sum(), 1), np.diag(confusion) / np.maximum(counts, 1)
+    terms = (shares - 1 / len(names)) * recalls
+    named: list[int] = []
+    for label in np.argsort(-terms, kind="stable"):
+        if terms[named].sum() >= terms.sum() / 2 or terms[label] <= 0:
+            break
+        named.append(int(label))
+    described = ", ".join(f"**{names[label]}** ({shares[label]:.1%} of the test images, {recalls[label]:.1%} correct: "
+                          f"+{100 * terms[label]:.1f} points)" for label in named)  # fmt: skip
+    return f"the {'class' if len(named) == 1 else 'classes'} adding most to the difference: {described}"
+
+
+def _prediction_rates(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
+    """The classes predicted at least :data:`PREDICTION_RATIO` times as often as they occur, and those
+    predicted at most its inverse (a class never predicted is named on its own line)."""
+    predicted, occurring = confusion.sum(axis=0), confusion.sum(axis=1)
+    ratios = predicted / np.maximum(occurring, 1)
+    more = [label for label in range(len(names)) if occurring[label] and ratios[label] >= PREDICTION_RATIO]
+    fewer = [label for label in range(len(names))
+             if occurring[label] and predicted[label] and ratios[label] <= 1 / PREDICTION_RATIO]  # fmt: skip
+    if not more and not fewer:
+        return []
+
+    def listed(labels: list[int]) -> str:
+        return ", ".join(f"**{names[label]}** ({predicted[label]:,} predictions, {occurring[label]:,} test images: "
+                         f"{ratios[label]:.2f}x)" for label in labels)  # fmt: skip
+
+    parts = [f"Predicted at least {PREDICTION_RATIO} times as often as {_they(more)}: {listed(more)}"] if more else []
+    parts += [f"at most {1 / PREDICTION_RATIO:.2f} times as often as {_they(fewer)}: {listed(fewer)}"] if fewer else []
+    sentence = "; ".join(parts)
+    return [f"{sentence[0].upper()}{sentence[1:]}. The per-class table's precision column says how many of each "
+            "class's predictions are right."]  # fmt: skip
+
+
+def _they(labels: list[int]) -> str:
+    return "it occurs" if len(labels) == 1 else "they occur"
 
 
 def _p(p: float) -> str:
@@ -161,7 +220,7 @@ def _extremes(ranking: list[tuple[str, float]]) -> list[str]:
         f"Best recognized {_classes(top)} ({best:.1%} of {'its' if len(top) == 1 else 'their'} test images correct"
         f"{', a tie' if len(top) > 1 else ''}).",
         f"Worst recognized {_classes(bottom)} ({worst:.1%} correct{', a tie' if len(bottom) > 1 else ''}); "
-        f"the spread between best and worst is {best - worst:.1%}.",
+        f"the spread between best and worst is {100 * (best - worst):.1f} percentage points.",
     ]
 
 

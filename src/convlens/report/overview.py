@@ -12,6 +12,7 @@ from convlens.report import gallery
 from convlens.report.format import epoch, pixels, sizes, split_result
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
+from convlens.report.observations import accuracy_interval
 from convlens.report.run_data import RunData, synthetic
 
 Entries = Sequence[dict[str, Any]]
@@ -39,7 +40,7 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
         ),
         ("data used", _data_used(run)),
         ("kind of data", _data_kind(run)),
-        ("test accuracy", split_result(metrics.get("test"))),
+        ("test accuracy", _test_accuracy(run)),
         *((("published reference", REFERENCE_ACCURACY[data["name"]]),) if data["name"] in REFERENCE_ACCURACY else ()),
         (
             "best epoch",
@@ -50,6 +51,15 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
     ]
     status = [_visualization_status(run, entries, numbers), *_stale_maps(run)]
     return "\n\n".join([table(("", ""), rows), *status])
+
+
+def _test_accuracy(run: RunData) -> str:
+    """Test accuracy and loss, with the accuracy's 95% interval and n where the confusion matrix is there."""
+    result = split_result(run.metrics.get("test"))
+    if run.confusion is None or not run.metrics.get("test"):
+        return result
+    low, high = accuracy_interval(run.confusion)
+    return f"{result}; 95% interval {low:.1%}-{high:.1%}, n = {int(run.confusion.sum()):,} test images"
 
 
 #: Accuracies to read a real run's against, by dataset name (not for the synthetic demos, which have none).

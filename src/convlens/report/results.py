@@ -5,7 +5,7 @@ from __future__ import annotations
 from convlens.report.assets import CONFUSION_MATRIX, LEARNING_CURVES
 from convlens.report.format import percent, value
 from convlens.report.markdown import folded, table, text
-from convlens.report.observations import most_confused_with, observations
+from convlens.report.observations import accuracy_interval, most_confused_with, observations
 from convlens.report.run_data import RunData
 
 
@@ -25,11 +25,16 @@ def learning_progress(run: RunData) -> str:
 def results(run: RunData) -> str:
     metrics = run.metrics
     splits = [
-        (split, percent(metrics[split]["acc"]), value(metrics[split]["loss"]))
+        (
+            split,
+            percent(metrics[split]["acc"]),
+            _interval(run) if split == "test" else "-",
+            value(metrics[split]["loss"]),
+        )
         for split in ("train", "val", "test")
         if metrics.get(split)
     ]
-    parts = [table(("split", "accuracy", "loss"), splits), _results_note(run)]
+    parts = [table(("split", "accuracy", "95% interval", "loss"), splits), _results_note(run)]
     per_class = metrics.get("per_class_accuracy") or {}
     if per_class:
         parts += ["### Per-class test accuracy", _per_class_table(run, per_class)]
@@ -57,11 +62,33 @@ def confused_text(run: RunData, label: int) -> str:
 
 
 def _per_class_table(run: RunData, per_class: dict[str, float]) -> str:
+    """Per class its accuracy (recall), test images, how often it is predicted and how many of those
+    predictions are right (precision; '-' for a class never predicted), and what it is taken for."""
     rows = []
     for label, name in enumerate(run.class_names):
-        count = int(run.confusion[label].sum()) if run.confusion is not None else "?"
-        rows.append((text(name), percent(per_class.get(name)), str(count), confused_text(run, label)))
-    return table(("class", "accuracy", "test images", "most often predicted instead"), rows)
+        counts = ["?", "?", "?"]
+        if run.confusion is not None:
+            predicted = int(run.confusion[:, label].sum())
+            precision = percent(run.confusion[label, label] / predicted) if predicted else "-"
+            counts = [f"{int(run.confusion[label].sum()):,}", f"{predicted:,}", precision]
+        rows.append((text(name), percent(per_class.get(name)), *counts, confused_text(run, label)))
+    header = (
+        "class",
+        "accuracy (recall)",
+        "test images",
+        "predicted as it",
+        "precision",
+        "most often predicted instead",
+    )
+    return table(header, rows)
+
+
+def _interval(run: RunData) -> str:
+    """The test accuracy's 95% Wilson interval with its n, from the confusion matrix ('-' without one)."""
+    if run.confusion is None:
+        return "-"
+    low, high = accuracy_interval(run.confusion)
+    return f"{low:.1%}-{high:.1%} (n = {int(run.confusion.sum()):,})"
 
 
 def _results_note(run: RunData) -> str:

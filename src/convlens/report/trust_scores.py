@@ -20,13 +20,14 @@ from convlens.report.markdown import code, folded, table, text
 from convlens.report.trust_verdicts import (
     MARKS,
     MIN_IMAGES,
+    TRUST_STATUSES,
     cascade_images,
     costly_images,
     images_row,
     overall,
     score_cell,
     short_of_model_free,
-    trusted,
+    trust_status,
     verdict_cells,
 )
 
@@ -326,12 +327,11 @@ def _status(name: str, evaluation: dict[str, Any], findings: str) -> list[str]:
     verdicts themselves are said once, there)."""
     layers = evaluation["methods"][name]["layers"]
     if list(layers) == [""]:
-        verdict = "trusted" if trusted(layers[""]) else "not trusted"
-        return [f"**Checks on this run:** {verdict} ({findings})."]
-    ok = [code(layer) for layer, record in layers.items() if trusted(record)]
-    failing = [code(layer) for layer, record in layers.items() if not trusted(record)]
-    said = [f"{verdict} at {', '.join(layers)}" for verdict, layers in (("trusted", ok), ("not trusted", failing))
-            if layers]  # fmt: skip
+        return [f"**Checks on this run:** {trust_status(layers[''])} ({findings})."]
+    by_status: dict[str, list[str]] = {}
+    for layer, record in layers.items():
+        by_status.setdefault(trust_status(record), []).append(code(layer))
+    said = [f"{status} at {', '.join(by_status[status])}" for status in TRUST_STATUSES if status in by_status]
     return [f"**Checks on this run:** {'; '.join(said)} ({findings})."]
 
 

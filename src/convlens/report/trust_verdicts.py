@@ -79,22 +79,37 @@ def costly_images(sample: dict[str, Any]) -> int | None:
 REQUIRED = ("faithfulness", "randomization")
 
 
+#: The statuses :func:`trust_status` gives, in the order the report lists them.
+TRUST_STATUSES = ("trusted", "not verified", "not trusted")
+
+
+def trust_status(record: dict[str, Any]) -> str:
+    """A layer record's status: ``trusted`` when every :data:`REQUIRED` family supports it and localisation
+    does not refute it; ``not verified`` when nothing refutes it but a required family was not tested (a
+    skipped check is no evidence either way); ``not trusted`` otherwise. Robustness is shown, not required:
+    the Findings' class means average its per-image noise away."""
+    verdicts = {family: (record.get("verdicts") or {}).get(family) or {} for family in FAMILIES}
+    found = [verdicts[family].get("verdict", "not tested") for family in REQUIRED]
+    if "not supported" in found or verdicts["localisation"].get("verdict") == "not supported":
+        return "not trusted"
+    return "trusted" if all(verdict == "supported" for verdict in found) else "not verified"
+
+
 def trusted(record: dict[str, Any]) -> bool:
-    """A layer record's verdicts: every :data:`REQUIRED` family supports it, localisation does not refute it.
-    Robustness is shown, not required: the Findings' class means average its per-image noise away."""
-    verdicts = record.get("verdicts") or {}
-    required = all((verdicts.get(family) or {}).get("verdict") == "supported" for family in REQUIRED)
-    return required and (verdicts.get("localisation") or {}).get("verdict") != "not supported"
+    """:func:`trust_status` is ``trusted``."""
+    return trust_status(record) == "trusted"
 
 
 def overall(label: str, record: dict[str, Any]) -> str:
-    """One sentence by the rule of :func:`trusted`, the Findings' rule: the families that decide are named
-    with why; the others follow as supporting, as not supporting with why (a ✓ in a family the verdict
+    """One sentence by the rule of :func:`trust_status`, the Findings' rule: the families that decide are
+    named with why; the others follow as supporting, as not supporting with why (a ✓ in a family the verdict
     still calls not supported, e.g. robustness that is stable for free, needs its reason), or as shown
     but not required."""
     verdicts = {family: record.get("verdicts", {}).get(family) or {"verdict": "not tested", "why": "not evaluated"}
                 for family in FAMILIES}  # fmt: skip
-    deciding = [family for family in REQUIRED if verdicts[family]["verdict"] != "supported"]
+    status = trust_status(record)
+    refuting = "not supported" if status == "not trusted" else "not tested"
+    deciding = [family for family in REQUIRED if verdicts[family]["verdict"] == refuting]
     deciding += ["localisation"] if verdicts["localisation"]["verdict"] == "not supported" else []
     supported = [family for family, found in verdicts.items() if found["verdict"] == "supported"]
     if deciding:
@@ -102,7 +117,7 @@ def overall(label: str, record: dict[str, Any]) -> str:
         backed = f"; supported by {_names(supported)}" if supported else ""
         refuted = "".join(f"; {text(family)} not supported ({text(found['why'])})" for family, found in verdicts.items()
                           if found["verdict"] == "not supported" and family != deciding[0])  # fmt: skip
-        return (f"{label}: not trusted, driven by {_names(deciding)} ({text(deciding[0])} {text(first['verdict'])}: "
+        return (f"{label}: {status}, driven by {_names(deciding)} ({text(deciding[0])} {text(first['verdict'])}: "
                 f"{text(first['why'])}){backed}{refuted}.")  # fmt: skip
     aside = [family for family in verdicts if family not in supported and family != "localisation"]
     shown = "".join(f"; {text(family)} {text(verdicts[family]['verdict'])} ({text(verdicts[family]['why'])}): shown, "
