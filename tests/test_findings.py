@@ -196,6 +196,10 @@ def test_convergence_flips_with_the_validation_trend() -> None:
                         "test images (16 for the costly methods).")  # fmt: skip
     whole = _evaluation() | {"sample": {"images": 64, "costly_images": 64}}
     assert limits(_run([[1, 0], [0, 1]], [0.5, 0.7, 0.7], whole))[-1].endswith("maps scored on 64 test images.")
+    whole["settings"] = {"randomization": {"images": 16}, "robustness": {"images": 16}, "localisation": {"seed": 0}}
+    assert limits(_run([[1, 0], [0, 1]], [0.5, 0.7, 0.7], whole))[-1].endswith(
+        "maps scored on 64 test images (randomization and robustness on 16 of them)."
+    )
 
 
 def test_part_shares_sum_to_one_and_a_zero_map_gives_the_areas() -> None:

@@ -525,15 +525,16 @@ def test_the_learning_progress_says_whether_training_converged(val: list[float],
     assert lines[0].startswith(says) and len(lines) == 1
 
 
-def test_a_model_below_its_validation_accuracy_in_training_is_called_underfit() -> None:
-    """FER2013 after 4 epochs: train 51% < validation 53% is underfitting, not success."""
+def test_a_training_accuracy_below_validation_is_explained_not_called_underfitting() -> None:
+    """FER2013 after 3 epochs: a running training accuracy on augmented batches with dropout (48.5%) below
+    validation (51.9%) is what augmentation and dropout do, not evidence of underfitting."""
     from convlens.report.convergence import convergence
 
     lines = convergence([0.45, 0.53], 1, {"train": {"acc": 0.51}, "val": {"acc": 0.53}})
-    assert lines[-1].startswith("**Underfits:** training accuracy 51.0%")
-    assert "is 2.0 percentage points below validation accuracy 53.0% (more than 1.0 percentage points)" in lines[-1]
+    assert lines[-1].startswith("Training accuracy 51.0% trails validation accuracy 53.0% by 2.0 percentage points")
+    assert "no evidence of underfitting" in lines[-1] and not any("**Underfits" in line for line in lines)
     assert not any(
-        "Underfits" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.6}, "val": {"acc": 0.53}})
+        "trails" in line for line in convergence([0.45, 0.53], 1, {"train": {"acc": 0.525}, "val": {"acc": 0.53}})
     )
 
 

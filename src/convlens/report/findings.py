@@ -280,9 +280,25 @@ def limits(run: RunData) -> list[str]:
     evaluated = (run.evaluation or {}).get("sample") or {}
     costly = costly_images(evaluated)
     fewer = f" ({costly} for the costly methods)" if costly is not None else ""
-    sample = f"maps scored on {evaluated['images']} test images{fewer}" if evaluated else "maps not scored"
+    sample = (
+        f"maps scored on {evaluated['images']} test images{fewer}{_recomputed(run.evaluation)}"
+        if evaluated
+        else "maps not scored"
+    )
     lines.append(f"Limits: {data}; {epochs} epoch{'' if epochs == 1 else 's'}; {sample}.")
     return [f"- {line}" for line in lines]
+
+
+def _recomputed(evaluation: Mapping[str, Any]) -> str:
+    """`` (randomization and robustness on 16 of them)``: the families whose settings give them fewer images
+    (those that compute maps again per step or noise draw), grouped by count."""
+    counts: dict[int, list[str]] = {}
+    for family, settings in (evaluation.get("settings") or {}).items():
+        images = settings.get("images") if isinstance(settings, Mapping) else None
+        if isinstance(images, int) and images < evaluation["sample"]["images"]:
+            counts.setdefault(images, []).append(text(family))
+    said = [f"{' and '.join(families)} on {count} of them" for count, families in sorted(counts.items())]
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],

@@ -15,7 +15,7 @@ def learning_progress(run: RunData) -> str:
         return "The run's TensorBoard events hold no per-epoch training scalars."
     tags = ("train/loss", "train/acc", "val/loss", "val/acc", *((curves.lr_tag,) if curves.lr_tag else ()))
     rows = [(epoch, *(value(curves.values[tag][i]) for tag in tags)) for i, epoch in enumerate(curves.epochs)]
-    header = ("epoch", *(text(tag) if tag != curves.lr_tag else "learning rate" for tag in tags))
+    header = ("epoch", *(text(tag) if tag != curves.lr_tag else "learning rate (at the epoch's start)" for tag in tags))
     figure = f"![Learning curves]({LEARNING_CURVES})"
     note = ("From the TensorBoard event files in `tensorboard/` (epochs counted from 1); whether training converged "
             "is said in the Findings.")  # fmt: skip
