@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -112,3 +114,28 @@ def test_a_channel_the_ascent_never_raises_is_a_failed_image_named_in_the_notes(
     assert notes[-1].startswith("stem.relu: 1 of 2 channel images failed (channels [3])")
     working = maximize_channels(model, "stem.relu", [1], (48, 48), AscentParams(steps=4))
     assert LayerMaximizations({"stem.relu": working}, {"stem.relu": "chosen by hand"}).notes() == ["chosen by hand"]
+
+
+def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_red() -> None:
+    """FER2013's Disgust class model ended at logit -0.23 without a word: a class-model image the model gives
+    under 0.5 of its class is failed. A class whose logit is held far below the others cannot reach it."""
+    torch.manual_seed(0)
+    model = FerCNN(3, 1, widths=(8, 16, 32, 64)).eval()
+    model.head.fc2.bias.data[1] = -100.0  # class 1 loses to the others on any image
+    found = class_model_images(model, range(3), 48, AscentParams(steps=16))
+    with torch.no_grad():
+        expected = torch.softmax(model(found.images), dim=1).diagonal()
+    assert torch.allclose(found.probabilities, expected, atol=1e-6)
+    assert 1 in found.failed() and all(found.probabilities[row] < 0.5 for row in found.failed())
+    assert found.notes()[0].startswith(f"{len(found.failed())} of 3 class-model images failed (classes [")
+    assert found.scores(None) == {"median_class_probability": round(float(found.probabilities.median()), 3)}
+    from types import SimpleNamespace
+
+    from convlens.figures.activation_max import draw_class_model
+
+    figure = draw_class_model(found, SimpleNamespace(title="t", class_names=["a", "b", "c"]), None)[0].figure()
+    titles = {axes.get_title(): axes.title.get_color() for axes in figure.axes if axes.get_title()}
+    failed = next(title for title in titles if title.startswith("b: "))
+    assert failed.endswith(", failed") and titles[failed] == "red"
+    confident = replace(found, probabilities=torch.full((3,), 0.9))
+    assert confident.failed() == [] and confident.notes() == []

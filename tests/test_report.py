@@ -653,3 +653,22 @@ def test_the_trust_table_says_where_a_layers_maps_are_flat() -> None:
     assert _layer_cell(Row("grad_cam", "Grad-CAM", "layer3", {"flat": 0.0875})) == "`layer3` (flat on 9%)"
     assert _layer_cell(Row("grad_cam", "Grad-CAM", "layer2", {"flat": 0.0})) == "`layer2`"
     assert _layer_cell(Row("saliency", "Saliency", "", {})) == "-"
+
+
+@pytest.mark.parametrize(("searched", "says"), [(1000, True), (None, False), (5000, False)])
+def test_the_summary_says_when_figure_images_come_from_part_of_the_split(searched: int | None, says: bool) -> None:
+    """FER2013's 'most confident mistakes' are those of the first 1,000 of 3,589 test images."""
+    from types import SimpleNamespace
+
+    from convlens.report.overview import _candidates
+
+    run = SimpleNamespace(
+        manifest={"selection": {"split": "test", "max_candidates": searched}},
+        metrics={"data": {"sizes": {"test": 3589}}},
+    )
+    found = _candidates(run)
+    assert (
+        found == ", of images chosen among the first 1,000 of the 3,589 test images (the visualize setting "
+        "`selection.max_candidates`; the most confident mistakes and the clearest hits shown are theirs)"
+    ) is says
+    assert says or found == ""

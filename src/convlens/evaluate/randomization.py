@@ -217,13 +217,22 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
         return (f"{kept}, more than the larger of two randomised models' and an edge map's similarity plus "
                 f"{sensitivity['margin']:g} ({structure}): part of it survives the weights")  # fmt: skip
     if sensitivity["verdict"] == "level":
-        return f"{kept}, not shown to lie below {threshold:g} on these images"
+        return f"{kept}{_undecided(sensitivity, threshold)}"
     if first_stage is not None and first_stage["verdict"] != "above":
         return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
-                f"{_two_places(first_stage['value'])}, not shown to lie below {threshold:g} on these images: whether "
-                "it shows what the model decides with is not shown (Adebayo et al.'s top-layer check)")  # fmt: skip
+                f"{_two_places(first_stage['value'])}{_undecided(first_stage, threshold)}: whether it shows what the "
+                "model decides with is undecided (Adebayo et al.'s top-layer check)")  # fmt: skip
     return (f"{kept}, below {threshold:g} and within {sensitivity['margin']:g} of what two randomised models' maps "
             f"or an edge map share ({structure} with the margin): it changes with the weights")  # fmt: skip
+
+
+def _undecided(cell: dict[str, Any], threshold: float) -> str:
+    """`` (above 0.5 on average, but not significantly either way: adjusted p = 0.07)``: a cell whose test
+    against the threshold marks neither side, with the side its mean lies on."""
+    side = "above" if cell["value"] >= threshold else "below"
+    adjusted = cell["against"]["threshold"].get("p_adjusted")
+    shown = "" if adjusted is None else f": adjusted p = {adjusted:.2g}"
+    return f" ({side} {threshold:g} on average, but not significantly either way{shown})"
 
 
 def _two_places(value: float | None) -> str:

@@ -12,20 +12,25 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convlens.explain.activation_max import ActivationMaxParams, ClassModelParams, LayerMaximizations, Maximization
+from convlens.explain.activation_max import ActivationMaxParams, ClassModelParams, ClassModels, LayerMaximizations
 from convlens.figures.grid import Column, corner_label, grid_figure
 from convlens.figures.panels import hwc, new_figure, show_image, unit_range
 from convlens.figures.shown import Drawn, Shown
 
 
-def image_grid_figure(images: np.ndarray, labels: Sequence[str], title: str, columns: int = 4) -> Figure:
-    """Synthesized images (N, H, W, C), e.g. activation maximization or class models, in a grid."""
+def image_grid_figure(
+    images: np.ndarray, labels: Sequence[str], title: str, columns: int = 4, colours: Sequence[str | None] = ()
+) -> Figure:  # fmt: skip
+    """Synthesized images (N, H, W, C), e.g. activation maximization or class models, in a grid; a label
+    with a colour in ``colours`` (by position) is drawn in it."""
     columns = min(columns, len(images))
     figure, axes = new_figure(-(-len(images) // columns), columns, title)
     for ax in axes.flat[len(images) :]:
         ax.set_axis_off()
-    for ax, image, label in zip(axes.flat, images, labels, strict=False):
+    for index, (ax, image, label) in enumerate(zip(axes.flat, images, labels, strict=False)):
         show_image(ax, unit_range(image), label)
+        if index < len(colours) and colours[index]:
+            ax.title.set_color(colours[index])
     return figure
 
 
@@ -55,9 +60,14 @@ def draw_activation_maximization(result: LayerMaximizations, shown: Shown, param
     return [Drawn("channels", figure, layer=layers)]
 
 
-def draw_class_model(result: Maximization, shown: Shown, params: ClassModelParams) -> list[Drawn]:
-    """One grid: each class's image, labelled with the logit it reached."""
-    reached = zip(result.targets.tolist(), result.final_activation.tolist(), strict=True)
-    labels = [f"{shown.class_names[c]}: {a:.3g}" for c, a in reached]
-    title = f"{shown.title} (class: logit reached)"
-    return [Drawn("classes", partial(image_grid_figure, hwc(result.images), labels, title, 5))]
+def draw_class_model(result: ClassModels, shown: Shown, params: ClassModelParams) -> list[Drawn]:
+    """One grid: each class's image, labelled with the logit it reached and the probability the model gives
+    it for the class; a failed one (:meth:`ClassModels.failed`) says so in red."""
+    failed = set(result.failed())
+    probabilities = result.probabilities.tolist() if result.probabilities is not None else [None] * len(result.targets)
+    reached = zip(result.targets.tolist(), result.final_activation.tolist(), probabilities, strict=True)
+    labels = [f"{shown.class_names[c]}: {a:.3g}" + ("" if p is None else f", p {p:.2f}") for c, a, p in reached]
+    labels = [label + (", failed" if row in failed else "") for row, label in enumerate(labels)]
+    colours = ["red" if row in failed else None for row in range(len(labels))]
+    title = f"{shown.title} (class: logit reached, probability of the class)"
+    return [Drawn("classes", partial(image_grid_figure, hwc(result.images), labels, title, 5, colours))]

@@ -30,8 +30,8 @@ CURVE_HEIGHT = 2.6
 LABEL_INCHES = 1.5
 LABEL_CHARACTERS = 24
 TOP_INCHES = 0.55
-BAR_INCHES = 0.7
-CURVE_MARGINS = {"left": 0.55, "bottom": 0.45, "top": 0.35}
+BAR_INCHES = 0.9
+CURVE_MARGINS = {"left": 0.55, "bottom": 0.45, "top": 0.5}
 LEGEND_INCHES = 1.8
 MARGIN = 0.1
 
@@ -45,7 +45,8 @@ def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
             label = f"{registry.title(name)} {layer}".strip()
             rows[label] = maps
             curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
-    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, cascade.images)
+    threshold = evaluation["settings"]["randomization"].get("similar_above")
+    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, cascade.images, threshold)
 
 
 def cascade_figure(
@@ -55,10 +56,12 @@ def cascade_figure(
     curves: Mapping[str, Mapping[str, Sequence[float | None]]],
     title: str = "",
     images: int | None = None,
+    threshold: float | None = None,
 ) -> Figure:
     """``rows``: per label (e.g. ``Grad-CAM layer4``) the trained map then one (H, W) map per stage in
     ``stages``, all of the ``image`` that ``title`` names; ``curves``: per label the ``spearman`` and
-    ``ssim`` means per stage over ``images`` images (None where a map is flat and has nothing to compare)."""
+    ``ssim`` means per stage over ``images`` images (None where a map is flat and has nothing to compare);
+    ``threshold``: the Spearman above which a map is not shown to depend on the weights, drawn as a line."""
     columns = ["input", "trained", *(f"+ {stage}" for stage in stages)]
     width = max(PANEL * len(columns) + LABEL_INCHES + 2 * MARGIN, 7.5)
     height = TOP_INCHES + PANEL * len(rows) + BAR_INCHES + CURVE_HEIGHT
@@ -73,9 +76,9 @@ def cascade_figure(
     _map_grid(figure, maps, image, rows, [textwrap.fill(f"input: {title}", 18) if title else "input", *columns[1:]])
     plots = figure.add_gridspec(
         1, 2, left=CURVE_MARGINS["left"] / width, right=1 - LEGEND_INCHES / width,
-        bottom=CURVE_MARGINS["bottom"] / height, top=(CURVE_HEIGHT - CURVE_MARGINS["top"]) / height, wspace=0.2,
+        bottom=CURVE_MARGINS["bottom"] / height, top=(CURVE_HEIGHT - CURVE_MARGINS["top"]) / height, wspace=0.3,
     )  # fmt: skip
-    _similarity_curves(figure, plots, curves, stages, images)
+    _similarity_curves(figure, plots, curves, stages, images, threshold)
     return figure
 
 
@@ -119,9 +122,11 @@ def _similarity_curves(
     curves: Mapping[str, Mapping[str, Sequence[float | None]]],
     stages: Sequence[str],
     images: int | None,
+    threshold: float | None,
 ) -> None:
     """One line per map; ten distinct colours (not tab20's light and dark pairs of one hue, which read as
-    one method), solid for the first ten and dashed after."""
+    one method), solid for the first ten and dashed after; the verdict's threshold dotted on the Spearman
+    panel, so that a reader sees which maps stay above it."""
     axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
     steps = np.arange(len(stages))
     colours = colormaps["tab10"].colors
@@ -136,6 +141,10 @@ def _similarity_curves(
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
         axis.set_ylim(lowest, 1.05)
         axis.axhline(0, color="0.6", linewidth=0.8)
-        axis.set_title(f"{title} to the trained model's map{over}", fontsize=8)
+        limit = ""
+        if metric == "spearman" and threshold is not None:
+            axis.axhline(threshold, color="0.2", linewidth=0.9, linestyle=":")
+            limit = f"; dotted: {threshold:g} (above it: not shown to depend on the weights)"
+        axis.set_title(textwrap.fill(f"{title} to the trained model's map{over}{limit}", 44), fontsize=8)
         axis.tick_params(labelsize=7)
     axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -14,6 +14,7 @@ from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
 from convlens.report.observations import accuracy_interval
 from convlens.report.run_data import RunData, synthetic
+from convlens.rundir import DEFAULT_SPLIT
 
 Entries = Sequence[dict[str, Any]]
 #: Report stage excluded from stage times: its own time is recorded only after the report is written.
@@ -133,8 +134,23 @@ def _visualization_status(run: RunData, entries: Entries, numbers: Mapping[str, 
         if gallery.missing_methods(section, entries, ran)
     ]
     if not incomplete:
-        return f"Visualizations: {len(entries)} figures in sections {span}."
+        return f"Visualizations: {len(entries)} figures in sections {span}{_candidates(run)}."
     return f"**Visualizations incomplete** in sections {', '.join(incomplete)}; each names what is missing."
+
+
+def _candidates(run: RunData) -> str:
+    """``, of images chosen among the first 1,000 of the 3,589 test images (...)`` where the visualize stage
+    searched only part of its split: its "most confident mistake" is that part's, not the split's."""
+    selection = (run.manifest or {}).get("selection") or {}
+    split, searched = selection.get("split", DEFAULT_SPLIT), selection.get("max_candidates")
+    total = (run.metrics.get("data", {}).get("sizes") or {}).get(split)
+    if not isinstance(searched, int) or not isinstance(total, int) or searched >= total:
+        return ""
+    return (
+        f", of images chosen among the first {searched:,} of the {total:,} {gallery.split_images(split)} "
+        "(the visualize setting `selection.max_candidates`; the most confident mistakes and the clearest hits "
+        "shown are theirs)"
+    )
 
 
 def _data_table(run: RunData) -> str:
