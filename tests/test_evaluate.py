@@ -190,6 +190,10 @@ def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny
     manifest.write_text(json.dumps(drawn | {"seconds_total": drawn["seconds_total"] + 1}))  # visualized again
     report = (build_report(copy, tmp_path / "reports") / "report.md").read_text()
     assert "**Stale:**" in report and "**Checks on this run:**" not in report
+    findings = report.split("## 2. Findings")[1].split("\n## ")[0]
+    stale = "The evaluation is stale (`visualizations/manifest.json` changed since it read it): `make evaluate"
+    assert stale in findings
+    assert "Not measured without a current evaluation" in findings and "has no part maps" not in findings
 
 
 def test_a_malformed_evaluation_is_named_with_the_fix(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
     evaluation = None if run.evaluation_stale else run.evaluation
     try:
         chosen = lead_method(evaluation)
-        parts = ["### Which maps to believe", *believe(evaluation, run.label, sections),
+        parts = ["### Which maps to believe", *believe(evaluation, run.label, sections, run.evaluation_stale),
                  "### Where the model looks", *where(evaluation, chosen, run.class_names, sections),
                  "### What it confuses", *confuses(run, evaluation, chosen),
                  "### Converged? Limits", *limits(run)]  # fmt: skip
@@ -92,10 +92,15 @@ def lead_method(evaluation: Mapping[str, Any] | None) -> tuple[str, str] | None:
     return name, layer
 
 
-def believe(evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[str, int]) -> list[str]:
-    """The verdict table (one row per method at its best layer) and which maps the findings use."""
+def believe(
+    evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[str, int], stale: Sequence[str] = ()
+) -> list[str]:  # fmt: skip
+    """The verdict table (one row per method at its best layer) and which maps the findings use; without a
+    current evaluation, why (none, or ``stale``: the run files that changed since it read them)."""
     if not evaluation:
-        return [f"Not evaluated: `make evaluate RUN={label}` tests the maps; until then no map is trusted."]
+        why = (f"The evaluation is stale ({', '.join(code(path) for path in stale)} changed since it read "
+               f"{'it' if len(stale) == 1 else 'them'})" if stale else "Not evaluated")  # fmt: skip
+        return [f"{why}: `make evaluate RUN={label}` tests the maps; until then no map is trusted."]
     shown = shown_layers(evaluation)
     rows = [(_title(evaluation, name, layer), *verdict_cells(record), TRUST_CELLS[trust_status(record)])
             for name, layer, record in shown]  # fmt: skip
@@ -172,7 +177,9 @@ def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> st
 def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
           sections: Mapping[str, int]) -> list[str]:  # fmt: skip
     """Per class, the lead method's share of each part against its area, and the parts above their area."""
-    regions = (evaluation or {}).get("regions")
+    if not evaluation:
+        return ["Not measured without a current evaluation (see above)."]
+    regions = evaluation.get("regions")
     if not regions:
         return ["The data has no part maps, so where the model looks cannot be measured here: the comparison "
                 f"figure in section {sections['trust']} shows it, unscored."]  # fmt: skip
