@@ -87,7 +87,15 @@ TOY = FamilySpec(
     title="Concentration",
     score=f"{__name__}:concentration",
     settings=f"{__name__}:ConcentrationParams",
-    metrics=(Metric("concentration", "concentration", "higher", "its mass is spread more than a random map's"),),
+    metrics=(
+        Metric(
+            "concentration",
+            "concentration",
+            "higher",
+            "its mass is spread more than a random map's",
+            "share of the map in its densest tenth",
+        ),
+    ),
 )
 
 

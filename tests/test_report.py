@@ -672,3 +672,15 @@ def test_the_summary_says_when_figure_images_come_from_part_of_the_split(searche
         "`selection.max_candidates`; the most confident mistakes and the clearest hits shown are theirs)"
     ) is says
     assert says or found == ""
+
+
+def test_the_trust_section_defines_every_score_it_shows() -> None:
+    """Grader review: ROAD, deletion AUC and max-sensitivity were never defined where they are used."""
+    from convlens.evaluation_registry import scored_metrics
+    from convlens.report.trust_scores import _glossary
+
+    glossary = _glossary()
+    for _, metric in scored_metrics():
+        assert metric.means, f"{metric.key}: give the metric its one-line meaning (Metric.means)"
+        assert f"| {metric.label} | {metric.means} | {metric.better} |" in glossary
+    assert "| Spearman head → all |" in glossary

@@ -20,13 +20,15 @@ from typing import Literal
 @dataclass(frozen=True)
 class Metric:
     """One score of a family, as the report's trust table shows it: its key in the family's record,
-    its column ``label``, which direction is ``better`` and the sentence saying what a score
-    ``worse`` than random maps' means (the report prints it where a map does so)."""
+    its column ``label``, which direction is ``better``, the sentence saying what a score ``worse``
+    than random maps' means (the report prints it where a map does so), and what it ``means`` in one
+    line (the report's glossary)."""
 
     key: str
     label: str
     better: Literal["higher", "lower"]
     worse: str
+    means: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,22 +99,26 @@ _family(
     "Localisation",
     "LocalisationParams",
     Metric("pointing_game", "pointing game", "higher", "its peak lies on the class evidence less often than a "
-           "random map's"),
+           "random map's", "share of images whose map peaks on the object (its ground-truth mask)"),
     Metric("relevance_mass", "relevance mass", "higher", "less of its mass lies on the class evidence than a "
-           "random map's"),
+           "random map's", "share of the map's total value that lies on the object"),
     Metric("rank_accuracy", "rank accuracy", "higher", "fewer of its top pixels lie on the class evidence than a "
-           "random map's"),
+           "random map's", "share of the map's top pixels (as many as the object has) that lie on the object"),
 )  # fmt: skip
 _family(
     "faithfulness",
     "Faithfulness",
     "FaithfulnessParams",
     Metric("deletion_auc", "deletion AUC", "lower", "deleting its top pixels lowers the class probability more "
-           "slowly than deleting random pixels"),
+           "slowly than deleting random pixels", "area under the class probability as the map's top pixels are "
+           "removed, tile by tile: a faithful map makes it fall fast"),
     Metric("insertion_auc", "insertion AUC", "higher", "inserting its top pixels restores the class probability "
-           "more slowly than inserting random pixels"),
+           "more slowly than inserting random pixels", "area under the class probability as the map's top pixels "
+           "are put back into a blurred copy: a faithful map makes it rise fast"),
     Metric("road", "ROAD", "higher", "removing its top pixels (with debiased imputation) hurts the prediction less "
-           "than removing random pixels"),
+           "than removing random pixels", "class probability after removing the map's least relevant pixels minus "
+           "after removing its most relevant ones, the gaps filled from their neighbours so that their shape "
+           "does not give them away"),
     long_running=True,
 )  # fmt: skip
 _family(
@@ -131,6 +137,7 @@ _family(
         "max-sensitivity",
         "lower",
         "it moves more under small input noise than the edge detector's map of the same noisy images",
+        "the largest change of the map (relative) over small random changes of the input: a steady map scores low",
     ),
     recomputes=True,
     long_running=True,

@@ -56,7 +56,7 @@ def scores_section(evaluation: dict[str, Any] | None, figure: str | None = None,
     if evaluation is None:
         return TrustSection(f"The maps of this run are not evaluated yet: run `make evaluate RUN={run_label}`.")
     rows = [row for name, method in evaluation["methods"].items() for row in _rows(name, method)]
-    parts = [f"The verdicts are in {findings}; every score behind them is folded below."]
+    parts = [f"The verdicts are in {findings}; every score behind them is folded below.", _glossary()]
     if figure:
         parts += ["### Randomization cascade", f"![Cascading model-parameter randomization]({figure})", CASCADE_NOTE]
     detail = [_intro(evaluation), _table(evaluation, rows)]
@@ -91,6 +91,22 @@ def _costly(sample: dict[str, Any]) -> str:
     """The clause naming the costly methods' smaller sample, where they had one."""
     fewer = costly_images(sample)
     return f"; costly methods on the first {fewer}" if fewer is not None else ""
+
+
+#: The cascade's columns, which are not registered metrics (the family shows them its own way).
+CASCADE_COLUMNS = (
+    ("Spearman head → all", "lower",
+     "rank correlation of the map with the trained model's map after the head alone, then every stage, is "
+     "re-initialised: a map that shows what the model learnt loses its resemblance"),
+    ("SSIM head → all", "lower", "the same comparison by structural similarity (shown, not tested)"),
+)  # fmt: skip
+
+
+def _glossary() -> str:
+    """What each column of the table measures and which direction is better, from the family registry."""
+    rows = [(metric.label, text(metric.means), metric.better) for _, metric in scored_metrics() if metric.means]
+    rows += [(label, text(means), better) for label, better, means in CASCADE_COLUMNS]
+    return "**What each score measures**\n\n" + table(("score", "what it measures", "better"), rows)
 
 
 def _intro(evaluation: dict[str, Any]) -> str:
