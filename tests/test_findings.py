@@ -333,5 +333,15 @@ def test_another_trusted_map_that_names_other_parts_is_said() -> None:
         "- Saliency at `layer3`, also trusted, favours the same parts for 1 of 2 classes; it differs on dog (it "
         "names none; the lead map object)."
     ]
+    shares["layer3"]["1"] |= {"images": 2, "flat": 7}  # FER2013's Grad-CAM layer3: flat on 7 of 9 Sad images
+    assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
+        "- Saliency at `layer3`, also trusted, favours the same parts for 1 of 1 classes; it is flat (zero or "
+        "constant: no location) on 7 of 9 dog images."
+    ]
+    shares["layer3"]["0"] |= {"images": 3, "flat": 7}
+    assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
+        "- Saliency at `layer3`, also trusted, cannot be compared; it is flat (zero or constant: no location) on 7 of "
+        "10 cat images, 7 of 9 dog images."
+    ]
     evaluation["methods"]["saliency"]["layers"]["layer3"] = _layer(randomization=REFUTED)
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [], "an untrusted map is not compared"
