@@ -111,7 +111,8 @@ SECTIONS: tuple[Section, ...] = (
         "smoothgrad",
         "SmoothGrad",
         "SmoothGrad (Smilkov et al. 2017): the gradient averaged over noisy copies of the image, meant to "
-        "average out its speckle.",
+        "average out its speckle; beside it, guided SmoothGrad, the same average of guided-backprop gradients "
+        "(shown only: the checks of section 6 score the vanilla map).",
     ),
     Section(
         "contributions",
