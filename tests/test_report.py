@@ -684,3 +684,18 @@ def test_the_trust_section_defines_every_score_it_shows() -> None:
         assert metric.means, f"{metric.key}: give the metric its one-line meaning (Metric.means)"
         assert f"| {metric.label} | {metric.means} | {metric.better} |" in glossary
     assert "| Spearman head → all |" in glossary
+
+
+def test_a_folded_group_showing_part_of_the_images_says_how_many_of_them() -> None:
+    """FER2013's LIME shows 1 of the 7 most confident mistakes: '(1)' read as if it were all of them."""
+    from convlens.report.gallery import group_sizes, method_block
+
+    def entry(method: str, count: int) -> dict:
+        images = [{"image_index": i, "group": "mistake", "class": "a"} for i in range(count)]
+        return {"method": method, "file": f"{method}/mistake.png", "images": images}
+
+    entries = [entry("saliency", 7), entry("lime", 1)]
+    sizes = group_sizes(entries)
+    assert sizes == {"mistake": 7}
+    assert "its most confident mistake (1 of 7)</summary>" in method_block("lime", [entries[1]], {}, group_sizes=sizes)
+    assert "its most confident mistake (7)</summary>" in method_block("saliency", [entries[0]], {}, group_sizes=sizes)

@@ -8,7 +8,7 @@ called by the split they come from (the manifest's ``split``: test, validation o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from convlens import registry
@@ -79,11 +79,13 @@ def method_block(
     split: str = DEFAULT_SPLIT,
     said: Collection[str] = (),
     classes: Sequence[str] = (),
+    group_sizes: Mapping[str, int] | None = None,
 ) -> str:
     """A method's heading, its settings, notes and run time from the manifest, the line saying where its
     maps are trusted on this run, and its figures (of images of ``split``, of the run's ``classes``);
     repeated detail (mistakes, a further view of the model alone, a ``detail`` method's charts) folded into
-    <details>; notes in ``said`` are left out (the section says them once)."""
+    <details>; notes in ``said`` are left out (the section says them once); a folded group that shows fewer
+    images than ``group_sizes`` (per group, the most any figure of the run shows) says "1 of 7"."""
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
     parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", []) if str(note) not in said]
@@ -94,7 +96,8 @@ def method_block(
         description = description.format(images=split_images(split))
         shown = figure(entry, split, classes)
         if fold:
-            shown = folded(f"{description} ({len(entry.get('images') or [])})", shown)
+            count, whole = len(entry.get("images") or []), (group_sizes or {}).get(kind or "", 0)
+            shown = folded(f"{description} ({count}{f' of {whole}' if whole > count else ''})", shown)
         elif registry.METHODS[method].detail or (kind is None and position > 0):  # a chart, a further view
             shown = folded("the figure", shown)
         parts.append(shown)
@@ -105,6 +108,16 @@ def figure(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[
     """A manifest entry's image link and, when there is anything to say, its caption."""
     parts = (f"![{text(_alt(entry, split))}]({visualization_link(entry)})", caption(entry, split, classes))
     return "\n\n".join(part for part in parts if part)
+
+
+def group_sizes(entries: Entries) -> dict[str, int]:
+    """Per group of images, the most images any figure of the run shows of it (a costly method may show a few)."""
+    sizes: dict[str, int] = {}
+    for entry in entries:
+        kind = group(entry)
+        if kind is not None:
+            sizes[kind] = max(sizes.get(kind, 0), len(entry.get("images") or []))
+    return sizes
 
 
 def split_images(split: str, count: int = 2) -> str:

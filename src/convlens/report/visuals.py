@@ -31,13 +31,14 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries, st
     summaries = (run.manifest or {}).get("methods", {})
     split = (run.manifest or {}).get("split", DEFAULT_SPLIT)
     shared = _shared_notes(methods, summaries)
+    sizes = gallery.group_sizes(entries)
     parts += [f"> **Note** ({', '.join(registry.title(name) for name in names)}): {text(note)}"
               for note, names in shared.items()]  # fmt: skip
     for method in methods:
         chosen = gallery.method_entries(entries, method)
         if chosen:
             block = gallery.method_block(
-                method, chosen, summaries.get(method), status.get(method, ()), split, shared, run.class_names
+                method, chosen, summaries.get(method), status.get(method, ()), split, shared, run.class_names, sizes
             )
             parts.append(block)
     return "\n\n".join(parts)
