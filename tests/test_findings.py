@@ -345,3 +345,36 @@ def test_another_trusted_map_that_names_other_parts_is_said() -> None:
     ]
     evaluation["methods"]["saliency"]["layers"]["layer3"] = _layer(randomization=REFUTED)
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [], "an untrusted map is not compared"
+
+
+def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_one_is_not() -> None:
+    """FER2013: every class over-weights the mouth box, so 'mouth' for Happy, Sad and Neutral says nothing of
+    any one class. A planted excess for one class and part is found (adjusted over every class and part; the
+    others then put relatively more on the other part, which is named for them too: the comparison is with
+    the pooled other classes); the same excess for every class is not."""
+    from convlens.evaluate.regions import _per_class, _with_contrasts
+    from convlens.report.findings import distinct
+
+    rng = np.random.default_rng(0)
+    explained = np.repeat(np.arange(3), 20)
+    area = np.full((60, 2), 0.5)
+    shares = np.clip(0.5 + 0.05 * rng.standard_normal((60, 2)), 0, 1)
+    shares[:, 1] = 1 - shares[:, 0]
+    kept = np.ones(60, dtype=bool)
+    planted = shares.copy()
+    planted[explained == 1, 0] += 0.2
+    planted[explained == 1, 1] -= 0.2
+    found = _with_contrasts(_per_class(planted, explained, kept, 0), planted - area, explained, kept, 0)
+    assert found["1"]["distinct"]["p_adjusted"][0] < 0.05 and found["1"]["distinct"]["difference"][0] > 0.2
+    line = distinct(found, ["mouth", "rest"], ["a", "b", "c"])
+    assert len(line) == 1 and line[0].startswith("- **Distinct** from the other classes (the class's share minus")
+    assert "**b**: mouth (+" in line[0] and "**b**: rest" not in line[0] and "mouth" not in line[0].split("**b**")[0]
+    everyone = shares.copy()
+    everyone[:, 0] += 0.2
+    everyone[:, 1] -= 0.2
+    found = _with_contrasts(_per_class(everyone, explained, kept, 0), everyone - area, explained, kept, 0)
+    assert distinct(found, ["mouth", "rest"], ["a", "b", "c"])[0].startswith("- **No part tells a class apart**")
+    few = np.zeros(60, dtype=bool)
+    few[:10] = True  # fewer than 8 located maps outside class 0: no class is tested
+    found = _with_contrasts(_per_class(everyone, explained, few, 0), everyone - area, explained, few, 0)
+    assert distinct(found, ["mouth", "rest"], ["a", "b", "c"]) == []

@@ -208,6 +208,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
               f"{', '.join(few)}."] if few else []  # fmt: skip
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
+    lines += distinct(shares, names, class_names)
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
@@ -368,6 +369,36 @@ def favoured(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
     above = [index for index, low in enumerate(found["low"])
              if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
     return sorted(above, key=lambda index: -ratios[index])
+
+
+#: A part is distinct for a class when its Benjamini-Hochberg adjusted p-value against the other classes is below this.
+DISTINCT_Q = 0.05
+
+
+def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Sequence[str]) -> list[str]:
+    """The parts a class's maps favour more than the other classes' maps do (``regions``' ``distinct``: share
+    minus area, one-sided permutation test, adjusted over every tested class and part): a part every class
+    favours, as a centre prior, tells no class apart; nothing when no class was tested."""
+    tested = {key: found["distinct"] for key, found in shares.items() if found.get("distinct")}
+    if not tested:
+        return []
+    found = [f"**{text(class_names[int(key)])}**: {named}" for key, test in tested.items()
+             if (named := _distinct_parts(test, parts))]  # fmt: skip
+    how = (f"the class's share minus the part's area against the other classes' images, one-sided permutation test, "
+           f"Benjamini-Hochberg over {len(tested)} classes x {len(parts)} parts, q = {DISTINCT_Q:g}")  # fmt: skip
+    if not found:
+        return [f"- **No part tells a class apart** ({how}): the parts named above are where this map looks for "
+                "every class, not what distinguishes one."]  # fmt: skip
+    return [f"- **Distinct** from the other classes ({how}): {'; '.join(found)}."]
+
+
+def _distinct_parts(test: Mapping[str, Any], parts: Sequence[str]) -> str:
+    """``mouth (+6 points, adjusted p 0.002)`` for each part of one class's test below :data:`DISTINCT_Q`."""
+    return ", ".join(
+        f"{text(parts[index])} (+{100 * difference:.0f} points, adjusted p {adjusted:.2g})"
+        for index, (difference, adjusted) in enumerate(zip(test["difference"], test["p_adjusted"], strict=True))
+        if adjusted < DISTINCT_Q and difference > 0
+    )
 
 
 def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_names: Sequence[str]) -> list[str]:
