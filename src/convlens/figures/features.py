@@ -23,11 +23,16 @@ MAX_MAPS = 64
 
 
 def feature_maps_figure(
-    maps: np.ndarray, title: str, channels: Sequence[int] | None = None, image: np.ndarray | None = None
-) -> Figure:
+    maps: np.ndarray, title: str, channels: Sequence[int] | None = None, image: np.ndarray | None = None,
+    ranked: int = 0,
+) -> Figure:  # fmt: skip
     """Feature maps (C, H, W) of one image in a grid, ``channels`` in that order (default: the first
-    ``MAX_MAPS``), after the input ``image`` (H, W, C) in [0, 1] when given."""
+    ``MAX_MAPS``), after the input ``image`` (H, W, C) in [0, 1] when given; the first ``ranked`` channels
+    are the most active, labelled with their rank, and the title says what follows them."""
     shown = list(channels) if channels is not None else list(range(min(len(maps), MAX_MAPS)))
+    if ranked:
+        rest = "" if ranked >= len(shown) else ", then the lowest-numbered others"
+        title = f"{title}\nthe {ranked} most active channels first (#rank, by mean activation){rest}"
     panels = len(shown) + (image is not None)
     columns = math.ceil(math.sqrt(panels))
     figure, axes = new_figure(-(-panels // columns), columns, title, panel_inches=1.1, extra_width=0.8)
@@ -38,9 +43,9 @@ def feature_maps_figure(
         show_image(next(cells), image, "input")
     values = maps[shown]
     vmin, vmax = min(0.0, float(values.min())), max(float(values.max()), 1e-12)
-    for channel, ax in zip(shown, cells, strict=False):
+    for position, (channel, ax) in enumerate(zip(shown, cells, strict=False)):
         drawn = ax.imshow(maps[channel], cmap=MAP_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"ch {channel}", fontsize=7, pad=1)
+        ax.set_title(f"ch {channel}" + (f", #{position + 1}" if position < ranked else ""), fontsize=7, pad=1)
     figure.colorbar(drawn, ax=axes.ravel().tolist(), shrink=0.6, label="activation")
     return figure
 
@@ -74,7 +79,7 @@ def draw_feature_maps(result: dict[str, FeatureMaps], shown: Shown, params: Feat
         top = maps.top_channels[row].tolist()
         order = top + [c for c in range(maps.maps.shape[1]) if c not in top]
         channels = order[: max(params.top_k, params.shown)]
-        return feature_maps_figure(maps.maps[row].numpy(), caption.title(), channels, shown.display[row])
+        return feature_maps_figure(maps.maps[row].numpy(), caption.title(), channels, shown.display[row], len(top))
 
     return shown.per_row_and_layer(draw, list(result))
 
