@@ -57,7 +57,9 @@ def test_feature_map_figures_share_one_scale_and_highlight_top_channels(tmp_path
     ranked = feature_maps_figure(maps, "maps @ layer4", channels=[3, 0, 1], image=image, ranked=1)
     assert [ax.get_title() for ax in ranked.axes[1:4]] == ["ch 3, #1", "ch 0", "ch 1"]
     title = " ".join(ranked.texts[0].get_text().split())  # the title wraps to the figure's width
-    assert title.endswith("the 1 most active channels first (#rank, by mean activation), then the lowest-numbered others")
+    assert title.endswith(
+        "the 1 most active channels first (#rank, by mean activation), then the lowest-numbered others"
+    )
     bars = channel_activations_figure(maps.mean((1, 2)), "mean activation", highlight=[3, 7])
     colours = [to_hex(patch.get_facecolor()) for patch in bars.axes[0].patches]
     assert colours[3] == colours[7] == to_hex("tab:orange") and colours[0] == to_hex("tab:gray")
