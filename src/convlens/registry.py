@@ -131,9 +131,8 @@ SECTIONS: tuple[Section, ...] = (
         "lime",
         "LIME per class",
         "LIME (Ribeiro et al. 2016): a linear model fit to the class probability of copies with superpixels "
-        "hidden; in the 'for the class' and 'against it' columns and the bars, green superpixels speak for the "
-        "class and red against it (the 'weights' column uses the signed scale of the other attribution maps: red "
-        "for, blue against); each bar gives its superpixel's coefficient, the change in the class probability "
+        "hidden; in every column and the bars, red superpixels speak for the class and blue against it (the "
+        "signed scale of the other attribution maps); each bar gives its superpixel's coefficient, the change in the class probability "
         "the linear model gives its presence, and R² under the bars how much of the probability that model explains "
         "(near 0: the explanation explains little). Confused images are explained for the predicted and the true "
         "class.",

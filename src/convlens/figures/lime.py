@@ -6,24 +6,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from skimage.segmentation import mark_boundaries
 
 from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
 from convlens.figures.grid import Column, chart_ticks, image_column, map_column
-from convlens.figures.panels import OVERLAY_ALPHA, grayscale, show_image
+from convlens.figures.panels import OVERLAY_ALPHA, SIGNED_CMAP, grayscale, show_image
 from convlens.figures.shown import Drawn, Shown
 
-POSITIVE_COLOUR = (0.10, 0.65, 0.20)
-NEGATIVE_COLOUR = (0.85, 0.15, 0.15)
+#: For and against the class in the colours of the signed colour map that the weights column and every signed
+#: attribution figure use (red for, blue against): green and red here made red mean "for" in one column and
+#: "against" in the next.
+POSITIVE_COLOUR = tuple(colormaps[SIGNED_CMAP](0.85)[:3])
+NEGATIVE_COLOUR = tuple(colormaps[SIGNED_CMAP](0.15)[:3])
 BOUNDARY_COLOUR = (1.0, 1.0, 0.0)
 BOUNDARY_ZOOM = 4
 
 
 def draw_lime(result: LimeExplanations, shown: Shown, params: LimeParams) -> list[Drawn]:
     """Per group of images a grid (correct, mistakes, and the most confused pairs explained for both
-    classes): numbered superpixels, signed weights with a colour bar, the top superpixels for (green)
-    and against (red) the class, and the top weights."""
+    classes): numbered superpixels, signed weights with a colour bar, the top superpixels for (red)
+    and against (blue) the class, and the top weights."""
     explanations, display = result.explanations, shown.display
 
     def superpixels(axes: Axes, row: int) -> None:
