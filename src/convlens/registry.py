@@ -132,10 +132,10 @@ SECTIONS: tuple[Section, ...] = (
         "LIME per class",
         "LIME (Ribeiro et al. 2016): a linear model fit to the class probability of copies with superpixels "
         "hidden; in every column and the bars, red superpixels speak for the class and blue against it (the "
-        "signed scale of the other attribution maps); each bar gives its superpixel's coefficient, the change in the class probability "
-        "the linear model gives its presence, and R² under the bars how much of the probability that model explains "
-        "(near 0: the explanation explains little). Confused images are explained for the predicted and the true "
-        "class.",
+        "signed scale of the other attribution maps); each bar gives its superpixel's coefficient, the change in "
+        "the class probability the linear model gives its presence, and R² under the bars how much of the "
+        "probability that model explains (near 0: the explanation explains little). Confused images are explained "
+        "for the predicted and the true class.",
         layout="per_class",
     ),
 )

@@ -141,7 +141,8 @@ def _intro(evaluation: dict[str, Any]) -> str:
         "the map beats its reference on at least one of its metrics and is worse on none; robustness counts only "
         "for a map shown to depend on the weights. A map is trusted, here and in the Findings, when faithfulness "
         "and randomization support it and localisation does not refute it; robustness is shown, not required "
-        "(the Findings' class means average per-image noise away). `docs/trust.md` defines every metric and test."
+        "(the Findings read class means over n images, which dilute a map's per-image instability: an assumption, "
+        "not tested here). `docs/trust.md` defines every metric and test."
     )
 
 
