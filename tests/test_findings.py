@@ -177,14 +177,29 @@ def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
     assert "| dog | 10 (+2 flat) |" in table and "No location" not in said
 
 
-def test_the_part_that_separates_the_confused_pair_is_named() -> None:
+def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_intervals() -> None:
+    """FER2013: 'no difference detected: their 95% intervals overlap' is not a test. The pair's two-sided
+    permutation test (regions' ``pairs``) names a planted difference and says none is found without one."""
+    from convlens.evaluate.regions import _pairs
+
+    rng = np.random.default_rng(0)
+    explained, kept = np.repeat([0, 1], 12), np.ones(24, dtype=bool)
+    excess = 0.05 * rng.standard_normal((24, 2))
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.6, 0.5)
+    planted = excess.copy()
+    planted[explained == 1] += [0.5, -0.5]
+    evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(planted, explained, kept, 0)}}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert "differ most on the **background** (10% [5-15] vs 60% [50-60])" in lines[-1]
-    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.12, 0.07)  # within the intervals
+    assert lines[-1].startswith("The maps of **cat** and **dog** differ on **background** (10% [5-15] vs 60% [50-60], "
+                                "adjusted p 0.")  # fmt: skip
+    assert "two-sided permutation test on the share minus the part's area, n = 10 and 10" in lines[-1]
+    evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(excess, explained, kept, 0)}}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert "on every part their 95% intervals overlap" in lines[-1]
+    assert lines[-1].startswith("No part tells the maps of **cat** and **dog** apart (two-sided permutation test")
+    evaluation["regions"]["pairs"] = {}
+    lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
+    assert lines[-1].startswith("The maps of **cat** and **dog** are not compared: the evaluation predates"), "no test"
 
 
 def test_convergence_flips_with_the_validation_trend() -> None:

@@ -12,7 +12,9 @@ prior) says nothing about any one class: per class and part, ``distinct`` compar
 other classes' images on the share minus the image's area of the part, by a one-sided permutation test of the
 difference of means (``scipy.stats.permutation_test``), Benjamini-Hochberg adjusted over every class and part of
 the map (``scipy.stats.false_discovery_control``); only classes with at least ``MIN_IMAGES`` located maps on
-both sides are tested.
+both sides are tested. ``pairs`` compares every two such classes the same way, two-sided (which class's maps
+put more on a part; the report reads it for the pairs the model confuses most), adjusted over every pair and
+part of the map.
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def summary(shares: np.ndarray, seed: int) -> dict[str, list[float | None]]:
 def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ...], source: str,
             seed: int) -> dict[str, Any] | None:  # fmt: skip
     """The JSON record: parts, where they come from, which are the class evidence, per class explained its
-    images and area shares, and per method and layer per class its shares (classes keyed by their index as a
-    string); None without parts."""
+    images and area shares, per method and layer per class its shares (classes keyed by their index as a
+    string), and per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``); None without parts."""
     if images.parts is None or not names:
         return None
     areas = area_shares(images.parts, len(names)).cpu().numpy()
@@ -83,7 +85,7 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
     classes = {str(c): {"images": int((targets == c).sum()), "area": _rounded(areas[targets == c].mean(axis=0))}
                for c in np.unique(targets)}  # fmt: skip
     record = {"parts": list(names), "from": source, "grouped_by": "the class each image is explained for",
-              "evidence": evidence_parts(images, names), "classes": classes, "methods": {}}  # fmt: skip
+              "evidence": evidence_parts(images, names), "classes": classes, "methods": {}, "pairs": {}}  # fmt: skip
     for name, maps in methods.items():
         rows = images.positions(maps.keys)
         explained = targets[rows.cpu().numpy()]
@@ -91,9 +93,9 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
         record["methods"][name] = {}
         for layer, values in maps.layers.items():
             shares, kept = part_shares(values, parts, len(names)).cpu().numpy(), located(values).cpu().numpy()
-            record["methods"][name][layer] = _with_contrasts(
-                _per_class(shares, explained, kept, seed), shares - area, explained, kept, seed
-            )
+            per_class = _per_class(shares, explained, kept, seed)
+            record["methods"][name][layer] = _with_contrasts(per_class, shares - area, explained, kept, seed)
+            record["pairs"].setdefault(name, {})[layer] = _pairs(shares - area, explained, kept, seed)
     return record
 
 
@@ -142,11 +144,33 @@ def _with_contrasts(
     return found
 
 
-def _contrast(inside: np.ndarray, outside: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per part, the difference of means (inside minus outside) and its one-sided permutation p-value."""
+def _pairs(excess: np.ndarray, explained: np.ndarray, has_location: np.ndarray, seed: int) -> dict[str, Any]:
+    """``{"a-b": {"difference", "p", "p_adjusted"}}`` for every two classes ``a < b`` with at least
+    ``MIN_IMAGES`` located maps each: per part the difference of mean excess (a minus b) and its two-sided
+    permutation p-value, adjusted over every pair and part of the map."""
+    counts = {int(c): int(((explained == c) & has_location).sum()) for c in np.unique(explained)}
+    tested = [c for c, count in counts.items() if count >= MIN_IMAGES]
+    found = {
+        f"{a}-{b}": _contrast(excess[(explained == a) & has_location], excess[(explained == b) & has_location], seed,
+                              "two-sided")
+        for index, a in enumerate(tested) for b in tested[index + 1 :]
+    }  # fmt: skip
+    if not found:
+        return {}
+    adjusted = stats.false_discovery_control(np.concatenate([p for _, p in found.values()]), method="bh")
+    parts = excess.shape[1]
+    return {key: {"difference": _rounded(difference), "p": _rounded(p),
+                  "p_adjusted": _rounded(adjusted[index * parts : (index + 1) * parts])}
+            for index, (key, (difference, p)) in enumerate(found.items())}  # fmt: skip
+
+
+def _contrast(
+    inside: np.ndarray, outside: np.ndarray, seed: int, alternative: str = "greater"
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per part, the difference of means (inside minus outside) and its permutation p-value (``alternative``)."""
     result = stats.permutation_test(
         (inside, outside), lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis), permutation_type="independent",
-        vectorized=True, n_resamples=RESAMPLES, alternative="greater", axis=0, random_state=seed,
+        vectorized=True, n_resamples=RESAMPLES, alternative=alternative, axis=0, random_state=seed,
     )  # fmt: skip
     return result.statistic, result.pvalue
 

@@ -311,36 +311,39 @@ def _recomputed(evaluation: Mapping[str, Any]) -> str:
 
 def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
              pair: Any) -> list[str]:  # fmt: skip
-    """The part whose share differs most between the pair's classes (the lead method's class means), named
-    only when the two intervals do not overlap: a difference inside them is not one."""
+    """Where the lead map's shares differ between the pair's classes: ``regions``' two-sided permutation test of
+    the two classes' images per part (share minus area), adjusted over every pair and part of the map; the
+    parts below :data:`DISTINCT_Q`, or that none is."""
     if chosen is None or not evaluation:
         return []
     regions = evaluation["regions"]
     shares = regions["methods"][chosen[0]][chosen[1]]
-    keys = [str(class_names.index(pair.true)), str(class_names.index(pair.predicted))]
+    labels = sorted([class_names.index(pair.true), class_names.index(pair.predicted)])
+    keys = [str(label) for label in labels]
     if not all(key in shares for key in keys):
         return []
     first, second = (shares[key] for key in keys)
-    apart = [index for index in range(len(regions["parts"])) if _separated(first, second, index)]
-    names = f"**{text(pair.true)}** and **{text(pair.predicted)}**"
+    names = f"**{text(class_names[labels[0]])}** and **{text(class_names[labels[1]])}**"
     if not first["images"] or not second["images"]:
         return [f"The maps of {names} cannot be compared: the map is flat on every image of one of them."]
+    test = ((regions.get("pairs") or {}).get(chosen[0]) or {}).get(chosen[1], {}).get("-".join(keys))
     if min(first["images"], second["images"]) < MIN_IMAGES:
         return [f"The maps of {names} are not compared: one class has fewer than {MIN_IMAGES} sampled images with a "
                 "located map."]  # fmt: skip
+    if test is None:
+        return [f"The maps of {names} are not compared: the evaluation predates the class-pair tests; `make evaluate` "
+                "adds them."]  # fmt: skip
+    how = (f"two-sided permutation test on the share minus the part's area, n = {first['images']} and "
+           f"{second['images']}, Benjamini-Hochberg over every class pair and part, q = {DISTINCT_Q:g}")  # fmt: skip
+    apart = [index for index, adjusted in enumerate(test["p_adjusted"]) if adjusted < DISTINCT_Q]
     if not apart:
-        return [f"No difference detected between the maps of {names}: on every part their 95% intervals overlap, "
-                "so the maps do not show what tells the two apart; LIME's confused pairs may."]  # fmt: skip
-    index = max(apart, key=lambda part: abs(first["share"][part] - second["share"][part]))
-    return [f"The maps of {names} differ most on the **{text(regions['parts'][index])}** "
-            f"({_share(first, index)} vs {_share(second, index)}): where to look in LIME's confused "
-            "pairs."]  # fmt: skip
-
-
-def _separated(first: Mapping[str, Any], second: Mapping[str, Any], index: int) -> bool:
-    """The two classes' intervals for part ``index`` do not overlap."""
-    low, high = (first["low"][index], first["high"][index]), (second["low"][index], second["high"][index])
-    return None not in (*low, *high) and (low[1] < high[0] or high[1] < low[0])
+        return [f"No part tells the maps of {names} apart ({how}): the maps do not show what separates the two; "
+                "LIME's confused pairs may."]  # fmt: skip
+    described = ", ".join(
+        f"**{text(regions['parts'][index])}** ({_share(first, index)} vs {_share(second, index)}, adjusted p "
+        f"{test['p_adjusted'][index]:.2g})" for index in sorted(apart, key=lambda part: test["p_adjusted"][part])
+    )  # fmt: skip
+    return [f"The maps of {names} differ on {described} ({how}): where to look in LIME's confused pairs."]
 
 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
