@@ -699,3 +699,13 @@ def test_a_folded_group_showing_part_of_the_images_says_how_many_of_them() -> No
     assert sizes == {"mistake": 7}
     assert "its most confident mistake (1 of 7)</summary>" in method_block("lime", [entries[1]], {}, group_sizes=sizes)
     assert "its most confident mistake (7)</summary>" in method_block("saliency", [entries[0]], {}, group_sizes=sizes)
+
+
+def test_the_glossary_says_what_the_object_is_on_this_data() -> None:
+    """Grader review: on the faces, 'the object' (chance 0.22) read as the face, not eyes, brows and mouth."""
+    from convlens.report.trust_scores import _glossary
+
+    assert _glossary({"regions": {"evidence": ["eyes", "brows", "mouth"]}}).endswith(
+        "The object (the class evidence, the data's ground-truth mask) is here: eyes, brows, mouth."
+    )
+    assert "The object" not in _glossary({"regions": {"evidence": []}})

@@ -144,7 +144,7 @@ def _similarity_curves(
         limit = ""
         if metric == "spearman" and threshold is not None:
             axis.axhline(threshold, color="0.2", linewidth=0.9, linestyle=":")
-            limit = f"; dotted: {threshold:g} (above it: not shown to depend on the weights)"
+            limit = f"; dotted: {threshold:g} (sensitive: significantly below it, after the head and at the end)"
         axis.set_title(textwrap.fill(f"{title} to the trained model's map{over}{limit}", 44), fontsize=8)
         axis.tick_params(labelsize=7)
     axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -208,7 +208,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
               f"{', '.join(few)}."] if few else []  # fmt: skip
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
-    lines += distinct(shares, names, class_names)
+    lines += distinct(shares, names, class_names, regions["classes"])
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
@@ -328,8 +328,8 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
         return [f"The maps of {names} cannot be compared: the map is flat on every image of one of them."]
     test = ((regions.get("pairs") or {}).get(chosen[0]) or {}).get(chosen[1], {}).get("-".join(keys))
     if min(first["images"], second["images"]) < MIN_IMAGES:
-        return [f"The maps of {names} are not compared: one class has fewer than {MIN_IMAGES} sampled images with a "
-                "located map."]  # fmt: skip
+        return [f"The maps of {names} are not compared: one class has fewer than {MIN_IMAGES} sampled images explained "
+                "for it with a located map (an image is counted under the class it is explained for)."]  # fmt: skip
     if test is None:
         return [f"The maps of {names} are not compared: the evaluation predates the class-pair tests; `make evaluate` "
                 "adds them."]  # fmt: skip
@@ -378,29 +378,35 @@ def favoured(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
 DISTINCT_Q = 0.05
 
 
-def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Sequence[str]) -> list[str]:
-    """The parts a class's maps favour more than the other classes' maps do (``regions``' ``distinct``: share
-    minus area, one-sided permutation test, adjusted over every tested class and part): a part every class
-    favours, as a centre prior, tells no class apart; nothing when no class was tested."""
-    tested = {key: found["distinct"] for key, found in shares.items() if found.get("distinct")}
+def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Sequence[str],
+             areas: Mapping[str, Any]) -> list[str]:  # fmt: skip
+    """The parts a class's maps favour (mean share above the part's area) and favour more than the other
+    classes' maps do (``regions``' ``distinct``: share minus area, one-sided permutation test, adjusted over
+    every tested class and part): a part every class favours, as a centre prior, tells no class apart, and a
+    part a class's maps put less on than its area is not one it looks at, however much less the others do
+    (with two parts, one part's excess is the other's deficit); nothing when no class was tested."""
+    tested = {key: found for key, found in shares.items() if found.get("distinct")}
     if not tested:
         return []
-    found = [f"**{text(class_names[int(key)])}**: {named}" for key, test in tested.items()
-             if (named := _distinct_parts(test, parts))]  # fmt: skip
-    how = (f"the class's share minus the part's area against the other classes' images, one-sided permutation test, "
-           f"Benjamini-Hochberg over {len(tested)} classes x {len(parts)} parts, q = {DISTINCT_Q:g}")  # fmt: skip
+    found = [f"**{text(class_names[int(key)])}**: {named}" for key, shares_of in tested.items()
+             if (named := _distinct_parts(shares_of, areas[key]["area"], parts))]  # fmt: skip
+    how = (f"share minus the part's area, the class's images against the other classes', one-sided permutation "
+           f"test, Benjamini-Hochberg over {len(tested)} classes x {len(parts)} parts, q = {DISTINCT_Q:g}")  # fmt: skip
     if not found:
-        return [f"- **No part tells a class apart** ({how}): the parts named above are where this map looks for "
-                "every class, not what distinguishes one."]  # fmt: skip
-    return [f"- **Distinct** from the other classes ({how}): {'; '.join(found)}."]
+        return [f"- **No part tells a class apart** ({how}): no class's maps favour a part more than the other "
+                "classes' maps do; the parts named above are where this map looks for every class."]  # fmt: skip
+    return [f"- **Distinct**: parts a class's maps favour (share above the part's area) more than the other classes' "
+            f"maps do ({how}): {'; '.join(found)}."]  # fmt: skip
 
 
-def _distinct_parts(test: Mapping[str, Any], parts: Sequence[str]) -> str:
-    """``mouth (+6 points, adjusted p 0.002)`` for each part of one class's test below :data:`DISTINCT_Q`."""
+def _distinct_parts(found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str]) -> str:
+    """``mouth (+6 points over the other classes, adjusted p 0.002)`` for each part of one class below
+    :data:`DISTINCT_Q` whose mean share is above its area."""
+    test = found["distinct"]
     return ", ".join(
-        f"{text(parts[index])} (+{100 * difference:.0f} points, adjusted p {adjusted:.2g})"
+        f"{text(parts[index])} (+{100 * difference:.0f} points over the other classes, adjusted p {adjusted:.2g})"
         for index, (difference, adjusted) in enumerate(zip(test["difference"], test["p_adjusted"], strict=True))
-        if adjusted < DISTINCT_Q and difference > 0
+        if adjusted < DISTINCT_Q and difference > 0 and (found["share"][index] or 0) > area[index]
     )
 
 
@@ -417,18 +423,21 @@ def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_
                 continue
             compared = [key for key in lead if key in shares
                         and min(lead[key]["images"], shares[key]["images"]) >= MIN_IMAGES]  # fmt: skip
-            differ = []
+            differ, overlap = [], 0
             for key in compared:
                 area = regions["classes"][key]["area"]
                 ours, theirs = favoured(lead[key], area), favoured(shares[key], area)
+                overlap += bool(set(ours) & set(theirs))
                 if set(ours) != set(theirs):
                     differ.append(f"{text(class_names[int(key)])} (it names {_parts(theirs, regions['parts'])}; "
                                   f"the lead map {_parts(ours, regions['parts'])})")  # fmt: skip
             flat = _mostly_flat(shares, class_names)
             if compared:
+                some = f" and at least one of them for {overlap}" if overlap > len(compared) - len(differ) else ""
                 tail = f"; it differs on {', '.join(differ)}" if differ else ""
-                lines.append(f"- {_title(evaluation, name, layer)}, also trusted, favours the same parts for "
-                             f"{len(compared) - len(differ)} of {len(compared)} classes{tail}{flat}.")  # fmt: skip
+                same = f"{len(compared) - len(differ)} of {len(compared)} classes"
+                lines.append(f"- {_title(evaluation, name, layer)}, also trusted, favours the same parts for {same}"
+                             f"{some}{tail}{flat}.")  # fmt: skip
             elif flat:
                 lines.append(f"- {_title(evaluation, name, layer)}, also trusted, cannot be compared{flat}.")
     return lines

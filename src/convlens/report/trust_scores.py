@@ -56,7 +56,7 @@ def scores_section(evaluation: dict[str, Any] | None, figure: str | None = None,
     if evaluation is None:
         return TrustSection(f"The maps of this run are not evaluated yet: run `make evaluate RUN={run_label}`.")
     rows = [row for name, method in evaluation["methods"].items() for row in _rows(name, method)]
-    parts = [f"The verdicts are in {findings}; every score behind them is folded below.", _glossary()]
+    parts = [f"The verdicts are in {findings}; every score behind them is folded below.", _glossary(evaluation)]
     if figure:
         parts += ["### Randomization cascade", f"![Cascading model-parameter randomization]({figure})", CASCADE_NOTE]
     detail = [_intro(evaluation), _table(evaluation, rows)]
@@ -102,11 +102,15 @@ CASCADE_COLUMNS = (
 )  # fmt: skip
 
 
-def _glossary() -> str:
-    """What each column of the table measures and which direction is better, from the family registry."""
+def _glossary(evaluation: dict[str, Any] | None = None) -> str:
+    """What each column of the table measures and which direction is better, from the family registry, and
+    what "the object" is on this data (the parts inside its ground-truth masks)."""
     rows = [(metric.label, text(metric.means), metric.better) for _, metric in scored_metrics() if metric.means]
     rows += [(label, text(means), better) for label, better, means in CASCADE_COLUMNS]
-    return "**What each score measures**\n\n" + table(("score", "what it measures", "better"), rows)
+    evidence = ((evaluation or {}).get("regions") or {}).get("evidence") or []
+    object_is = (f"\n\nThe object (the class evidence, the data's ground-truth mask) is here: "
+                 f"{', '.join(text(part) for part in evidence)}." if evidence else "")  # fmt: skip
+    return "**What each score measures**\n\n" + table(("score", "what it measures", "better"), rows) + object_is
 
 
 def _intro(evaluation: dict[str, Any]) -> str:
