@@ -709,3 +709,15 @@ def test_the_glossary_says_what_the_object_is_on_this_data() -> None:
         "The object (the class evidence, the data's ground-truth mask) is here: eyes, brows, mouth."
     )
     assert "The object" not in _glossary({"regions": {"evidence": []}})
+
+
+@pytest.mark.parametrize(("worst", "overlaps"), [(97, True), (80, False)])
+def test_best_and_worst_classes_state_their_intervals_and_whether_the_spread_is_noise(
+    worst: int, overlaps: bool
+) -> None:
+    """demo_shapes: square 97/100 against 100/100 is a 3-image difference, within the test set's noise."""
+    confusion = np.array([[100, 0], [100 - worst, worst]])
+    lines = observations(0.9, {"a": 1.0, "b": worst / 100}, confusion, ["a", "b"])
+    worst_line = next(line for line in lines if line.startswith("Worst recognized"))
+    assert f"(b: {worst}.0% correct" not in worst_line and ", 95% interval " in worst_line and "of 100)" in worst_line
+    assert worst_line.endswith("so the spread is within the test set's noise.") is overlaps

@@ -96,7 +96,7 @@ def observations(
     else:
         lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
-        lines += _extremes(ranking)
+        lines += _extremes(ranking, _class_intervals(confusion, names) if confusion is not None else {})
     never = never_predicted(confusion, names) if confusion is not None else []
     return lines + ([f"The model never predicts {', '.join(f'**{name}**' for name in never)} on the test set."]
                     if never else [])  # fmt: skip
@@ -211,17 +211,38 @@ def tied_extremes(ranking: list[tuple[str, float]]) -> tuple[list[str], float, l
     return top, best, bottom, worst
 
 
-def _extremes(ranking: list[tuple[str, float]]) -> list[str]:
-    """Best and worst recognized classes, naming every class tied at the top or the bottom."""
+def _class_intervals(confusion: np.ndarray, names: Sequence[str]) -> dict[str, tuple[float, float, int]]:
+    """Per class its recall's 95% Wilson interval and its test images (classes with test images only)."""
+    found = {}
+    for label, name in enumerate(names):
+        total = int(confusion[label].sum())
+        if total:
+            interval = binomtest(int(confusion[label, label]), total).proportion_ci(0.95, "wilson")
+            found[name] = (float(interval.low), float(interval.high), total)
+    return found
+
+
+def _extremes(ranking: list[tuple[str, float]], intervals: Mapping[str, tuple[float, float, int]]) -> list[str]:
+    """Best and worst recognized classes, naming every class tied at the top or the bottom, each single one
+    with its 95% interval, and whether a single worst class's interval overlaps every best class's (a spread
+    within the test set's noise)."""
     top, best, bottom, worst = tied_extremes(ranking)
     if best == worst:
         return [f"Every class is recognized equally well ({best:.1%} of its test images correct)."]
+    known = len(bottom) == 1 and all(name in intervals for name in (*top, *bottom))
+    overlap = ("; their 95% intervals overlap, so the spread is within the test set's noise"
+               if known and intervals[bottom[0]][1] >= max(intervals[name][0] for name in top) else "")  # fmt: skip
     return [
         f"Best recognized {_classes(top)} ({best:.1%} of {'its' if len(top) == 1 else 'their'} test images correct"
-        f"{', a tie' if len(top) > 1 else ''}).",
-        f"Worst recognized {_classes(bottom)} ({worst:.1%} correct{', a tie' if len(bottom) > 1 else ''}); "
-        f"the spread between best and worst is {100 * (best - worst):.1f} percentage points.",
+        f"{', a tie' if len(top) > 1 else _interval(intervals.get(top[0]))}).",
+        f"Worst recognized {_classes(bottom)} ({worst:.1%} correct{', a tie' if len(bottom) > 1 else ''}"
+        f"{_interval(intervals.get(bottom[0])) if len(bottom) == 1 else ''}); the spread between best and worst is "
+        f"{100 * (best - worst):.1f} percentage points{overlap}.",
     ]
+
+
+def _interval(found: tuple[float, float, int] | None) -> str:
+    return "" if found is None else f", 95% interval {found[0]:.1%}-{found[1]:.1%} of {found[2]:,}"
 
 
 def _classes(names: list[str]) -> str:
