@@ -69,7 +69,7 @@ def _run(confusion: list[list[int]], val_accuracy: list[float], evaluation: dict
 
 def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> None:
     on_object = "\n".join(where(_evaluation(0.1, 0.05), ("saliency", ""), CLASSES, SECTIONS))
-    assert "- **cat**: object 90% (4.5x area)." in on_object and "Off the evidence" not in on_object
+    assert "- **cat**: object 90% (4.50x its area of 20.0%)." in on_object and "Off the evidence" not in on_object
     # 95% on a background of 80% of the area is 1.2x its area: under the 1.5x that names a part.
     assert "- No part favoured: cat, dog." in where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS)[-1]
     unseen = where(_evaluation(), ("saliency", ""), [*CLASSES, "bird"], SECTIONS)[-1]
@@ -78,7 +78,7 @@ def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> 
     evaluation = _evaluation(0.95, 0.9)
     evaluation["regions"]["classes"]["0"]["area"] = evaluation["regions"]["classes"]["1"]["area"] = [0.2, 0.8]
     off = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS))
-    assert "- **cat**: background 95% (4.7x area). **Off the evidence:** background" in off
+    assert "- **cat**: background 95% (4.75x its area of 20.0%). **Off the evidence:** background" in off
 
 
 def test_where_the_model_looks_needs_a_trusted_map_and_part_maps() -> None:
@@ -398,3 +398,14 @@ def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_
     few[:10] = True  # fewer than 8 located maps outside class 0: no class is tested
     found = _with_contrasts(_per_class(shares, explained, few, 0), shares - area, explained, few, 0)
     assert distinct(found, ["mouth", "rest"], ["a", "b", "c"], areas) == []
+
+
+def test_the_parts_table_ends_with_what_maps_that_ignore_the_model_put_where() -> None:
+    """Second grader review: the lead map loses to the centred blob, and the table gave no blob to read it by."""
+    evaluation = _evaluation()
+    evaluation["regions"]["model_free"] = {"edges": _shares(0.7, 0.6) | {"images": 64},
+                                           "centre": _shares(0.3, 0.2) | {"images": 64}}  # fmt: skip
+    lead, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
+    assert "| *edge map (no model)* | 64 (all classes) | 70% [60-70] | 30% [25-35] |" in table
+    assert "| *centred blob (no model)* | 64 (all classes) | 30% [20-30] | 70% [65-75] |" in table
+    assert "The last rows, in italics, are maps that ignore the model" in lead

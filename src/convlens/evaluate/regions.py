@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import Tensor
 
+from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluate.statistics import MIN_IMAGES
@@ -77,7 +78,8 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
             seed: int) -> dict[str, Any] | None:  # fmt: skip
     """The JSON record: parts, where they come from, which are the class evidence, per class explained its
     images and area shares, per method and layer per class its shares (classes keyed by their index as a
-    string), and per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``); None without parts."""
+    string), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the model-free
+    maps' shares over every image (``model_free``); None without parts."""
     if images.parts is None or not names:
         return None
     areas = area_shares(images.parts, len(names)).cpu().numpy()
@@ -96,7 +98,22 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
             per_class = _per_class(shares, explained, kept, seed)
             record["methods"][name][layer] = _with_contrasts(per_class, shares - area, explained, kept, seed)
             record["pairs"].setdefault(name, {})[layer] = _pairs(shares - area, explained, kept, seed)
+    record["model_free"] = model_free_shares(images, len(names), seed)
     return record
+
+
+def model_free_shares(images: Images, count: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Per model-free map (the edge map, the centred blob: :mod:`convlens.evaluate.baselines`) its mean share
+    of each part over every sample image, with its interval: what a map that ignores the model puts where, the
+    reference a method's shares are read against (a centre prior favours the parts near the centre)."""
+    found = {}
+    for name, maps in model_free_maps(images.display).items():
+        maps = maps.to(images.parts.device)
+        kept = located(maps).cpu().numpy()
+        shares = part_shares(maps, images.parts, count).cpu().numpy()[kept]
+        nothing = dict.fromkeys(("share", "low", "high"), [None] * count)
+        found[name] = {"images": int(kept.sum())} | (summary(shares, seed) if kept.any() else nothing)
+    return found
 
 
 def evidence_parts(images: Images, names: tuple[str, ...]) -> list[str]:

@@ -197,6 +197,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
         rows.append((text(class_names[int(key)]), count, *shown))
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
+    rows += [(f"*{MODEL_FREE_ROWS[name]}*", f"{found['images']} (all classes)",
+              *(_share(found, index) for index in range(len(names))))
+             for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE_ROWS]  # fmt: skip
     blank = [f"{text(class_names[int(key)])} ({found['flat']} images)" for key, found in shares.items()
              if found["images"] == 0]  # fmt: skip
     none = [text(class_names[int(key)]) for (key, found), line in zip(shares.items(), lines, strict=True)
@@ -220,8 +223,10 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
             "[95% bootstrap interval] (the part's area) per class explained, over the n images whose map has a "
             f"location (flat maps, zero or constant, left out and counted); parts {text(regions['from'])}. Named: "
-            f"parts at {FAVOURED}x their area or more with the interval above it. Section {sections['trust']}'s "
-            "comparison figure shows each method's maps of the same sample images.")  # fmt: skip
+            f"parts at {FAVOURED}x their area or more with the interval above it. The last rows, in italics, are "
+            "maps that ignore the model on the same images: what an edge detector and a guess at the centre put "
+            f"where. Section {sections['trust']}'s comparison figure shows each method's maps of the same sample "
+            "images.")  # fmt: skip
     return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
 
@@ -355,7 +360,8 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     if not above:
         return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
-    named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.1f}x area)"
+    named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.2f}x its area of "
+                      f"{area[index]:.1%})"
                       for index in above)  # fmt: skip
     outside = [parts[index] for index in above if evidence and parts[index] not in evidence]
     warning = (f" **Off the evidence:** {', '.join(text(part) for part in outside)} carries no class information "
@@ -374,6 +380,8 @@ def favoured(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
     return sorted(above, key=lambda index: -ratios[index])
 
 
+#: The reference rows of the parts table: the model-free maps (``regions``' ``model_free``), as the table names them.
+MODEL_FREE_ROWS = {"edges": "edge map (no model)", "centre": "centred blob (no model)"}
 #: A part is distinct for a class when its Benjamini-Hochberg adjusted p-value against the other classes is below this.
 DISTINCT_Q = 0.05
 
