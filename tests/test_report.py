@@ -721,3 +721,15 @@ def test_best_and_worst_classes_state_their_intervals_and_whether_the_spread_is_
     worst_line = next(line for line in lines if line.startswith("Worst recognized"))
     assert f"(b: {worst}.0% correct" not in worst_line and ", 95% interval " in worst_line and "of 100)" in worst_line
     assert worst_line.endswith("so the spread is within the test set's noise.") is overlaps
+
+
+def test_the_glossary_says_what_each_score_is_judged_against() -> None:
+    """Max-sensitivity is judged against the edge detector's map, the others against random maps."""
+    from convlens.report.trust_scores import _glossary
+
+    layer = {"robustness": {"max_sensitivity": {"reference": "edges"}}, "localisation": {"pointing_game": {
+        "reference": "random"}}}  # fmt: skip
+    glossary = _glossary({"methods": {"m": {"layers": {"": layer}}}})
+    assert "| lower | the edge detector's map |" in glossary.split("| max-sensitivity |")[1].splitlines()[0]
+    assert glossary.split("| pointing game |")[1].splitlines()[0].endswith("| higher | random maps |")
+    assert glossary.split("| ROAD |")[1].splitlines()[0].endswith("| higher | - |"), "not in this evaluation"

@@ -93,24 +93,43 @@ def _costly(sample: dict[str, Any]) -> str:
     return f"; costly methods on the first {fewer}" if fewer is not None else ""
 
 
-#: The cascade's columns, which are not registered metrics (the family shows them its own way).
+#: The cascade's columns, which are not registered metrics (the family shows them its own way): label, better,
+#: what it measures, what it is judged against.
 CASCADE_COLUMNS = (
     ("Spearman head → all", "lower",
      "rank correlation of the map with the trained model's map after the head alone, then every stage, is "
-     "re-initialised: a map that shows what the model learnt loses its resemblance"),
-    ("SSIM head → all", "lower", "the same comparison by structural similarity (shown, not tested)"),
+     "re-initialised: a map that shows what the model learnt loses its resemblance",
+     "the threshold (similar above it), then two randomised models' and the edge map's similarity"),
+    ("SSIM head → all", "lower", "the same comparison by structural similarity", "shown, not tested"),
 )  # fmt: skip
 
 
 def _glossary(evaluation: dict[str, Any] | None = None) -> str:
-    """What each column of the table measures and which direction is better, from the family registry, and
-    what "the object" is on this data (the parts inside its ground-truth masks)."""
-    rows = [(metric.label, text(metric.means), metric.better) for _, metric in scored_metrics() if metric.means]
-    rows += [(label, text(means), better) for label, better, means in CASCADE_COLUMNS]
+    """What each column of the table measures, which direction is better and what it is judged against (the
+    reference its cells record), from the family registry, and what "the object" is on this data (the parts
+    inside its ground-truth masks)."""
+    judged = _references(evaluation or {})
+    rows = [(metric.label, text(metric.means), metric.better, judged.get(metric.key, "-"))
+            for _, metric in scored_metrics() if metric.means]  # fmt: skip
+    rows += [(label, text(means), better, text(against)) for label, better, means, against in CASCADE_COLUMNS]
     evidence = ((evaluation or {}).get("regions") or {}).get("evidence") or []
     object_is = (f"\n\nThe object (the class evidence, the data's ground-truth mask) is here: "
                  f"{', '.join(text(part) for part in evidence)}." if evidence else "")  # fmt: skip
-    return "**What each score measures**\n\n" + table(("score", "what it measures", "better"), rows) + object_is
+    header = ("score", "what it measures", "better", "judged against")
+    return "**What each score measures**\n\n" + table(header, rows) + object_is
+
+
+def _references(evaluation: dict[str, Any]) -> dict[str, str]:
+    """Per metric key, the reference its cells are judged against (:data:`REFERENCES`), as the first cell of
+    the evaluation that records one says."""
+    found: dict[str, str] = {}
+    for method in (evaluation.get("methods") or {}).values():
+        for record in method["layers"].values():
+            for family in FAMILIES:
+                for key, cell in (record.get(family) or {}).items():
+                    if isinstance(cell, dict) and cell.get("reference") in REFERENCES:
+                        found.setdefault(key, REFERENCES[cell["reference"]])
+    return found
 
 
 def _intro(evaluation: dict[str, Any]) -> str:
