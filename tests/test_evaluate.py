@@ -126,7 +126,7 @@ def test_cascade_starts_alike_and_lists_every_stage(evaluation: dict) -> None:
 def test_costly_and_unsupported_methods_say_why(evaluation: dict) -> None:
     skipped = evaluation["methods"]["lime"]["skipped"]
     assert set(skipped) == {"randomization", "robustness"}
-    assert "evaluate.randomization.skip" in skipped["randomization"]
+    assert 'ARGS="randomization.skip=[]"' in skipped["randomization"]
 
 
 def test_random_baselines_sit_at_chance(evaluation: dict) -> None:
@@ -294,7 +294,7 @@ def test_a_map_that_beats_random_maps_is_held_against_the_centred_blob(evaluatio
 def test_skipped_families_read_not_tested(evaluation: dict) -> None:
     verdicts = evaluation["methods"]["lime"]["layers"][""]["verdicts"]
     for family in ("randomization", "robustness"):
-        assert verdicts[family]["verdict"] == "not tested" and f"evaluate.{family}.skip" in verdicts[family]["why"]
+        assert verdicts[family]["verdict"] == "not tested" and f'ARGS="{family}.skip=[]"' in verdicts[family]["why"]
     body = scores_section(evaluation).body
     header, rows = _table(body)
     lime = next(row for row in rows if row[0] == "LIME")

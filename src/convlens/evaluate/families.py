@@ -78,8 +78,8 @@ def run_family(spec: FamilySpec, subject: Subject, params: Any, only: str | None
     if not spec.recomputes:
         return load(spec.score)(subject, params)
     reason = (
-        f"left out by evaluate.{spec.name}.skip: its maps are too costly to compute again for every step "
-        f"(set evaluate.{spec.name}.skip=[] to include it)"
+        f"left out to save time: its maps are too costly to compute again for every step; "
+        f"make evaluate ARGS=\"{spec.name}.skip=[]\" includes it"
     )
     kept = {name: maps for name, maps in subject.methods.items() if name not in params.skip}
     if only is not None:
