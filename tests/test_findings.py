@@ -305,6 +305,9 @@ def test_a_part_is_named_only_on_enough_images(images: int, named: bool) -> None
     assert ("- **cat**: object 90%" in said) == named
     assert ("**Too few images** to name a part (fewer than 8, as in the trust table): cat (7)." in said) != named
     assert (f"| cat | {images} (n < 8) |" in said) != named
+    evaluation["regions"]["methods"]["saliency"][""]["0"]["flat"] = 7  # demo_shapes' star: 1 located, 7 flat
+    flat = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS))
+    assert ("cat (7; the map is flat, with no location, on 7 more)." in flat) != named
 
 
 def test_the_report_and_the_evaluation_share_the_fewest_images_they_test() -> None:

@@ -204,8 +204,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
              if found["images"] == 0]  # fmt: skip
     none = [text(class_names[int(key)]) for (key, found), line in zip(shares.items(), lines, strict=True)
             if line is None and found["images"] >= MIN_IMAGES]  # fmt: skip
-    few = [f"{text(class_names[int(key)])} ({found['images']})" for key, found in shares.items()
-           if 0 < found["images"] < MIN_IMAGES]  # fmt: skip
+    few = [f"{text(class_names[int(key)])} ({found['images']}"
+           + (f"; the map is flat, with no location, on {found['flat']} more)" if found.get("flat") else ")")
+           for key, found in shares.items() if 0 < found["images"] < MIN_IMAGES]  # fmt: skip
     lines = [line for line in lines if line is not None] + ([f"- No part favoured: {', '.join(none)}."] if none else [])
     lines += [f"- **Too few images** to name a part (fewer than {MIN_IMAGES}, as in the trust table): "
               f"{', '.join(few)}."] if few else []  # fmt: skip
