@@ -3,12 +3,14 @@ run's numbers with its threshold stated, pointing to the figure that shows it.
 
 - **Which maps to believe**: one row per method at its best-supported layer with the verdict of each family
   of checks (``evaluation.json``); a map is *trusted* here when faithfulness and randomization support it and
-  localisation does not speak against it (:func:`trusted`). Robustness is shown, not required: class means
-  average the per-image noise it measures away.
+  localisation does not speak against it, *not verified* when nothing refutes it but one of those was not
+  tested (:func:`trust_status`). Robustness is shown, not required, on the assumption (not tested) that class
+  means dilute the per-image instability it measures.
 - **Where the model looks**: per class, the share of the trusted map with the highest pointing game inside each part of
-  the image (:mod:`convlens.evaluate.regions`), with its interval, against the part's share of the area.
-- **What it confuses**: the pairs that make most of the test errors, and the part whose share differs most
-  between the two classes of the largest.
+  the image (:mod:`convlens.evaluate.regions`), with its interval, against the part's share of the area and the
+  model-free maps' shares; the parts a class favours more than the other classes do (a permutation test).
+- **What it confuses**: the pairs that make most of the test errors, and the parts on which the maps of the
+  largest pair's two classes differ (a permutation test).
 - **Converged? Limits**: the convergence sentences (:mod:`convlens.report.convergence`), the data, the
   training length and the images evaluated.
 """
@@ -197,9 +199,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
         rows.append((text(class_names[int(key)]), count, *shown))
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
-    rows += [(f"*{MODEL_FREE_ROWS[name]}*", f"{found['images']} (all classes)",
+    rows += [(f"*{_model_free(name)} (no model)*", f"{found['images']} (all classes)",
               *(_share(found, index) for index in range(len(names))))
-             for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE_ROWS]  # fmt: skip
+             for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE]  # fmt: skip
     blank = [f"{text(class_names[int(key)])} ({found['flat']} images)" for key, found in shares.items()
              if found["images"] == 0]  # fmt: skip
     none = [text(class_names[int(key)]) for (key, found), line in zip(shares.items(), lines, strict=True)
@@ -382,8 +384,9 @@ def favoured(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
     return sorted(above, key=lambda index: -ratios[index])
 
 
-#: The reference rows of the parts table: the model-free maps (``regions``' ``model_free``), as the table names them.
-MODEL_FREE_ROWS = {"edges": "edge map (no model)", "centre": "centred blob (no model)"}
+def _model_free(name: str) -> str:
+    """``edge map``: a model-free map as the parts table's reference rows name it (:data:`MODEL_FREE`)."""
+    return MODEL_FREE[name].removeprefix("the ")
 
 
 def below_model_free(shares: Mapping[str, Any], regions: Mapping[str, Any], class_names: Sequence[str]) -> list[str]:
@@ -395,16 +398,17 @@ def below_model_free(shares: Mapping[str, Any], regions: Mapping[str, Any], clas
         for index in favoured(ours, regions["classes"][key]["area"]):
             for name, reference in (regions.get("model_free") or {}).items():
                 low, high = reference["low"][index], ours["high"][index]
-                if name in MODEL_FREE_ROWS and None not in (low, high) and low > high:
-                    found.append(f"{text(class_names[int(key)])}'s {text(regions['parts'][index])} "
-                                 f"{_share(ours, index)} against the {MODEL_FREE_ROWS[name].split(' (')[0]}'s "
-                                 f"{_share(reference, index)}")  # fmt: skip
+                if name in MODEL_FREE and None not in (low, high) and low > high:
+                    found.append(
+                        f"{text(class_names[int(key)])}'s {text(regions['parts'][index])} "
+                        f"{_share(ours, index)} against {MODEL_FREE[name]}'s {_share(reference, index)}"
+                    )
     if not found:
         return []
     return [f"- **No better than a map that ignores the model** (intervals apart): {'; '.join(found)}."]
 
 
-#: A part is distinct for a class when its Benjamini-Hochberg adjusted p-value against the other classes is below this.
+#: A part tells a class (or a class pair) apart when its Benjamini-Hochberg adjusted p-value is below this.
 DISTINCT_Q = 0.05
 
 

@@ -64,10 +64,15 @@ def most_confused_with(confusion: np.ndarray, class_names: Sequence[str], label:
     return [pair for pair in pairs if pair.count == pairs[0].count] if pairs else []
 
 
+def wilson(successes: int, total: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a proportion (``scipy.stats.binomtest``)."""
+    interval = binomtest(int(successes), max(int(total), 1)).proportion_ci(0.95, "wilson")
+    return float(interval.low), float(interval.high)
+
+
 def accuracy_interval(confusion: np.ndarray) -> tuple[float, float]:
     """The 95% Wilson interval of the test accuracy, the diagonal's share of the confusion matrix."""
-    interval = binomtest(int(np.trace(confusion)), max(int(confusion.sum()), 1)).proportion_ci(0.95, "wilson")
-    return float(interval.low), float(interval.high)
+    return wilson(np.trace(confusion), confusion.sum())
 
 
 def collapse(confusion: np.ndarray, class_names: Sequence[str]) -> tuple[str, float] | None:
@@ -217,8 +222,7 @@ def _class_intervals(confusion: np.ndarray, names: Sequence[str]) -> dict[str, t
     for label, name in enumerate(names):
         total = int(confusion[label].sum())
         if total:
-            interval = binomtest(int(confusion[label, label]), total).proportion_ci(0.95, "wilson")
-            found[name] = (float(interval.low), float(interval.high), total)
+            found[name] = (*wilson(confusion[label, label], total), total)
     return found
 
 

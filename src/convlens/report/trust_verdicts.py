@@ -87,7 +87,8 @@ def trust_status(record: dict[str, Any]) -> str:
     """A layer record's status: ``trusted`` when every :data:`REQUIRED` family supports it and localisation
     does not refute it; ``not verified`` when nothing refutes it but a required family was not tested (a
     skipped check is no evidence either way); ``not trusted`` otherwise. Robustness is shown, not required:
-    the Findings' class means average its per-image noise away."""
+    the Findings read class means over n images, which dilute a map's per-image instability (an assumption,
+    not tested)."""
     verdicts = {family: (record.get("verdicts") or {}).get(family) or {} for family in FAMILIES}
     found = [verdicts[family].get("verdict", "not tested") for family in REQUIRED]
     if "not supported" in found or verdicts["localisation"].get("verdict") == "not supported":
