@@ -67,8 +67,8 @@ def test_results_and_figure_are_written_into_the_run(evaluation: dict, tiny_run:
     assert (tiny_run / "evaluation" / evaluation["figure"]).stat().st_size > 10_000
     assert set(evaluation["seconds"]) == set(FAMILIES) and evaluation["seconds_total"] > 0
     assert list(evaluation["methods"]) == ["saliency", "guided_backprop", "grad_cam", "lime"]
-    # The FerCNN's layer4 is 3x3 at 48 px, under MIN_CAM_SIZE: left out.
-    assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2", "layer3"]
+    # The FerCNN's stages end with a max-pool, so each map is taken before it: layer4.relu2 is 6x6 at 48 px.
+    assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2.relu2", "layer3.relu2", "layer4.relu2"]
 
 
 def test_families_in_worker_processes_score_as_in_one(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_trust_section_states_every_score_and_gives_each_method_its_status(evalu
     assert "![Cascading model-parameter randomization](figures/evaluation/cascade.png)" in body
     folded = body[body.index("<details") :]
     layers = len(evaluation["methods"]["grad_cam"]["layers"])
-    assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == layers == 2
+    assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == layers == 3
     assert "LIME: randomization left out" in folded and "deconvnet" not in body
     assert set(section.status) == set(evaluation["methods"])
     for name, (line,) in section.status.items():
@@ -228,7 +228,7 @@ def _table(body: str) -> tuple[list[str], list[list[str]]]:
 def test_a_cell_on_fewer_than_eight_images_is_never_marked(evaluation: dict) -> None:
     """Randomization and robustness run on 2 images here: no test, no mark, in the JSON and the table."""
     few = [cell for cell in _cells(evaluation) if cell["images"] < 8]
-    assert len(few) == 3 * 4, "the cascade's two cells and max-sensitivity of 4 method-layers (LIME is left out)"
+    assert len(few) == 3 * 5, "the cascade's two cells and max-sensitivity of 5 method-layers (LIME is left out)"
     for cell in few:
         assert cell["verdict"] == "too few images"
         assert all(test["mark"] == "too few images" and test["p"] is None and test["p_adjusted"] is None
@@ -311,7 +311,7 @@ def test_benjamini_hochberg_covers_every_test_of_the_table(evaluation: dict) -> 
     tests = [test for cell in _cells(evaluation) for test in cell["against"].values() if test["p"] is not None]
     testing = evaluation["multiple_testing"]
     assert testing["method"] == "benjamini-hochberg" and testing["q"] == 0.05 and testing["tests"] == len(tests)
-    assert len(tests) == 5 * 6 * 3, "5 method-layers x 6 localisation and faithfulness metrics x 3 baselines"
+    assert len(tests) == 6 * 6 * 3, "6 method-layers x 6 localisation and faithfulness metrics x 3 baselines"
     expected = stats.false_discovery_control([test["p"] for test in tests], method="bh")
     assert [test["p_adjusted"] for test in tests] == pytest.approx(list(expected))
     for test in tests:

@@ -128,9 +128,10 @@ def test_a_registered_family_is_evaluated_and_reported(toy: FamilySpec, tiny_run
     assert evaluation["settings"][TOY.name] == {"top": 0.2, "seed": 0}
     assert 0 < evaluation["baselines"][TOY.name]["concentration"] < 1
     records = [record for method in evaluation["methods"].values() for record in method["layers"].values()]
-    # saliency, and Grad-CAM at layer2 and layer3 (layer4, 3x3, is under MIN_CAM_SIZE)
-    assert len(records) == 3 and all(record[TOY.name]["concentration"]["verdict"] for record in records)
-    assert read_run(tiny_run).evaluation["methods"]["grad_cam"]["layers"]["layer3"][TOY.name] == records[2][TOY.name]
+    # saliency, and Grad-CAM at layer2..layer4, each before its max-pool (layer4: 6x6)
+    assert len(records) == 4 and all(record[TOY.name]["concentration"]["verdict"] for record in records)
+    layer3 = read_run(tiny_run).evaluation["methods"]["grad_cam"]["layers"]["layer3.relu2"]
+    assert layer3[TOY.name] == records[2][TOY.name]
     for family, metric in scored_metrics():  # the registry's direction is the one the records hold
         assert all(record[family][metric.key]["better"] == metric.better for record in records), metric.key
 

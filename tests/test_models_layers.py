@@ -8,8 +8,10 @@ from torch import nn
 
 from convlens.models import FerCNN, ResNet
 from convlens.models.layers import (
+    before_pooling,
     capture_activations,
     check_channels,
+    default_cam_layers,
     default_feature_layers,
     eval_mode,
     first_conv_name,
@@ -77,6 +79,30 @@ def test_default_feature_layers_are_stem_and_conv5_activations() -> None:
     assert default_feature_layers(FerCNN(7, 1, widths=(8, 16, 32, 64))) == ["stem.relu", "layer4.relu2"]
     with pytest.raises(ValueError, match="contains no nn.ReLU"):
         last_relu(FerCNN(7, 1, widths=(8, 16, 32, 64)), "stem.conv")
+
+
+def test_class_activation_maps_are_taken_before_a_stage_pools() -> None:
+    """Grad-CAM's last convolutional layer: a VGG-style stage's last ReLU (before its max-pool and
+    dropout), a ResNet stage (no pooling) as it is; a stage of pooling alone is left as it is."""
+    fer = FerCNN(7, 1, widths=(8, 16, 32, 64))
+    assert default_cam_layers(fer) == ["layer2.relu2", "layer3.relu2", "layer4.relu2"]
+    assert default_cam_layers(ResNet(18, 10, 3)) == ["layer2", "layer3", "layer4"]
+    with torch.no_grad():
+        before = fer.get_submodule(before_pooling(fer, "layer4"))
+        sizes = {}
+        hooks = [module.register_forward_hook(lambda m, i, out, key=key: sizes.update({key: out.shape[-1]}))
+                 for key, module in (("before", before), ("after", fer.layer4))]  # fmt: skip
+        fer.eval()(torch.randn(1, 1, 48, 48))
+    for hook in hooks:
+        hook.remove()
+    assert sizes == {"before": 6, "after": 3}
+    pooling = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Sequential(nn.MaxPool2d(2), nn.Dropout()))
+    only_pooling = nn.Module()
+    only_pooling.layer4 = nn.Sequential(nn.MaxPool2d(2), nn.Dropout())
+    assert before_pooling(only_pooling, "layer4") == "layer4"
+    wrapped = nn.Module()
+    wrapped.layer4 = pooling
+    assert before_pooling(wrapped, "layer4") == "layer4"  # the pooling is inside a child: not a trailing pool
 
 
 def test_eval_mode_restores_each_module_flag() -> None:

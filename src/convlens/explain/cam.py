@@ -11,8 +11,10 @@ offers only for one image at a time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import torch
@@ -24,7 +26,14 @@ from torch import Tensor, nn
 from convlens.explain.attribution import Targets, as_target_tensor, guided_gradients
 from convlens.explain.method import ExplainBatch, MethodParams, NotApplicable
 from convlens.models.conventions import conforming
-from convlens.models.layers import capture_activations, eval_mode, frozen_parameters, model_device, resolve_layer
+from convlens.models.layers import (
+    capture_activations,
+    default_cam_layers,
+    eval_mode,
+    frozen_parameters,
+    model_device,
+    resolve_layer,
+)
 
 #: Smallest layer output (positions per side) whose class activation map can locate anything: a 1x1
 #: map is constant, a 2x2 map only tells the quadrants apart, and on the 33 px shapes demo the 3x3
@@ -111,9 +120,13 @@ def _cams(
 
 @dataclass(frozen=True)
 class CamParams(MethodParams):
-    """The layers (stages) that get a map each."""
+    """The layers that get a map each; None: ``layer2..layer4``, each before its pooling where the stage
+    ends with one (:func:`~convlens.models.layers.default_cam_layers`)."""
 
-    layers: list[str] = field(default_factory=lambda: ["layer2", "layer3", "layer4"])
+    layers: list[str] | None = None
+
+    def resolved(self, model: nn.Module) -> Self:
+        return dataclasses.replace(self, layers=list(self.layers) if self.layers else default_cam_layers(model))
 
 
 @dataclass(frozen=True)
@@ -151,21 +164,21 @@ class GuidedCamImages:
 @conforming
 def explain_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
     """Grad-CAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
-    layers, sizes, skipped = mappable_layers(model, batch, params.layers)
+    layers, sizes, skipped = mappable_layers(model, batch, params.resolved(model).layers or [])
     return CamMaps(grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
 
 
 @conforming
 def explain_layer_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
     """LayerCAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
-    layers, sizes, skipped = mappable_layers(model, batch, params.layers)
+    layers, sizes, skipped = mappable_layers(model, batch, params.resolved(model).layers or [])
     return CamMaps(layer_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
 
 
 @conforming
 def explain_guided_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> GuidedCamImages:
     """Guided Grad-CAM of each layer large enough: guided backprop masked by the layer's Grad-CAM."""
-    layers, sizes, skipped = mappable_layers(model, batch, params.layers)
+    layers, sizes, skipped = mappable_layers(model, batch, params.resolved(model).layers or [])
     return GuidedCamImages(guided_grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
 
 

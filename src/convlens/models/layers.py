@@ -94,6 +94,30 @@ def last_relu(model: nn.Module, stage: str) -> str:
     return names[-1]
 
 
+#: What a stage may end with after its last feature map: pooling, and the dropout that follows it.
+_AFTER_FEATURES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d, nn.Dropout)
+#: The stages a class activation map is drawn at by default.
+CAM_STAGES = ("layer2", "layer3", "layer4")
+
+
+def before_pooling(model: nn.Module, stage: str) -> str:
+    """``stage``, or where it ends by pooling (a VGG-style stage: convolutions, ReLU, max-pool, dropout)
+    the last module before that pooling: Grad-CAM's "last convolutional layer" (Selvaraju et al. take
+    VGG-16's ``relu5_3`` at 14x14, not ``pool5``), whose map has twice the pooled output's resolution.
+    A ResNet stage ends with its last block and is returned as it is."""
+    children = list(resolve_layer(model, stage).named_children())
+    kept = len(children)
+    while kept and isinstance(children[kept - 1][1], _AFTER_FEATURES):
+        kept -= 1
+    return f"{stage}.{children[kept - 1][0]}" if 0 < kept < len(children) else stage
+
+
+def default_cam_layers(model: nn.Module) -> list[str]:
+    """The feature maps class activation maps are drawn at by default: :data:`CAM_STAGES`, each
+    before its pooling (:func:`before_pooling`)."""
+    return [before_pooling(model, stage) for stage in CAM_STAGES]
+
+
 def default_feature_layers(model: nn.Module) -> list[str]:
     """An early and a deep activation: the stem ReLU and the output of ``layer4`` (conv5_x): its last
     ReLU, or the layer a model names as ``deep_feature_layer`` (where branches are concatenated)."""
