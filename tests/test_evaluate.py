@@ -66,6 +66,8 @@ def test_results_and_figure_are_written_into_the_run(evaluation: dict, tiny_run:
     assert evaluation["run"] == "demo_faces/tiny" and evaluation["masks"] is True
     assert (tiny_run / "evaluation" / evaluation["figure"]).stat().st_size > 10_000
     assert set(evaluation["seconds"]) == set(FAMILIES) and evaluation["seconds_total"] > 0
+    map_seconds = evaluation["sample"]["map_seconds"]  # LIME's, shared by the two workers, summed
+    assert list(map_seconds) == list(evaluation["methods"]) and all(seconds > 0 for seconds in map_seconds.values())
     assert list(evaluation["methods"]) == ["saliency", "guided_backprop", "grad_cam", "lime"]
     # The FerCNN's stages end with a max-pool, so each map is taken before it: layer4.relu2 is 6x6 at 48 px.
     assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2.relu2", "layer3.relu2", "layer4.relu2"]
@@ -79,7 +81,9 @@ def test_families_in_worker_processes_score_as_in_one(evaluation: dict, tiny_run
     alone = evaluate_run(copy, _evaluate_config(f"run={copy}", "workers=1"))
 
     def timeless(record: dict) -> dict:
-        return {key: value for key, value in record.items() if key not in {"seconds", "seconds_total", "run"}}
+        sample = {key: value for key, value in record["sample"].items() if key != "map_seconds"}
+        kept = {key: value for key, value in record.items() if key not in {"seconds", "seconds_total", "run"}}
+        return kept | {"sample": sample}
 
     assert timeless(alone) == timeless(evaluation)
 

@@ -56,7 +56,8 @@ class Images:
 class MethodMaps:
     """A method's maps as the visualize stage kept them: per layer ('' for a single map) (K, H, W), for
     the images at ``index`` (test-set indices) with their true ``labels`` and the ``targets`` explained,
-    and the settings the method used."""
+    and the settings the method used; ``seconds``: the time computing them took (None when read from a
+    file), summed over the processes that shared them."""
 
     name: str
     layers: dict[str, Tensor]
@@ -64,6 +65,7 @@ class MethodMaps:
     labels: list[int]
     targets: list[int]
     parameters: dict[str, Any]
+    seconds: float | None = None
 
     @property
     def keys(self) -> list[Key]:

@@ -13,6 +13,7 @@ The sample is ordered so that its first images are themselves stratified samples
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -171,12 +172,13 @@ def _method_maps(
     name: str, rows: range, parameters: dict[str, Any], model: nn.Module, images: Images, black: Tensor,
     num_classes: int,
 ) -> MethodMaps:  # fmt: skip
+    started = time.perf_counter()
     recompute = Recompute.recorded(name, parameters, black, num_classes)
     part = slice(rows.start, rows.stop)
     layers = recompute(model, images.inputs[part], images.targets[part])
     keys = images.keys[part]
     index, targets = [key[0] for key in keys], [key[1] for key in keys]
-    return MethodMaps(name, layers, index, images.labels[part], targets, parameters)
+    return MethodMaps(name, layers, index, images.labels[part], targets, parameters, time.perf_counter() - started)
 
 
 def _joined(parts: list[MethodMaps]) -> MethodMaps:
@@ -188,4 +190,5 @@ def _joined(parts: list[MethodMaps]) -> MethodMaps:
     joined = {
         field: [value for part in parts for value in getattr(part, field)] for field in ("index", "labels", "targets")
     }
-    return MethodMaps(first.name, layers, **joined, parameters=first.parameters)
+    seconds = sum(part.seconds or 0.0 for part in parts)
+    return MethodMaps(first.name, layers, **joined, parameters=first.parameters, seconds=seconds)

@@ -148,6 +148,7 @@ def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
         "drawn": "at random, stratified by class, apart from the figures' images",
         "images": len(subject.images.keys), "costly_images": min(settings.small, len(subject.images.keys)),
         "seed": settings.seed, "explained": f"the {settings.explain} class",
+        "map_seconds": {name: round(maps.seconds or 0.0, 2) for name, maps in subject.methods.items()},
     }  # fmt: skip
 
 
