@@ -59,6 +59,7 @@ def draw_guided_grad_cam(result: GuidedCamImages, shown: Shown, params: CamParam
 
 
 def _sized(layer: str, sizes: Mapping[str, tuple[int, int]]) -> str:
-    """``layer (HxW)``: the resolution the map was computed at."""
+    """``layer`` over ``(HxW)``, the resolution the map was computed at, on a line of its own so that every
+    column's title wraps alike."""
     height, width = sizes[layer]
-    return f"{layer} ({height}x{width})"
+    return f"{layer}\n({height}x{width})"
