@@ -525,6 +525,29 @@ def test_the_learning_progress_says_whether_training_converged(val: list[float],
     assert lines[0].startswith(says) and len(lines) == 1
 
 
+@pytest.mark.parametrize(
+    ("clean", "images", "says"),
+    [
+        (0.90, 3589, "**Overfits:** the best checkpoint classifies 90.0% [89.0%-90.9%] of 3,589 training images"),
+        (0.56, 3589, "No sign of overfitting: the best checkpoint classifies 56.0%"),  # 3 points: under the 5
+        (0.60, 40, "No sign of overfitting"),  # 7 points, but on 40 images the intervals overlap
+    ],
+)
+def test_overfitting_is_read_from_clean_training_accuracy_against_validation(
+    clean: float, images: int, says: str
+) -> None:
+    """The best checkpoint on un-augmented training images against validation, each with its Wilson
+    interval: overfitting only past 5 points with the intervals apart; the running-mean caveat then goes."""
+    from convlens.report.convergence import convergence
+
+    metrics = {"train": {"acc": 0.45}, "train_clean": {"acc": clean, "images": images}, "val": {"acc": 0.53},
+               "data": {"sizes": {"train": 28709, "val": 3589}}}  # fmt: skip
+    lines = convergence([0.45, 0.53], 1, metrics)
+    assert lines[-1].startswith(says) and "and 53.0% [51.4%-54.6%] of the 3,589 validation images" in lines[-1]
+    assert not any("trails" in line for line in lines)
+    assert convergence([0.45, 0.53], 1, metrics | {"train_clean": {}})[-1].startswith("Training accuracy 45.0% trails")
+
+
 def test_a_training_accuracy_below_validation_is_explained_not_called_underfitting() -> None:
     """FER2013 after 3 epochs: a running training accuracy on augmented batches with dropout (48.5%) below
     validation (51.9%) is what augmentation and dropout do, not evidence of underfitting."""

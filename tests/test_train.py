@@ -69,6 +69,20 @@ def test_run_directory_is_complete(entry_point_run: Path) -> None:
     assert str(ROOT) not in (entry_point_run / "config.yaml").read_text(), "no machine paths in the run dir"
 
 
+def test_clean_training_accuracy_is_the_best_checkpoints_on_unaugmented_training_images(entry_point_run: Path) -> None:
+    """metrics.json's ``train_clean``: as many training images as validation holds, drawn with the run's
+    seed, un-augmented, in eval mode; recomputed here from the run directory alone (fp32; the run may
+    have used bf16, so one image may differ)."""
+    clean = json.loads((entry_point_run / "metrics.json").read_text())["train_clean"]
+    run = load_run(entry_point_run)
+    split = run.datamodule.split("train")
+    chosen = torch.randperm(len(split), generator=torch.Generator().manual_seed(42))[: clean["images"]]
+    with torch.no_grad():
+        predicted = run.model(run.datamodule.preprocess(split.images[chosen])).argmax(dim=1)
+    assert clean["images"] == 96, "as many as the validation split holds"
+    assert clean["acc"] == pytest.approx(float((predicted == split.labels[chosen]).float().mean()), abs=1.5 / 96)
+
+
 def test_tensorboard_has_scalars_and_confusion_matrix(entry_point_run: Path) -> None:
     events = EventAccumulator(str(entry_point_run / "tensorboard"), size_guidance={"images": 0}).Reload()
     scalars = set(events.Tags()["scalars"])

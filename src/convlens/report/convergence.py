@@ -6,7 +6,11 @@ the last, means the run stopped while it was still learning. Training accuracy i
 the last epoch's augmented batches with dropout on, which lowers it: when it trails validation accuracy
 by more than :data:`TRAILING_GAP`, a sentence says so and that this is no evidence of underfitting (an
 earlier version called it underfitting; a FER2013 run that trailed by 3.4 points while validation
-accuracy rose 6.5 points in its last epoch was not shown to underfit by it).
+accuracy rose 6.5 points in its last epoch was not shown to underfit by it). Runs since 2026-12-06 also
+record the best checkpoint's accuracy on un-augmented training images in eval mode (``train_clean``,
+:mod:`convlens.training.clean_accuracy`), which can be set beside validation accuracy: more than
+:data:`OVERFIT_GAP` above it, with the two 95% Wilson intervals apart, is called overfitting; that
+sentence replaces the caveat.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from convlens.report.observations import wilson
+
 #: Validation accuracy gained over the last epoch (as a fraction) above which training is still rising.
 STILL_RISING = 0.005
 #: Running training accuracy this far below validation accuracy (as a fraction) gets its caveat.
 TRAILING_GAP = 0.01
+#: Clean training accuracy this far above validation accuracy (as a fraction, intervals apart) is overfitting.
+OVERFIT_GAP = 0.05
 
 
 def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, metrics: Mapping[str, Any]) -> list[str]:
@@ -25,7 +33,8 @@ def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, me
     that trails validation accuracy."""
     values = [value for value in val_accuracy if value is not None]
     lines = [_trend(values, best_epoch)] if values else []
-    return lines + _trailing(metrics)
+    gap = _fit_gap(metrics)
+    return lines + ([gap] if gap else _trailing(metrics))
 
 
 def _trend(values: list[float], best_epoch: int | None) -> str:
@@ -55,6 +64,31 @@ def _trailing(metrics: Mapping[str, Any]) -> list[str]:
             f"{_points(TRAILING_GAP)}): it is the running mean over the last epoch's augmented batches with dropout "
             "on, both of which lower it, so the gap is no evidence of underfitting; the trend above is the "
             "better guide."]  # fmt: skip
+
+
+def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
+    """Overfitting, or its absence, from the best checkpoint's clean training accuracy against its
+    validation accuracy; None for a run that did not record them."""
+    clean, val = metrics.get("train_clean") or {}, metrics.get("val") or {}
+    val_images = ((metrics.get("data") or {}).get("sizes") or {}).get("val")
+    if clean.get("acc") is None or val.get("acc") is None or not clean.get("images") or not val_images:
+        return None
+    train_interval = wilson(round(clean["acc"] * clean["images"]), clean["images"])
+    val_interval = wilson(round(val["acc"] * val_images), val_images)
+    gap = clean["acc"] - val["acc"]
+    train_part = f"{clean['acc']:.1%} {_interval(train_interval)} of {clean['images']:,} training images"
+    numbers = (f"the best checkpoint classifies {train_part} seen as validation sees them (un-augmented, eval "
+               f"mode) and {val['acc']:.1%} {_interval(val_interval)} of the {val_images:,} validation images, "
+               f"{_points(gap, sign=True)}")  # fmt: skip
+    if gap > OVERFIT_GAP and train_interval[0] > val_interval[1]:
+        return (f"**Overfits:** {numbers} (more than {_points(OVERFIT_GAP)}, the 95% intervals apart): it fits "
+                "the training images better than it generalizes; more data, augmentation or regularization "
+                "would be the next step, not more epochs.")  # fmt: skip
+    return f"No sign of overfitting: {numbers} (overfitting: more than {_points(OVERFIT_GAP)}, the intervals apart)."
+
+
+def _interval(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:.1%}-{bounds[1]:.1%}]"
 
 
 def _points(fraction: float, sign: bool = False) -> str:

@@ -39,6 +39,7 @@ from convlens.rundir import (
 )
 from convlens.stage import record_time
 from convlens.training import ranks
+from convlens.training.clean_accuracy import clean_train_accuracy
 from convlens.training.console import progress_bar_shown, quiet_third_party
 from convlens.training.finite import FiniteTraining
 from convlens.training.lifecycle import logging_to, make_run_dir, removed_on_error, torch_flags_kept
@@ -223,7 +224,8 @@ def _metrics(
     train_seconds: float,
     precision_probe: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """metrics.json: the final training numbers and the best checkpoint's val/test numbers."""
+    """metrics.json: the final training numbers, the best checkpoint's val/test numbers and its accuracy on
+    un-augmented training images (``train_clean``)."""
     train_metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     results = evaluate_best(trainer, module, datamodule, cfg.run_test)
     per_class = write_test_results(run_dir, trainer.callback_metrics, datamodule.class_names) if cfg.run_test else None
@@ -238,6 +240,7 @@ def _metrics(
         "epochs": trainer.current_epoch,
         "best_epoch": best_epoch(run_dir),
         "train": {"loss": _scalar(train_metrics, "train/loss"), "acc": _scalar(train_metrics, "train/acc")},
+        "train_clean": clean_train_accuracy(trainer, module, datamodule, cfg.seed),
         **results,
         "per_class_accuracy": per_class,
         "train_seconds": round(train_seconds, 2),
