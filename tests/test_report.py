@@ -65,6 +65,14 @@ def report_dir(tiny_run: Path) -> Path:
     return build_report(tiny_run, tiny_run.parents[2] / "reports")
 
 
+def test_the_results_table_sets_clean_training_accuracy_beside_validation(report_dir: Path, tiny_run: Path) -> None:
+    clean = json.loads((tiny_run / "metrics.json").read_text())["train_clean"]
+    row = next(line for line in (report_dir / "report.md").read_text().splitlines()
+               if line.startswith("| train, un-augmented |"))  # fmt: skip
+    assert f"| {clean['acc']:.1%} |" in row and f"(n = {clean['images']:,}) | - |" in row
+    assert "The un-augmented training row is the best checkpoint" in (report_dir / "report.md").read_text()
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from convlens.report.assets import CONFUSION_MATRIX, LEARNING_CURVES
 from convlens.report.format import percent, value
 from convlens.report.markdown import folded, table, text
-from convlens.report.observations import accuracy_interval, most_confused_with, observations
+from convlens.report.observations import accuracy_interval, most_confused_with, observations, wilson
 from convlens.report.run_data import RunData
 
 
@@ -34,6 +34,11 @@ def results(run: RunData) -> str:
         for split in ("train", "val", "test")
         if metrics.get(split)
     ]
+    clean = metrics.get("train_clean") or {}
+    if clean.get("acc") is not None and clean.get("images"):
+        low, high = wilson(round(clean["acc"] * clean["images"]), clean["images"])
+        interval = f"{low:.1%}-{high:.1%} (n = {clean['images']:,})"
+        splits.insert(1, ("train, un-augmented", percent(clean["acc"]), interval, "-"))
     parts = [table(("split", "accuracy", "95% interval", "loss"), splits), _results_note(run)]
     per_class = metrics.get("per_class_accuracy") or {}
     if per_class:
@@ -96,6 +101,9 @@ def _results_note(run: RunData) -> str:
         "Validation and test numbers are those of the best checkpoint (highest validation accuracy); "
         "training numbers are the running averages of the last epoch, on augmented images."
     )
+    if (run.metrics.get("train_clean") or {}).get("images"):
+        note += (" The un-augmented training row is the best checkpoint on as many training images as validation "
+                 "holds, in eval mode: the number to set beside validation accuracy (the Findings do).")  # fmt: skip
     views = str(run.config.get("data", {}).get("test_time_augmentation", "none"))
     if views != "none":
         note += (f" The test numbers average the softmax over test-time views (`data.test_time_augmentation: "
