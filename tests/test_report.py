@@ -70,7 +70,10 @@ def test_the_results_table_sets_clean_training_accuracy_beside_validation(report
     row = next(line for line in (report_dir / "report.md").read_text().splitlines()
                if line.startswith("| train, un-augmented |"))  # fmt: skip
     assert f"| {clean['acc']:.1%} |" in row and f"(n = {clean['images']:,}) | - |" in row
-    assert "The un-augmented training row is the best checkpoint" in (report_dir / "report.md").read_text()
+    report = (report_dir / "report.md").read_text()
+    assert "The un-augmented training row is the best checkpoint" in report
+    val_row = next(line for line in report.splitlines() if line.startswith("| val |"))
+    assert f"(n = {clean['images']:,}) |" in val_row, "validation states its interval and n too"
 
 
 def _files(folder: Path) -> dict[str, bytes]:

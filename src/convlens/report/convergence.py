@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from convlens.report.observations import wilson
+from convlens.report.observations import accuracy_bounds
 
 #: Validation accuracy gained over the last epoch (as a fraction) above which training is still rising.
 STILL_RISING = 0.005
@@ -73,8 +73,8 @@ def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
     val_images = ((metrics.get("data") or {}).get("sizes") or {}).get("val")
     if clean.get("acc") is None or val.get("acc") is None or not clean.get("images") or not val_images:
         return None
-    train_interval = wilson(round(clean["acc"] * clean["images"]), clean["images"])
-    val_interval = wilson(round(val["acc"] * val_images), val_images)
+    train_interval = accuracy_bounds(clean["acc"], clean["images"])
+    val_interval = accuracy_bounds(val["acc"], val_images)
     gap = clean["acc"] - val["acc"]
     train_part = f"{clean['acc']:.1%} {_interval(train_interval)} of {clean['images']:,} training images"
     numbers = (f"the best checkpoint classifies {train_part} seen as validation sees them (un-augmented, eval "

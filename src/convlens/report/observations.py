@@ -70,6 +70,11 @@ def wilson(successes: int, total: int) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
+def accuracy_bounds(accuracy: float, images: int) -> tuple[float, float]:
+    """The 95% Wilson interval of an accuracy recorded as a fraction of ``images`` (metrics.json's)."""
+    return wilson(round(accuracy * images), images)
+
+
 def accuracy_interval(confusion: np.ndarray) -> tuple[float, float]:
     """The 95% Wilson interval of the test accuracy, the diagonal's share of the confusion matrix."""
     return wilson(np.trace(confusion), confusion.sum())

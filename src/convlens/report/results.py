@@ -5,7 +5,7 @@ from __future__ import annotations
 from convlens.report.assets import CONFUSION_MATRIX, LEARNING_CURVES
 from convlens.report.format import percent, value
 from convlens.report.markdown import folded, table, text
-from convlens.report.observations import accuracy_interval, most_confused_with, observations, wilson
+from convlens.report.observations import accuracy_bounds, accuracy_interval, most_confused_with, observations
 from convlens.report.run_data import RunData
 
 
@@ -24,20 +24,16 @@ def learning_progress(run: RunData) -> str:
 
 def results(run: RunData) -> str:
     metrics = run.metrics
+    val_images = ((metrics.get("data") or {}).get("sizes") or {}).get("val")
+    intervals = {"test": _interval(run), "val": _proportion_interval((metrics.get("val") or {}).get("acc"), val_images)}
     splits = [
-        (
-            split,
-            percent(metrics[split]["acc"]),
-            _interval(run) if split == "test" else "-",
-            value(metrics[split]["loss"]),
-        )
+        (split, percent(metrics[split]["acc"]), intervals.get(split, "-"), value(metrics[split]["loss"]))
         for split in ("train", "val", "test")
         if metrics.get(split)
     ]
     clean = metrics.get("train_clean") or {}
     if clean.get("acc") is not None and clean.get("images"):
-        low, high = wilson(round(clean["acc"] * clean["images"]), clean["images"])
-        interval = f"{low:.1%}-{high:.1%} (n = {clean['images']:,})"
+        interval = _proportion_interval(clean["acc"], clean["images"])
         splits.insert(1, ("train, un-augmented", percent(clean["acc"]), interval, "-"))
     parts = [table(("split", "accuracy", "95% interval", "loss"), splits), _results_note(run)]
     per_class = metrics.get("per_class_accuracy") or {}
@@ -94,6 +90,14 @@ def _interval(run: RunData) -> str:
         return "-"
     low, high = accuracy_interval(run.confusion)
     return f"{low:.1%}-{high:.1%} (n = {int(run.confusion.sum()):,})"
+
+
+def _proportion_interval(accuracy: float | None, images: int | None) -> str:
+    """An accuracy's 95% Wilson interval with its n ('-' without them)."""
+    if accuracy is None or not images:
+        return "-"
+    low, high = accuracy_bounds(accuracy, images)
+    return f"{low:.1%}-{high:.1%} (n = {images:,})"
 
 
 def _results_note(run: RunData) -> str:
