@@ -70,21 +70,25 @@ def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
     """Overfitting, or its absence, from the best checkpoint's clean training accuracy against its
     validation accuracy; None for a run that did not record them."""
     clean, val = metrics.get("train_clean") or {}, metrics.get("val") or {}
-    val_images = ((metrics.get("data") or {}).get("sizes") or {}).get("val")
+    sizes = (metrics.get("data") or {}).get("sizes") or {}
+    val_images = sizes.get("val")
     if clean.get("acc") is None or val.get("acc") is None or not clean.get("images") or not val_images:
         return None
     train_interval = accuracy_bounds(clean["acc"], clean["images"])
     val_interval = accuracy_bounds(val["acc"], val_images)
     gap = clean["acc"] - val["acc"]
-    train_part = f"{clean['acc']:.1%} {_interval(train_interval)} of {clean['images']:,} training images"
-    numbers = (f"the best checkpoint classifies {train_part} seen as validation sees them (un-augmented, eval "
-               f"mode) and {val['acc']:.1%} {_interval(val_interval)} of the {val_images:,} validation images, "
+    drawn = "all" if clean["images"] == sizes.get("train") else f"a random {clean['images']:,}"
+    train_part = (f"{clean['acc']:.1%} {_interval(train_interval)} of {drawn} of the {sizes.get('train', 0):,} "
+                  "training images")  # fmt: skip
+    numbers = (f"the best checkpoint classifies {train_part}, seen as validation sees them (un-augmented, eval "
+               f"mode), and {val['acc']:.1%} {_interval(val_interval)} of the {val_images:,} validation images: "
                f"{_points(gap, sign=True)}")  # fmt: skip
+    rule = (f"overfitting is called when training accuracy exceeds validation accuracy by more than "
+            f"{_points(OVERFIT_GAP)} and their 95% intervals do not overlap")  # fmt: skip
     if gap > OVERFIT_GAP and train_interval[0] > val_interval[1]:
-        return (f"**Overfits:** {numbers} (more than {_points(OVERFIT_GAP)}, the 95% intervals apart): it fits "
-                "the training images better than it generalizes; more data, augmentation or regularization "
-                "would be the next step, not more epochs.")  # fmt: skip
-    return f"No sign of overfitting: {numbers} (overfitting: more than {_points(OVERFIT_GAP)}, the intervals apart)."
+        return (f"**Overfits:** {numbers} ({rule}): it fits the training images better than it generalizes; more "
+                "data, augmentation or regularization would be the next step, not more epochs.")  # fmt: skip
+    return f"No sign of overfitting: {numbers} ({rule})."
 
 
 def _interval(bounds: tuple[float, float]) -> str:

@@ -346,8 +346,9 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
            f"{second['images']}, Benjamini-Hochberg over every class pair and part, q = {DISTINCT_Q:g}")  # fmt: skip
     apart = [index for index, adjusted in enumerate(test["p_adjusted"]) if adjusted < DISTINCT_Q]
     if not apart:
-        return [f"No part tells the maps of {names} apart ({how}): the maps do not show what separates the two; "
-                "LIME's confused pairs may."]  # fmt: skip
+        return [f"No part was shown to tell the maps of {names} apart ({how}): this does not show the maps are "
+                "alike (at these n a small difference goes undetected), only that they do not show what separates "
+                "the two; LIME's confused pairs may."]  # fmt: skip
     described = ", ".join(
         f"**{text(regions['parts'][index])}** ({_share(first, index)} vs {_share(second, index)}, adjusted p "
         f"{test['p_adjusted'][index]:.2g})" for index in sorted(apart, key=lambda part: test["p_adjusted"][part])

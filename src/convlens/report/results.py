@@ -103,11 +103,12 @@ def _proportion_interval(accuracy: float | None, images: int | None) -> str:
 def _results_note(run: RunData) -> str:
     note = (
         "Validation and test numbers are those of the best checkpoint (highest validation accuracy); "
-        "training numbers are the running averages of the last epoch, on augmented images."
+        "training numbers are the running averages of the last epoch, on augmented images with dropout on."
     )
     if (run.metrics.get("train_clean") or {}).get("images"):
-        note += (" The un-augmented training row is the best checkpoint on as many training images as validation "
-                 "holds, in eval mode: the number to set beside validation accuracy (the Findings do).")  # fmt: skip
+        note += (" The un-augmented training row is the best checkpoint on a random sample of the training images "
+                 "(seeded, as many as validation holds), in eval mode: the number to set beside validation accuracy "
+                 "(the Findings do).")  # fmt: skip
     views = str(run.config.get("data", {}).get("test_time_augmentation", "none"))
     if views != "none":
         note += (f" The test numbers average the softmax over test-time views (`data.test_time_augmentation: "

@@ -256,19 +256,20 @@ def _reference(rows: list[Row], family: str, metric: Metric) -> str:
     return REFERENCES.get(reference, reference)
 
 
-#: Each model-free map (:data:`~convlens.report.trust_verdicts.MODEL_FREE`) described, and what matching it means.
+#: Each model-free map (:data:`~convlens.report.trust_verdicts.MODEL_FREE`) described, and what it shows.
 MODEL_FREE_MEANING = {
-    "edges": ("an edge detector (Sobel magnitude of the image)", "what it shows, the image's edges show too"),
-    "centre": ("a centred Gaussian blob that ignores the image", "what it shows, a guess at the image's centre "
-               "shows too"),
-}  # fmt: skip
+    "edges": ("an edge detector (Sobel magnitude of the image)", "the image's edges"),
+    "centre": ("a centred Gaussian blob that ignores the image", "a guess at the image's centre"),
+}
+#: What matching (no better than) or beating (worse than) a model-free map means, given what it shows.
+SHOWN_BY_MODEL_FREE = {"no better than": "what it shows, {} shows too", "worse than": "{} shows it better"}
 
 
 def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> list[str]:
     """Per model-free map, the maps that beat random maps on ``metric`` but not it
     (:func:`~convlens.report.trust_verdicts.short_of_model_free`), each with both means."""
     sentences = []
-    for name, (what, meaning) in MODEL_FREE_MEANING.items():
+    for name, (what, shown) in MODEL_FREE_MEANING.items():
         groups: dict[str, list[str]] = {"worse than": [], "no better than": []}
         for row in rows:
             score = _score(row, family, metric.key)
@@ -276,7 +277,8 @@ def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> 
             if side is not None:
                 groups[side].append(f"{row.label} ({score['value']:.2f} vs {score['against'][name]['mean']:.2f})")
         sentences += [f"On {metric.label}, {', '.join(items)} beat random maps but {_are(items)} {side} {what}: "
-                      f"{meaning}." for side, items in groups.items() if items]  # fmt: skip
+                      f"{SHOWN_BY_MODEL_FREE[side].format(shown)}."
+                      for side, items in groups.items() if items]  # fmt: skip
     return sentences
 
 
