@@ -126,8 +126,8 @@ SECTIONS: tuple[Section, ...] = (
         "Class activation maps per stage: Grad-CAM (Selvaraju et al. 2017) weighs a stage's channels by their mean "
         "gradient, Guided Grad-CAM multiplies that with guided backprop, LayerCAM (Jiang et al. 2021) weighs "
         "each position by its positive gradient. A stage that ends with a max-pool is mapped before it, at its "
-        "last ReLU (a name such as `layer4.relu2`: Grad-CAM's last convolutional layer, at twice the pooled "
-        "output's resolution); each column gives the size the map was computed at.",
+        "last ReLU (a name such as `layer4.relu2`: Grad-CAM's last convolutional layer, finer than the pooled "
+        "output); each column gives the size the map was computed at.",
     ),
     Section(
         "lime",

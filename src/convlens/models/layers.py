@@ -103,7 +103,7 @@ CAM_STAGES = ("layer2", "layer3", "layer4")
 def before_pooling(model: nn.Module, stage: str) -> str:
     """``stage``, or where it ends by pooling (a VGG-style stage: convolutions, ReLU, max-pool, dropout)
     the last module before that pooling: Grad-CAM's "last convolutional layer" (Selvaraju et al. take
-    VGG-16's ``relu5_3`` at 14x14, not ``pool5``), whose map has twice the pooled output's resolution.
+    VGG-16's ``relu5_3`` at 14x14, not ``pool5`` at 7x7), whose map is finer than the pooled output's.
     A ResNet stage ends with its last block and is returned as it is."""
     children = list(resolve_layer(model, stage).named_children())
     kept = len(children)

@@ -29,8 +29,9 @@ OVERFIT_GAP = 0.05
 
 
 def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, metrics: Mapping[str, Any]) -> list[str]:
-    """Sentences on the trend (``val_accuracy`` per epoch, ``best_epoch`` 0-based) and on a training accuracy
-    that trails validation accuracy."""
+    """Sentences on the trend (``val_accuracy`` per epoch, ``best_epoch`` 0-based) and on overfitting (clean
+    training accuracy against validation accuracy), or, for a run without the clean number, on a running
+    training accuracy that trails validation accuracy."""
     values = [value for value in val_accuracy if value is not None]
     lines = [_trend(values, best_epoch)] if values else []
     gap = _fit_gap(metrics)

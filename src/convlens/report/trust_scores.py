@@ -258,7 +258,7 @@ def _reference(rows: list[Row], family: str, metric: Metric) -> str:
 
 #: Each model-free map (:data:`~convlens.report.trust_verdicts.MODEL_FREE`) described, and what it shows.
 MODEL_FREE_MEANING = {
-    "edges": ("an edge detector (Sobel magnitude of the image)", "the image's edges"),
+    "edges": ("an edge detector (Sobel magnitude of the image)", "the image's edge map"),
     "centre": ("a centred Gaussian blob that ignores the image", "a guess at the image's centre"),
 }
 #: What matching (no better than) or beating (worse than) a model-free map means, given what it shows.

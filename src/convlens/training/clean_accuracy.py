@@ -22,9 +22,11 @@ def clean_train_accuracy(
 ) -> dict[str, Any]:
     """``acc`` of ``module`` (the best checkpoint, as the caller left it after testing) on ``images``
     training images drawn with ``seed``: as many as the validation split holds (at most all), so that the
-    two accuracies are equally precise."""
+    two accuracies are equally precise; ``acc`` None when there are none."""
     split = datamodule.split("train")
     count = min(len(split), len(datamodule.split("val")))
+    if count == 0:
+        return {"acc": None, "images": 0}
     chosen = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:count]
     device = trainer.strategy.root_device
     module = module.to(device).eval()
