@@ -219,8 +219,10 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
-        lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for "
-                     f"{'it' if len(unseen) == 1 else 'them'}; by default the class the model answers).")  # fmt: skip
+        explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
+        pronoun = "it" if len(unseen) == 1 else "them"
+        lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for {pronoun}: each "
+                     f"image is explained for {text(explained)}).")  # fmt: skip
     record = evaluation["methods"][name]["layers"][layer]
     why = ("the trusted map with the highest pointing game" if _pointing(record) >= 0
            else "a trusted map; no masks to rank them")  # fmt: skip
@@ -231,7 +233,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             "maps that ignore the model on the same images: what an edge detector and a guess at the centre put "
             f"where. Section {sections['trust']}'s comparison figure shows each method's maps of the same sample "
             "images.")  # fmt: skip
-    return [lead, table(("class", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+    return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
 
 def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None) -> list[str]:
