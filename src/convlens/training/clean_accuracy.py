@@ -36,6 +36,6 @@ def clean_train_accuracy(
     with torch.inference_mode(), trainer.precision_plugin.val_step_context():
         for rows in chosen.split(datamodule.eval_batch_size):
             rows = rows.to(split.images.device)
-            inputs = datamodule.transform(split.images[rows].to(device), train=False)
+            inputs = datamodule.preprocess(split.images[rows].to(device))
             accuracy.update(module(inputs).float(), split.labels[rows].to(device))
     return {"acc": round(float(accuracy.compute()), 6), "images": count}
