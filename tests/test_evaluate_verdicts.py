@@ -133,6 +133,18 @@ def test_a_map_that_turns_flat_under_the_cascade_counts_as_changed() -> None:
     assert record["sensitivity"]["against"]["threshold"]["n"] == 16
     assert record["sensitivity"]["against"]["structure"]["n"] == 16
     assert record["verdict"] == "insensitive"  # the head alone leaves it alike
+    assert record["flattened"] == [0, 5]
+    row = Row("grad_cam", "Grad-CAM", "layer3", {"randomization": record})
+    assert trust_scores._flattened([row]) == [
+        "Maps the cascade turns flat (zero or constant where the trained map was not), on how many of 16 images "
+        "after re-initialising `head`, `layer1` in turn: Grad-CAM at `layer3` 0, 5. Each counts as Spearman 0 "
+        "(nothing left of what it showed), so part of those maps' fall in similarity is the map going blank, not "
+        "moving."
+    ]
+    steps[1]["absolute"] = torch.rand(16, 8, 8, generator=generator)  # nothing flat: no sentence
+    record = randomization(Cascade({"absolute": trained}, steps, twin, torch.rand(16, 8, 8)), RandomizationParams(
+        stages=["head", "layer1"]))  # fmt: skip
+    assert trust_scores._flattened([Row("grad_cam", "Grad-CAM", "layer3", {"randomization": record})]) == []
     trained[0] = 0.0  # a flat trained map has nothing to compare: that image leaves the cell
     record = randomization(Cascade({"absolute": trained}, steps, twin, torch.rand(16, 8, 8)), RandomizationParams(
         stages=["head", "layer1"]))  # fmt: skip

@@ -123,8 +123,13 @@ def test_a_layer_worse_than_random_is_not_trusted_and_a_skipped_check_leaves_it_
     table = believe(evaluation, "run", SECTIONS)
     assert "| Saliency at `layer3` | not supported | supported | supported | not supported | no |" in table[0]
     assert table[1].startswith("0 of 1 methods are trusted")
+    assert table[1].endswith(  # the table's row is the best layer; a trusted layer outside it is named
+        "Also trusted at another layer (the table shows each method at its best-supported layer only): Saliency "
+        "at `layer2`."
+    )
     evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"
     assert believe(evaluation, "run", SECTIONS)[1].startswith("1 of 1 methods is trusted")
+    assert "Also trusted" not in believe(evaluation, "run", SECTIONS)[1]
     skipped = believe(_evaluation(layers={"": _layer(randomization=SKIPPED)}), "run", SECTIONS)
     assert "| Saliency | supported | supported | not supported | not verified |" in skipped[0]  # its one method
     assert skipped[1].startswith("Not tested for any method, so not in the table: randomization: left out by")
@@ -417,15 +422,21 @@ def test_the_parts_table_ends_with_what_maps_that_ignore_the_model_put_where() -
     assert "The last rows, in italics, are maps that ignore the model" in lead
 
 
-def test_a_named_part_a_model_free_map_finds_better_is_said() -> None:
-    """demo_shapes: the centred blob puts 58% [55-61] on the shape, cross's trusted maps 46% [41-51]."""
+def test_a_part_a_model_free_map_finds_as_well_is_not_named() -> None:
+    """demo_shapes: the centred blob puts 58% [55-61] on the shape, cross's trusted maps 46% [41-51]; FER2013:
+    the blob 23% [23-23] on the eyes, Surprise's SmoothGrad 23% [20-27], which the report had named."""
     evaluation = _evaluation()
     evaluation["regions"]["model_free"] = {"centre": {"images": 64, "share": [0.02, 0.98], "low": [0.01, 0.97],
                                                       "high": [0.03, 0.99]}}  # fmt: skip
     said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    assert "- **cat**" not in said and "- No part favoured: cat, dog." in said
     assert (
-        "- **No better than a map that ignores the model** (intervals apart): cat's object 90% [85-95] against the "
-        "centred blob's 98% [97-99]; dog's object" in said
+        "- **Not named: a map that ignores the model puts as much there** (its interval reaches the lead map's): "
+        "cat's object 90% [85-95] against the centred blob's 98% [97-99]; dog's object" in said
     )
-    evaluation["regions"]["model_free"]["centre"] |= {"share": [0.1, 0.9], "low": [0.05, 0.85], "high": [0.15, 0.95]}
-    assert "No better than a map" not in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    evaluation["regions"]["model_free"]["centre"] |= {"share": [0.1, 0.88], "low": [0.05, 0.88], "high": [0.15, 0.88]}
+    tied = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]  # the blob inside the map's interval
+    assert "cat's object 90% [85-95] against the centred blob's 88% [88-88]" in tied and "- **cat**" not in tied
+    evaluation["regions"]["model_free"]["centre"] |= {"share": [0.2, 0.8], "low": [0.15, 0.78], "high": [0.25, 0.84]}
+    named = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]  # the map's interval above the blob's
+    assert "- **cat**: object 90% (4.50x its area of 20.0%)." in named and "Not named" not in named

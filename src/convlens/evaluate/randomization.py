@@ -122,7 +122,9 @@ def randomization(cascade: Cascade, params: RandomizationParams) -> dict[str, An
     """The JSON record of one method-layer: mean Spearman and SSIM of the maps' magnitudes after each
     cascade step to the trained ones, the references (``baseline``: the twin's similarity to the
     randomised maps; ``edges``: the edge map's to the trained ones), the similarity after the first step
-    (``top``) and after all (``full``), the other ``views`` (Spearman per step and of the twin), two
+    (``top``) and after all (``full``), per step the images whose map turned flat (``flattened``: structured
+    when trained, scored Spearman 0, see :func:`_flat_shares_nothing`), the other ``views`` (Spearman per step
+    and of the twin), two
     tested cells (lower is better) and the verdict (:func:`cascade_verdict`, final once the table is
     adjusted): ``sensitivity``, the per-image Spearman after the full cascade against the threshold and
     against ``structure`` (per image the larger reference floored at 0, plus the margin), judged by
@@ -137,6 +139,7 @@ def randomization(cascade: Cascade, params: RandomizationParams) -> dict[str, An
         record[name] = [mean_of(step[name]) for step in per_step]
     record["baseline"] = {name: mean_of(values) for name, values in twin.items()}
     record["edges"] = {name: mean_of(values) for name, values in edges.items()}
+    record["flattened"] = [int((structured & is_flat(step[TESTED_VIEW])).sum()) for step in cascade.steps]
     record["top"] = {name: record[name][0] for name in ("spearman", "ssim")}
     record["full"] = {name: record[name][-1] for name in ("spearman", "ssim")}
     record["views"] = {view: _view(cascade, view) for view in cascade.trained if view != TESTED_VIEW}

@@ -47,7 +47,10 @@ def _trend(values: list[float], best_epoch: int | None) -> str:
     if best == epochs - 1 and gain >= STILL_RISING:
         return (f"**Not converged:** the best epoch is the last ({epochs} of {epochs}) and validation accuracy "
                 f"still rose by {_points(gain)} in it ({values[-2]:.1%} to {values[-1]:.1%}; the threshold is "
-                f"{_points(STILL_RISING)}): more epochs would likely help.")  # fmt: skip
+                f"{_points(STILL_RISING)}): training stopped while the model was still learning. Whether more "
+                "epochs help is not measured here: train again with a larger `trainer.max_epochs` (with a one-cycle or "
+                "cosine rate, which stretches over the epochs given, part of a last epoch's rise is the rate's "
+                "annealing).")  # fmt: skip
     if best == epochs - 1:
         return (f"Validation accuracy is flat at the end: the best epoch is the last ({epochs} of {epochs}), "
                 f"{_points(gain, sign=True)} over it ({values[-2]:.1%} to {values[-1]:.1%}; under "

@@ -42,7 +42,7 @@ from convlens.rundir import EVALUATION_JSON
 from convlens.untrusted import UntrustedInputError
 
 #: A part is named as where a class's evidence lies when its share is at least this multiple of its area
-#: and its interval lies above its area.
+#: and its interval lies above its area and above the model-free maps' intervals (:func:`favoured`).
 FAVOURED = 1.5
 #: The most confident mistakes are called out when one answer makes at least this share of them, of at least
 #: :data:`FEW_MISTAKES` shown: a confident answer shared by several expressions points at a shortcut or at labels.
@@ -116,6 +116,13 @@ def believe(
     if unverified:
         rule += (f" Not verified (nothing refutes {'it' if len(unverified) == 1 else 'them'}, but a required check was "
                  f"not run: a skipped check is no evidence either way): {'; '.join(unverified)}.")  # fmt: skip
+    in_table = {(name, layer) for name, layer, _ in shown}
+    others = [_title(evaluation, name, layer) for name, method in evaluation["methods"].items()
+              for layer, record in method["layers"].items()
+              if trusted(record) and (name, layer) not in in_table]  # fmt: skip
+    if others:
+        rule += (f" Also trusted at another layer (the table shows each method at its best-supported layer only): "
+                 f"{', '.join(others)}.")  # fmt: skip
     beside = [line for name, layer, record in shown_layers(evaluation) if trusted(record)
               for line in [beside_model_free(_title(evaluation, name, layer), record, sections["trust"])]
               if line]  # fmt: skip
@@ -198,7 +205,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         few = f" (n < {MIN_IMAGES})" if 0 < found["images"] < MIN_IMAGES else ""
         count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
         rows.append((text(class_names[int(key)]), count, *shown))
-        lines.append(_looks_at(class_names[int(key)], found, area, names, regions.get("evidence") or []))
+        lines.append(_looks_at(class_names[int(key)], found, area, names, regions))
     rows += [(f"*{_model_free(name)} (no model)*", f"{found['images']} (all classes)",
               *(_share(found, index) for index in range(len(names))))
              for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE]  # fmt: skip
@@ -215,7 +222,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
     lines += distinct(shares, names, class_names, regions["classes"])
-    lines += below_model_free(shares, regions, class_names)
+    lines += matched_by_model_free(shares, regions, class_names)
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
@@ -227,12 +234,14 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     why = ("the trusted map with the highest pointing game" if _pointing(record) >= 0
            else "a trusted map; no masks to rank them")  # fmt: skip
     lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
-            "[95% bootstrap interval] (the part's area) per class explained, over the n images whose map has a "
-            f"location (flat maps, zero or constant, left out and counted); parts {text(regions['from'])}. Named: "
-            f"parts at {FAVOURED}x their area or more with the interval above it. The last rows, in italics, are "
-            "maps that ignore the model on the same images: what an edge detector and a guess at the centre put "
-            f"where. Section {sections['trust']}'s comparison figure shows each method's maps of the same sample "
-            "images.")  # fmt: skip
+            "[95% bootstrap interval, per cell: not adjusted for the table's many cells] (the part's area) per "
+            "class explained, over the n images whose map has a "
+            f"location (flat maps, zero or constant, left out and counted); parts {text(regions['from'])}. The last "
+            "rows, in italics, are maps that ignore the model on the same images: what an edge detector and a guess "
+            f"at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above the "
+            "area and above the interval of each of those rows (a part a model-free map finds as well says nothing "
+            f"about the model). Section {sections['trust']}'s comparison figure shows each method's maps of the same "
+            "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
 
@@ -359,32 +368,42 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
 
 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
-              evidence: Sequence[str]) -> str | None:  # fmt: skip
+              regions: Mapping[str, Any]) -> str | None:  # fmt: skip
     """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
     warning for a part outside the class evidence; None when no part is favoured or fewer than
     :data:`MIN_IMAGES` maps have a location."""
-    above = favoured(found, area)
+    above = favoured(found, area, regions.get("model_free"))
     if not above:
         return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
     named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.2f}x its area of "
                       f"{area[index]:.1%})"
                       for index in above)  # fmt: skip
+    evidence = regions.get("evidence") or []
     outside = [parts[index] for index in above if evidence and parts[index] not in evidence]
     warning = (f" **Off the evidence:** {', '.join(text(part) for part in outside)} carries no class information "
                "in this data: a shortcut or an artefact.") if outside else ""  # fmt: skip
     return f"- **{text(name)}**: {named}.{warning}"
 
 
-def favoured(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
+def favoured(found: Mapping[str, Any], area: Sequence[float], model_free: Mapping[str, Any] | None = None) -> list[int]:
     """The parts a class's maps favour, most first: share at least :data:`FAVOURED` times the part's area with
-    the interval's low end above the area; none where fewer than :data:`MIN_IMAGES` maps have a location."""
+    the interval's low end above the area and above the high end of each of the ``model_free`` maps' intervals
+    (none given: the area alone); none where fewer than :data:`MIN_IMAGES` maps have a location."""
     if found["images"] < MIN_IMAGES:
         return []
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(area))]
     above = [index for index, low in enumerate(found["low"])
-             if low is not None and low > area[index] and ratios[index] >= FAVOURED]  # fmt: skip
+             if low is not None and low > area[index] and ratios[index] >= FAVOURED
+             and not _matched(low, index, model_free)]  # fmt: skip
     return sorted(above, key=lambda index: -ratios[index])
+
+
+def _matched(low: float, index: int, model_free: Mapping[str, Any] | None) -> list[str]:
+    """The model-free maps (:data:`MODEL_FREE`) whose interval on part ``index`` reaches ``low``, the low end
+    of a map's interval there: maps that ignore the model and find the part as well."""
+    highs = {name: reference["high"][index] for name, reference in (model_free or {}).items() if name in MODEL_FREE}
+    return [name for name, high in highs.items() if high is not None and high >= low]
 
 
 def _model_free(name: str) -> str:
@@ -392,23 +411,25 @@ def _model_free(name: str) -> str:
     return MODEL_FREE[name].removeprefix("the ")
 
 
-def below_model_free(shares: Mapping[str, Any], regions: Mapping[str, Any], class_names: Sequence[str]) -> list[str]:
-    """The named parts (:func:`favoured`) on which a map that ignores the model (``regions``' ``model_free``)
-    puts more than the lead map does, their intervals apart: there the map finds the part no better than an
-    edge detector or a guess at the centre (demo_shapes: the blob puts 58% on the shape, cross's maps 46%)."""
-    found = []
+def matched_by_model_free(
+    shares: Mapping[str, Any], regions: Mapping[str, Any], class_names: Sequence[str]
+) -> list[str]:
+    """The parts above their area (:func:`favoured` by the area alone) that go unnamed because a map that ignores
+    the model (``regions``' ``model_free``) puts as much there, their intervals not apart: there the map finds
+    the part no better than an edge detector or a guess at the centre (demo_shapes: the blob puts 58% on the
+    shape, cross's maps 46%; FER2013: the blob 23% on the eyes, Surprise's maps 23% [20-27])."""
+    model_free, found = regions.get("model_free"), []
     for key, ours in shares.items():
         for index in favoured(ours, regions["classes"][key]["area"]):
-            for name, reference in (regions.get("model_free") or {}).items():
-                low, high = reference["low"][index], ours["high"][index]
-                if name in MODEL_FREE and None not in (low, high) and low > high:
-                    found.append(
-                        f"{text(class_names[int(key)])}'s {text(regions['parts'][index])} "
-                        f"{_share(ours, index)} against {MODEL_FREE[name]}'s {_share(reference, index)}"
-                    )
+            references = "; ".join(f"{MODEL_FREE[name]}'s {_share(model_free[name], index)}"
+                                   for name in _matched(ours["low"][index], index, model_free))  # fmt: skip
+            if references:
+                found.append(f"{text(class_names[int(key)])}'s {text(regions['parts'][index])} "
+                             f"{_share(ours, index)} against {references}")  # fmt: skip
     if not found:
         return []
-    return [f"- **No better than a map that ignores the model** (intervals apart): {'; '.join(found)}."]
+    return [f"- **Not named: a map that ignores the model puts as much there** (its interval reaches the lead map's): "
+            f"{'; '.join(found)}."]  # fmt: skip
 
 
 #: A part tells a class (or a class pair) apart when its Benjamini-Hochberg adjusted p-value is below this.
@@ -463,7 +484,7 @@ def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_
             differ, overlap = [], 0
             for key in compared:
                 area = regions["classes"][key]["area"]
-                ours, theirs = favoured(lead[key], area), favoured(shares[key], area)
+                ours, theirs = (favoured(found[key], area, regions.get("model_free")) for found in (lead, shares))
                 overlap += bool(set(ours) & set(theirs))
                 if set(ours) != set(theirs):
                     differ.append(f"{text(class_names[int(key)])} (it names {_parts(theirs, regions['parts'])}; "

@@ -45,8 +45,7 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
         *((("published reference", REFERENCE_ACCURACY[data["name"]]),) if data["name"] in REFERENCE_ACCURACY else ()),
         (
             "best epoch",
-            f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy; from 1, "
-            "metrics.json's from 0)",
+            f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy)",
         ),
         ("total time", _total_time(run.provenance.get("stages", {}))),
     ]

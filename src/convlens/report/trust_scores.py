@@ -350,7 +350,24 @@ def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
         if row.record["randomization"]["verdict"] in ("insensitive", "undecided"):
             sentences.append(f"{row.label} is not shown to depend on the weights: "
                              f"{row.record['verdicts']['randomization']['why']}.")  # fmt: skip
-    return sentences
+    return sentences + _flattened(cascaded)
+
+
+def _flattened(rows: list[Row]) -> list[str]:
+    """One sentence on the maps the cascade turns flat on some images, with their counts after each step
+    (``flattened``, absent from older evaluations): a flat map counts as Spearman 0 to the trained one, so a
+    similarity that falls because the map went blank, not because it moved, can be read as such."""
+    counted = [(row, row.record["randomization"]) for row in rows]
+    counted = [(row, cascade) for row, cascade in counted if any(cascade.get("flattened") or [])]
+    if not counted:
+        return []
+    stages = ", ".join(code(stage) for stage in counted[0][1]["stages"])
+    images = sorted({(cascade.get("sensitivity") or {}).get("images") for _, cascade in counted} - {None})
+    of = f" of {' or '.join(map(str, images))}" if images else ""
+    listed = "; ".join(f"{row.label} {', '.join(map(str, cascade['flattened']))}" for row, cascade in counted)
+    return [f"Maps the cascade turns flat (zero or constant where the trained map was not), on how many{of} images "
+            f"after re-initialising {stages} in turn: {listed}. Each counts as Spearman 0 (nothing left of what it "
+            "showed), so part of those maps' fall in similarity is the map going blank, not moving."]  # fmt: skip
 
 
 def _score(row: Row, family: str, metric: str) -> dict[str, Any]:
