@@ -337,12 +337,17 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
     record = {"localisation": {"pointing_game": _cell("above", "above", "below"),
                                "relevance_mass": _cell("above", "level", "above")},
               "faithfulness": {"road": _cell("level", "below", "below")}}  # fmt: skip
-    assert beside_model_free("Grad-CAM", record, 6) == (
-        "Beside the model-free maps (tested in section 6, not part of the verdict): Grad-CAM is worse than the "
-        "centred blob on pointing game; no better than the edge map on relevance mass."
+    assert beside_model_free("Grad-CAM", record) == (
+        "Grad-CAM is worse than the centred blob on pointing game; no better than the edge map on relevance mass."
     ), "ROAD does not beat random maps: its model-free tests are not named"
     beats_all = {"localisation": {"pointing_game": _cell("above", "above", "above")}}
-    assert beside_model_free("Grad-CAM", beats_all, 6) is None
+    assert beside_model_free("Grad-CAM", beats_all) is None
+    evaluation = _evaluation(layers={"": _layer() | record})
+    assert believe(evaluation, "run", SECTIONS)[-1] == (
+        "Beside the model-free maps (tested in section 6, not part of the verdict, which is against random maps):"
+        "\n\n- Saliency is worse than the centred blob on pointing game; no better than the edge map on relevance "
+        "mass."
+    )
 
 
 def test_another_trusted_map_that_names_other_parts_is_said() -> None:

@@ -481,6 +481,10 @@ def test_the_accuracy_gap_is_put_down_to_the_classes_that_make_it() -> None:
             np.array([[100, 0, 0], [0, 30, 10], [0, 0, 40]]),
             "at most 0.83 times as often as it occurs: **b** (30 predictions, 40 test images: 0.75x)",
         ),
+        (
+            np.array([[50, 0, 0], [10, 0, 0], [0, 0, 40]]),  # b never predicted: named with 0x
+            "at most 0.83 times as often as it occurs: **b** (0 predictions, 10 test images: 0.00x)",
+        ),
         (np.array([[95, 5, 0], [0, 40, 0], [0, 0, 40]]), None),
     ],
 )

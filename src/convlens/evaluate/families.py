@@ -111,7 +111,10 @@ def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
     against random maps (``random_draws`` per image) and the model-free maps on the same images."""
     masks = subject.images.masks
     if masks is None:
-        reason = "the data has no ground-truth masks (only the synthetic shapes and faces do)"
+        reason = (
+            "this dataset has no ground-truth masks of what carries the class (only convlens's synthetic shapes and "
+            "faces have them)"
+        )
         return Family(skipped=dict.fromkeys(subject.methods, reason))
     generator = torch.Generator(device=masks.device).manual_seed(params.seed)
     baselines = {"random": local.random_baseline(masks, params.random_draws, generator)}

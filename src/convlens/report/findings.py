@@ -124,8 +124,10 @@ def believe(
         rule += (f" Also trusted at another layer (the table shows each method at its best-supported layer only): "
                  f"{', '.join(others)}.")  # fmt: skip
     beside = [line for name, layer, record in shown_layers(evaluation) if trusted(record)
-              for line in [beside_model_free(_title(evaluation, name, layer), record, sections["trust"])]
-              if line]  # fmt: skip
+              for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
+    if beside:
+        beside = [f"Beside the model-free maps (tested in section {sections['trust']}, not part of the verdict, "
+                  "which is against random maps):\n\n" + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
     return [table(header, rows), *untested, rule, *beside]
 
 
@@ -160,11 +162,10 @@ def _without_untested_families(
     return tuple(header[c] for c in keep), [tuple(row[c] for c in keep) for row in rows], lines
 
 
-def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> str | None:
+def beside_model_free(title: str, record: Mapping[str, Any]) -> str | None:
     """Where a trusted map, better than random maps, does no better than a map that ignores the model (an
     edge detector, a centred Gaussian blob): not part of the verdict, but a map a guess at the centre
-    matches says little about the model there (``section``: the trust section's number). None when it
-    beats both wherever it beats random maps."""
+    matches says little about the model there. None when it beats both wherever it beats random maps."""
     labels = {metric.key: metric.label for _, metric in scored_metrics()}
     found: dict[str, dict[str, list[str]]] = {side: {} for side in ("worse than", "no better than")}
     for family in ("localisation", "faithfulness"):
@@ -179,8 +180,7 @@ def beside_model_free(title: str, record: Mapping[str, Any], section: int) -> st
              for named, metrics in by_map.items()]  # fmt: skip
     if not parts:
         return None
-    return (f"Beside the model-free maps (tested in section {section}, not part of the verdict): "
-            f"{title} is {'; '.join(parts)}.")  # fmt: skip
+    return f"{title} is {'; '.join(parts)}."
 
 
 def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
