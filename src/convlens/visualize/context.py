@@ -63,21 +63,34 @@ class Chosen:
 
     def explained(self, params: MethodParams) -> Explained:
         """The images a method explains and the class it explains each for (see
-        :class:`~convlens.explain.method.MethodParams`); with ``confused: N``, each of the first N
-        confused-pair images once for its predicted and once for its true class."""
+        :class:`~convlens.explain.method.MethodParams`); a mistake of a class with no correct pick also for
+        its true class; with ``confused: N``, each of the first N confused-pair images once for its
+        predicted and once for its true class."""
         if hasattr(params, "images"):
             positions = self.first_per_class(1)[: params.images]
         elif getattr(params, "per_class", None) is not None:
             positions = self.first_per_class(params.per_class)
         else:
             positions = list(range(self.selection.per_class))
-        targets = [int(self.targets[p]) for p in positions]
-        groups = ["correct" if self.selection.correct[p] else "mistake" for p in positions]
+        rows = []
+        for p in positions:
+            target = int(self.targets[p])
+            rows += [(p, target, "correct" if self.selection.correct[p] else "mistake"), *self._unrecognised(p, target)]
+        positions, targets, groups = [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
         for p in self.pair_positions[: getattr(params, "confused", 0)]:
             positions += [p, p]
             targets += [int(self.selection.predictions[p]), int(self.selection.labels[p])]
             groups += ["confused", "confused"]
         return Explained(positions, targets, groups)
+
+    def _unrecognised(self, position: int, target: int) -> list[tuple[int, int, str]]:
+        """The mistake at ``position`` once more, explained for its true class, when that class has no
+        correctly classified image among the picks (FER2013's Disgust, never predicted): otherwise no figure
+        would show the evidence for that class at all, only for the class the model answered instead."""
+        label = int(self.selection.labels[position])
+        picks = range(self.selection.per_class)
+        recognised = any(bool(self.selection.correct[p]) and int(self.selection.labels[p]) == label for p in picks)
+        return [] if recognised or target == label else [(position, label, "mistake")]
 
     @property
     def pair_positions(self) -> list[int]:
