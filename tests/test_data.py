@@ -46,6 +46,7 @@ def test_fer_csv_maps_usage_to_splits(tmp_path: Path, name: str) -> None:
     assert arrays.train.images.shape == (3, 48, 48, 1) and arrays.train.images.dtype == np.uint8
     assert arrays.train.labels.tolist() == [3, 0, 6] and arrays.test.labels.tolist() == [1, 2]
     assert arrays.class_names == FER2013_CLASSES
+    assert arrays.splits_from == "the csv's Usage column: Training -> train, PublicTest -> val, PrivateTest -> test"
     assert list((tmp_path / "cache").glob("fer2013-*.npz")), "decoded once into an npz cache"
 
 
@@ -59,6 +60,8 @@ def test_fer_image_folders(tmp_path: Path) -> None:
     write_fer_folders(tmp_path, {"train": 10, "test": 3})
     arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache"), val_fraction=0.25).load()
     assert (len(arrays.train), len(arrays.val), len(arrays.test)) == (15, 5, 6)
+    assert arrays.splits_from == ("train and val: the train/ folder, 5 of its images held out for val (val_fraction "
+                                  "0.25, seed 0); test: the test/ folder")  # fmt: skip
     assert set(arrays.test.labels.tolist()) == {FER2013_CLASSES.index("Happy"), FER2013_CLASSES.index("Sad")}
 
 

@@ -74,6 +74,9 @@ def test_the_results_table_sets_clean_training_accuracy_beside_validation(report
     assert "The un-augmented training row is the best checkpoint" in report
     val_row = next(line for line in report.splitlines() if line.startswith("| val |"))
     assert f"(n = {clean['images']:,}) |" in val_row, "validation states its interval and n too"
+    splits = json.loads((tiny_run / "metrics.json").read_text())["data"]["splits_from"]
+    assert splits.startswith("drawn by the generator, each split from its own seed (train ")
+    assert "| splits | drawn by the generator, each split from its own seed (train" in report, "Setup says it"
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -37,7 +37,7 @@ class DatasetArrays:
     """A dataset: its splits (None: a split the source was not asked for and did not load), the class
     names in label order, and the files it was read from; where the splits carry ``parts``, their names
     and where they come from (``parts_from``, in words: drawn by the generator, or fixed bands of an
-    aligned face)."""
+    aligned face); ``splits_from``, in words, where each split's images come from (the report's Setup)."""
 
     train: ArraySplit | None
     val: ArraySplit | None
@@ -46,6 +46,7 @@ class DatasetArrays:
     files: tuple[Path, ...] = field(default_factory=tuple)
     part_names: tuple[str, ...] = ()
     parts_from: str = ""
+    splits_from: str = ""
 
     def split(self, name: str) -> ArraySplit | None:
         if name not in SPLITS:

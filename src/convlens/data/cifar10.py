@@ -50,7 +50,10 @@ class CIFAR10Source:
         train = ArraySplit(arrays["x_train"], arrays["y_train"].astype(np.int64))
         keep, held_out = seeded_holdout(len(train), self.val_size, self.split_seed)
         test = ArraySplit(arrays["x_test"], arrays["y_test"].astype(np.int64))
-        return DatasetArrays(train.subset(keep), train.subset(held_out), test, CIFAR10_CLASSES, files)
+        origin = (f"train and val: the file's training images, {self.val_size:,} of them held out for val (seed "
+                  f"{self.split_seed}); test: its test images")  # fmt: skip
+        val = train.subset(held_out)
+        return DatasetArrays(train.subset(keep), val, test, CIFAR10_CLASSES, files, splits_from=origin)
 
     def _arrays(self) -> tuple[dict[str, np.ndarray], tuple[Path, ...]]:
         """The arrays and the files they come from (recorded in a run's provenance)."""

@@ -35,6 +35,8 @@ FER2013_BOXES: dict[str, tuple[slice, slice]] = {
 FER2013_PARTS = ("background", *FER2013_BOXES)
 PARTS_FROM = "fixed boxes on the registered 48x48 faces, not landmarks, so approximate for each image"
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+#: Where the csv's splits come from, as the report's Setup says it (``val_fraction`` does not apply).
+CSV_SPLITS = "the csv's Usage column: Training -> train, PublicTest -> val, PrivateTest -> test"
 PIXELS = 48 * 48
 #: The arrays cached per split.
 KINDS = ("images", "labels")
@@ -72,12 +74,14 @@ class Fer2013Source:
         source = find_source(self.data_dir)
         if source.is_file():
             splits = self._cached(sha256(source), tuple(USAGE_TO_SPLIT.values()), lambda: read_csv(source))
-            return with_parts(splits["train"], splits["val"], splits["test"], (source,))
+            return with_parts(splits["train"], splits["val"], splits["test"], (source,), CSV_SPLITS)
         files = [path for split in ("train", "test") for path in (source / split).rglob("*") if path.is_file()]
         splits = self._cached(folder_digest(source, files), ("train", "test"), lambda: read_folders(source))
         train = splits["train"]
         keep, held_out = seeded_holdout(len(train), max(1, round(len(train) * self.val_fraction)), self.split_seed)
-        return with_parts(train.subset(keep), train.subset(held_out), splits["test"])
+        origin = (f"train and val: the train/ folder, {len(held_out):,} of its images held out for val (val_fraction "
+                  f"{self.val_fraction:g}, seed {self.split_seed}); test: the test/ folder")  # fmt: skip
+        return with_parts(train.subset(keep), train.subset(held_out), splits["test"], splits_from=origin)
 
     def _cached(
         self, digest: str, names: tuple[str, ...], decode: Callable[[], dict[str, ArraySplit]]
@@ -93,14 +97,18 @@ class Fer2013Source:
         return {name: ArraySplit(arrays[f"images_{name}"], arrays[f"labels_{name}"]) for name in names}
 
 
-def with_parts(train: ArraySplit, val: ArraySplit, test: ArraySplit, files: tuple[Path, ...] = ()) -> DatasetArrays:
+def with_parts(
+    train: ArraySplit, val: ArraySplit, test: ArraySplit, files: tuple[Path, ...] = (), splits_from: str = ""
+) -> DatasetArrays:
     """The dataset with every image's parts: the same :data:`FER2013_BOXES` map, broadcast (no copy)."""
     parts = np.zeros((48, 48), dtype=np.uint8)
     for index, (rows, columns) in enumerate(FER2013_BOXES.values(), 1):
         parts[rows, columns] = index
     splits = [ArraySplit(split.images, split.labels, split.masks, np.broadcast_to(parts, (len(split), 48, 48)))
               for split in (train, val, test)]  # fmt: skip
-    return DatasetArrays(*splits, FER2013_CLASSES, files, part_names=FER2013_PARTS, parts_from=PARTS_FROM)
+    return DatasetArrays(
+        *splits, FER2013_CLASSES, files, part_names=FER2013_PARTS, parts_from=PARTS_FROM, splits_from=splits_from
+    )
 
 
 def find_source(data_dir: Path) -> Path:

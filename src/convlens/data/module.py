@@ -131,7 +131,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.transform = BatchTransform(image_size, tuple(mean), tuple(std), augment_settings)
         self.class_names: list[str] = []
         self.part_names: tuple[str, ...] = ()
-        self.parts_from = ""
+        self.parts_from = self.splits_from = ""
         self.files: tuple = ()
         self.splits: dict[str, ImageSplit] = {}
 
@@ -145,7 +145,7 @@ class ImageDataModule(pl.LightningDataModule):
         arrays = self.source.load(wanted)
         self._check_classes(arrays)
         self.class_names = list(arrays.class_names)
-        self.part_names, self.parts_from = arrays.part_names, arrays.parts_from
+        self.part_names, self.parts_from, self.splits_from = arrays.part_names, arrays.parts_from, arrays.splits_from
         self.files = arrays.files
         for name in SPLITS:
             found = arrays.split(name)
@@ -223,6 +223,7 @@ class ImageDataModule(pl.LightningDataModule):
         return {
             "name": self.name,
             "sizes": {name: len(split) for name, split in self.splits.items()},
+            "splits_from": self.splits_from,
             "native_size": list(self.splits["train"].images.shape[-2:]) if self.splits else None,
             "image_size": self.image_size,
             "channels": self.channels,

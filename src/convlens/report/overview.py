@@ -158,6 +158,7 @@ def _data_table(run: RunData) -> str:
     rows = [
         ("dataset", text(data["name"])),
         ("images", sizes(data["sizes"])),
+        *((("splits", text(data["splits_from"])),) if data.get("splits_from") else ()),
         ("classes", ", ".join(text(name) for name in run.class_names)),
         ("image size", f"{native} px stored, {pixels(data['image_size'])} model input"),
         ("channels", str(data["channels"])),

@@ -47,7 +47,8 @@ class SyntheticSource:
             if name in splits:
                 generated = make(size, self.seed + offset, **self.side)
                 drawn[name] = ArraySplit(generated.images, generated.labels, generated.masks, generated.parts)
+        seeds = ", ".join(f"{name} {self.seed + offset}" for offset, name in enumerate(self.sizes))
         return DatasetArrays(
             drawn.get("train"), drawn.get("val"), drawn.get("test"), tuple(class_names), part_names=part_names,
-            parts_from=PARTS_FROM,
+            parts_from=PARTS_FROM, splits_from=f"drawn by the generator, each split from its own seed ({seeds})",
         )  # fmt: skip
