@@ -109,8 +109,9 @@ def believe(
     header, rows, untested = _without_untested_families(("method (best layer)", *FAMILIES, "trusted"), rows, shown)
     counts = {status: sum(trust_status(record) == status for _, _, record in shown) for status in TRUST_CELLS}
     verb = "is" if counts["trusted"] == 1 else "are"
-    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} and not "
-            f"refuted on localisation (the checks and every layer: section {sections['trust']}).")  # fmt: skip
+    localisation = "and not refuted on localisation" if "localisation" in header else "(localisation not tested here)"
+    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} "
+            f"{localisation} (the checks and every layer: section {sections['trust']}).")  # fmt: skip
     unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
                   if trust_status(record) == "not verified"]  # fmt: skip
     if unverified:
