@@ -448,3 +448,27 @@ def test_a_part_a_model_free_map_finds_as_well_is_not_named() -> None:
     evaluation["regions"]["model_free"]["centre"] |= {"share": [0.2, 0.8], "low": [0.15, 0.78], "high": [0.25, 0.84]}
     named = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]  # the map's interval above the blob's
     assert "- **cat**: object 90% (4.50x its area of 20.0%)." in named and "Not named" not in named
+
+
+def test_the_parts_table_says_how_many_of_a_class_were_misclassified_into_it() -> None:
+    """FER2013: 19 sample images are explained for Happy, the class the model answered; a grader read them as 19
+    happy faces, but several are of other expressions."""
+    evaluation = _evaluation()
+    lead, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
+    assert "| cat | 10 |" in table and "misclassified" not in lead + table  # no labels recorded, or none wrong
+    evaluation["regions"]["classes"]["0"] = {"images": 10, "area": [0.8, 0.2], "other_true_class": 3}
+    lead, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
+    assert "| cat | 10; 3 misclassified |" in table and "'misclassified': of the class's sample images" in lead
+
+
+def test_regions_count_the_images_of_another_true_class() -> None:
+    parts = torch.zeros(4, 4, 4, dtype=torch.uint8)
+    parts[:, :2] = 1
+    explained, labels = [0, 0, 1, 1], [0, 1, 1, 1]  # image 1 is of class 1, answered (and explained) as 0
+    keys = list(zip(range(4), explained, strict=True))
+    images = Images(torch.zeros(4, 1, 4, 4), torch.tensor(explained), keys, None, np.zeros((4, 4, 4, 1)), labels,
+                    parts)  # fmt: skip
+    values = torch.rand(4, 4, 4, generator=torch.Generator().manual_seed(0))
+    maps = MethodMaps("saliency", {"": values}, list(range(4)), labels, explained, {})
+    record = regions(images, {"saliency": maps}, ("top", "bottom"), "fixed", 0)
+    assert [record["classes"][key]["other_true_class"] for key in ("0", "1")] == [1, 0]

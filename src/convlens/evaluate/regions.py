@@ -77,14 +77,18 @@ def summary(shares: np.ndarray, seed: int) -> dict[str, list[float | None]]:
 def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ...], source: str,
             seed: int) -> dict[str, Any] | None:  # fmt: skip
     """The JSON record: parts, where they come from, which are the class evidence, per class explained its
-    images and area shares, per method and layer per class its shares (classes keyed by their index as a
+    images, how many of them belong to another true class (``other_true_class``: images the model misclassified
+    as the class, when each is explained for the class predicted; where the labels are known) and area shares,
+    per method and layer per class its shares (classes keyed by their index as a
     string), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the model-free
     maps' shares over every image (``model_free``); None without parts."""
     if images.parts is None or not names:
         return None
     areas = area_shares(images.parts, len(names)).cpu().numpy()
     targets = images.targets.cpu().numpy()
+    labels = None if images.labels is None else np.asarray(images.labels)
     classes = {str(c): {"images": int((targets == c).sum()), "area": _rounded(areas[targets == c].mean(axis=0))}
+               | ({} if labels is None else {"other_true_class": int(((targets == c) & (labels != c)).sum())})
                for c in np.unique(targets)}  # fmt: skip
     record = {"parts": list(names), "from": source, "grouped_by": "the class each image is explained for",
               "evidence": evidence_parts(images, names), "classes": classes, "methods": {}, "pairs": {}}  # fmt: skip

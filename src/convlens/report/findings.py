@@ -204,7 +204,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         shown = (f"{_share(found, index)} ({area[index]:.0%})" for index in range(len(names)))
         flat = found.get("flat") or 0
         few = f" (n < {MIN_IMAGES})" if 0 < found["images"] < MIN_IMAGES else ""
+        wrong = regions["classes"][key].get("other_true_class") or 0
         count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
+        count += f"; {wrong} misclassified" if wrong else ""
         rows.append((text(class_names[int(key)]), count, *shown))
         lines.append(_looks_at(class_names[int(key)], found, area, names, regions))
     rows += [(f"*{_model_free(name)} (no model)*", f"{found['images']} (all classes)",
@@ -237,13 +239,23 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
             "[95% bootstrap interval, per cell: not adjusted for the table's many cells] (the part's area) per "
             "class explained, over the n images whose map has a "
-            f"location (flat maps, zero or constant, left out and counted); parts {text(regions['from'])}. The last "
+            f"location (flat maps, zero or constant, left out and counted{_misclassified_note(regions)}); parts "
+            f"{text(regions['from'])}. The last "
             "rows, in italics, are maps that ignore the model on the same images: what an edge detector and a guess "
             f"at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above the "
             "area and above the interval of each of those rows (a part a model-free map finds as well says nothing "
             f"about the model). Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+
+
+def _misclassified_note(regions: Mapping[str, Any]) -> str:
+    """What the n column's ``misclassified`` counts, where any class has some (each image is explained for the
+    class the model answered, so a class's maps mix its own images with those it took for it)."""
+    if not any(found.get("other_true_class") for found in regions["classes"].values()):
+        return ""
+    return ("; 'misclassified': of the class's sample images, those of another true class that the model answered "
+            "with this one: their maps show what made it answer so")  # fmt: skip
 
 
 def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None) -> list[str]:
