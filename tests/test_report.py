@@ -775,3 +775,30 @@ def test_the_glossary_says_what_each_score_is_judged_against() -> None:
     assert "| lower | the edge detector's map |" in glossary.split("| max-sensitivity |")[1].splitlines()[0]
     assert glossary.split("| pointing game |")[1].splitlines()[0].endswith("| higher | random maps |")
     assert glossary.split("| ROAD |")[1].splitlines()[0].endswith("| higher | - |"), "not in this evaluation"
+
+
+@pytest.mark.parametrize(
+    ("logged", "positions", "at_start"),
+    [  # epochs end at steps 10 and 20
+        (((0, 0.1), (5, 0.3), (10, 0.2), (15, 0.05), (20, 0.01)), [0.0, 0.5, 1.0, 1.5, 2.0], [0.1, 0.05]),
+        (((0, 0.1), (11, 0.2)), [0.0, 1.1], [0.1, 0.2]),  # once per epoch, at its first step (runs trained before)
+    ],
+)
+def test_the_learning_rate_is_drawn_as_logged_and_tabled_at_each_epochs_start(
+    tmp_path: Path, logged: tuple[tuple[int, float], ...], positions: list[float], at_start: list[float]
+) -> None:
+    """A one-cycle rate peaks inside the first epoch: logged every few steps it is drawn where it was (the
+    per-epoch figure had put the peak at epoch 2); the table keeps the rate at each epoch's start."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from convlens.report.curves import read_epoch_curves
+
+    with SummaryWriter(str(tmp_path)) as writer:
+        for step, loss in ((10, 1.0), (20, 0.7)):
+            writer.add_scalar("train/loss", loss, step)
+        for step, rate in logged:
+            writer.add_scalar("lr-AdamW", rate, step)
+    curves = read_epoch_curves(tmp_path)
+    assert curves.lr_tag == "lr-AdamW"
+    assert [position for position, _ in curves.step_lr] == pytest.approx(positions)
+    assert curves.values["lr-AdamW"] == pytest.approx(at_start)

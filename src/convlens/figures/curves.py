@@ -12,10 +12,11 @@ Series = Sequence[float | None]
 
 def learning_curves_figure(
     epochs: Sequence[int], values: Mapping[str, Series], lr_tag: str | None = None,
-    step_loss: Sequence[tuple[float, float]] = (),
+    step_loss: Sequence[tuple[float, float]] = (), step_lr: Sequence[tuple[float, float]] = (),
 ) -> Figure:  # fmt: skip
     """One panel per quantity (loss, accuracy, learning rate when given), train and val overlaid; the
-    training loss every few steps (``step_loss``: epoch position, loss) drawn thin under the loss curves."""
+    training loss every few steps (``step_loss``: epoch position, loss) drawn thin under the loss curves; the
+    learning rate as logged (``step_lr``: epoch position, rate) on the same axis, where epoch k ends at k."""
     panels = [("loss", "loss"), ("acc", "accuracy")]
     figure = Figure(figsize=(4.2 * (len(panels) + bool(lr_tag)), 3.4))
     axes = figure.subplots(1, len(panels) + bool(lr_tag), squeeze=False)[0]
@@ -26,8 +27,9 @@ def learning_curves_figure(
         for split in ("train", "val"):
             _plot(panel, epochs, values.get(f"{split}/{metric}", []), split)
         _finish(panel, label)
-    if lr_tag:
-        _plot(axes[-1], epochs, values[lr_tag], "learning rate at epoch start")
+    if lr_tag and step_lr:
+        x, y = zip(*step_lr, strict=True)
+        axes[-1].plot(x, y, marker="o" if len(x) <= len(epochs) else None, markersize=3, label="as logged")
         _finish(axes[-1], "learning rate")
     figure.tight_layout()
     return figure

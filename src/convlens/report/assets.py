@@ -123,5 +123,5 @@ def figure_copies(run: RunData, entries: Iterable[dict[str, Any]]) -> dict[Path,
 
 
 def draw_learning_curves(curves: EpochCurves, path: Path) -> None:
-    figure = learning_curves_figure(curves.epochs, curves.values, curves.lr_tag, curves.step_loss)
+    figure = learning_curves_figure(curves.epochs, curves.values, curves.lr_tag, curves.step_loss, curves.step_lr)
     atomic.save_figure(figure, path, dpi=110)

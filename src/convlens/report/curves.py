@@ -1,11 +1,13 @@
 """Per-epoch learning curves read back from a run's TensorBoard event files.
 
 Lightning logs the epoch-level ``train/*`` and ``val/*`` scalars at the last step of each epoch,
-and the learning-rate monitor logs ``lr-*`` at each epoch's first step. The steps of ``train/loss``
-therefore mark the epochs; the evaluation of the best checkpoint after training logs ``val/*``
-again at a later step, which matches no epoch and is left out (it is in metrics.json). The training
-loss is also logged every ``log_every_n_steps`` steps (``train/loss_step``): it is placed on the epoch
-axis by linear interpolation between the epochs' last steps, so a few epochs still show their shape.
+and the learning-rate monitors log ``lr-*`` at each epoch's first step and every ``log_every_n_steps``
+steps (runs trained before 2026-12-06's evening: at each epoch's first step only). The steps of ``train/loss`` therefore mark the
+epochs; the evaluation of the best checkpoint after training logs ``val/*`` again at a later step, which
+matches no epoch and is left out (it is in metrics.json). The training
+loss is also logged every ``log_every_n_steps`` steps (``train/loss_step``): it and the learning rate are
+placed on the epoch axis by linear interpolation between the epochs' last steps, so a few epochs still show
+their shape (a one-cycle rate peaks within the first epochs, between two epoch-start values).
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ LR_PREFIX = "lr-"
 class EpochCurves:
     """``epochs`` numbered from 1; ``values[tag]`` aligned with them (None where not logged).
 
-    ``lr_tag`` names the learning-rate series in ``values`` (the first parameter group), if any;
-    ``step_loss`` the training loss every few steps as (epoch position, loss), epoch k ending at k.
+    ``lr_tag`` names the learning-rate series in ``values`` (the first parameter group, the rate at each
+    epoch's start), if any; ``step_loss`` the training loss and ``step_lr`` that rate every few steps as
+    (epoch position, value), epoch k ending at k.
     """
 
     epochs: list[int]
     values: dict[str, list[float | None]]
     lr_tag: str | None
     step_loss: list[tuple[float, float]] = field(default_factory=list)
+    step_lr: list[tuple[float, float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -48,9 +52,10 @@ def read_epoch_curves(tensorboard_dir: Path) -> EpochCurves:
     values = {tag: [_at_step(scalars.get(tag, []), step) for step in steps] for tag in CURVE_TAGS}
     lr_tag = min((tag for tag in scalars if tag.startswith(LR_PREFIX)), default=None)
     if lr_tag:
-        values[lr_tag] = [_last_before(scalars[lr_tag], step) for step in steps]
+        values[lr_tag] = [_first_after(scalars[lr_tag], end) for end in [-1, *steps[:-1]]]
     step_loss = _on_epoch_axis(scalars.get(STEP_LOSS_TAG, []), steps)
-    return EpochCurves(_epoch_numbers(scalars.get(EPOCH_TAG, []), steps), values, lr_tag, step_loss)
+    step_lr = _on_epoch_axis(scalars[lr_tag], steps) if lr_tag else []
+    return EpochCurves(_epoch_numbers(scalars.get(EPOCH_TAG, []), steps), values, lr_tag, step_loss, step_lr)
 
 
 def _on_epoch_axis(series: list[tuple[int, float]], epoch_ends: list[int]) -> list[tuple[float, float]]:
@@ -72,10 +77,11 @@ def _at_step(series: list[tuple[int, float]], step: int) -> float | None:
     return next((value for at, value in series if at == step), None)
 
 
-def _last_before(series: list[tuple[int, float]], step: int) -> float | None:
-    """The last value logged at or before ``step``: the learning rate in force during that epoch."""
-    earlier = [value for at, value in sorted(series, key=lambda item: item[0]) if at <= step]
-    return earlier[-1] if earlier else None
+def _first_after(series: list[tuple[int, float]], step: int) -> float | None:
+    """The first value logged after ``step`` (the previous epoch's last step): the learning rate at the
+    epoch's start, whether the rate is logged once per epoch or every few steps."""
+    later = [value for at, value in sorted(series, key=lambda item: item[0]) if at > step]
+    return later[0] if later else None
 
 
 def _epoch_numbers(epoch_series: list[tuple[int, float]], steps: list[int]) -> list[int]:
