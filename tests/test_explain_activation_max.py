@@ -139,3 +139,21 @@ def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_re
     assert failed.endswith(", failed") and titles[failed] == "red"
     confident = replace(found, probabilities=torch.full((3,), 0.9))
     assert confident.failed() == [] and confident.notes() == []
+
+
+def test_a_channel_silent_on_the_starting_noise_still_rises() -> None:
+    """A ReLU channel that is 0 everywhere on the start has no gradient through the ReLU: FER2013's layer4 left 4
+    of 6 channels at 0. The ascent follows a leaky ReLU of the same input, so the channel comes alive."""
+    from convlens.explain.activation_max import MaximizedChannels, _channel_objective, _maximize
+
+    torch.manual_seed(0)
+    model = FerCNN(7, 1, widths=(8, 16, 32, 64)).eval()
+    model.stem.bn.bias.data[0] = -0.3  # silent on the small starting noise, reachable by a stronger input
+    config = AscentParams(steps=64, l2_weight=0.0)  # no decay: the plain ReLU's image cannot move at all
+    found = maximize_channels(model, "stem.relu", [0], (48, 48), config)
+    assert found.start_activation[0] == 0 < found.final_activation[0]
+    assert LayerMaximizations({"stem.relu": found}, {"stem.relu": "chosen by hand"}).notes() == ["chosen by hand"]
+    channel = torch.tensor([0])
+    plain = _maximize(model, "stem.relu", channel, _channel_objective(model, "stem.relu", channel), (48, 48), config,
+                      MaximizedChannels)  # fmt: skip
+    assert plain.final_activation[0] == 0, "through the ReLU itself the channel stays silent"

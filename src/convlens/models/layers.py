@@ -72,6 +72,18 @@ def layer_output(model: nn.Module, images: Tensor, name: str) -> Tensor:
     return captured[name]
 
 
+def layer_input(model: nn.Module, images: Tensor, name: str) -> Tensor:
+    """The input of layer ``name`` for ``images`` (a ReLU's: the pre-activation; gradients are kept)."""
+    captured: list[Tensor] = []
+    layer = resolve_layer(model, name)
+    handle = layer.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
+    try:
+        model(images.to(model_device(model)))
+    finally:
+        handle.remove()
+    return captured[0]
+
+
 def check_channels(output: Tensor, channels: Iterable[int], name: str) -> None:
     """A ``ValueError`` when a channel index is not valid for ``output`` (B, C, ...) of layer ``name``."""
     count = output.shape[1]

@@ -2,12 +2,12 @@
 
 Lightning logs the epoch-level ``train/*`` and ``val/*`` scalars at the last step of each epoch,
 and the learning-rate monitors log ``lr-*`` at each epoch's first step and every ``log_every_n_steps``
-steps (runs trained before 2026-12-06's evening: at each epoch's first step only). The steps of ``train/loss`` therefore mark the
-epochs; the evaluation of the best checkpoint after training logs ``val/*`` again at a later step, which
-matches no epoch and is left out (it is in metrics.json). The training
-loss is also logged every ``log_every_n_steps`` steps (``train/loss_step``): it and the learning rate are
-placed on the epoch axis by linear interpolation between the epochs' last steps, so a few epochs still show
-their shape (a one-cycle rate peaks within the first epochs, between two epoch-start values).
+steps (runs trained before 2026-12-06's evening: at each epoch's first step only). The steps of
+``train/loss`` therefore mark the epochs; the evaluation of the best checkpoint after training logs
+``val/*`` again at a later step, which matches no epoch and is left out (it is in metrics.json). The
+training loss is also logged every ``log_every_n_steps`` steps (``train/loss_step``): it and the learning
+rate are placed on the epoch axis by linear interpolation between the epochs' last steps, so a few epochs
+still show their shape (a one-cycle rate peaks within the first epochs, between two epoch-start values).
 """
 
 from __future__ import annotations
