@@ -304,6 +304,10 @@ def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
     assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"])) == []
     assert confident_mistakes(_mistakes(["Happy", "Happy", "Happy"])) == [], "too few to say"
     assert confident_mistakes(None) == []
+    twice = _mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"])
+    rows = twice["entries"][1]["images"]
+    rows.insert(2, rows[1] | {"class": "Sad"})  # a class never right: its mistake also explained for itself
+    assert confident_mistakes(twice) == line, "an image is counted once"
 
 
 @pytest.mark.parametrize(("images", "named"), [(8, True), (7, False)])

@@ -295,7 +295,8 @@ def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
     """The answer most of the figures' most confident mistakes share, with their confidences, when one does
     (:data:`SHARED_ANSWER` of at least :data:`FEW_MISTAKES`)."""
     entries = (manifest or {}).get("entries") or []
-    images = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
+    rows = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
+    images = list({image.get("image_index"): image for image in rows}.values())  # a class never right: twice
     answers = [str(image.get("predicted_label")) for image in images]
     if len(answers) < FEW_MISTAKES:
         return []
