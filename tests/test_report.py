@@ -741,6 +741,9 @@ def test_a_folded_group_showing_part_of_the_images_says_how_many_of_them() -> No
     assert sizes == {"mistake": 7}
     assert "its most confident mistake (1 of 7)</summary>" in method_block("lime", [entries[1]], {}, group_sizes=sizes)
     assert "its most confident mistake (7)</summary>" in method_block("saliency", [entries[0]], {}, group_sizes=sizes)
+    entries[0]["images"].append(entries[0]["images"][0] | {"class": "b"})  # one image explained for two classes
+    assert group_sizes(entries) == {"mistake": 7}
+    assert "its most confident mistake (7)</summary>" in method_block("saliency", [entries[0]], {}, group_sizes=sizes)
 
 
 def test_the_glossary_says_what_the_object_is_on_this_data() -> None:

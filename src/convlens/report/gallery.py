@@ -96,7 +96,7 @@ def method_block(
         description = description.format(images=split_images(split))
         shown = figure(entry, split, classes)
         if fold:
-            count, whole = len(entry.get("images") or []), (group_sizes or {}).get(kind or "", 0)
+            count, whole = _distinct_images(entry), (group_sizes or {}).get(kind or "", 0)
             shown = folded(f"{description} ({count}{f' of {whole}' if whole > count else ''})", shown)
         elif registry.METHODS[method].detail or (kind is None and position > 0):  # a chart, a further view
             shown = folded("the figure", shown)
@@ -116,8 +116,13 @@ def group_sizes(entries: Entries) -> dict[str, int]:
     for entry in entries:
         kind = group(entry)
         if kind is not None:
-            sizes[kind] = max(sizes.get(kind, 0), len(entry.get("images") or []))
+            sizes[kind] = max(sizes.get(kind, 0), _distinct_images(entry))
     return sizes
+
+
+def _distinct_images(entry: dict[str, Any]) -> int:
+    """The images a figure shows, each once (a class never right has its mistake explained twice)."""
+    return len({image.get("image_index") for image in entry.get("images") or []})
 
 
 def split_images(split: str, count: int = 2) -> str:
