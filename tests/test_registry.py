@@ -103,12 +103,9 @@ def test_a_registered_method_runs_and_is_reported(toy: registry.MethodSpec, run_
     # every chosen image but the confused pairs' extra ones (methods without a `confused` setting skip those)
     saliency = [image for entry in manifest["entries"] if entry["method"] == "saliency" for image in entry["images"]
                 if not entry["file"].endswith("confused.png")]  # fmt: skip
-    distinct = {image["image_index"] for image in saliency}  # a class never right is explained twice
-    assert (
-        len(images) == len(saliency)
-        and len(distinct) <= manifest["images"]
-        and all(0 <= image["mask_energy"] <= 1 for image in images)
-    )
+    distinct = {image["image_index"] for image in saliency}  # saliency explains a class never right twice
+    assert {image["image_index"] for image in images} == distinct and len(images) == len(distinct)
+    assert len(distinct) <= manifest["images"] and all(0 <= image["mask_energy"] <= 1 for image in images)
     assert all((run_dir / "visualizations" / entry["file"]).is_file() for entry in entries)
 
     report = (build_report(run_dir, run_dir.parents[2] / "reports") / "report.md").read_text()

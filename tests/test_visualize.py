@@ -368,5 +368,7 @@ def test_a_class_the_model_never_gets_right_is_explained_for_itself_too() -> Non
         (labels, ([0, 1, 2], [0, 0, 1], ["correct", "mistake", "mistake"])),  # explained for the true class
     ]:
         chosen = Chosen(inputs, np.zeros((3, 4, 4, 1)), selection, targets, ["a", "b"], None)
-        explained = chosen.explained(MethodParams())
+        explained = chosen.explained(MethodParams(), explains_class=True)
         assert (explained.positions, explained.targets, explained.groups) == expected
+        alone = chosen.explained(MethodParams())  # a method that describes the image: no second, identical row
+        assert alone.positions == [0, 1, 2]

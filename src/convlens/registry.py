@@ -48,6 +48,9 @@ class MethodSpec:
     ``localise``: ``(model, batch, params) -> result`` giving only the maps the evaluation scores, where
     ``compute`` also computes what only the figure shows (None: the evaluation runs ``compute``).
     ``detail``: its figures are numbers for who checks them, not pictures to read: the report folds them.
+    ``explains_class``: its maps depend on the class explained (a class with no correct pick then has its
+    mistake explained for itself too, :meth:`~convlens.visualize.context.Chosen.explained`); a method that
+    describes the image alone (feature maps, reconstructions) would only draw the same figure twice.
     """
 
     name: str
@@ -61,6 +64,7 @@ class MethodSpec:
     costly: bool = False
     localise: str | None = None
     detail: bool = False
+    explains_class: bool = False
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -233,6 +237,11 @@ def _method(name: str, title_: str, section: str, family: str, params: str, **ex
     )
 
 
+def _map_method(name: str, title_: str, section: str, family: str, params: str, **extra: Any) -> MethodSpec:
+    """A convlens method whose maps explain a class (:attr:`MethodSpec.explains_class`)."""
+    return _method(name, title_, section, family, params, explains_class=True, **extra)
+
+
 _method("filters", "First-layer filters", "filters", "filters", "FiltersParams")
 _method("feature_maps", "Feature maps", "features", "features", "FeatureMapsParams")
 _method("activation_chart", "Mean activation per channel", "features", "features", "ActivationChartParams", detail=True)
@@ -268,15 +277,15 @@ _method(
     "GeneratorPriorParams",
     long_running=True,
 )
-_method("saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams")
-_method("guided_backprop", "Guided backprop", "guided", "attribution", "GuidedBackpropParams")
-_method(
+_map_method("saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams")
+_map_method("guided_backprop", "Guided backprop", "guided", "attribution", "GuidedBackpropParams")
+_map_method(
     "smoothgrad", "SmoothGrad", "smoothgrad", "smoothgrad", "SmoothGradParams", long_running=True,
     localise="convlens.explain.smoothgrad:localise_smoothgrad",
 )  # fmt: skip
-_method("gradient_x_input", "Gradient x input", "contributions", "attribution", "GradientXInputParams")
-_method("integrated_gradients", "Integrated Gradients", "contributions", "attribution", "IntegratedGradientsParams")
-_method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")
-_method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams")
-_method("layer_cam", "LayerCAM", "cam", "cam", "CamParams")
-_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True, costly=True)
+_map_method("gradient_x_input", "Gradient x input", "contributions", "attribution", "GradientXInputParams")
+_map_method("integrated_gradients", "Integrated Gradients", "contributions", "attribution", "IntegratedGradientsParams")
+_map_method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")
+_map_method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams")
+_map_method("layer_cam", "LayerCAM", "cam", "cam", "CamParams")
+_map_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True, costly=True)

@@ -61,11 +61,11 @@ class Chosen:
         labels = self.selection.labels[: self.selection.per_class].tolist()
         return [p for p, label in enumerate(labels) if labels[:p].count(label) < count]
 
-    def explained(self, params: MethodParams) -> Explained:
+    def explained(self, params: MethodParams, explains_class: bool = False) -> Explained:
         """The images a method explains and the class it explains each for (see
-        :class:`~convlens.explain.method.MethodParams`); a mistake of a class with no correct pick also for
-        its true class; with ``confused: N``, each of the first N confused-pair images once for its
-        predicted and once for its true class."""
+        :class:`~convlens.explain.method.MethodParams`); for a method whose maps ``explains_class``, a mistake
+        of a class with no correct pick also for its true class; with ``confused: N``, each of the first N
+        confused-pair images once for its predicted and once for its true class."""
         if hasattr(params, "images"):
             positions = self.first_per_class(1)[: params.images]
         elif getattr(params, "per_class", None) is not None:
@@ -75,7 +75,8 @@ class Chosen:
         rows = []
         for p in positions:
             target = int(self.targets[p])
-            rows += [(p, target, "correct" if self.selection.correct[p] else "mistake"), *self._unrecognised(p, target)]
+            again = self._unrecognised(p, target) if explains_class else []
+            rows += [(p, target, "correct" if self.selection.correct[p] else "mistake"), *again]
         positions, targets, groups = [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
         for p in self.pair_positions[: getattr(params, "confused", 0)]:
             positions += [p, p]

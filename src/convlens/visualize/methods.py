@@ -90,7 +90,7 @@ def run_method(ctx: Context, planned: Planned, out_dir: Path) -> MethodResult:
     if planned.skipped:
         log.info("%s: skipped, %s", spec.name, planned.skipped)
         return MethodResult(time.perf_counter() - started, [], skipped=planned.skipped)
-    explained = ctx.chosen.explained(params)
+    explained = ctx.chosen.explained(params, spec.explains_class)
     try:
         result = load(spec.compute)(ctx.model, ctx.batch(explained), params)
     except NotApplicable as reason:
