@@ -604,6 +604,17 @@ def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:
         "*2 test images (0, 1) · no correctly classified test image of bird found*"
     )
     assert caption(entry, "test", ["cat", "dog"]) == "*2 test images (0, 1)*"
+    assert caption(entry, "test", ["cat", "dog", "bird"], elsewhere={"bird"}) == (
+        "*2 test images (0, 1) · no correctly classified test image of bird found (the misclassified images explain "
+        "its mistake for bird too)*"
+    )
+    from convlens.report.gallery import method_block
+
+    bird = {"image_index": 9, "true_label": "bird", "predicted_label": "cat", "class": "bird", "group": "mistake"}
+    block = method_block("saliency", [{"method": "saliency", "file": "saliency/correct.png", "images": images},
+                                      {"method": "saliency", "file": "saliency/mistake.png", "images": [bird]}],
+                         {}, classes=["cat", "dog", "bird"])  # fmt: skip
+    assert "explain its mistake for bird too" in block
     mistakes = {"method": "saliency", "images": [image | {"group": "mistake"} for image in images]}
     assert "bird" not in caption(mistakes, "test", ["cat", "dog", "bird"])
     scored = {"method": "saliency", "images": [{"image_index": 3, "mask_energy": 0.5}]}

@@ -94,7 +94,7 @@ def method_block(
         kind = group(entry)
         description, fold = GROUP_TEXT.get(kind, ("", False))
         description = description.format(images=split_images(split))
-        shown = figure(entry, split, classes)
+        shown = figure(entry, split, classes, _mistakes_explained_for_themselves(entries))
         if fold:
             count, whole = _distinct_images(entry), (group_sizes or {}).get(kind or "", 0)
             shown = folded(f"{description} ({count}{f' of {whole}' if whole > count else ''})", shown)
@@ -104,10 +104,18 @@ def method_block(
     return "\n\n".join(parts)
 
 
-def figure(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = ()) -> str:
+def figure(
+    entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = (), elsewhere: Collection[str] = ()
+) -> str:
     """A manifest entry's image link and, when there is anything to say, its caption."""
-    parts = (f"![{text(_alt(entry, split))}]({visualization_link(entry)})", caption(entry, split, classes))
+    parts = (f"![{text(_alt(entry, split))}]({visualization_link(entry)})", caption(entry, split, classes, elsewhere))
     return "\n\n".join(part for part in parts if part)
+
+
+def _mistakes_explained_for_themselves(entries: Entries) -> set[str]:
+    """The true classes of the misclassified images a method's figures explain for their true class."""
+    return {str(image.get("true_label")) for entry in entries if group(entry) == "mistake"
+            for image in entry.get("images") or [] if image.get("class") == image.get("true_label")}  # fmt: skip
 
 
 def group_sizes(entries: Entries) -> dict[str, int]:
@@ -130,11 +138,14 @@ def split_images(split: str, count: int = 2) -> str:
     return f"{SPLIT_WORDS.get(split, text(split))} image{'s' if count != 1 else ''}"
 
 
-def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = ()) -> str:
+def caption(
+    entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence[str] = (), elsewhere: Collection[str] = ()
+) -> str:
     """One line under a figure: layers, which images (how many, which group), the classes of ``classes``
     a figure of every chosen correctly classified image lacks (the model got none of their images right
     among those the visualize stage searched; a method whose ``images`` setting shows the first few says
-    nothing of the others), the mean of their scores."""
+    nothing of the others), pointing to the misclassified images for those explained there for themselves
+    (``elsewhere``), the mean of their scores."""
     parts = []
     layers = entry.get("layer") or []
     names = [layers] if isinstance(layers, str) else layers
@@ -154,8 +165,12 @@ def caption(entry: dict[str, Any], split: str = DEFAULT_SPLIT, classes: Sequence
     absent = [name for name in classes if name not in present]
     every_chosen = (entry.get("parameters") or {}).get("images") is None  # not the first few of them
     if group(entry) == "correct" and every_chosen and absent:
+        there = [text(name) for name in absent if name in elsewhere]
+        pointer = (f" (the misclassified images explain {'its' if len(absent) == 1 else 'a'} mistake for "
+                   f"{', '.join(there)} too)") if there else ""  # fmt: skip
         parts.append(
-            f"no correctly classified {split_images(split, 1)} of {', '.join(text(name) for name in absent)} found"
+            f"no correctly classified {split_images(split, 1)} of {', '.join(text(name) for name in absent)} "
+            f"found{pointer}"
         )
     by_score: dict[str, list[str]] = {}
     for key, value in sorted(mean_scores(entry).items()):
