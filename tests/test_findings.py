@@ -147,8 +147,8 @@ def test_a_family_tested_for_no_method_leaves_the_table_with_its_reason() -> Non
     assert (
         table[1] == "Not tested for any method, so not in the table: localisation: the data has no ground-truth masks."
     )
-    assert table[2].startswith("1 of 1 methods is trusted: supported on faithfulness and randomization (localisation "
-                               "not tested here)")  # fmt: skip
+    assert table[2].startswith("1 of 1 methods is trusted: supported on faithfulness and randomization; localisation "
+                               "not tested here (the checks")  # fmt: skip
     tested = believe(_evaluation(layers={"": _layer()}), "run", SECTIONS)
     assert "| localisation |" in tested[0] and "and not refuted on localisation" in tested[1]
 
@@ -349,6 +349,12 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
     ), "ROAD does not beat random maps: its model-free tests are not named"
     beats_all = {"localisation": {"pointing_game": _cell("above", "above", "above")}}
     assert beside_model_free("Grad-CAM", beats_all) is None
+    layers = {"layer2": _layer(), "layer3": _layer() | record}  # the table shows layer2; layer3 is trusted too
+    evaluation = _evaluation(layers=layers)
+    evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"
+    assert believe(evaluation, "run", SECTIONS)[-1].endswith("- Saliency at `layer3` is worse than the centred blob "
+                                                             "on pointing game; no better than the edge map on "
+                                                             "relevance mass.")  # fmt: skip
     evaluation = _evaluation(layers={"": _layer() | record})
     assert believe(evaluation, "run", SECTIONS)[-1] == (
         "Beside the model-free maps (tested in section 6, not part of the verdict, which is against random maps):"

@@ -109,8 +109,8 @@ def believe(
     header, rows, untested = _without_untested_families(("method (best layer)", *FAMILIES, "trusted"), rows, shown)
     counts = {status: sum(trust_status(record) == status for _, _, record in shown) for status in TRUST_CELLS}
     verb = "is" if counts["trusted"] == 1 else "are"
-    localisation = "and not refuted on localisation" if "localisation" in header else "(localisation not tested here)"
-    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)} "
+    localisation = " and not refuted on localisation" if "localisation" in header else "; localisation not tested here"
+    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)}"
             f"{localisation} (the checks and every layer: section {sections['trust']}).")  # fmt: skip
     unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
                   if trust_status(record) == "not verified"]  # fmt: skip
@@ -124,7 +124,9 @@ def believe(
     if others:
         rule += (f" Also trusted at another layer (the table shows each method at its best-supported layer only): "
                  f"{', '.join(others)}.")  # fmt: skip
-    beside = [line for name, layer, record in shown_layers(evaluation) if trusted(record)
+    every = [(name, layer, record) for name, method in evaluation["methods"].items()
+             for layer, record in method["layers"].items()]  # fmt: skip
+    beside = [line for name, layer, record in every if trusted(record)
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
         beside = [f"Beside the model-free maps (tested in section {sections['trust']}, not part of the verdict, "

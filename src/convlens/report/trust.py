@@ -32,10 +32,10 @@ def _layers_shown(run: RunData) -> str:
     classes = len(run.class_names)
     which = "each class" if shown == classes else f"{shown} of the {classes} classes"
     caption = (f"The first correctly classified image of {which} in the evaluation's random sample (so explained "
-               "for its true class). Each map is drawn as the checks score it, scaled to its own maximum: the "
-               "evidence for the class, i.e. the positive part of a signed map (gradient x input, Integrated "
-               "Gradients, LIME); the evidence against it, blue in those methods' own sections, is not shown "
-               "here.")  # fmt: skip
+               "for its true class). Each map is drawn as the checks score it (scaled as the figure's footer "
+               "says): the evidence for the class, i.e. the positive part of a signed map (gradient x input, "
+               "Integrated Gradients, LIME); the evidence against it, blue in those methods' own sections, is not "
+               "shown here.")  # fmt: skip
     if chosen:
         ties = "then pointing game, then the deeper layer" if run.evaluation.get("masks") else "then the deeper layer"
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
