@@ -284,9 +284,10 @@ def test_a_tampered_evaluation_is_refused_with_the_file_named() -> None:
 
 def test_without_masks_the_lead_map_is_not_said_to_localise_best() -> None:
     evaluation = _evaluation(layers={"": _layer() | {"localisation": {}}})
-    assert "(a trusted map; no masks to rank them)" in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[0]
+    said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[0]
+    assert "(a trusted map; no masks to rank them; the *lead map* below)" in said
     lead = where(_evaluation(), ("saliency", ""), CLASSES, SECTIONS)[0]
-    assert "(the trusted map with the highest pointing game)" in lead
+    assert "(the trusted map with the highest pointing game; the *lead map* below)" in lead
 
 
 def _mistakes(answers: list[str]) -> dict:

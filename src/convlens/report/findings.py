@@ -238,7 +238,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     record = evaluation["methods"][name]["layers"][layer]
     why = ("the trusted map with the highest pointing game" if _pointing(record) >= 0
            else "a trusted map; no masks to rank them")  # fmt: skip
-    lead = (f"{_title(evaluation, name, layer)} ({why}): mean share per part "
+    lead = (f"{_title(evaluation, name, layer)} ({why}; the *lead map* below): mean share per part "
             "[95% bootstrap interval, per cell: not adjusted for the table's many cells] (the part's area) per "
             "class explained, over the n images whose map has a "
             f"location (flat maps, zero or constant, left out and counted{_misclassified_note(regions)}); parts "
