@@ -43,24 +43,27 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @contextmanager
-def capture_activations(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, Tensor]]:
-    """Forward hooks that store each named layer's output in the yielded dict (keys: ``names``).
+def capture_activations(model: nn.Module, names: Sequence[str], inputs: bool = False) -> Iterator[dict[str, Tensor]]:
+    """Forward hooks that store each named layer's output (``inputs``: its first input, a ReLU's
+    pre-activation) in the yielded dict (keys: ``names``).
 
-    Outputs are stored as produced (not detached), so callers may backpropagate through them.
+    Tensors are stored as produced (not detached), so callers may backpropagate through them.
     The hooks are removed on exit, even on error.
     """
     captured: dict[str, Tensor] = {}
-    handles = [resolve_layer(model, name).register_forward_hook(_store(captured, name)) for name in names]
+    hooks = [resolve_layer(model, name).register_forward_hook(_store(captured, name, inputs)) for name in names]
     try:
         yield captured
     finally:
-        for handle in handles:
-            handle.remove()
+        for hook in hooks:
+            hook.remove()
 
 
-def _store(captured: dict[str, Tensor], name: str) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
-    def hook(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        captured[name] = output
+def _store(
+    captured: dict[str, Tensor], name: str, inputs: bool
+) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
+    def hook(_module: nn.Module, given: tuple[Tensor, ...], output: Tensor) -> None:
+        captured[name] = given[0] if inputs else output
 
     return hook
 
@@ -74,14 +77,9 @@ def layer_output(model: nn.Module, images: Tensor, name: str) -> Tensor:
 
 def layer_input(model: nn.Module, images: Tensor, name: str) -> Tensor:
     """The input of layer ``name`` for ``images`` (a ReLU's: the pre-activation; gradients are kept)."""
-    captured: list[Tensor] = []
-    layer = resolve_layer(model, name)
-    handle = layer.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
-    try:
+    with capture_activations(model, [name], inputs=True) as captured:
         model(images.to(model_device(model)))
-    finally:
-        handle.remove()
-    return captured[0]
+    return captured[name]
 
 
 def check_channels(output: Tensor, channels: Iterable[int], name: str) -> None:
