@@ -118,15 +118,13 @@ def believe(
         rule += (f" Not verified (nothing refutes {'it' if len(unverified) == 1 else 'them'}, but a required check was "
                  f"not run: a skipped check is no evidence either way): {'; '.join(unverified)}.")  # fmt: skip
     in_table = {(name, layer) for name, layer, _ in shown}
-    others = [_title(evaluation, name, layer) for name, method in evaluation["methods"].items()
-              for layer, record in method["layers"].items()
-              if trusted(record) and (name, layer) not in in_table]  # fmt: skip
+    trusted_layers = [(name, layer, record) for name, method in evaluation["methods"].items()
+                      for layer, record in method["layers"].items() if trusted(record)]  # fmt: skip
+    others = [_title(evaluation, name, layer) for name, layer, _ in trusted_layers if (name, layer) not in in_table]
     if others:
         rule += (f" Also trusted at another layer (the table shows each method at its best-supported layer only): "
                  f"{', '.join(others)}.")  # fmt: skip
-    every = [(name, layer, record) for name, method in evaluation["methods"].items()
-             for layer, record in method["layers"].items()]  # fmt: skip
-    beside = [line for name, layer, record in every if trusted(record)
+    beside = [line for name, layer, record in trusted_layers
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
         beside = [f"Beside the model-free maps (tested in section {sections['trust']}, not part of the verdict, "
