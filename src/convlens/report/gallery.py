@@ -90,11 +90,12 @@ def method_block(
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
     parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", []) if str(note) not in said]
     parts += [f"> {line}" for line in status]
+    elsewhere = _mistakes_explained_for_themselves(entries)
     for position, entry in enumerate(entries):
         kind = group(entry)
         description, fold = GROUP_TEXT.get(kind, ("", False))
         description = description.format(images=split_images(split))
-        shown = figure(entry, split, classes, _mistakes_explained_for_themselves(entries))
+        shown = figure(entry, split, classes, elsewhere)
         if fold:
             count, whole = _distinct_images(entry), (group_sizes or {}).get(kind or "", 0)
             shown = folded(f"{description} ({count}{f' of {whole}' if whole > count else ''})", shown)
