@@ -15,6 +15,11 @@ the map (``scipy.stats.false_discovery_control``); only classes with at least ``
 both sides are tested. ``pairs`` compares every two such classes the same way, two-sided (which class's maps
 put more on a part; the report reads it for the pairs the model confuses most), adjusted over every pair and
 part of the map.
+
+A share is read against maps that ignore the model (:mod:`convlens.evaluate.baselines`) on the same images:
+per class, ``beyond`` holds the paired difference, the map's share minus the edge map's (or the centred blob's)
+on each image, with its bootstrap interval. Paired because the images differ between classes (a class of open
+mouths has more edges at the mouth): a pooled reference over every image would compare unlike sets.
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
     as the class, when each is explained for the class predicted; where the labels are known) and area shares,
     per method and layer per class its shares (classes keyed by their index as a
     string), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the model-free
-    maps' shares over every image (``model_free``); None without parts."""
+    maps' shares over every image (``model_free``; per class, ``beyond`` tests each map against them on the
+    same images: :func:`_beyond`); None without parts."""
     if images.parts is None or not names:
         return None
     areas = area_shares(images.parts, len(names)).cpu().numpy()
@@ -92,31 +98,32 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
                for c in np.unique(targets)}  # fmt: skip
     record = {"parts": list(names), "from": source, "grouped_by": "the class each image is explained for",
               "evidence": evidence_parts(images, names), "classes": classes, "methods": {}, "pairs": {}}  # fmt: skip
+    references = {name: (part_shares(maps.to(images.parts.device), images.parts, len(names)).cpu().numpy(),
+                         located(maps).cpu().numpy())
+                  for name, maps in model_free_maps(images.display).items()}  # fmt: skip
     for name, maps in methods.items():
         rows = images.positions(maps.keys)
-        explained = targets[rows.cpu().numpy()]
-        parts, area = images.parts[rows], areas[rows.cpu().numpy()]
+        picked = rows.cpu().numpy()
+        explained, parts, area = targets[picked], images.parts[rows], areas[picked]
+        theirs = {free: (shares[picked], kept[picked]) for free, (shares, kept) in references.items()}
         record["methods"][name] = {}
         for layer, values in maps.layers.items():
             shares, kept = part_shares(values, parts, len(names)).cpu().numpy(), located(values).cpu().numpy()
-            per_class = _per_class(shares, explained, kept, seed)
+            per_class = _beyond(_per_class(shares, explained, kept, seed), shares, explained, kept, theirs, seed)
             record["methods"][name][layer] = _with_contrasts(per_class, shares - area, explained, kept, seed)
             record["pairs"].setdefault(name, {})[layer] = _pairs(shares - area, explained, kept, seed)
-    record["model_free"] = model_free_shares(images, len(names), seed)
+    record["model_free"] = model_free_shares(references, seed)
     return record
 
 
-def model_free_shares(images: Images, count: int, seed: int) -> dict[str, dict[str, Any]]:
-    """Per model-free map (the edge map, the centred blob: :mod:`convlens.evaluate.baselines`) its mean share
-    of each part over every sample image, with its interval: what a map that ignores the model puts where, the
-    reference a method's shares are read against (a centre prior favours the parts near the centre)."""
+def model_free_shares(references: dict[str, tuple[np.ndarray, np.ndarray]], seed: int) -> dict[str, dict[str, Any]]:
+    """Per model-free map (its shares and whether it has a location, per sample image) its mean share of each
+    part over every sample image, with its interval: what a map that ignores the model puts where, shown beside
+    the classes' rows (the test is ``beyond``'s, per class on the same images)."""
     found = {}
-    for name, maps in model_free_maps(images.display).items():
-        maps = maps.to(images.parts.device)
-        kept = located(maps).cpu().numpy()
-        shares = part_shares(maps, images.parts, count).cpu().numpy()[kept]
-        nothing = dict.fromkeys(("share", "low", "high"), [None] * count)
-        found[name] = {"images": int(kept.sum())} | (summary(shares, seed) if kept.any() else nothing)
+    for name, (shares, kept) in references.items():
+        nothing = dict.fromkeys(("share", "low", "high"), [None] * shares.shape[1])
+        found[name] = {"images": int(kept.sum())} | (summary(shares[kept], seed) if kept.any() else nothing)
     return found
 
 
@@ -140,6 +147,22 @@ def _per_class(shares: np.ndarray, explained: np.ndarray, has_location: np.ndarr
         found[str(c)] = {"images": int(kept.sum()), "flat": flat} | (
             summary(shares[kept], seed) if kept.any() else nothing
         )
+    return found
+
+
+def _beyond(found: dict[str, Any], shares: np.ndarray, explained: np.ndarray, has_location: np.ndarray,
+            references: dict[str, tuple[np.ndarray, np.ndarray]], seed: int) -> dict[str, Any]:  # fmt: skip
+    """``found`` with ``beyond`` per class: for each model-free map (``references``: its shares and whether it
+    has a location, on the same rows), the paired difference of shares (the map's minus the model-free map's)
+    over the images where both have a location, with ``images`` and the :func:`summary` of the differences."""
+    for key, record in found.items():
+        record["beyond"] = {}
+        for name, (theirs, their_location) in references.items():
+            both = (explained == int(key)) & has_location & their_location
+            nothing = dict.fromkeys(("share", "low", "high"), [None] * shares.shape[1])
+            paired = summary(shares[both] - theirs[both], seed) if both.any() else nothing
+            record["beyond"][name] = {"images": int(both.sum()), "difference": paired["share"],
+                                      "low": paired["low"], "high": paired["high"]}  # fmt: skip
     return found
 
 

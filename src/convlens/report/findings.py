@@ -241,10 +241,11 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             "class explained, over the n images whose map has a "
             f"location (flat maps, zero or constant, left out and counted{_misclassified_note(regions)}); parts "
             f"{text(regions['from'])}. The last "
-            "rows, in italics, are maps that ignore the model on the same images: what an edge detector and a guess "
-            f"at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above the "
-            "area and above the interval of each of those rows (a part a model-free map finds as well says nothing "
-            f"about the model). Section {sections['trust']}'s comparison figure shows each method's maps of the same "
+            "rows, in italics, are maps that ignore the model, over every sample image: what an edge detector and a "
+            f"guess at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above "
+            "the area and, on the class's own images, above each of those maps (the paired difference's interval "
+            "above 0: a part a model-free map finds as well says nothing about the model). "
+            f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
 
@@ -386,7 +387,7 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
     warning for a part outside the class evidence; None when no part is favoured or fewer than
     :data:`MIN_IMAGES` maps have a location."""
-    above = favoured(found, area, regions.get("model_free"))
+    above = favoured(found, area)
     if not above:
         return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
@@ -400,24 +401,24 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     return f"- **{text(name)}**: {named}.{warning}"
 
 
-def favoured(found: Mapping[str, Any], area: Sequence[float], model_free: Mapping[str, Any] | None = None) -> list[int]:
+def favoured(found: Mapping[str, Any], area: Sequence[float], against_model_free: bool = True) -> list[int]:
     """The parts a class's maps favour, most first: share at least :data:`FAVOURED` times the part's area with
-    the interval's low end above the area and above the high end of each of the ``model_free`` maps' intervals
-    (none given: the area alone); none where fewer than :data:`MIN_IMAGES` maps have a location."""
+    the interval's low end above the area and, ``against_model_free``, above each model-free map's share on the
+    same images (:func:`_matched`); none where fewer than :data:`MIN_IMAGES` maps have a location."""
     if found["images"] < MIN_IMAGES:
         return []
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(area))]
     above = [index for index, low in enumerate(found["low"])
              if low is not None and low > area[index] and ratios[index] >= FAVOURED
-             and not _matched(low, index, model_free)]  # fmt: skip
+             and not (against_model_free and _matched(found, index))]  # fmt: skip
     return sorted(above, key=lambda index: -ratios[index])
 
 
-def _matched(low: float, index: int, model_free: Mapping[str, Any] | None) -> list[str]:
-    """The model-free maps (:data:`MODEL_FREE`) whose interval on part ``index`` reaches ``low``, the low end
-    of a map's interval there: maps that ignore the model and find the part as well."""
-    highs = {name: reference["high"][index] for name, reference in (model_free or {}).items() if name in MODEL_FREE}
-    return [name for name, high in highs.items() if high is not None and high >= low]
+def _matched(found: Mapping[str, Any], index: int) -> list[str]:
+    """The model-free maps (:data:`MODEL_FREE`) that put as much on part ``index`` as the class's maps on the
+    same images: the interval of the paired difference (``beyond``, :mod:`convlens.evaluate.regions`) reaches 0."""
+    return [name for name, paired in (found.get("beyond") or {}).items()
+            if name in MODEL_FREE and (paired["low"][index] is None or paired["low"][index] <= 0)]  # fmt: skip
 
 
 def _model_free(name: str) -> str:
@@ -429,21 +430,40 @@ def matched_by_model_free(
     shares: Mapping[str, Any], regions: Mapping[str, Any], class_names: Sequence[str]
 ) -> list[str]:
     """The parts above their area (:func:`favoured` by the area alone) that go unnamed because a map that ignores
-    the model (``regions``' ``model_free``) puts as much there, their intervals not apart: there the map finds
-    the part no better than an edge detector or a guess at the centre (demo_shapes: the blob puts 58% on the
-    shape, cross's maps 46%; FER2013: the blob 23% on the eyes, Surprise's maps 23% [20-27])."""
-    model_free, found = regions.get("model_free"), []
+    the model puts as much there on the same images: there the map finds the part no better than an edge
+    detector or a guess at the centre (demo_shapes: the blob puts 58% on the shape, cross's maps 46%; FER2013:
+    the blob 23% on the eyes, Surprise's maps 23% [20-27]). Said too when the evaluation predates that test."""
+    found = []
     for key, ours in shares.items():
-        for index in favoured(ours, regions["classes"][key]["area"]):
-            references = "; ".join(f"{MODEL_FREE[name]}'s {_share(model_free[name], index)}"
-                                   for name in _matched(ours["low"][index], index, model_free))  # fmt: skip
+        for index in favoured(ours, regions["classes"][key]["area"], against_model_free=False):
+            references = "; ".join(f"{_difference(ours['beyond'][name], index)} over {MODEL_FREE[name]}"
+                                   for name in _matched(ours, index))  # fmt: skip
             if references:
                 found.append(f"{text(class_names[int(key)])}'s {text(regions['parts'][index])} "
-                             f"{_share(ours, index)} against {references}")  # fmt: skip
-    if not found:
-        return []
-    return [f"- **Not named: a map that ignores the model puts as much there** (its interval reaches the lead map's): "
-            f"{'; '.join(found)}."]  # fmt: skip
+                             f"{_share(ours, index)}: {references}")  # fmt: skip
+    lines = [
+        f"- **Not named: a map that ignores the model puts as much there** (the map's share minus the "
+        f"model-free map's on the same images, mean [95% bootstrap interval], reaches 0): {'; '.join(found)}."
+    ]
+    lines = lines if found else []
+    if any("beyond" not in ours for ours in shares.values()):
+        lines.append("- Parts are named against their area only: this evaluation predates the comparison with maps "
+                     "that ignore the model on the same images; run `make evaluate` again for it.")  # fmt: skip
+    return lines
+
+
+def _difference(paired: Mapping[str, Any], index: int) -> str:
+    """``+2.0 points [-1.0, +5.0]``: a paired difference of shares, in percentage points."""
+    if paired["difference"][index] is None:
+        return "not comparable"
+    low, high = paired["low"][index], paired["high"][index]
+    interval = "" if low is None else f" [{_points(low)}, {_points(high)}]"
+    return f"{_points(paired['difference'][index])} points{interval}"
+
+
+def _points(share: float) -> str:
+    """A difference of shares in signed percentage points, one decimal (never ``-0.0``)."""
+    return f"{round(share * 100, 1) + 0.0:+.1f}"
 
 
 #: A part tells a class (or a class pair) apart when its Benjamini-Hochberg adjusted p-value is below this.
@@ -498,7 +518,7 @@ def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_
             differ, overlap = [], 0
             for key in compared:
                 area = regions["classes"][key]["area"]
-                ours, theirs = (favoured(found[key], area, regions.get("model_free")) for found in (lead, shares))
+                ours, theirs = (favoured(found[key], area) for found in (lead, shares))
                 overlap += bool(set(ours) & set(theirs))
                 if set(ours) != set(theirs):
                     differ.append(f"{text(class_names[int(key)])} (it names {_parts(theirs, regions['parts'])}; "
