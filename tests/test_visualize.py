@@ -361,7 +361,8 @@ def test_a_class_the_model_never_gets_right_is_explained_for_itself_too() -> Non
     from convlens.visualize.context import Chosen
 
     labels, predictions = torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0])
-    selection = Selection(torch.arange(3), labels, predictions, torch.full((3,), 0.9))
+    probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.97, 0.03]])
+    selection = Selection(torch.arange(3), labels, predictions, probabilities)
     inputs = torch.zeros(3, 1, 4, 4)
     for targets, expected in [
         (predictions, ([0, 1, 2, 2], [0, 1, 0, 1], ["correct", "mistake", "mistake", "mistake"])),
@@ -372,3 +373,7 @@ def test_a_class_the_model_never_gets_right_is_explained_for_itself_too() -> Non
         assert (explained.positions, explained.targets, explained.groups) == expected
         alone = chosen.explained(MethodParams())  # a method that describes the image: no second, identical row
         assert alone.positions == [0, 1, 2]
+    chosen = Chosen(inputs, np.zeros((3, 4, 4, 1)), selection, predictions, ["a", "b"], None)
+    shown = chosen.shown("Saliency", chosen.explained(MethodParams(), explains_class=True))
+    assert shown.label(3).endswith("explains 'b' (p 0.03)"), "how little the model gives the class it explains"
+    assert "explains" not in shown.label(2) and chosen.record(2, 1)["class_probability"] == 0.03

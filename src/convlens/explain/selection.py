@@ -25,15 +25,15 @@ RANKS = ("confidence", "index")
 
 @dataclass(frozen=True)
 class Selection:
-    """Chosen images: ``indices`` into the split, their true ``labels``, ``predictions`` and the
-    softmax ``confidences`` of the predictions, all (K,) and in selection order; ``pairs`` (P,) the
+    """Chosen images: ``indices`` into the split, their true ``labels`` and ``predictions``, all (K,), and
+    the model's softmax ``probabilities`` (K, classes), in selection order; ``pairs`` (P,) the
     positions of the confused-pair examples, the most frequent confusion first; the first ``per_class``
     positions are the per-class picks, any later ones were added as confused-pair examples."""
 
     indices: Tensor
     labels: Tensor
     predictions: Tensor
-    confidences: Tensor
+    probabilities: Tensor
     pairs: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     per_class: int | None = None
 
@@ -47,6 +47,11 @@ class Selection:
     @property
     def correct(self) -> Tensor:
         return self.labels == self.predictions
+
+    @property
+    def confidences(self) -> Tensor:
+        """(K,) the probability of each prediction."""
+        return self.probabilities.gather(1, self.predictions[:, None])[:, 0]
 
 
 def predict(model: nn.Module, inputs: Tensor, batch_size: int = 256) -> Tensor:
@@ -89,7 +94,7 @@ def select_examples(
     extra = [example for example in examples if example not in indices]
     indices = torch.cat([indices, torch.stack(extra)]) if extra else indices
     positions = torch.tensor([int((indices == example).nonzero()[0]) for example in examples], dtype=torch.long)
-    return Selection(indices, labels[indices], predictions[indices], confidences[indices], positions, per_class)
+    return Selection(indices, labels[indices], predictions[indices], probabilities[indices], positions, per_class)
 
 
 def _confusions(labels: Tensor, predictions: Tensor, classes: int) -> list[tuple[int, int]]:

@@ -26,8 +26,8 @@ CLIP_PERCENTILE = 99.5
 
 @dataclass(frozen=True)
 class Caption:
-    """What a figure shows: method, layer, the class explained (when ``explains``) and the model's
-    verdict on the image."""
+    """What a figure shows: method, layer, the class explained (when ``explains``; with the model's probability
+    for it, ``target_probability``, where known) and the model's verdict on the image."""
 
     method: str
     target: str
@@ -36,10 +36,16 @@ class Caption:
     confidence: float
     layer: str | None = None
     explains: bool = True
+    target_probability: float | None = None
+
+    def explained(self) -> str:
+        """``'Disgust' (p 0.03)``: the class explained, with its probability when it is not the prediction's."""
+        shown = self.target != self.predicted_label and self.target_probability is not None
+        return f"'{self.target}'" + (f" (p {self.target_probability:.2f})" if shown else "")
 
     def title(self) -> str:
         layer = f" @ {self.layer}" if self.layer else ""
-        what = f" - explains '{self.target}'" if self.explains else ""
+        what = f" - explains {self.explained()}" if self.explains else ""
         verdict = "correct" if self.true_label == self.predicted_label else "wrong"
         return (
             f"{self.method}{layer}{what}\n"

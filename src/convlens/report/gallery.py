@@ -20,7 +20,8 @@ from convlens.text import slug
 
 Entries = Sequence[dict[str, Any]]
 #: Keys of an image record in an entry; any other numeric key is a score, averaged in the caption.
-IMAGE_KEYS = frozenset({"class", "true_label", "predicted_label", "confidence", "image_index", "group"})
+IMAGE_KEYS = frozenset({"class", "true_label", "predicted_label", "confidence", "class_probability", "image_index",
+                        "group"})  # fmt: skip
 #: Keys of an entry; any other numeric key is a score of a figure of the model alone.
 ENTRY_KEYS = frozenset({"method", "file", "layer", "images", "parameters", "seconds"})
 #: How each group of images is introduced (``{images}``: e.g. "test images"), and whether it is folded away.

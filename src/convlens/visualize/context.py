@@ -108,19 +108,23 @@ class Chosen:
                      tuple(self.class_names))  # fmt: skip
 
     def record(self, position: int, target: int | None = None) -> dict[str, Any]:
-        """Manifest fields of one image (explained for ``target``, default its chosen class)."""
+        """Manifest fields of one image (explained for ``target``, default its chosen class; its probability
+        ``class_probability``)."""
         selection = self.selection
+        explained = int(self.targets[position]) if target is None else target
         return {
-            "class": self.class_names[int(self.targets[position]) if target is None else target],
+            "class": self.class_names[explained],
             "true_label": self.class_names[int(selection.labels[position])],
             "predicted_label": self.class_names[int(selection.predictions[position])],
             "confidence": round(float(selection.confidences[position]), 4),
+            "class_probability": round(float(selection.probabilities[position, explained]), 4),
             "image_index": int(selection.indices[position]),
         }
 
     def _caption(self, position: int, target: int, title: str) -> Caption:
         record = self.record(position, target)
-        return Caption(title, record["class"], record["true_label"], record["predicted_label"], record["confidence"])
+        return Caption(title, record["class"], record["true_label"], record["predicted_label"], record["confidence"],
+                       target_probability=record["class_probability"])  # fmt: skip
 
 
 @dataclass(frozen=True)
