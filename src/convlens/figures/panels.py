@@ -38,10 +38,13 @@ class Caption:
     explains: bool = True
     target_probability: float | None = None
 
-    def explained(self) -> str:
-        """``'Disgust' (p 0.03)``: the class explained, with its probability when it is not the prediction's."""
-        shown = self.target != self.predicted_label and self.target_probability is not None
-        return f"'{self.target}'" + (f" (p {self.target_probability:.2f})" if shown else "")
+    def explained(self, separator: str = " ") -> str:
+        """``'Disgust' (p 0.03)``: the class explained, with the model's probability for it when it is not the
+        prediction (``p < 0.01`` below that), after ``separator``."""
+        if self.target == self.predicted_label or self.target_probability is None:
+            return f"'{self.target}'"
+        probability = "< 0.01" if self.target_probability < 0.01 else f"{self.target_probability:.2f}"
+        return f"'{self.target}'{separator}(p {probability})"
 
     def title(self) -> str:
         layer = f" @ {self.layer}" if self.layer else ""

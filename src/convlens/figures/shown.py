@@ -57,7 +57,9 @@ class Shown:
         """A grid row's label: the image, the model's verdict, and the class explained when it differs."""
         caption = self.captions[row]
         verdict = "" if caption.true_label == caption.predicted_label else " (wrong)"
-        explains = f"\nexplains {caption.explained()}" if caption.target != caption.predicted_label else ""
+        explains = (
+            f"\nexplains {caption.explained(separator=chr(10))}" if caption.target != caption.predicted_label else ""
+        )
         return f"{caption.true_label} #{self.stems[row].rsplit('_', 1)[-1]}\n-> {caption.predicted_label} " \
                f"{caption.confidence:.2f}{verdict}{explains}"  # fmt: skip
 
