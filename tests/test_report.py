@@ -543,6 +543,17 @@ def test_the_learning_progress_says_whether_training_converged(val: list[float],
     assert lines[0].startswith(says) and len(lines) == 1
 
 
+def test_a_last_epoch_s_rise_is_put_down_to_the_schedule_only_where_it_anneals() -> None:
+    """FER2013, 3 epochs of OneCycleLR: the sentence named 'a one-cycle or cosine rate' whatever the run used."""
+    from convlens.report.convergence import convergence
+
+    metrics = {"train": {"acc": 0.7}, "val": {"acc": 0.7}}
+    one_cycle = convergence([0.6, 0.7], 1, metrics, "OneCycleLR")[0]
+    assert "(this run's `OneCycleLR` brings the learning rate down over the epochs given" in one_cycle
+    assert "annealing" not in convergence([0.6, 0.7], 1, metrics, None)[0]
+    assert "annealing" not in convergence([0.6, 0.7], 1, metrics, "StepLR")[0]
+
+
 @pytest.mark.parametrize(
     ("clean", "images", "says"),
     [

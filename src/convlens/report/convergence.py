@@ -28,17 +28,18 @@ TRAILING_GAP = 0.01
 OVERFIT_GAP = 0.05
 
 
-def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, metrics: Mapping[str, Any]) -> list[str]:
-    """Sentences on the trend (``val_accuracy`` per epoch, ``best_epoch`` 0-based) and on overfitting (clean
-    training accuracy against validation accuracy), or, for a run without the clean number, on a running
-    training accuracy that trails validation accuracy."""
+def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, metrics: Mapping[str, Any],
+                schedule: str | None = None) -> list[str]:  # fmt: skip
+    """Sentences on the trend (``val_accuracy`` per epoch, ``best_epoch`` 0-based; ``schedule`` the class name of
+    the learning-rate schedule) and on overfitting (clean training accuracy against validation accuracy), or, for
+    a run without the clean number, on a running training accuracy that trails validation accuracy."""
     values = [value for value in val_accuracy if value is not None]
-    lines = [_trend(values, best_epoch)] if values else []
+    lines = [_trend(values, best_epoch, schedule)] if values else []
     gap = _fit_gap(metrics)
     return lines + ([gap] if gap else _trailing(metrics))
 
 
-def _trend(values: list[float], best_epoch: int | None) -> str:
+def _trend(values: list[float], best_epoch: int | None, schedule: str | None) -> str:
     epochs = len(values)
     if epochs < 2:
         return "One epoch only: there is no trend to tell whether training converged."
@@ -48,9 +49,8 @@ def _trend(values: list[float], best_epoch: int | None) -> str:
         return (f"**Not converged:** the best epoch is the last ({epochs} of {epochs}) and validation accuracy "
                 f"still rose by {_points(gain)} in it ({values[-2]:.1%} to {values[-1]:.1%}; the threshold is "
                 f"{_points(STILL_RISING)}): training stopped while the model was still learning. Whether more "
-                "epochs help is not measured here: train again with a larger `trainer.max_epochs` (with a one-cycle or "
-                "cosine rate, which stretches over the epochs given, part of a last epoch's rise is the rate's "
-                "annealing).")  # fmt: skip
+                f"epochs help is not measured here: train again with a larger `trainer.max_epochs`{_annealed(schedule)}"
+                ".")  # fmt: skip
     if best == epochs - 1:
         return (f"Validation accuracy is flat at the end: the best epoch is the last ({epochs} of {epochs}), "
                 f"{_points(gain, sign=True)} over it ({values[-2]:.1%} to {values[-1]:.1%}; under "
@@ -58,6 +58,18 @@ def _trend(values: list[float], best_epoch: int | None) -> str:
     return (f"Validation accuracy peaked at epoch {best + 1} of {epochs} ({values[best]:.1%}) and ended at "
             f"{values[-1]:.1%} ({_points(values[-1] - values[best], sign=True)}): the best checkpoint, not the last, "
             "is the one evaluated.")  # fmt: skip
+
+
+#: Schedules that stretch their decay over the epochs given (torch.optim.lr_scheduler class names).
+ANNEALING = frozenset({"OneCycleLR", "CosineAnnealingLR", "LinearLR", "PolynomialLR"})
+
+
+def _annealed(schedule: str | None) -> str:
+    """What a schedule that anneals over the epochs given does to a last epoch's rise, for such a schedule."""
+    if schedule not in ANNEALING:
+        return ""
+    return (f" (this run's `{schedule}` brings the learning rate down over the epochs given, so part of the last "
+            "epoch's rise is that annealing, which a longer run reaches later)")  # fmt: skip
 
 
 def _trailing(metrics: Mapping[str, Any]) -> list[str]:

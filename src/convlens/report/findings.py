@@ -27,7 +27,7 @@ from convlens.report.convergence import convergence
 from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
 from convlens.report.observations import collapse, confused_pairs, never_predicted
-from convlens.report.run_data import RunData, synthetic
+from convlens.report.run_data import RunData, schedule_name, synthetic
 from convlens.report.trust_verdicts import (
     MIN_IMAGES,
     MODEL_FREE,
@@ -317,7 +317,7 @@ def limits(run: RunData) -> list[str]:
     """Convergence, then what the run is: data, training length, images evaluated."""
     curves = run.curves
     lines = convergence(curves.values.get("val/acc", []) if len(curves) else [], run.metrics.get("best_epoch"),
-                        run.metrics)  # fmt: skip
+                        run.metrics, schedule_name(run.config))  # fmt: skip
     data = "synthetic images (no claim about real photographs)" if synthetic(run.config) else "real images"
     epochs = run.metrics.get("epochs")
     evaluated = (run.evaluation or {}).get("sample") or {}

@@ -13,7 +13,7 @@ from convlens.report.format import epoch, pixels, sizes, split_result
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
 from convlens.report.observations import accuracy_interval
-from convlens.report.run_data import RunData, synthetic
+from convlens.report.run_data import RunData, synthetic, training_node
 from convlens.rundir import DEFAULT_SPLIT
 
 Entries = Sequence[dict[str, Any]]
@@ -205,8 +205,8 @@ def _model_table(run: RunData) -> str:
 def _training_table(run: RunData) -> str:
     config = run.config
     rows = [
-        ("optimizer", _settings(_training_node(config, "optimizer"))),
-        ("schedule", _settings(_training_node(config, "scheduler"))),
+        ("optimizer", _settings(training_node(config, "optimizer"))),
+        ("schedule", _settings(training_node(config, "scheduler"))),
         ("epochs", f"{run.metrics['epochs']} trained (max_epochs={config.trainer.max_epochs})"),
         ("batch size", f"{config.data.batch_size} (evaluation {config.data.eval_batch_size})"),
         ("label smoothing", f"{config.module.label_smoothing:g}"),
@@ -220,11 +220,6 @@ def _precision(run: RunData) -> str:
     """The precision training ran in, and the setting it was resolved from when that differs."""
     requested, used = str(run.config.trainer.precision), run.metrics.get("precision")
     return requested if used in (None, requested) else f"{used} (trainer.precision={requested})"
-
-
-def _training_node(config: Any, key: str) -> Any:
-    """``optimizer`` / ``scheduler``; runs made before those config groups kept them under ``module``."""
-    return config[key] if key in config else OmegaConf.select(config, f"module.{key}")
 
 
 def _settings(node: Any) -> str:

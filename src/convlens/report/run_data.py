@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from convlens import provenance, run_files
 from convlens.lineage import FileHashes, changed_inputs
@@ -67,6 +67,18 @@ class RunData:
 def synthetic(config: DictConfig) -> bool:
     """Whether a run's data is convlens's own synthetic kind (its config's source), not real images."""
     return str(config.data.get("source", {}).get("_target_", "")).endswith("SyntheticSource")
+
+
+def training_node(config: DictConfig, key: str) -> Any:
+    """``optimizer`` / ``scheduler``; runs made before those config groups kept them under ``module``."""
+    return config[key] if key in config else OmegaConf.select(config, f"module.{key}")
+
+
+def schedule_name(config: DictConfig) -> str | None:
+    """The class name of the run's learning-rate schedule (``OneCycleLR``); None without one."""
+    node = training_node(config, "scheduler")
+    target = node.get("_target_") if node else None
+    return str(target).rsplit(".", 1)[-1] if target else None
 
 
 def read_run(path: str | Path) -> RunData:
