@@ -827,3 +827,16 @@ def test_the_learning_rate_is_drawn_as_logged_and_tabled_at_each_epochs_start(
     assert curves.lr_tag == "lr-AdamW"
     assert [position for position, _ in curves.step_lr] == pytest.approx(positions)
     assert curves.values["lr-AdamW"] == pytest.approx(at_start)
+
+
+def test_families_left_out_are_listed_once_per_reason() -> None:
+    """FER2013 (no masks): 'localisation left out, this dataset has no ground-truth masks ...' nine times, one per
+    method, and 'randomization left out, left out to save time' for LIME."""
+    from convlens.report.trust_scores import _left_out
+
+    no_masks, costly = "this dataset has no masks", "left out to save time: its maps are costly"
+    methods = {name: {"title": name.title(), "skipped": {"localisation": no_masks}} for name in ("saliency", "lime")}
+    methods["lime"]["skipped"]["randomization"] = costly
+    lines = _left_out({"methods": methods, "not_evaluated": {}})[1].splitlines()
+    assert lines == ["- localisation left out for every method: this dataset has no masks",
+                     "- randomization left out for Lime: to save time: its maps are costly"]  # fmt: skip

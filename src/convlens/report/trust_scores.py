@@ -375,8 +375,16 @@ def _score(row: Row, family: str, metric: str) -> dict[str, Any]:
 
 
 def _left_out(evaluation: dict[str, Any]) -> list[str]:
-    lines = [f"{text(method['title'])}: {family} left out, {text(reason)}" for method in evaluation["methods"].values()
-             for family, reason in method["skipped"].items()]  # fmt: skip
+    """The families each method left out, one line per family and reason with the methods it applies to (a
+    dataset without masks leaves localisation out for every method: said once), then the methods not evaluated."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for method in evaluation["methods"].values():
+        for family, reason in method["skipped"].items():
+            grouped.setdefault((family, reason), []).append(text(method["title"]))
+    every = len(evaluation["methods"])
+    lines = [f"{family} left out for {'every method' if len(titles) == every > 1 else ', '.join(titles)}: "
+             f"{text(reason.removeprefix('left out '))}"
+             for (family, reason), titles in grouped.items()]  # fmt: skip
     lines += [f"{code(name)}: not evaluated, {text(reason)}" for name, reason in evaluation["not_evaluated"].items()]
     return ["**Not evaluated**", "\n".join(f"- {line}" for line in lines)] if lines else []
 
