@@ -177,3 +177,28 @@ def test_the_figures_show_the_layer_the_evaluation_supports_best(layers: dict, e
     assert found is not None and found["layer"] == expected
     assert found["why"].startswith(f"{len(found['supported'])} of 4 families supported")
     assert best_layer({"": _layer(4, 0)}) is None
+
+
+def _faithfulness_cell(random: str, centre: str) -> dict:
+    against = {"random": {"mark": random}, "edges": {"mark": "above"}, "centre": {"mark": centre}}
+    return {"reference": "random", "verdict": random, "against": against}
+
+
+def test_faithfulness_is_supported_only_beyond_the_maps_that_ignore_the_model() -> None:
+    """FER2013: Grad-CAM at layer3 beat random maps on deletion, insertion and ROAD, and a centred blob did as
+    well on all three; the map was called faithful and trusted. Beating random maps is not enough where a map
+    that ignores the model ranks the pixels as well; one metric beyond every model-free map is."""
+    from convlens.evaluate.verdicts import family_verdict
+
+    matched = {"deletion_auc": _faithfulness_cell("above", "level"), "road": _faithfulness_cell("above", "below")}
+    found = family_verdict(matched, None, beyond_model_free=True)
+    assert found["verdict"] == "not supported" and found["why"] == (
+        "better than random maps on deletion AUC, ROAD, but on none of them better than the centred blob: a map "
+        "that ignores the model ranks the pixels as well"
+    )
+    assert family_verdict(matched, None)["verdict"] == "supported", "localisation keeps random maps as its bar"
+    matched["road"] = _faithfulness_cell("above", "above")
+    assert family_verdict(matched, None, beyond_model_free=True) == {
+        "verdict": "supported", "why": "better than random maps on deletion AUC, ROAD"}  # fmt: skip
+    matched["road"] = _faithfulness_cell("level", "above")  # beyond the blob only where it does not beat random maps
+    assert family_verdict(matched, None, beyond_model_free=True)["verdict"] == "not supported"

@@ -361,7 +361,8 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
                                                              "relevance mass.")  # fmt: skip
     evaluation = _evaluation(layers={"": _layer() | record})
     assert believe(evaluation, "run", SECTIONS)[-1] == (
-        "Beside the model-free maps (tested in section 6, not part of the verdict, which is against random maps):"
+        "Beside the model-free maps (tested in section 6; the faithfulness verdict asks for one metric beyond them, "
+        "the other verdicts are against random maps):"
         "\n\n- Saliency is worse than the centred blob on pointing game; no better than the edge map on relevance "
         "mass."
     )

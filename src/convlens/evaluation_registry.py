@@ -44,7 +44,11 @@ class FamilySpec:
     costly ones, :func:`convlens.registry.costly_methods`) are left out before it runs.
     ``figure``: ``(payload, evaluation) -> Figure``, drawing the payload into ``evaluation/cascade.png``.
     ``long_running``: among the costliest families, handed to a worker process first so that the
-    workers finish together (:func:`convlens.evaluate.stage.run_families`).
+    workers finish together (:func:`convlens.evaluate.stage.run_families`). ``beyond_model_free``: its
+    verdict is "supported" only where, on a metric that beats the reference, the map also beats every other
+    baseline its cells are tested against (the model-free maps, :mod:`convlens.evaluate.baselines`): a
+    ranking of pixels that a map ignoring the model matches says nothing about the model
+    (:func:`convlens.evaluate.verdicts.family_verdict`).
     """
 
     name: str
@@ -55,6 +59,7 @@ class FamilySpec:
     recomputes: bool = False
     figure: str | None = None
     long_running: bool = False
+    beyond_model_free: bool = False
 
 
 #: Family name (config key, ``evaluation.json`` key) -> its declaration, in the order the stage runs them.
@@ -87,11 +92,14 @@ def _family(
     recomputes: bool = False,
     figure: str | None = None,
     long_running: bool = False,
+    beyond_model_free: bool = False,
 ) -> FamilySpec:
     """A convlens family: its function ``<name>`` in ``convlens.evaluate.families``, its settings
     ``params`` in ``convlens.evaluate.<name>``."""
     score, settings = f"convlens.evaluate.families:{name}", f"convlens.evaluate.{name}:{params}"
-    return register_family(FamilySpec(name, title, score, settings, metrics, recomputes, figure, long_running))
+    return register_family(
+        FamilySpec(name, title, score, settings, metrics, recomputes, figure, long_running, beyond_model_free)
+    )
 
 
 _family(
@@ -120,6 +128,7 @@ _family(
            "after removing its most relevant ones, the gaps filled from their neighbours so that their shape "
            "does not give them away"),
     long_running=True,
+    beyond_model_free=True,
 )  # fmt: skip
 _family(
     "randomization",
@@ -147,4 +156,5 @@ _family(
 REFERENCES = {
     "random": "random maps",
     "edges": "the edge detector's map",
+    "centre": "the centred blob",
 }

@@ -63,9 +63,10 @@ def add_family_verdicts(methods: dict[str, Any]) -> None:
     for method in methods.values():
         for record in method["layers"].values():
             found = {
-                family: family_verdict(_family_cells(record.get(family)), method["skipped"].get(family))
-                for family in FAMILIES
-            }
+                family: family_verdict(_family_cells(record.get(family)), method["skipped"].get(family),
+                                       spec.beyond_model_free)
+                for family, spec in FAMILIES.items()
+            }  # fmt: skip
             record["verdicts"] = stable_for_a_reason(found)
 
 
@@ -79,12 +80,16 @@ def stable_for_a_reason(verdicts: dict[str, dict[str, str]]) -> dict[str, dict[s
     return verdicts | {"robustness": {"verdict": "not supported", "why": why}}
 
 
-def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dict[str, str]:
+def family_verdict(
+    cells: dict[str, dict[str, Any]], skipped: str | None, beyond_model_free: bool = False
+) -> dict[str, str]:
     """One family's verdict on one map, from its cells' marks against their reference baseline (random
     maps; the edge map for robustness); randomization's from its two cascade cells (:func:`_cascade_verdict`).
 
     **supported**: better than the reference on at least one metric of the family after the table's
-    adjustment, and worse on none; **not supported**: worse on one, or better on none; **not tested**
+    adjustment, worse on none, and, ``beyond_model_free`` (faithfulness), better than each of the cells'
+    other baselines (the edge map, the centred blob) on at least one of those metrics; **not supported**:
+    worse on one, better on none, or matched by a model-free map on every metric it wins; **not tested**
     when the family left the method out (skipped is never support) or no cell has enough images.
     ``why`` says which metrics decided it."""
     if skipped:
@@ -99,9 +104,23 @@ def family_verdict(cells: dict[str, dict[str, Any]], skipped: str | None) -> dic
                      for side in ("below", "above"))  # fmt: skip
     if worse:
         return {"verdict": "not supported", "why": f"worse than {reference} on {', '.join(worse)}"}
+    unbeaten = _unbeaten(tested) if beyond_model_free else []
+    if better and unbeaten:
+        why = (f"better than {reference} on {', '.join(better)}, but on none of them better than "
+               f"{' or '.join(unbeaten)}: a map that ignores the model ranks the pixels as well")  # fmt: skip
+        return {"verdict": "not supported", "why": why}
     if better:
         return {"verdict": "supported", "why": f"better than {reference} on {', '.join(better)}"}
     return {"verdict": "not supported", "why": f"no better than {reference} on any metric"}
+
+
+def _unbeaten(cells: dict[str, dict[str, Any]]) -> list[str]:
+    """The baselines other than the reference (the model-free maps) that the map beats on none of the metrics
+    where it beats the reference, as :data:`REFERENCES` names them."""
+    winning = [cell for cell in cells.values() if cell["verdict"] == "above"]
+    others = {name for cell in winning for name in cell["against"] if name != cell["reference"]}
+    return [REFERENCES.get(name, name) for name in sorted(others)
+            if not any(cell["against"].get(name, {}).get("mark") == "above" for cell in winning)]  # fmt: skip
 
 
 def _cascade_verdict(cells: dict[str, dict[str, Any]]) -> dict[str, str]:

@@ -127,8 +127,9 @@ def believe(
     beside = [line for name, layer, record in trusted_layers
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
-        beside = [f"Beside the model-free maps (tested in section {sections['trust']}, not part of the verdict, "
-                  "which is against random maps):\n\n" + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
+        beside = [f"Beside the model-free maps (tested in section {sections['trust']}; the faithfulness verdict "
+                  "asks for one metric beyond them, the other verdicts are against random maps):\n\n"
+                  + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
     return [table(header, rows), *untested, rule, *beside]
 
 
@@ -165,8 +166,9 @@ def _without_untested_families(
 
 def beside_model_free(title: str, record: Mapping[str, Any]) -> str | None:
     """Where a trusted map, better than random maps, does no better than a map that ignores the model (an
-    edge detector, a centred Gaussian blob): not part of the verdict, but a map a guess at the centre
-    matches says little about the model there. None when it beats both wherever it beats random maps."""
+    edge detector, a centred Gaussian blob): a map a guess at the centre matches says little about the model
+    there (faithfulness needs one metric beyond them; the rest is said here). None when it beats both wherever
+    it beats random maps."""
     labels = {metric.key: metric.label for _, metric in scored_metrics()}
     found: dict[str, dict[str, list[str]]] = {side: {} for side in ("worse than", "no better than")}
     for family in ("localisation", "faithfulness"):
