@@ -425,7 +425,9 @@ def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_
     planted = shares.copy()
     planted[explained == 1] += [0.2, -0.2]
     line = described(planted)
-    assert len(line) == 1 and line[0].startswith("- **Distinct**: parts a class's maps favour (share above the part's")
+    assert len(line) == 1 and line[0].startswith(
+        "- **Distinct**: parts a class's maps favour (the share's interval above"
+    )
     assert "**b**: mouth (+" in line[0] and "rest" not in line[0].split("q = 0.05):")[1] and "**a**" not in line[0]
     assert described(shares)[0].startswith("- **No part tells a class apart**")
     few = np.zeros(60, dtype=bool)
@@ -511,3 +513,17 @@ def test_regions_count_the_images_of_another_true_class() -> None:
     maps = MethodMaps("saliency", {"": values}, list(range(4)), labels, explained, {})
     record = regions(images, {"saliency": maps}, ("top", "bottom"), "fixed", 0)
     assert [record["classes"][key]["other_true_class"] for key in ("0", "1")] == [1, 0]
+
+
+def test_a_favoured_part_every_class_favours_is_said_to_be_shared() -> None:
+    """FER2013 (second review): 'Sad: mouth 22%' and 'Neutral: mouth 23%' read as findings about sadness, but the
+    mouth box was favoured by every class and distinct (the between-class test) only for Happy."""
+    evaluation = _evaluation()
+    shares = evaluation["regions"]["methods"]["saliency"][""]
+    shares["0"]["distinct"] = {"difference": [-0.1, 0.1], "p": [1.0, 0.001], "p_adjusted": [1.0, 0.01]}
+    shares["1"]["distinct"] = {"difference": [0.0, 0.01], "p": [1.0, 0.3], "p_adjusted": [1.0, 0.5]}
+    said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    assert "- **cat**: object 90% (4.50x its area of 20.0%)." in said
+    assert "- **dog**: object 90% (4.50x its area of 20.0%; no more than the other classes' maps put there)." in said
+    del shares["0"]["distinct"], shares["1"]["distinct"]  # classes not tested: nothing said either way
+    assert "no more than" not in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]

@@ -386,15 +386,19 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],
               regions: Mapping[str, Any]) -> str | None:  # fmt: skip
-    """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, with a
-    warning for a part outside the class evidence; None when no part is favoured or fewer than
-    :data:`MIN_IMAGES` maps have a location."""
+    """``- **class**: part share (ratio to its area), ...`` for the favoured parts, most favoured first, each
+    said to be shared where the class was tested against the others and the part is not :func:`distinct` for it
+    (FER2013: every class's maps favour the mouth box, so 'Sad: mouth' is not about sadness), with a warning for
+    a part outside the class evidence; None when no part is favoured or fewer than :data:`MIN_IMAGES` maps have
+    a location."""
     above = favoured(found, area)
     if not above:
         return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
+    own = _distinct_indices(found, area)
+    shared = "; no more than the other classes' maps put there" if found.get("distinct") else ""
     named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.2f}x its area of "
-                      f"{area[index]:.1%})"
+                      f"{area[index]:.1%}{'' if index in own else shared})"
                       for index in above)  # fmt: skip
     evidence = regions.get("evidence") or []
     outside = [parts[index] for index in above if evidence and parts[index] not in evidence]
@@ -474,7 +478,7 @@ DISTINCT_Q = 0.05
 
 def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Sequence[str],
              areas: Mapping[str, Any]) -> list[str]:  # fmt: skip
-    """The parts a class's maps favour (mean share above the part's area) and favour more than the other
+    """The parts a class's maps favour (share's interval above the part's area) and favour more than the other
     classes' maps do (``regions``' ``distinct``: share minus area, one-sided permutation test, adjusted over
     every tested class and part): a part every class favours, as a centre prior, tells no class apart, and a
     part a class's maps put less on than its area is not one it looks at, however much less the others do
@@ -489,19 +493,28 @@ def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Seque
     if not found:
         return [f"- **No part tells a class apart** ({how}): no class's maps favour a part more than the other "
                 "classes' maps do; the parts named above are where this map looks for every class."]  # fmt: skip
-    return [f"- **Distinct**: parts a class's maps favour (share above the part's area) more than the other classes' "
+    return [f"- **Distinct**: parts a class's maps favour (the share's interval above the part's area) more than the "
+            "other classes' "
             f"maps do ({how}): {'; '.join(found)}."]  # fmt: skip
 
 
 def _distinct_parts(found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str]) -> str:
-    """``mouth (+6 points over the other classes, adjusted p 0.002)`` for each part of one class below
-    :data:`DISTINCT_Q` whose mean share is above its area."""
+    """``mouth (+6 points over the other classes, adjusted p 0.002)`` for each of :func:`_distinct_indices`."""
     test = found["distinct"]
-    return ", ".join(
-        f"{text(parts[index])} (+{100 * difference:.0f} points over the other classes, adjusted p {adjusted:.2g})"
-        for index, (difference, adjusted) in enumerate(zip(test["difference"], test["p_adjusted"], strict=True))
-        if adjusted < DISTINCT_Q and difference > 0 and (found["share"][index] or 0) > area[index]
-    )
+    return ", ".join(f"{text(parts[index])} (+{100 * test['difference'][index]:.0f} points over the other "
+                     f"classes, adjusted p {test['p_adjusted'][index]:.2g})"
+                     for index in _distinct_indices(found, area))  # fmt: skip
+
+
+def _distinct_indices(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
+    """The parts of one class whose excess over the other classes' is below :data:`DISTINCT_Q` (adjusted) and
+    whose share's interval lies above the part's area (none when the class was not tested)."""
+    test = found.get("distinct")
+    if not test:
+        return []
+    tests = enumerate(zip(test["difference"], test["p_adjusted"], strict=True))
+    return [index for index, (difference, adjusted) in tests
+            if adjusted < DISTINCT_Q and difference > 0 and (found["low"][index] or 0) > area[index]]  # fmt: skip
 
 
 def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_names: Sequence[str]) -> list[str]:
