@@ -210,7 +210,9 @@ def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_int
     assert "two-sided permutation test on the share minus the part's area, n = 10 and 10" in lines[-1]
     evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(excess, explained, kept, 0)}}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert lines[-1].startswith("No part was shown to tell the maps of **cat** and **dog** apart (two-sided")
+    assert lines[-1].startswith("No part was shown to tell the maps of **cat** and **dog** apart (the maps explained "
+                                "for each class, each image explained for the predicted class, so this compares what "
+                                "made the model give each answer, not the confused images themselves; two-sided")  # fmt: skip
     evaluation["regions"]["pairs"] = {}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
     assert lines[-1].startswith("The maps of **cat** and **dog** are not compared: the evaluation predates"), "no test"
@@ -299,19 +301,33 @@ def _mistakes(answers: list[str]) -> dict:
     return {"entries": [{"method": "deconvnet", "images": images[:1]}, {"method": "saliency", "images": images}]}
 
 
+NAMES = ["Angry", "Happy", "Sad", "Surprise", "Fear", "Neutral"]
+#: True x predicted (NAMES): 30 mistakes answer Sad, 12 Happy, 6 Neutral.
+CONFUSION = np.diag([50] * 6) + np.array([[0, 4, 10, 0, 0, 2], [0, 0, 10, 0, 0, 2], [0, 4, 0, 0, 0, 2],
+                                          [0, 4, 10, 0, 0, 0], *[[0] * 6] * 2])  # fmt: skip
+
+
 def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
-    line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]))
+    """FER2013 (second review): 5 of the 7 most confident mistakes answer Happy, yet Happy is only the third most
+    frequent wrong answer over the test set: the sentence says both."""
+    line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]),
+                              CONFUSION, NAMES)  # fmt: skip
     assert line == ["5 of the 7 mistakes the figures show (of each true class its most confident) answer **Happy** "
                     "(confidence 0.80-0.86; "
                     "true: Sad): look at their maps (the methods' folded mistakes) for a shared shortcut or a label "
-                    "error."]  # fmt: skip
-    assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"])) == []
-    assert confident_mistakes(_mistakes(["Happy", "Happy", "Happy"])) == [], "too few to say"
-    assert confident_mistakes(None) == []
+                    "error. Over the whole test set 12 of the 48 mistakes answer Happy (25%; the most frequent wrong "
+                    "answer is **Sad**, 30): the figures show each class's most confident mistake, which says where "
+                    "the model is surest, not how often it gives that answer."]  # fmt: skip
+    sad = confident_mistakes(_mistakes(["Sad"] * 5 + ["Angry", "Happy"]), CONFUSION, NAMES)[0]
+    assert "30 of the 48 mistakes answer Sad (62%; the most frequent wrong answer)" in sad
+    assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"]),
+                              CONFUSION, NAMES) == []  # fmt: skip
+    assert confident_mistakes(_mistakes(["Happy", "Happy", "Happy"]), CONFUSION, NAMES) == [], "too few to say"
+    assert confident_mistakes(None, CONFUSION, NAMES) == []
     twice = _mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"])
     rows = twice["entries"][1]["images"]
     rows.insert(2, rows[1] | {"class": "Sad"})  # a class never right: its mistake also explained for itself
-    assert confident_mistakes(twice) == line, "an image is counted once"
+    assert confident_mistakes(twice, CONFUSION, NAMES) == line, "an image is counted once"
 
 
 @pytest.mark.parametrize(("images", "named"), [(8, True), (7, False)])

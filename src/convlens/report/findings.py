@@ -291,12 +291,17 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     never = never_predicted(confusion, run.class_names)
     if never:
         lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")
-    return lines + _differs(evaluation, chosen, run.class_names, pairs[0]) + confident_mistakes(run.manifest)
+    mistakes = confident_mistakes(run.manifest, confusion, run.class_names)
+    return lines + _differs(evaluation, chosen, run.class_names, pairs[0]) + mistakes
 
 
-def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
+def confident_mistakes(
+    manifest: Mapping[str, Any] | None, confusion: np.ndarray, class_names: Sequence[str]
+) -> list[str]:
     """The answer most of the figures' most confident mistakes share, with their confidences, when one does
-    (:data:`SHARED_ANSWER` of at least :data:`FEW_MISTAKES`)."""
+    (:data:`SHARED_ANSWER` of at least :data:`FEW_MISTAKES`), and how often the model gives that wrong answer
+    over the whole test set (``confusion``, true x predicted): the figures pick each class's most confident
+    mistake, which says where the model is surest, not how often it answers so."""
     entries = (manifest or {}).get("entries") or []
     rows = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
     images = list({image.get("image_index"): image for image in rows}.values())  # a class never right: twice
@@ -312,7 +317,22 @@ def confident_mistakes(manifest: Mapping[str, Any] | None) -> list[str]:
     return [f"{len(shared)} of the {len(answers)} mistakes the figures show (of each true class its most confident) "
             f"answer **{text(answer)}** "
             f"(confidence {confidences[0]:.2f}-{confidences[-1]:.2f}; true: {truths}): look at their maps (the "
-            "methods' folded mistakes) for a shared shortcut or a label error."]  # fmt: skip
+            "methods' folded mistakes) for a shared shortcut or a label error. "
+            f"{_wrong_answers(answer, confusion, class_names)}"]  # fmt: skip
+
+
+def _wrong_answers(answer: str, confusion: np.ndarray, class_names: Sequence[str]) -> str:
+    """How many of the test set's mistakes answer ``answer``, and the most frequent wrong answer."""
+    wrong = confusion.sum(axis=0) - np.diag(confusion)
+    errors, index = int(wrong.sum()), list(class_names).index(answer) if answer in class_names else None
+    if not errors or index is None:
+        return ""
+    first = int(wrong.argmax())
+    most = "the most frequent wrong answer"
+    most += "" if first == index else f" is **{text(class_names[first])}**, {int(wrong[first]):,}"
+    return (f"Over the whole test set {int(wrong[index]):,} of the {errors:,} mistakes answer {text(answer)} "
+            f"({wrong[index] / errors:.0%}; {most}): the figures show each class's most confident mistake, which "
+            "says where the model is surest, not how often it gives that answer.")  # fmt: skip
 
 
 def limits(run: RunData) -> list[str]:
@@ -370,8 +390,11 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
     if test is None:
         return [f"The maps of {names} are not compared: the evaluation predates the class-pair tests; `make evaluate` "
                 "adds them."]  # fmt: skip
-    how = (f"two-sided permutation test on the share minus the part's area, n = {first['images']} and "
-           f"{second['images']}, Benjamini-Hochberg over every class pair and part, q = {DISTINCT_Q:g}")  # fmt: skip
+    explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
+    how = (f"the maps explained for each class, each image explained for {text(explained)}, so this compares what "
+           "made the model give each answer, not the confused images themselves; two-sided permutation test on the "
+           f"share minus the part's area, n = {first['images']} and {second['images']}, Benjamini-Hochberg over every "
+           f"class pair and part, q = {DISTINCT_Q:g}")  # fmt: skip
     apart = [index for index, adjusted in enumerate(test["p_adjusted"]) if adjusted < DISTINCT_Q]
     if not apart:
         return [f"No part was shown to tell the maps of {names} apart ({how}): this does not show the maps are "
