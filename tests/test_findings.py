@@ -210,9 +210,11 @@ def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_int
     assert "two-sided permutation test on the share minus the part's area, n = 10 and 10" in lines[-1]
     evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(excess, explained, kept, 0)}}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert lines[-1].startswith("No part was shown to tell the maps of **cat** and **dog** apart (the maps explained "
-                                "for each class, each image explained for the predicted class, so this compares what "
-                                "made the model give each answer, not the confused images themselves; two-sided")  # fmt: skip
+    assert lines[-1].startswith(
+        "No part was shown to tell the maps of **cat** and **dog** apart (the maps explained for each class, each "
+        "image explained for the predicted class, so this compares what made the model give each answer, not the "
+        "confused images themselves; two-sided"
+    )
     evaluation["regions"]["pairs"] = {}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
     assert lines[-1].startswith("The maps of **cat** and **dog** are not compared: the evaluation predates"), "no test"
