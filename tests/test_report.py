@@ -840,3 +840,15 @@ def test_families_left_out_are_listed_once_per_reason() -> None:
     lines = _left_out({"methods": methods, "not_evaluated": {}})[1].splitlines()
     assert lines == ["- localisation left out for every method: this dataset has no masks",
                      "- randomization left out for Lime: to save time: its maps are costly"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("verdict", "mark"), [("sensitive", " ✓"), ("insensitive", " ✗"), ("undecided", " ?")])
+def test_the_cascade_column_marks_an_undecided_cascade_apart_from_a_failed_one(verdict: str, mark: str) -> None:
+    """FER2013 (second review): saliency's head-only Spearman was undecided (adjusted p 0.084) and carried the ✗
+    that everywhere else in the table means shown worse; a sensitive cascade carried no mark at all."""
+    from convlens.report.trust_scores import _cascade_cells
+
+    similarity = {"spearman": 0.5, "ssim": 0.4}
+    cascade = {"verdict": verdict, "top": similarity, "full": similarity, "baseline": similarity, "edges": similarity}
+    spearman, ssim = _cascade_cells({"randomization": cascade})
+    assert spearman == f"0.50 → 0.50 (0.50; edges 0.50){mark}" and ssim.endswith("edges 0.40)")

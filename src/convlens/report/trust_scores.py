@@ -159,9 +159,11 @@ def _intro(evaluation: dict[str, Any]) -> str:
         "between the maps of two independently randomised models and the edge map's similarity to the trained map; "
         f"a map is sensitive to the weights when its Spearman after all stages is tested below "
         f"{rand['similar_above']:g} and ends no more than {rand['margin']:g} above the larger of those two, and its "
-        f"Spearman after the head alone is tested below {rand['similar_above']:g} too (✗: it is not shown to be). "
+        f"Spearman after the head alone is tested below {rand['similar_above']:g} too (✓: sensitive; ✗: shown "
+        "not to be, or more alike than the references allow; ?: neither shown, which is no support). "
         "Each family of metrics gives a verdict: supported when "
-        "the map beats its reference on at least one of its metrics and is worse on none; robustness counts only "
+        "the map beats its reference on at least one of its metrics and is worse on none (faithfulness: and on one "
+        "of those metrics beats the edge map and the centred blob too); robustness counts only "
         "for a map shown to depend on the weights. A map is trusted, here and in the Findings, when faithfulness "
         "and randomization support it and localisation does not refute it; robustness is shown, not required "
         "(the Findings read class means over n images, which dilute a map's per-image instability: an assumption, "
@@ -206,11 +208,16 @@ def _score_cells(record: dict[str, Any]) -> list[str]:
     return [score_cell(record.get(family, {}).get(metric.key)) for family, metric in scored_metrics()]
 
 
+#: The Spearman column's mark per cascade verdict: sensitive passes, insensitive fails (both tested), and an
+#: undecided cascade (its tests mark neither side) gets neither, so that ✗ keeps meaning "shown worse".
+CASCADE_MARKS = {"sensitive": MARKS["above"], "insensitive": MARKS["below"], "undecided": " ?"}
+
+
 def _cascade_cells(record: dict[str, Any]) -> list[str]:
     cascade = record.get("randomization")
     if not cascade:
         return ["-", "-"]
-    mark = MARKS["below"] if cascade["verdict"] in ("insensitive", "undecided") else ""
+    mark = CASCADE_MARKS.get(cascade["verdict"], "")
     return [
         f"{_number(cascade['top'][name])} → {_number(cascade['full'][name])} ({_number(cascade['baseline'][name])}; "
         f"edges {_number(cascade['edges'][name])})" + (mark if name == "spearman" else "")
