@@ -29,7 +29,9 @@ def learning_curves_figure(
         _finish(panel, label)
     if lr_tag and step_lr:
         x, y = zip(*step_lr, strict=True)
-        axes[-1].plot(x, y, marker="o" if len(x) <= len(epochs) else None, markersize=3, label="as logged")
+        per_epoch = len(x) <= len(epochs)  # logged at each epoch's start only: the peak between them is not seen
+        label = "at each epoch's start (x = epochs done)" if per_epoch else "every few steps"
+        axes[-1].plot(x, y, marker="o" if per_epoch else None, markersize=3, label=label)
         _finish(axes[-1], "learning rate")
     figure.tight_layout()
     return figure

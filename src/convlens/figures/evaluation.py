@@ -125,8 +125,8 @@ def _similarity_curves(
     threshold: float | None,
 ) -> None:
     """One line per map; ten distinct colours (not tab20's light and dark pairs of one hue, which read as
-    one method), solid for the first ten and dashed after; the verdict's threshold dotted on the Spearman
-    panel, so that a reader sees which maps stay above it."""
+    one method), solid with round markers for the first ten, dashed with square ones after; the verdict's
+    threshold dotted on the Spearman panel, so that a reader sees which maps stay above it."""
     axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
     steps = np.arange(len(stages))
     colours = colormaps["tab10"].colors
@@ -136,7 +136,10 @@ def _similarity_curves(
         for index, (label, values) in enumerate(curves.items()):
             points = [np.nan if v is None else v for v in values[metric]]
             style = "-" if index < len(colours) else "--"
-            axis.plot(steps, points, style, marker="o", markersize=3, label=label, color=colours[index % len(colours)])
+            marker = "o" if index < len(colours) else "s"
+            axis.plot(
+                steps, points, style, marker=marker, markersize=3, label=label, color=colours[index % len(colours)]
+            )
             lowest = min([lowest, *(v - 0.05 for v in values[metric] if v is not None)])
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
         axis.set_ylim(lowest, 1.05)
