@@ -545,3 +545,12 @@ def test_a_favoured_part_every_class_favours_is_said_to_be_shared() -> None:
     assert "- **dog**: object 90% (4.50x its area of 20.0%; no more than the other classes' maps put there)." in said
     del shares["0"]["distinct"], shares["1"]["distinct"]  # classes not tested: nothing said either way
     assert "no more than" not in where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+
+
+def test_a_class_row_of_too_few_images_shows_no_interval() -> None:
+    """FER2013 (second review): 'Fear | 4 (n < 8) | 41% [39-42]': a percentile bootstrap of 4 images is not a 95%
+    interval worth printing."""
+    evaluation = _evaluation()
+    evaluation["regions"]["methods"]["saliency"][""]["1"]["images"] = 4
+    table = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1]
+    assert "| dog | 4 (n < 8) | 10% (80%) | 90% (20%) |" in table and "| cat | 10 | 10% [5-15] (80%) |" in table

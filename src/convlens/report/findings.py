@@ -203,7 +203,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     rows, lines = [], []
     for key, found in shares.items():
         area = regions["classes"][key]["area"]
-        shown = (f"{_share(found, index)} ({area[index]:.0%})" for index in range(len(names)))
+        enough = found["images"] >= MIN_IMAGES  # a percentile bootstrap of 2-7 images is not a 95% interval
+        shown = (f"{_share(found, index, enough)} ({area[index]:.0%})" for index in range(len(names)))
         flat = found.get("flat") or 0
         few = f" (n < {MIN_IMAGES})" if 0 < found["images"] < MIN_IMAGES else ""
         wrong = regions["classes"][key].get("other_true_class") or 0
@@ -586,11 +587,12 @@ def _parts(indices: Sequence[int], names: Sequence[str]) -> str:
     return ", ".join(text(names[index]) for index in indices) or "none"
 
 
-def _share(found: Mapping[str, Any], index: int) -> str:
+def _share(found: Mapping[str, Any], index: int, with_interval: bool = True) -> str:
+    """``23% [20-27]``: a mean share with its interval (none asked for, or none computed)."""
     if found["share"][index] is None:
         return "-"
     low, high = found["low"][index], found["high"][index]
-    interval = "" if low is None else f" [{low * 100:.0f}-{high * 100:.0f}]"
+    interval = "" if low is None or not with_interval else f" [{low * 100:.0f}-{high * 100:.0f}]"
     return f"{found['share'][index]:.0%}{interval}"
 
 

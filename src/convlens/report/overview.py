@@ -236,6 +236,11 @@ def _config_block(run: RunData) -> str:
 
 
 def _total_time(stages: dict[str, float]) -> str:
+    """The stages' times as ``provenance.json`` records them: each stage's whole run (loading, data, writing),
+    so training's is more than ``metrics.json``'s fitting time; on the machine and under the load they ran."""
     timed = {stage: seconds for stage, seconds in stages.items() if stage != REPORT_STAGE}
     parts = ", ".join(f"{text(stage)} {seconds:.1f} s" for stage, seconds in timed.items())
-    return f"{sum(timed.values()):.1f} s ({parts})" if timed else "not recorded"
+    if not timed:
+        return "not recorded"
+    return (f"{sum(timed.values()):.1f} s ({parts}; each stage's whole run, loading and writing included, as "
+            "`provenance.json` records it, on whatever else the machine ran then)")  # fmt: skip
