@@ -51,3 +51,24 @@ def test_constant_filter_does_not_divide_by_zero() -> None:
     nn.init.zeros_(model[0].weight)
     filters = first_conv_filters(model)
     assert torch.isfinite(filters.images).all() and torch.isfinite(filters.signed).all()
+
+
+def test_oriented_filters_are_counted_against_random_filters_of_the_same_shape() -> None:
+    """Sections 7-10 of the FER2013 report had no observation: the first layer's filters are now counted as
+    oriented (edge, bar, grating) beyond what Gaussian random filters of their shape reach, with a binomial test.
+    Planted edge detectors are; random filters are not, more than chance."""
+    from convlens.explain.filters import FirstConvFilters, oriented_filters
+
+    generator = torch.Generator().manual_seed(3)
+    edges = torch.zeros(16, 1, 3, 3)
+    edges[:, :, 0], edges[:, :, 2] = 1.0, -1.0
+    edges += 0.05 * torch.randn(edges.shape, generator=generator)
+    indices, total, _, p = oriented_filters(edges)
+    assert len(indices) == total == 16 and p < 1e-10
+    noise = torch.randn(64, 3, 7, 7, generator=generator)
+    indices, total, _, p = oriented_filters(noise)
+    assert len(indices) < 10 and p > 0.01
+    note = FirstConvFilters("stem.conv", None, edges).notes()[0]
+    assert note.startswith("16 of 16 first-layer filters (filters 0, 1,") and "(more than chance: one-sided" in note
+    assert "(no more than chance" in FirstConvFilters("stem.conv", None, noise).notes()[0]
+    assert oriented_filters(torch.randn(4, 3, 1, 1)) is None, "a 1x1 kernel has no orientation"

@@ -1,10 +1,13 @@
-"""First-layer filter grids: the only weights that live in pixel space and can be shown directly."""
+"""First-layer filter grids: the only weights that live in pixel space and can be shown directly, and how many
+of them are oriented (edge, bar or grating detectors, as Zeiler & Fergus read trained first layers) beyond what
+random filters of the same shape are."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from scipy import stats
 from torch import Tensor, nn
 
 from convlens.explain.method import ExplainBatch, MethodParams
@@ -25,6 +28,57 @@ class FirstConvFilters:
     layer: str
     images: Tensor | None
     signed: Tensor
+
+    def notes(self) -> list[str]:
+        """How many filters are oriented beyond chance (:func:`oriented_filters`), for the manifest and report."""
+        found = oriented_filters(self.signed)
+        if found is None:
+            return []
+        indices, total, bar, p = found
+        verdict = "more than chance" if p < ORIENTED_ALPHA else "no more than chance"
+        which = f" (filters {', '.join(map(str, indices))})" if indices else ""
+        return [f"{len(indices)} of {total} first-layer filters{which} are oriented (edge, bar or grating "
+                f"detectors): structure-tensor coherence above {bar:.2f}, which {ORIENTED_NULL:.0%} of "
+                f"{RANDOM_FILTERS:,} Gaussian random filters of this shape stay under; chance gives about "
+                f"{total * (1 - ORIENTED_NULL):.1f} ({verdict}: one-sided binomial p = {p:.2g}, threshold "
+                f"{ORIENTED_ALPHA:g})"]  # fmt: skip
+
+
+#: Random filters drawn (seeded) for the null distribution of coherence, and its quantile a filter must pass.
+RANDOM_FILTERS = 2000
+ORIENTED_NULL = 0.95
+#: The binomial test's level for "more oriented filters than chance".
+ORIENTED_ALPHA = 0.01
+
+
+def coherence(filters: Tensor) -> Tensor:
+    """Per filter (N, C, kh, kw) the coherence of its structure tensor summed over channels, in [0, 1]: 1 when
+    all its gradients share one orientation (an edge, bar or grating), 0 when none dominates (a blob, noise).
+    Gradients on the 2x2 stencil between every four neighbouring weights ((kh - 1) x (kw - 1) of them: four
+    per channel on a 3x3 kernel); written here because no library ships it for kernels this small (skimage's
+    ``structure_tensor`` smooths, which a 3x3 kernel cannot spare)."""
+    top_left, top_right = filters[..., :-1, :-1], filters[..., :-1, 1:]
+    bottom_left, bottom_right = filters[..., 1:, :-1], filters[..., 1:, 1:]
+    dx = (top_right - top_left + bottom_right - bottom_left) / 2
+    dy = (bottom_left - top_left + bottom_right - top_right) / 2
+    jxx, jyy, jxy = ((a * b).sum(dim=(1, 2, 3)) for a, b in ((dx, dx), (dy, dy), (dx, dy)))
+    trace = jxx + jyy
+    spread = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy**2)
+    return torch.where(trace > 0, spread / trace.clamp_min(torch.finfo(filters.dtype).tiny), torch.zeros_like(trace))
+
+
+def oriented_filters(filters: Tensor, seed: int = 0) -> tuple[list[int], int, float, float] | None:
+    """(indices, total, bar, p): the filters whose :func:`coherence` is above ``bar``, the :data:`ORIENTED_NULL`
+    quantile of :data:`RANDOM_FILTERS` seeded Gaussian filters of the same shape, and the one-sided binomial
+    p-value of that count against chance (``scipy.stats.binomtest``); None for kernels under 3x3."""
+    if min(filters.shape[-2:]) < 3:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    null = coherence(torch.randn((RANDOM_FILTERS, *filters.shape[1:]), generator=generator))
+    bar = float(torch.quantile(null, ORIENTED_NULL))
+    indices = (coherence(filters.float()) > bar).nonzero()[:, 0].tolist()
+    p = stats.binomtest(len(indices), len(filters), 1 - ORIENTED_NULL, alternative="greater").pvalue
+    return indices, len(filters), bar, float(p)
 
 
 def first_conv_filters(model: nn.Module) -> FirstConvFilters:
