@@ -151,7 +151,7 @@ def test_trust_section_states_every_score_and_gives_each_method_its_status(evalu
     folded = body[body.index("<details") :]
     layers = len(evaluation["methods"]["grad_cam"]["layers"])
     assert "| chance (mask area) |" in folded and folded.count("| Grad-CAM |") == layers == 3
-    assert "LIME: randomization left out" in folded and "deconvnet" not in body
+    assert "randomization left out for LIME" in folded and "deconvnet" not in body
     assert set(section.status) == set(evaluation["methods"])
     for name, (line,) in section.status.items():
         assert "[Findings](#2-findings)" in line
