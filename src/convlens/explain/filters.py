@@ -37,9 +37,10 @@ class FirstConvFilters:
         indices, total, bar, p = found
         verdict = "more than chance" if p < ORIENTED_ALPHA else "no more than chance"
         which = f" (filters {', '.join(map(str, indices))})" if indices else ""
-        return [f"{len(indices)} of {total} first-layer filters{which} are oriented (edge, bar or grating "
-                f"detectors): structure-tensor coherence above {bar:.2f}, which {ORIENTED_NULL:.0%} of "
-                f"{RANDOM_FILTERS:,} Gaussian random filters of this shape stay under; chance gives about "
+        return [f"{len(indices)} of {total} first-layer filters{which} are more oriented than random ones: "
+                f"structure-tensor coherence above {bar:.2f}, which {ORIENTED_NULL:.0%} of {RANDOM_FILTERS:,} "
+                "Gaussian random filters of this shape stay under (an edge, bar or grating detector scores near 1); "
+                "chance gives about "
                 f"{total * (1 - ORIENTED_NULL):.1f} ({verdict}: one-sided binomial p = {p:.2g}, threshold "
                 f"{ORIENTED_ALPHA:g})"]  # fmt: skip
 
