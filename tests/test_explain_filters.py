@@ -69,7 +69,7 @@ def test_oriented_filters_are_counted_against_random_filters_of_the_same_shape()
     indices, total, _, p = oriented_filters(noise)
     assert len(indices) < 10 and p > 0.01
     note = FirstConvFilters("stem.conv", None, edges).notes()[0]
-    assert note.startswith("16 of 16 first-layer filters (filters 0, 1,") and "are more oriented than random" in note
-    assert "(more than chance: one-sided" in note
-    assert "(no more than chance" in FirstConvFilters("stem.conv", None, noise).notes()[0]
+    assert note.startswith("16 of 16 first-layer filters (filters 0, 1,") and "exceed the structure-tensor" in note
+    assert note.endswith("threshold 0.01: more than chance: the layer has learned oriented detectors)")
+    assert "no evidence that the layer has learned" in FirstConvFilters("stem.conv", None, noise).notes()[0]
     assert oriented_filters(torch.randn(4, 3, 1, 1)) is None, "a 1x1 kernel has no orientation"

@@ -74,7 +74,7 @@ def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> 
     on_object = "\n".join(where(_evaluation(0.1, 0.05), ("saliency", ""), CLASSES, SECTIONS))
     assert "- **cat**: object 90% (4.50x its area of 20.0%)." in on_object and "Off the evidence" not in on_object
     # 95% on a background of 80% of the area is 1.2x its area: under the 1.5x that names a part.
-    assert "- No part favoured: cat, dog." in where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS)[-1]
+    assert "- No part named: cat, dog." in where(_evaluation(0.95, 0.9), ("saliency", ""), CLASSES, SECTIONS)[-1]
     unseen = where(_evaluation(), ("saliency", ""), [*CLASSES, "bird"], SECTIONS)[-1]
     assert unseen.endswith("- Not in the table: bird (no sampled image is explained for it: each image is explained "
                            "for the predicted class).")  # fmt: skip
@@ -326,6 +326,9 @@ def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
                               CONFUSION, NAMES) == []  # fmt: skip
     assert confident_mistakes(_mistakes(["Happy", "Happy", "Happy"]), CONFUSION, NAMES) == [], "too few to say"
     assert confident_mistakes(None, CONFUSION, NAMES) == []
+    sure = _mistakes(["Happy"] * 7)
+    sure["entries"][1]["images"][-1]["confidence"] = 0.9983  # two places would print a certainty: 1.00
+    assert "(confidence 0.80-0.998; true: Sad)" in confident_mistakes(sure, CONFUSION, NAMES)[0]
     twice = _mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"])
     rows = twice["entries"][1]["images"]
     rows.insert(2, rows[1] | {"class": "Sad"})  # a class never right: its mistake also explained for itself
@@ -380,7 +383,7 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
     evaluation = _evaluation(layers={"": _layer() | record})
     assert believe(evaluation, "run", SECTIONS)[-1] == (
         "Beside the model-free maps (tested in section 6; the faithfulness verdict asks for one metric beyond them, "
-        "the other verdicts are against random maps):"
+        "localisation's is against random maps):"
         "\n\n- Saliency is worse than the centred blob on pointing game; no better than the edge map on relevance "
         "mass."
     )
@@ -496,6 +499,7 @@ def test_a_part_a_model_free_map_finds_as_well_on_the_same_images_is_not_named()
     cat["beyond"]["centre"] = {"images": 10, "difference": [0.0, 0.02], "low": [-0.02, -0.01], "high": [0.02, 0.05]}
     said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
     assert "- **cat**" not in said and "- **dog**: object 90%" in said
+    assert "- No part named: cat (its parts above their area are matched by a map that ignores the model" in said
     assert (
         "- **Not named: a map that ignores the model puts as much there** (the map's share minus the model-free "
         "map's on the same images, mean [95% bootstrap interval], reaches 0): cat's object 90% [85-95]: +2.0 points "

@@ -375,6 +375,6 @@ def test_a_class_the_model_never_gets_right_is_explained_for_itself_too() -> Non
         assert alone.positions == [0, 1, 2]
     chosen = Chosen(inputs, np.zeros((3, 4, 4, 1)), selection, predictions, ["a", "b"], None)
     shown = chosen.shown("Saliency", chosen.explained(MethodParams(), explains_class=True))
-    assert shown.label(3).endswith("explains 'b'\n(p 0.03)"), "how little the model gives the class it explains"
-    assert shown.captions[3].title().endswith(" - explains 'b' (p 0.03)\ntrue: b, predicted: a (0.97, wrong)")
+    assert shown.label(3).endswith("explains 'b'\n(P(b) = 0.03)"), "how little the model gives the class it explains"
+    assert shown.captions[3].title().endswith(" - explains 'b' (P(b) = 0.03)\ntrue: b, predicted: a (0.97, wrong)")
     assert "explains" not in shown.label(2) and chosen.record(2, 1)["class_probability"] == 0.03

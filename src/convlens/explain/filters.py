@@ -35,14 +35,14 @@ class FirstConvFilters:
         if found is None:
             return []
         indices, total, bar, p = found
-        verdict = "more than chance" if p < ORIENTED_ALPHA else "no more than chance"
+        verdict = ("more than chance: the layer has learned oriented detectors" if p < ORIENTED_ALPHA
+                   else "no more than chance: no evidence that the layer has learned oriented detectors")  # fmt: skip
         which = f" (filters {', '.join(map(str, indices))})" if indices else ""
-        return [f"{len(indices)} of {total} first-layer filters{which} are more oriented than random ones: "
-                f"structure-tensor coherence above {bar:.2f}, which {ORIENTED_NULL:.0%} of {RANDOM_FILTERS:,} "
-                "Gaussian random filters of this shape stay under (an edge, bar or grating detector scores near 1); "
-                "chance gives about "
-                f"{total * (1 - ORIENTED_NULL):.1f} ({verdict}: one-sided binomial p = {p:.2g}, threshold "
-                f"{ORIENTED_ALPHA:g})"]  # fmt: skip
+        return [f"{len(indices)} of {total} first-layer filters{which} exceed the structure-tensor coherence "
+                f"({bar:.2f}) that {ORIENTED_NULL:.0%} of {RANDOM_FILTERS:,} Gaussian random filters of this shape "
+                "stay under (an edge, bar or grating detector scores near 1); "
+                f"{total * (1 - ORIENTED_NULL):.1f} filters would by chance (one-sided binomial p = {p:.2g}, "
+                f"threshold {ORIENTED_ALPHA:g}: {verdict})"]  # fmt: skip
 
 
 #: Random filters drawn (seeded) for the null distribution of coherence, and its quantile a filter must pass.

@@ -39,12 +39,12 @@ class Caption:
     target_probability: float | None = None
 
     def explained(self, separator: str = " ") -> str:
-        """``'Disgust' (p 0.03)``: the class explained, with the model's probability for it when it is not the
-        prediction (``p < 0.01`` below that), after ``separator``."""
+        """``'Disgust' (P(Disgust) = 0.03)``: the class explained, with the model's probability for it when it is
+        not the prediction (``< 0.01`` below that), after ``separator``: a probability, not a p-value."""
         if self.target == self.predicted_label or self.target_probability is None:
             return f"'{self.target}'"
-        probability = "< 0.01" if self.target_probability < 0.01 else f"{self.target_probability:.2f}"
-        return f"'{self.target}'{separator}(p {probability})"
+        probability = "< 0.01" if self.target_probability < 0.01 else f"= {self.target_probability:.2f}"
+        return f"'{self.target}'{separator}(P({self.target}) {probability})"
 
     def title(self) -> str:
         layer = f" @ {self.layer}" if self.layer else ""

@@ -128,7 +128,7 @@ def believe(
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
         beside = [f"Beside the model-free maps (tested in section {sections['trust']}; the faithfulness verdict "
-                  "asks for one metric beyond them, the other verdicts are against random maps):\n\n"
+                  "asks for one metric beyond them, localisation's is against random maps):\n\n"
                   + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
     return [table(header, rows), *untested, rule, *beside]
 
@@ -217,12 +217,15 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
              for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE]  # fmt: skip
     blank = [f"{text(class_names[int(key)])} ({found['flat']} images)" for key, found in shares.items()
              if found["images"] == 0]  # fmt: skip
-    none = [text(class_names[int(key)]) for (key, found), line in zip(shares.items(), lines, strict=True)
+    none = [text(class_names[int(key)])
+            + (" (its parts above their area are matched by a map that ignores the model: not named, below)"
+               if favoured(found, regions["classes"][key]["area"], against_model_free=False) else "")
+            for (key, found), line in zip(shares.items(), lines, strict=True)
             if line is None and found["images"] >= MIN_IMAGES]  # fmt: skip
     few = [f"{text(class_names[int(key)])} ({found['images']}"
            + (f"; the map is flat, with no location, on {found['flat']} more)" if found.get("flat") else ")")
            for key, found in shares.items() if 0 < found["images"] < MIN_IMAGES]  # fmt: skip
-    lines = [line for line in lines if line is not None] + ([f"- No part favoured: {', '.join(none)}."] if none else [])
+    lines = [line for line in lines if line is not None] + ([f"- No part named: {', '.join(none)}."] if none else [])
     lines += [f"- **Too few images** to name a part (fewer than {MIN_IMAGES}, as in the trust table): "
               f"{', '.join(few)}."] if few else []  # fmt: skip
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
@@ -313,13 +316,18 @@ def confident_mistakes(
     shared = [image for image in images if str(image.get("predicted_label")) == answer]
     if len(shared) < SHARED_ANSWER * len(answers):
         return []
-    confidences = sorted(float(image.get("confidence", 0)) for image in shared)
+    confidences = [_confidence(value) for value in sorted(float(image.get("confidence", 0)) for image in shared)]
     truths = ", ".join(dict.fromkeys(text(image.get("true_label")) for image in shared))
     return [f"{len(shared)} of the {len(answers)} mistakes the figures show (of each true class its most confident) "
             f"answer **{text(answer)}** "
-            f"(confidence {confidences[0]:.2f}-{confidences[-1]:.2f}; true: {truths}): look at their maps (the "
+            f"(confidence {confidences[0]}-{confidences[-1]}; true: {truths}): look at their maps (the "
             "methods' folded mistakes) for a shared shortcut or a label error. "
             f"{_wrong_answers(answer, confusion, class_names)}"]  # fmt: skip
+
+
+def _confidence(value: float) -> str:
+    """``0.92``, or ``0.998`` where two places would round up to a certainty the model did not give."""
+    return f"{value:.2f}" if value < 0.995 else f"{min(value, 0.999):.3f}"
 
 
 def _wrong_answers(answer: str, confusion: np.ndarray, class_names: Sequence[str]) -> str:

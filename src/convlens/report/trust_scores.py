@@ -109,8 +109,10 @@ def _glossary(evaluation: dict[str, Any] | None = None) -> str:
     reference its cells record), from the family registry, and what "the object" is on this data (the parts
     inside its ground-truth masks)."""
     judged = _references(evaluation or {})
-    rows = [(metric.label, text(metric.means), metric.better, judged.get(metric.key, "-"))
-            for _, metric in scored_metrics() if metric.means]  # fmt: skip
+    beyond = {family for family, spec in FAMILIES.items() if spec.beyond_model_free}
+    also = ", then at least one metric of the family beyond the edge map and the centred blob"
+    rows = [(metric.label, text(metric.means), metric.better, judged.get(metric.key, "-") + (also * (family in beyond)))
+            for family, metric in scored_metrics() if metric.means]  # fmt: skip
     rows += [(label, text(means), better, text(against)) for label, better, means, against in CASCADE_COLUMNS]
     evidence = ((evaluation or {}).get("regions") or {}).get("evidence") or []
     object_is = (f"\n\nThe object (the class evidence, the data's ground-truth mask) is here: "
