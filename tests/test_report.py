@@ -800,6 +800,10 @@ def test_the_glossary_says_what_each_score_is_judged_against() -> None:
     assert "| lower | the edge detector's map |" in glossary.split("| max-sensitivity |")[1].splitlines()[0]
     assert glossary.split("| pointing game |")[1].splitlines()[0].endswith("| higher | random maps |")
     assert glossary.split("| ROAD |")[1].splitlines()[0].endswith("| higher | - |"), "not in this evaluation"
+    layer["faithfulness"] = {"road": {"reference": "random"}}
+    road = _glossary({"methods": {"m": {"layers": {"": layer}}}}).split("| ROAD |")[1].splitlines()[0]
+    assert road.endswith("| random maps, then at least one metric of the family beyond the edge map and the centred "
+                         "blob |"), "faithfulness is judged beyond the model-free maps too"  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,8 @@ def _glossary(evaluation: dict[str, Any] | None = None) -> str:
     judged = _references(evaluation or {})
     beyond = {family for family, spec in FAMILIES.items() if spec.beyond_model_free}
     also = ", then at least one metric of the family beyond the edge map and the centred blob"
-    rows = [(metric.label, text(metric.means), metric.better, judged.get(metric.key, "-") + (also * (family in beyond)))
+    rows = [(metric.label, text(metric.means), metric.better,
+             judged[metric.key] + also * (family in beyond) if metric.key in judged else "-")
             for family, metric in scored_metrics() if metric.means]  # fmt: skip
     rows += [(label, text(means), better, text(against)) for label, better, means, against in CASCADE_COLUMNS]
     evidence = ((evaluation or {}).get("regions") or {}).get("evidence") or []
