@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -151,20 +152,40 @@ def test_an_rgb_resnet_run_gets_every_method(
     assert paths and all(entry["layer"] == "layer4.1" for entry in paths)
 
 
-def test_one_process_gives_what_the_workers_gave(manifest: dict, tiny_run: Path, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class OneProcess:
+    """The tiny run visualized again in one process, on a copy: its manifest, the copy, and the layout
+    defects of every figure it saved (checked as each is saved)."""
+
+    manifest: dict
+    run: Path
+    layout_defects: list[str]
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> OneProcess:
+    """One run serves two tests (a full visualize is the suite's costliest step): the figures' layout
+    and the equality with the default two workers' output."""
+    copy = shutil.copytree(tiny_run, tmp_path_factory.mktemp("one_process") / "run",
+                           ignore=shutil.ignore_patterns("visualizations"))  # fmt: skip
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        defects = _check_layout_when_saved(monkeypatch)
+        manifest = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
+    return OneProcess(manifest, copy, defects)
+
+
+def test_one_process_gives_what_the_workers_gave(manifest: dict, tiny_run: Path, one_process: OneProcess) -> None:
     """The manifest fixture ran with the default two worker processes; in one process (on a copy of
     the run) the figures and every manifest field but the seconds are the same."""
-    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
-    single = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
 
     def without_seconds(entries: list[dict]) -> list[dict]:
         return [{key: value for key, value in entry.items() if key != "seconds"} for entry in entries]
 
     assert _visualize_config().workers == 2
-    assert without_seconds(single["entries"]) == without_seconds(manifest["entries"])
-    for entry in single["entries"]:
+    assert without_seconds(one_process.manifest["entries"]) == without_seconds(manifest["entries"])
+    for entry in one_process.manifest["entries"]:
         file = Path("visualizations") / entry["file"]
-        assert (copy / file).read_bytes() == (tiny_run / file).read_bytes(), file
+        assert (one_process.run / file).read_bytes() == (tiny_run / file).read_bytes(), file
 
 
 def test_a_run_of_some_methods_keeps_the_other_figures(manifest: dict, tiny_run: Path, tmp_path: Path) -> None:
@@ -327,30 +348,42 @@ MAP_GRIDS = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def layout_defects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The layout defects of every figure saved while the test runs (checked as it is saved; one process)."""
+def _check_layout_when_saved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The layout defects of every figure saved while ``monkeypatch`` holds (one process), checked just
+    after it is saved: checking first would lay the figure out before ``savefig`` does, and change its bytes."""
     defects, save = [], atomic.save_figure
 
     def checked(figure: Figure, path: Path, **kwargs: object) -> Path:
+        saved = save(figure, path, **kwargs)
         name = "/".join(Path(path).parts[-2:])
         defects.extend(figure_layout_defects(figure, name, map_grid=name.split("/")[0] in MAP_GRIDS))
-        return save(figure, path, **kwargs)
+        return saved
 
     monkeypatch.setattr(atomic, "save_figure", checked)
     return defects
 
 
-def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(
-    tiny_run: Path, tmp_path: Path, layout_defects: list[str]
-) -> None:
+@pytest.fixture
+def layout_defects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return _check_layout_when_saved(monkeypatch)
+
+
+def test_the_layout_check_after_saving_still_finds_a_clipped_label(tmp_path: Path) -> None:
+    figure = Figure(figsize=(2, 2))
+    figure.add_subplot().set_ylabel("a label pushed off the canvas", labelpad=200)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        defects = _check_layout_when_saved(monkeypatch)
+        atomic.save_figure(figure, tmp_path / "grad_cam" / "clipped.png")
+    assert (tmp_path / "grad_cam" / "clipped.png").is_file()
+    assert any("clipped" in defect for defect in defects) and any("colour bar" in defect for defect in defects)
+
+
+def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(one_process: OneProcess) -> None:
     """Every figure the stage saves for a gray FerCNN: titles, labels and tick labels lie inside the
     canvas (matplotlib's tight bounding box within the figure) and off other panels, and grids of maps
     carry a colour bar (the RGB ResNet's figures are checked in the test above)."""
-    copy = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("visualizations"))
-    manifest = visualize_run(copy, _visualize_config(f"run={copy}", *FAST, "workers=1"))
-    assert len(manifest["entries"]) > 20
-    assert layout_defects == [], "\n".join(layout_defects)
+    assert len(one_process.manifest["entries"]) > 20
+    assert one_process.layout_defects == [], "\n".join(one_process.layout_defects)
 
 
 def test_a_class_the_model_never_gets_right_is_explained_for_itself_too() -> None:
