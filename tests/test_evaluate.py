@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, compose_config, train_tiny
 from omegaconf import DictConfig
 from scipy import stats
@@ -20,6 +21,7 @@ from convlens.evaluate import evaluate_run
 from convlens.evaluate.best_layer import best_layer
 from convlens.evaluate.inputs import read_maps
 from convlens.evaluate.schema import register_schema
+from convlens.evaluate.stage import sample_settings
 from convlens.report.build import build_report
 from convlens.report.findings import TRUST_CELLS, lead_method, shown_layers
 from convlens.report.run_data import read_run
@@ -372,6 +374,12 @@ def test_a_run_without_visualizations_says_what_to_run(tiny_run: Path, tmp_path:
 def test_bad_settings_name_their_key(tiny_run: Path, override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         evaluate_run(tiny_run, _evaluate_config(f"run={tiny_run}", override))
+
+
+@pytest.mark.parametrize(("override", "explained"), [("explain=true", "true"), ("explain=predicted", "predicted")])
+def test_explain_as_written_on_the_command_line_is_understood(override: str, explained: str) -> None:
+    """Hydra reads `explain=true` as a boolean; the stage takes it as the true class, as the config's help says."""
+    assert sample_settings(_evaluate_config(override), torch.device("cpu"), 7).explain == explained
 
 
 def test_a_typo_in_the_config_is_an_error() -> None:

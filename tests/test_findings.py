@@ -87,6 +87,21 @@ def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> 
     assert "- **cat**: background 95% (4.75x its area of 20.0%). **Off the evidence:** background" in off
 
 
+def test_a_class_short_of_images_is_told_how_many_of_its_own_the_sample_holds() -> None:
+    """Explained for the predicted class, the unseen bird's row is missing: the hint gives the sample's
+    count of birds; explained for the true class already, or without the counts, there is no hint."""
+    counts = {"images": 64, "costly_images": 16, "explained": "the predicted class", "true_classes": [30, 25, 9]}
+    hinted = where(_evaluation() | {"sample": counts}, ("saliency", ""), [*CLASSES, "bird"], SECTIONS)[-1]
+    assert '- `make evaluate ARGS="explain=true"` explains each sample image for its true class' in hinted
+    assert "holds bird 9 of them" in hinted and "cat 30" not in hinted
+    for sample in (counts | {"explained": "the true class"}, counts | {"true_classes": [30, 25]}, counts | {
+            "true_classes": None}):  # fmt: skip
+        assert "explain=true" not in where(_evaluation() | {"sample": sample}, ("saliency", ""), [*CLASSES, "bird"],
+                                           SECTIONS)[-1]  # fmt: skip
+    assert "explain=true" not in where(_evaluation() | {"sample": counts | {"true_classes": [30, 25]}},
+                                       ("saliency", ""), CLASSES, SECTIONS)[-1]  # fmt: skip
+
+
 def test_where_the_model_looks_needs_a_trusted_map_and_part_maps() -> None:
     assert lead_method(_evaluation()) == ("saliency", "")
     refuted = _evaluation(layers={"": _layer(localisation=REFUTED)})

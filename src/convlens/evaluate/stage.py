@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -138,7 +139,8 @@ def sample_settings(cfg: DictConfig, device: torch.device, classes: int) -> Samp
     settings = family_settings(cfg)
     counts = [getattr(getattr(settings, name), "images", None) for name, spec in FAMILIES.items() if spec.recomputes]
     prefixes = tuple(count for count in counts if count is not None)
-    return SampleSettings(images, min(costly, images), cfg.seed, cfg.explain, prefixes)
+    explain = str(cfg.explain).lower()  # Hydra reads `explain=true` as a boolean, which the str field keeps as 'True'
+    return SampleSettings(images, min(costly, images), cfg.seed, explain, prefixes)
 
 
 def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
@@ -148,6 +150,7 @@ def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
         "drawn": "at random, stratified by class, apart from the figures' images",
         "images": len(subject.images.keys), "costly_images": min(settings.small, len(subject.images.keys)),
         "seed": settings.seed, "explained": f"the {settings.explain} class",
+        "true_classes": np.bincount(subject.images.labels or [], minlength=subject.num_classes).tolist(),
         "map_seconds": {name: round(maps.seconds or 0.0, 2) for name, maps in subject.methods.items()},
     }  # fmt: skip
 

@@ -239,6 +239,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         pronoun = "it" if len(unseen) == 1 else "them"
         lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for {pronoun}: each "
                      f"image is explained for {text(explained)}).")  # fmt: skip
+    short = [class_names[int(key)] for key, found in shares.items() if 0 < found["images"] < MIN_IMAGES]
+    short += [name for index, name in enumerate(class_names) if str(index) not in shares]
+    lines += _explain_true_class(evaluation, class_names, short) if short else []
     record = evaluation["methods"][name]["layers"][layer]
     why = ("the trusted map with the highest pointing game" if _pointing(record) >= 0
            else "a trusted map; no masks to rank them")  # fmt: skip
@@ -254,6 +257,22 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+
+
+def _explain_true_class(evaluation: Mapping[str, Any], class_names: Sequence[str], short: list[str]) -> list[str]:
+    """Where maps explained for the predicted class leave the ``short`` classes with too few images or none: how
+    many images of their own class the sample holds, which ``explain=true`` would explain for them."""
+    sample = evaluation.get("sample") or {}
+    counts = sample.get("true_classes")
+    whole = isinstance(counts, list) and len(counts) == len(class_names) and all(type(c) is int for c in counts)
+    if sample.get("explained", "the predicted class") != "the predicted class" or not whole:
+        return []  # explained for the true class already, or an evaluation from before the counts were kept
+    held = [f"{text(class_names[index])} {counts[index]}" for index in range(len(class_names))
+            if class_names[index] in short]  # fmt: skip
+    return [f'- `make evaluate ARGS="explain=true"` explains each sample image for its true class instead, so that a '
+            f"class's row holds its own images, right or wrong; the sample (drawn in proportion to the split's "
+            f"classes) holds {', '.join(held)} of them. A class under {MIN_IMAGES} then needs a larger sample "
+            '(`ARGS="images=..."`).']  # fmt: skip
 
 
 def _misclassified_note(regions: Mapping[str, Any]) -> str:
