@@ -4,6 +4,7 @@ reads are what the evaluation measures."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -230,6 +231,12 @@ def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_int
         "image explained for the predicted class, so this compares what made the model give each answer, not the "
         "confused images themselves; two-sided"
     )
+    evaluation["sample"] = evaluation["sample"] | {"explained": "the true class"}
+    lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
+    assert (
+        "image explained for the true class, so this compares where the model finds evidence for each class on "
+        "its own images, right or wrong; two-sided"
+    ) in lines[-1]
     evaluation["regions"]["pairs"] = {}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
     assert lines[-1].startswith("The maps of **cat** and **dog** are not compared: the evaluation predates"), "no test"
@@ -537,6 +544,13 @@ def test_the_parts_table_says_how_many_of_a_class_were_misclassified_into_it() -
     evaluation["regions"]["classes"]["0"] = {"images": 10, "area": [0.8, 0.2], "other_true_class": 3}
     lead, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
     assert "| cat | 10; 3 misclassified |" in table and "'misclassified': of the class's sample images" in lead
+    # Explained for the true class: the row holds the class's own images, 4 of them answered otherwise.
+    evaluation["regions"]["classes"]["0"] = {"images": 10, "area": [0.8, 0.2], "other_true_class": 0,
+                                             "misclassified": 4}  # fmt: skip
+    evaluation["sample"] = evaluation["sample"] | {"explained": "the true class"}
+    lead, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
+    assert "| cat | 10; 4 misclassified |" in table
+    assert "'misclassified': of the class's own sample images, those the model answered with another class" in lead
 
 
 def test_regions_count_the_images_of_another_true_class() -> None:
@@ -550,6 +564,17 @@ def test_regions_count_the_images_of_another_true_class() -> None:
     maps = MethodMaps("saliency", {"": values}, list(range(4)), labels, explained, {})
     record = regions(images, {"saliency": maps}, ("top", "bottom"), "fixed", 0)
     assert [record["classes"][key]["other_true_class"] for key in ("0", "1")] == [1, 0]
+    assert "misclassified" not in record["classes"]["0"], "without the predictions it is not counted"
+    predicted = dataclasses.replace(images, predicted=explained)
+    record = regions(predicted, {"saliency": maps}, ("top", "bottom"), "fixed", 0)
+    assert [record["classes"][key]["misclassified"] for key in ("0", "1")] == [1, 0]
+    # Explained for the true class: image 1 (class 1, answered 0) is counted under class 1, as misclassified.
+    keys = list(zip(range(4), labels, strict=True))
+    as_labelled = dataclasses.replace(images, targets=torch.tensor(labels), keys=keys, predicted=explained)
+    truth = MethodMaps("saliency", {"": values}, list(range(4)), labels, labels, {})
+    record = regions(as_labelled, {"saliency": truth}, ("top", "bottom"), "fixed", 0)
+    assert [(record["classes"][key]["misclassified"], record["classes"][key]["other_true_class"])
+            for key in ("0", "1")] == [(0, 0), (1, 0)]  # fmt: skip
 
 
 def test_a_favoured_part_every_class_favours_is_said_to_be_shared() -> None:

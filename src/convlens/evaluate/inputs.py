@@ -36,7 +36,8 @@ class Images:
     """The (image, class) rows maps were drawn for (every method's, in first-seen order): model input
     (N, C, H, W) on the device, the class each is explained for (N,), their ``keys`` (N,), ground-truth
     masks (N, H, W) bool at input size (None without them), display images (N, H, W, C) in [0, 1],
-    the true labels (N,) where known and the parts (N, H, W) uint8 at input size where the data has them."""
+    the true labels (N,) where known, the parts (N, H, W) uint8 at input size where the data has them, and
+    the model's ``predicted`` classes (N,) where the stage computed them."""
 
     inputs: Tensor
     targets: Tensor
@@ -45,6 +46,7 @@ class Images:
     display: np.ndarray
     labels: list[int] | None = None
     parts: Tensor | None = None
+    predicted: list[int] | None = None
 
     def positions(self, keys: list[Key]) -> Tensor:
         """Rows of these images for ``keys``."""

@@ -83,7 +83,8 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
             seed: int) -> dict[str, Any] | None:  # fmt: skip
     """The JSON record: parts, where they come from, which are the class evidence, per class explained its
     images, how many of them belong to another true class (``other_true_class``: images the model misclassified
-    as the class, when each is explained for the class predicted; where the labels are known) and area shares,
+    as the class, when each is explained for the class predicted; where the labels are known), how many the
+    model got wrong (``misclassified``, either way of explaining; where the predictions are known too) and area shares,
     per method and layer per class its shares (classes keyed by their index as a
     string), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the model-free
     maps' shares over every image (``model_free``; per class, ``beyond`` tests each map against them on the
@@ -93,8 +94,10 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
     areas = area_shares(images.parts, len(names)).cpu().numpy()
     targets = images.targets.cpu().numpy()
     labels = None if images.labels is None else np.asarray(images.labels)
+    wrong = None if labels is None or images.predicted is None else np.asarray(images.predicted) != labels
     classes = {str(c): {"images": int((targets == c).sum()), "area": _rounded(areas[targets == c].mean(axis=0))}
                | ({} if labels is None else {"other_true_class": int(((targets == c) & (labels != c)).sum())})
+               | ({} if wrong is None else {"misclassified": int(((targets == c) & wrong).sum())})
                for c in np.unique(targets)}  # fmt: skip
     record = {"parts": list(names), "from": source, "grouped_by": "the class each image is explained for",
               "evidence": evidence_parts(images, names), "classes": classes, "methods": {}, "pairs": {}}  # fmt: skip

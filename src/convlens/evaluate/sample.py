@@ -139,7 +139,7 @@ def sample_images(
     masks = None if split.masks is None else resize_masks(split.masks[index], size).to(device)
     parts = None if split.parts is None else resize_parts(split.parts[index], size).to(device)
     keys = list(zip(index, targets.tolist(), strict=True))
-    return Images(inputs, targets, keys, masks, display, split.labels[index].tolist(), parts)
+    return Images(inputs, targets, keys, masks, display, split.labels[index].tolist(), parts, predicted.tolist())
 
 
 def compute_maps(

@@ -200,6 +200,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
                 "checks shows the image or the method, not the model."]  # fmt: skip
     name, layer = chosen
     shares, names = regions["methods"][name][layer], regions["parts"]
+    explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
     rows, lines = [], []
     for key, found in shares.items():
         area = regions["classes"][key]["area"]
@@ -207,7 +208,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         shown = (f"{_share(found, index, enough)} ({area[index]:.0%})" for index in range(len(names)))
         flat = found.get("flat") or 0
         few = f" (n < {MIN_IMAGES})" if 0 < found["images"] < MIN_IMAGES else ""
-        wrong = regions["classes"][key].get("other_true_class") or 0
+        wrong = _misclassified(regions["classes"][key])
         count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
         count += f"; {wrong} misclassified" if wrong else ""
         rows.append((text(class_names[int(key)]), count, *shown))
@@ -235,7 +236,6 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
     lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
-        explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
         pronoun = "it" if len(unseen) == 1 else "them"
         lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for {pronoun}: each "
                      f"image is explained for {text(explained)}).")  # fmt: skip
@@ -247,8 +247,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
            else "a trusted map; no masks to rank them")  # fmt: skip
     lead = (f"{_title(evaluation, name, layer)} ({why}; the *lead map* below): mean share per part "
             "[95% bootstrap interval, per cell: not adjusted for the table's many cells] (the part's area) per "
-            "class explained, over the n images whose map has a "
-            f"location (flat maps, zero or constant, left out and counted{_misclassified_note(regions)}); parts "
+            "class explained, over the n images whose map has a location (flat maps, zero or constant, left out "
+            f"and counted{_misclassified_note(regions, explained)}); parts "
             f"{text(regions['from'])}. The last "
             "rows, in italics, are maps that ignore the model, over every sample image: what an edge detector and a "
             f"guess at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above "
@@ -275,11 +275,22 @@ def _explain_true_class(evaluation: Mapping[str, Any], class_names: Sequence[str
             '(`ARGS="images=..."`).']  # fmt: skip
 
 
-def _misclassified_note(regions: Mapping[str, Any]) -> str:
-    """What the n column's ``misclassified`` counts, where any class has some (each image is explained for the
-    class the model answered, so a class's maps mix its own images with those it took for it)."""
-    if not any(found.get("other_true_class") for found in regions["classes"].values()):
+def _misclassified(found: Mapping[str, Any]) -> int:
+    """How many of a class row's images the model got wrong (an evaluation from before ``misclassified`` was
+    kept counts those of another true class: the same images when each is explained for the class predicted)."""
+    count = found.get("misclassified", found.get("other_true_class"))
+    return count if type(count) is int else 0
+
+
+def _misclassified_note(regions: Mapping[str, Any], explained: str) -> str:
+    """What the n column's ``misclassified`` counts, where any class has some: explained for the class predicted,
+    a class's maps mix its own images with those it took for it; explained for the true class, they show the
+    evidence the model found for the right answer on the images where another answer won."""
+    if not any(_misclassified(found) for found in regions["classes"].values()):
         return ""
+    if explained != "the predicted class":
+        return ("; 'misclassified': of the class's own sample images, those the model answered with another class: "
+                "their maps show the evidence it found for the right answer, which lost")  # fmt: skip
     return ("; 'misclassified': of the class's sample images, those of another true class that the model answered "
             "with this one: their maps show what made it answer so")  # fmt: skip
 
@@ -419,8 +430,11 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
         return [f"The maps of {names} are not compared: the evaluation predates the class-pair tests; `make evaluate` "
                 "adds them."]  # fmt: skip
     explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
-    how = (f"the maps explained for each class, each image explained for {text(explained)}, so this compares what "
-           "made the model give each answer, not the confused images themselves; two-sided permutation test on the "
+    compares = ("what made the model give each answer, not the confused images themselves"
+                if explained == "the predicted class" else
+                "where the model finds evidence for each class on its own images, right or wrong")  # fmt: skip
+    how = (f"the maps explained for each class, each image explained for {text(explained)}, so this compares "
+           f"{compares}; two-sided permutation test on the "
            f"share minus the part's area, n = {first['images']} and {second['images']}, Benjamini-Hochberg over every "
            f"class pair and part, q = {DISTINCT_Q:g}")  # fmt: skip
     apart = [index for index, adjusted in enumerate(test["p_adjusted"]) if adjusted < DISTINCT_Q]
