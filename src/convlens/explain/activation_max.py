@@ -107,9 +107,11 @@ CLASS_MODEL_FAILED_BELOW = 0.5
 @dataclass(frozen=True)
 class ClassModels(Maximization):
     """Class models, with ``probabilities`` (K,): the softmax probability the model gives each image for
-    its own class (the logit alone says nothing about the other classes)."""
+    its own class (the logit alone says nothing about the other classes), and the ``class_names`` the
+    notes name them by (empty: by their numbers)."""
 
     probabilities: Tensor | None = None
+    class_names: tuple[str, ...] = ()
 
     def failed(self) -> list[int]:
         """Rows whose image the model gives less than :data:`CLASS_MODEL_FAILED_BELOW` of its class."""
@@ -126,8 +128,9 @@ class ClassModels(Maximization):
         failed = self.failed()
         if not failed:
             return []
-        classes = [int(self.targets[row]) for row in failed]
-        return [f"{len(failed)} of {len(self.targets)} class-model images failed (classes {classes}): the model gives "
+        names = [int(self.targets[row]) for row in failed]
+        classes = ", ".join(self.class_names[name] if name < len(self.class_names) else str(name) for name in names)
+        return [f"{len(failed)} of {len(self.targets)} class-model images failed ({classes}): the model gives "
                 f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class (the ascent raised the class's "
                 "logit, but not above the others'), so those panels (labelled 'failed', in red) do not show what the "
                 "model takes for the class"]  # fmt: skip
@@ -335,4 +338,5 @@ def most_active_channels(model: nn.Module, images: Tensor, layer: str, top_k: in
 @conforming
 def explain_class_model(model: nn.Module, batch: ExplainBatch, params: ClassModelParams) -> Maximization:
     """The ``class_model`` method: per class the input that maximizes its score (Simonyan et al. 2014)."""
-    return class_model_images(model, range(batch.num_classes), tuple(batch.inputs.shape[-2:]), params)
+    found = class_model_images(model, range(batch.num_classes), tuple(batch.inputs.shape[-2:]), params)
+    return replace(found, class_names=batch.class_names)

@@ -32,14 +32,16 @@ class NotApplicable(Exception):
 class ExplainBatch:
     """The images a method explains: model input (B, C, H, W), the class each is explained for
     (B,), the model input of a black image (1, C, H, W), a baseline some methods need, the
-    model's number of classes, and the run directory, for methods that read what other stages left
-    there (e.g. the generator of ``make generate``; None outside a run)."""
+    model's number of classes, the run directory, for methods that read what other stages left
+    there (e.g. the generator of ``make generate``; None outside a run), and the class names in label
+    order, for notes that name classes (empty: classes go by their numbers)."""
 
     inputs: Tensor
     targets: Tensor
     black: Tensor
     num_classes: int
     run_dir: Path | None = None
+    class_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -142,7 +142,8 @@ class Context:
         chosen = self.chosen
         targets = torch.tensor(explained.targets, dtype=torch.long)
         inputs = chosen.inputs[explained.positions]
-        return ExplainBatch(inputs, targets, self.black, len(chosen.class_names), Path(self.run.root))
+        classes = tuple(chosen.class_names)
+        return ExplainBatch(inputs, targets, self.black, len(classes), Path(self.run.root), classes)
 
 
 def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig) -> Chosen:
