@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.explain.features import feature_maps, top_channels
+from convlens.explain.features import ChannelRanking, FeatureMaps, LayerResponses, feature_maps, top_channels
 from convlens.models import FerCNN, ResNet
 
 
@@ -68,3 +68,41 @@ def test_top_k_is_capped_and_errors_are_clear() -> None:
         feature_maps(model, images, ["layer5"])
     with pytest.raises(ValueError, match=r"expected \(B, C, H, W\)"):
         feature_maps(model, images, ["head.fc1"])
+
+
+def _layer(name: str, zero_share: float, silent: int = 0, channels: int = 10) -> FeatureMaps:
+    """One image's (1, channels, 10, 10) activations: the first ``silent`` channels zero everywhere, the
+    rest ones with the first ``zero_share`` of the positions zeroed; mean and top channels as computed."""
+    maps = torch.ones(1, channels, 10, 10)
+    maps.view(1, channels, -1)[..., : round(100 * zero_share)] = 0
+    maps[:, :silent] = 0
+    mean = maps.mean(dim=(2, 3))
+    return FeatureMaps(name, maps, mean, mean.topk(2, dim=1).indices)
+
+
+def test_feature_map_notes_count_zeros_and_silent_channels_and_flip_with_depth() -> None:
+    """The feature-maps section's notes: per layer the share of zero activations and the silent channels,
+    and the deepest layer against the first, sparser / denser / alike at SPARSER_BY points."""
+    shallow, deep = _layer("stem.relu", 0.2), _layer("layer4.relu2", 0.2, silent=5)  # 20% then 60% zeros
+    notes = LayerResponses({"stem.relu": shallow, "layer4.relu2": deep}).notes()
+    assert notes[0] == ("stem.relu: 20% of the activations are zero and 0 of its 10 channels are zero everywhere "
+                        "on the image explained")  # fmt: skip
+    assert notes[1].startswith("layer4.relu2: 60% of the activations are zero and 5 of its 10 channels")
+    assert notes[2].startswith("layer4.relu2 is sparser than stem.relu: +40 points of zero activations (over 10)")
+    assert (
+        LayerResponses({"layer4.relu2": deep, "stem.relu": shallow})
+        .notes()[2]
+        .startswith("stem.relu is denser than layer4.relu2: -40 points")
+    )
+    alike = LayerResponses({"a": shallow, "b": _layer("b", 0.25)}).notes()[2]
+    assert alike.startswith("b is about as sparse as a (+5 points of zero activations")
+    assert len(LayerResponses({"a": shallow}).notes()) == 1 and LayerResponses({}).notes() == []
+
+
+def test_activation_chart_notes_give_the_top_channels_share_against_equal_channels() -> None:
+    even = _layer("stem.relu", 0.0)  # every channel alike: the top 2 of 10 carry their equal 20%
+    assert ChannelRanking({"stem.relu": even}).notes() == [
+        "stem.relu: the 2 most active of its 10 channels carry 20% of its mean activation on the image explained "
+        "(2 of 10 equal channels would carry 20%)"
+    ]
+    assert "carry 100% of its mean activation" in ChannelRanking({"x": _layer("x", 0.0, silent=8)}).notes()[0]

@@ -52,6 +52,82 @@ def _summarize(name: str, maps: Tensor, top_k: int) -> FeatureMaps:
     return FeatureMaps(name, maps, mean, mean.topk(k, dim=1).indices)
 
 
+#: Percentage points by which the deepest layer's share of zero activations must exceed (or fall short of)
+#: the first layer's for the note to call the deeper layer sparser (or denser).
+SPARSER_BY = 10.0
+
+
+@dataclass(frozen=True)
+class LayerResponses:
+    """Each chosen layer's :class:`FeatureMaps` for the batch (in the order asked), with ``notes`` that
+    measure how the layers respond: the share of zero activations (a ReLU's silence) and the channels
+    silent on every image explained, layer by layer and first to deepest."""
+
+    layers: dict[str, FeatureMaps]
+
+    def notes(self) -> list[str]:
+        if not self.layers:
+            return []
+        counted = _counted(self.layers)
+        lines = [f"{name}: {_zero_share(found):.0f}% of the activations are zero and {_silent(found)} of its "
+                 f"{found.maps.shape[1]} channels {'is' if _silent(found) == 1 else 'are'} zero everywhere on {counted}"
+                 for name, found in self.layers.items()]  # fmt: skip
+        return lines + _depth_note(self.layers)
+
+
+@dataclass(frozen=True)
+class ChannelRanking(LayerResponses):
+    """The same responses read as the activation chart reads them: ``notes`` say how much of each layer's
+    mean activation its most active channels carry, against what as many equal channels would."""
+
+    def notes(self) -> list[str]:
+        if not self.layers:
+            return []
+        return [_concentration(name, found, _counted(self.layers)) for name, found in self.layers.items()]
+
+
+def _counted(layers: dict[str, FeatureMaps]) -> str:
+    images = len(next(iter(layers.values())).maps)
+    return "the image explained" if images == 1 else f"the {images} images explained"
+
+
+def _concentration(name: str, found: FeatureMaps, counted: str) -> str:
+    """The top channels' share of the summed mean activation (mean over images), and the equal share."""
+    top = found.top_channels.shape[1]
+    channels = found.mean_activation.shape[1]
+    carried = found.mean_activation.gather(1, found.top_channels).sum(dim=1)
+    total = found.mean_activation.sum(dim=1)
+    share = float((carried / total.clamp_min(torch.finfo(total.dtype).tiny)).mean())  # a silent layer: 0
+    return (
+        f"{name}: the {top} most active of its {channels} channels carry {share:.0%} of its mean activation on "
+        f"{counted} ({top} of {channels} equal channels would carry {top / channels:.0%})"
+    )
+
+
+def _zero_share(found: FeatureMaps) -> float:
+    """Percentage of the layer's activations that are exactly 0."""
+    return 100.0 * float((found.maps == 0).float().mean())
+
+
+def _silent(found: FeatureMaps) -> int:
+    """Channels whose activation is 0 at every position of every image."""
+    return int((found.maps != 0).sum(dim=(0, 2, 3)).eq(0).sum())
+
+
+def _depth_note(layers: dict[str, FeatureMaps]) -> list[str]:
+    """The first layer against the last (as listed): sparser, denser, or alike, by :data:`SPARSER_BY` points."""
+    if len(layers) < 2:
+        return []
+    (first, shallow), (last, deep) = next(iter(layers.items())), list(layers.items())[-1]
+    change = _zero_share(deep) - _zero_share(shallow)
+    if abs(change) <= SPARSER_BY:
+        return [f"{last} is about as sparse as {first} ({change:+.0f} points of zero activations; the note calls a "
+                f"difference over {SPARSER_BY:g} points sparser or denser)"]  # fmt: skip
+    kind = "sparser" if change > 0 else "denser"
+    return [f"{last} is {kind} than {first}: {change:+.0f} points of zero activations (over {SPARSER_BY:g}), so "
+            f"{'fewer' if change > 0 else 'more'} of its units respond"]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ActivationChartParams(FeatureLayersParams):
     """``top_k`` channels with the largest mean activation are highlighted, for the first image of
@@ -69,14 +145,12 @@ class FeatureMapsParams(ActivationChartParams):
 
 
 @conforming
-def explain_feature_maps(model: nn.Module, batch: ExplainBatch, params: FeatureMapsParams) -> dict[str, FeatureMaps]:
+def explain_feature_maps(model: nn.Module, batch: ExplainBatch, params: FeatureMapsParams) -> LayerResponses:
     """The ``feature_maps`` method: each layer's activations for the batch."""
-    return feature_maps(model, batch.inputs, params.layers, params.top_k)
+    return LayerResponses(feature_maps(model, batch.inputs, params.layers, params.top_k))
 
 
 @conforming
-def explain_activation_chart(
-    model: nn.Module, batch: ExplainBatch, params: ActivationChartParams
-) -> dict[str, FeatureMaps]:
+def explain_activation_chart(model: nn.Module, batch: ExplainBatch, params: ActivationChartParams) -> ChannelRanking:
     """The ``activation_chart`` method: each layer's mean activation per channel for the batch."""
-    return feature_maps(model, batch.inputs, params.layers, params.top_k)
+    return ChannelRanking(feature_maps(model, batch.inputs, params.layers, params.top_k))

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convlens.explain.features import ActivationChartParams, FeatureMaps, FeatureMapsParams
+from convlens.explain.features import ActivationChartParams, ChannelRanking, FeatureMapsParams, LayerResponses
 from convlens.figures.panels import Caption, new_figure, show_image
 from convlens.figures.shown import Drawn, Shown
 
@@ -71,29 +71,29 @@ def activation_bars(axes: Axes, mean_activation: np.ndarray, highlight: Sequence
         axes.annotate(str(channel), (channel, mean_activation[channel]), fontsize=6, ha="center", va="bottom")
 
 
-def draw_feature_maps(result: dict[str, FeatureMaps], shown: Shown, params: FeatureMapsParams) -> list[Drawn]:
+def draw_feature_maps(result: LayerResponses, shown: Shown, params: FeatureMapsParams) -> list[Drawn]:
     """Per image and layer, the ``top_k`` most active channels first, ``shown`` channels in all."""
 
     def draw(layer: str, row: int, caption: Caption) -> Figure:
-        maps = result[layer]
+        maps = result.layers[layer]
         top = maps.top_channels[row].tolist()
         order = top + [c for c in range(maps.maps.shape[1]) if c not in top]
         channels = order[: max(params.top_k, params.shown)]
         return feature_maps_figure(maps.maps[row].numpy(), caption.title(), channels, shown.display[row], len(top))
 
-    return shown.per_row_and_layer(draw, list(result))
+    return shown.per_row_and_layer(draw, list(result.layers))
 
 
-def draw_activation_chart(result: dict[str, FeatureMaps], shown: Shown, params: ActivationChartParams) -> list[Drawn]:
+def draw_activation_chart(result: ChannelRanking, shown: Shown, params: ActivationChartParams) -> list[Drawn]:
     """One figure: per image (rows) and layer (columns) the mean activation per channel, the ``top_k`` highlighted."""
-    rows, layers = tuple(range(len(shown.captions))), list(result)
+    rows, layers = tuple(range(len(shown.captions))), list(result.layers)
 
     def figure() -> Figure:
         title = f"{shown.title}: the {params.top_k} most active channels highlighted"
         drawn, axes = new_figure(len(rows), len(layers), title, panel_inches=3.2)
         for row in rows:
             for column, layer in enumerate(layers):
-                maps = result[layer]
+                maps = result.layers[layer]
                 activation_bars(axes[row, column], maps.mean_activation[row].numpy(), maps.top_channels[row].tolist())
                 axes[row, column].set_title(f"{layer}: {shown.label(row).splitlines()[0]}", fontsize=8)
         return drawn
