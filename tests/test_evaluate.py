@@ -70,6 +70,8 @@ def test_results_and_figure_are_written_into_the_run(evaluation: dict, tiny_run:
     assert set(evaluation["seconds"]) == set(FAMILIES) and evaluation["seconds_total"] > 0
     map_seconds = evaluation["sample"]["map_seconds"]  # LIME's, shared by the two workers, summed
     assert list(map_seconds) == list(evaluation["methods"]) and all(seconds > 0 for seconds in map_seconds.values())
+    true_classes = evaluation["sample"]["true_classes"]  # the stratified sample's images per true class
+    assert len(true_classes) == 7 and sum(true_classes) == evaluation["sample"]["images"] and min(true_classes) > 0
     assert list(evaluation["methods"]) == ["saliency", "guided_backprop", "grad_cam", "lime"]
     # The FerCNN's stages end with a max-pool, so each map is taken before it: layer4.relu2 is 6x6 at 48 px.
     assert list(evaluation["methods"]["grad_cam"]["layers"]) == ["layer2.relu2", "layer3.relu2", "layer4.relu2"]

@@ -150,9 +150,14 @@ def sample_record(cfg: DictConfig, subject: families.Subject) -> dict[str, Any]:
         "drawn": "at random, stratified by class, apart from the figures' images",
         "images": len(subject.images.keys), "costly_images": min(settings.small, len(subject.images.keys)),
         "seed": settings.seed, "explained": f"the {settings.explain} class",
-        "true_classes": np.bincount(subject.images.labels or [], minlength=subject.num_classes).tolist(),
         "map_seconds": {name: round(maps.seconds or 0.0, 2) for name, maps in subject.methods.items()},
-    }  # fmt: skip
+    } | _true_classes(subject)  # fmt: skip
+
+
+def _true_classes(subject: families.Subject) -> dict[str, list[int]]:
+    """The sample's images per true class, where the labels are known (none: nothing to count)."""
+    labels = subject.images.labels
+    return {} if labels is None else {"true_classes": np.bincount(labels, minlength=subject.num_classes).tolist()}
 
 
 def score_all(subject: families.Subject, settings: Settings, workers: int = 1) -> tuple[dict[str, Any], Drawing | None]:
