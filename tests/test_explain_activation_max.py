@@ -128,10 +128,11 @@ def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_re
         expected = torch.softmax(model(found.images), dim=1).diagonal()
     assert torch.allclose(found.probabilities, expected, atol=1e-6)
     assert 1 in found.failed() and all(found.probabilities[row] < 0.5 for row in found.failed())
-    numbers = ", ".join(str(row) for row in found.failed())  # rows are classes 0, 1, 2
+    probability = {row: f"{float(found.probabilities[row]):.2f}" for row in found.failed()}  # rows are classes
+    numbers = ", ".join(f"{row} {probability[row]}" for row in found.failed())
     assert found.notes()[0].startswith(f"{len(found.failed())} of 3 class-model images failed ({numbers}): ")
     named = dataclasses.replace(found, class_names=("calm", "disgust", "joy"))
-    names = ", ".join(("calm", "disgust", "joy")[row] for row in found.failed())
+    names = ", ".join(f"{('calm', 'disgust', 'joy')[row]} {probability[row]}" for row in found.failed())
     assert f"class-model images failed ({names}): " in named.notes()[0], "named by the run's class names"
     assert found.scores(None) == {"median_class_probability": round(float(found.probabilities.median()), 3)}
     from types import SimpleNamespace

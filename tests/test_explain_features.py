@@ -85,24 +85,24 @@ def test_feature_map_notes_count_zeros_and_silent_channels_and_flip_with_depth()
     and the deepest layer against the first, sparser / denser / alike at SPARSER_BY points."""
     shallow, deep = _layer("stem.relu", 0.2), _layer("layer4.relu2", 0.2, silent=5)  # 20% then 60% zeros
     notes = LayerResponses({"stem.relu": shallow, "layer4.relu2": deep}).notes()
-    assert notes[0] == ("stem.relu: 20% of the activations are zero and 0 of its 10 channels are zero everywhere "
+    assert notes[0] == ("stem.relu: 20.0% of the activations are zero and 0 of its 10 channels are zero everywhere "
                         "on the image explained")  # fmt: skip
-    assert notes[1].startswith("layer4.relu2: 60% of the activations are zero and 5 of its 10 channels")
-    assert notes[2].startswith("layer4.relu2 is sparser than stem.relu: +40 points of zero activations (over 10)")
-    assert (
-        LayerResponses({"layer4.relu2": deep, "stem.relu": shallow})
-        .notes()[2]
-        .startswith("stem.relu is denser than layer4.relu2: -40 points")
-    )
+    assert notes[1].startswith("layer4.relu2: 60.0% of the activations are zero and 5 of its 10 channels are zero")
+    assert notes[2] == ("layer4.relu2 is sparser than stem.relu: +40.0 points of zero activations, so fewer of its "
+                        "units respond (the note calls a difference of more than 10 points sparser or denser; a "
+                        "description of the image explained, not a test)")  # fmt: skip
+    reversed_order = LayerResponses({"layer4.relu2": deep, "stem.relu": shallow}).notes()
+    assert reversed_order[2].startswith("stem.relu is denser than layer4.relu2: -40.0 points")
     alike = LayerResponses({"a": shallow, "b": _layer("b", 0.25)}).notes()[2]
-    assert alike.startswith("b is about as sparse as a (+5 points of zero activations")
+    assert alike.startswith("b is about as sparse as a (+5.0 points of zero activations")
+    assert "1 of its 10 channels is zero everywhere" in LayerResponses({"a": _layer("a", 0.2, silent=1)}).notes()[0]
     assert len(LayerResponses({"a": shallow}).notes()) == 1 and LayerResponses({}).notes() == []
 
 
 def test_activation_chart_notes_give_the_top_channels_share_against_equal_channels() -> None:
     even = _layer("stem.relu", 0.0)  # every channel alike: the top 2 of 10 carry their equal 20%
     assert ChannelRanking({"stem.relu": even}).notes() == [
-        "stem.relu: the 2 most active of its 10 channels carry 20% of its mean activation on the image explained "
-        "(2 of 10 equal channels would carry 20%)"
+        "stem.relu: the 2 most active of its 10 channels carry 20% of its mean activation on the image explained, "
+        "1.0x the 20% that 2 of 10 equal channels would carry"
     ]
     assert "carry 100% of its mean activation" in ChannelRanking({"x": _layer("x", 0.0, silent=8)}).notes()[0]

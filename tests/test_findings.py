@@ -94,7 +94,20 @@ def test_a_class_short_of_images_is_told_how_many_of_its_own_the_sample_holds() 
     counts = {"images": 64, "costly_images": 16, "explained": "the predicted class", "true_classes": [30, 25, 9]}
     hinted = where(_evaluation() | {"sample": counts}, ("saliency", ""), [*CLASSES, "bird"], SECTIONS)[-1]
     assert '- `make evaluate ARGS="explain=true"` explains each sample image for its true class' in hinted
-    assert "holds bird 9 of them" in hinted and "cat 30" not in hinted
+    assert (
+        "(bird is short of 8 here); its own images in the sample, drawn in proportion to the split's classes: "
+        "cat 30, dog 25, bird 9; the trust verdicts are then computed on those maps." in hinted
+    )
+    assert "needs about" not in hinted, "9 birds of their own: enough"
+    scarce = where(_evaluation() | {"sample": counts | {"true_classes": [30, 25, 1]}}, ("saliency", ""),
+                   [*CLASSES, "bird"], SECTIONS)[-1]  # fmt: skip
+    assert "bird 1; " in scarce and "a sample drawn in the same proportions needs about 448 images" in scarce
+    flat = _evaluation()  # dog explained for 10 images, its map flat on 9: short of located maps, not of images
+    flat["regions"]["methods"]["saliency"][""]["1"] |= {"images": 1, "flat": 9}
+    flat["sample"] = counts | {"true_classes": [30, 25]}
+    assert "explain=true" not in "\n".join(where(flat, ("saliency", ""), CLASSES, SECTIONS))
+    flat["regions"]["methods"]["saliency"][""]["1"] |= {"images": 1, "flat": 5}
+    assert "(dog is short of 8 here)" in where(flat, ("saliency", ""), CLASSES, SECTIONS)[-1]
     for sample in (counts | {"explained": "the true class"}, counts | {"true_classes": [30, 25]}, counts | {
             "true_classes": None}):  # fmt: skip
         assert "explain=true" not in where(_evaluation() | {"sample": sample}, ("saliency", ""), [*CLASSES, "bird"],

@@ -557,7 +557,7 @@ def test_a_last_epoch_s_rise_is_put_down_to_the_schedule_only_where_it_anneals()
 @pytest.mark.parametrize(
     ("clean", "images", "says"),
     [
-        (0.90, 3589, "**Overfits:** the best checkpoint classifies 90.0% [89.0%-90.9%] of a random 3,589 of the"),
+        (0.90, 3589, "**Overfits:** the best checkpoint classifies 90.0% [89.0%-90.9%] (3,230 right) of a random"),
         (0.56, 3589, "No sign of overfitting: the best checkpoint classifies 56.0%"),  # 3 points: under the 5
         (0.60, 40, "No sign of overfitting"),  # 7 points, but on 40 images the intervals overlap
     ],
@@ -572,7 +572,8 @@ def test_overfitting_is_read_from_clean_training_accuracy_against_validation(
     metrics = {"train": {"acc": 0.45}, "train_clean": {"acc": clean, "images": images}, "val": {"acc": 0.53},
                "data": {"sizes": {"train": 28709, "val": 3589}}}  # fmt: skip
     lines = convergence([0.45, 0.53], 1, metrics)
-    assert lines[-1].startswith(says) and "and 53.0% [51.4%-54.6%] of the 3,589 validation images: " in lines[-1]
+    assert lines[-1].startswith(says)
+    assert "and 53.0% [51.4%-54.6%] (1,902 right) of the 3,589 validation images: " in lines[-1], "with the count"
     assert "their 95% intervals do not overlap" in lines[-1], "the rule is stated"
     assert not any("trails" in line for line in lines)
     assert convergence([0.45, 0.53], 1, metrics | {"train_clean": {}})[-1].startswith("Training accuracy 45.0% trails")

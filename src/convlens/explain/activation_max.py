@@ -128,12 +128,14 @@ class ClassModels(Maximization):
         failed = self.failed()
         if not failed:
             return []
-        names = [int(self.targets[row]) for row in failed]
-        classes = ", ".join(self.class_names[name] if name < len(self.class_names) else str(name) for name in names)
+        probabilities = self.probabilities if self.probabilities is not None else torch.ones(len(self.targets))
+        classes = ", ".join(f"{self._name(int(self.targets[row]))} {float(probabilities[row]):.2f}" for row in failed)
         return [f"{len(failed)} of {len(self.targets)} class-model images failed ({classes}): the model gives "
-                f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class (the ascent raised the class's "
-                "logit, but not above the others'), so those panels (labelled 'failed', in red) do not show what the "
-                "model takes for the class"]  # fmt: skip
+                f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class, so those panels (labelled "
+                "'failed', in red) do not show what the model takes for the class"]  # fmt: skip
+
+    def _name(self, label: int) -> str:
+        return self.class_names[label] if label < len(self.class_names) else str(label)
 
 
 @conforming

@@ -69,10 +69,10 @@ class LayerResponses:
         if not self.layers:
             return []
         counted = _counted(self.layers)
-        lines = [f"{name}: {_zero_share(found):.0f}% of the activations are zero and {_silent(found)} of its "
+        lines = [f"{name}: {_zero_share(found):.1f}% of the activations are zero and {_silent(found)} of its "
                  f"{found.maps.shape[1]} channels {'is' if _silent(found) == 1 else 'are'} zero everywhere on {counted}"
                  for name, found in self.layers.items()]  # fmt: skip
-        return lines + _depth_note(self.layers)
+        return lines + _depth_note(self.layers, counted)
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,10 @@ def _concentration(name: str, found: FeatureMaps, counted: str) -> str:
     carried = found.mean_activation.gather(1, found.top_channels).sum(dim=1)
     total = found.mean_activation.sum(dim=1)
     share = float((carried / total.clamp_min(torch.finfo(total.dtype).tiny)).mean())  # a silent layer: 0
+    equal = top / channels
     return (
         f"{name}: the {top} most active of its {channels} channels carry {share:.0%} of its mean activation on "
-        f"{counted} ({top} of {channels} equal channels would carry {top / channels:.0%})"
+        f"{counted}, {share / equal:.1f}x the {equal:.0%} that {top} of {channels} equal channels would carry"
     )
 
 
@@ -114,18 +115,20 @@ def _silent(found: FeatureMaps) -> int:
     return int((found.maps != 0).sum(dim=(0, 2, 3)).eq(0).sum())
 
 
-def _depth_note(layers: dict[str, FeatureMaps]) -> list[str]:
-    """The first layer against the last (as listed): sparser, denser, or alike, by :data:`SPARSER_BY` points."""
+def _depth_note(layers: dict[str, FeatureMaps], counted: str) -> list[str]:
+    """The first layer against the last (as listed), on the shares as printed: sparser, denser, or alike, by
+    :data:`SPARSER_BY` points (a description of the images explained, not a test)."""
     if len(layers) < 2:
         return []
     (first, shallow), (last, deep) = next(iter(layers.items())), list(layers.items())[-1]
-    change = _zero_share(deep) - _zero_share(shallow)
+    change = round(_zero_share(deep), 1) - round(_zero_share(shallow), 1)
+    rule = (f"the note calls a difference of more than {SPARSER_BY:g} points sparser or denser; a description of "
+            f"{counted}, not a test")  # fmt: skip
     if abs(change) <= SPARSER_BY:
-        return [f"{last} is about as sparse as {first} ({change:+.0f} points of zero activations; the note calls a "
-                f"difference over {SPARSER_BY:g} points sparser or denser)"]  # fmt: skip
-    kind = "sparser" if change > 0 else "denser"
-    return [f"{last} is {kind} than {first}: {change:+.0f} points of zero activations (over {SPARSER_BY:g}), so "
-            f"{'fewer' if change > 0 else 'more'} of its units respond"]  # fmt: skip
+        return [f"{last} is about as sparse as {first} ({change:+.1f} points of zero activations; {rule})"]
+    kind, units = ("sparser", "fewer") if change > 0 else ("denser", "more")
+    return [f"{last} is {kind} than {first}: {change:+.1f} points of zero activations, so {units} of its units "
+            f"respond ({rule})"]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,11 @@ def _trailing(metrics: Mapping[str, Any]) -> list[str]:
             "better guide."]  # fmt: skip
 
 
+def _correct(accuracy: float, images: int) -> str:
+    """``"1,862 right"``: the count behind an accuracy, so that two equal accuracies read as counts, not a copy."""
+    return f"{round(accuracy * images):,} right"
+
+
 def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
     """Overfitting, or its absence, from the best checkpoint's clean training accuracy against its
     validation accuracy; None for a run that did not record them."""
@@ -94,11 +99,11 @@ def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
     val_interval = accuracy_bounds(val["acc"], val_images)
     gap = clean["acc"] - val["acc"]
     drawn = "all" if clean["images"] == sizes.get("train") else f"a random {clean['images']:,}"
-    train_part = (f"{clean['acc']:.1%} {_interval(train_interval)} of {drawn} of the {sizes.get('train', 0):,} "
-                  "training images")  # fmt: skip
+    train_part = (f"{clean['acc']:.1%} {_interval(train_interval)} ({_correct(clean['acc'], clean['images'])}) of "
+                  f"{drawn} of the {sizes.get('train', 0):,} training images")  # fmt: skip
     numbers = (f"the best checkpoint classifies {train_part}, seen as validation sees them (un-augmented, eval "
-               f"mode), and {val['acc']:.1%} {_interval(val_interval)} of the {val_images:,} validation images: "
-               f"{_points(gap, sign=True)}")  # fmt: skip
+               f"mode), and {val['acc']:.1%} {_interval(val_interval)} ({_correct(val['acc'], val_images)}) of the "
+               f"{val_images:,} validation images: {_points(gap, sign=True)}")  # fmt: skip
     rule = (f"overfitting is called when training accuracy exceeds validation accuracy by more than "
             f"{_points(OVERFIT_GAP)} and their 95% intervals do not overlap")  # fmt: skip
     if gap > OVERFIT_GAP and train_interval[0] > val_interval[1]:

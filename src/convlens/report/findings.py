@@ -239,7 +239,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         pronoun = "it" if len(unseen) == 1 else "them"
         lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for {pronoun}: each "
                      f"image is explained for {text(explained)}).")  # fmt: skip
-    short = [class_names[int(key)] for key, found in shares.items() if 0 < found["images"] < MIN_IMAGES]
+    short = [class_names[int(key)] for key, found in shares.items()  # explained for too few (not: flat on too many)
+             if 0 < found["images"] + (found.get("flat") or 0) < MIN_IMAGES]  # fmt: skip
     short += [name for index, name in enumerate(class_names) if str(index) not in shares]
     lines += _explain_true_class(evaluation, class_names, short) if short else []
     record = evaluation["methods"][name]["layers"][layer]
@@ -252,7 +253,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             f"{text(regions['from'])}. The last "
             "rows, in italics, are maps that ignore the model, over every sample image: what an edge detector and a "
             f"guess at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above "
-            "the area and, on the class's own images, above each of those maps (the paired difference's interval "
+            "the area and, on the same images (the row's), above each of those maps (the paired difference's interval "
             "above 0: a part a model-free map finds as well says nothing about the model). "
             f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
@@ -267,12 +268,17 @@ def _explain_true_class(evaluation: Mapping[str, Any], class_names: Sequence[str
     whole = isinstance(counts, list) and len(counts) == len(class_names) and all(type(c) is int for c in counts)
     if sample.get("explained", "the predicted class") != "the predicted class" or not whole:
         return []  # explained for the true class already, or an evaluation from before the counts were kept
-    held = [f"{text(class_names[index])} {counts[index]}" for index in range(len(class_names))
-            if class_names[index] in short]  # fmt: skip
+    held = ", ".join(f"{text(name)} {count}" for name, count in zip(class_names, counts, strict=True))
+    fewest = min(counts)
+    needed = "" if fewest >= MIN_IMAGES else (
+        f" To give every class {MIN_IMAGES} of its own, a sample drawn in the same proportions needs about "
+        f"{-(-MIN_IMAGES * sum(counts) // max(fewest, 1)):,} images (`images=`; `costly_images=` keeps LIME's share "
+        "smaller), estimated from the smallest class's count here.")  # fmt: skip
     return [f'- `make evaluate ARGS="explain=true"` explains each sample image for its true class instead, so that a '
-            f"class's row holds its own images, right or wrong; the sample (drawn in proportion to the split's "
-            f"classes) holds {', '.join(held)} of them. A class under {MIN_IMAGES} then needs a larger sample "
-            '(`ARGS="images=..."`).']  # fmt: skip
+            f"class's row holds its own images, right or wrong ({', '.join(map(text, short))} "
+            f"{'is' if len(short) == 1 else 'are'} short of "
+            f"{MIN_IMAGES} here); its own images in the sample, drawn in proportion to the split's classes: {held}; "
+            f"the trust verdicts are then computed on those maps.{needed}"]  # fmt: skip
 
 
 def _misclassified(found: Mapping[str, Any]) -> int:
