@@ -106,3 +106,4 @@ def test_activation_chart_notes_give_the_top_channels_share_against_equal_channe
         "1.0x the 20% that 2 of 10 equal channels would carry"
     ]
     assert "carry 100% of its mean activation" in ChannelRanking({"x": _layer("x", 0.0, silent=8)}).notes()[0]
+    assert ChannelRanking({"x": _layer("x", 0.0, channels=2)}).notes() == [], "both of 2 channels ranked: no note"

@@ -78,12 +78,16 @@ class LayerResponses:
 @dataclass(frozen=True)
 class ChannelRanking(LayerResponses):
     """The same responses read as the activation chart reads them: ``notes`` say how much of each layer's
-    mean activation its most active channels carry, against what as many equal channels would."""
+    mean activation its most active channels carry, against what as many equal channels would (for a layer
+    with more channels than are ranked)."""
 
     def notes(self) -> list[str]:
         if not self.layers:
             return []
-        return [_concentration(name, found, _counted(self.layers)) for name, found in self.layers.items()]
+        ranked = {
+            name: found for name, found in self.layers.items() if found.top_channels.shape[1] < found.maps.shape[1]
+        }
+        return [_concentration(name, found, _counted(self.layers)) for name, found in ranked.items()]
 
 
 def _counted(layers: dict[str, FeatureMaps]) -> str:
