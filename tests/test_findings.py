@@ -431,22 +431,30 @@ def test_another_trusted_map_that_names_other_parts_is_said() -> None:
     evaluation = _evaluation(layers={"layer2": _layer(pointing=0.9), "layer3": _layer(pointing=0.8)})
     shares = evaluation["regions"]["methods"]["saliency"]
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
-        "- Saliency at `layer3`, also trusted, favours the same parts for 2 of 2 classes."
+        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 2 of 2 classes."
     ]
     shares["layer3"]["1"] = _shares(0.9, 0.85)  # dog: layer3 now on the background, not the object
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
-        "- Saliency at `layer3`, also trusted, favours the same parts for 1 of 2 classes; it differs on dog (it "
+        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 1 of 2 classes; it "
+        "differs on dog (it "
         "names none; the lead map object)."
     ]
+    shares["layer2"]["1"] = _shares(0.9, 0.85)  # the lead map names nothing for dog either: agreeing on nothing
+    assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
+        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 1 of 2 classes, neither "
+        "names a part for 1."
+    ]
+    shares["layer2"]["1"] = shares["layer3"]["0"]
     evaluation["regions"]["classes"]["1"] = {"images": 10, "area": [0.3, 0.2]}
     shares["layer3"]["1"] = {"images": 10, "share": [0.5, 0.5], "low": [0.46, 0.45], "high": [0.55, 0.55]}
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES)[0].startswith(
-        "- Saliency at `layer3`, also trusted, favours the same parts for 1 of 2 classes and at least one of them "
-        "for 2; it differs on dog (it names object, background; the lead map object)."
+        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 1 of 2 classes, some of "
+        "the same for 1; it differs on dog (it names object, background; the lead map object)."
     )
     shares["layer3"]["1"] |= {"images": 2, "flat": 7}  # FER2013's Grad-CAM layer3: flat on 7 of 9 Sad images
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
-        "- Saliency at `layer3`, also trusted, favours the same parts for 1 of 1 classes; it is flat (zero or "
+        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 1 of 1 classes; it is "
+        "flat (zero or "
         "constant: no location) on 7 of 9 dog images."
     ]
     shares["layer3"]["0"] |= {"images": 3, "flat": 7}

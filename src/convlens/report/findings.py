@@ -17,6 +17,7 @@ run's numbers with its threshold stated, pointing to the figure that shows it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -601,24 +602,38 @@ def other_trusted(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_
                 continue
             compared = [key for key in lead if key in shares
                         and min(lead[key]["images"], shares[key]["images"]) >= MIN_IMAGES]  # fmt: skip
-            differ, overlap = [], 0
+            differ, agreement = [], Counter()
             for key in compared:
                 area = regions["classes"][key]["area"]
                 ours, theirs = (favoured(found[key], area) for found in (lead, shares))
-                overlap += bool(set(ours) & set(theirs))
+                agreement[_agreement_kind(set(ours), set(theirs))] += 1
                 if set(ours) != set(theirs):
                     differ.append(f"{text(class_names[int(key)])} (it names {_parts(theirs, regions['parts'])}; "
                                   f"the lead map {_parts(ours, regions['parts'])})")  # fmt: skip
             flat = _mostly_flat(shares, class_names)
             if compared:
-                some = f" and at least one of them for {overlap}" if overlap > len(compared) - len(differ) else ""
                 tail = f"; it differs on {', '.join(differ)}" if differ else ""
-                same = f"{len(compared) - len(differ)} of {len(compared)} classes"
-                lines.append(f"- {_title(evaluation, name, layer)}, also trusted, favours the same parts for {same}"
-                             f"{some}{tail}{flat}.")  # fmt: skip
+                lines.append(f"- {_title(evaluation, name, layer)}, also trusted, "
+                             f"{_agreement(agreement, len(compared))}{tail}{flat}.")  # fmt: skip
             elif flat:
                 lines.append(f"- {_title(evaluation, name, layer)}, also trusted, cannot be compared{flat}.")
     return lines
+
+
+def _agreement_kind(ours: set[int], theirs: set[int]) -> str:
+    """How another map's favoured parts of a class stand to the lead map's: the ``same`` parts, ``neither`` names
+    one, ``some`` shared, or ``other`` parts only."""
+    if ours == theirs:
+        return "same" if ours else "neither"
+    return "some" if ours & theirs else "other"
+
+
+def _agreement(counts: Counter[str], classes: int) -> str:
+    """``favours the same parts as the lead map for 2 of 4 classes, neither names a part for 1, ...``: agreeing on
+    nothing is counted apart from agreeing on a part."""
+    said = f"favours the same parts as the lead map for {counts['same']} of {classes} classes"
+    said += f", neither names a part for {counts['neither']}" if counts["neither"] else ""
+    return said + (f", some of the same for {counts['some']}" if counts["some"] else "")
 
 
 def _mostly_flat(shares: Mapping[str, Any], class_names: Sequence[str]) -> str:
