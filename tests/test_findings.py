@@ -212,7 +212,7 @@ def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
     evaluation["regions"]["methods"]["saliency"][""]["1"] = {"images": 0, "flat": 6, "share": [None, None],
                                                             "low": [None, None], "high": [None, None]}  # fmt: skip
     table, said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1:]
-    assert "| dog | 0 (+6 flat) | - (80%) | - (20%) |" in table
+    assert "| dog | 0 (+6 flat) | - (80.0%) | - (20.0%) |" in table
     assert "- **No location:** the map is flat (zero or constant) on every image of dog (6 images)" in said
     assert "dog" not in said.split("No location")[0]
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.1, 0.05) | {"flat": 2}
@@ -618,4 +618,4 @@ def test_a_class_row_of_too_few_images_shows_no_interval() -> None:
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"]["images"] = 4
     table = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1]
-    assert "| dog | 4 (n < 8) | 10% (80%) | 90% (20%) |" in table and "| cat | 10 | 10% [5-15] (80%) |" in table
+    assert "| dog | 4 (n < 8) | 10% (80.0%) | 90% (20.0%) |" in table and "| cat | 10 | 10% [5-15] (80.0%) |" in table

@@ -206,7 +206,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     for key, found in shares.items():
         area = regions["classes"][key]["area"]
         enough = found["images"] >= MIN_IMAGES  # a percentile bootstrap of 2-7 images is not a 95% interval
-        shown = (f"{_share(found, index, enough)} ({area[index]:.0%})" for index in range(len(names)))
+        shown = (f"{_share(found, index, enough)} ({area[index]:.1%})" for index in range(len(names)))
         flat = found.get("flat") or 0
         few = f" (n < {MIN_IMAGES})" if 0 < found["images"] < MIN_IMAGES else ""
         wrong = _misclassified(regions["classes"][key])
