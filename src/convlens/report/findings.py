@@ -255,7 +255,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             "rows, in italics, are maps that ignore the model, over every sample image: what an edge detector and a "
             f"guess at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above "
             "the area and, on the same images (the row's), above each of those maps (the paired difference's interval "
-            "above 0: a part a model-free map finds as well says nothing about the model). "
+            "above 0: a share a model-free map reaches as well is no evidence of the model on its own; what sets a "
+            "class apart from the others is the Distinct line's test). "
             f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
