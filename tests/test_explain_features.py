@@ -103,7 +103,7 @@ def test_activation_chart_notes_give_the_top_channels_share_against_equal_channe
     even = _layer("stem.relu", 0.0)  # every channel alike: the top 2 of 10 carry their equal 20%
     assert ChannelRanking({"stem.relu": even}).notes() == [
         "stem.relu: the 2 most active of its 10 channels carry 20% of its mean activation on the image explained, "
-        "1.0x the 20% that 2 of 10 equal channels would carry"
+        "1.0x the 20.0% that 2 of 10 equal channels would carry"
     ]
     assert "carry 100% of its mean activation" in ChannelRanking({"x": _layer("x", 0.0, silent=8)}).notes()[0]
     assert ChannelRanking({"x": _layer("x", 0.0, channels=2)}).notes() == [], "both of 2 channels ranked: no note"

@@ -105,7 +105,7 @@ def _concentration(name: str, found: FeatureMaps, counted: str) -> str:
     equal = top / channels
     return (
         f"{name}: the {top} most active of its {channels} channels carry {share:.0%} of its mean activation on "
-        f"{counted}, {share / equal:.1f}x the {equal:.0%} that {top} of {channels} equal channels would carry"
+        f"{counted}, {share / equal:.1f}x the {equal:.1%} that {top} of {channels} equal channels would carry"
     )
 
 

@@ -129,7 +129,7 @@ def believe(
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
         beside = [f"Beside the model-free maps (tested in section {sections['trust']}; the faithfulness verdict "
-                  "asks for one metric beyond them, localisation's is against random maps):\n\n"
+                  "asks that each be beaten on at least one metric, localisation's is against random maps):\n\n"
                   + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
     return [table(header, rows), *untested, rule, *beside]
 
@@ -277,9 +277,9 @@ def _explain_true_class(evaluation: Mapping[str, Any], class_names: Sequence[str
         f"{-(-MIN_IMAGES * sum(counts) // max(fewest, 1)):,} images (`images=`; `costly_images=` keeps LIME's share "
         "smaller), estimated from the smallest class's count here.")  # fmt: skip
     return [f'- `make evaluate ARGS="explain=true"` explains each sample image for its true class instead, so that a '
-            f"class's row holds its own images, right or wrong ({', '.join(map(text, short))} "
-            f"{'is' if len(short) == 1 else 'are'} short of "
-            f"{MIN_IMAGES} here); its own images in the sample, drawn in proportion to the split's classes: {held}; "
+            f"class's row holds its own images, right or wrong (explained for the prediction, "
+            f"{', '.join(map(text, short))} {'has' if len(short) == 1 else 'have'} fewer than {MIN_IMAGES} here); "
+            f"each class's own images in the sample, drawn in proportion to the split's classes: {held}; "
             f"the trust verdicts are then computed on those maps.{needed}"]  # fmt: skip
 
 
@@ -476,7 +476,8 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     evidence = regions.get("evidence") or []
     outside = [parts[index] for index in above if evidence and parts[index] not in evidence]
     warning = (f" **Off the evidence:** {', '.join(text(part) for part in outside)} carries no class information "
-               "in this data: a shortcut or an artefact.") if outside else ""  # fmt: skip
+               "in this data, so the share there is the map's, not the class's (e.g. a coarse map spilling over from "
+               "a neighbouring part).") if outside else ""  # fmt: skip
     return f"- **{text(name)}**: {named}.{warning}"
 
 
@@ -521,8 +522,8 @@ def matched_by_model_free(
                 found.append(f"{text(class_names[int(key)])}'s {text(regions['parts'][index])} "
                              f"{_share(ours, index)}: {references}")  # fmt: skip
     lines = [
-        f"- **Not named: a map that ignores the model puts as much there** (the map's share minus the "
-        f"model-free map's on the same images, mean [95% bootstrap interval], reaches 0): {'; '.join(found)}."
+        f"- **Not named: a map that ignores the model puts as much there or more** (the map's share minus the "
+        f"model-free map's on the same images, mean [95% bootstrap interval], not above 0): {'; '.join(found)}."
     ]
     lines = lines if found else []
     if any("beyond" not in ours for ours in shares.values()):

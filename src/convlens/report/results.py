@@ -103,7 +103,8 @@ def _proportion_interval(accuracy: float | None, images: int | None) -> str:
 def _results_note(run: RunData) -> str:
     note = (
         "Validation and test numbers are those of the best checkpoint (highest validation accuracy); "
-        "training numbers are the running averages of the last epoch, on augmented images with dropout on."
+        "training numbers are the running averages of the last epoch, on augmented images in training mode (batch "
+        "statistics, and dropout where the model has it)."
     )
     if (run.metrics.get("train_clean") or {}).get("images"):
         note += (" The un-augmented training row is the best checkpoint on a random sample of the training images "
