@@ -573,10 +573,14 @@ def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Seque
 
 
 def _distinct_parts(found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str]) -> str:
-    """``mouth (+6 points over the other classes, adjusted p 0.002)`` for each of :func:`_distinct_indices`."""
+    """``mouth (+6 points over the other classes, adjusted p 0.002)`` for each of :func:`_distinct_indices`; a part
+    that a model-free map matches on the class's images (:func:`_matched`) says so: the class's images may differ
+    there by themselves (the stripes' edges), which the test between classes does not rule out."""
     test = found["distinct"]
     return ", ".join(f"{text(parts[index])} (+{100 * test['difference'][index]:.0f} points over the other "
-                     f"classes, adjusted p {test['p_adjusted'][index]:.2g})"
+                     f"classes, adjusted p {test['p_adjusted'][index]:.2g}"
+                     + (f"; but {' and '.join(MODEL_FREE[name] for name in matched)} put as much there on these "
+                        "images: see 'Not named'" if (matched := _matched(found, index)) else "") + ")"
                      for index in _distinct_indices(found, area))  # fmt: skip
 
 
