@@ -533,6 +533,13 @@ def test_most_often_predicted_instead_names_every_class_of_a_tie() -> None:
         ),
         ([0.5, 0.7, 0.702], 2, "Validation accuracy is flat at the end"),
         ([0.5, 0.8, 0.7], 1, "Validation accuracy peaked at epoch 2 of 3 (80.0%) and ended at 70.0% (-10.0 percentage"),
+        # demo_faces: 99.9% at epoch 3 and again at 4, the first kept as the best: a tie is flat, not a peak
+        (
+            [0.9, 0.99, 0.999, 0.999],
+            2,
+            "Validation accuracy is flat at the end: the last epoch (99.9%) is within 0.5 "
+            "percentage points of the best, epoch 3 of 4 (99.9%), the checkpoint evaluated.",
+        ),
         ([0.5], 0, "One epoch only"),
     ],
 )

@@ -55,6 +55,10 @@ def _trend(values: list[float], best_epoch: int | None, schedule: str | None) ->
         return (f"Validation accuracy is flat at the end: the best epoch is the last ({epochs} of {epochs}), "
                 f"{_points(gain, sign=True)} over it ({values[-2]:.1%} to {values[-1]:.1%}; under "
                 f"{_points(STILL_RISING)}).")  # fmt: skip
+    if values[best] - values[-1] < STILL_RISING:
+        return (f"Validation accuracy is flat at the end: the last epoch ({values[-1]:.1%}) is within "
+                f"{_points(STILL_RISING)} of the best, epoch {best + 1} of {epochs} ({values[best]:.1%}), the "
+                "checkpoint evaluated.")  # fmt: skip
     return (f"Validation accuracy peaked at epoch {best + 1} of {epochs} ({values[best]:.1%}) and ended at "
             f"{values[-1]:.1%} ({_points(values[-1] - values[best], sign=True)}): the best checkpoint, not the last, "
             "is the one evaluated.")  # fmt: skip
