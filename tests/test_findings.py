@@ -220,6 +220,10 @@ def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.1, 0.05) | {"flat": 2}
     table, said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1:]
     assert "| dog | 10 (+2 flat) |" in table and "No location" not in said
+    # demo_shapes' star: located on 1 of 8 images: said as a finding, not only beside "too few images"
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.1, 0.05) | {"images": 1, "flat": 7}
+    said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    assert "- **Mostly no location:** the map is flat (zero or constant) on 7 of 8 dog images" in said
 
 
 def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_intervals() -> None:

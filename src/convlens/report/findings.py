@@ -232,6 +232,10 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
               f"{', '.join(few)}."] if few else []  # fmt: skip
     lines += [f"- **No location:** the map is flat (zero or constant) on every image of {', '.join(blank)}: it "
               "does not say where the model looks for that class."] if blank else []  # fmt: skip
+    mostly = [f"{found['flat']} of {found['flat'] + found['images']} {text(class_names[int(key)])} images"
+              for key, found in shares.items() if 0 < found["images"] <= (found.get("flat") or 0)]  # fmt: skip
+    lines += [f"- **Mostly no location:** the map is flat (zero or constant) on {', '.join(mostly)}: for that class "
+              "it says where the model looks on a minority of images at most."] if mostly else []  # fmt: skip
     lines += distinct(shares, names, class_names, regions["classes"])
     lines += matched_by_model_free(shares, regions, class_names)
     unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
