@@ -786,6 +786,17 @@ def test_the_glossary_says_what_the_object_is_on_this_data() -> None:
     assert "The object" not in _glossary({"regions": {"evidence": []}})
 
 
+def test_the_glossary_defines_the_model_free_maps_the_findings_name() -> None:
+    """Second demo review: the Findings named 'the edge map' and 'the centred blob' before any section said what
+    they are; the Findings point to the glossary, which defines them."""
+    from convlens.report.trust_scores import _glossary
+
+    assert (
+        "The maps that ignore the model, scored as every method is: the edge map, an edge detector (Sobel "
+        "magnitude of the image), and the centred blob, a centred Gaussian blob that ignores the image"
+    ) in _glossary()
+
+
 @pytest.mark.parametrize(("worst", "overlaps"), [(97, True), (80, False)])
 def test_best_and_worst_classes_state_their_intervals_and_whether_the_spread_is_noise(
     worst: int, overlaps: bool

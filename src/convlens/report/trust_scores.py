@@ -119,7 +119,11 @@ def _glossary(evaluation: dict[str, Any] | None = None) -> str:
     object_is = (f"\n\nThe object (the class evidence, the data's ground-truth mask) is here: "
                  f"{', '.join(text(part) for part in evidence)}." if evidence else "")  # fmt: skip
     header = ("score", "what it measures", "better", "judged against")
-    return "**What each score measures**\n\n" + table(header, rows) + object_is
+    model_free = ("\n\nThe maps that ignore the model, scored as every method is: the edge map, "
+                  f"{MODEL_FREE_MEANING['edges'][0]}, and the centred blob, {MODEL_FREE_MEANING['centre'][0]}; "
+                  "a method no better than them shows the image's edges or a guess at its centre, not what the model "
+                  "uses.")  # fmt: skip
+    return "**What each score measures**\n\n" + table(header, rows) + model_free + object_is
 
 
 def _references(evaluation: dict[str, Any]) -> dict[str, str]:
