@@ -45,9 +45,10 @@ class FamilySpec:
     ``figure``: ``(payload, evaluation) -> Figure``, drawing the payload into ``evaluation/cascade.png``.
     ``long_running``: among the costliest families, handed to a worker process first so that the
     workers finish together (:func:`convlens.evaluate.stage.run_families`). ``beyond_model_free``: its
-    verdict is "supported" only where, on a metric that beats the reference, the map also beats every other
-    baseline its cells are tested against (the model-free maps, :mod:`convlens.evaluate.baselines`): a
-    ranking of pixels that a map ignoring the model matches says nothing about the model
+    verdict is "supported" only where each other baseline its cells are tested against (the model-free maps,
+    :mod:`convlens.evaluate.baselines`) is beaten on at least one of the metrics on which the map beats the
+    reference, the same metric or another: a ranking of pixels that a map ignoring the model matches says
+    nothing about the model
     (:func:`convlens.evaluate.verdicts.family_verdict`).
     """
 

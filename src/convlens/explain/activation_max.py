@@ -128,8 +128,9 @@ class ClassModels(Maximization):
         failed = self.failed()
         if not failed:
             return []
-        probabilities = self.probabilities if self.probabilities is not None else torch.ones(len(self.targets))
-        classes = ", ".join(f"{self._name(int(self.targets[row]))} {float(probabilities[row]):.2f}" for row in failed)
+        assert self.probabilities is not None, "failed() finds rows only where probabilities were measured"
+        classes = ", ".join(f"{self._name(int(self.targets[row]))} {float(self.probabilities[row]):.2f}"
+                            for row in failed)  # fmt: skip
         return [f"{len(failed)} of {len(self.targets)} class-model images failed ({classes}): the model gives "
                 f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class, so those panels (labelled "
                 "'failed', in red) do not show what the model takes for the class"]  # fmt: skip

@@ -69,9 +69,8 @@ class LayerResponses:
         if not self.layers:
             return []
         counted = _counted(self.layers)
-        lines = [f"{name}: {_zero_share(found):.1f}% of the activations are zero and {_silent(found)} of its "
-                 f"{found.maps.shape[1]} channels {'is' if _silent(found) == 1 else 'are'} zero everywhere on {counted}"
-                 for name, found in self.layers.items()]  # fmt: skip
+        lines = [f"{name}: {_zero_share(found):.1f}% of the activations are zero and {_silent_channels(found)} "
+                 f"everywhere on {counted}" for name, found in self.layers.items()]  # fmt: skip
         return lines + _depth_note(self.layers, counted)
 
 
@@ -82,12 +81,8 @@ class ChannelRanking(LayerResponses):
     with more channels than are ranked)."""
 
     def notes(self) -> list[str]:
-        if not self.layers:
-            return []
-        ranked = {
-            name: found for name, found in self.layers.items() if found.top_channels.shape[1] < found.maps.shape[1]
-        }
-        return [_concentration(name, found, _counted(self.layers)) for name, found in ranked.items()]
+        return [_concentration(name, found, _counted(self.layers)) for name, found in self.layers.items()
+                if found.top_channels.shape[1] < found.maps.shape[1]]  # fmt: skip
 
 
 def _counted(layers: dict[str, FeatureMaps]) -> str:
@@ -114,9 +109,10 @@ def _zero_share(found: FeatureMaps) -> float:
     return 100.0 * float((found.maps == 0).float().mean())
 
 
-def _silent(found: FeatureMaps) -> int:
-    """Channels whose activation is 0 at every position of every image."""
-    return int((found.maps != 0).sum(dim=(0, 2, 3)).eq(0).sum())
+def _silent_channels(found: FeatureMaps) -> str:
+    """``5 of its 10 channels are zero``: the channels whose activation is 0 at every position of every image."""
+    silent = int((found.maps != 0).sum(dim=(0, 2, 3)).eq(0).sum())
+    return f"{silent} of its {found.maps.shape[1]} channels {'is' if silent == 1 else 'are'} zero"
 
 
 def _depth_note(layers: dict[str, FeatureMaps], counted: str) -> list[str]:

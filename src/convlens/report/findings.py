@@ -113,8 +113,7 @@ def believe(
     localisation = " and not refuted on localisation" if "localisation" in header else "; localisation not tested here"
     rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)}"
             f"{localisation} (the checks and every layer: section {sections['trust']}, whose table 'What each score "
-            "measures' defines every metric named here: pointing game, deletion and insertion AUC, ROAD, the edge "
-            "map and the centred blob).")  # fmt: skip
+            "measures' defines the metrics and the model-free maps named here).")  # fmt: skip
     unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
                   if trust_status(record) == "not verified"]  # fmt: skip
     if unverified:
