@@ -226,7 +226,7 @@ def test_a_share_of_no_training_batch_is_refused_before_the_run_directory(tiny_r
 
 @pytest.mark.parametrize(
     ("experiment", "name"),
-    [("demo_shapes", "ResNet-18 at 0.25 of the paper's width"), ("cifar10_resnet18", "ResNet-18"),
+    [("demo_shapes", "ResNet-18 at 0.125 of the paper's width"), ("cifar10_resnet18", "ResNet-18"),
      ("demo_faces", "FerCNN")],
 )  # fmt: skip
 def test_the_model_is_named_with_its_width_when_it_is_not_the_papers(
