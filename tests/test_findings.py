@@ -127,6 +127,31 @@ def test_where_the_model_looks_needs_a_trusted_map_and_part_maps() -> None:
     assert "cannot be measured" in where(no_parts, lead_method(no_parts), CLASSES, SECTIONS)[0]
 
 
+def test_no_trusted_map_is_explained_by_what_refutes_it_and_the_model_free_map_it_falls_short_of() -> None:
+    """demo_shapes: every method beat random maps on faithfulness, none beat the centred blob where it did, and the
+    blob alone points at the object on 89% of the images: said with the counts; a map that beats the blob on one
+    metric it wins, or a family that refutes nothing, is not."""
+    short = {"deletion_auc": _cell("above", "above", "level"), "road": _cell("above", "above", "below")}
+    refuted = {"verdict": "not supported", "why": "on none of them better than the centred blob"}
+    layer = _layer(faithfulness=refuted) | {"faithfulness": short}
+    evaluation = _evaluation(layers={"": layer})
+    evaluation["baselines"] = {"localisation": {"pointing_game": 0.37, "centre": {"pointing_game": 0.89}}}
+    said = where(evaluation, None, CLASSES, SECTIONS)[0]
+    assert said.endswith(
+        "What refutes them (each method at its best layer): faithfulness 1 of 1. 1 of the 1 that faithfulness refutes "
+        "beat random maps, but on none of the metrics where they do are they better than the centred blob, a map that "
+        "ignores the model and on these images points at the object on 89% of them (random maps: 37%)."
+    )
+    short["road"] = _cell("above", "above", "above")  # beats the blob on ROAD: refuted for another reason
+    assert "centred blob" not in where(evaluation, None, CLASSES, SECTIONS)[0]
+    assert "faithfulness 1 of 1." in where(evaluation, None, CLASSES, SECTIONS)[0]
+    del evaluation["baselines"]  # no masks: the blob's pointing game is not known
+    short["road"] = _cell("above", "above", "below")
+    assert where(evaluation, None, CLASSES, SECTIONS)[0].endswith("a map that ignores the model.")
+    unverified = _evaluation(layers={"": _layer(randomization=SKIPPED)})
+    assert where(unverified, None, CLASSES, SECTIONS)[0].endswith("not the model.")
+
+
 def test_the_trust_sections_sentence_follows_the_findings_rule() -> None:
     """The trust section's sentence per map says what the Findings' table says: a robustness failure is
     shown, not required; a skipped or failed required family decides, named with its reason."""

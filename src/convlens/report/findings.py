@@ -199,7 +199,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
                 f"figure in section {sections['trust']} shows it, unscored."]  # fmt: skip
     if chosen is None:
         return ["No map is trusted on this run, so where the model looks is not answered: a map that fails its "
-                "checks shows the image or the method, not the model."]  # fmt: skip
+                "checks shows the image or the method, not the model." + _why_none_trusted(evaluation)]  # fmt: skip
     name, layer = chosen
     shares, names = regions["methods"][name][layer], regions["parts"]
     explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
@@ -265,6 +265,50 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+
+
+def _why_none_trusted(evaluation: Mapping[str, Any]) -> str:
+    """What refutes the methods (each at its best layer), family by family, and how many of those faithfulness
+    refutes beat random maps yet fall short of one model-free map on every metric they win (the verdict asks each
+    model-free map be beaten on one), with that map's own pointing game where the data has masks: on data whose
+    objects a guess at the centre finds, beating random maps says little. Empty when nothing is refuted."""
+    shown = shown_layers(evaluation)
+    refuted = {family: sum(_verdict(record, family) == "not supported" for _, _, record in shown)
+               for family in (*REQUIRED, "localisation")}  # fmt: skip
+    counts = [f"{text(family)} {count} of {len(shown)}" for family, count in refuted.items() if count]
+    if not counts:
+        return ""
+    short = Counter(baseline for _, _, record in shown if _verdict(record, "faithfulness") == "not supported"
+                    for baseline in _short_on_every_win(record.get("faithfulness") or {}))  # fmt: skip
+    said = f" What refutes them (each method at its best layer): {', '.join(counts)}."
+    if not short:
+        return said
+    baseline, count = short.most_common(1)[0]
+    pointing = (evaluation.get("baselines") or {}).get("localisation") or {}
+    found = (pointing.get(baseline) or {}).get("pointing_game")
+    points = (
+        f" and on these images points at the object on {found:.0%} of them (random maps: "
+        f"{pointing['pointing_game']:.0%})"
+        if found is not None and "pointing_game" in pointing
+        else ""
+    )
+    return (
+        f"{said} {count} of the {refuted['faithfulness']} that faithfulness refutes beat random maps, but on none "
+        f"of the metrics where they do are they better than {MODEL_FREE[baseline]}, a map that ignores the "
+        f"model{points}."
+    )
+
+
+def _verdict(record: Mapping[str, Any], family: str) -> str | None:
+    """A layer record's verdict of ``family`` (None where the evaluation has none)."""
+    return ((record.get("verdicts") or {}).get(family) or {}).get("verdict")
+
+
+def _short_on_every_win(cells: Mapping[str, Any]) -> list[str]:
+    """The model-free maps (:data:`MODEL_FREE` keys) that a family's cells fall short of wherever they beat random
+    maps; none when no cell beats random maps."""
+    won = [cell for cell in cells.values() if isinstance(cell, Mapping) and cell.get("verdict") == "above"]
+    return [baseline for baseline in MODEL_FREE if won and all(short_of_model_free(cell, baseline) for cell in won)]
 
 
 def _explain_true_class(evaluation: Mapping[str, Any], class_names: Sequence[str], short: list[str]) -> list[str]:
