@@ -198,8 +198,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         return ["The data has no part maps, so where the model looks cannot be measured here: the comparison "
                 f"figure in section {sections['trust']} shows it, unscored."]  # fmt: skip
     if chosen is None:
-        return ["No map is trusted on this run, so where the model looks is not answered: a map that fails its "
-                "checks shows the image or the method, not the model." + _why_none_trusted(evaluation)]  # fmt: skip
+        return ["No map is trusted on this run, so the maps do not answer where the model looks: none passed every "
+                "required check, and a map the checks do not support may show the image or the method rather than "
+                "the model." + _why_none_trusted(evaluation)]  # fmt: skip
     name, layer = chosen
     shares, names = regions["methods"][name][layer], regions["parts"]
     explained = (evaluation.get("sample") or {}).get("explained", "the predicted class")
@@ -268,35 +269,58 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
 
 
 def _why_none_trusted(evaluation: Mapping[str, Any]) -> str:
-    """What refutes the methods (each at its best layer), family by family, and how many of those faithfulness
-    refutes beat random maps yet fall short of one model-free map on every metric they win (the verdict asks each
-    model-free map be beaten on one), with that map's own pointing game where the data has masks: on data whose
-    objects a guess at the centre finds, beating random maps says little. Empty when nothing is refuted."""
+    """How many of the methods (each at its best layer) each required family does not support, randomization's
+    split into shown insensitive and undecided; and how many of those faithfulness leaves out beat random maps yet
+    fall short of one model-free map on every metric they win (the verdict asks each model-free map be beaten on
+    one), with that map's own faithfulness scores and, where the data has masks, its pointing game: on data whose
+    objects a guess at the centre finds, these tests do not set a map apart from the guess. Empty when every
+    family supports or did not test them."""
     shown = shown_layers(evaluation)
-    refuted = {family: sum(_verdict(record, family) == "not supported" for _, _, record in shown)
-               for family in (*REQUIRED, "localisation")}  # fmt: skip
-    counts = [f"{text(family)} {count} of {len(shown)}" for family, count in refuted.items() if count]
+    failed = {family: [record for _, _, record in shown if _verdict(record, family) == "not supported"]
+              for family in (*REQUIRED, "localisation")}  # fmt: skip
+    counts = [f"{text(family)} {len(records)} of {len(shown)}{_randomization_split(records, family)}"
+              for family, records in failed.items() if records]  # fmt: skip
     if not counts:
         return ""
-    short = Counter(baseline for _, _, record in shown if _verdict(record, "faithfulness") == "not supported"
+    said = f" Not supported, each method at its best layer: {', '.join(counts)}."
+    short = Counter(baseline for record in failed["faithfulness"]
                     for baseline in _short_on_every_win(record.get("faithfulness") or {}))  # fmt: skip
-    said = f" What refutes them (each method at its best layer): {', '.join(counts)}."
     if not short:
         return said
     baseline, count = short.most_common(1)[0]
-    pointing = (evaluation.get("baselines") or {}).get("localisation") or {}
-    found = (pointing.get(baseline) or {}).get("pointing_game")
-    points = (
-        f" and on these images points at the object on {found:.0%} of them (random maps: "
-        f"{pointing['pointing_game']:.0%})"
-        if found is not None and "pointing_game" in pointing
-        else ""
-    )
-    return (
-        f"{said} {count} of the {refuted['faithfulness']} that faithfulness refutes beat random maps, but on none "
-        f"of the metrics where they do are they better than {MODEL_FREE[baseline]}, a map that ignores the "
-        f"model{points}."
-    )
+    return (f"{said} {count} of the {len(failed['faithfulness'])} not supported on faithfulness beat random maps, "
+            f"but on none of the metrics where they do are they better than {MODEL_FREE[baseline]}, a map that "
+            f"ignores the model, which itself scores {_model_free_scores(evaluation, baseline)}: on this data these "
+            f"tests do not set those maps apart from {GUESSES[baseline]}.")  # fmt: skip
+
+
+#: What each model-free map (:data:`MODEL_FREE`) amounts to, for a sentence.
+GUESSES = {"edges": "an edge detector", "centre": "a guess at the centre"}
+
+
+def _randomization_split(records: list[Mapping[str, Any]], family: str) -> str:
+    """For randomization, how many of ``records`` the cascade showed insensitive to the weights and how many it
+    left undecided (neither shown): not supported says only that sensitivity was not shown."""
+    if family != "randomization":
+        return ""
+    found = Counter((record.get("randomization") or {}).get("verdict") for record in records)
+    return f" ({found['insensitive']} shown insensitive to the weights, {found['undecided']} undecided)"
+
+
+def _model_free_scores(evaluation: Mapping[str, Any], baseline: str) -> str:
+    """The model-free map's faithfulness means with random maps' beside them, and its pointing game where the
+    data has masks."""
+    labels = {metric.key: metric.label for _, metric in scored_metrics()}
+    faithfulness = evaluation["baselines"]["faithfulness"]
+    keys = [key for key in faithfulness[baseline] if key in labels]
+    scores = ", ".join(f"{labels[key]} {faithfulness[baseline][key]:.2f}" for key in keys)
+    random = ", ".join(f"{faithfulness[key]:.2f}" for key in keys)
+    said = f"{scores} (random maps: {random})"
+    pointing = evaluation["baselines"].get("localisation") or {}
+    if "pointing_game" in pointing and (pointing.get(baseline) or {}).get("pointing_game") is not None:
+        said += (f" and points at the object on {pointing[baseline]['pointing_game']:.0%} of the images (random "
+                 f"maps: {pointing['pointing_game']:.0%})")  # fmt: skip
+    return said
 
 
 def _verdict(record: Mapping[str, Any], family: str) -> str | None:
