@@ -243,6 +243,19 @@ def test_a_tie_with_the_last_named_confusion_is_named_too() -> None:
     assert not any(line.startswith("Tied") for line in confuses(run, None, None))
 
 
+def test_errors_that_never_repeat_a_pair_are_listed_without_naming_a_confusion() -> None:
+    """demo_shapes: 3 errors, each a different pair; naming two of them as 'making 67%' would pick singletons.
+    One pair made twice is a confusion again."""
+    run = _run([[49, 1, 0], [0, 49, 1], [1, 0, 49]], [0.9, 0.9])
+    run.class_names = ["cat", "dog", "bird"]
+    assert confuses(run, None, None)[0] == (
+        "3 of 150 test images are misclassified, no two the same way (**cat** taken for **dog**; **dog** taken for "
+        "**bird**; **bird** taken for **cat**): no confusion repeats, so none stands out."
+    )
+    run.confusion = np.array([[48, 2, 0], [0, 49, 1], [1, 0, 49]])
+    assert confuses(run, None, None)[0].endswith("**cat** taken for **dog** (2) makes 2 of them (50%).")
+
+
 def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"] = {"images": 0, "flat": 6, "share": [None, None],

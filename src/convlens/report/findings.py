@@ -27,7 +27,7 @@ from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.report.convergence import convergence
 from convlens.report.gallery import group
 from convlens.report.markdown import code, table, text
-from convlens.report.observations import collapse, confused_pairs, never_predicted
+from convlens.report.observations import ConfusedPair, collapse, confused_pairs, never_predicted
 from convlens.report.run_data import RunData, schedule_name, synthetic
 from convlens.report.trust_verdicts import (
     MIN_IMAGES,
@@ -389,6 +389,10 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     if errors == 0:
         return ["No test image is misclassified."]
     ranked = confused_pairs(confusion, run.class_names, k=confusion.size)
+    if errors > 1 and ranked[0].count == 1:
+        return [_single_confusions(ranked, confusion), *_never(confusion, run.class_names),
+                *_differs(evaluation, chosen, run.class_names, ranked[0]),
+                *confident_mistakes(run.manifest, confusion, run.class_names)]  # fmt: skip
     pairs, covered = [], 0
     for pair in ranked[:MAX_PAIRS]:
         if covered >= ERROR_SHARE * errors:
@@ -403,11 +407,27 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     if tied:
         others = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}**" for pair in tied)
         lines.append(f"Tied with the last of them at {pairs[-1].count}: {others}.")
-    never = never_predicted(confusion, run.class_names)
-    if never:
-        lines.append(f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}.")
+    lines += _never(confusion, run.class_names)
     mistakes = confident_mistakes(run.manifest, confusion, run.class_names)
     return lines + _differs(evaluation, chosen, run.class_names, pairs[0]) + mistakes
+
+
+def _single_confusions(ranked: list[ConfusedPair], confusion: np.ndarray) -> str:
+    """Where no two test errors share a pair of classes: the pairs, up to twice :data:`MAX_PAIRS`, and that no
+    confusion repeats (naming half the errors would pick singletons at random)."""
+    errors = sum(pair.count for pair in ranked)
+    listed = "; ".join(
+        f"**{text(pair.true)}** taken for **{text(pair.predicted)}**" for pair in ranked[: 2 * MAX_PAIRS]
+    )
+    more = f"; and {len(ranked) - 2 * MAX_PAIRS} more" if len(ranked) > 2 * MAX_PAIRS else ""
+    return (f"{errors:,} of {int(confusion.sum()):,} test images are misclassified, no two the same way ({listed}"
+            f"{more}): no confusion repeats, so none stands out.")  # fmt: skip
+
+
+def _never(confusion: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """The classes the model never predicts, as a line (none: no line)."""
+    never = never_predicted(confusion, class_names)
+    return [f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}."] if never else []
 
 
 def confident_mistakes(
