@@ -215,10 +215,10 @@ def test_a_family_tested_for_no_method_leaves_the_table_with_its_reason() -> Non
     assert (
         table[1] == "Not tested for any method, so not in the table: localisation: the data has no ground-truth masks."
     )
-    assert table[2].startswith("1 of 1 methods is trusted: supported on faithfulness and randomization; localisation "
-                               "not tested here (the checks")  # fmt: skip
+    assert table[2].startswith("1 of 1 methods is trusted. A method is trusted when faithfulness and randomization "
+                               "support it (localisation is not tested here). Section 6")  # fmt: skip
     tested = believe(_evaluation(layers={"": _layer()}), "run", SECTIONS)
-    assert "| localisation |" in tested[0] and "and not refuted on localisation" in tested[1]
+    assert "| localisation |" in tested[0] and "and localisation does not count against it" in tested[1]
 
 
 def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> None:
@@ -479,7 +479,10 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
 
 def test_the_verdict_table_points_to_where_its_metrics_are_defined() -> None:
     said = "\n".join(believe(_evaluation(), "run", SECTIONS))
-    assert "section 6, whose table 'What each score measures' defines the metrics and the model-free maps" in said
+    assert (
+        "Section 6 gives every check and layer; its table 'What each score measures' defines the metrics, and "
+        "the paragraph under it the model-free maps named here."
+    ) in said
 
 
 def test_another_trusted_map_that_names_other_parts_is_said() -> None:

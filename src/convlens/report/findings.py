@@ -110,10 +110,12 @@ def believe(
     header, rows, untested = _without_untested_families(("method (best layer)", *FAMILIES, "trusted"), rows, shown)
     counts = {status: sum(trust_status(record) == status for _, _, record in shown) for status in TRUST_CELLS}
     verb = "is" if counts["trusted"] == 1 else "are"
-    localisation = " and not refuted on localisation" if "localisation" in header else "; localisation not tested here"
-    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted: supported on {' and '.join(REQUIRED)}"
-            f"{localisation} (the checks and every layer: section {sections['trust']}, whose table 'What each score "
-            "measures' defines the metrics and the model-free maps named here).")  # fmt: skip
+    localisation = (" and localisation does not count against it" if "localisation" in header
+                    else " (localisation is not tested here)")  # fmt: skip
+    rule = (f"{counts['trusted']} of {len(rows)} methods {verb} trusted. A method is trusted when "
+            f"{' and '.join(REQUIRED)} support it{localisation}. Section {sections['trust']} gives every check and "
+            "layer; its table 'What each score measures' defines the metrics, and the paragraph under it the "
+            "model-free maps named here.")  # fmt: skip
     unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
                   if trust_status(record) == "not verified"]  # fmt: skip
     if unverified:
