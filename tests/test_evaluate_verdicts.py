@@ -46,7 +46,7 @@ def test_sensitivity_needs_a_change_and_no_excess_over_the_reference(
     [
         ("above", "above", "above"),
         ("above", "level", "level"),  # the head alone not shown to change it: undecided, not sensitive
-        ("above", "below", "below"),  # alike after the head alone: it does not show what the model decides with
+        ("above", "below", "below"),  # alike after the head alone: it does not show what tells the classes apart
         ("level", "below", "below"),
         ("too few images", "below", "too few images"),
         ("level", "above", "level"),
@@ -95,7 +95,7 @@ def _cells(threshold: str, structure: str, verdict: str, first: str = "above") -
             ("above", "level", "level"),
             "above",
             "keeps Spearman 0.93 (above 0.5 on average, but not significantly "
-            "either way: adjusted p = 0.3): whether it shows what the model decides with is undecided",
+            "either way: adjusted p = 0.3): whether it shows what tells the classes apart is undecided",
         ),
     ],
 )

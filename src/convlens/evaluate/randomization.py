@@ -18,17 +18,17 @@ the trained map to the image's Sobel edge map (``edges``, a detector without a m
 of similarity that needs no learned weight, so the larger of the two (floored at 0: a negative
 correlation explains nothing) is what a map may keep and still be called changed.
 
-A map is *sensitive* to the weights when, tested per image, (1) its similarity to the fully
-randomised model's map lies below ``similar_above``, (2) it is not above that larger reference by more
-than ``margin`` (a few hundredths of Spearman over what structure gives are significant on 16 images
-but mean nothing), and (3) its similarity after re-initialising the first stage alone (the head, the
-class-specific weights) lies below ``similar_above`` too: a map that survives the head does not show
-what the model decides with, however much the lower layers' randomization later changes it (Adebayo
-et al.'s finding for guided backprop), so (3) must be shown like (1), not merely not refuted. It is
-*insensitive* when any of the three fails with significance, *undecided* otherwise. "Not above"
-rather than "significantly below" is asked of the references, because where randomised models' maps
-share no structure (``tests/test_evaluate_planted.py``) no similarity can lie significantly below about
-0, though the map provably depends on the weights (``docs/trust.md``).
+A map is *sensitive* to the weights when, tested per image, (1) its similarity to the fully randomised
+model's map lies below ``similar_above``, (2) it is not above that larger reference by more than
+``margin`` (a few hundredths of Spearman over what structure gives are significant on 16 images but mean
+nothing), and (3) its similarity after re-initialising the first stage alone (the head, the
+class-specific weights) lies below ``similar_above`` too: a map that survives the head shows what the
+lower layers respond to rather than what tells the classes apart, however much the lower layers'
+randomization later changes it (Adebayo et al.'s finding for guided backprop), so (3) must be shown like
+(1), not merely not refuted. It is *insensitive* when any of the three fails with significance,
+*undecided* otherwise. "Not above" rather than "significantly below" is asked of the references, because
+where randomised models' maps share no structure (``tests/test_evaluate_planted.py``) no similarity can
+lie significantly below about 0, though the map provably depends on the weights (``docs/trust.md``).
 """
 
 from __future__ import annotations
@@ -212,8 +212,9 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
         return f"too few images (fewer than {MIN_IMAGES})"
     if first_stage is not None and first_stage["verdict"] == "below":
         return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
-                f"{_two_places(first_stage['value'])}, above {threshold:g}: it does not show what the model decides "
-                "with (Adebayo et al.'s top-layer check)")  # fmt: skip
+                f"{_two_places(first_stage['value'])}, above {threshold:g}: it stays alike without the class-specific "
+                "weights, so it shows what the lower layers respond to rather than what tells the classes apart "
+                "(Adebayo et al.'s top-layer check)")  # fmt: skip
     if tests["threshold"]["mark"] == "below":
         return f"{kept}, above {threshold:g}: it hardly changes without the learned weights"
     if tests["structure"]["mark"] == "below":
@@ -223,8 +224,8 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
         return f"{kept}{_undecided(sensitivity, threshold)}"
     if first_stage is not None and first_stage["verdict"] != "above":
         return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
-                f"{_two_places(first_stage['value'])}{_undecided(first_stage, threshold)}: whether it shows what the "
-                "model decides with is undecided (Adebayo et al.'s top-layer check)")  # fmt: skip
+                f"{_two_places(first_stage['value'])}{_undecided(first_stage, threshold)}: whether it shows what tells "
+                "the classes apart is undecided (Adebayo et al.'s top-layer check)")  # fmt: skip
     return (f"{kept}, below {threshold:g} and within {sensitivity['margin']:g} of what two randomised models' maps "
             f"or an edge map share ({structure} with the margin): it changes with the weights")  # fmt: skip
 
