@@ -167,6 +167,10 @@ def _layer(supported: int, failed: int, pointing: float | None = None) -> dict:
     [
         ({"layer2": _layer(3, 1), "layer3": _layer(1, 3), "layer4": _layer(2, 2)}, "layer2"),  # most supported
         ({"layer2": _layer(2, 2), "layer3": _layer(2, 0), "layer4": _layer(1, 0)}, "layer3"),  # then fewest failed
+        (
+            {"layer2": _layer(2, 1, 0.5), "layer3": _layer(2, 1, 0.9) | {"randomization": {"verdict": "insensitive"}}},
+            "layer2",
+        ),  # then the fewest shown to fail (demo_shapes' LayerCAM: layer3 insensitive, layer2 undecided)
         ({"layer2": _layer(2, 1, 0.9), "layer3": _layer(2, 1, 0.5)}, "layer2"),  # then the pointing game
         ({"layer2": _layer(2, 1), "layer3": _layer(2, 1)}, "layer3"),  # then the deeper layer
     ],

@@ -678,8 +678,13 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     assert _layers_shown(run).startswith("The first correctly classified image of each class")
 
 
-@pytest.mark.parametrize(("masks", "ties"), [(True, "then pointing game, then the deeper layer"),
-                                             (False, "then fewest refuted, then the deeper layer).")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("masks", "ties"),
+    [
+        (True, "then pointing game, then the deeper layer"),
+        (False, "then fewest shown to fail, then the deeper layer)."),
+    ],
+)
 def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: bool, ties: str) -> None:
     """Without masks there is no pointing game: the caption must not name it as the tie-break."""
     from types import SimpleNamespace

@@ -3,8 +3,10 @@ evaluation supports best, so that a figure showing one layer per method shows th
 (a figure at the deepest layer shows CAMs at the layer they may fail worst at, e.g. a 3x3 map).
 
 The rule, from the per-family verdicts (:mod:`convlens.evaluate.verdicts`): the most families
-supported; among equals the fewest not supported, then the higher pointing game (where localisation
-was scored), then the deeper layer.
+supported; among equals the fewest not supported, then the fewest shown to fail (a score worse than
+its reference, or a randomization cascade that shows the map insensitive to the weights: "not
+supported" also covers a check that could not decide), then the higher pointing game (where
+localisation was scored), then the deeper layer.
 """
 
 from __future__ import annotations
@@ -27,11 +29,19 @@ def best_layer(layers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return {"layer": layer, "supported": supported, "why": why}
 
 
-def _rank(depth: int, record: dict[str, Any]) -> tuple[int, int, float, int]:
+def _rank(depth: int, record: dict[str, Any]) -> tuple[int, int, int, float, int]:
     verdicts = [found["verdict"] for found in (record.get("verdicts") or {}).values()]
     pointing = ((record.get("localisation") or {}).get("pointing_game") or {}).get("value")
-    return (verdicts.count("supported"), -verdicts.count("not supported"),
+    return (verdicts.count("supported"), -verdicts.count("not supported"), -_shown_to_fail(record),
             -math.inf if pointing is None else pointing, depth)  # fmt: skip
+
+
+def _shown_to_fail(record: dict[str, Any]) -> int:
+    """The scores worse than their reference (marked ``below``) and an insensitive randomization cascade."""
+    cells = [cell for family in ("localisation", "faithfulness", "robustness")
+             for cell in (record.get(family) or {}).values() if isinstance(cell, dict)]  # fmt: skip
+    insensitive = (record.get("randomization") or {}).get("verdict") == "insensitive"
+    return sum(cell.get("verdict") == "below" for cell in cells) + insensitive
 
 
 def add_best_layers(methods: dict[str, Any]) -> None:
