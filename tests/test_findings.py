@@ -143,12 +143,16 @@ def test_no_trusted_map_is_explained_by_what_refutes_it_and_the_model_free_map_i
     }
     said = where(evaluation, None, CLASSES, SECTIONS)[0]
     assert said.endswith(
-        "Not supported, each method at its best layer: faithfulness 1 of 1, randomization 1 of 1 (0 shown "
-        "insensitive to the weights, 1 undecided). 1 of the 1 not supported on faithfulness beat random maps, but on "
+        "Not supported, each method at its best layer: faithfulness 1 of 1, randomization 1 of 1 (1 undecided). "
+        "1 of the 1 not supported on faithfulness beat random maps, but on "
         "none of the metrics where they do are they better than the centred blob, a map that ignores the model, which "
         "itself scores deletion AUC 0.24, ROAD 0.51 (random maps: 0.40, 0.00) and points at the object on 89% of the "
         "images (random maps: 37%): on this data these tests do not set those maps apart from a guess at the centre."
     )
+    layer["randomization"] = {"verdict": "insensitive"}
+    assert "randomization 1 of 1 (1 shown insensitive to the weights)." in where(evaluation, None, CLASSES, SECTIONS)[0]
+    del layer["randomization"]  # an evaluation without the cascade's verdict: no split
+    assert "randomization 1 of 1. " in where(evaluation, None, CLASSES, SECTIONS)[0]
     short["road"] = _cell("above", "above", "above")  # beats the blob on ROAD: not supported for another reason
     assert "centred blob" not in where(evaluation, None, CLASSES, SECTIONS)[0]
     assert "faithfulness 1 of 1," in where(evaluation, None, CLASSES, SECTIONS)[0]

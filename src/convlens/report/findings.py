@@ -306,7 +306,10 @@ def _randomization_split(records: list[Mapping[str, Any]], family: str) -> str:
     if family != "randomization":
         return ""
     found = Counter((record.get("randomization") or {}).get("verdict") for record in records)
-    return f" ({found['insensitive']} shown insensitive to the weights, {found['undecided']} undecided)"
+    named = {"insensitive": "shown insensitive to the weights", "undecided": "undecided"}
+    order = [*named, *(verdict for verdict in found if verdict not in named and verdict is not None)]
+    parts = [f"{found[verdict]} {named.get(verdict, text(str(verdict)))}" for verdict in order if found[verdict]]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _model_free_scores(evaluation: Mapping[str, Any], baseline: str) -> str:
