@@ -386,6 +386,19 @@ def test_no_figure_is_clipped_and_every_map_grid_has_a_colour_bar(one_process: O
     assert one_process.layout_defects == [], "\n".join(one_process.layout_defects)
 
 
+def test_explain_true_as_written_on_the_command_line_explains_the_true_class(tiny_run: Path, tmp_path: Path) -> None:
+    """Hydra reads `selection.explain=true` as a boolean, which the str field kept as 'True' and the stage refused;
+    the config's help writes it so, and the evaluate stage's `explain=true` takes it the same way."""
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    cfg = _visualize_config(f"run={run}", "selection.explain=true", "methods=[saliency]", *FAST)
+    images = [image for entry in visualize_run(run, cfg)["entries"] for image in entry["images"]]
+    assert all(image["class"] == image["true_label"] for image in images)
+    mistakes = [image for image in images if image["group"] == "mistake"]
+    assert mistakes and all(image["predicted_label"] != image["class"] for image in mistakes), "explained for the label"
+    with pytest.raises(ValueError, match=r"visualize\.selection\.explain='guessed'; choose one of predicted, true"):
+        visualize_run(run, _visualize_config(f"run={run}", "selection.explain=guessed", "methods=[saliency]"))
+
+
 def test_a_class_the_model_never_gets_right_is_explained_for_itself_too() -> None:
     """FER2013's Disgust is never predicted: its one pick is a mistake, explained for the class the model
     answered; without a second row for Disgust itself no figure shows the evidence for it."""

@@ -30,7 +30,7 @@ CONF = Path(__file__).resolve().parents[3] / "conf"
 #: classified test image (in split order), each explained for its true class. The first image of every
 #: class is one of the two for any model, so every architecture explains it, for the same class.
 SELECTION = ("selection.rank=index", "selection.correct_per_class=1", "selection.wrong_per_class=1",
-             "selection.confused_pairs=0", "selection.explain='true'")  # fmt: skip
+             "selection.confused_pairs=0", "selection.explain=true")  # fmt: skip
 
 
 class CompareError(RuntimeError):

@@ -28,12 +28,12 @@ from convlens.evaluate.recompute import Recompute
 from convlens.evaluate.regions import resize_parts
 from convlens.evaluate.statistics import MIN_IMAGES
 from convlens.explain.localisation import resize_masks
+from convlens.explain.selection import explained_class
 from convlens.forked import forked_map
 from convlens.registry import METHODS
 from convlens.rundir import MANIFEST, TrainedRun
 from convlens.untrusted import UntrustedInputError
 
-EXPLAINED = ("predicted", "true")
 #: The sample's default size by device: enough for the paired tests on a 2-core CPU within a minute or
 #: so for the demos, more where an accelerator makes them cheap (a real run on a GPU). Costly methods
 #: take the whole sample unless ``costly_images`` says fewer (LIME on a 224-px model on a CPU).
@@ -67,8 +67,7 @@ class SampleSettings:
             raise ValueError(f"evaluate.costly_images={self.small} must lie in [1, evaluate.images={self.images}]")
         if self.seed < 0:
             raise ValueError(f"evaluate.seed={self.seed} must be >= 0 (numpy draws the sample with it)")
-        if self.explain not in EXPLAINED:
-            raise ValueError(f"evaluate.explain={self.explain!r}; choose one of {', '.join(EXPLAINED)}")
+        explained_class(self.explain, "evaluate.explain")
 
 
 def stratified_sample(labels: np.ndarray, count: int, seed: int) -> list[int]:

@@ -36,6 +36,7 @@ from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
+from convlens.explain.selection import explained_class
 from convlens.figures.comparison import comparison_figure
 from convlens.forked import forked_map
 from convlens.lineage import MADE_FROM
@@ -139,7 +140,7 @@ def sample_settings(cfg: DictConfig, device: torch.device, classes: int) -> Samp
     settings = family_settings(cfg)
     counts = [getattr(getattr(settings, name), "images", None) for name, spec in FAMILIES.items() if spec.recomputes]
     prefixes = tuple(count for count in counts if count is not None)
-    explain = str(cfg.explain).lower()  # Hydra reads `explain=true` as a boolean, which the str field keeps as 'True'
+    explain = explained_class(cfg.explain, "evaluate.explain")
     return SampleSettings(images, min(costly, images), cfg.seed, explain, prefixes)
 
 

@@ -21,6 +21,18 @@ from convlens.models.layers import eval_mode, model_device
 
 #: How the examples of a class are ranked: most confident first, or first in the split first.
 RANKS = ("confidence", "index")
+#: The class an image is explained for: the model's answer, or the image's label.
+EXPLAINED = ("predicted", "true")
+
+
+def explained_class(value: object, key: str) -> str:
+    """The config value ``key`` (``visualize.selection.explain``, ``evaluate.explain``) as one of
+    :data:`EXPLAINED`. Hydra reads ``true`` on the command line as a boolean, which a ``str`` field keeps
+    as 'True', so the value is compared in lower case; anything else is refused with the choices."""
+    found = str(value).lower()
+    if found not in EXPLAINED:
+        raise ValueError(f"{key}={value!r}; choose one of {', '.join(EXPLAINED)}")
+    return found
 
 
 @dataclass(frozen=True)

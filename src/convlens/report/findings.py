@@ -307,8 +307,7 @@ def _randomization_split(records: list[Mapping[str, Any]], family: str) -> str:
         return ""
     found = Counter((record.get("randomization") or {}).get("verdict") for record in records)
     named = {"insensitive": "shown insensitive to the weights", "undecided": "undecided"}
-    order = [*named, *(verdict for verdict in found if verdict not in named and verdict is not None)]
-    parts = [f"{found[verdict]} {named.get(verdict, text(str(verdict)))}" for verdict in order if found[verdict]]
+    parts = [f"{found[verdict]} {label}" for verdict, label in named.items() if found[verdict]]
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from convlens.explain.localisation import resize_masks
 from convlens.explain.method import ExplainBatch, MethodParams
-from convlens.explain.selection import Selection, select_test_images
+from convlens.explain.selection import Selection, explained_class, select_test_images
 from convlens.figures.panels import Caption
 from convlens.figures.shown import Shown
 from convlens.rundir import TrainedRun
@@ -149,8 +149,7 @@ class Context:
 def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig) -> Chosen:
     """Deterministic test images with the class each is explained for: ``explain: predicted`` (what
     the model saw) or ``true``."""
-    if selection.explain not in ("predicted", "true"):
-        raise ValueError(f"visualize.selection.explain={selection.explain!r}; choose 'predicted' or 'true'")
+    explain = explained_class(selection.explain, "visualize.selection.explain")
     datamodule = run.datamodule
     split = datamodule.split(selection.split)
     chosen = select_test_images(
@@ -162,6 +161,6 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
         raise ValueError("visualize.selection chose no images; raise correct_per_class or wrong_per_class")
     inputs = datamodule.preprocess(split.images[chosen.indices]).cpu()
     display = datamodule.to_display(inputs).movedim(1, -1).numpy()
-    targets = chosen.predictions if selection.explain == "predicted" else chosen.labels
+    targets = chosen.predictions if explain == "predicted" else chosen.labels
     masks = None if split.masks is None else resize_masks(split.masks[chosen.indices], tuple(inputs.shape[-2:])).numpy()
     return Chosen(inputs, display, chosen, targets, run.class_names, masks)
