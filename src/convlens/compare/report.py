@@ -19,6 +19,7 @@ from convlens.compare.runs import ModelRun
 from convlens.compare.schema import CompareConfig
 from convlens.compare.side_by_side import SideBySide, check_same_data, side_by_side
 from convlens.compare.tables import architecture_table, headline, trust_tables
+from convlens.data.arrays import class_name
 from convlens.figures.architectures import architectures_figure
 from convlens.report.build import portable
 from convlens.report.markdown import code, table, text
@@ -90,7 +91,7 @@ def figures_section(chosen: SideBySide | None, runs: Sequence[RunData], report_d
     ]
     methods = [chosen.column(method) for method in chosen.methods]
     for position, (index, label) in enumerate(zip(chosen.images, chosen.labels, strict=True)):
-        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        name = class_name(class_names, label)
         maps = {_row(model, chosen.correct[model][position]): [found[method][position] for method in chosen.methods]
                 for model, found in chosen.maps.items()}  # fmt: skip
         figure = architectures_figure(chosen.display[position], maps, methods, f"Test image #{index} ({name})")

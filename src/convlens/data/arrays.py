@@ -54,6 +54,12 @@ class DatasetArrays:
         return getattr(self, name)
 
 
+def class_name(class_names: tuple[str, ...] | list[str], label: int) -> str:
+    """The name of class ``label`` in label-ordered ``class_names``; its number where the names do not reach it
+    (a run without names, or a label beyond them)."""
+    return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
 def seeded_holdout(count: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``range(count)`` into (kept, held-out) indices with a seeded permutation."""
     if not 0 < holdout < count:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from convlens.data.arrays import class_name
 from convlens.evaluate import faithfulness as faith
 from convlens.evaluate import localisation as local
 from convlens.evaluate import randomization as rand
@@ -61,7 +62,7 @@ class Subject:
     class_names: tuple[str, ...] = ()
 
     def class_name(self, label: int) -> str:
-        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+        return class_name(self.class_names, label)
 
     def rows(self, maps: MethodMaps) -> Tensor:
         return self.images.positions(maps.keys)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from convlens.data.arrays import class_name
 from convlens.explain.features import feature_maps
 from convlens.explain.method import ExplainBatch, FeatureLayersParams, MethodParams, at_least
 from convlens.models.conventions import conforming
@@ -129,14 +130,13 @@ class ClassModels(Maximization):
         if not failed:
             return []
         assert self.probabilities is not None, "failed() finds rows only where probabilities were measured"
-        classes = ", ".join(f"{self._name(int(self.targets[row]))} {float(self.probabilities[row]):.2f}"
-                            for row in failed)  # fmt: skip
+        named = [class_name(self.class_names, int(self.targets[row])) for row in failed]
+        classes = ", ".join(
+            f"{name} {float(self.probabilities[row]):.2f}" for name, row in zip(named, failed, strict=True)
+        )
         return [f"{len(failed)} of {len(self.targets)} class-model images failed ({classes}): the model gives "
                 f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class, so those panels (labelled "
                 "'failed', in red) do not show what the model takes for the class"]  # fmt: skip
-
-    def _name(self, label: int) -> str:
-        return self.class_names[label] if label < len(self.class_names) else str(label)
 
 
 @conforming
