@@ -64,8 +64,7 @@ def noisy_linear_imputation(
     flat = images.reshape(-1, 1, height, width)
     # The system: (weight sum) x - (neighbour sum of x) on the unknown pixels, written as
     # ((12 weight sum + 4) x - block_sum(x)) / 12 with the 1/12 folded into the masks handed to the
-    # solver: three fused in-place passes after the block sum instead of six (1.16-1.21x on the solve,
-    # docs/benchmarks.md).
+    # solver: three fused in-place passes after the block sum instead of six.
     diagonal = 12 * neighbour_sum(torch.ones_like(flat[:1])) + 4
 
     def operator(values: Tensor, twelfths: Tensor) -> Tensor:
