@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -134,7 +135,7 @@ def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_re
     named = dataclasses.replace(found, class_names=("calm", "disgust", "joy"))
     names = ", ".join(f"{('calm', 'disgust', 'joy')[row]} {probability[row]}" for row in found.failed())
     assert f"class-model images failed ({names}): " in named.notes()[0], "named by the run's class names"
-    assert found.scores(None) == {"median_class_probability": round(float(found.probabilities.median()), 3)}
+    assert found.scores(None) == {"median_class_probability": round(float(np.median(found.probabilities.numpy())), 3)}
     from types import SimpleNamespace
 
     from convlens.figures.activation_max import draw_class_model
@@ -163,3 +164,18 @@ def test_a_channel_silent_on_the_starting_noise_still_rises() -> None:
     plain = _maximize(model, "stem.relu", channel, _channel_objective(model, "stem.relu", channel), (48, 48), config,
                       MaximizedChannels)  # fmt: skip
     assert plain.final_activation[0] == 0, "through the ReLU itself the channel stays silent"
+
+
+def test_the_scores_are_the_median_of_an_even_count_not_its_lower_half() -> None:
+    """torch's ``median`` returns the lower of the two middle values: the captions quoted 0.988 for
+    channels reaching 0, 0.837, 0.988, 1.16, 1.42 and 1.44, whose median is 1.07."""
+    from convlens.explain.activation_max import ClassModels, MaximizedChannels
+
+    reached = torch.tensor([0.0, 0.837, 0.988, 1.16, 1.42, 1.44])
+    images = torch.zeros(6, 1, 2, 2)
+    channels = MaximizedChannels("stem", torch.arange(6), images, torch.zeros(6), reached, torch.zeros(1, 6))
+    assert channels.scores(None) == {"median_activation_reached": 1.074}
+    probabilities = torch.tensor([0.2, 0.4, 0.6, 1.0])
+    models = ClassModels("logits", torch.arange(4), images[:4], torch.zeros(4), probabilities, torch.zeros(1, 4),
+                         probabilities)  # fmt: skip
+    assert models.scores(None) == {"median_class_probability": 0.5}

@@ -92,7 +92,7 @@ class MaximizedChannels(Maximization):
     gain over the start is no number for a channel that is 0 on the starting noise: FER2013 gave 6.8e12)."""
 
     def scores(self, row: int | None) -> dict[str, float]:
-        return {"median_activation_reached": round(float(self.final_activation.median()), 3)}
+        return {"median_activation_reached": round(float(self.final_activation.float().quantile(0.5)), 3)}
 
 
 #: The negative slope the ascent gives a ReLU channel (:func:`maximize_channels`): small enough that the
@@ -122,7 +122,7 @@ class ClassModels(Maximization):
     def scores(self, row: int | None) -> dict[str, float]:
         if self.probabilities is None:
             return {}
-        return {"median_class_probability": round(float(self.probabilities.median()), 3)}
+        return {"median_class_probability": round(float(self.probabilities.float().quantile(0.5)), 3)}
 
     def notes(self) -> list[str]:
         """A note naming the failed class models (:meth:`failed`)."""

@@ -66,11 +66,11 @@ class GeneratorComparison:
     def scores(self, row: int | None) -> dict[str, Any]:
         """Per method the mean confidence and logit, the median KID over classes and the failed samples'
         count; the real yardstick's median; and ``per_class``, every class's numbers with failure reasons."""
-        found: dict[str, Any] = {"real_kid_yardstick": round(float(self.yardstick.median()), 4)}
+        found: dict[str, Any] = {"real_kid_yardstick": round(float(self.yardstick.float().quantile(0.5)), 4)}
         for name, synthesis in self.methods.items():
             found[f"{name}_confidence"] = round(float(synthesis.confidence.mean()), 4)
             found[f"{name}_logit"] = round(float(synthesis.logit.mean()), 4)
-            found[f"{name}_kid"] = round(float(synthesis.realism.median()), 4)
+            found[f"{name}_kid"] = round(float(synthesis.realism.float().quantile(0.5)), 4)
             found[f"{name}_failed_samples"] = sum(synthesis.failure_counts().values())
         found["per_class"] = [
             {"class": label, "real_kid_yardstick": round(float(self.yardstick[row]), 4)}
