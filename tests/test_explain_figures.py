@@ -110,6 +110,26 @@ def test_the_cascade_figure_has_a_colour_bar_and_nothing_clipped() -> None:
     assert [text.get_text() for ax in figure.axes for text in ax.texts] == ["all zero"]
 
 
+def test_no_two_cascade_curves_look_alike() -> None:
+    """demo_shapes draws 11 curves of 8 methods: with one colour per curve from a ten-colour cycle, the
+    eleventh took the first's blue (Saliency and LayerCAM layer3). A method's layers share its colour and
+    differ in style; every curve differs from every other in colour or style, and two methods never share a
+    colour while there are at most ten."""
+    from convlens.figures.evaluation import line_styles
+
+    methods = ["saliency", "guided_backprop", "smoothgrad", "gradient_x_input", "integrated_gradients"]
+    labels = {name: name for name in methods}
+    for name in ("grad_cam", "guided_grad_cam", "layer_cam"):
+        labels |= {f"{name} layer2": name, f"{name} layer3": name}
+    styles = line_styles(list(labels), labels)
+    assert len(set(styles.values())) == len(labels) == 11
+    colour_of = {labels[label]: style[0] for label, style in styles.items()}
+    assert len(set(colour_of.values())) == len(colour_of) == 8, "one colour per method"
+    assert styles["layer_cam layer2"][0] == styles["layer_cam layer3"][0] != styles["saliency"][0]
+    many = {f"m{index}": f"m{index}" for index in range(14)}
+    assert len(set(line_styles(list(many), many).values())) == 14, "past ten methods the style changes"
+
+
 @pytest.mark.parametrize("sign", [1, -1])
 def test_lime_bars_state_their_values_inside_the_panel(sign: int) -> None:
     """Each bar says its coefficient; a short bar of the other sign than the longest is labelled on the

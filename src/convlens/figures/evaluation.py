@@ -39,14 +39,15 @@ MARGIN = 0.1
 def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
     """The randomization family's figure: ``cascade`` (``evaluate.families.CascadeMaps``) holds the maps
     of its first image, ``evaluation`` (``evaluation.json``'s content) the similarity curves."""
-    rows, curves, stages = {}, {}, evaluation["settings"]["randomization"]["stages"]
+    rows, curves, methods, stages = {}, {}, {}, evaluation["settings"]["randomization"]["stages"]
     for name, layers in cascade.maps.items():
         for layer, maps in layers.items():
             label = f"{registry.title(name)} {layer}".strip()
             rows[label] = maps
             curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
+            methods[label] = name
     threshold = evaluation["settings"]["randomization"].get("similar_above")
-    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, cascade.images, threshold)
+    return cascade_figure(cascade.image, rows, stages, curves, cascade.title, cascade.images, threshold, methods)
 
 
 def cascade_figure(
@@ -57,11 +58,13 @@ def cascade_figure(
     title: str = "",
     images: int | None = None,
     threshold: float | None = None,
+    methods: Mapping[str, str] | None = None,
 ) -> Figure:
     """``rows``: per label (e.g. ``Grad-CAM layer4``) the trained map then one (H, W) map per stage in
     ``stages``, all of the ``image`` that ``title`` names; ``curves``: per label the ``spearman`` and
     ``ssim`` means per stage over ``images`` images (None where a map is flat and has nothing to compare);
-    ``threshold``: the Spearman above which a map is not shown to depend on the weights, drawn as a line."""
+    ``threshold``: the Spearman above which a map is not shown to depend on the weights, drawn as a line;
+    ``methods``: per label the method it maps (its curves share a colour; by default each label its own)."""
     columns = ["input", "trained", *(f"+ {stage}" for stage in stages)]
     width = max(PANEL * len(columns) + LABEL_INCHES + 2 * MARGIN, 7.5)
     height = TOP_INCHES + PANEL * len(rows) + BAR_INCHES + CURVE_HEIGHT
@@ -78,7 +81,7 @@ def cascade_figure(
         1, 2, left=CURVE_MARGINS["left"] / width, right=1 - LEGEND_INCHES / width,
         bottom=CURVE_MARGINS["bottom"] / height, top=(CURVE_HEIGHT - CURVE_MARGINS["top"]) / height, wspace=0.3,
     )  # fmt: skip
-    _similarity_curves(figure, plots, curves, stages, images, threshold)
+    _similarity_curves(figure, plots, curves, stages, images, threshold, methods or {})
     return figure
 
 
@@ -116,6 +119,28 @@ def _colorbar(figure: Figure, first: Axes, last: Axes) -> None:
     colorbar.set_label(MAP_NOTE, fontsize=7)
 
 
+#: Line style and marker of a method's first, second, ... layer.
+LAYER_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+
+
+def line_styles(labels: Sequence[str], methods: Mapping[str, str]) -> dict[str, tuple[Any, str, str]]:
+    """Per label its (colour, line style, marker): one of ten distinct colours per method (not tab20's
+    light and dark pairs of one hue, which read as one method) and a style per layer of the method, so
+    that no two lines look alike while there are at most ten methods of at most four layers; past ten
+    methods the colours repeat with the next style."""
+    colours = colormaps["tab10"].colors
+    order = list(dict.fromkeys(methods.get(label, label) for label in labels))
+    layers: dict[str, int] = {}
+    styles = {}
+    for label in labels:
+        method = methods.get(label, label)
+        index = order.index(method)
+        style = LAYER_STYLES[(layers.get(method, 0) + index // len(colours)) % len(LAYER_STYLES)]
+        layers[method] = layers.get(method, 0) + 1
+        styles[label] = (colours[index % len(colours)], *style)
+    return styles
+
+
 def _similarity_curves(
     figure: Figure,
     grid: GridSpec,
@@ -123,23 +148,20 @@ def _similarity_curves(
     stages: Sequence[str],
     images: int | None,
     threshold: float | None,
+    methods: Mapping[str, str],
 ) -> None:
-    """One line per map; ten distinct colours (not tab20's light and dark pairs of one hue, which read as
-    one method), solid with round markers for the first ten, dashed with square ones after; the verdict's
-    threshold dotted on the Spearman panel, so that a reader sees which maps stay above it."""
+    """One line per map (:func:`line_styles`); the verdict's threshold dotted on the Spearman panel, so
+    that a reader sees which maps stay above it."""
     axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
     steps = np.arange(len(stages))
-    colours = colormaps["tab10"].colors
+    styles = line_styles(list(curves), methods)
     over = f" (mean of {images} images)" if images else ""
     for axis, metric, title in zip(axes, ("spearman", "ssim"), ("Spearman rank correlation", "SSIM"), strict=True):
         lowest = -0.2
-        for index, (label, values) in enumerate(curves.items()):
+        for label, values in curves.items():
             points = [np.nan if v is None else v for v in values[metric]]
-            style = "-" if index < len(colours) else "--"
-            marker = "o" if index < len(colours) else "s"
-            axis.plot(
-                steps, points, style, marker=marker, markersize=3, label=label, color=colours[index % len(colours)]
-            )
+            colour, style, marker = styles[label]
+            axis.plot(steps, points, style, marker=marker, markersize=3, label=label, color=colour)
             lowest = min([lowest, *(v - 0.05 for v in values[metric] if v is not None)])
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
         axis.set_ylim(lowest, 1.05)
