@@ -76,3 +76,15 @@ def is_flat(maps: Tensor) -> Tensor:
     """Per map (B,): whether it is constant (no location at all, e.g. a CAM of a 1x1 layer)."""
     values = maps.flatten(1)
     return values.amax(dim=1) == values.amin(dim=1)
+
+
+def alike_across_images(maps: Tensor) -> Tensor:
+    """Per map (B,): Spearman's correlation of the map, divided by its maximum, with the mean of the other
+    images' maps so divided (NaN with fewer than two maps). High values mean the method draws about the
+    same pattern whatever the image (a layer's fixed grid or centre): read against the objects' masks,
+    which are alike across images as far as the data puts its objects in the same place."""
+    if len(maps) < 2:
+        return torch.full((len(maps),), torch.nan, device=maps.device)
+    scaled = unit_max(maps.float().clamp_min(0))
+    others = (scaled.sum(dim=0, keepdim=True) - scaled) / (len(maps) - 1)
+    return spearman(scaled, others)

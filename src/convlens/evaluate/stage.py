@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from convlens import atomic
 from convlens.evaluate import families, verdicts
+from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.best_layer import add_best_layers
 from convlens.evaluate.comparison import Comparison, comparison
 from convlens.evaluate.inputs import MethodMaps, read_manifest
@@ -33,8 +34,8 @@ from convlens.evaluate.randomization import check_stages
 from convlens.evaluate.regions import regions
 from convlens.evaluate.sample import SampleSettings, compute_maps, default_size, planned_methods, sample_images
 from convlens.evaluate.schema import Settings, family_settings
-from convlens.evaluate.scores import mean_of
-from convlens.evaluate.similarity import is_flat
+from convlens.evaluate.scores import mean_of, score
+from convlens.evaluate.similarity import alike_across_images, is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
 from convlens.explain.selection import explained_class
 from convlens.figures.comparison import comparison_figure
@@ -172,7 +173,7 @@ def score_all(subject: families.Subject, settings: Settings, workers: int = 1) -
         (spec, done[name].figure) for name, spec in FAMILIES.items() if spec.figure and done[name].figure is not None
     ]
     drawing: Drawing | None = figures[0] if figures else None
-    methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
+    methods = {name: _method_record(name, maps, done, subject) for name, maps in subject.methods.items()}
     testing = verdicts.adjust_table(methods)
     verdicts.add_family_verdicts(methods)
     add_best_layers(methods)
@@ -212,14 +213,32 @@ def _timed_family(
     return family, round(time.perf_counter() - started, 2)
 
 
-def _method_record(name: str, maps: MethodMaps, done: dict[str, families.Family]) -> dict[str, Any]:
+def _method_record(
+    name: str, maps: MethodMaps, done: dict[str, families.Family], subject: families.Subject
+) -> dict[str, Any]:
+    reference = _alike_reference(subject, subject.rows(maps))
     layers = {
-        layer: {"flat": mean_of(is_flat(values).float()), "peak_at_border": mean_of(peak_at_border(values))}
+        layer: {
+            "flat": mean_of(is_flat(values).float()),
+            "peak_at_border": mean_of(peak_at_border(values)),
+            "alike_across_images": score(alike_across_images(values), reference, "lower"),
+        }
         | {family: found.records[name][layer] for family, found in done.items() if name in found.records}
         for layer, values in maps.layers.items()
     }
     skipped = {family: found.skipped[name] for family, found in done.items() if name in found.skipped}
     return {"title": title(name), "images": len(maps.index), "layers": layers, "skipped": skipped}
+
+
+def _alike_reference(subject: families.Subject, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a method's maps are as alike across images as (:func:`alike_across_images`), on its images:
+    the objects' masks where the data has them (a map may repeat as far as the objects do), else the
+    images' edge maps (as far as the images themselves repeat)."""
+    masks = subject.images.masks
+    if masks is not None:
+        return {"masks": alike_across_images(masks[rows].float())}
+    edges = model_free_maps(subject.images.display)["edges"].to(rows.device)
+    return {"edges": alike_across_images(edges[rows])}
 
 
 def draw_figures(
