@@ -134,7 +134,7 @@ def _cascade(subject: families.Subject, model: nn.Module) -> families.Family:
 def _table(subject: families.Subject, done: dict[str, families.Family]) -> dict[str, Any]:
     """``evaluation.json``'s ``methods`` as the stage builds it from the families ``done``: every test
     adjusted together, then a verdict per family."""
-    methods = {name: _method_record(name, maps, done) for name, maps in subject.methods.items()}
+    methods = {name: _method_record(name, maps, done, subject) for name, maps in subject.methods.items()}
     verdicts.adjust_table(methods)
     verdicts.add_family_verdicts(methods)
     return methods
