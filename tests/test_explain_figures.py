@@ -66,6 +66,24 @@ def test_feature_map_figures_share_one_scale_and_highlight_top_channels(tmp_path
     assert save_figure(bars, tmp_path / "bars.png").stat().st_size > 0
 
 
+def test_activation_bars_single_out_only_some_channels_and_keep_their_labels_apart() -> None:
+    """The top 8 of an 8-channel stem were all orange under "the 8 most active channels highlighted": a
+    layer with no more channels than that is drawn plain. Labels of adjacent channels (60 and 61 overlapped)
+    step apart, and the highest label stays inside the axes."""
+    all_of_them = channel_activations_figure(np.linspace(1, 2, 8), "stem", highlight=list(range(8)))
+    assert {to_hex(patch.get_facecolor()) for patch in all_of_them.axes[0].patches} == {to_hex("tab:gray")}
+    assert not all_of_them.axes[0].texts
+    values = np.ones(64)
+    values[[60, 61, 54]] = [3.0, 4.2, 4.6]
+    some = channel_activations_figure(values, "layer4", highlight=[54, 60, 61])
+    axes = some.axes[0]
+    some.canvas.draw()
+    boxes = {text.get_text(): text.get_window_extent() for text in axes.texts}
+    assert not boxes["60"].overlaps(boxes["61"]), "neighbours' labels step apart"
+    inside = axes.get_window_extent()
+    assert all(box.y1 <= inside.y1 and inside.x0 <= box.x0 and box.x1 <= inside.x1 for box in boxes.values())
+
+
 def test_reconstruction_figures(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     synthesized = rng.normal(size=(5, 16, 16, 3)) * 3

@@ -59,16 +59,25 @@ def channel_activations_figure(mean_activation: np.ndarray, title: str, highligh
 
 
 def activation_bars(axes: Axes, mean_activation: np.ndarray, highlight: Sequence[int] = ()) -> None:
-    """The bars of :func:`channel_activations_figure` on ``axes``."""
+    """The bars of :func:`channel_activations_figure` on ``axes``. Highlighting every channel of a layer
+    (top 8 of 8) singles none out, so it is drawn plain; labels of neighbouring highlighted channels step up
+    so that they do not overlap, and the axes leave room for the labels above the highest bar and at the ends."""
     count = len(mean_activation)
-    colours = np.where(np.isin(np.arange(count), list(highlight)), HIGHLIGHT_COLOUR, "tab:gray")
+    highlight = [channel for channel in highlight if 0 <= channel < count] if len(set(highlight)) < count else []
+    colours = np.where(np.isin(np.arange(count), highlight), HIGHLIGHT_COLOUR, "tab:gray")
     axes.bar(np.arange(count), mean_activation, color=colours, width=1.0)
-    axes.set_xlim(-0.5, count - 0.5)
+    axes.set_xlim(-0.5 - 0.03 * count, count - 0.5 + 0.03 * count)
+    top = float(np.max(mean_activation, initial=0.0))
+    axes.set_ylim(min(0.0, float(np.min(mean_activation, initial=0.0))), top * 1.15 if top > 0 else 1.0)
     axes.set_xlabel("channel", fontsize=8)
     axes.set_ylabel("mean activation", fontsize=8)
     axes.tick_params(labelsize=7)
-    for channel in highlight:
-        axes.annotate(str(channel), (channel, mean_activation[channel]), fontsize=6, ha="center", va="bottom")
+    previous, step = None, 0
+    for channel in sorted(highlight):
+        step = step + 1 if previous is not None and channel - previous <= max(1, count // 40) else 0
+        previous = channel
+        axes.annotate(str(channel), (channel, mean_activation[channel]), xytext=(0, 1 + 6 * (step % 2)),
+                      textcoords="offset points", fontsize=6, ha="center", va="bottom")  # fmt: skip
 
 
 def draw_feature_maps(result: LayerResponses, shown: Shown, params: FeatureMapsParams) -> list[Drawn]:
@@ -90,6 +99,9 @@ def draw_activation_chart(result: ChannelRanking, shown: Shown, params: Activati
 
     def figure() -> Figure:
         title = f"{shown.title}: the {params.top_k} most active channels highlighted"
+        few = [layer for layer in layers if result.layers[layer].mean_activation.shape[1] <= params.top_k]
+        if few:
+            title += f" ({', '.join(few)}: {params.top_k} or fewer channels, none singled out)"
         drawn, axes = new_figure(len(rows), len(layers), title, panel_inches=3.2)
         for row in rows:
             for column, layer in enumerate(layers):
