@@ -174,3 +174,18 @@ def test_the_comparison_figure_labels_a_map_with_no_location() -> None:
     maps = {"Saliency": rng.random((2, 16, 16)), "Grad-CAM @ layer3": cam}
     figure = comparison_figure(rng.random((2, 16, 16, 3)), maps, ["cat #1", "star #2"], "every method")
     assert [text.get_text() for ax in figure.axes for text in ax.texts].count("all zero") == 1
+
+
+def test_a_few_extreme_pixels_do_not_flatten_a_gradient_image() -> None:
+    """A deep layer's deconvnet projection put nearly all its range in a handful of pixels: min-max
+    scaling turned the rest one grey. Clipped at the 0.5th and 99.5th percentiles the rest keeps its
+    contrast; a flat image stays flat."""
+    from convlens.figures.panels import clipped_unit_range, unit_range
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(64, 64))
+    image[:2, :2] = 1000.0
+    assert unit_range(image)[2:, 2:].std() < 0.01
+    shown = clipped_unit_range(image)
+    assert shown.min() == 0.0 and shown.max() == 1.0 and shown[2:, 2:].std() > 0.15
+    assert not clipped_unit_range(np.full((4, 4), 2.0)).any()

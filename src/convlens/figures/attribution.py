@@ -69,7 +69,7 @@ def _maps(result: AttributionMaps, shown: Shown, name: str) -> list[Drawn]:
 
 def draw_guided_backprop(result: GuidedBackpropMaps, shown: Shown, params: GuidedBackpropParams) -> list[Drawn]:
     """Per group of images a grid: the signed gradients (in colour for RGB models), the grayscale
-    saliency, and the positive and negative parts, each min-max scaled as gradient images."""
+    saliency, and the positive and negative parts, each scaled as gradient images (:func:`gradient_column`)."""
     gradients, positive, negative = hwc(result.gradients), hwc(result.positive), hwc(result.negative)
     grayscale = result.grayscale.numpy()
     signed = "colour gradients" if gradients.shape[-1] == 3 else "signed gradients"

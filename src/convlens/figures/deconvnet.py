@@ -1,6 +1,7 @@
 """Figures of feature maps projected back to pixel space: deconvnet, paths, backprop reconstructions.
 
-Projections live in input space and are min-max scaled each on its own, next to the input image;
+Projections live in input space and are scaled each on its own between its 0.5th and 99.5th percentiles
+(``panels.clipped_unit_range``), next to the input image;
 each cell names the channel it projects.
 """
 

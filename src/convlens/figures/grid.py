@@ -23,11 +23,11 @@ from convlens.figures.panels import (
     OVERLAY_ALPHA,
     SIGNED_CMAP,
     clip_limit,
+    clipped_unit_range,
     finish,
     grayscale,
     mark_if_flat,
     show_image,
-    unit_range,
     wrap_title,
 )
 
@@ -62,8 +62,8 @@ class Scale:
 HEAT = Scale(HEAT_CMAP, ((0, "0"), (1, "1")))
 SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
 #: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own minimum to maximum.
-GRADIENT = Scale("gray", ((0, "min"), (1, "max")))
-GRADIENT_NOTE = "each gradient image from its own minimum (black) to maximum (white)"
+GRADIENT = Scale("gray", ((0, "low"), (1, "high")))
+GRADIENT_NOTE = "each gradient image: low/high = its own 0.5th/99.5th percentile"
 
 
 @dataclass(frozen=True)
@@ -171,13 +171,13 @@ def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | N
 
 
 def gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
-    """Gradient images (H, W[, C]) min-max scaled each on its own (the usual display of guided
-    backprop and deconvnet projections), under a min-to-max colour bar; flat ones say so;
+    """Gradient images (H, W[, C]) scaled each on its own between its 0.5th and 99.5th percentiles
+    (:func:`~convlens.figures.panels.clipped_unit_range`), under a colour bar saying so; flat ones say so;
     ``label(row)`` is written in the corner."""
 
     def draw(axes: Axes, row: int) -> None:
         image = values(row)
-        show_image(axes, unit_range(image))
+        show_image(axes, clipped_unit_range(image))
         mark_if_flat(axes, image)
         if label is not None:
             corner_label(axes, label(row))

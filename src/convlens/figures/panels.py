@@ -112,6 +112,22 @@ def unit_range(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
+#: Share of a gradient image's values clipped at each end before it is scaled to [0, 1]
+#: (:func:`clipped_unit_range`).
+GRADIENT_CLIP = 0.005
+
+
+def clipped_unit_range(values: np.ndarray, share: float = GRADIENT_CLIP) -> np.ndarray:
+    """Scale to [0, 1] between the ``share`` and 1 - ``share`` quantiles, clipping beyond: a few extreme
+    pixels (a deep layer's deconvnet projection concentrates in a handful) would otherwise turn the rest of
+    a min-max scaled gradient image one flat grey, as captum's display clips its top 2% for the same reason;
+    a flat image (or one whose quantiles meet) falls back to :func:`unit_range`."""
+    low, high = (float(value) for value in np.quantile(values, [share, 1 - share]))
+    if high <= low:
+        return unit_range(values)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
+
+
 def grayscale(image: np.ndarray) -> np.ndarray:
     """Mean over channels, as a muted backdrop for overlays."""
     return image.mean(axis=2) if image.ndim == 3 else image
