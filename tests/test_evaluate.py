@@ -513,24 +513,41 @@ def test_a_fixed_pattern_is_alike_across_images_and_maps_of_the_objects_are_as_a
 
 
 def test_the_report_names_maps_more_alike_across_images_than_the_objects(evaluation: dict) -> None:
-    """Every method-layer records how alike its maps are across images against the objects' masks; the
-    report names a map only when the whole 95% interval puts it more than 0.1 more alike."""
+    """Every method-layer records how alike its maps are across images against the objects' masks and
+    whether they repeat a pattern (the whole 95% interval more than 0.1 more alike); the report names those."""
     for method in evaluation["methods"].values():
         for record in method["layers"].values():
             alike = record["alike_across_images"]
             assert alike["reference"] == "masks" and 8 <= alike["images"] <= method["images"]
+            high = alike["against"]["masks"]["high"]
+            assert alike["margin"] == 0.1 and alike["repeats"] == (high is not None and high < -0.1)
     tampered = json.loads(json.dumps(evaluation))
-    cell = tampered["methods"]["saliency"]["layers"][""]["alike_across_images"]
     for method in tampered["methods"].values():
         for record in method["layers"].values():
-            record["alike_across_images"]["against"]["masks"].update(difference=0.1, low=0.05, high=0.15, p=0.01)
-    cell.update(value=0.87)
+            record["alike_across_images"]["repeats"] = False
+    assert "look alike" not in scores_section(tampered).body
+    cell = tampered["methods"]["saliency"]["layers"][""]["alike_across_images"]
+    cell.update(value=0.87, repeats=True)
     cell["against"]["masks"].update(mean=0.59, difference=-0.28, low=-0.31, high=-0.25, p=0.0004, n=64)
     sentence = next(line for line in scores_section(tampered).body.splitlines() if "look alike" in line)
-    assert (
-        "Saliency (vanilla gradient) 0.87 (the objects' own masks 0.59; +0.28 [+0.25, +0.31], p < 0.001, n = 64)"
-        in (sentence)
-    )
+    named = "Saliency (vanilla gradient) 0.87 (the objects' own masks 0.59; +0.28 [+0.25, +0.31], p < 0.001, n = 64)"
+    assert named in sentence and "(all of it over 0.1 more alike)" in sentence
     assert sentence.count("(the objects' own masks") == 1, "no other map is named"
-    cell["against"]["masks"].update(difference=-0.12, low=-0.15, high=-0.08)  # significant, but within 0.1
-    assert "look alike" not in scores_section(tampered).body
+
+
+def test_maps_repeat_a_pattern_only_when_the_whole_interval_is_over_the_margin_more_alike() -> None:
+    """The stage's rule: a fixed pattern repeats; maps that move with the objects do not, nor does a
+    difference that is significant but within the margin."""
+    from convlens.evaluate.stage import _alike
+
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.zeros(32, 16, 16)
+    for row in range(32):
+        top, left = divmod(row % 16, 4)
+        masks[row, 3 * top : 3 * top + 5, 3 * left : 3 * left + 5] = 1
+    reference = {"masks": alike_across_images(masks)}
+    fixed = torch.rand(1, 16, 16, generator=generator) + 0.01 * torch.rand(32, 16, 16, generator=generator)
+    assert _alike(fixed, reference)["repeats"]
+    following = masks + 0.05 * torch.rand(32, 16, 16, generator=generator)
+    assert not _alike(following, reference)["repeats"]
+    assert _alike(following, reference)["margin"] == 0.1

@@ -171,6 +171,10 @@ def _layer(supported: int, failed: int, pointing: float | None = None) -> dict:
             {"layer2": _layer(2, 1, 0.5), "layer3": _layer(2, 1, 0.9) | {"randomization": {"verdict": "insensitive"}}},
             "layer2",
         ),  # then the fewest shown to fail (demo_shapes' LayerCAM: layer3 insensitive, layer2 undecided)
+        (
+            {"layer3": _layer(2, 1, 0.5), "layer4": _layer(2, 1, 0.9) | {"alike_across_images": {"repeats": True}}},
+            "layer3",
+        ),  # maps that repeat a pattern are shown to fail (demo_faces' Grad-CAM at layer4.relu2: the face's outline)
         ({"layer2": _layer(2, 1, 0.9), "layer3": _layer(2, 1, 0.5)}, "layer2"),  # then the pointing game
         ({"layer2": _layer(2, 1), "layer3": _layer(2, 1)}, "layer3"),  # then the deeper layer
     ],

@@ -698,7 +698,7 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     ("masks", "ties"),
     [
         (True, "then pointing game, then the deeper layer"),
-        (False, "then fewest shown to fail, then the deeper layer)."),
+        (False, "then fewest shown to fail (a repeated pattern counts), then the deeper layer)."),
     ],
 )
 def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: bool, ties: str) -> None:

@@ -4,8 +4,9 @@ evaluation supports best, so that a figure showing one layer per method shows th
 
 The rule, from the per-family verdicts (:mod:`convlens.evaluate.verdicts`): the most families
 supported; among equals the fewest not supported, then the fewest shown to fail (a score worse than
-its reference, or a randomization cascade that shows the map insensitive to the weights: "not
-supported" also covers a check that could not decide), then the higher pointing game (where
+its reference, a randomization cascade that shows the map insensitive to the weights, or maps that repeat
+a pattern of their own across images, ``alike_across_images.repeats``: "not supported" also covers a
+check that could not decide), then the higher pointing game (where
 localisation was scored), then the deeper layer.
 """
 
@@ -37,11 +38,14 @@ def _rank(depth: int, record: dict[str, Any]) -> tuple[int, int, int, float, int
 
 
 def _shown_to_fail(record: dict[str, Any]) -> int:
-    """The scores worse than their reference (marked ``below``) and an insensitive randomization cascade."""
+    """The scores worse than their reference (marked ``below``), an insensitive randomization cascade and
+    maps that repeat a pattern whatever the image (the FER CNN's 6x6 ``layer4.relu2`` CAMs draw the face's
+    outline on every face, and were shown as Grad-CAM's best layer)."""
     cells = [cell for family in ("localisation", "faithfulness", "robustness")
              for cell in (record.get(family) or {}).values() if isinstance(cell, dict)]  # fmt: skip
     insensitive = (record.get("randomization") or {}).get("verdict") == "insensitive"
-    return sum(cell.get("verdict") == "below" for cell in cells) + insensitive
+    repeats = bool((record.get("alike_across_images") or {}).get("repeats"))
+    return sum(cell.get("verdict") == "below" for cell in cells) + insensitive + repeats
 
 
 def add_best_layers(methods: dict[str, Any]) -> None:

@@ -78,6 +78,12 @@ def is_flat(maps: Tensor) -> Tensor:
     return values.amax(dim=1) == values.amin(dim=1)
 
 
+#: How much more alike across images than its reference (in Spearman) the whole 95% interval of the paired
+#: difference must put a method's maps before they count as repeating a pattern of their own: with 64
+#: images a difference of 0.05 is already significant, and too small to see in a figure.
+ALIKE_MARGIN = 0.1
+
+
 def alike_across_images(maps: Tensor) -> Tensor:
     """Per map (B,): Spearman's correlation of the map, divided by its maximum, with the mean of the other
     images' maps so divided (NaN with fewer than two maps). High values mean the method draws about the

@@ -35,7 +35,7 @@ from convlens.evaluate.regions import regions
 from convlens.evaluate.sample import SampleSettings, compute_maps, default_size, planned_methods, sample_images
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of, score
-from convlens.evaluate.similarity import alike_across_images, is_flat
+from convlens.evaluate.similarity import ALIKE_MARGIN, alike_across_images, is_flat
 from convlens.evaluation_registry import FAMILIES, FamilySpec
 from convlens.explain.selection import explained_class
 from convlens.figures.comparison import comparison_figure
@@ -221,13 +221,22 @@ def _method_record(
         layer: {
             "flat": mean_of(is_flat(values).float()),
             "peak_at_border": mean_of(peak_at_border(values)),
-            "alike_across_images": score(alike_across_images(values), reference, "lower"),
+            "alike_across_images": _alike(values, reference),
         }
         | {family: found.records[name][layer] for family, found in done.items() if name in found.records}
         for layer, values in maps.layers.items()
     }
     skipped = {family: found.skipped[name] for family, found in done.items() if name in found.skipped}
     return {"title": title(name), "images": len(maps.index), "layers": layers, "skipped": skipped}
+
+
+def _alike(values: torch.Tensor, reference: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """How alike the maps are across images against ``reference`` (:func:`alike_across_images`), and
+    whether they ``repeat`` a pattern of their own: the paired difference's whole 95% interval more alike
+    than the reference by over ``margin``."""
+    cell = score(alike_across_images(values), reference, "lower")
+    high = cell["against"][cell["reference"]]["high"]
+    return cell | {"margin": ALIKE_MARGIN, "repeats": high is not None and high < -ALIKE_MARGIN}
 
 
 def _alike_reference(subject: families.Subject, rows: torch.Tensor) -> dict[str, torch.Tensor]:

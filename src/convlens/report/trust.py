@@ -39,7 +39,8 @@ def _layers_shown(run: RunData) -> str:
     if chosen:
         ties = "then pointing game, then the deeper layer" if run.evaluation.get("masks") else "then the deeper layer"
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
-                    f"then fewest not supported, then fewest shown to fail, {ties}).")  # fmt: skip
+                    "then fewest not supported, then fewest shown to fail (a repeated pattern counts), "
+                    f"{ties}).")  # fmt: skip
     return caption
 
 
