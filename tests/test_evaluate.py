@@ -551,3 +551,5 @@ def test_maps_repeat_a_pattern_only_when_the_whole_interval_is_over_the_margin_m
     following = masks + 0.05 * torch.rand(32, 16, 16, generator=generator)
     assert not _alike(following, reference)["repeats"]
     assert _alike(following, reference)["margin"] == 0.1
+    edges = {"edges": alike_across_images(torch.rand(32, 16, 16, generator=generator))}
+    assert _alike(fixed, edges)["repeats"] is None, "without masks, alike maps may be where the evidence always is"

@@ -249,37 +249,32 @@ def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
     return sentences + _alike(rows) + _cascade(rows, evaluation["settings"]["randomization"])
 
 
-#: What a method's maps are compared with in ``alike_across_images``, as the sentence names it.
-ALIKE_REFERENCES = {"masks": "the objects' own masks", "edges": "the images' edge maps"}
-
-
 def _alike(rows: list[Row]) -> list[str]:
-    """One sentence on the maps that the evaluation found to repeat a pattern (``alike_across_images.repeats``):
-    more alike across images than the objects' masks (or, without masks, the images' edge maps), each map's
-    Spearman with the mean of the other images' maps, the paired difference's whole 95% interval more alike
-    by over the recorded ``margin`` (its permutation p-value is given, unadjusted: a description of the
-    maps, not a cell of the table). Such a method draws a pattern of its own, the same wherever the image's
-    evidence lies (a layer's grid, a fixed centre)."""
-    found, references, margins = [], set(), set()
+    """One sentence on the maps that the evaluation found to repeat a pattern (``alike_across_images.repeats``,
+    decided only against the objects' masks): each map's Spearman with the mean of the other images' maps,
+    the paired difference's whole 95% interval more alike than the masks' by over the recorded ``margin``
+    (its permutation p-value is given, unadjusted: a description of the maps, not a cell of the table). Such
+    a method draws a pattern of its own, the same wherever the image's evidence lies (a layer's grid, a fixed
+    centre)."""
+    found, margins = [], set()
     for row in rows:
         cell = row.record.get("alike_across_images") or {}
         if not cell.get("repeats"):
             continue
         test = cell["against"][cell["reference"]]
         margins.add(cell["margin"])
-        references.add(ALIKE_REFERENCES.get(cell["reference"], cell["reference"]))
-        found.append(f"{row.label} {cell['value']:.2f} ({ALIKE_REFERENCES.get(cell['reference'], cell['reference'])} "
-                     f"{test['mean']:.2f}; {-test['difference']:+.2f} [{-test['high']:+.2f}, {-test['low']:+.2f}], "
+        found.append(f"{row.label} {cell['value']:.2f} (the objects' own masks {test['mean']:.2f}; "
+                     f"{-test['difference']:+.2f} [{-test['high']:+.2f}, {-test['low']:+.2f}], "
                      f"p {_p(test['p'])}, n = {test['n']})")  # fmt: skip
     if not found:
         return []
     margin = " or ".join(f"{value:g}" for value in sorted(margins))
     return [f"Maps that look alike whatever the image: each map's Spearman correlation with the mean of the other "
-            f"images' maps, against the same for the reference, with the paired difference's 95% interval (all of it "
-            f"over {margin} more alike) and permutation p (not adjusted): {'; '.join(found)}. Such maps "
-            f"repeat a pattern of their own (a layer's grid, a fixed centre) beyond what "
-            f"{' and '.join(sorted(references))} repeat across the images, so a map of one image shows that "
-            "pattern more than where that image's evidence lies."]  # fmt: skip
+            f"images' maps, against the same for the objects' masks, with the paired difference's 95% interval (all "
+            f"of it over {margin} more alike) and permutation p (not adjusted): {'; '.join(found)}. Such maps "
+            "repeat a pattern of their own (a layer's grid, a fixed centre) beyond what the objects' positions "
+            "repeat across the images, so a map of one image shows that pattern more than where that image's "
+            "evidence lies."]  # fmt: skip
 
 
 def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Metric) -> list[str]:
