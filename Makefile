@@ -82,7 +82,7 @@ all: $(STAMP) ## train + visualize + evaluate + report for the real experiments
 demo: $(STAMP) ## Offline demo on the CPU: train, visualize, evaluate and report both built-in datasets
 	@$(PY) scripts/pipeline.py $(call targets,$(DEMOS)) -- $(ARGS)
 
-test: $(STAMP) ## Run the default test suite (CPU; 8-11 minutes on 2 cores)
+test: $(STAMP) ## Run the default test suite (CPU; 8-12 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## Run only the slow tests
