@@ -141,8 +141,7 @@ SECTIONS: tuple[Section, ...] = (
         "hidden; in every column and the bars, red superpixels speak for the class and blue against it (the "
         "signed scale of the other attribution maps); each bar gives its superpixel's coefficient, the change in "
         "the class probability the linear model gives its presence, and R² under the bars how much of the "
-        "probability that model explains (near 0: the explanation explains little). Confused images are explained "
-        "for the predicted and the true class.",
+        "probability that model explains (near 0: the explanation explains little).",
         layout="per_class",
     ),
 )
