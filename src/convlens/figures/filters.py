@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from convlens.explain.filters import FiltersParams, FirstConvFilters
@@ -43,6 +44,7 @@ def filter_channels_figure(signed: np.ndarray, title: str, channel_names: Sequen
         drawn = ax.imshow(_tile(signed[:, channel], columns), cmap=SIGNED_CMAP, vmin=-1, vmax=1)
         ax.set_title(names[channel], fontsize=8)
         ax.set_axis_off()
+    _number_tiles(axes[0][0], signed.shape, columns)
     figure.colorbar(drawn, ax=axes[0].tolist(), shrink=0.8, label="weight / max |weight| of its filter")
     return figure
 
@@ -58,6 +60,23 @@ def draw_filters(result: FirstConvFilters, shown: Shown, params: FiltersParams) 
         )
     draw = partial(filter_channels_figure, result.signed.numpy(), f"{title}, per input channel")
     return [*drawn, Drawn(f"{name}_channels", draw, layer=result.layer)]
+
+
+#: Most filters whose tiles are numbered: past it the numbers would cover the kernels.
+NUMBERED_FILTERS = 64
+
+
+def _number_tiles(ax: Axes, shape: tuple[int, ...], columns: int) -> None:
+    """Each filter's index in its tile's top-left corner (the first channel's mosaic), so that the notes'
+    "filters 2, 5" can be found; left out past :data:`NUMBERED_FILTERS` filters."""
+    count, _, height, width = shape
+    if count > NUMBERED_FILTERS:
+        return
+    size = 6 if count <= 16 else 4
+    for index in range(count):
+        top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
+        ax.text(left - 0.4, top - 0.4, str(index), fontsize=size, ha="left", va="top", color="black",
+                bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 0.3})  # fmt: skip
 
 
 def _tile(kernels: np.ndarray, columns: int) -> np.ndarray:

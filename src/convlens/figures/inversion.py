@@ -43,7 +43,8 @@ def draw_feature_inversion(result: Inversions, shown: Shown, params: InversionPa
         return Column(f"from {layer}", lambda axes, row: show_image(axes, unit_range(images[row])))
 
     def columns() -> list[Column]:
-        return [image_column(shown.display), *map(inverted, layers), Column("feature loss", loss_curves, chart=True)]
+        loss = Column("feature loss / ‖target‖²", loss_curves, chart=True)
+        return [image_column(shown.display), *map(inverted, layers), loss]
 
     def loss_curves(axes: Axes, row: int) -> None:
         for layer, found in layers.items():
