@@ -189,3 +189,15 @@ def test_a_few_extreme_pixels_do_not_flatten_a_gradient_image() -> None:
     shown = clipped_unit_range(image)
     assert shown.min() == 0.0 and shown.max() == 1.0 and shown[2:, 2:].std() > 0.15
     assert not clipped_unit_range(np.full((4, 4), 2.0)).any()
+
+
+def test_the_filter_mosaic_numbers_its_filters() -> None:
+    """The filters' note names filters by number ("filters 2, 5"): the first channel's mosaic shows each
+    filter's index; past 64 filters the numbers would cover the kernels and are left out."""
+    from convlens.figures.filters import filter_channels_figure
+
+    rng = np.random.default_rng(0)
+    figure = filter_channels_figure(rng.uniform(-1, 1, (8, 3, 7, 7)), "stem")
+    assert [text.get_text() for text in figure.axes[0].texts] == [str(index) for index in range(8)]
+    assert not figure.axes[1].texts and not figure.axes[2].texts
+    assert not filter_channels_figure(rng.uniform(-1, 1, (65, 1, 3, 3)), "stem").axes[0].texts

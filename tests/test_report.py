@@ -697,12 +697,12 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
 @pytest.mark.parametrize(
     ("masks", "ties"),
     [
-        (True, "then pointing game, then the deeper layer"),
-        (False, "then fewest shown to fail (a repeated pattern counts), then the deeper layer)."),
+        (True, "then fewest shown to fail (a repeated pattern counts), then pointing game, then the deeper layer"),
+        (False, "then fewest shown to fail, then the deeper layer)."),
     ],
 )
 def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: bool, ties: str) -> None:
-    """Without masks there is no pointing game: the caption must not name it as the tie-break."""
+    """Without masks there is no pointing game, and no repeated pattern is judged: the caption names neither."""
     from types import SimpleNamespace
 
     from convlens.report.trust import _layers_shown
@@ -710,7 +710,7 @@ def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: boo
     methods = {"grad_cam": {"title": "Grad-CAM", "best_layer": {"layer": "layer3"}}}
     evaluation = {"methods": methods, "comparison": {"images": [[0, 0]]}, "masks": masks}
     caption = _layers_shown(SimpleNamespace(class_names=["a"], evaluation=evaluation))
-    assert ties in caption and ("pointing game" in caption) == masks
+    assert ties in caption and ("pointing game" in caption) == masks == ("repeated pattern" in caption)
 
 
 def test_the_provenance_names_the_code_of_later_stages_that_differs_from_trainings(tmp_path: Path) -> None:

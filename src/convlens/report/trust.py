@@ -37,10 +37,11 @@ def _layers_shown(run: RunData) -> str:
                "Integrated Gradients, LIME); the evidence against it, blue in those methods' own sections, is not "
                "shown here.")  # fmt: skip
     if chosen:
-        ties = "then pointing game, then the deeper layer" if run.evaluation.get("masks") else "then the deeper layer"
+        masks = run.evaluation.get("masks")
+        ties = "then pointing game, then the deeper layer" if masks else "then the deeper layer"
+        failed = "fewest shown to fail (a repeated pattern counts)" if masks else "fewest shown to fail"
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
-                    "then fewest not supported, then fewest shown to fail (a repeated pattern counts), "
-                    f"{ties}).")  # fmt: skip
+                    f"then fewest not supported, then {failed}, {ties}).")  # fmt: skip
     return caption
 
 
