@@ -26,7 +26,7 @@ from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.localisation import METRICS, LocalisationParams
 from convlens.evaluate.randomization import RandomizationParams
 from convlens.evaluate.recompute import Recompute
-from convlens.evaluate.stage import _method_record
+from convlens.evaluate.stage import _alike_reference, _method_record
 
 SIZE, COUNT = 32, 32
 #: The only pixels the planted model reads: rows 3-10, columns 21-28 (upper right, off the centre
@@ -134,7 +134,8 @@ def _cascade(subject: families.Subject, model: nn.Module) -> families.Family:
 def _table(subject: families.Subject, done: dict[str, families.Family]) -> dict[str, Any]:
     """``evaluation.json``'s ``methods`` as the stage builds it from the families ``done``: every test
     adjusted together, then a verdict per family."""
-    methods = {name: _method_record(name, maps, done, subject) for name, maps in subject.methods.items()}
+    reference = _alike_reference(subject)
+    methods = {name: _method_record(name, maps, done, subject, reference) for name, maps in subject.methods.items()}
     verdicts.adjust_table(methods)
     verdicts.add_family_verdicts(methods)
     return methods

@@ -173,7 +173,8 @@ def score_all(subject: families.Subject, settings: Settings, workers: int = 1) -
         (spec, done[name].figure) for name, spec in FAMILIES.items() if spec.figure and done[name].figure is not None
     ]
     drawing: Drawing | None = figures[0] if figures else None
-    methods = {name: _method_record(name, maps, done, subject) for name, maps in subject.methods.items()}
+    reference = _alike_reference(subject)
+    methods = {name: _method_record(name, maps, done, subject, reference) for name, maps in subject.methods.items()}
     testing = verdicts.adjust_table(methods)
     verdicts.add_family_verdicts(methods)
     add_best_layers(methods)
@@ -214,14 +215,20 @@ def _timed_family(
 
 
 def _method_record(
-    name: str, maps: MethodMaps, done: dict[str, families.Family], subject: families.Subject
+    name: str,
+    maps: MethodMaps,
+    done: dict[str, families.Family],
+    subject: families.Subject,
+    reference: tuple[str, torch.Tensor],
 ) -> dict[str, Any]:
-    reference = _alike_reference(subject, subject.rows(maps))
+    kind, reference_maps = reference
+    rows = subject.rows(maps)
+    alike = {kind: alike_across_images(reference_maps[rows])}  # on the method's own images
     layers = {
         layer: {
             "flat": mean_of(is_flat(values).float()),
             "peak_at_border": mean_of(peak_at_border(values)),
-            "alike_across_images": _alike(values, reference),
+            "alike_across_images": _alike(values, alike),
         }
         | {family: found.records[name][layer] for family, found in done.items() if name in found.records}
         for layer, values in maps.layers.items()
@@ -242,15 +249,14 @@ def _alike(values: torch.Tensor, reference: dict[str, torch.Tensor]) -> dict[str
     return cell | {"margin": ALIKE_MARGIN, "repeats": repeats}
 
 
-def _alike_reference(subject: families.Subject, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What a method's maps are as alike across images as (:func:`alike_across_images`), on its images:
-    the objects' masks where the data has them (a map may repeat as far as the objects do), else the
-    images' edge maps (as far as the images themselves repeat)."""
+def _alike_reference(subject: families.Subject) -> tuple[str, torch.Tensor]:
+    """The maps every method's are compared with in :func:`alike_across_images`, once per run: the objects'
+    masks where the data has them (a map may repeat as far as the objects do), else the images' edge maps
+    (as far as the images themselves repeat)."""
     masks = subject.images.masks
     if masks is not None:
-        return {"masks": alike_across_images(masks[rows].float())}
-    edges = model_free_maps(subject.images.display)["edges"].to(rows.device)
-    return {"edges": alike_across_images(edges[rows])}
+        return "masks", masks.float()
+    return "edges", model_free_maps(subject.images.display)["edges"].to(subject.images.inputs.device)
 
 
 def draw_figures(

@@ -33,3 +33,8 @@ def split_result(result: dict[str, float] | None) -> str:
 def epoch(index: int | None) -> str:
     """0-based epoch index as the 1-based number the report shows."""
     return "-" if index is None else str(index + 1)
+
+
+def p_value(p: float) -> str:
+    """A p-value as a sentence gives it: '< 0.001' below that, else '= 0.012'."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
+from convlens.report.format import p_value
+
 #: A model that gives one class to at least this share of the test images has collapsed onto it.
 COLLAPSE_SHARE = 0.9
 #: Accuracy "beats" the majority-class baseline when a one-sided binomial test gives p below this.
@@ -140,7 +142,7 @@ def _against_majority(confusion: np.ndarray, names: Sequence[str]) -> str:
     if counts.min() == counts.max():
         baseline = (f"the majority-class baseline of {share:.1%} (the test classes are balanced: any constant answer "
                     f"scores it, as does uniform guessing among {len(names)} classes)")  # fmt: skip
-    test = f"one-sided binomial test on {total:,} test images, p {_p(p)}"
+    test = f"one-sided binomial test on {total:,} test images, p {p_value(p)}"
     accuracy = f"Test accuracy {correct / total:.1%} [95% interval {low:.1%}-{high:.1%}, n = {total:,}]"
     if p < SIGNIFICANCE:
         return f"{accuracy} beats {baseline}: {test}."
@@ -207,10 +209,6 @@ def _prediction_rates(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
 
 def _they(labels: list[int]) -> str:
     return "it occurs" if len(labels) == 1 else "they occur"
-
-
-def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def tied_extremes(ranking: list[tuple[str, float]]) -> tuple[list[str], float, list[str], float]:

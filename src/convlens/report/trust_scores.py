@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
+from convlens.report.format import p_value
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.trust_verdicts import (
     MARKS,
@@ -256,22 +257,20 @@ def _alike(rows: list[Row]) -> list[str]:
     (its permutation p-value is given, unadjusted: a description of the maps, not a cell of the table). Such
     a method draws a pattern of its own, the same wherever the image's evidence lies (a layer's grid, a fixed
     centre)."""
-    found, margins = [], set()
-    for row in rows:
-        cell = row.record.get("alike_across_images") or {}
-        if not cell.get("repeats"):
-            continue
+    cells = [(row, row.record["alike_across_images"]) for row in rows
+             if (row.record.get("alike_across_images") or {}).get("repeats")]  # fmt: skip
+    if not cells:
+        return []
+    found = []
+    for row, cell in cells:
         test = cell["against"][cell["reference"]]
-        margins.add(cell["margin"])
         found.append(f"{row.label} {cell['value']:.2f} (the objects' own masks {test['mean']:.2f}; "
                      f"{-test['difference']:+.2f} [{-test['high']:+.2f}, {-test['low']:+.2f}], "
-                     f"p {_p(test['p'])}, n = {test['n']})")  # fmt: skip
-    if not found:
-        return []
-    margin = " or ".join(f"{value:g}" for value in sorted(margins))
+                     f"p {p_value(test['p'])}, n = {test['n']})")  # fmt: skip
+    margin = cells[0][1]["margin"]
     return [f"Maps that look alike whatever the image: each map's Spearman correlation with the mean of the other "
             f"images' maps, against the same for the objects' masks, with the paired difference's 95% interval (all "
-            f"of it over {margin} more alike) and permutation p (not adjusted): {'; '.join(found)}. Such maps "
+            f"of it over {margin:g} more alike) and permutation p (not adjusted): {'; '.join(found)}. Such maps "
             "repeat a pattern of their own (a layer's grid, a fixed centre) beyond what the objects' positions "
             "repeat across the images, so a map of one image shows that pattern more than where that image's "
             "evidence lies."]  # fmt: skip
@@ -447,8 +446,3 @@ def _status(name: str, evaluation: dict[str, Any], findings: str) -> list[str]:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _p(value: float) -> str:
-    """A p-value as a sentence gives it: '< 0.001' below that (a permutation test's resolution), else '= 0.012'."""
-    return "< 0.001" if value < 0.001 else f"= {value:.3f}"
