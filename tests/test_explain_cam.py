@@ -13,7 +13,15 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from convlens.explain.attribution import guided_gradients
-from convlens.explain.cam import CamParams, explain_grad_cam, explain_layer_cam, grad_cam, guided_grad_cam, layer_cam
+from convlens.explain.cam import (
+    CamParams,
+    explain_grad_cam,
+    explain_layer_cam,
+    grad_cam,
+    guided_grad_cam,
+    layer_cam,
+    layer_notes,
+)
 from convlens.explain.method import ExplainBatch, NotApplicable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -191,3 +199,19 @@ def test_a_layer_run_twice_cannot_share_a_pass() -> None:
     model = torchvision.models.resnet18(num_classes=10).eval()
     with pytest.raises(ValueError, match="to share a pass, each must be listed once and run once"):
         grad_cam.__wrapped__(model, torch.randn(2, 3, 64, 64), torch.tensor([1, 3]), ["layer3", "layer4.1.relu"])
+
+
+def test_layers_that_stand_for_a_pooled_stage_are_named_only_where_a_stage_ends_in_pooling() -> None:
+    """The FER CNN's stages end with a max-pool: its default layers are each stage's last ReLU, and the notes
+    say so; a ResNet's stages end with a block, so its notes say nothing of pooling."""
+    fer = explain_grad_cam(small_fer_cnn(), ExplainBatch(torch.randn(2, 1, 48, 48), torch.tensor([1, 2]),
+                                                         torch.zeros(1, 1, 48, 48), 7), CamParams())  # fmt: skip
+    assert fer.pooled == {"layer2.relu2": "layer2", "layer3.relu2": "layer3", "layer4.relu2": "layer4"}
+    assert fer.notes()[-1].startswith(
+        "layer2, layer3 and layer4 end with pooling, so each is mapped at its last ReLU before the pooling "
+        "(layer2.relu2, layer3.relu2, layer4.relu2)"
+    )
+    assert layer_notes({}, {"layer4.relu2": "layer4"})[0].startswith("layer4 ends with pooling, so it is mapped")
+    resnet = explain_layer_cam(small_resnet(), ExplainBatch(torch.randn(2, 3, 65, 65), torch.tensor([1, 2]),
+                                                            torch.zeros(1, 3, 65, 65), 10), CamParams())  # fmt: skip
+    assert resnet.pooled == {} and not any("pooling" in note for note in resnet.notes())

@@ -18,6 +18,7 @@ from convlens.models.layers import (
     last_relu,
     layer_names,
     layer_output,
+    pooled_stages,
     resolve_layer,
 )
 
@@ -103,6 +104,8 @@ def test_class_activation_maps_are_taken_before_a_stage_pools() -> None:
     wrapped = nn.Module()
     wrapped.layer4 = pooling
     assert before_pooling(wrapped, "layer4") == "layer4"  # the pooling is inside a child: not a trailing pool
+    assert pooled_stages(fer, ["layer4.relu2", "layer4.conv1", "layer3"]) == {"layer4.relu2": "layer4"}
+    assert pooled_stages(ResNet(18, 10, 3), ["layer4", "layer4.1.relu"]) == {}
 
 
 def test_eval_mode_restores_each_module_flag() -> None:

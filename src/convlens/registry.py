@@ -83,9 +83,9 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "reconstructions",
         "Reconstructions",
-        "Strong channels projected back to pixel space with the deconvnet (Zeiler & Fergus 2014; also split "
-        "into a block's residual and shortcut path), plain and guided backprop, and images reconstructed from a "
-        "layer's features alone (feature inversion, Mahendran & Vedaldi 2015).",
+        "Strong channels projected back to pixel space with the deconvnet (Zeiler & Fergus 2014; in a residual "
+        "network also split into a block's residual and shortcut path), plain and guided backprop, and images "
+        "reconstructed from a layer's features alone (feature inversion, Mahendran & Vedaldi 2015).",
     ),
     Section(
         "synthesis",
@@ -130,9 +130,7 @@ SECTIONS: tuple[Section, ...] = (
         "Grad-CAM, Guided Grad-CAM, LayerCAM",
         "Class activation maps per stage: Grad-CAM (Selvaraju et al. 2017) weighs a stage's channels by their mean "
         "gradient, Guided Grad-CAM multiplies that with guided backprop, LayerCAM (Jiang et al. 2021) weighs "
-        "each position by its positive gradient. A stage that ends with a max-pool is mapped before it, at its "
-        "last ReLU (a name such as `layer4.relu2`: Grad-CAM's last convolutional layer, finer than the pooled "
-        "output); each column gives the size the map was computed at.",
+        "each position by its positive gradient; each column gives the size the map was computed at.",
     ),
     Section(
         "lime",

@@ -32,6 +32,7 @@ from convlens.models.layers import (
     eval_mode,
     frozen_parameters,
     model_device,
+    pooled_stages,
     resolve_layer,
 )
 
@@ -137,12 +138,14 @@ class CamMaps:
     maps: dict[str, Tensor]
     sizes: dict[str, tuple[int, int]]
     skipped: dict[str, str] = field(default_factory=dict)
+    #: The mapped layers that stand for a stage ending in pooling, with the stage (:func:`pooled_stages`).
+    pooled: dict[str, str] = field(default_factory=dict)
 
     def localisation_maps(self) -> dict[str | None, np.ndarray]:
         return {layer: maps.numpy() for layer, maps in self.maps.items()}
 
     def notes(self) -> list[str]:
-        return list(self.skipped.values())
+        return layer_notes(self.skipped, self.pooled)
 
 
 @dataclass(frozen=True)
@@ -152,34 +155,55 @@ class GuidedCamImages:
     images: dict[str, Tensor]
     sizes: dict[str, tuple[int, int]]
     skipped: dict[str, str] = field(default_factory=dict)
+    pooled: dict[str, str] = field(default_factory=dict)
 
     def localisation_maps(self) -> dict[str | None, np.ndarray]:
         """|guided Grad-CAM|, max over channels: where the class evidence of each layer lies."""
         return {layer: images.abs().amax(dim=1).numpy() for layer, images in self.images.items()}
 
     def notes(self) -> list[str]:
-        return list(self.skipped.values())
+        return layer_notes(self.skipped, self.pooled)
+
+
+def layer_notes(skipped: dict[str, str], pooled: dict[str, str]) -> list[str]:
+    """What the report says about the layers: why some are left out, and which stand for a stage that ends
+    in pooling (said only where one does: a ResNet's stages end with a block)."""
+    if not pooled:
+        return list(skipped.values())
+    stages, layers = list(pooled.values()), ", ".join(pooled)
+    subject = (
+        f"{stages[0]} ends with pooling, so it is"
+        if len(stages) == 1
+        else (", ".join(stages[:-1]) + f" and {stages[-1]} end with pooling, so each is")
+    )
+    return [*skipped.values(), (
+        f"{subject} mapped at its last ReLU before the pooling ({layers}): Grad-CAM's "
+        "last convolutional layer (Selvaraju et al. take VGG-16's relu5_3, not pool5), a finer map than the "
+        "pooled output's"
+    )]  # fmt: skip
 
 
 @conforming
 def explain_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
     """Grad-CAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
     layers, sizes, skipped = mappable_layers(model, batch, params.resolved(model).layers or [])
-    return CamMaps(grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
+    return CamMaps(grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped, pooled_stages(model, layers))
 
 
 @conforming
 def explain_layer_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> CamMaps:
     """LayerCAM of each layer large enough to locate anything, upsampled bilinearly to the input."""
     layers, sizes, skipped = mappable_layers(model, batch, params.resolved(model).layers or [])
-    return CamMaps(layer_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
+    return CamMaps(layer_cam(model, batch.inputs, batch.targets, layers), sizes, skipped, pooled_stages(model, layers))
 
 
 @conforming
 def explain_guided_grad_cam(model: nn.Module, batch: ExplainBatch, params: CamParams) -> GuidedCamImages:
     """Guided Grad-CAM of each layer large enough: guided backprop masked by the layer's Grad-CAM."""
     layers, sizes, skipped = mappable_layers(model, batch, params.resolved(model).layers or [])
-    return GuidedCamImages(guided_grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped)
+    return GuidedCamImages(
+        guided_grad_cam(model, batch.inputs, batch.targets, layers), sizes, skipped, pooled_stages(model, layers)
+    )
 
 
 def mappable_layers(

@@ -122,6 +122,13 @@ def before_pooling(model: nn.Module, stage: str) -> str:
     return f"{stage}.{children[kept - 1][0]}" if 0 < kept < len(children) else stage
 
 
+def pooled_stages(model: nn.Module, layers: Sequence[str]) -> dict[str, str]:
+    """Those of ``layers`` that stand for a stage ending in pooling (:func:`before_pooling`), each with its
+    stage: what a reader must be told, since the map is not of the stage's own (pooled) output."""
+    stages = {layer: layer.split(".", 1)[0] for layer in layers if "." in layer}
+    return {layer: stage for layer, stage in stages.items() if stage != layer and before_pooling(model, stage) == layer}
+
+
 def default_cam_layers(model: nn.Module) -> list[str]:
     """The feature maps class activation maps are drawn at by default: :data:`CAM_STAGES`, each
     before its pooling (:func:`before_pooling`)."""
