@@ -202,3 +202,20 @@ def test_the_cascade_calls_a_patch_fixed_by_the_architecture_insensitive(subject
     table = _table(subject, {"randomization": _cascade(subject, ArchitecturePatchModel().eval())})
     cascade = _layer(table, "saliency")["randomization"]
     assert cascade["verdict"] == "insensitive", cascade
+
+
+def test_faithfulness_in_parts_gives_the_whole(subject: families.Subject) -> None:
+    """ROAD and deletion/insertion run as separate tasks (:attr:`FamilySpec.parts`) and joined: the same
+    records and baseline, number for number, as the family run whole; each part alone scores only its own."""
+    from convlens.evaluation_registry import FAMILIES
+
+    params = FaithfulnessParams(random_draws=2)
+    whole = families.faithfulness(subject, params)
+    parts = [families.run_family(FAMILIES["faithfulness"], subject, params, part=part)
+             for part in FAMILIES["faithfulness"].parts]  # fmt: skip
+    assert [sorted(key for key in part.records["saliency"][""] if key != "curves") for part in parts] == [
+        ["deletion_auc", "insertion_auc"],
+        ["road"],
+    ]
+    joined = families.merged(parts)
+    assert joined.records == whole.records and joined.baseline == whole.baseline

@@ -49,7 +49,10 @@ class FamilySpec:
     :mod:`convlens.evaluate.baselines`) is beaten on at least one of the metrics on which the map beats the
     reference, the same metric or another: a ranking of pixels that a map ignoring the model matches says
     nothing about the model
-    (:func:`convlens.evaluate.verdicts.family_verdict`).
+    (:func:`convlens.evaluate.verdicts.family_verdict`). ``parts``: independent shares of its work, each
+    with its own metrics and baselines; with several workers each part runs as its own task (its ``score``
+    called with ``part=``), and the parts' records are merged layer by layer, so the scores are the same
+    either way.
     """
 
     name: str
@@ -61,6 +64,7 @@ class FamilySpec:
     figure: str | None = None
     long_running: bool = False
     beyond_model_free: bool = False
+    parts: tuple[str, ...] = ()
 
 
 #: Family name (config key, ``evaluation.json`` key) -> its declaration, in the order the stage runs them.
@@ -94,12 +98,13 @@ def _family(
     figure: str | None = None,
     long_running: bool = False,
     beyond_model_free: bool = False,
+    parts: tuple[str, ...] = (),
 ) -> FamilySpec:
     """A convlens family: its function ``<name>`` in ``convlens.evaluate.families``, its settings
     ``params`` in ``convlens.evaluate.<name>``."""
     score, settings = f"convlens.evaluate.families:{name}", f"convlens.evaluate.{name}:{params}"
     return register_family(
-        FamilySpec(name, title, score, settings, metrics, recomputes, figure, long_running, beyond_model_free)
+        FamilySpec(name, title, score, settings, metrics, recomputes, figure, long_running, beyond_model_free, parts)
     )
 
 
@@ -130,6 +135,7 @@ _family(
            "does not give them away"),
     long_running=True,
     beyond_model_free=True,
+    parts=("perturbation", "road"),  # ROAD (its imputation) is most of the family's time: two tasks
 )  # fmt: skip
 _family(
     "randomization",

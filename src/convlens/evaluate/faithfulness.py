@@ -223,32 +223,39 @@ def patch_means(maps: Tensor, share: float) -> Tensor:
     return means.repeat_interleave(patch, dim=1).repeat_interleave(patch, dim=2)[:, :height, :width]
 
 
-def per_image(probe: Probe, maps: Tensor, params: FaithfulnessParams) -> dict[str, Tensor]:
-    """Per image (B,): ``deletion_auc``, ``insertion_auc`` and ``road``, and the curves they come from.
-    Deletion and insertion go tile by tile (``patch``), ROAD pixel by pixel as Rong et al. define it."""
-    tiled = pixel_ranks(patch_means(maps, params.patch), probe.generator())
-    ranks = pixel_ranks(maps, probe.generator())
-    curves = perturbation_curves(probe, tiled, params) | road_curves(probe, ranks, params)
-    return {
-        "deletion_auc": area(curves["deletion"], params.grid),
-        "insertion_auc": area(curves["insertion"], params.grid),
-        "road": curves["lerf"].mean(dim=1) - curves["morf"].mean(dim=1),
-        **curves,
-    }
+def per_image(probe: Probe, maps: Tensor, params: FaithfulnessParams, part: str | None = None) -> dict[str, Tensor]:
+    """Per image (B,): ``deletion_auc``, ``insertion_auc`` and ``road``, and the curves they come from; a
+    ``part`` of :data:`PARTS` gives only its own. Deletion and insertion go tile by tile (``patch``), ROAD
+    pixel by pixel as Rong et al. define it; each draws its tie order afresh, so a part alone gives what it
+    gives in the whole."""
+    found: dict[str, Tensor] = {}
+    if part in (None, "perturbation"):
+        curves = perturbation_curves(probe, pixel_ranks(patch_means(maps, params.patch), probe.generator()), params)
+        found |= {
+            "deletion_auc": area(curves["deletion"], params.grid),
+            "insertion_auc": area(curves["insertion"], params.grid),
+            **curves,
+        }
+    if part in (None, "road"):
+        curves = road_curves(probe, pixel_ranks(maps, probe.generator()), params)
+        found |= {"road": curves["lerf"].mean(dim=1) - curves["morf"].mean(dim=1), **curves}
+    return found
 
 
-def random_baseline(probe: Probe, params: FaithfulnessParams) -> dict[str, Tensor]:
+def random_baseline(probe: Probe, params: FaithfulnessParams, part: str | None = None) -> dict[str, Tensor]:
     """:func:`per_image` of uniform random maps, averaged over ``random_draws`` draws."""
     count, _, height, width = probe.inputs.shape
     draws = []
     for draw in range(1, params.random_draws + 1):
         noise = torch.rand((count, height, width), generator=probe.generator(draw), device=probe.inputs.device)
-        draws.append(per_image(probe, noise, params))
+        draws.append(per_image(probe, noise, params, part))
     return {name: torch.stack([draw[name] for draw in draws]).mean(dim=0) for name in draws[0]}
 
 
 BETTER = {"deletion_auc": "lower", "insertion_auc": "higher", "road": "higher"}
 CURVES = ("deletion", "insertion", "morf", "lerf")
+#: The family's independent parts (:attr:`~convlens.evaluation_registry.FamilySpec.parts`), by their scores.
+PARTS = {"perturbation": ("deletion_auc", "insertion_auc"), "road": ("road",)}
 
 
 def faithfulness(
@@ -258,12 +265,12 @@ def faithfulness(
     random maps first, each :func:`per_image` on the same images), and the mean curves."""
     record: dict[str, Any] = scores({
         name: (values[name], {baseline: found[name] for baseline, found in baselines.items()}, better)
-        for name, better in BETTER.items()
+        for name, better in BETTER.items() if name in values
     })  # fmt: skip
     return record | {"curves": mean_curves(values, params)}
 
 
 def mean_curves(values: dict[str, Tensor], params: FaithfulnessParams) -> dict[str, list[float | None]]:
     """The curves of :func:`per_image` averaged over the images, with the shares they are taken at."""
-    means = {name: [rounded(float(v)) for v in values[name].mean(dim=0)] for name in CURVES}
+    means = {name: [rounded(float(v)) for v in values[name].mean(dim=0)] for name in CURVES if name in values}
     return {"shares": params.grid, "road_percentages": list(params.road_percentages), **means}

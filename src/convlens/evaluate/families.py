@@ -72,12 +72,15 @@ class Subject:
         return Recompute.recorded(name, maps.parameters, self.black, self.num_classes)
 
 
-def run_family(spec: FamilySpec, subject: Subject, params: Any, only: str | None = None) -> Family:
+def run_family(
+    spec: FamilySpec, subject: Subject, params: Any, only: str | None = None, part: str | None = None
+) -> Family:
     """The family's scores; a family that recomputes maps runs without the methods in ``params.skip``
     (by default the costly ones), which are recorded as left out with the reason, and with ``only`` on
-    that one method alone, on the images all its kept methods choose (:func:`merged` joins the parts)."""
+    that one method alone, on the images all its kept methods choose; a family of ``parts`` runs the
+    ``part`` named alone (:func:`merged` joins the parts)."""
     if not spec.recomputes:
-        return load(spec.score)(subject, params)
+        return load(spec.score)(subject, params) if part is None else load(spec.score)(subject, params, part=part)
     reason = (
         f"left out to save time: its maps are too costly to compute again for every step; "
         f'make evaluate ARGS="{spec.name}.skip=[]" includes it'
@@ -95,16 +98,24 @@ def run_family(spec: FamilySpec, subject: Subject, params: Any, only: str | None
 
 
 def merged(parts: list[Family]) -> Family:
-    """One family from its per-method parts: their records and reasons joined, the baseline of the first
-    that has one (every part computes the same), the figure payloads joined by their ``merged``."""
+    """One family from its parts (per method, or per share of its metrics): their records joined layer by
+    layer and their baselines key by key (:func:`_joined`; parts per method compute the same baseline),
+    their reasons joined, the figure payloads joined by their ``merged``."""
     family = Family()
     for part in parts:
-        family.records |= part.records
+        family.records = _joined(family.records, part.records)
         family.skipped |= part.skipped
-        family.baseline = family.baseline or part.baseline
+        family.baseline = _joined(family.baseline, part.baseline)
         if part.figure is not None:
             family.figure = part.figure if family.figure is None else family.figure.merged(part.figure)
     return family
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """``first | second``, where both hold a dict under a key, those dicts joined the same way."""
+    both = {key: _joined(first[key], value) for key, value in second.items()
+            if isinstance(value, dict) and isinstance(first.get(key), dict)}  # fmt: skip
+    return first | second | both
 
 
 def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
@@ -130,22 +141,24 @@ def localisation(subject: Subject, params: local.LocalisationParams) -> Family:
     return family
 
 
-def faithfulness(subject: Subject, params: faith.FaithfulnessParams) -> Family:
+def faithfulness(subject: Subject, params: faith.FaithfulnessParams, part: str | None = None) -> Family:
     """Deletion, insertion and ROAD of every map, each tested against random maps (``random_draws`` per
-    image) and the model-free maps on the same images."""
+    image) and the model-free maps on the same images; a ``part`` of :data:`~convlens.evaluate.faithfulness.PARTS`
+    scores only its own metrics (:func:`merged` joins the parts)."""
     images = subject.images
     fill = subject.black.to(images.inputs.device) if params.fill == "black" else torch.zeros_like(subject.black)
     probe = faith.Probe(subject.model, images.inputs, images.targets, fill.to(images.inputs.device), params.seed)
-    baselines = {"random": faith.random_baseline(probe, params)}
-    baselines |= {name: faith.per_image(probe, maps, params) for name, maps in _model_free(subject).items()}
-    means = _baseline_means({name: {key: found[key] for key in faith.BETTER} for name, found in baselines.items()})
+    baselines = {"random": faith.random_baseline(probe, params, part)}
+    baselines |= {name: faith.per_image(probe, maps, params, part) for name, maps in _model_free(subject).items()}
+    scored = [key for key in faith.BETTER if key in baselines["random"]]
+    means = _baseline_means({name: {key: found[key] for key in scored} for name, found in baselines.items()})
     family = Family(baseline=means | {"curves": faith.mean_curves(baselines["random"], params)})
     for name, maps in subject.methods.items():
         rows = subject.rows(maps)
         method_probe = probe.subset(rows)
         picked = _picked(baselines, rows)
         family.records[name] = {
-            layer: faith.faithfulness(faith.per_image(method_probe, values, params), picked, params)
+            layer: faith.faithfulness(faith.per_image(method_probe, values, params, part), picked, params)
             for layer, values in maps.layers.items()
         }
     return family

@@ -189,28 +189,39 @@ def run_families(
     On a CPU the work shares out among ``workers`` forked processes of one torch thread each
     (:mod:`convlens.forked`: small batches gain more from a second process than from a second thread):
     the long-running families first, a family that recomputes maps as one task per method (the
-    costliest part of the stage, now spread over the workers as they free up), the others whole. Every
+    costliest part of the stage, now spread over the workers as they free up), a family of ``parts`` as one
+    task per part (faithfulness: deletion and insertion, and ROAD), the others whole. Every
     family draws from its own seeds and a method's images do not depend on its task, so the scores do
     not depend on where they ran."""
     processes = workers if subject.images.inputs.device.type == "cpu" else 1
     order = sorted(FAMILIES, key=lambda name: not FAMILIES[name].long_running)
-    tasks = [(name, method) for name in order
-             for method in (subject.methods if FAMILIES[name].recomputes and processes > 1 else [None])]  # fmt: skip
+    tasks = [task for name in order for task in _tasks(name, list(subject.methods), processes)]
     timed = forked_map(lambda task: _timed_family(*task, subject, settings), tasks, processes)
     done, seconds = {}, {}
     for name in FAMILIES:
-        parts = [part for (family, _), part in zip(tasks, timed, strict=True) if family == name]
+        parts = [part for (family, *_), part in zip(tasks, timed, strict=True) if family == name]
         done[name] = families.merged([family for family, _ in parts])
         seconds[name] = round(sum(took for _, took in parts), 2)
         log.info("%s: %.1f s", name, seconds[name])
     return done, seconds
 
 
+def _tasks(name: str, methods: list[str], processes: int) -> list[tuple[str, str | None, str | None]]:
+    """The family's tasks, (family, method, part): with several processes one per method of a family that
+    recomputes maps, one per part of a family of parts; else the family whole."""
+    spec = FAMILIES[name]
+    if processes > 1 and spec.recomputes:
+        return [(name, method, None) for method in methods]
+    if processes > 1 and spec.parts:
+        return [(name, None, part) for part in spec.parts]
+    return [(name, None, None)]
+
+
 def _timed_family(
-    name: str, method: str | None, subject: families.Subject, settings: Settings
+    name: str, method: str | None, part: str | None, subject: families.Subject, settings: Settings
 ) -> tuple[families.Family, float]:  # fmt: skip
     started = time.perf_counter()
-    family = families.run_family(FAMILIES[name], subject, getattr(settings, name), only=method)
+    family = families.run_family(FAMILIES[name], subject, getattr(settings, name), only=method, part=part)
     return family, round(time.perf_counter() - started, 2)
 
 
