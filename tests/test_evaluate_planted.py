@@ -207,8 +207,10 @@ def test_the_cascade_calls_a_patch_fixed_by_the_architecture_insensitive(subject
 def test_faithfulness_in_parts_gives_the_whole(subject: families.Subject) -> None:
     """ROAD and deletion/insertion run as separate tasks (:attr:`FamilySpec.parts`) and joined: the same
     records and baseline, number for number, as the family run whole; each part alone scores only its own."""
+    from convlens.evaluate.faithfulness import PARTS, per_image
     from convlens.evaluation_registry import FAMILIES
 
+    assert FAMILIES["faithfulness"].parts == PARTS
     params = FaithfulnessParams(random_draws=2)
     whole = families.faithfulness(subject, params)
     parts = [families.run_family(FAMILIES["faithfulness"], subject, params, part=part)
@@ -219,3 +221,5 @@ def test_faithfulness_in_parts_gives_the_whole(subject: families.Subject) -> Non
     ]
     joined = families.merged(parts)
     assert joined.records == whole.records and joined.baseline == whole.baseline
+    with pytest.raises(ValueError, match="faithfulness part 'roads'; parts: perturbation, road"):
+        per_image(None, None, params, "roads")  # type: ignore[arg-type]

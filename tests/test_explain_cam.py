@@ -208,7 +208,7 @@ def test_layers_that_stand_for_a_pooled_stage_are_named_only_where_a_stage_ends_
                                                          torch.zeros(1, 1, 48, 48), 7), CamParams())  # fmt: skip
     assert fer.pooled == {"layer2.relu2": "layer2", "layer3.relu2": "layer3", "layer4.relu2": "layer4"}
     assert fer.notes()[-1].startswith(
-        "layer2, layer3 and layer4 end with pooling, so each is mapped at its last ReLU before the pooling "
+        "layer2, layer3 and layer4 end with pooling, so each is mapped at its last layer before the pooling "
         "(layer2.relu2, layer3.relu2, layer4.relu2)"
     )
     assert layer_notes({}, {"layer4.relu2": "layer4"})[0].startswith("layer4 ends with pooling, so it is mapped")

@@ -80,7 +80,7 @@ def run_family(
     that one method alone, on the images all its kept methods choose; a family of ``parts`` runs the
     ``part`` named alone (:func:`merged` joins the parts)."""
     if not spec.recomputes:
-        return load(spec.score)(subject, params) if part is None else load(spec.score)(subject, params, part=part)
+        return load(spec.score)(subject, params, **({} if part is None else {"part": part}))
     reason = (
         f"left out to save time: its maps are too costly to compute again for every step; "
         f'make evaluate ARGS="{spec.name}.skip=[]" includes it'

@@ -177,7 +177,7 @@ def layer_notes(skipped: dict[str, str], pooled: dict[str, str]) -> list[str]:
         else (", ".join(stages[:-1]) + f" and {stages[-1]} end with pooling, so each is")
     )
     return [*skipped.values(), (
-        f"{subject} mapped at its last ReLU before the pooling ({layers}): Grad-CAM's "
+        f"{subject} mapped at its last layer before the pooling ({layers}): Grad-CAM's "
         "last convolutional layer (Selvaraju et al. take VGG-16's relu5_3, not pool5), a finer map than the "
         "pooled output's"
     )]  # fmt: skip
