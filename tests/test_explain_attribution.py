@@ -196,3 +196,31 @@ def test_integrated_gradients_batch_the_path_by_device_unless_told(given: int | 
 def test_accelerators_keep_the_earlier_path_batch() -> None:
     """Only the CPU gets the in-cache chunks; a GPU keeps 256 points per pass."""
     assert [path_points_per_pass(torch.device(kind)) for kind in ("cpu", "cuda", "mps")] == [128, 256, 256]
+
+
+def test_the_first_max_pool_routes_the_gradient_and_the_saliency_note_says_so() -> None:
+    """A 3x3 stride-2 max-pool after a 7x7 stem passes gradient back through a minority of its inputs, each
+    with a 7x7 footprint: the saliency maps' note. The same network with an average pool routes every value
+    (no max-pool, no note); a max-pool that routes half or more carries no note (:data:`FEW_ROUTED`)."""
+    from convlens.explain.attribution import SaliencyParams, explain_saliency, localise_saliency
+    from convlens.explain.routing import FEW_ROUTED, PoolRouting, pool_routing
+
+    torch.manual_seed(0)
+    stem = nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+    model = nn.Sequential(stem, nn.Flatten(), nn.Linear(8 * 9 * 9, 4)).eval()
+    images, targets = torch.randn(4, 3, 33, 33), torch.tensor([0, 1, 2, 3])
+    routing = pool_routing(model, images, targets)
+    assert routing is not None and routing.pool == "0.2" and routing.footprint == 7
+    assert 0 < routing.share < FEW_ROUTED
+    batch = ExplainBatch(images, targets, torch.zeros(1, 3, 33, 33), 4)
+    result = explain_saliency(model, batch, SaliencyParams())
+    assert result.routing == routing and result.notes() == routing.notes()
+    assert result.notes()[0].startswith(f"{routing.share:.0%} of the values entering 0.2 pass the gradient back")
+    assert "7x7 px footprints" in result.notes()[0]
+    np.testing.assert_array_equal(localise_saliency(model, batch, SaliencyParams()).maps, result.maps)
+    assert localise_saliency(model, batch, SaliencyParams()).notes() == []
+    stem[2] = nn.AvgPool2d(3, 2, 1)
+    assert (
+        pool_routing(model, images, targets) is None and explain_saliency(model, batch, SaliencyParams()).notes() == []
+    )
+    assert PoolRouting("pool", FEW_ROUTED, 7).notes() == []

@@ -275,7 +275,10 @@ _method(
     "GeneratorPriorParams",
     long_running=True,
 )
-_map_method("saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams")
+_map_method(
+    "saliency", "Saliency (vanilla gradient)", "saliency", "attribution", "SaliencyParams",
+    localise="convlens.explain.attribution:localise_saliency",
+)  # fmt: skip
 _map_method("guided_backprop", "Guided backprop", "guided", "attribution", "GuidedBackpropParams")
 _map_method(
     "smoothgrad", "SmoothGrad", "smoothgrad", "smoothgrad", "SmoothGradParams", long_running=True,

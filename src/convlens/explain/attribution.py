@@ -9,6 +9,7 @@ backprop. Only those reductions are written here; the gradients themselves are c
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from captum.attr import (
 from torch import Tensor, nn
 
 from convlens.explain.method import TIME_ONLY, ExplainBatch, MethodParams, at_least
+from convlens.explain.routing import PoolRouting, pool_routing
 from convlens.models.conventions import conforming
 from convlens.models.layers import eval_mode, model_device
 
@@ -163,10 +165,15 @@ class AttributionMaps:
 
     maps: np.ndarray
     signed: bool = False
+    #: How the model's first max-pool routes the gradient (saliency only; :mod:`convlens.explain.routing`).
+    routing: PoolRouting | None = None
 
     def localisation_maps(self) -> dict[str | None, np.ndarray]:
         """Where the evidence *for* the class lies: the map, or its positive part when signed."""
         return {None: np.clip(self.maps, 0, None) if self.signed else self.maps}
+
+    def notes(self) -> list[str]:
+        return [] if self.routing is None else self.routing.notes()
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,17 @@ class IntegratedGradientsParams(MethodParams):
 
 @conforming
 def explain_saliency(model: nn.Module, batch: ExplainBatch, params: SaliencyParams) -> AttributionMaps:
-    """Vanilla gradient saliency (Simonyan et al.): max |d score / d pixel| over channels."""
+    """Vanilla gradient saliency (Simonyan et al.): max |d score / d pixel| over channels, and how the
+    first max-pool routed the gradient (the figure's blocks, :mod:`convlens.explain.routing`)."""
+    targets = as_target_tensor(batch.targets, len(batch.inputs), model_device(model))
+    return dataclasses.replace(
+        localise_saliency(model, batch, params), routing=pool_routing(model, batch.inputs, targets)
+    )
+
+
+@conforming
+def localise_saliency(model: nn.Module, batch: ExplainBatch, params: SaliencyParams) -> AttributionMaps:
+    """The map the evaluation scores, without the routing only the figure's note needs."""
     return AttributionMaps(saliency_map(vanilla_gradients(model, batch.inputs, batch.targets)).numpy())
 
 

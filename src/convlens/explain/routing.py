@@ -1,0 +1,68 @@
+"""How a model's first max-pool routes the gradient back, which shapes every gradient map.
+
+A max-pool passes each window's gradient to its largest input alone, so only some of the values that
+enter it receive any gradient, and the input gradient is a sum of the footprints of those values (the
+input pixels each one depends on). Where few values are routed, the footprints show as square blocks in
+saliency maps; the report says so with the measured share, the footprint's size and the pool's name.
+Written here because no attribution library reports it: it is a property of the model and the images,
+not of an attribution method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from convlens.models.layers import capture_activations, eval_mode, frozen_parameters, model_device
+
+#: Below this share of routed values the saliency maps carry the note.
+FEW_ROUTED = 0.5
+
+
+@dataclass(frozen=True)
+class PoolRouting:
+    """``share`` of the values entering max-pool ``pool`` that receive gradient, and the side in pixels of
+    the input ``footprint`` of one such value (the rows its input gradient spans)."""
+
+    pool: str
+    share: float
+    footprint: int
+
+    def notes(self) -> list[str]:
+        """The note the saliency section carries when few values are routed (:data:`FEW_ROUTED`)."""
+        if self.share >= FEW_ROUTED:
+            return []
+        return [
+            f"{self.share:.0%} of the values entering {self.pool} pass the gradient back (a max-pool passes each "
+            f"window's gradient to its largest value alone; this note appears below {FEW_ROUTED:.0%}), so each map "
+            f"is a sum of {self.footprint}x{self.footprint} px footprints, one per routed value: square blocks "
+            "where few of them overlap"
+        ]
+
+
+def first_max_pool(model: nn.Module) -> str | None:
+    """The name of the model's first ``nn.MaxPool2d`` in definition order, or None."""
+    return next((name for name, module in model.named_modules() if isinstance(module, nn.MaxPool2d)), None)
+
+
+def pool_routing(model: nn.Module, images: Tensor, targets: Tensor) -> PoolRouting | None:
+    """The routing of the gradient of each image's ``targets`` class score through the first max-pool
+    (None: the model has none); the footprint is that of the first image's strongest value in the central
+    half of the pooled map, away from the zero padding that would crop it."""
+    pool = first_max_pool(model)
+    if pool is None:
+        return None
+    device = model_device(model)
+    inputs = images.to(device).detach().requires_grad_()
+    with eval_mode(model), frozen_parameters(model), capture_activations(model, [pool], inputs=True) as seen:
+        scores = model(inputs).gather(1, targets.to(device)[:, None]).sum()
+        entering = seen[pool]
+        (gradient,) = torch.autograd.grad(scores, entering, retain_graph=True)
+        height, width = entering.shape[-2:]
+        centre = entering[0, :, height // 4 : height - height // 4, width // 4 : width - width // 4]
+        (footprint,) = torch.autograd.grad(centre.max(), inputs)
+    rows = footprint[0].abs().sum(dim=(0, 2)).nonzero()
+    side = int(rows.max() - rows.min() + 1) if len(rows) else 0
+    return PoolRouting(pool, float((gradient != 0).float().mean()), side)
