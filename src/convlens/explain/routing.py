@@ -37,8 +37,8 @@ class PoolRouting:
         return [
             f"{self.share:.0%} of the values entering {self.pool} pass the gradient back (a max-pool passes each "
             f"window's gradient to its largest value alone; this note appears below {FEW_ROUTED:.0%}), so each map "
-            f"is a sum of {self.footprint}x{self.footprint} px footprints, one per routed value: square blocks "
-            "where few of them overlap"
+            f"is a sum of {self.footprint}x{self.footprint} px footprints, one per routed value (they show as "
+            "square blocks where few of them overlap)"
         ]
 
 
