@@ -8,7 +8,8 @@ default settings (saliency, guided backprop, SmoothGrad, gradient x input, Integ
 Per image, the share of the map's mass in the border (the localised map, as the evaluation scores it,
 and the magnitudes ``|map|`` of the signed methods) and the share of the mask's pixels there; each
 averaged over the images, and their ratio. The goal (issue 23): every method within ``GOAL`` times
-the objects' share. Results go to benchmarks/results/border_share.json and docs/spatial_bias.md.
+the objects' share. Per run also where the first max-pool routes the gradient (corners, edges,
+inside: :func:`pool_routing`). Results go to benchmarks/results/border_share.json and docs/spatial_bias.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from paths import ROOT
 from torch import Tensor
 
 from convlens.evaluate.recompute import Recompute
+from convlens.explain.routing import first_max_pool
 from convlens.explain.selection import predict
+from convlens.models.layers import capture_activations
 from convlens.registry import method_settings
 from convlens.rundir import load_run
 
@@ -102,6 +105,23 @@ def method_row(views: dict[str, Tensor], masks: Tensor, objects: float) -> dict[
             "corner_density": density(views["absolute"], corner & off_objects, background)}  # fmt: skip
 
 
+def pool_routing(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Any] | None:
+    """Where the model's first max-pool passes the class score's gradient back: the share of the values
+    entering it that receive any, at the 2x2 corners of its input, along the rest of its outer 2 rows and
+    columns, and inside (None: no max-pool). A window at the edge holds fewer real values (the rest is
+    padding), so an edge value wins it, and is routed, more often."""
+    pool = first_max_pool(model)
+    if pool is None:
+        return None
+    with capture_activations(model, [pool], inputs=True) as seen:
+        scores = model(inputs.detach()).gather(1, targets[:, None]).sum()
+        (gradient,) = torch.autograd.grad(scores, seen[pool])
+    routed = (gradient != 0).float().mean(dim=(0, 1))
+    corner, band = corners(*routed.shape), border(*routed.shape)
+    regions = {"corners": corner, "edges": band & ~corner, "inside": ~band}
+    return {"pool": pool, **{name: float(routed[region].mean()) for name, region in regions.items()}}
+
+
 def measure_run(run_dir: Path, images: int) -> dict[str, Any]:
     """Border shares of every method's maps and of the masks on one run's test images."""
     run, inputs, targets, masks = test_batch(run_dir, images)
@@ -115,7 +135,8 @@ def measure_run(run_dir: Path, images: int) -> dict[str, Any]:
     worst = None if None in ratios else max(ratios)
     return {"run": f"{run_dir.resolve().parent.name}/{run_dir.resolve().name}", "data": run.datamodule.name,
             "side": int(inputs.shape[-1]), "images": len(inputs), "area_share": float(band.float().mean()),
-            "objects_share": objects, "methods": methods, "worst_ratio": worst,
+            "objects_share": objects, "methods": methods, "pool_routing": pool_routing(run.model, inputs, targets),
+            "worst_ratio": worst,
             "goal_met": worst is not None and worst <= GOAL}  # fmt: skip
 
 
@@ -144,6 +165,11 @@ def show(result: dict[str, Any], device: torch.device) -> None:
     worst = [f"{run['run']} worst {records.num(run['worst_ratio']) or 'none (no object in the border)'}"
              for run in result["runs"]]  # fmt: skip
     print(f"goal: every ratio <= {GOAL}: " + ", ".join(worst))
+    for run in result["runs"]:
+        routing = run.get("pool_routing")
+        if routing:
+            shares = ", ".join(f"{name} {routing[name]:.3f}" for name in ("corners", "edges", "inside"))
+            print(f"{run['run']}: share of the values entering {routing['pool']} that receive gradient: {shares}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

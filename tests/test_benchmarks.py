@@ -179,3 +179,17 @@ def test_ig_completeness_error_falls_with_the_step_count(tmp_path: Path) -> None
     run = ig_steps.stage_passes.tiny_run(tmp_path)
     few, many = ig_steps.errors(run, 8, 4), ig_steps.errors(run, 8, 64)
     assert few.shape == (8,) and many.median() < few.median()
+
+
+def test_pool_routing_counts_where_the_max_pool_passes_the_gradient() -> None:
+    """A window at the edge of a padded max-pool holds fewer real values, so its values are routed more often
+    than those inside; a model without a max-pool has no routing to report."""
+    torch.manual_seed(0)
+    stem = nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+    model = nn.Sequential(stem, nn.Flatten(), nn.Linear(8 * 9 * 9, 4)).eval()
+    images, targets = torch.randn(32, 3, 33, 33), torch.arange(32) % 4
+    routing = border_share.pool_routing(model, images, targets)
+    assert routing is not None and routing["pool"] == "0.2"
+    assert routing["corners"] > routing["edges"] > routing["inside"] > 0
+    stem[2] = nn.AvgPool2d(3, 2, 1)
+    assert border_share.pool_routing(model, images, targets) is None
