@@ -223,4 +223,4 @@ def test_the_first_max_pool_routes_the_gradient_and_the_saliency_note_says_so() 
     assert (
         pool_routing(model, images, targets) is None and explain_saliency(model, batch, SaliencyParams()).notes() == []
     )
-    assert PoolRouting("pool", FEW_ROUTED, 7).notes() == []
+    assert PoolRouting("pool", FEW_ROUTED, 7).notes() == [] and PoolRouting("pool", 0.2, 0).notes() == []

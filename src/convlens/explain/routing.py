@@ -31,8 +31,9 @@ class PoolRouting:
     footprint: int
 
     def notes(self) -> list[str]:
-        """The note the saliency section carries when few values are routed (:data:`FEW_ROUTED`)."""
-        if self.share >= FEW_ROUTED:
+        """The note the saliency section carries when few values are routed (:data:`FEW_ROUTED`) and a footprint
+        was measured (none where no value in the centre of the first image is positive)."""
+        if self.share >= FEW_ROUTED or self.footprint == 0:
             return []
         return [
             f"{self.share:.0%} of the values entering {self.pool} pass the gradient back (a max-pool passes each "
