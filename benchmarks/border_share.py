@@ -28,9 +28,8 @@ from paths import ROOT
 from torch import Tensor
 
 from convlens.evaluate.recompute import Recompute
-from convlens.explain.routing import first_max_pool
+from convlens.explain.routing import routed_values
 from convlens.explain.selection import predict
-from convlens.models.layers import capture_activations
 from convlens.registry import method_settings
 from convlens.rundir import load_run
 
@@ -110,13 +109,11 @@ def pool_routing(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> dic
     entering it that receive any, at the 2x2 corners of its input, along the rest of its outer 2 rows and
     columns, and inside (None: no max-pool). A window at the edge holds fewer real values (the rest is
     padding), so an edge value wins it, and is routed, more often."""
-    pool = first_max_pool(model)
-    if pool is None:
+    found = routed_values(model, inputs, targets)
+    if found is None:
         return None
-    with capture_activations(model, [pool], inputs=True) as seen:
-        scores = model(inputs.detach()).gather(1, targets[:, None]).sum()
-        (gradient,) = torch.autograd.grad(scores, seen[pool])
-    routed = (gradient != 0).float().mean(dim=(0, 1))
+    pool, values = found
+    routed = values.float().mean(dim=(0, 1))
     corner, band = corners(*routed.shape), border(*routed.shape)
     regions = {"corners": corner, "edges": band & ~corner, "inside": ~band}
     return {"pool": pool, **{name: float(routed[region].mean()) for name, region in regions.items()}}

@@ -48,22 +48,39 @@ def first_max_pool(model: nn.Module) -> str | None:
     return next((name for name, module in model.named_modules() if isinstance(module, nn.MaxPool2d)), None)
 
 
-def pool_routing(model: nn.Module, images: Tensor, targets: Tensor) -> PoolRouting | None:
-    """The routing of the gradient of each image's ``targets`` class score through the first max-pool
-    (None: the model has none); the footprint is that of the first image's strongest value in the central
-    half of the pooled map, away from the zero padding that would crop it."""
+def routed_values(model: nn.Module, images: Tensor, targets: Tensor) -> tuple[str, Tensor] | None:
+    """The first max-pool's name and which of the values entering it (B, C, h, w) receive gradient from each
+    image's ``targets`` class score (None: the model has no max-pool)."""
     pool = first_max_pool(model)
     if pool is None:
         return None
     device = model_device(model)
-    inputs = images.to(device).detach().requires_grad_()
+    with eval_mode(model), capture_activations(model, [pool], inputs=True) as seen:
+        scores = model(images.to(device).detach()).gather(1, targets.to(device)[:, None]).sum()
+        (gradient,) = torch.autograd.grad(scores, seen[pool])
+    return pool, gradient != 0
+
+
+def footprint_side(model: nn.Module, pool: str, image: Tensor) -> int:
+    """The side in pixels (rows spanned) of the input footprint of ``image``'s (1, C, H, W) strongest value
+    entering ``pool`` in the central half of its map, away from the zero padding that would crop it; 0 where
+    no value there depends on the input."""
+    device = model_device(model)
+    inputs = image.to(device).detach().requires_grad_()
     with eval_mode(model), frozen_parameters(model), capture_activations(model, [pool], inputs=True) as seen:
-        scores = model(inputs).gather(1, targets.to(device)[:, None]).sum()
-        entering = seen[pool]
-        (gradient,) = torch.autograd.grad(scores, entering, retain_graph=True)
-        height, width = entering.shape[-2:]
-        centre = entering[0, :, height // 4 : height - height // 4, width // 4 : width - width // 4]
-        (footprint,) = torch.autograd.grad(centre.max(), inputs)
-    rows = footprint[0].abs().sum(dim=(0, 2)).nonzero()
-    side = int(rows.max() - rows.min() + 1) if len(rows) else 0
-    return PoolRouting(pool, float((gradient != 0).float().mean()), side)
+        model(inputs)
+        height, width = seen[pool].shape[-2:]
+        centre = seen[pool][0, :, height // 4 : height - height // 4, width // 4 : width - width // 4]
+        (footprint,) = torch.autograd.grad(centre.max(), inputs, allow_unused=True)
+    rows = torch.zeros(0) if footprint is None else footprint[0].abs().sum(dim=(0, 2)).nonzero()
+    return int(rows.max() - rows.min() + 1) if len(rows) else 0
+
+
+def pool_routing(model: nn.Module, images: Tensor, targets: Tensor) -> PoolRouting | None:
+    """The share of the values entering the first max-pool that receive gradient (:func:`routed_values`) and
+    the footprint of the first image's strongest central one (:func:`footprint_side`); None without a max-pool."""
+    routed = routed_values(model, images, targets)
+    if routed is None:
+        return None
+    pool, values = routed
+    return PoolRouting(pool, float(values.float().mean()), footprint_side(model, pool, images[:1]))
