@@ -211,6 +211,9 @@ def test_the_first_max_pool_routes_the_gradient_and_the_saliency_note_says_so() 
     images, targets = torch.randn(4, 3, 33, 33), torch.tensor([0, 1, 2, 3])
     routing = pool_routing(model, images, targets)
     assert routing is not None and routing.pool == "0.2" and routing.footprint == 7
+    model.requires_grad_(False)  # as a stage may hand it over: the same routing
+    assert pool_routing(model, images, targets) == routing
+    model.requires_grad_(True)
     assert 0 < routing.share < FEW_ROUTED
     batch = ExplainBatch(images, targets, torch.zeros(1, 3, 33, 33), 4)
     result = explain_saliency(model, batch, SaliencyParams())

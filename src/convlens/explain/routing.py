@@ -55,8 +55,9 @@ def routed_values(model: nn.Module, images: Tensor, targets: Tensor) -> tuple[st
     if pool is None:
         return None
     device = model_device(model)
-    with eval_mode(model), capture_activations(model, [pool], inputs=True) as seen:
-        scores = model(images.to(device).detach()).gather(1, targets.to(device)[:, None]).sum()
+    inputs = images.to(device).detach().requires_grad_()  # a graph even where the weights are frozen
+    with eval_mode(model), frozen_parameters(model), capture_activations(model, [pool], inputs=True) as seen:
+        scores = model(inputs).gather(1, targets.to(device)[:, None]).sum()
         (gradient,) = torch.autograd.grad(scores, seen[pool])
     return pool, gradient != 0
 
