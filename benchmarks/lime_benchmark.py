@@ -37,7 +37,14 @@ from lime.lime_image import LimeImageExplainer  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from convlens.data.synthetic import make_faces  # noqa: E402
-from convlens.explain.lime import CPU_MODEL_BATCH_SIZE, classifier_fn, explain_image, lime_image, slic_segmenter  # noqa: E402
+from convlens.explain.lime import (  # noqa: E402
+    CPU_MODEL_BATCH_SIZE,
+    classifier_fn,
+    explain_image,
+    lime_image,
+    slic_segmenter,
+    tensor_classifier,
+)
 from convlens.models import FerCNN  # noqa: E402
 from convlens.rundir import load_run  # noqa: E402
 
@@ -130,7 +137,7 @@ def measure(model: nn.Module, image: Tensor, num_samples: int, repeats: int) -> 
     """Alternating runs of both variants (after one warm-up call of the model)."""
     array = lime_image(image)
     on_cpu = next(model.parameters()).device.type == "cpu"
-    our_classifier = classifier_fn(
+    our_classifier = tensor_classifier(
         model, channels=image.shape[0], model_batch_size=CPU_MODEL_BATCH_SIZE if on_cpu else None
     )
     readme_classifier = classifier_fn(model, channels=image.shape[0])

@@ -19,6 +19,7 @@ from convlens.explain.lime import (
     lime_explanations,
     lime_image,
     slic_segmenter,
+    tensor_classifier,
 )
 from convlens.models import FerCNN, ResNet
 
@@ -75,18 +76,23 @@ def test_batched_perturbations_are_the_packages_own() -> None:
     explanations agree to the last bit."""
     image, segment = lime_image(_faces(1)[0]), slic_segmenter(48, 48)
     seen: dict[str, list[np.ndarray]] = {"package": [], "batched": []}
-    classify = classifier_fn(small_fer_cnn(), channels=1)
+    model = small_fer_cnn()
+    classify = {"package": classifier_fn(model, channels=1), "batched": tensor_classifier(model, channels=1)}
 
     def recording(name: str):
-        return lambda batch: seen[name].append(batch.copy()) or classify(batch)
+        as_lime = (
+            (lambda batch: batch.copy()) if name == "package" else (lambda batch: batch.permute(0, 2, 3, 1).numpy())
+        )
+        return lambda batch: seen[name].append(as_lime(batch)) or classify[name](batch)
 
     results = {}
     for name, explainer in (("package", LimeImageExplainer), ("batched", BatchedLimeImageExplainer)):
         results[name] = explainer(random_state=3).explain_instance(
-            image, recording(name), labels=(2,), top_labels=None, hide_color=0.0, num_samples=300,
+            image, recording(name), labels=(2,), top_labels=None, hide_color=0.5, num_samples=300,
             batch_size=128, segmentation_fn=segment, random_seed=3,
         )  # fmt: skip
     np.testing.assert_array_equal(np.concatenate(seen["batched"]), np.concatenate(seen["package"]))
+    assert len(seen["package"]) == 3  # 300 copies in batches of 128
     assert results["batched"].local_exp == results["package"].local_exp
 
 
