@@ -103,6 +103,18 @@ def test_resnet_forward_shapes(channels: int, size: int) -> None:
     assert model(torch.randn(2, channels, size, size)).shape == (2, 7)
 
 
+def test_the_stem_pool_ablation_swaps_only_the_pool() -> None:
+    """``stem_pool=avg`` (docs/spatial_bias.md's ablation) keeps every weight and shape; an unknown pool is refused."""
+    paper, ablation = ResNet(18, num_classes=7), ResNet(18, num_classes=7, stem_pool="avg")
+    assert isinstance(paper.stem.pool, nn.MaxPool2d) and isinstance(ablation.stem.pool, nn.AvgPool2d)
+    assert not any(isinstance(module, nn.MaxPool2d) for module in ablation.modules())
+    assert paper.state_dict().keys() == ablation.state_dict().keys() and count(paper) == count(ablation)
+    with torch.no_grad():
+        assert ablation.eval()(torch.randn(2, 3, 65, 65)).shape == (2, 7)
+    with pytest.raises(ValueError, match=r"model.stem_pool='mean'; choose one of max, avg"):
+        ResNet(18, stem_pool="mean")
+
+
 def test_resnet_width_factor_scales_every_stage() -> None:
     model = ResNet(50, num_classes=7, width_factor=0.25)
     assert model.stem.conv.out_channels == 16

@@ -7,6 +7,7 @@ so hooks, deconvnet, guided backprop and Grad-CAM can act on each activation sep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -76,6 +77,14 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     return _conv_bn(in_channels, out_channels, 1, stride)
 
 
+#: The stem's 3x3/2 pool: the paper's max-pool, or an average pool for the ablation (padding counted, so
+#: every input value gets the same weight in each window it lies in).
+STEM_POOLS: dict[str, Callable[[], nn.Module]] = {
+    "max": lambda: nn.MaxPool2d(3, 2, 1),
+    "avg": lambda: nn.AvgPool2d(3, 2, 1),
+}
+
+
 class ResNet(Staged):
     """ResNet-18/34/50/101/152 for ``in_channels``-channel images and ``num_classes`` classes.
 
@@ -84,7 +93,10 @@ class ResNet(Staged):
     channels (1.0: the paper's, 64 in the stem and ``layer1``, doubled by each later stage; less keeps
     the depth and makes CPU demos cheap). At 1.0 parameter counts equal
     torchvision's ``resnetN`` for the same number of classes, and ``weights`` (a torchvision
-    ``resnetN`` file or weights name, see :mod:`convlens.models.weights`) loads into it.
+    ``resnetN`` file or weights name, see :mod:`convlens.models.weights`) loads into it. ``stem_pool``
+    ``avg`` puts a 3x3/2 average pool where the paper has its max-pool: not the paper's network, only the
+    ablation that tests whether the max-pool's routing of the gradient draws the bright corners of the
+    shapes demo's gradient maps (docs/spatial_bias.md).
     """
 
     min_input_size = 32
@@ -96,10 +108,13 @@ class ResNet(Staged):
         in_channels: int = 3,
         weights: str | Path | None = None,
         width_factor: float = 1.0,
+        stem_pool: str = "max",
     ) -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"model.depth={depth} is not a ResNet of Table 1; choose one of {sorted(RESNET_SPECS)}")
+        if stem_pool not in STEM_POOLS:
+            raise ValueError(f"model.stem_pool={stem_pool!r}; choose one of {', '.join(STEM_POOLS)} (max: the paper's)")
         check_width(width_factor, weights)
         block_kind, blocks = RESNET_SPECS[depth]
         block = BasicBlock if block_kind == "basic" else Bottleneck
@@ -111,7 +126,7 @@ class ResNet(Staged):
         self.stem.add_module("conv", nn.Conv2d(in_channels, width, 7, 2, 3, bias=False))
         self.stem.add_module("bn", nn.BatchNorm2d(width))
         self.stem.add_module("relu", nn.ReLU())
-        self.stem.add_module("pool", nn.MaxPool2d(3, 2, 1))
+        self.stem.add_module("pool", STEM_POOLS[stem_pool]())
         channels = width
         for index, count in enumerate(blocks, start=1):
             stride = 1 if index == 1 else 2
