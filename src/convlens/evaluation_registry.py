@@ -129,8 +129,9 @@ _family(
     Metric("insertion_auc", "insertion AUC", "higher", "inserting its top pixels restores the class probability "
            "more slowly than inserting random pixels", "area under the class probability as the map's top pixels "
            "are put back into a blurred copy: a faithful map makes it rise fast"),
-    Metric("road", "ROAD", "higher", "removing its top pixels (with debiased imputation) hurts the prediction less "
-           "than removing random pixels", "class probability after removing the map's least relevant pixels minus "
+    Metric("road", "ROAD", "higher", "removing its most relevant pixels (the gaps filled from their neighbours) "
+           "hurts the prediction less, set against removing its least relevant ones, than with random maps",
+           "class probability after removing the map's least relevant pixels minus "
            "after removing its most relevant ones, the gaps filled from their neighbours so that their shape "
            "does not give them away"),
     long_running=True,

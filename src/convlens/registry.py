@@ -122,8 +122,10 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "contributions",
         "Gradient x input and Integrated Gradients",
-        "Signed contributions of each pixel to the class score (red for, blue against): gradient x input, and "
-        "Integrated Gradients (Sundararajan et al. 2017), the gradient integrated from a black image.",
+        "Signed contributions of each pixel to the class score (red for, blue against): gradient x input, the "
+        "gradient times the normalised input, whose zero is the normalisation's mean colour (a pixel of that "
+        "colour contributes nothing, whatever its gradient), and Integrated Gradients (Sundararajan et al. "
+        "2017), the gradient integrated from a black image.",
     ),
     Section(
         "cam",

@@ -671,14 +671,24 @@ def distinct(shares: Mapping[str, Any], parts: Sequence[str], class_names: Seque
 
 def _distinct_parts(found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str]) -> str:
     """``mouth (+6 points over the other classes, adjusted p 0.002)`` for each of :func:`_distinct_indices`; a part
-    that a model-free map matches on the class's images (:func:`_matched`) says so: the class's images may differ
-    there by themselves (the stripes' edges), which the test between classes does not rule out."""
+    that a model-free map matches on the class's images (:func:`_matched`) says so, with the paired differences
+    (the part need not be favoured enough to be listed under "Not named"): the class's images may differ there
+    by themselves (the stripes' edges), which the test between classes does not rule out."""
     test = found["distinct"]
     return ", ".join(f"{text(parts[index])} (+{100 * test['difference'][index]:.0f} points over the other "
-                     f"classes, adjusted p {test['p_adjusted'][index]:.2g}"
-                     + (f"; but {' and '.join(MODEL_FREE[name] for name in matched)} put as much there on these "
-                        "images: see 'Not named'" if (matched := _matched(found, index)) else "") + ")"
+                     f"classes, adjusted p {test['p_adjusted'][index]:.2g}" + _matched_note(found, index) + ")"
                      for index in _distinct_indices(found, area))  # fmt: skip
+
+
+def _matched_note(found: Mapping[str, Any], index: int) -> str:
+    """``; but the edge map put as much there on these images (the maps' share minus its: +0.5 points [-1.0,
+    +2.0])``, or nothing when no model-free map matches the part (:func:`_matched`)."""
+    matched = _matched(found, index)
+    if not matched:
+        return ""
+    differences = ", ".join(f"{_difference(found['beyond'][name], index)} over {MODEL_FREE[name]}" for name in matched)
+    return (f"; but {' and '.join(MODEL_FREE[name] for name in matched)} put as much there on these images (the "
+            f"maps' share minus theirs: {differences})")  # fmt: skip
 
 
 def _distinct_indices(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
