@@ -659,6 +659,19 @@ def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
     )
 
 
+def test_a_figure_of_confused_pairs_says_whose_pairs_they_are() -> None:
+    """The pairs are the visualize stage's own (one view, the images it searched), not the confusion matrix's:
+    the caption says so under that figure only."""
+    from convlens.report.gallery import caption
+
+    confused = [{"image_index": 3, "class": c, "true_label": "cat", "group": "confused"} for c in ("cat", "dog")]
+    said = caption({"method": "lime", "images": confused}, "test")
+    assert said.startswith("*1 test image (3), 2 image-class pairs · the pairs most frequent among the visualize")
+    assert "which can differ from the confusion matrix's" in said
+    correct = [{"image_index": 3, "true_label": "cat", "group": "correct"}]
+    assert "pairs most frequent" not in caption({"method": "lime", "images": correct}, "test", ["cat"])
+
+
 def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:
     """A class the model got no image of right (FER2013's Disgust after a few epochs) is named, not silently absent."""
     from convlens.report.gallery import caption
@@ -794,7 +807,8 @@ def test_the_summary_says_when_figure_images_come_from_part_of_the_split(searche
     found = _candidates(run)
     assert (
         found == ", of images chosen among the first 1,000 of the 3,589 test images (the visualize setting "
-        "`selection.max_candidates`; the most confident mistakes and the clearest hits shown are theirs)"
+        "`selection.max_candidates`; the most confident mistakes, the clearest hits shown and LIME's most confused "
+        "pairs are theirs)"
     ) is says
     assert says or found == ""
 

