@@ -807,7 +807,7 @@ def test_the_summary_says_when_figure_images_come_from_part_of_the_split(searche
     found = _candidates(run)
     assert (
         found == ", of images chosen among the first 1,000 of the 3,589 test images (the visualize setting "
-        "`selection.max_candidates`; the most confident mistakes, the clearest hits shown and LIME's most confused "
+        "`selection.max_candidates`; the most confident mistakes and correct images shown and LIME's most confused "
         "pairs are theirs)"
     ) is says
     assert says or found == ""

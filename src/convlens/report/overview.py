@@ -147,7 +147,7 @@ def _candidates(run: RunData) -> str:
         return ""
     return (
         f", of images chosen among the first {searched:,} of the {total:,} {gallery.split_images(split)} "
-        "(the visualize setting `selection.max_candidates`; the most confident mistakes, the clearest hits shown "
+        "(the visualize setting `selection.max_candidates`; the most confident mistakes and correct images shown "
         "and LIME's most confused pairs are theirs)"
     )
 
