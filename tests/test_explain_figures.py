@@ -167,6 +167,25 @@ def test_lime_bars_state_their_values_inside_the_panel(sign: int) -> None:
     assert all(box.x0 <= text.get_window_extent().x0 and text.get_window_extent().x1 <= box.x1 for text in axes.texts)
 
 
+def test_lime_weights_share_one_scale_across_rows() -> None:
+    """LIME's coefficients are changes in class probability, comparable across images: a row whose weights are 40
+    times smaller is drawn 40 times fainter, under a colour bar in that unit; without a limit each row fills its
+    own scale (the other methods' maps)."""
+    from convlens.figures.grid import grid_figure, map_column
+    from convlens.figures.lime import shared_limit
+
+    weights = [np.array([[0.26, -0.1], [0.0, 0.05]]), np.array([[0.0065, -0.006], [0.0, 0.001]])]
+    one = map_column("w", weights.__getitem__, signed=True, limit=shared_limit(weights), unit="coefficient")
+    shared = grid_figure("t", [0, 1], ["a", "b"], [one])
+    own = grid_figure("t", [0, 1], ["a", "b"], [map_column("w", weights.__getitem__, signed=True)])
+    peaks = [[float(np.abs(axes.images[-1].get_array()).max()) for axes in figure.axes[:2]] for figure in (shared, own)]
+    assert peaks[0] == pytest.approx([1.0, 0.025]) and peaks[1] == pytest.approx([1.0, 1.0])
+    assert "colour bars: coefficient, one scale for every row" in [text.get_text() for text in shared.texts]
+    bar = shared.axes[-1]
+    assert [label.get_text() for label in bar.get_xticklabels()] == ["-0.26", "0", "0.26"]
+    assert shared_limit([np.zeros((2, 2))]) == 1.0
+
+
 def test_the_comparison_figure_labels_a_map_with_no_location() -> None:
     """A CAM flat on an image (zero everywhere) is drawn as the gray image alone: the panel says so."""
     rng = np.random.default_rng(0)

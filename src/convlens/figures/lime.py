@@ -47,13 +47,26 @@ def draw_lime(result: LimeExplanations, shown: Shown, params: LimeParams) -> lis
         return [
             image_column(display),
             Column("top superpixels", superpixels),
-            map_column("weights", weights.__getitem__, under=display, signed=True),
+            map_column(
+                "weights",
+                weights.__getitem__,
+                under=display,
+                signed=True,
+                limit=shared_limit(weights),
+                unit="LIME coefficient (change in class probability)",
+            ),  # fmt: skip
             Column("for the class", positive),
             Column("against it", negative),
             Column("top weights", bars, chart=True),
         ]
 
     return shown.grids(columns)
+
+
+def shared_limit(weights: Sequence[np.ndarray]) -> float:
+    """The largest |coefficient| of the figure's explanations: the ends of the one scale every row's weights are
+    drawn on (coefficients are changes in class probability, comparable across images); 1 when all are 0."""
+    return max((float(np.abs(values).max()) for values in weights), default=0.0) or 1.0
 
 
 def numbered_superpixels(axes: Axes, image: np.ndarray, explanation: LimeExplanation) -> None:
