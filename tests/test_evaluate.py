@@ -290,7 +290,8 @@ def test_a_map_that_beats_random_maps_is_held_against_the_centred_blob(evaluatio
                 for baseline in ("edges", "centre"):
                     cell["against"][baseline]["mark"] = "above"
     cell = tampered["methods"]["saliency"]["layers"][""]["localisation"]["relevance_mass"]
-    cell["against"]["centre"].update(mark=mark, mean=0.61)
+    numbers = {"mean": 0.61, "difference": -0.04, "low": -0.09, "high": 0.01, "p_adjusted": 0.31, "n": 12}
+    cell["against"]["centre"].update(mark=mark, **numbers)
     lines = [line for line in scores_section(tampered).body.splitlines()
              if "a centred Gaussian blob" in line and line.startswith("- On relevance mass")]  # fmt: skip
     if says is None:
@@ -298,8 +299,9 @@ def test_a_map_that_beats_random_maps_is_held_against_the_centred_blob(evaluatio
     else:
         meaning = {"no better than": "what it shows, a guess at the image's centre shows too",
                    "worse than": "a guess at the image's centre shows it better"}[says]  # fmt: skip
-        assert lines == [f"- On relevance mass, Saliency (vanilla gradient) ({cell['value']:.2f} vs 0.61) beat random "
-                         f"maps but is {says} a centred Gaussian blob that ignores the image: {meaning}."]  # fmt: skip
+        assert lines == [f"- On relevance mass, Saliency (vanilla gradient) ({cell['value']:.2f} vs 0.61; better by "
+                         f"-0.04 [-0.09, +0.01], adjusted p 0.31, n = 12) beat random maps but is {says} a centred "
+                         f"Gaussian blob that ignores the image: {meaning}."]  # fmt: skip
 
 
 def test_skipped_families_read_not_tested(evaluation: dict) -> None:

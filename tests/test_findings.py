@@ -466,6 +466,13 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
     ), "ROAD does not beat random maps: its model-free tests are not named"
     beats_all = {"localisation": {"pointing_game": _cell("above", "above", "above")}}
     assert beside_model_free("Grad-CAM", beats_all) is None
+    numbered = _cell("above", "above", "level") | {"value": 0.1584}  # FER2013's SmoothGrad on ROAD
+    numbered["against"]["centre"] |= {"mean": 0.1638, "n": 64, "difference": -0.0054, "low": -0.0583,
+                                      "high": 0.0468, "p_adjusted": 0.8831}  # fmt: skip
+    assert beside_model_free("SmoothGrad", {"faithfulness": {"road": numbered}}) == (
+        "SmoothGrad is no better than the centred blob on ROAD (0.16 vs 0.16; better by -0.01 [-0.06, +0.05], "
+        "adjusted p 0.88, n = 64)."
+    )
     layers = {"layer2": _layer(), "layer3": _layer() | record}  # the table shows layer2; layer3 is trusted too
     evaluation = _evaluation(layers=layers)
     evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"

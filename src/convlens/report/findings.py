@@ -34,6 +34,7 @@ from convlens.report.trust_verdicts import (
     MODEL_FREE,
     REQUIRED,
     costly_images,
+    model_free_numbers,
     short_of_model_free,
     trust_status,
     trusted,
@@ -182,7 +183,7 @@ def beside_model_free(title: str, record: Mapping[str, Any]) -> str | None:
             for baseline, named in MODEL_FREE.items():
                 side = short_of_model_free(cell, baseline)
                 if side is not None:
-                    found[side].setdefault(named, []).append(labels.get(key, key))
+                    found[side].setdefault(named, []).append(labels.get(key, key) + model_free_numbers(cell, baseline))
     parts = [f"{side} {named} on {', '.join(metrics)}" for side, by_map in found.items()
              for named, metrics in by_map.items()]  # fmt: skip
     if not parts:

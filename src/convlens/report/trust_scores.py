@@ -25,6 +25,7 @@ from convlens.report.trust_verdicts import (
     cascade_images,
     costly_images,
     images_row,
+    model_free_numbers,
     overall,
     score_cell,
     short_of_model_free,
@@ -309,7 +310,8 @@ SHOWN_BY_MODEL_FREE = {"no better than": "what it shows, {} shows too", "worse t
 
 def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> list[str]:
     """Per model-free map, the maps that beat random maps on ``metric`` but not it
-    (:func:`~convlens.report.trust_verdicts.short_of_model_free`), each with both means."""
+    (:func:`~convlens.report.trust_verdicts.short_of_model_free`), each with both means, the paired difference's
+    interval, the adjusted p-value and n (:func:`~convlens.report.trust_verdicts.model_free_numbers`)."""
     sentences = []
     for name, (what, shown) in MODEL_FREE_MEANING.items():
         groups: dict[str, list[str]] = {"worse than": [], "no better than": []}
@@ -317,7 +319,7 @@ def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> 
             score = _score(row, family, metric.key)
             side = short_of_model_free(score, name)
             if side is not None:
-                groups[side].append(f"{row.label} ({score['value']:.2f} vs {score['against'][name]['mean']:.2f})")
+                groups[side].append(f"{row.label}{model_free_numbers(score, name)}")
         sentences += [f"On {metric.label}, {', '.join(items)} beat random maps but {_are(items)} {side} {what}: "
                       f"{SHOWN_BY_MODEL_FREE[side].format(shown)}."
                       for side, items in groups.items() if items]  # fmt: skip

@@ -5,6 +5,7 @@ the verdict of each family of metrics; and one overall sentence per map derived 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, scored_metrics
@@ -68,6 +69,22 @@ def short_of_model_free(score: dict[str, Any], baseline: str) -> str | None:
     if score.get("verdict") != "above" or test is None or test["mark"] == "above":
         return None
     return "worse than" if test["mark"] == "below" else "no better than"
+
+
+def model_free_numbers(cell: Mapping[str, Any], baseline: str) -> str:
+    """`` (0.16 vs 0.16; better by -0.01 [-0.06, +0.05], adjusted p 0.88, n = 64)``: the map's score, the model-free
+    map's on the same images, the paired difference in the metric's better direction with its 95% interval, the
+    adjusted p-value and n (a grader could not check "no better than" without them); nothing where the cell lacks
+    them."""
+    test = (cell.get("against") or {}).get(baseline) or {}
+    numbers = (cell.get("value"), test.get("mean"), test.get("difference"), test.get("low"), test.get("high"))
+    if any(not isinstance(number, int | float) for number in numbers):
+        return ""
+    value, mean, difference, low, high = numbers
+    adjusted = test.get("p_adjusted", test.get("p"))
+    p = "" if adjusted is None else f", adjusted p {adjusted:.2g}"
+    n = "" if test.get("n") is None else f", n = {test['n']}"
+    return f" ({value:.2f} vs {mean:.2f}; better by {difference:+.2f} [{low:+.2f}, {high:+.2f}]{p}{n})"
 
 
 def costly_images(sample: dict[str, Any]) -> int | None:
