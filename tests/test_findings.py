@@ -655,6 +655,23 @@ def test_the_parts_table_says_how_many_of_a_class_were_misclassified_into_it() -
     assert "'misclassified': of the class's own sample images, those the model answered with another class" in lead
 
 
+@pytest.mark.parametrize(("wrong", "explained", "says"), [
+    (5, "the predicted class", " Most of its images are mistakes (5 of 10, of another class but answered cat): this "
+                               "is mostly what made the model say cat on images of other classes."),
+    (4, "the predicted class", None),  # under half: the class's own images lead
+    (6, "the true class", " Most of its images are mistakes (6 of 10, answered with another class): this is mostly "
+                          "the evidence for cat that lost."),
+])  # fmt: skip
+def test_a_named_part_resting_mostly_on_mistakes_says_so(wrong: int, explained: str, says: str | None) -> None:
+    """A grader read "Neutral: mouth" as what Neutral looks like, on 16 images of which 11 were mistakes."""
+    evaluation = _evaluation()
+    evaluation["regions"]["classes"]["0"] = {"images": 10, "area": [0.8, 0.2], "misclassified": wrong}
+    evaluation["sample"] = evaluation["sample"] | {"explained": explained}
+    line = next(line for line in "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS)).splitlines()
+                if line.startswith("- **cat**"))  # fmt: skip
+    assert line == "- **cat**: object 90% (4.50x its area of 20.0%)." + (says or "")
+
+
 def test_regions_count_the_images_of_another_true_class() -> None:
     parts = torch.zeros(4, 4, 4, dtype=torch.uint8)
     parts[:, :2] = 1

@@ -218,7 +218,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         count = f"{found['images']}" + (f" (+{flat} flat)" if flat else "") + few
         count += f"; {wrong} misclassified" if wrong else ""
         rows.append((text(class_names[int(key)]), count, *shown))
-        lines.append(_looks_at(class_names[int(key)], found, area, names, regions))
+        line = _looks_at(class_names[int(key)], found, area, names, regions)
+        lines.append(line and line + _mostly_mistakes(class_names[int(key)], regions["classes"][key], explained))
     rows += [(f"*{_model_free(name)} (no model)*", f"{found['images']} (all classes)",
               *(_share(found, index) for index in range(len(names))))
              for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE]  # fmt: skip
@@ -366,6 +367,26 @@ def _misclassified(found: Mapping[str, Any]) -> int:
     kept counts those of another true class: the same images when each is explained for the class predicted)."""
     count = found.get("misclassified", found.get("other_true_class"))
     return count if type(count) is int else 0
+
+
+#: A class row whose images are at least this share mistakes has its named parts read as mostly the mistakes'.
+MOSTLY_MISTAKES = 0.5
+
+
+def _mostly_mistakes(name: str, found: Mapping[str, Any], explained: str) -> str:
+    """`` Most of its images are mistakes (11 of 16): ...`` where at least :data:`MOSTLY_MISTAKES` of a class row's
+    sample images are misclassified, so that its named parts describe the mistakes more than the class (a
+    grader found "Neutral: mouth" resting on 5 correct images of 16); nothing otherwise."""
+    wrong, images = _misclassified(found), found.get("images") or 0
+    if not images or wrong < MOSTLY_MISTAKES * images:
+        return ""
+    if explained != "the predicted class":
+        return (f" Most of its images are mistakes ({wrong} of {images}, answered with another class): this is "
+                f"mostly the evidence for {text(name)} that lost.")  # fmt: skip
+    return (
+        f" Most of its images are mistakes ({wrong} of {images}, of another class but answered {text(name)}): "
+        f"this is mostly what made the model say {text(name)} on images of other classes."
+    )
 
 
 def _misclassified_note(regions: Mapping[str, Any], explained: str) -> str:
