@@ -427,6 +427,38 @@ def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
     assert confident_mistakes(twice, CONFUSION, NAMES) == line, "an image is counted once"
 
 
+@pytest.mark.parametrize("apart", [True, False])
+def test_the_shared_answer_is_read_against_the_answers_own_images(apart: bool) -> None:
+    """FER2013 (third review): the report handed "why does it answer Happy?" back to the student. With the lead
+    map's test of the mistakes answered Happy against the Happy images answered Happy, it says whether they differ."""
+    mistakes = {"wrong": {"images": 8, "share": [0.2, 0.3], "low": [0.1, 0.2], "high": [0.3, 0.4]},
+                "right": {"images": 12, "share": [0.4, 0.1], "low": [0.3, 0.05], "high": [0.5, 0.15]},
+                "difference": [-0.2, 0.2], "p": [0.001, 0.3], "p_adjusted": [0.002 if apart else 0.4, 0.3]}  # fmt: skip
+    evaluation = {"sample": {"explained": "the predicted class"},
+                  "methods": {"smoothgrad": {"title": "SmoothGrad"}},
+                  "regions": {"parts": ["mouth", "rest"], "classes": {"1": {"area": [0.1, 0.9]}},
+                              "methods": {"smoothgrad": {"": {"1": {"mistakes": mistakes}}}}}}  # fmt: skip
+    line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]),
+                              CONFUSION, NAMES, evaluation, ("smoothgrad", ""))[0]  # fmt: skip
+    how = (
+        "(SmoothGrad's maps, n = 8 and 12, two-sided permutation test on the share minus the part's area, "
+        "Benjamini-Hochberg over every class tested and part, q = 0.05"
+    )
+    whose = "the sample's images of other classes answered Happy and its Happy images answered Happy"
+    if apart:
+        assert line.endswith(f" The maps of {whose} differ on **mouth** (20% [10-30] vs 40% [30-50], adjusted p "
+                             f"0.002) {how}): on those images the model finds its evidence for Happy "
+                             "elsewhere than on Happy's own.")  # fmt: skip
+    else:
+        assert line.endswith(f" No part was shown to tell the maps of {whose} apart {how}; mouth, where the right "
+                             "answers put the most above its area: 20% [10-30] vs 40% [30-50]): consistent with the "
+                             "model answering Happy on the same evidence, though at these n a small difference goes "
+                             "undetected.")  # fmt: skip
+    evaluation["sample"]["explained"] = "the true class"
+    assert "The maps of" not in confident_mistakes(_mistakes(["Happy"] * 7), CONFUSION, NAMES, evaluation,
+                                                   ("smoothgrad", ""))[0]  # fmt: skip
+
+
 @pytest.mark.parametrize(("images", "named"), [(8, True), (7, False)])
 def test_a_part_is_named_only_on_enough_images(images: int, named: bool) -> None:
     """The trust table's rule holds here too: under 8 located maps a class's shares are shown with their
@@ -670,6 +702,26 @@ def test_a_named_part_resting_mostly_on_mistakes_says_so(wrong: int, explained: 
     line = next(line for line in "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS)).splitlines()
                 if line.startswith("- **cat**"))  # fmt: skip
     assert line == "- **cat**: object 90% (4.50x its area of 20.0%)." + (says or "")
+
+
+@pytest.mark.parametrize(("shift", "wrong", "differs"), [(0.3, 10, True), (0.0, 10, False), (0.3, 7, None)])
+def test_regions_test_a_class_rows_mistakes_against_its_right_answers(shift: float, wrong: int, differs: bool | None):
+    """Planted: the mistakes' maps put ``shift`` more on the top part than the right answers' do; tested only with 8
+    or more of each (None: no record)."""
+    from convlens.evaluate.regions import _with_mistakes
+
+    rng = np.random.default_rng(1)
+    explained, kept = np.zeros(20, dtype=int), np.ones(20, dtype=bool)
+    mistaken = np.arange(20) < wrong
+    top = np.clip(0.4 + 0.05 * rng.standard_normal(20) + shift * mistaken, 0, 1)
+    shares, area = np.stack([top, 1 - top], axis=1), np.full((20, 2), 0.5)
+    found = _with_mistakes({"0": {}}, shares, area, explained, kept, mistaken, 0)["0"].get("mistakes")
+    if differs is None:
+        assert found is None
+        return
+    assert (found["wrong"]["images"], found["right"]["images"]) == (wrong, 20 - wrong)
+    assert (found["p_adjusted"][0] < 0.05) is differs
+    assert found["difference"][0] == pytest.approx(top[mistaken].mean() - top[~mistaken].mean(), abs=1e-4)
 
 
 def test_regions_count_the_images_of_another_true_class() -> None:

@@ -14,7 +14,11 @@ difference of means (``scipy.stats.permutation_test``), Benjamini-Hochberg adjus
 the map (``scipy.stats.false_discovery_control``); only classes with at least ``MIN_IMAGES`` located maps on
 both sides are tested. ``pairs`` compares every two such classes the same way, two-sided (which class's maps
 put more on a part; the report reads it for the pairs the model confuses most), adjusted over every pair and
-part of the map.
+part of the map. ``mistakes`` compares, within a class row, the images the model got wrong with those it got right
+the same way (two-sided, Benjamini-Hochberg over every tested class and part of the map; rows with at least
+``MIN_IMAGES`` located maps of each): explained for the class predicted, whether the model answers a class on images
+of other classes from the same evidence as on the class's own (the report reads it for the answer the figures'
+mistakes share).
 
 A share is read against maps that ignore the model (:mod:`convlens.evaluate.baselines`) on the same images:
 per class, ``beyond`` holds the paired difference, the map's share minus the edge map's (or the centred blob's)
@@ -86,8 +90,9 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
     as the class, when each is explained for the class predicted; where the labels are known), how many the
     model got wrong (``misclassified``, either way of explaining; where the predictions are known too) and area shares,
     per method and layer per class its shares (classes keyed by their index as a
-    string), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the model-free
-    maps' shares over every image (``model_free``; per class, ``beyond`` tests each map against them on the
+    string) and, where the predictions are known, its mistakes against its right answers (``mistakes``,
+    :func:`_with_mistakes`), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the
+    model-free maps' shares over every image (``model_free``; per class, ``beyond`` tests each map against them on the
     same images: :func:`_beyond`); None without parts."""
     if images.parts is None or not names:
         return None
@@ -109,11 +114,15 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
         picked = rows.cpu().numpy()
         explained, parts, area = targets[picked], images.parts[rows], areas[picked]
         theirs = {free: (shares[picked], kept[picked]) for free, (shares, kept) in references.items()}
+        mistaken = None if wrong is None else wrong[picked]
         record["methods"][name] = {}
         for layer, values in maps.layers.items():
             shares, kept = part_shares(values, parts, len(names)).cpu().numpy(), located(values).cpu().numpy()
             per_class = _beyond(_per_class(shares, explained, kept, seed), shares, explained, kept, theirs, seed)
-            record["methods"][name][layer] = _with_contrasts(per_class, shares - area, explained, kept, seed)
+            per_class = _with_contrasts(per_class, shares - area, explained, kept, seed)
+            if mistaken is not None:
+                per_class = _with_mistakes(per_class, shares, area, explained, kept, mistaken, seed)
+            record["methods"][name][layer] = per_class
             record["pairs"].setdefault(name, {})[layer] = _pairs(shares - area, explained, kept, seed)
     record["model_free"] = model_free_shares(references, seed)
     return record
@@ -188,6 +197,36 @@ def _with_contrasts(
         part_adjusted = adjusted[index * len(p) : (index + 1) * len(p)]
         found[key]["distinct"] = {"difference": _rounded(difference), "p": _rounded(p),
                                   "p_adjusted": _rounded(part_adjusted)}  # fmt: skip
+    return found
+
+
+def _with_mistakes(
+    found: dict[str, Any], shares: np.ndarray, area: np.ndarray, explained: np.ndarray, has_location: np.ndarray,
+    wrong: np.ndarray, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """``found`` with ``mistakes`` per class row holding at least ``MIN_IMAGES`` located maps the model got wrong and
+    as many it got right: both groups' :func:`summary` (``wrong``, ``right``) with their numbers of images, and per
+    part the difference of mean excess (wrong minus right) with its two-sided permutation p-value, adjusted over every
+    tested class and part."""
+    tested = {}
+    for key in found:
+        row = (explained == int(key)) & has_location
+        if min((row & wrong).sum(), (row & ~wrong).sum()) >= MIN_IMAGES:
+            tested[key] = (row & wrong, row & ~wrong)
+    if not tested:
+        return found
+    excess = shares - area
+    contrasts = {key: _contrast(excess[bad], excess[good], seed, "two-sided") for key, (bad, good) in tested.items()}
+    adjusted = stats.false_discovery_control(np.concatenate([p for _, p in contrasts.values()]), method="bh")
+    parts = shares.shape[1]
+    for index, (key, (bad, good)) in enumerate(tested.items()):
+        difference, p = contrasts[key]
+        found[key]["mistakes"] = {
+            "wrong": {"images": int(bad.sum())} | summary(shares[bad], seed),
+            "right": {"images": int(good.sum())} | summary(shares[good], seed),
+            "difference": _rounded(difference), "p": _rounded(p),
+            "p_adjusted": _rounded(adjusted[index * parts : (index + 1) * parts]),
+        }  # fmt: skip
     return found
 
 

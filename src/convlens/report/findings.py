@@ -418,7 +418,7 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     if errors > 1 and ranked[0].count == 1:
         return [_single_confusions(ranked, confusion), *_never(confusion, run.class_names),
                 *_differs(evaluation, chosen, run.class_names, ranked[0]),
-                *confident_mistakes(run.manifest, confusion, run.class_names)]  # fmt: skip
+                *confident_mistakes(run.manifest, confusion, run.class_names, evaluation, chosen)]  # fmt: skip
     pairs, covered = [], 0
     for pair in ranked[:MAX_PAIRS]:
         if covered >= ERROR_SHARE * errors:
@@ -434,7 +434,7 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
         others = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}**" for pair in tied)
         lines.append(f"Tied with the last of them at {pairs[-1].count}: {others}.")
     lines += _never(confusion, run.class_names)
-    mistakes = confident_mistakes(run.manifest, confusion, run.class_names)
+    mistakes = confident_mistakes(run.manifest, confusion, run.class_names, evaluation, chosen)
     return lines + _differs(evaluation, chosen, run.class_names, pairs[0]) + mistakes
 
 
@@ -457,12 +457,15 @@ def _never(confusion: np.ndarray, class_names: Sequence[str]) -> list[str]:
 
 
 def confident_mistakes(
-    manifest: Mapping[str, Any] | None, confusion: np.ndarray, class_names: Sequence[str]
-) -> list[str]:
+    manifest: Mapping[str, Any] | None, confusion: np.ndarray, class_names: Sequence[str],
+    evaluation: Mapping[str, Any] | None = None, chosen: tuple[str, str] | None = None,
+) -> list[str]:  # fmt: skip
     """The answer most of the figures' most confident mistakes share, with their confidences, when one does
     (:data:`SHARED_ANSWER` of at least :data:`FEW_MISTAKES`), and how often the model gives that wrong answer
     over the whole test set (``confusion``, true x predicted): the figures pick each class's most confident
-    mistake, which says where the model is surest, not how often it answers so."""
+    mistake, which says where the model is surest, not how often it answers so; then, from the lead map
+    ``chosen`` of the ``evaluation``, whether the model gives that answer on the same evidence
+    (:func:`_same_evidence`)."""
     entries = (manifest or {}).get("entries") or []
     rows = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
     images = list({image.get("image_index"): image for image in rows}.values())  # a class never right: twice
@@ -475,11 +478,48 @@ def confident_mistakes(
         return []
     confidences = [_confidence(value) for value in sorted(float(image.get("confidence", 0)) for image in shared)]
     truths = ", ".join(dict.fromkeys(text(image.get("true_label")) for image in shared))
+    evidence = _same_evidence(evaluation, chosen, answer, class_names)
     return [f"{len(shared)} of the {len(answers)} mistakes the figures show (of each true class its most confident) "
             f"answer **{text(answer)}** "
             f"(confidence {confidences[0]}-{confidences[-1]}; true: {truths}): look at their maps (the "
             "methods' folded mistakes) for a shared shortcut or a label error. "
-            f"{_wrong_answers(answer, confusion, class_names)}"]  # fmt: skip
+            f"{_wrong_answers(answer, confusion, class_names)}{evidence}"]  # fmt: skip
+
+
+def _same_evidence(
+    evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, answer: str, class_names: Sequence[str]
+) -> str:  # fmt: skip
+    """Whether the lead map's maps of the sample images of other classes answered ``answer`` differ from those of
+    ``answer``'s own images answered so (``regions``' ``mistakes``, images explained for the class predicted): on
+    which parts (Benjamini-Hochberg adjusted p under :data:`DISTINCT_Q`), or that none was shown to, with the part
+    the right answers favour most; nothing without that test (too few of either, another way of explaining, an
+    evaluation from before it)."""
+    if not evaluation or chosen is None or answer not in class_names:
+        return ""
+    if (evaluation.get("sample") or {}).get("explained", "the predicted class") != "the predicted class":
+        return ""
+    regions, key = evaluation.get("regions") or {}, str(list(class_names).index(answer))
+    found = (((regions.get("methods") or {}).get(chosen[0]) or {}).get(chosen[1]) or {}).get(key, {}).get("mistakes")
+    if not found:
+        return ""
+    parts, area = regions["parts"], regions["classes"][key]["area"]
+    wrong, right, name = found["wrong"], found["right"], text(answer)
+    how = (f"{_title(evaluation, *chosen)}'s maps, n = {wrong['images']} and {right['images']}, two-sided permutation "
+           f"test on the share minus the part's area, Benjamini-Hochberg over every class tested and part, "
+           f"q = {DISTINCT_Q:g}")  # fmt: skip
+    apart = [index for index, adjusted in enumerate(found["p_adjusted"]) if adjusted < DISTINCT_Q]
+    whose = f"the sample's images of other classes answered {name} and its {name} images answered {name}"
+    if apart:
+        described = ", ".join(f"**{text(parts[index])}** ({_share(wrong, index)} vs {_share(right, index)}, adjusted "
+                              f"p {found['p_adjusted'][index]:.2g})" for index in apart)  # fmt: skip
+        return (f" The maps of {whose} differ on {described} ({how}): on those images the model finds its "
+                f"evidence for {name} elsewhere than on {name}'s own.")  # fmt: skip
+    top = max(range(len(parts)), key=lambda index: right["share"][index] - area[index])
+    return (
+        f" No part was shown to tell the maps of {whose} apart ({how}; {text(parts[top])}, where the right answers "
+        f"put the most above its area: {_share(wrong, top)} vs {_share(right, top)}): consistent with the model "
+        f"answering {name} on the same evidence, though at these n a small difference goes undetected."
+    )
 
 
 def _confidence(value: float) -> str:
