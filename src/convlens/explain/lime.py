@@ -115,7 +115,7 @@ def lime_explanations(
 ) -> list[LimeExplanation]:
     """One LIME explanation per image for its target class (images are explained one by one, as
     LIME does; the ``num_samples`` perturbations of each reach the classifier ``batch_size`` at a
-    time, which runs the model on ``model_batch_size`` of them at once, see :func:`classifier_fn`)."""
+    time, which runs the model on ``model_batch_size`` of them at once, see :func:`tensor_classifier`)."""
     classes = as_target_tensor(targets, len(images), torch.device("cpu")).tolist()
     classifier = tensor_classifier(model, channels=images.shape[1], model_batch_size=model_batch_size)
     segmenter = slic_segmenter(images.shape[-2], images.shape[-1], pixels_per_segment, compactness, sigma)

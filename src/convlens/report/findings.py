@@ -743,8 +743,8 @@ def _distinct_parts(found: Mapping[str, Any], area: Sequence[float], parts: Sequ
 
 
 def _matched_note(found: Mapping[str, Any], index: int) -> str:
-    """``; but the edge map put as much there on these images (the maps' share minus its: +0.5 points [-1.0,
-    +2.0])``, or nothing when no model-free map matches the part (:func:`_matched`)."""
+    """``; but the edge map put as much there on these images (the maps' share minus theirs: +0.5 points [-1.0,
+    +2.0] over the edge map)``, or nothing when no model-free map matches the part (:func:`_matched`)."""
     matched = _matched(found, index)
     if not matched:
         return ""
