@@ -32,7 +32,7 @@ LABEL_CHARACTERS = 24
 TOP_INCHES = 0.55
 BAR_INCHES = 0.9
 CURVE_MARGINS = {"left": 0.55, "bottom": 0.45, "top": 0.5}
-LEGEND_INCHES = 1.8
+LEGEND_INCHES = 2.1
 MARGIN = 0.1
 
 
@@ -172,4 +172,4 @@ def _similarity_curves(
             limit = f"; dotted: {threshold:g} (sensitive: significantly below it, after the head and at the end)"
         axis.set_title(textwrap.fill(f"{title} to the trained model's map{over}{limit}", 44), fontsize=8)
         axis.tick_params(labelsize=7)
-    axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
