@@ -153,3 +153,24 @@ def test_bad_input_messages_and_hooks_removed_after_errors() -> None:
     with pytest.raises(ValueError, match="'layer2' is not a residual block"):
         residual_vs_shortcut(model, images, "layer2")
     assert all(not module._forward_hooks and not module._backward_hooks for module in model.modules())
+
+
+def test_a_layer_whose_top_channels_project_alike_gets_a_note() -> None:
+    """FER2013's layer4: four near-identical deconvnet panels were read as four channels (grader review). Channels
+    that project to one picture (r above 0.9) are named with r; channels that project apart, or one channel, not."""
+    from convlens.explain.deconvnet import Projections, TopChannelProjections, projection_alikeness
+
+    picture = torch.randn(3, 1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    alike = picture + 0.05 * torch.randn(3, 4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    apart = torch.randn(3, 4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    channels = torch.arange(4).expand(3, 4)
+    found = TopChannelProjections({"stem": Projections("stem", "deconvnet", channels, apart),
+                                   "layer4": Projections("layer4", "deconvnet", channels, alike)})  # fmt: skip
+    assert projection_alikeness(found.layers["layer4"]) > 0.99 > 0.3 > abs(projection_alikeness(found.layers["stem"]))
+    (note,) = found.notes()
+    assert note.startswith("at layer4 (r = 1.00) the top channels' projections are nearly the same picture (mean "
+                           "pairwise Pearson correlation over 3 images, above 0.9)")  # fmt: skip
+    assert "stem" not in note
+    assert TopChannelProjections({"stem": Projections("stem", "deconvnet", channels, apart)}).notes() == []
+    single = Projections("layer4", "deconvnet", channels[:, :1], alike[:, :1])
+    assert projection_alikeness(single) is None and TopChannelProjections({"layer4": single}).notes() == []

