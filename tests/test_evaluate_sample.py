@@ -91,3 +91,23 @@ def test_the_evaluation_recomputes_at_this_machines_speed_settings_and_the_runs_
     recorded = {"steps": 8, "internal_batch_size": 256, "baseline": "mean"}
     params = Recompute.recorded("integrated_gradients", recorded, torch.zeros(1, 1, 8, 8), 3).params
     assert (params.steps, params.internal_batch_size, params.baseline) == (8, None, "mean")
+
+
+def test_one_view_accuracy_counts_the_whole_split_only_where_the_run_tests_with_views() -> None:
+    """FER2013's ten-crop test numbers are not those of the one-view predictions the maps explain: the evaluate
+    stage counts the one-view accuracy over the whole split (in batches), and only where there are test-time views."""
+    from types import SimpleNamespace
+
+    from convlens.evaluate.sample import ONE_VIEW_BATCH, one_view_accuracy
+
+    count = ONE_VIEW_BATCH + 44  # two batches
+    labels = torch.arange(count) % 3
+    images = torch.nn.functional.one_hot((labels + (torch.arange(count) % 4 == 0)) % 3, 3).float()  # 1 in 4 off
+    split = SimpleNamespace(images=images, labels=labels)
+    data = SimpleNamespace(test_time_augmentation="ten_crop", split=lambda name: split, preprocess=lambda x: x * 2)
+    model = torch.nn.Identity()
+    found = one_view_accuracy(SimpleNamespace(datamodule=data), model, "test", torch.device("cpu"))
+    right = float((torch.arange(count) % 4 != 0).float().mean())  # 225 of 300
+    assert found == {"split": "test", "images": count, "accuracy": round(right, 6), "views": "ten_crop"}
+    data.test_time_augmentation = "none"
+    assert one_view_accuracy(SimpleNamespace(datamodule=data), model, "test", torch.device("cpu")) is None

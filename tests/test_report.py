@@ -942,3 +942,21 @@ def test_the_cascade_column_marks_an_undecided_cascade_apart_from_a_failed_one(v
     cascade = {"verdict": verdict, "top": similarity, "full": similarity, "baseline": similarity, "edges": similarity}
     spearman, ssim = _cascade_cells({"randomization": cascade})
     assert spearman == f"0.50 → 0.50 (0.50; edges 0.50){mark}" and ssim.endswith("edges 0.40)")
+
+
+def test_a_run_tested_with_views_gives_its_one_view_accuracy() -> None:
+    """FER2013 (ten-crop): the report said the maps see one view but not how well one view classifies; from the
+    evaluate stage's count it does, with its interval, and says nothing without it."""
+    from types import SimpleNamespace
+
+    from convlens.report.results import _results_note
+
+    run = SimpleNamespace(metrics={}, config={"data": {"test_time_augmentation": "ten_crop"}},
+                          evaluation={"one_view": {"split": "test", "images": 3589, "accuracy": 0.479}})  # fmt: skip
+    assert _results_note(run).endswith(
+        "validation and every map below see one view of each image: with one view the model classifies 47.9% "
+        "[46.3%-49.5%] (n = 3,589) of the test images (the evaluate stage's count), the accuracy of the predictions "
+        "the maps explain."
+    )
+    run.evaluation = {}
+    assert _results_note(run).endswith("validation and every map below see one view of each image.")

@@ -141,6 +141,29 @@ def sample_images(
     return Images(inputs, targets, keys, masks, display, split.labels[index].tolist(), parts, predicted.tolist())
 
 
+#: Images per forward pass of :func:`one_view_accuracy`.
+ONE_VIEW_BATCH = 256
+
+
+def one_view_accuracy(
+    run: TrainedRun, model: nn.Module, split_name: str, device: torch.device
+) -> dict[str, Any] | None:
+    """The model's accuracy on the whole split seen as every map sees each image, one view, where the run tests
+    with test-time views (``data.test_time_augmentation``): its test numbers then average several views, and
+    the mistakes the maps explain are the one-view model's (grader review of FER2013's ten-crop run); None
+    without test-time views."""
+    if run.datamodule.test_time_augmentation == "none":
+        return None
+    split = run.datamodule.split(split_name)
+    right = 0
+    with torch.inference_mode():
+        for images, labels in zip(split.images.split(ONE_VIEW_BATCH), split.labels.split(ONE_VIEW_BATCH), strict=True):
+            predicted = model(run.datamodule.preprocess(images).to(device)).argmax(dim=1).cpu()
+            right += int((predicted == labels).sum())
+    return {"split": split_name, "images": len(split.labels), "accuracy": round(right / len(split.labels), 6),
+            "views": run.datamodule.test_time_augmentation}  # fmt: skip
+
+
 def compute_maps(
     model: nn.Module, images: Images, planned: dict[str, dict[str, Any]], black: Tensor, num_classes: int,
     small: int, workers: int = 1,

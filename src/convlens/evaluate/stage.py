@@ -32,7 +32,14 @@ from convlens.evaluate.inputs import MethodMaps, read_manifest
 from convlens.evaluate.localisation import BORDER_SHARE, border_band, peak_at_border
 from convlens.evaluate.randomization import check_stages
 from convlens.evaluate.regions import regions
-from convlens.evaluate.sample import SampleSettings, compute_maps, default_size, planned_methods, sample_images
+from convlens.evaluate.sample import (
+    SampleSettings,
+    compute_maps,
+    default_size,
+    one_view_accuracy,
+    planned_methods,
+    sample_images,
+)
 from convlens.evaluate.schema import Settings, family_settings
 from convlens.evaluate.scores import mean_of, score
 from convlens.evaluate.similarity import ALIKE_MARGIN, alike_across_images, is_flat
@@ -68,6 +75,7 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     results, cascade = score_all(subject, settings, cfg.workers)
     data = opened.trained.datamodule
     parts = regions(subject.images, subject.methods, data.part_names, data.parts_from, cfg.seed)
+    one_view = one_view_accuracy(opened.trained, opened.model, DEFAULT_SPLIT, opened.device)
     evaluation = {
         "run": opened.label,
         "device": str(subject.images.inputs.device),
@@ -78,6 +86,7 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
         "settings": settings.as_dict(),
         **results,
         **({"regions": parts} if parts is not None else {}),
+        **({"one_view": one_view} if one_view is not None else {}),
         "not_evaluated": missing,
         MADE_FROM: opened.made_from,
     }
