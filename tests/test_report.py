@@ -960,3 +960,28 @@ def test_a_run_tested_with_views_gives_its_one_view_accuracy() -> None:
     )
     run.evaluation = {}
     assert _results_note(run).endswith("validation and every map below see one view of each image.")
+
+
+def test_the_cascade_names_maps_whose_reason_was_given_above_once() -> None:
+    """FER2013: the Adebayo sentence stood twice per method (its verdict line, then the cascade's list). A map whose
+    randomization verdict line gives the reason is named once in one sentence; one whose reason is not given above
+    keeps its own sentence."""
+    from convlens.report.trust_scores import Row, _cascade
+
+    why = "with only the head re-initialised its map keeps Spearman 0.57, above 0.5"
+
+    def record(cascade: str, verdict: str, reason: str) -> dict:
+        verdicts = {"randomization": {"verdict": verdict, "why": reason}}
+        return {"randomization": {"verdict": cascade}, "verdicts": verdicts}
+
+    refuted, untested = record("insensitive", "not supported", why), record("undecided", "not tested", "too few")
+    sensitive = record("sensitive", "supported", "")
+    rows = [Row("saliency", "Saliency", "", refuted), Row("grad_cam", "Grad-CAM", "layer3", refuted),
+            Row("lime", "LIME", "", untested), Row("smoothgrad", "SmoothGrad", "", sensitive)]  # fmt: skip
+    said = _cascade(rows, {"similar_above": 0.5, "margin": 0.1})
+    assert said[1:] == [
+        "Not shown to depend on the weights, each for the reason its line above gives: Saliency, Grad-CAM at `layer3`.",
+        "LIME is not shown to depend on the weights: too few.",
+    ]
+    assert said[0].startswith("Randomization: the maps of SmoothGrad lose their resemblance")
+    assert not any(why in sentence for sentence in said)
