@@ -190,13 +190,8 @@ def _with_contrasts(
         outside = (explained != int(key)) & has_location
         if min(inside.sum(), outside.sum()) >= MIN_IMAGES:
             tested[key] = _contrast(excess[inside], excess[outside], seed)
-    if not tested:
-        return found
-    adjusted = stats.false_discovery_control(np.concatenate([p for _, p in tested.values()]), method="bh")
-    for index, (key, (difference, p)) in enumerate(tested.items()):
-        part_adjusted = adjusted[index * len(p) : (index + 1) * len(p)]
-        found[key]["distinct"] = {"difference": _rounded(difference), "p": _rounded(p),
-                                  "p_adjusted": _rounded(part_adjusted)}  # fmt: skip
+    for key, test in _adjusted(tested).items():
+        found[key]["distinct"] = test
     return found
 
 
@@ -213,20 +208,12 @@ def _with_mistakes(
         row = (explained == int(key)) & has_location
         if min((row & wrong).sum(), (row & ~wrong).sum()) >= MIN_IMAGES:
             tested[key] = (row & wrong, row & ~wrong)
-    if not tested:
-        return found
     excess = shares - area
     contrasts = {key: _contrast(excess[bad], excess[good], seed, "two-sided") for key, (bad, good) in tested.items()}
-    adjusted = stats.false_discovery_control(np.concatenate([p for _, p in contrasts.values()]), method="bh")
-    parts = shares.shape[1]
-    for index, (key, (bad, good)) in enumerate(tested.items()):
-        difference, p = contrasts[key]
-        found[key]["mistakes"] = {
-            "wrong": {"images": int(bad.sum())} | summary(shares[bad], seed),
-            "right": {"images": int(good.sum())} | summary(shares[good], seed),
-            "difference": _rounded(difference), "p": _rounded(p),
-            "p_adjusted": _rounded(adjusted[index * parts : (index + 1) * parts]),
-        }  # fmt: skip
+    for key, test in _adjusted(contrasts).items():
+        groups = {name: {"images": int(rows.sum())} | summary(shares[rows], seed)
+                  for name, rows in zip(("wrong", "right"), tested[key], strict=True)}  # fmt: skip
+        found[key]["mistakes"] = groups | test
     return found
 
 
@@ -241,13 +228,18 @@ def _pairs(excess: np.ndarray, explained: np.ndarray, has_location: np.ndarray, 
                               "two-sided")
         for index, a in enumerate(tested) for b in tested[index + 1 :]
     }  # fmt: skip
-    if not found:
+    return _adjusted(found)
+
+
+def _adjusted(contrasts: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
+    """Per key its contrast's per-part ``difference`` and ``p`` with ``p_adjusted``: Benjamini-Hochberg over every
+    key and part together (``distinct``, ``mistakes`` and ``pairs`` each adjust their own table this way)."""
+    if not contrasts:
         return {}
-    adjusted = stats.false_discovery_control(np.concatenate([p for _, p in found.values()]), method="bh")
-    parts = excess.shape[1]
+    adjusted = iter(stats.false_discovery_control(np.concatenate([p for _, p in contrasts.values()]), method="bh"))
     return {key: {"difference": _rounded(difference), "p": _rounded(p),
-                  "p_adjusted": _rounded(adjusted[index * parts : (index + 1) * parts])}
-            for index, (key, (difference, p)) in enumerate(found.items())}  # fmt: skip
+                  "p_adjusted": _rounded([next(adjusted) for _ in p])}
+            for key, (difference, p) in contrasts.items()}  # fmt: skip
 
 
 def _contrast(
