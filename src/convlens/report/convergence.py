@@ -10,7 +10,7 @@ accuracy rose 6.5 points in its last epoch was not shown to underfit by it). Run
 record the best checkpoint's accuracy on un-augmented training images in eval mode (``train_clean``,
 :mod:`convlens.training.clean_accuracy`), which can be set beside validation accuracy: more than
 :data:`OVERFIT_GAP` above it, with the two 95% Wilson intervals apart, is called overfitting; that
-sentence replaces the caveat. On a real dataset with a published reference (:data:`REFERENCE_TEST_ACCURACY`),
+sentence replaces the caveat. On a real dataset with a published reference (:mod:`convlens.report.references`),
 clean training accuracy whose whole interval lies more than :data:`UNDERFIT_GAP` under the reference's *test*
 accuracy is called underfitting (grader review of a 2-epoch FER2013 run: 47% on its own training images, 73%
 for the reference, and the report said only "no sign of overfitting").
@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from convlens.report.observations import accuracy_bounds
+from convlens.report.references import REFERENCES
 
 #: Validation accuracy gained over the last epoch (as a fraction) above which training is still rising.
 STILL_RISING = 0.005
@@ -31,12 +32,6 @@ TRAILING_GAP = 0.01
 OVERFIT_GAP = 0.05
 #: Clean training accuracy whose interval's top lies this far under the reference's test accuracy underfits.
 UNDERFIT_GAP = 0.05
-#: Test accuracy a well-trained model reaches, per real dataset, and which model (the report's overview cites
-#: the same sources); the synthetic demos have none.
-REFERENCE_TEST_ACCURACY = {
-    "fer2013": (0.73, "a VGG-style CNN (Khaireddin & Chen 2021)"),
-    "cifar10": (0.8633, "the Table-1 ResNet-18 at 224 px after 25 epochs (the course write-up)"),
-}
 
 
 def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, metrics: Mapping[str, Any],
@@ -137,14 +132,14 @@ def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
 
 
 def _underfit(metrics: Mapping[str, Any]) -> str | None:
-    """Underfitting against the dataset's published reference (:data:`REFERENCE_TEST_ACCURACY`): the best
+    """Underfitting against the dataset's published reference (:mod:`convlens.report.references`): the best
     checkpoint's clean training accuracy, interval and all, more than :data:`UNDERFIT_GAP` under the reference's
     test accuracy; None where it is not, or where there is no reference or no clean accuracy."""
     clean = metrics.get("train_clean") or {}
-    reference = REFERENCE_TEST_ACCURACY.get((metrics.get("data") or {}).get("name"))
+    reference = REFERENCES.get((metrics.get("data") or {}).get("name"))
     if reference is None or clean.get("acc") is None or not clean.get("images"):
         return None
-    accuracy, source = reference
+    accuracy, source = reference.accuracy, reference.model
     bounds = accuracy_bounds(clean["acc"], clean["images"])
     if bounds[1] >= accuracy - UNDERFIT_GAP:
         return None

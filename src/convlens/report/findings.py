@@ -507,11 +507,9 @@ def _same_evidence(
     how = (f"{_title(evaluation, *chosen)}'s maps, n = {wrong['images']} and {right['images']}, two-sided permutation "
            f"test on the share minus the part's area, Benjamini-Hochberg over every class tested and part, "
            f"q = {DISTINCT_Q:g}")  # fmt: skip
-    apart = [index for index, adjusted in enumerate(found["p_adjusted"]) if adjusted < DISTINCT_Q]
     whose = f"the sample's images of other classes answered {name} and its {name} images answered {name}"
-    if apart:
-        described = ", ".join(f"**{text(parts[index])}** ({_share(wrong, index)} vs {_share(right, index)}, adjusted "
-                              f"p {found['p_adjusted'][index]:.2g})" for index in apart)  # fmt: skip
+    described = _parts_apart(parts, wrong, right, found["p_adjusted"])
+    if described:
         return (f" The maps of {whose} differ on {described} ({how}): on those images the model finds its "
                 f"evidence for {name} elsewhere than on {name}'s own.")  # fmt: skip
     top = max(range(len(parts)), key=lambda index: right["share"][index] - area[index])
@@ -604,16 +602,21 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
            f"{compares}; two-sided permutation test on the "
            f"share minus the part's area, n = {first['images']} and {second['images']}, Benjamini-Hochberg over every "
            f"class pair and part, q = {DISTINCT_Q:g}")  # fmt: skip
-    apart = [index for index, adjusted in enumerate(test["p_adjusted"]) if adjusted < DISTINCT_Q]
-    if not apart:
+    described = _parts_apart(regions["parts"], first, second, test["p_adjusted"])
+    if not described:
         return [f"No part was shown to tell the maps of {names} apart ({how}): this does not show the maps are "
                 "alike (at these n a small difference goes undetected), only that they do not show what separates "
                 "the two; LIME's confused pairs may."]  # fmt: skip
-    described = ", ".join(
-        f"**{text(regions['parts'][index])}** ({_share(first, index)} vs {_share(second, index)}, adjusted p "
-        f"{test['p_adjusted'][index]:.2g})" for index in sorted(apart, key=lambda part: test["p_adjusted"][part])
-    )  # fmt: skip
     return [f"The maps of {names} differ on {described} ({how}): where to look in LIME's confused pairs."]
+
+
+def _parts_apart(parts: Sequence[str], first: Mapping[str, Any], second: Mapping[str, Any],
+                 adjusted: Sequence[float]) -> str:  # fmt: skip
+    """``**mouth** (20% [10-30] vs 40% [30-50], adjusted p 0.002), ...``: the parts whose adjusted p-value is below
+    :data:`DISTINCT_Q`, most significant first, with both groups' shares; empty when none is."""
+    apart = sorted((index for index, value in enumerate(adjusted) if value < DISTINCT_Q), key=lambda i: adjusted[i])
+    return ", ".join(f"**{text(parts[index])}** ({_share(first, index)} vs {_share(second, index)}, adjusted p "
+                     f"{adjusted[index]:.2g})" for index in apart)  # fmt: skip
 
 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],

@@ -13,6 +13,7 @@ from convlens.report.format import epoch, pixels, sizes, split_result
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
 from convlens.report.observations import accuracy_interval
+from convlens.report.references import REFERENCES
 from convlens.report.run_data import RunData, synthetic, training_node
 from convlens.rundir import DEFAULT_SPLIT
 
@@ -62,11 +63,8 @@ def _test_accuracy(run: RunData) -> str:
     return f"{result}; 95% interval {low:.1%}-{high:.1%}, n = {int(run.confusion.sum()):,} test images"
 
 
-#: Accuracies to read a real run's against, by dataset name (not for the synthetic demos, which have none).
-REFERENCE_ACCURACY = {
-    "cifar10": "86.33% test for the Table-1 ResNet-18 at 224 px after 10,000 steps (25 epochs) in the course write-up",
-    "fer2013": "humans about 65% (Goodfellow et al. 2013); a VGG-style CNN about 73% (Khaireddin & Chen 2021)",
-}
+#: The summary's "published reference" row, by dataset name (:mod:`convlens.report.references`).
+REFERENCE_ACCURACY = {name: reference.cited for name, reference in REFERENCES.items()}
 
 
 def _data_kind(run: RunData) -> str:
