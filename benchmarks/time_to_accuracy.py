@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--outputs",
         type=Path,
         default=None,
-        help="run directories (default outputs/benchmarks; a temp folder with --quick)",
+        help="run directories (default outputs/benchmarks; with --quick a temporary folder, removed afterwards)",
     )
     p.add_argument("--override", action="append", default=[], help="extra Hydra override, repeatable")
     args = p.parse_args(argv)
@@ -173,16 +173,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     experiments = args.experiments or (sorted(TARGETS) if device.type == "cuda" else ["fer2013_cnn"])
     if args.time_budget is None and device.type == "cpu" and not args.quick:
         args.time_budget = 1800.0
-    output_root = args.outputs or (
-        Path(tempfile.mkdtemp(prefix="convlens-tta-")) if args.quick else paths.ROOT / "outputs" / "benchmarks"
-    )
     config = {"experiments": experiments, "epochs": args.epochs, "time_budget_s": args.time_budget,
               "overrides": args.override}  # fmt: skip
 
-    def measure() -> dict[str, Any]:
+    def measure(output_root: Path) -> dict[str, Any]:
         return {"config": config, "experiments": [run_experiment(e, args, output_root) for e in experiments]}
 
-    return records.record(args, "time_to_accuracy", device, measure, show)
+    if args.outputs is not None or not args.quick:
+        output_root = args.outputs or paths.ROOT / "outputs" / "benchmarks"
+        return records.record(args, "time_to_accuracy", device, lambda: measure(output_root), show)
+    # A quick run's run directories are a smoke test's by-products (74 MB each): removed once measured.
+    with tempfile.TemporaryDirectory(prefix="convlens-tta-") as folder:
+        return records.record(args, "time_to_accuracy", device, lambda: measure(Path(folder)), show)
 
 
 if __name__ == "__main__":
