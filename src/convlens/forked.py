@@ -37,7 +37,12 @@ def forked_map(task: Callable[[Any], Any], items: Sequence[Any], processes: int,
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(processes, initializer=_start_worker, initargs=(threads,)) as pool:
-            return pool.map(_run_forked, items, chunksize=1)
+            results = pool.map(_run_forked, items, chunksize=1)
+            # Workers that exit on their own remove their multiprocessing temp folders (a socket through
+            # which they sent tensors); the terminate() on leaving the block would leave one behind each.
+            pool.close()
+            pool.join()
+            return results
     finally:
         _forked_task = None
 
