@@ -985,3 +985,22 @@ def test_the_cascade_names_maps_whose_reason_was_given_above_once() -> None:
     ]
     assert said[0].startswith("Randomization: the maps of SmoothGrad lose their resemblance")
     assert not any(why in sentence for sentence in said)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "html_has", "html_lacks"),
+    [
+        ("run `make generate RUN=x` first", "<code>make generate RUN=x</code>", "`"),
+        ("one unpaired ` stays literal", "one unpaired ` stays literal", "<code>"),
+        ("`<script>x</script>` and <b>*this*</b>", "<code>&lt;script&gt;x&lt;/script&gt;</code>", "<b>"),
+    ],
+)
+def test_recorded_reasons_show_their_commands_as_code_and_the_rest_as_text(
+    recorded: str, html_has: str, html_lacks: str
+) -> None:
+    """A skip reason ``run `make generate ...` first`` showed its backticks escaped, as literal quotes."""
+    from convlens.report.markdown import prose
+    from convlens.report.render import to_html
+
+    body = to_html(prose(recorded), "t")
+    assert html_has in body and html_lacks not in body.split("<body>")[-1].split("</main>")[0]

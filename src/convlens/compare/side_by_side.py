@@ -54,7 +54,7 @@ def check_same_data(names: Sequence[str], runs: Sequence[RunData]) -> None:
 def side_by_side(names: Sequence[str], runs: Sequence[RunData], count: int) -> SideBySide | None:
     """Up to ``count`` images every run explained for their true class with every common method (those
     every architecture classified correctly first, then by index), or None when there are none."""
-    kept = {name: localising_methods(Path(run.root), read_manifest(Path(run.root)))[0]
+    kept = {name: localising_methods(Path(run.root), read_manifest(Path(run.root)))
             for name, run in zip(names, runs, strict=True)}  # fmt: skip
     every = list(dict.fromkeys(method for found in kept.values() for method in found))
     methods = [method for method in every if all(method in found for found in kept.values())]

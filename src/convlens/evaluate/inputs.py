@@ -85,16 +85,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def localising_methods(root: Path, manifest: dict[str, Any]) -> tuple[dict[str, MethodMaps], dict[str, str]]:
-    """The maps of every method the manifest lists with ``maps``, and why each other registered
-    localising method (one whose result offers maps) has none."""
-    found, missing = {}, {}
-    for name, summary in manifest["methods"].items():
-        if summary.get("maps"):
-            found[name] = read_maps(root, name, summary)
-        elif summary.get("skipped"):
-            missing[name] = f"the visualize stage skipped it: {summary['skipped']}"
-    return found, missing
+def localising_methods(root: Path, manifest: dict[str, Any]) -> dict[str, MethodMaps]:
+    """The maps of every method the manifest lists with ``maps`` (why the others have none:
+    :func:`~convlens.evaluate.sample.planned_methods`)."""
+    return {
+        name: read_maps(root, name, summary) for name, summary in manifest["methods"].items() if summary.get("maps")
+    }
 
 
 def read_maps(root: Path, name: str, summary: dict[str, Any]) -> MethodMaps:

@@ -14,7 +14,7 @@ from typing import Any
 from convlens import registry
 from convlens.report.assets import visualization_link
 from convlens.report.format import number
-from convlens.report.markdown import code, folded, text
+from convlens.report.markdown import code, folded, prose, text
 from convlens.rundir import DEFAULT_SPLIT
 from convlens.text import slug
 
@@ -74,7 +74,7 @@ def missing_note(methods: Sequence[str], run_label: str) -> str:
 
 def skipped_note(method: str, reason: str | None) -> str:
     """Why a method that ran drew no figure, as the visualize stage recorded it."""
-    return f"{code(method)} drew no figure for this model: {text(reason or 'it produced no output')}."
+    return f"{code(method)} drew no figure for this model: {prose(reason or 'it produced no output')}."
 
 
 def method_block(
@@ -94,7 +94,7 @@ def method_block(
     images than ``group_sizes`` (per group, the most any figure of the run shows) says "1 of 7"."""
     summary = summary or {}
     parts = [f"### {text(registry.title(method))} ({code(method)})", _settings_line(summary)]
-    parts += [f"> **Note:** {text(note)}" for note in summary.get("notes", []) if str(note) not in said]
+    parts += [f"> **Note:** {prose(note)}" for note in summary.get("notes", []) if str(note) not in said]
     parts += [f"> {line}" for line in status]
     elsewhere = _mistakes_explained_for_themselves(entries)
     for position, entry in enumerate(entries):

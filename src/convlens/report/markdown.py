@@ -26,6 +26,15 @@ def text(value: Any) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(one_line(value), quote=False))
 
 
+def prose(value: Any) -> str:
+    """A stage's recorded reason or note as markdown: its backtick-quoted spans (a command, a layer) as
+    :func:`code`, the rest as :func:`text`; all of it :func:`text` where the backticks do not pair up."""
+    pieces = one_line(value).split("`")
+    if len(pieces) % 2 == 0:
+        return text(value)
+    return "".join(code(piece) if index % 2 else text(piece) for index, piece in enumerate(pieces) if piece)
+
+
 def code(value: Any) -> str:
     """``value`` in an inline code span (markdown escapes HTML there itself; backticks become quotes)."""
     return "`" + one_line(value).replace("`", "'") + "`"

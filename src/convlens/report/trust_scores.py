@@ -17,7 +17,7 @@ from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
 from convlens.report.format import p_value
-from convlens.report.markdown import code, folded, table, text
+from convlens.report.markdown import code, folded, prose, table, text
 from convlens.report.trust_verdicts import (
     MARKS,
     MIN_IMAGES,
@@ -434,9 +434,9 @@ def _left_out(evaluation: dict[str, Any]) -> list[str]:
             grouped.setdefault((family, reason), []).append(text(method["title"]))
     every = len(evaluation["methods"])
     lines = [f"{family} left out for {'every method' if len(titles) == every > 1 else ', '.join(titles)}: "
-             f"{text(reason.removeprefix('left out '))}"
+             f"{prose(reason.removeprefix('left out '))}"
              for (family, reason), titles in grouped.items()]  # fmt: skip
-    lines += [f"{code(name)}: not evaluated, {text(reason)}" for name, reason in evaluation["not_evaluated"].items()]
+    lines += [f"{code(name)}: not evaluated, {prose(reason)}" for name, reason in evaluation["not_evaluated"].items()]
     return ["**Not evaluated**", "\n".join(f"- {line}" for line in lines)] if lines else []
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from convlens import registry
 from convlens.report import gallery
 from convlens.report.format import percent
-from convlens.report.markdown import table, text
+from convlens.report.markdown import prose, table, text
 from convlens.report.results import confused_text
 from convlens.report.run_data import RunData
 from convlens.rundir import DEFAULT_SPLIT
@@ -32,7 +32,7 @@ def visual_section(section: registry.Section, run: RunData, entries: Entries, st
     split = (run.manifest or {}).get("split", DEFAULT_SPLIT)
     shared = _shared_notes(methods, summaries)
     sizes = gallery.group_sizes(entries)
-    parts += [f"> **Note** ({', '.join(registry.title(name) for name in names)}): {text(note)}"
+    parts += [f"> **Note** ({', '.join(registry.title(name) for name in names)}): {prose(note)}"
               for note, names in shared.items()]  # fmt: skip
     for method in methods:
         chosen = gallery.method_entries(entries, method)
