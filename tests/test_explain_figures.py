@@ -40,7 +40,7 @@ def test_filter_figures(channels: int, tmp_path: Path) -> None:
     assert all(image.get_clim() == (-1, 1) and image.get_cmap().name == "RdBu_r" for image in mosaics)
     assert mosaics[0].get_array().shape == (8 * 8 - 1, 8 * 8 - 1)  # 8x8 kernels of 7 px, 1 px gaps
     titles = [ax.get_title() for ax in per_channel.axes[:channels]]
-    assert titles == (["R", "G", "B"] if channels == 3 else ["channel 0"])
+    assert titles == (["R", "G", "B"] if channels == 3 else ["gray"])
     path = save_figure(grid, tmp_path / "nested" / "grid.png")
     assert path.exists() and imread(path).shape[0] > 100
 

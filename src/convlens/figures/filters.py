@@ -19,7 +19,8 @@ from convlens.figures.panels import SIGNED_CMAP, new_figure
 from convlens.figures.shown import Drawn, Shown
 from convlens.text import slug
 
-RGB_NAMES = ("R", "G", "B")
+#: Panel names by the input's channel count (other counts: "channel 0", "channel 1", ...).
+CHANNEL_NAMES = {1: ("gray",), 3: ("R", "G", "B")}
 
 
 def filter_grid_figure(filters: np.ndarray, title: str) -> Figure:
@@ -37,7 +38,7 @@ def filter_grid_figure(filters: np.ndarray, title: str) -> Figure:
 def filter_channels_figure(signed: np.ndarray, title: str, channel_names: Sequence[str] | None = None) -> Figure:
     """Filters (N, C, kh, kw) in [-1, 1]: one mosaic per input channel, red positive, blue negative."""
     count, channels = signed.shape[:2]
-    names = channel_names or (RGB_NAMES if channels == 3 else [f"channel {c}" for c in range(channels)])
+    names = channel_names or CHANNEL_NAMES.get(channels) or [f"channel {c}" for c in range(channels)]
     columns = math.ceil(math.sqrt(count))
     figure, axes = new_figure(1, channels, title, panel_inches=2.6, extra_width=0.9)
     for channel, ax in enumerate(axes[0]):
@@ -58,7 +59,8 @@ def draw_filters(result: FirstConvFilters, shown: Shown, params: FiltersParams) 
         drawn.append(
             Drawn(f"{name}_images", partial(filter_grid_figure, result.images.numpy(), title), layer=result.layer)
         )
-    draw = partial(filter_channels_figure, result.signed.numpy(), f"{title}, per input channel")
+    shown_as = "per input channel" if result.signed.shape[1] > 1 else "signed weights"  # one channel: nothing to split
+    draw = partial(filter_channels_figure, result.signed.numpy(), f"{title}, {shown_as}")
     return [*drawn, Drawn(f"{name}_channels", draw, layer=result.layer)]
 
 
