@@ -335,6 +335,24 @@ def test_part_shares_sum_to_one_and_a_zero_map_gives_the_areas() -> None:
     torch.testing.assert_close(shares[1], torch.tensor([0.5, 0.25, 0.25]))
 
 
+def test_regions_give_the_same_record_in_two_workers_as_in_one() -> None:
+    """The methods' tests share out among forked workers; every test draws from its own seed, so where they
+    ran changes nothing."""
+    faces = make_faces(28, seed=3)
+    parts = torch.from_numpy(faces.parts)
+    keys = [(index, int(label)) for index, label in enumerate(faces.labels)]
+    images = Images(torch.zeros(28, 1, 48, 48), torch.from_numpy(faces.labels), keys, torch.from_numpy(faces.masks),
+                    np.zeros((28, 48, 48, 1)), faces.labels.tolist(), parts)  # fmt: skip
+    noise = torch.rand((3, 28, 48, 48), generator=torch.Generator().manual_seed(0))
+    labels = faces.labels.tolist()
+    names = ("saliency", "smoothgrad", "grad_cam")
+    methods = {name: MethodMaps(name, {"": maps + (parts == index)}, list(range(28)), labels, labels, {})
+               for index, (name, maps) in enumerate(zip(names, noise, strict=True))}  # fmt: skip
+    alone = regions(images, methods, FACES_PARTS, "drawn", seed=0)
+    assert regions(images, methods, FACES_PARTS, "drawn", seed=0, workers=2) == alone
+    assert list(alone["methods"]) == list(alone["pairs"]) == list(names)
+
+
 def test_regions_record_evidence_parts_and_a_map_on_the_mouth() -> None:
     faces = make_faces(28, seed=3)
     parts = torch.from_numpy(faces.parts)

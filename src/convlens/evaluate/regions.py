@@ -40,6 +40,7 @@ from convlens.evaluate.baselines import model_free_maps
 from convlens.evaluate.inputs import Images, MethodMaps
 from convlens.evaluate.similarity import is_flat
 from convlens.evaluate.statistics import MIN_IMAGES
+from convlens.forked import forked_map
 
 #: Bootstrap resamples per interval: percentile intervals of a mean need no more at these sample sizes.
 RESAMPLES = 999
@@ -84,7 +85,7 @@ def summary(shares: np.ndarray, seed: int) -> dict[str, list[float | None]]:
 
 
 def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ...], source: str,
-            seed: int) -> dict[str, Any] | None:  # fmt: skip
+            seed: int, workers: int = 1) -> dict[str, Any] | None:  # fmt: skip
     """The JSON record: parts, where they come from, which are the class evidence, per class explained its
     images, how many of them belong to another true class (``other_true_class``: images the model misclassified
     as the class, when each is explained for the class predicted; where the labels are known), how many the
@@ -93,7 +94,8 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
     string) and, where the predictions are known, its mistakes against its right answers (``mistakes``,
     :func:`_with_mistakes`), per method and layer the class pairs' tests (``pairs``, keyed ``"a-b"``), and the
     model-free maps' shares over every image (``model_free``; per class, ``beyond`` tests each map against them on the
-    same images: :func:`_beyond`); None without parts."""
+    same images: :func:`_beyond`); None without parts. On a CPU the methods share out among ``workers`` forked
+    processes (their hundreds of permutation tests take seconds)."""
     if images.parts is None or not names:
         return None
     areas = area_shares(images.parts, len(names)).cpu().numpy()
@@ -109,21 +111,28 @@ def regions(images: Images, methods: dict[str, MethodMaps], names: tuple[str, ..
     references = {name: (part_shares(maps.to(images.parts.device), images.parts, len(names)).cpu().numpy(),
                          located(maps).cpu().numpy())
                   for name, maps in model_free_maps(images.display).items()}  # fmt: skip
-    for name, maps in methods.items():
+
+    def method_record(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Per layer of method ``name`` its classes' record and its class pairs' tests."""
+        maps = methods[name]
         rows = images.positions(maps.keys)
         picked = rows.cpu().numpy()
         explained, parts, area = targets[picked], images.parts[rows], areas[picked]
         theirs = {free: (shares[picked], kept[picked]) for free, (shares, kept) in references.items()}
         mistaken = None if wrong is None else wrong[picked]
-        record["methods"][name] = {}
+        layers, pairs = {}, {}
         for layer, values in maps.layers.items():
             shares, kept = part_shares(values, parts, len(names)).cpu().numpy(), located(values).cpu().numpy()
             per_class = _beyond(_per_class(shares, explained, kept, seed), shares, explained, kept, theirs, seed)
             per_class = _with_contrasts(per_class, shares - area, explained, kept, seed)
             if mistaken is not None:
                 per_class = _with_mistakes(per_class, shares, area, explained, kept, mistaken, seed)
-            record["methods"][name][layer] = per_class
-            record["pairs"].setdefault(name, {})[layer] = _pairs(shares - area, explained, kept, seed)
+            layers[layer], pairs[layer] = per_class, _pairs(shares - area, explained, kept, seed)
+        return layers, pairs
+
+    processes = workers if images.inputs.device.type == "cpu" else 1
+    for name, (layers, pairs) in zip(methods, forked_map(method_record, list(methods), processes), strict=True):
+        record["methods"][name], record["pairs"][name] = layers, pairs
     record["model_free"] = model_free_shares(references, seed)
     return record
 

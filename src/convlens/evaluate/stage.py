@@ -74,7 +74,7 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     check_stages(subject.model, settings.randomization.stages)
     results, cascade = score_all(subject, settings, cfg.workers)
     data = opened.trained.datamodule
-    parts = regions(subject.images, subject.methods, data.part_names, data.parts_from, cfg.seed)
+    parts = regions(subject.images, subject.methods, data.part_names, data.parts_from, cfg.seed, cfg.workers)
     one_view = one_view_accuracy(opened.trained, opened.model, DEFAULT_SPLIT, opened.device)
     evaluation = {
         "run": opened.label,
