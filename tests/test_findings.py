@@ -312,6 +312,34 @@ def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_int
     assert lines[-1].startswith("The maps of **cat** and **dog** are not compared: the evaluation predates"), "no test"
 
 
+def test_every_named_confused_pair_is_compared_and_the_test_described_once() -> None:
+    """FER2013: only the largest pair (Angry-Sad, too few images) was compared, so 'why is Sad taken for
+    Neutral' went unanswered. Each named pair's classes are compared once (cat-dog both ways: once), the
+    test spelled out at its first use; without the planted difference the second pair shows none."""
+    from convlens.evaluate.regions import _pairs
+
+    rng = np.random.default_rng(0)
+    explained, kept = np.repeat([0, 1, 2], 12), np.ones(36, dtype=bool)
+    planted = 0.05 * rng.standard_normal((36, 2))
+    planted[explained == 1] += [0.5, -0.5]  # dog apart from cat and from bird
+    evaluation = _evaluation()
+    evaluation["regions"]["methods"]["saliency"][""]["2"] = _shares(0.1, 0.05)
+    evaluation["regions"]["classes"]["2"] = evaluation["regions"]["classes"]["0"]
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.6, 0.5)
+    evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(planted, explained, kept, 0)}}
+    run = _run([[100, 30, 16], [25, 100, 15], [15, 24, 100]], [0.9, 0.9], evaluation)
+    run.class_names = ["cat", "dog", "bird"]
+    lines = confuses(run, evaluation, ("saliency", ""))
+    compared = [line for line in lines if line.startswith("The maps of")]
+    assert [line.split(" differ on")[0] for line in compared] == ["The maps of **cat** and **dog**",
+                                                                   "The maps of **dog** and **bird**"]  # fmt: skip
+    assert "two-sided permutation test" in compared[0] and compared[1].endswith("(the same test, n = 10 and 10).")
+    planted[explained == 2] += [0.5, -0.5]  # bird now like dog
+    evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(planted, explained, kept, 0)}}
+    lines = confuses(run, evaluation, ("saliency", ""))
+    assert "No part was shown to tell the maps of **dog** and **bird** apart (the same test, n = 10 and 10)." in lines
+
+
 def test_convergence_flips_with_the_validation_trend() -> None:
     rising = limits(_run([[1, 0], [0, 1]], [0.5, 0.6, 0.7], _evaluation()))
     assert rising[0].startswith("- **Not converged:**")
@@ -512,7 +540,8 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
                                "relevance_mass": _cell("above", "level", "above")},
               "faithfulness": {"road": _cell("level", "below", "below")}}  # fmt: skip
     assert beside_model_free("Grad-CAM", record) == (
-        "Grad-CAM is worse than the centred blob on pointing game; no better than the edge map on relevance mass."
+        "Grad-CAM is worse than the centred blob on pointing game; not shown better than the edge map on relevance "
+        "mass."
     ), "ROAD does not beat random maps: its model-free tests are not named"
     beats_all = {"localisation": {"pointing_game": _cell("above", "above", "above")}}
     assert beside_model_free("Grad-CAM", beats_all) is None
@@ -520,21 +549,21 @@ def test_a_trusted_map_no_better_than_a_model_free_map_is_said_so() -> None:
     numbered["against"]["centre"] |= {"mean": 0.1638, "n": 64, "difference": -0.0054, "low": -0.0583,
                                       "high": 0.0468, "p_adjusted": 0.8831}  # fmt: skip
     assert beside_model_free("SmoothGrad", {"faithfulness": {"road": numbered}}) == (
-        "SmoothGrad is no better than the centred blob on ROAD (0.16 vs 0.16; better by -0.01 [-0.06, +0.05], "
+        "SmoothGrad is not shown better than the centred blob on ROAD (0.16 vs 0.16; advantage -0.01 [-0.06, +0.05], "
         "adjusted p 0.88, n = 64)."
     )
     layers = {"layer2": _layer(), "layer3": _layer() | record}  # the table shows layer2; layer3 is trusted too
     evaluation = _evaluation(layers=layers)
     evaluation["methods"]["saliency"]["best_layer"]["layer"] = "layer2"
     assert believe(evaluation, "run", SECTIONS)[-1].endswith("- Saliency at `layer3` is worse than the centred blob "
-                                                             "on pointing game; no better than the edge map on "
-                                                             "relevance mass.")  # fmt: skip
+                                                             "on pointing game; not shown better than the edge "
+                                                             "map on relevance mass.")  # fmt: skip
     evaluation = _evaluation(layers={"": _layer() | record})
     assert believe(evaluation, "run", SECTIONS)[-1] == (
         "Beside the model-free maps (tested in section 6; the faithfulness verdict asks that each be beaten on at "
         "least one metric, localisation's is against random maps):"
-        "\n\n- Saliency is worse than the centred blob on pointing game; no better than the edge map on relevance "
-        "mass."
+        "\n\n- Saliency is worse than the centred blob on pointing game; not shown better than the edge map on "
+        "relevance mass."
     )
 
 

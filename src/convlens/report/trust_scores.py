@@ -304,8 +304,11 @@ MODEL_FREE_MEANING = {
     "edges": ("an edge detector (Sobel magnitude of the image)", "the image's edge map"),
     "centre": ("a centred Gaussian blob that ignores the image", "a guess at the image's centre"),
 }
-#: What matching (no better than) or beating (worse than) a model-free map means, given what it shows.
-SHOWN_BY_MODEL_FREE = {"no better than": "what it shows, {} shows too", "worse than": "{} shows it better"}
+#: What matching (not shown better than) or beating (worse than) a model-free map means, given what it shows.
+SHOWN_BY_MODEL_FREE = {
+    "not shown better than": "nothing shown beyond what {} shows",
+    "worse than": "{} shows it better",
+}
 
 
 def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> list[str]:
@@ -314,7 +317,7 @@ def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> 
     interval, the adjusted p-value and n (:func:`~convlens.report.trust_verdicts.model_free_numbers`)."""
     sentences = []
     for name, (what, shown) in MODEL_FREE_MEANING.items():
-        groups: dict[str, list[str]] = {"worse than": [], "no better than": []}
+        groups: dict[str, list[str]] = {"worse than": [], "not shown better than": []}
         for row in rows:
             score = _score(row, family, metric.key)
             side = short_of_model_free(score, name)

@@ -63,18 +63,18 @@ MODEL_FREE = {"edges": "the edge map", "centre": "the centred blob"}
 
 
 def short_of_model_free(score: dict[str, Any], baseline: str) -> str | None:
-    """For a cell that beats random maps, ``worse than`` or ``no better than`` where it does not beat the
+    """For a cell that beats random maps, ``worse than`` or ``not shown better than`` where it does not beat the
     model-free map ``baseline`` (:data:`MODEL_FREE`); None where it does, or does not beat random maps."""
     test = (score.get("against") or {}).get(baseline)
     if score.get("verdict") != "above" or test is None or test["mark"] == "above":
         return None
-    return "worse than" if test["mark"] == "below" else "no better than"
+    return "worse than" if test["mark"] == "below" else "not shown better than"
 
 
 def model_free_numbers(cell: Mapping[str, Any], baseline: str) -> str:
-    """`` (0.16 vs 0.16; better by -0.01 [-0.06, +0.05], adjusted p 0.88, n = 64)``: the map's score, the model-free
+    """`` (0.16 vs 0.16; advantage -0.01 [-0.06, +0.05], adjusted p 0.88, n = 64)``: the map's score, the model-free
     map's on the same images, the paired difference in the metric's better direction with its 95% interval, the
-    adjusted p-value and n (a grader could not check "no better than" without them); nothing where the cell lacks
+    adjusted p-value and n (a grader could not check "not shown better than" without them); nothing where the cell lacks
     them."""
     test = (cell.get("against") or {}).get(baseline) or {}
     numbers = (cell.get("value"), test.get("mean"), test.get("difference"), test.get("low"), test.get("high"))
@@ -84,7 +84,7 @@ def model_free_numbers(cell: Mapping[str, Any], baseline: str) -> str:
     adjusted = test.get("p_adjusted", test.get("p"))
     p = "" if adjusted is None else f", adjusted p {adjusted:.2g}"
     n = "" if test.get("n") is None else f", n = {test['n']}"
-    return f" ({value:.2f} vs {mean:.2f}; better by {difference:+.2f} [{low:+.2f}, {high:+.2f}]{p}{n})"
+    return f" ({value:.2f} vs {mean:.2f}; advantage {difference:+.2f} [{low:+.2f}, {high:+.2f}]{p}{n})"
 
 
 def costly_images(sample: dict[str, Any]) -> int | None:
