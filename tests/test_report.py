@@ -1004,3 +1004,16 @@ def test_recorded_reasons_show_their_commands_as_code_and_the_rest_as_text(
 
     body = to_html(prose(recorded), "t")
     assert html_has in body and html_lacks not in body.split("<body>")[-1].split("</main>")[0]
+
+
+@pytest.mark.parametrize(("views", "says"), [("none", None), ("ten_crop", "averaged over `ten_crop` test-time views")])
+def test_the_summary_says_when_its_test_accuracy_averages_test_time_views(views: str, says: str | None) -> None:
+    """FER2013's headline 48.7% was ten-crop while validation and every map see one view; the summary said not."""
+    from types import SimpleNamespace
+
+    from convlens.report.overview import _test_accuracy
+
+    run = SimpleNamespace(metrics={"test": {"acc": 0.49, "loss": 1.3}}, confusion=np.array([[25, 25], [26, 24]]),
+                          config={"data": {"test_time_augmentation": views}})  # fmt: skip
+    row = _test_accuracy(run)
+    assert row.startswith("49.0% (loss 1.3); 95% interval") and (says in row if says else "views" not in row)

@@ -83,7 +83,7 @@ def run_family(
         return load(spec.score)(subject, params, **({} if part is None else {"part": part}))
     reason = (
         f"left out to save time: its maps are too costly to compute again for every step; "
-        f'make evaluate ARGS="{spec.name}.skip=[]" includes it'
+        f'`make evaluate ARGS="{spec.name}.skip=[]"` includes it'
     )
     kept = {name: maps for name, maps in subject.methods.items() if name not in params.skip}
     if only is not None:

@@ -26,7 +26,7 @@ import numpy as np
 from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.report.convergence import convergence
 from convlens.report.gallery import group
-from convlens.report.markdown import code, table, text
+from convlens.report.markdown import code, prose, table, text
 from convlens.report.observations import ConfusedPair, collapse, confused_pairs, never_predicted
 from convlens.report.run_data import RunData, schedule_name, synthetic
 from convlens.report.trust_verdicts import (
@@ -141,7 +141,7 @@ def believe(
 def _unverified(title: str, record: Mapping[str, Any]) -> str:
     """``LIME, randomization not tested (why)``: a map's required families that were not tested."""
     verdicts = record.get("verdicts") or {}
-    untested = [f"{text(family)} not tested ({text((verdicts.get(family) or {}).get('why', 'not evaluated'))})"
+    untested = [f"{text(family)} not tested ({prose((verdicts.get(family) or {}).get('why', 'not evaluated'))})"
                 for family in REQUIRED if (verdicts.get(family) or {}).get("verdict") != "supported"]  # fmt: skip
     return f"{title}, {', '.join(untested)}"
 
@@ -163,7 +163,7 @@ def _without_untested_families(
         return header, rows, []
     reasons = [sorted({((record.get("verdicts") or {}).get(families[index]) or {}).get("why", "not evaluated")
                        for _, _, record in shown}) for index in dropped]  # fmt: skip
-    lines = [f"Not tested for any method, so not in the table: {text(families[index])}: {'; '.join(map(text, why))}."
+    lines = [f"Not tested for any method, so not in the table: {text(families[index])}: {'; '.join(map(prose, why))}."
              for index, why in zip(dropped, reasons, strict=True)]  # fmt: skip
     keep = [column for column in range(len(header)) if column - 1 not in dropped]
     return tuple(header[c] for c in keep), [tuple(row[c] for c in keep) for row in rows], lines

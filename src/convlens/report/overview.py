@@ -60,7 +60,11 @@ def _test_accuracy(run: RunData) -> str:
     if run.confusion is None or not run.metrics.get("test"):
         return result
     low, high = accuracy_interval(run.confusion)
-    return f"{result}; 95% interval {low:.1%}-{high:.1%}, n = {int(run.confusion.sum()):,} test images"
+    views = str(run.config.get("data", {}).get("test_time_augmentation", "none"))
+    averaged = (
+        "" if views == "none" else f"; averaged over {code(views)} test-time views (validation and the maps: one)"
+    )
+    return f"{result}; 95% interval {low:.1%}-{high:.1%}, n = {int(run.confusion.sum()):,} test images{averaged}"
 
 
 #: The summary's "published reference" row, by dataset name (:mod:`convlens.report.references`).

@@ -113,9 +113,16 @@ def _results_note(run: RunData) -> str:
     views = str(run.config.get("data", {}).get("test_time_augmentation", "none"))
     if views != "none":
         note += (f" The test numbers average the softmax over test-time views (`data.test_time_augmentation: "
-                 f"{text(views)}`); validation and every map below see one view of each image"
-                 f"{_one_view(run)}.")  # fmt: skip
+                 f"{text(views)}`{TTA_MEANING.get(views, '')}); validation and every map below see one view of each "
+                 f"image{_one_view(run)}.")  # fmt: skip
     return note
+
+
+#: What each test-time augmentation's views are (:meth:`convlens.data.transforms.BatchTransform.views`).
+TTA_MEANING = {
+    "hflip": ": the image and its mirror",
+    "ten_crop": ": the centre and four corner crops of the image padded as for the training crops, and their mirrors",
+}
 
 
 def _one_view(run: RunData) -> str:

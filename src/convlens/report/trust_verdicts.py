@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, scored_metrics
-from convlens.report.markdown import text
+from convlens.report.markdown import prose, text
 
 #: The fewest images the evaluation tests (``convlens.evaluate.statistics.MIN_IMAGES``, which the report
 #: does not import: it reads files, not torch; a test keeps the two equal). Fewer get no mark and no claim.
@@ -133,12 +133,13 @@ def overall(label: str, record: dict[str, Any]) -> str:
     if deciding:
         first = verdicts[deciding[0]]
         backed = f"; supported by {_names(supported)}" if supported else ""
-        refuted = "".join(f"; {text(family)} not supported ({text(found['why'])})" for family, found in verdicts.items()
+        refuted = "".join(f"; {text(family)} not supported ({prose(found['why'])})"
+                          for family, found in verdicts.items()
                           if found["verdict"] == "not supported" and family != deciding[0])  # fmt: skip
         return (f"{label}: {status}, driven by {_names(deciding)} ({text(deciding[0])} {text(first['verdict'])}: "
-                f"{text(first['why'])}){backed}{refuted}.")  # fmt: skip
+                f"{prose(first['why'])}){backed}{refuted}.")  # fmt: skip
     aside = [family for family in verdicts if family not in supported and family != "localisation"]
-    shown = "".join(f"; {text(family)} {text(verdicts[family]['verdict'])} ({text(verdicts[family]['why'])}): shown, "
+    shown = "".join(f"; {text(family)} {text(verdicts[family]['verdict'])} ({prose(verdicts[family]['why'])}): shown, "
                     "not required" for family in aside)  # fmt: skip
     return f"{label}: trusted, supported by {_names(supported)}{shown}."
 
