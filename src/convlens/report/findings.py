@@ -35,6 +35,7 @@ from convlens.report.trust_verdicts import (
     REQUIRED,
     costly_images,
     model_free_numbers,
+    model_free_side,
     short_of_model_free,
     trust_status,
     trusted,
@@ -169,23 +170,27 @@ def _without_untested_families(
     return tuple(header[c] for c in keep), [tuple(row[c] for c in keep) for row in rows], lines
 
 
+#: The sides of a model-free comparison, in the order a sentence gives them.
+MODEL_FREE_SIDES = ("better than", "worse than", "not shown better than")
+
+
 def beside_model_free(title: str, record: Mapping[str, Any]) -> str | None:
-    """Where a trusted map, better than random maps, does no better than a map that ignores the model (an
-    edge detector, a centred Gaussian blob): a map a guess at the centre matches says little about the model
-    there (faithfulness needs one metric beyond them; the rest is said here). None when it beats both wherever
-    it beats random maps."""
+    """How a trusted map fares, wherever it beats random maps, against the maps that ignore the model (an
+    edge detector, a centred Gaussian blob), each with its numbers: where it beats them (what its faithfulness
+    verdict rests on: one metric beyond each), and where it does not (there a guess at the centre says as much
+    as the map). None where it beats random maps nowhere."""
     labels = {metric.key: metric.label for _, metric in scored_metrics()}
-    found: dict[str, dict[str, list[str]]] = {side: {} for side in ("worse than", "not shown better than")}
+    found: dict[str, dict[str, list[str]]] = {side: {} for side in MODEL_FREE_SIDES}
     for family in ("localisation", "faithfulness"):
         for key, cell in (record.get(family) or {}).items():
             if not isinstance(cell, Mapping):
                 continue
             for baseline, named in MODEL_FREE.items():
-                side = short_of_model_free(cell, baseline)
+                side = model_free_side(cell, baseline)
                 if side is not None:
                     found[side].setdefault(named, []).append(labels.get(key, key) + model_free_numbers(cell, baseline))
-    parts = [f"{side} {named} on {', '.join(metrics)}" for side, by_map in found.items()
-             for named, metrics in by_map.items()]  # fmt: skip
+    parts = [f"{side} " + " and ".join(f"{named} on {', '.join(metrics)}" for named, metrics in by_map.items())
+             for side, by_map in found.items() if by_map]  # fmt: skip
     if not parts:
         return None
     return f"{title} is {'; '.join(parts)}."

@@ -62,13 +62,20 @@ def _verdict_cell(verdict: dict[str, str] | None) -> str:
 MODEL_FREE = {"edges": "the edge map", "centre": "the centred blob"}
 
 
-def short_of_model_free(score: dict[str, Any], baseline: str) -> str | None:
-    """For a cell that beats random maps, ``worse than`` or ``not shown better than`` where it does not beat the
-    model-free map ``baseline`` (:data:`MODEL_FREE`); None where it does, or does not beat random maps."""
+def model_free_side(score: Mapping[str, Any], baseline: str) -> str | None:
+    """For a cell that beats random maps, how it fares against the model-free map ``baseline``
+    (:data:`MODEL_FREE`): ``better than``, ``worse than`` or ``not shown better than``; None where it does not
+    beat random maps or was not tested against the model-free map."""
     test = (score.get("against") or {}).get(baseline)
-    if score.get("verdict") != "above" or test is None or test["mark"] == "above":
+    if score.get("verdict") != "above" or test is None:
         return None
-    return "worse than" if test["mark"] == "below" else "not shown better than"
+    return {"above": "better than", "below": "worse than"}.get(test["mark"], "not shown better than")
+
+
+def short_of_model_free(score: dict[str, Any], baseline: str) -> str | None:
+    """:func:`model_free_side` where the cell does not beat the model-free map; None where it does."""
+    side = model_free_side(score, baseline)
+    return None if side == "better than" else side
 
 
 def model_free_numbers(cell: Mapping[str, Any], baseline: str) -> str:
