@@ -557,3 +557,21 @@ def test_maps_repeat_a_pattern_only_when_the_whole_interval_is_over_the_margin_m
     assert _alike(following, reference)["margin"] == 0.1
     edges = {"edges": alike_across_images(torch.rand(32, 16, 16, generator=generator))}
     assert _alike(fixed, edges)["repeats"] is None, "without masks, alike maps may be where the evidence always is"
+
+
+def test_a_score_column_no_method_was_tested_on_leaves_the_table(evaluation: dict) -> None:
+    """FER2013 (no masks): four of the table's fifteen columns held only '-' or 'not tested' for every method, in a
+    table a grader found too wide to read; they leave it, named under it."""
+    header = _table(scores_section(evaluation).body)[0]
+    assert "pointing game" in header and "Localisation" in header
+    untested = json.loads(json.dumps(evaluation))
+    for method in untested["methods"].values():
+        for record in method["layers"].values():
+            record.pop("localisation", None)
+            record["verdicts"]["localisation"] = {"verdict": "not tested", "why": "no masks"}
+    untested["baselines"]["localisation"] = {}
+    body = scores_section(untested).body
+    header = _table(body)[0]
+    assert "pointing game" not in header and "Localisation" not in header and "deletion AUC" in header
+    assert "Left out of the table, not tested for any method: pointing game, relevance mass, rank accuracy, " \
+           "Localisation." in body  # fmt: skip

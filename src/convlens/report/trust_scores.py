@@ -191,6 +191,10 @@ def _tests(evaluation: dict[str, Any]) -> int:
     return evaluation["multiple_testing"]["tests"]
 
 
+#: Cells that hold no result: a column of only these (localisation without masks) is left out of the table.
+UNTESTED = ("-", "", "not tested")
+
+
 def _table(evaluation: dict[str, Any], rows: list[Row]) -> str:
     header = ["method", "layer", *(metric.label for _, metric in scored_metrics()),
               "Spearman head → all", "SSIM head → all", *(spec.title for spec in FAMILIES.values())]  # fmt: skip
@@ -203,7 +207,10 @@ def _table(evaluation: dict[str, Any], rows: list[Row]) -> str:
     if chance is not None:
         cells = ["chance (mask area)", "", *([f"{chance:.2f}"] * 3), *([""] * (len(header) - 5))]
         lines.insert(1, cells)
-    return table(header, lines)
+    kept = [index for index in range(len(header)) if index < 2 or any(line[index] not in UNTESTED for line in lines)]
+    left_out = [header[index] for index in range(len(header)) if index not in kept]
+    note = f"\n\nLeft out of the table, not tested for any method: {', '.join(left_out)}." if left_out else ""
+    return table([header[index] for index in kept], [[line[index] for index in kept] for line in lines]) + note
 
 
 def _layer_cell(row: Row) -> str:
