@@ -36,7 +36,10 @@ FER2013_PARTS = ("background", *FER2013_BOXES)
 PARTS_FROM = "fixed boxes on the registered 48x48 faces, not landmarks, so approximate for each image"
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 #: Where the csv's splits come from, as the report's Setup says it (``val_fraction`` does not apply).
-CSV_SPLITS = "the csv's Usage column: Training -> train, PublicTest -> val, PrivateTest -> test"
+CSV_SPLITS = (
+    "the csv's Usage column: Training → train, PublicTest → val, PrivateTest → test (val_fraction, which splits "
+    "the folder form's train/, does not apply)"
+)
 PIXELS = 48 * 48
 #: The arrays cached per split.
 KINDS = ("images", "labels")
