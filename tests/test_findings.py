@@ -741,11 +741,11 @@ def test_the_parts_table_says_how_many_of_a_class_were_misclassified_into_it() -
 
 
 @pytest.mark.parametrize(("wrong", "explained", "says"), [
-    (5, "the predicted class", " Most of its images are mistakes (5 of 10, of another class but answered cat): this "
-                               "is mostly what made the model say cat on images of other classes."),
+    (5, "the predicted class", " Most of its images are mistakes (5 of 10, of another class but answered cat): its "
+                               "shares mostly describe the maps of those mistakes, not of cat images."),
     (4, "the predicted class", None),  # under half: the class's own images lead
-    (6, "the true class", " Most of its images are mistakes (6 of 10, answered with another class): this is mostly "
-                          "the evidence for cat that lost."),
+    (6, "the true class", " Most of its images are mistakes (6 of 10, answered with another class): its shares "
+                          "mostly describe the evidence for cat that lost."),
 ])  # fmt: skip
 def test_a_named_part_resting_mostly_on_mistakes_says_so(wrong: int, explained: str, says: str | None) -> None:
     """A grader read "Neutral: mouth" as what Neutral looks like, on 16 images of which 11 were mistakes."""

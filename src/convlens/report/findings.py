@@ -381,16 +381,17 @@ MOSTLY_MISTAKES = 0.5
 def _mostly_mistakes(name: str, found: Mapping[str, Any], explained: str) -> str:
     """`` Most of its images are mistakes (11 of 16): ...`` where at least :data:`MOSTLY_MISTAKES` of a class row's
     sample images are misclassified, so that its named parts describe the mistakes more than the class (a
-    grader found "Neutral: mouth" resting on 5 correct images of 16); nothing otherwise."""
+    grader found "Neutral: mouth" resting on 5 correct images of 16); said as a description, not a cause (a part
+    the other classes' maps favour as much did not make the model give this answer); nothing otherwise."""
     wrong, images = _misclassified(found), found.get("images") or 0
     if not images or wrong < MOSTLY_MISTAKES * images:
         return ""
     if explained != "the predicted class":
-        return (f" Most of its images are mistakes ({wrong} of {images}, answered with another class): this is "
-                f"mostly the evidence for {text(name)} that lost.")  # fmt: skip
+        return (f" Most of its images are mistakes ({wrong} of {images}, answered with another class): its shares "
+                f"mostly describe the evidence for {text(name)} that lost.")  # fmt: skip
     return (
-        f" Most of its images are mistakes ({wrong} of {images}, of another class but answered {text(name)}): "
-        f"this is mostly what made the model say {text(name)} on images of other classes."
+        f" Most of its images are mistakes ({wrong} of {images}, of another class but answered {text(name)}): its "
+        f"shares mostly describe the maps of those mistakes, not of {text(name)} images."
     )
 
 
