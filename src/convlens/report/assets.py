@@ -31,6 +31,7 @@ CONFUSION_MATRIX = f"{FIGURES}/confusion_matrix.png"
 COMPARISON = f"{FIGURES}/comparison.png"
 CASCADE = f"{FIGURES}/cascade.png"
 EVALUATED_COMPARISON = f"{FIGURES}/evaluated_comparison.png"
+PARTS = f"{FIGURES}/parts.png"
 #: What a manifest entry's ``file`` may look like: one method folder, one PNG, safe characters.
 FIGURE_FILE = re.compile(r"^[a-z0-9_]+/[A-Za-z0-9_.-]+\.png$")
 
@@ -76,6 +77,13 @@ def cascade_file(run: RunData) -> Path | None:
     return _evaluation_figure(run, (run.evaluation or {}).get("figure"))
 
 
+def parts_file(run: RunData) -> Path | None:
+    """The evaluation stage's figure of the parts the shares are measured in, if it drew one and is current."""
+    if run.evaluation_stale:
+        return None
+    return _evaluation_figure(run, ((run.evaluation or {}).get("parts_figure") or {}).get("file"))
+
+
 def evaluated_comparison_file(run: RunData) -> Path | None:
     """The evaluation stage's comparison figure (each method at its best-supported layer), if it drew one."""
     return _evaluation_figure(run, ((run.evaluation or {}).get("comparison") or {}).get("file"))
@@ -118,6 +126,9 @@ def figure_copies(run: RunData, entries: Iterable[dict[str, Any]]) -> dict[Path,
         copies[shown[0]] = shown[1]
     if cascade is not None:
         copies[cascade] = CASCADE
+    parts = parts_file(run)
+    if parts is not None:
+        copies[parts] = PARTS
     copies.update({inside(run.root, VISUALIZATIONS, entry["file"]): visualization_link(entry) for entry in entries})
     return copies
 

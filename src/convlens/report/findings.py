@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from convlens.evaluation_registry import FAMILIES, scored_metrics
+from convlens.report.assets import PARTS, parts_file
 from convlens.report.convergence import convergence
 from convlens.report.gallery import group
 from convlens.report.markdown import code, prose, table, text
@@ -63,7 +64,8 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
     try:
         chosen = lead_method(evaluation)
         parts = ["### Which maps to believe", *believe(evaluation, run.label, sections, run.evaluation_stale),
-                 "### Where the model looks", *where(evaluation, chosen, run.class_names, sections),
+                 "### Where the model looks",
+                 *where(evaluation, chosen, run.class_names, sections, PARTS if parts_file(run) else None),
                  "### What it confuses", *confuses(run, evaluation, chosen),
                  "### Converged? Limits", *limits(run)]  # fmt: skip
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
@@ -197,8 +199,9 @@ def beside_model_free(title: str, record: Mapping[str, Any]) -> str | None:
 
 
 def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
-          sections: Mapping[str, int]) -> list[str]:  # fmt: skip
-    """Per class, the lead method's share of each part against its area, and the parts above their area."""
+          sections: Mapping[str, int], parts_figure: str | None = None) -> list[str]:  # fmt: skip
+    """Per class, the lead method's share of each part against its area, and the parts above their area; the link
+    to ``parts_figure`` (the parts drawn on sample images) where there is one."""
     if not evaluation:
         return ["Not measured without a current evaluation (see above)."]
     regions = evaluation.get("regions")
@@ -266,7 +269,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             "[95% bootstrap interval, per cell: not adjusted for the table's many cells] (the part's area) per "
             "class explained, over the n images whose map has a location (flat maps, zero or constant, left out "
             f"and counted{_misclassified_note(regions, explained)}); parts "
-            f"{text(regions['from'])}. The last "
+            f"{text(regions['from'])}{_parts_drawn(parts_figure)}. The last "
             "rows, in italics, are maps that ignore the model, over every sample image: what an edge detector and a "
             f"guess at the centre put where. Named: parts at {FAVOURED}x their area or more with the interval above "
             "the area and, on the same images (the row's), above each of those maps (the paired difference's interval "
@@ -275,6 +278,11 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
     return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+
+
+def _parts_drawn(link: str | None) -> str:
+    """`` (drawn on sample images: figure)``, so that a reader can check that a part lies where its name says."""
+    return f" (drawn on sample images: [figure]({link}))" if link else ""
 
 
 def _why_none_trusted(evaluation: Mapping[str, Any]) -> str:

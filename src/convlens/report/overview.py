@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from convlens import registry
 from convlens.report import gallery
+from convlens.report.assets import PARTS, parts_file
 from convlens.report.format import epoch, pixels, sizes, split_result
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.model_table import model_rows
@@ -167,8 +168,17 @@ def _data_table(run: RunData) -> str:
         ("normalization", f"mean {list(config.mean)}, std {list(config.std)}"),
         ("augmentation (training)", _augmentation(data.get("augment") or {})),
         ("test-time augmentation", text(config.get("test_time_augmentation", "none"))),
+        *((("parts (where the model looks)", _parts(run)),) if parts_file(run) else ()),
     ]
     return table(("", ""), rows)
+
+
+def _parts(run: RunData) -> str:
+    """The parts the Findings measure map shares in, with their source and the figure that draws them."""
+    regions = (run.evaluation or {}).get("regions") or {}
+    names = ", ".join(text(name) for name in regions.get("parts") or [])
+    source = f" ({text(regions['from'])})" if regions.get("from") else ""
+    return f"{names}{source}: [drawn on sample images]({PARTS})"
 
 
 def _augmentation(augment: dict[str, Any]) -> str:
