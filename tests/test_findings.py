@@ -185,6 +185,27 @@ def test_the_trust_sections_sentence_follows_the_findings_rule() -> None:
     )
 
 
+def test_a_verdict_every_tested_map_shares_is_said_once() -> None:
+    """FER2013: "robustness not supported (worse than the edge detector's map on max-sensitivity)" stood in 14 of
+    15 sentences (LIME untested): said once for every map tested on it, and in no map's own sentence; a map whose
+    verdict differs keeps its own, and a required family is never folded."""
+    from convlens.report.trust_verdicts import shared_sentence, shared_verdicts
+
+    skipped = _layer()
+    skipped["verdicts"]["robustness"] = SKIPPED
+    records = [_layer(), _layer(randomization=REFUTED), skipped]
+    shared = shared_verdicts(records)
+    assert list(shared) == ["localisation", "robustness"]
+    assert shared_sentence(shared, 3) == [
+        "For every map tested on it (of 3): localisation supported (better than random maps); robustness not "
+        "supported (worse than random maps on pointing game): shown, not required; not said again below."
+    ]
+    assert overall("X", records[0], shared) == "X: trusted, supported by faithfulness, randomization."
+    assert "robustness" not in overall("X", records[1], shared)
+    assert shared_verdicts([*records, _layer(randomization=SKIPPED) | {"verdicts": {"robustness": SUPPORTED}}]) == {}
+    assert shared_verdicts(records[:1]) == {}, "one map: nothing to fold"
+
+
 def test_a_layer_worse_than_random_is_not_trusted_and_a_skipped_check_leaves_it_not_verified() -> None:
     """A skipped required check is no evidence either way: 'not verified', not 'no' (LIME on FER2013, whose
     randomization is skipped for cost, was 'not trusted' beside maps that failed their checks)."""

@@ -28,6 +28,8 @@ from convlens.report.trust_verdicts import (
     model_free_numbers,
     overall,
     score_cell,
+    shared_sentence,
+    shared_verdicts,
     short_of_model_free,
     trust_status,
     verdict_cells,
@@ -247,7 +249,8 @@ def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
     (pointing game, deletion) how many maps beat random maps and why the others do not; for every other
     metric the maps worse than random, and those that beat random maps but not an edge detector or a centred
     blob; the cascade."""
-    sentences = [overall(row.label, row.record) for row in rows]
+    shared = shared_verdicts([row.record for row in rows])
+    sentences = shared_sentence(shared, len(rows)) + [overall(row.label, row.record, shared) for row in rows]
     for family, metric in scored_metrics():
         scored = [row for row in rows if row.record.get(family, {}).get(metric.key, {}).get("value") is not None]
         if scored and metric.key in HEADLINE:

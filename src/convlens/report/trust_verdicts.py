@@ -125,11 +125,33 @@ def trusted(record: dict[str, Any]) -> bool:
     return trust_status(record) == "trusted"
 
 
-def overall(label: str, record: dict[str, Any]) -> str:
+def shared_verdicts(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The families outside :data:`REQUIRED` whose verdict and reason are the same for every one of two or more
+    ``records`` tested on them (or for every record, where none is): said once for all (FER2013's "robustness not
+    supported (worse than the edge detector's map on max-sensitivity)" stood in 14 sentences)."""
+    found = {}
+    for family in set(FAMILIES) - set(REQUIRED):
+        verdicts = [record.get("verdicts", {}).get(family) or {} for record in records]
+        tested = [verdict for verdict in verdicts if verdict.get("verdict") != "not tested"] or verdicts
+        if len(tested) >= 2 and tested[0].get("verdict") and all(verdict == tested[0] for verdict in tested):
+            found[family] = tested[0]
+    return {family: found[family] for family in FAMILIES if family in found}
+
+
+def shared_sentence(shared: Mapping[str, Mapping[str, str]], every: int) -> list[str]:
+    """One sentence for the verdicts :func:`shared_verdicts` found for ``every`` maps, or none."""
+    said = [f"{text(family)} {text(found['verdict'])} ({prose(found['why'])})"
+            + (": shown, not required" if family not in (*REQUIRED, "localisation") else "")
+            for family, found in shared.items()]  # fmt: skip
+    return [f"For every map tested on it (of {every}): {'; '.join(said)}; not said again below."] if said else []
+
+
+def overall(label: str, record: dict[str, Any], shared: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """One sentence by the rule of :func:`trust_status`, the Findings' rule: the families that decide are
     named with why; the others follow as supporting, as not supporting with why (a ✓ in a family the verdict
     still calls not supported, e.g. robustness that is stable for free, needs its reason), or as shown
-    but not required."""
+    but not required; a family whose verdict is one of ``shared`` (said once for every map) is left out unless
+    it decides."""
     verdicts = {family: record.get("verdicts", {}).get(family) or {"verdict": "not tested", "why": "not evaluated"}
                 for family in FAMILIES}  # fmt: skip
     status = trust_status(record)
@@ -137,18 +159,19 @@ def overall(label: str, record: dict[str, Any]) -> str:
     deciding = [family for family in REQUIRED if verdicts[family]["verdict"] == refuting]
     deciding += ["localisation"] if verdicts["localisation"]["verdict"] == "not supported" else []
     supported = [family for family, found in verdicts.items() if found["verdict"] == "supported"]
+    unsaid = [family for family in verdicts if verdicts[family] != (shared or {}).get(family) or family in deciding]
     if deciding:
         first = verdicts[deciding[0]]
-        backed = f"; supported by {_names(supported)}" if supported else ""
-        refuted = "".join(f"; {text(family)} not supported ({prose(found['why'])})"
-                          for family, found in verdicts.items()
-                          if found["verdict"] == "not supported" and family != deciding[0])  # fmt: skip
+        backed = [family for family in supported if family in unsaid]
+        backed_by = f"; supported by {_names(backed)}" if backed else ""
+        refuted = "".join(f"; {text(family)} not supported ({prose(verdicts[family]['why'])})" for family in unsaid
+                          if verdicts[family]["verdict"] == "not supported" and family != deciding[0])  # fmt: skip
         return (f"{label}: {status}, driven by {_names(deciding)} ({text(deciding[0])} {text(first['verdict'])}: "
-                f"{prose(first['why'])}){backed}{refuted}.")  # fmt: skip
-    aside = [family for family in verdicts if family not in supported and family != "localisation"]
+                f"{prose(first['why'])}){backed_by}{refuted}.")  # fmt: skip
+    aside = [family for family in unsaid if family not in supported and family != "localisation"]
     shown = "".join(f"; {text(family)} {text(verdicts[family]['verdict'])} ({prose(verdicts[family]['why'])}): shown, "
                     "not required" for family in aside)  # fmt: skip
-    return f"{label}: trusted, supported by {_names(supported)}{shown}."
+    return f"{label}: trusted, supported by {_names([family for family in supported if family in unsaid])}{shown}."
 
 
 def _names(families: list[str]) -> str:
