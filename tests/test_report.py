@@ -1017,3 +1017,10 @@ def test_the_summary_says_when_its_test_accuracy_averages_test_time_views(views:
                           config={"data": {"test_time_augmentation": views}})  # fmt: skip
     row = _test_accuracy(run)
     assert row.startswith("49.0% (loss 1.3); 95% interval") and (says in row if says else "views" not in row)
+
+
+def test_a_rise_given_beside_two_printed_accuracies_is_their_difference() -> None:
+    """FER2013: "rose by 11.6 percentage points (35.9% to 47.6%)", the unrounded gain beside rounded ends."""
+    from convlens.report.convergence import _trend
+
+    assert "rose by 11.7 percentage points in it (35.9% to 47.6%;" in _trend([0.3594, 0.4756], 1, None)
