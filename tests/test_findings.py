@@ -196,9 +196,9 @@ def test_a_verdict_every_tested_map_shares_is_said_once() -> None:
     records = [_layer(), _layer(randomization=REFUTED), skipped]
     shared = shared_verdicts(records)
     assert list(shared) == ["localisation", "robustness"]
-    assert shared_sentence(shared, 3) == [
-        "For every map tested on it (of 3): localisation supported (better than random maps); robustness not "
-        "supported (worse than random maps on pointing game): shown, not required; not said again below."
+    assert shared_sentence(shared, records) == [
+        "localisation supported for all 3 maps (better than random maps); robustness not supported for 2 of the 3 "
+        "maps (worse than random maps on pointing game): shown, not required; not said again below."
     ]
     assert overall("X", records[0], shared) == "X: trusted, supported by faithfulness, randomization."
     assert "robustness" not in overall("X", records[1], shared)

@@ -9,8 +9,8 @@ run's numbers with its threshold stated, pointing to the figure that shows it.
 - **Where the model looks**: per class, the share of the trusted map with the highest pointing game inside each part of
   the image (:mod:`convlens.evaluate.regions`), with its interval, against the part's share of the area and the
   model-free maps' shares; the parts a class favours more than the other classes do (a permutation test).
-- **What it confuses**: the pairs that make most of the test errors, and the parts on which the maps of the
-  largest pair's two classes differ (a permutation test).
+- **What it confuses**: the pairs that make most of the test errors, and the parts on which the maps of each
+  named pair's two classes differ (a permutation test).
 - **Converged? Limits**: the convergence sentences (:mod:`convlens.report.convergence`), the data, the
   training length and the images evaluated.
 """
@@ -417,7 +417,7 @@ def _misclassified_note(regions: Mapping[str, Any], explained: str) -> str:
 
 
 def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None) -> list[str]:
-    """The pairs that make most of the test errors, and the part where the largest pair's maps differ most."""
+    """The pairs that make most of the test errors, and the parts where each named pair's maps differ."""
     if run.confusion is None:
         return ["No test confusion matrix in this run."]
     confusion = run.confusion

@@ -249,8 +249,9 @@ def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
     (pointing game, deletion) how many maps beat random maps and why the others do not; for every other
     metric the maps worse than random, and those that beat random maps but not an edge detector or a centred
     blob; the cascade."""
-    shared = shared_verdicts([row.record for row in rows])
-    sentences = shared_sentence(shared, len(rows)) + [overall(row.label, row.record, shared) for row in rows]
+    records = [row.record for row in rows]
+    shared = shared_verdicts(records)
+    sentences = shared_sentence(shared, records) + [overall(row.label, row.record, shared) for row in rows]
     for family, metric in scored_metrics():
         scored = [row for row in rows if row.record.get(family, {}).get(metric.key, {}).get("value") is not None]
         if scored and metric.key in HEADLINE:

@@ -138,12 +138,16 @@ def shared_verdicts(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return {family: found[family] for family in FAMILIES if family in found}
 
 
-def shared_sentence(shared: Mapping[str, Mapping[str, str]], every: int) -> list[str]:
-    """One sentence for the verdicts :func:`shared_verdicts` found for ``every`` maps, or none."""
-    said = [f"{text(family)} {text(found['verdict'])} ({prose(found['why'])})"
-            + (": shown, not required" if family not in (*REQUIRED, "localisation") else "")
-            for family, found in shared.items()]  # fmt: skip
-    return [f"For every map tested on it (of {every}): {'; '.join(said)}; not said again below."] if said else []
+def shared_sentence(shared: Mapping[str, Mapping[str, str]], records: list[dict[str, Any]]) -> list[str]:
+    """One sentence for the verdicts :func:`shared_verdicts` found among ``records``, each with how many maps share
+    it, or none."""
+    said = []
+    for family, found in shared.items():
+        count = sum((record.get("verdicts", {}).get(family) or {}) == found for record in records)
+        maps = f"all {count} maps" if count == len(records) else f"{count} of the {len(records)} maps"
+        required = "" if family in (*REQUIRED, "localisation") else ": shown, not required"
+        said.append(f"{text(family)} {text(found['verdict'])} for {maps} ({prose(found['why'])}){required}")
+    return [f"{'; '.join(said)}; not said again below."] if said else []
 
 
 def overall(label: str, record: dict[str, Any], shared: Mapping[str, Mapping[str, str]] | None = None) -> str:
