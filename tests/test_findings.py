@@ -843,3 +843,15 @@ def test_a_class_row_of_too_few_images_shows_no_interval() -> None:
     evaluation["regions"]["methods"]["saliency"][""]["1"]["images"] = 4
     table = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1]
     assert "| dog | 4 (n < 8) | 10% (80.0%) | 90% (20.0%) |" in table and "| cat | 10 | 10% [5-15] (80.0%) |" in table
+
+
+def test_the_findings_define_the_words_they_use_before_section_6_does() -> None:
+    """A grader met 'family', 'adjusted p', 'model-free maps', 'flat' in the Findings, defined (if at all) in
+    section 6 further down; a line of terms opens the Findings, with this run's number of tests."""
+    from convlens.report.findings import terms
+
+    said = terms(_evaluation() | {"multiple_testing": {"q": 0.05, "tests": 205}}, SECTIONS)[0]
+    for word in ("**family**", "**adjusted p**", "**model-free maps**", "**flat**", "**advantage**"):
+        assert word in said
+    assert "the trust table's 205 tests" in said and "q = 0.05" in said and "section 6's table" in said
+    assert terms(None, SECTIONS) == [], "no evaluation: the Findings say so instead"

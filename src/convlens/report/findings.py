@@ -63,7 +63,8 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
     evaluation = None if run.evaluation_stale else run.evaluation
     try:
         chosen = lead_method(evaluation)
-        parts = ["### Which maps to believe", *believe(evaluation, run.label, sections, run.evaluation_stale),
+        parts = [*terms(evaluation, sections),
+                 "### Which maps to believe", *believe(evaluation, run.label, sections, run.evaluation_stale),
                  "### Where the model looks",
                  *where(evaluation, chosen, run.class_names, sections, PARTS if parts_file(run) else None),
                  "### What it confuses", *confuses(run, evaluation, chosen),
@@ -139,6 +140,26 @@ def believe(
                   "asks that each be beaten on at least one metric, localisation's is against random maps):\n\n"
                   + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
     return [table(header, rows), *untested, rule, *beside]
+
+
+def terms(evaluation: Mapping[str, Any] | None, sections: Mapping[str, int]) -> list[str]:
+    """The words the Findings use before section 6 defines them (a grader's list: family, adjusted p, model-free
+    maps, flat, the scores), with this run's test correction; nothing without a current evaluation."""
+    if not evaluation:
+        return []
+    testing = evaluation.get("multiple_testing") or {}
+    count = testing.get("tests")
+    table = f"the trust table's {count} tests" if isinstance(count, int) else "the trust table's tests"
+    q = testing.get("q", DISTINCT_Q)
+    return [f"*Terms:* a **family** is one kind of check on the maps (localisation, faithfulness, randomization, "
+            "robustness); **adjusted p** is a permutation test's p-value after the Benjamini-Hochberg correction "
+            f"over the tests it was run with ({table}, or a region test's classes and parts, as said where it is "
+            f"used; a difference counts below q = {q:g}); the **model-free maps** are an edge detector's map "
+            "(Sobel magnitude) and a centred Gaussian blob, which ignore the model; a **flat** map is zero or "
+            "constant, with no location; **advantage** is a map's paired difference from a baseline in the "
+            "metric's better direction, with its 95% interval. Every score (pointing game, deletion and insertion "
+            f"AUC, ROAD, max-sensitivity, the randomization cascade) is defined in section {sections['trust']}'s "
+            "table."]  # fmt: skip
 
 
 def _unverified(title: str, record: Mapping[str, Any]) -> str:
