@@ -22,7 +22,7 @@ from convlens.figures.grid import MAP_NOTE
 from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, mark_if_flat, show_image
 
 PANEL = 1.05
-CURVE_HEIGHT = 2.6
+CURVE_HEIGHT = 3.6
 #: Inches of the manual layout (a constrained layout of ~100 panels took seconds of the stage): room left
 #: of the trained maps for the row labels (wrapped at ``LABEL_CHARACTERS``), above the maps for the
 #: title and column titles, under them for the colour bar, round the curves for their ticks and title,
@@ -31,8 +31,8 @@ LABEL_INCHES = 1.5
 LABEL_CHARACTERS = 24
 TOP_INCHES = 0.55
 BAR_INCHES = 0.9
-CURVE_MARGINS = {"left": 0.55, "bottom": 0.45, "top": 0.5}
-LEGEND_INCHES = 2.1
+CURVE_MARGINS = {"left": 0.7, "bottom": 0.45, "top": 0.6}
+LEGEND_INCHES = 2.4
 MARGIN = 0.1
 
 
@@ -161,7 +161,7 @@ def _similarity_curves(
         for label, values in curves.items():
             points = [np.nan if v is None else v for v in values[metric]]
             colour, style, marker = styles[label]
-            axis.plot(steps, points, style, marker=marker, markersize=3, label=label, color=colour)
+            axis.plot(steps, points, style, marker=marker, markersize=4, linewidth=1.4, label=label, color=colour)
             lowest = min([lowest, *(v - 0.05 for v in values[metric] if v is not None)])
         axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
         axis.set_ylim(lowest, 1.05)
@@ -171,5 +171,7 @@ def _similarity_curves(
             axis.axhline(threshold, color="0.2", linewidth=0.9, linestyle=":")
             limit = f"; dotted: {threshold:g} (sensitive: significantly below it, after the head and at the end)"
         axis.set_title(textwrap.fill(f"{title} to the trained model's map{over}{limit}", 44), fontsize=8)
+        axis.set_ylabel(title.split(" rank")[0], fontsize=8)
+        axis.grid(axis="y", color="0.9", linewidth=0.6)
         axis.tick_params(labelsize=7)
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[1].legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
