@@ -1024,3 +1024,16 @@ def test_a_rise_given_beside_two_printed_accuracies_is_their_difference() -> Non
     from convlens.report.convergence import _trend
 
     assert "rose by 11.7 percentage points in it (35.9% to 47.6%;" in _trend([0.3594, 0.4756], 1, None)
+
+
+def test_methods_that_drew_nothing_for_one_reason_share_its_sentence() -> None:
+    """FER2013 without a generator: the same 'no generator in this run' sentence stood twice in section 11."""
+    from convlens.report.gallery import skipped_notes
+
+    reasons = {"generator_training": "no generator: run `make generate` first",
+               "generator_prior": "no generator: run `make generate` first", "lime": None}  # fmt: skip
+    assert skipped_notes(reasons) == [
+        "`generator_training`, `generator_prior` drew no figure for this model: no generator: run `make generate` "
+        "first.",
+        "`lime` drew no figure for this model: it produced no output.",
+    ]

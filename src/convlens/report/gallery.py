@@ -72,9 +72,13 @@ def missing_note(methods: Sequence[str], run_label: str) -> str:
     )
 
 
-def skipped_note(method: str, reason: str | None) -> str:
-    """Why a method that ran drew no figure, as the visualize stage recorded it."""
-    return f"{code(method)} drew no figure for this model: {prose(reason or 'it produced no output')}."
+def skipped_notes(reasons: dict[str, str | None]) -> list[str]:
+    """Why methods that ran drew no figure, as the visualize stage recorded it: one sentence per reason,
+    naming every method it holds for (a generator-less run gave the same sentence for both generator methods)."""
+    methods: dict[str, list[str]] = {}
+    for method, reason in reasons.items():
+        methods.setdefault(reason or "it produced no output", []).append(code(method))
+    return [f"{', '.join(names)} drew no figure for this model: {prose(reason)}." for reason, names in methods.items()]
 
 
 def method_block(

@@ -60,7 +60,7 @@ def _header(section: registry.Section, run: RunData, entries: Entries) -> list[s
     missing, empty = gallery.missing_methods(section, entries, ran), gallery.empty_methods(section, entries, ran)
     notes = [gallery.missing_note(missing, run.label)] if missing else []
     summaries = (run.manifest or {}).get("methods", {})
-    notes += [gallery.skipped_note(method, summaries[method].get("skipped")) for method in empty]
+    notes += gallery.skipped_notes({method: summaries[method].get("skipped") for method in empty})
     return [section.about, *notes]
 
 
