@@ -631,9 +631,9 @@ def test_another_trusted_map_that_names_other_parts_is_said() -> None:
     )
     shares["layer3"]["1"] |= {"images": 2, "flat": 7}  # FER2013's Grad-CAM layer3: flat on 7 of 9 Sad images
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
-        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 1 of 1 classes; it is "
-        "flat (zero or "
-        "constant: no location) on 7 of 9 dog images."
+        "- Saliency at `layer3`, also trusted, favours the same parts as the lead map for 1 of 1 classes (left out, "
+        "fewer than 8 located maps in one of the two: dog (2)); it is flat (zero or constant: no location) on 7 of 9 "
+        "dog images."
     ]
     shares["layer3"]["0"] |= {"images": 3, "flat": 7}
     assert other_trusted(evaluation, ("saliency", "layer2"), CLASSES) == [
