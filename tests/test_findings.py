@@ -150,7 +150,8 @@ def test_no_trusted_map_is_explained_by_what_refutes_it_and_the_model_free_map_i
         "images (random maps: 37%): on this data these tests do not set those maps apart from a guess at the centre."
     )
     layer["randomization"] = {"verdict": "insensitive"}
-    assert "randomization 1 of 1 (1 shown insensitive to the weights)." in where(evaluation, None, CLASSES, SECTIONS)[0]
+    assert "randomization 1 of 1 (1 shown to stay alike to the trained map, after the head alone or after every " \
+           "stage)." in where(evaluation, None, CLASSES, SECTIONS)[0]  # fmt: skip
     del layer["randomization"]  # an evaluation without the cascade's verdict: no split
     assert "randomization 1 of 1. " in where(evaluation, None, CLASSES, SECTIONS)[0]
     short["road"] = _cell("above", "above", "above")  # beats the blob on ROAD: not supported for another reason

@@ -38,7 +38,7 @@ class FirstConvFilters:
         if p < ORIENTED_ALPHA:
             verdict = "more than chance: the layer has learned filters more oriented than random ones"
         else:
-            verdict = "no more than chance: no evidence that the layer has learned oriented filters" + (
+            verdict = "not shown to exceed chance: no evidence that the layer has learned oriented filters" + (
                 f"; random filters of this shape already reach {bar:.2f}, so the test has little power here"
                 if bar >= LITTLE_POWER_ABOVE else "")  # fmt: skip
         which = f" (filters {', '.join(map(str, indices))})" if indices else ""

@@ -337,12 +337,17 @@ GUESSES = {"edges": "an edge detector", "centre": "a guess at the centre"}
 
 
 def _randomization_split(records: list[Mapping[str, Any]], family: str) -> str:
-    """For randomization, how many of ``records`` the cascade showed insensitive to the weights and how many it
-    left undecided (neither shown): not supported says only that sensitivity was not shown."""
+    """For randomization, how many of ``records`` the cascade showed insensitive (alike to the trained map after the
+    head alone or after every stage: "insensitive to the weights" misread maps that fall to what two random models
+    share once every stage is re-initialised) and how many it left undecided: not supported says only that
+    sensitivity was not shown."""
     if family != "randomization":
         return ""
     found = Counter((record.get("randomization") or {}).get("verdict") for record in records)
-    named = {"insensitive": "shown insensitive to the weights", "undecided": "undecided"}
+    named = {
+        "insensitive": "shown to stay alike to the trained map, after the head alone or after every stage",
+        "undecided": "undecided",
+    }
     parts = [f"{found[verdict]} {label}" for verdict, label in named.items() if found[verdict]]
     return f" ({', '.join(parts)})" if parts else ""
 

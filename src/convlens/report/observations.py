@@ -160,7 +160,7 @@ def _class_balanced(
     if recall is None or f1 is None:
         return []
     line = (f"Weighing every class alike: balanced accuracy (mean recall over the {len(names)} classes) {recall:.1%}, "
-            f"macro-F1 {f1:.2f}.")  # fmt: skip
+            f"macro-F1 {f1:.3f}.")  # fmt: skip
     if accuracy - recall >= IMBALANCE_GAP:
         gap, least = 100 * (accuracy - recall), 100 * IMBALANCE_GAP
         line += (f" Accuracy is {gap:.1f} percentage points above balanced accuracy (at least {least:.0f}): it counts "
