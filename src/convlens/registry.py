@@ -72,7 +72,7 @@ SECTIONS: tuple[Section, ...] = (
         "filters",
         "Filters",
         "The first convolution's weights drawn as images, the only weights that live in pixel space (Zeiler & "
-        "Fergus 2014 read trained ones as edge and colour detectors; for kernels of 3x3 or more, the note under the "
+        "Fergus 2014 read trained ones as edge and colour detectors; for kernels of 3x3 or more, the note above the "
         "figure counts the oriented ones against random filters of the same shape).",
     ),
     Section(
