@@ -103,6 +103,11 @@ def test_the_most_active_live_channels_are_chosen_and_dead_ones_named() -> None:
         "stem.relu: the 7 most active of its 8 channels on the 4 images explained; "
         "1 channel never fires on them and is left out"
     )
+    model.stem.bn.bias.data[3] = 0.0
+    assert most_active_channels(model, images, "stem.relu", top_k=8)[1] == (
+        "stem.relu: the 8 most active of its 8 channels on the 4 images explained; none is zero on all 4 (a channel "
+        "zero on one image may fire on another)"
+    )
 
 
 def test_a_channel_the_ascent_never_raises_is_a_failed_image_named_in_the_notes() -> None:

@@ -238,3 +238,20 @@ def test_the_parts_figure_colours_each_part_and_names_it() -> None:
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["background", "mouth"]
     with pytest.raises(ValueError, match="9 parts"):
         parts_figure(np.zeros((1, 8, 8, 1)), parts[:1], tuple("abcdefghi"), ["x"], "too many")
+
+
+def test_the_colour_bars_note_wraps_to_a_narrow_figure() -> None:
+    """The gradient note says one scale serves every colour channel: on a three-column figure it ran past the right
+    edge of the PNG (backprop reconstructions of the shapes demo), so it wraps, the bars raised above it."""
+    from convlens.figures.grid import gradient_column, grid_figure
+
+    image = np.random.default_rng(0).random((16, 16, 3))
+    columns = [gradient_column(name, lambda row: image) for name in ("stem", "layer4")]
+    figure = grid_figure("Backprop reconstruction", [0], ["circle"], columns)
+    note = next(text for text in figure.texts if text.get_text().startswith("colour bars"))
+    assert "one scale for all channels" in note.get_text() and "\n" in note.get_text()
+    assert figure_layout_defects(figure, "gradient", map_grid=False) == []
+    renderer = figure.canvas.get_renderer()
+    bars = [axes for axes in figure.axes if hasattr(axes, "_colorbar")]
+    assert len(bars) == 2
+    assert all(bar.get_window_extent().y0 > note.get_window_extent(renderer).y1 for bar in bars), "note under the bars"

@@ -332,7 +332,7 @@ def most_active_channels(model: nn.Module, images: Tensor, layer: str, top_k: in
     dead = int((~alive).sum())
     chosen = f"{layer}: the {len(ranked)} most active of its {len(mean)} channels on the {len(images)} images explained"
     if not dead:
-        return ranked, f"{chosen}; every channel fires on them"
+        return ranked, f"{chosen}; none is zero on all {len(images)} (a channel zero on one image may fire on another)"
     return ranked, (
         f"{chosen}; {dead} channel{'s' if dead != 1 else ''} never fire{'s' if dead == 1 else ''} on them and "
         f"{'is' if dead == 1 else 'are'} left out"

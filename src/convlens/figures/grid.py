@@ -40,6 +40,8 @@ TITLE_INCHES = 0.7
 #: One more line of a wrapped title (11 pt at 1.2 line spacing).
 TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
+#: Each further line of the colour bars' note, wrapped to the figure's width, at ``FONT["colorbar"]``.
+NOTE_LINE_INCHES = 0.14
 #: Room for a chart column's tick labels: y on the right of the last column, x under the last row.
 CHART_RIGHT_INCHES = 0.5
 CHART_BOTTOM_INCHES = 0.45
@@ -61,9 +63,12 @@ class Scale:
 
 HEAT = Scale(HEAT_CMAP, ((0, "0"), (1, "1")))
 SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
-#: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own minimum to maximum.
+#: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own percentiles; a colour one
+#: is scaled as a whole, so the gray bar is each channel's scale (a grader read it as a key to the colours).
 GRADIENT = Scale("gray", ((0, "low"), (1, "high")))
-GRADIENT_NOTE = "each gradient image: low/high = its own 0.5th/99.5th percentile"
+GRADIENT_NOTE = (
+    "each gradient image: low/high = its own 0.5th/99.5th percentile (in colour, one scale for all channels)"
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,9 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
     title = wrap_title(title, width - 0.2, FONT["title"])
     titles = [wrap_title(column.title, CELL_INCHES - 0.05, FONT["column"]) for column in columns]
     top = TITLE_INCHES + TITLE_LINE_INCHES * (title.count("\n") + max(text.count("\n") for text in titles))
+    notes = sorted({column.colorbar for column in columns if column.colorbar})
+    note = wrap_title("colour bars: " + "; ".join(notes), width - 0.2, FONT["colorbar"]) if notes else ""
+    bottom += NOTE_LINE_INCHES * note.count("\n")
     height = top + CELL_INCHES * len(rows) + bottom
     figure = Figure(figsize=(width, height), dpi=100)
     figure.suptitle(title, fontsize=FONT["title"], x=0.01, ha="left", y=1 - 0.15 / height, va="top")
@@ -99,12 +107,11 @@ def grid_figure(title: str, rows: Sequence[int], labels: Sequence[str], columns:
             column.draw(axes[i][j], row)
             if i == 0:
                 axes[i][j].set_title(titles[j], fontsize=FONT["column"])
-    notes = sorted({column.colorbar for column in columns if column.colorbar})
     for j, column in enumerate(columns):
         if column.colorbar:
-            _colorbar(figure, axes[-1][j], column, height)
-    if notes:
-        figure.text(0.01, 0.04 / height, "colour bars: " + "; ".join(notes), fontsize=FONT["colorbar"], va="bottom")
+            _colorbar(figure, axes[-1][j], column, height, NOTE_LINE_INCHES * note.count("\n"))
+    if note:
+        figure.text(0.01, 0.04 / height, note, fontsize=FONT["colorbar"], va="bottom")
     return figure
 
 
@@ -122,11 +129,12 @@ def _wrap(label: str) -> str:
     return "\n".join(textwrap.fill(line, LABEL_CHARACTERS) for line in label.splitlines())
 
 
-def _colorbar(figure: Figure, below: Axes, column: Column, height: float) -> None:
-    """A horizontal bar under ``below``, inset so that the tick labels of neighbouring bars never meet."""
+def _colorbar(figure: Figure, below: Axes, column: Column, height: float, raised: float) -> None:
+    """A horizontal bar under ``below``, inset so that the tick labels of neighbouring bars never meet, ``raised``
+    inches above its place for the note's extra lines."""
     box = below.get_position()
     inset = 0.12 * box.width
-    bar = figure.add_axes((box.x0 + inset, 0.30 / height, box.width - 2 * inset, 0.08 / height))
+    bar = figure.add_axes((box.x0 + inset, (0.30 + raised) / height, box.width - 2 * inset, 0.08 / height))
     values = [value for value, _ in column.scale.ticks]
     mappable = ScalarMappable(Normalize(values[0], values[-1]), column.scale.cmap)
     colorbar = figure.colorbar(mappable, cax=bar, orientation="horizontal")
