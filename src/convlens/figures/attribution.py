@@ -15,7 +15,7 @@ from convlens.explain.attribution import (
     IntegratedGradientsParams,
     SaliencyParams,
 )
-from convlens.figures.grid import Column, gradient_column, image_column, map_column
+from convlens.figures.grid import Column, gradient_column, image_column, map_column, signed_gradient_column
 from convlens.figures.panels import Caption, hwc, mark_if_flat, row_figure, show_image, show_map, unit_range
 from convlens.figures.shown import Drawn, Shown
 
@@ -68,14 +68,15 @@ def _maps(result: AttributionMaps, shown: Shown, name: str) -> list[Drawn]:
 
 
 def draw_guided_backprop(result: GuidedBackpropMaps, shown: Shown, params: GuidedBackpropParams) -> list[Drawn]:
-    """Per group of images a grid: the signed gradients (in colour for RGB models), the grayscale
-    saliency, and the positive and negative parts, each scaled as gradient images (:func:`gradient_column`)."""
+    """Per group of images a grid: the signed gradients (in colour for RGB models) about zero
+    (:func:`signed_gradient_column`), the grayscale saliency, and the positive and negative parts, each scaled as
+    gradient images (:func:`gradient_column`)."""
     gradients, positive, negative = hwc(result.gradients), hwc(result.positive), hwc(result.negative)
     grayscale = result.grayscale.numpy()
     signed = "colour gradients" if gradients.shape[-1] == 3 else "signed gradients"
 
     def columns() -> list[Column]:
-        return [image_column(shown.display), gradient_column(signed, gradients.__getitem__),
+        return [image_column(shown.display), signed_gradient_column(signed, gradients.__getitem__),
                 gradient_column("grayscale saliency", grayscale.__getitem__),
                 gradient_column("positive saliency", positive.__getitem__),
                 gradient_column("negative saliency", negative.__getitem__)]  # fmt: skip

@@ -28,6 +28,7 @@ from convlens.figures.panels import (
     grayscale,
     mark_if_flat,
     show_image,
+    symmetric_unit_range,
     wrap_title,
 )
 
@@ -66,6 +67,9 @@ SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
 #: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own percentiles; a colour one
 #: is scaled as a whole, so the gray bar is each channel's scale (a grader read it as a key to the colours).
 GRADIENT = Scale("gray", ((0, "low"), (1, "high")))
+#: Signed gradient images (guided backprop's) on a scale symmetric about zero, so that mid-grey is zero.
+SIGNED_GRADIENT = Scale("gray", ((-1, "-"), (0, "0"), (1, "+")))
+SIGNED_GRADIENT_NOTE = "the signed column: ± its own 99.5th percentile of |value|, zero mid-grey"
 GRADIENT_NOTE = (
     "each gradient image: low/high = its own 0.5th/99.5th percentile (in colour, one scale for all channels)"
 )
@@ -205,6 +209,18 @@ def gradient_column(title: str, values: Values, label: Callable[[int], str] | No
             corner_label(axes, label(row))
 
     return Column(title, draw, colorbar=GRADIENT_NOTE, scale=GRADIENT)
+
+
+def signed_gradient_column(title: str, values: Values) -> Column:
+    """Signed gradient images (H, W[, C]) on a scale symmetric about zero (:func:`symmetric_unit_range`), under a
+    colour bar saying so; flat ones say so."""
+
+    def draw(axes: Axes, row: int) -> None:
+        image = values(row)
+        show_image(axes, symmetric_unit_range(image))
+        mark_if_flat(axes, image)
+
+    return Column(title, draw, colorbar=SIGNED_GRADIENT_NOTE, scale=SIGNED_GRADIENT)
 
 
 def corner_label(axes: Axes, text: str, color: str = "black") -> None:

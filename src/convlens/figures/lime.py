@@ -99,9 +99,10 @@ def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]], score: flo
     """Horizontal bars of the top superpixel weights, largest magnitude on top, labelled by superpixel
     on the right (the grid's room for a chart's labels) and each with its value (two significant figures):
     LIME's coefficient, the change in the class probability its local linear model gives the superpixel's
-    presence; under them the local model's R^2 (``score``), how much of the probability it explains."""
+    presence; under them, in the panel's bottom slot, the local model's R^2 (``score``), how much of the probability
+    it explains (as an axis label it ran into the next row's panel)."""
     values = [weight for _, weight in top_weights]
-    positions = np.arange(len(values))[::-1]
+    positions = np.arange(len(values))[::-1] + (score is not None)
     axes.barh(positions, values, color=[POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR for value in values])
     axes.set_yticks(positions, [f"#{segment}" for segment, _ in top_weights], fontsize=7)
     axes.axvline(0, color="black", linewidth=0.6)
@@ -114,6 +115,7 @@ def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]], score: flo
             end, align = (max(value, 0), "left") if longest >= 0 else (min(value, 0), "right")
             axes.text(end, position, f" {value:+.2g} ", fontsize=6, va="center", ha=align)
     if score is not None:
-        axes.set_xlabel(f"R² {score:.2f}", fontsize=6, labelpad=1)
+        axes.set_ylim(-0.6, len(values) + 0.6)
+        axes.text(0.5, 0.02, f"R² {score:.2f}", transform=axes.transAxes, fontsize=7, ha="center", va="bottom")
     chart_ticks(axes)
     axes.set_box_aspect(1)

@@ -128,6 +128,15 @@ def clipped_unit_range(values: np.ndarray, share: float = GRADIENT_CLIP) -> np.n
     return np.clip((values - low) / (high - low), 0.0, 1.0)
 
 
+def symmetric_unit_range(values: np.ndarray, share: float = GRADIENT_CLIP) -> np.ndarray:
+    """Signed values to [0, 1] with zero at 0.5: divided by the 1 - ``share`` quantile of ``|values|`` and clipped,
+    so that mid-grey is zero and the sign reads as dark or light (percentile scaling put mid-grey wherever the
+    image's median fell); an all-zero image stays mid-grey."""
+    bound = float(np.quantile(np.abs(values), 1 - share)) or float(np.abs(values).max())
+    scaled = values / bound if bound > 0 else np.zeros_like(values)
+    return np.clip(scaled, -1.0, 1.0) / 2 + 0.5
+
+
 def grayscale(image: np.ndarray) -> np.ndarray:
     """Mean over channels, as a muted backdrop for overlays."""
     return image.mean(axis=2) if image.ndim == 3 else image
