@@ -36,17 +36,17 @@ class FirstConvFilters:
             return []
         indices, total, bar, p = found
         if p < ORIENTED_ALPHA:
-            verdict = "more than chance: the layer has learned filters more oriented than random ones"
+            verdict = "more than chance, so the layer has learned filters more oriented than random ones"
         else:
-            verdict = "not shown to exceed chance: no evidence that the layer has learned oriented filters" + (
+            verdict = "not shown to exceed chance, so no evidence that the layer has learned oriented filters" + (
                 f"; random filters of this shape already reach {bar:.2f}, so the test has little power here"
                 if bar >= LITTLE_POWER_ABOVE else "")  # fmt: skip
         which = f" (filters {', '.join(map(str, indices))})" if indices else ""
         return [f"{len(indices)} of {total} first-layer filters{which} exceed the structure-tensor coherence "
                 f"({bar:.2f}) that {ORIENTED_NULL:.0%} of {RANDOM_FILTERS:,} Gaussian random filters of this shape "
-                "stay under (an edge, bar or grating detector scores near 1); "
-                f"{total * (1 - ORIENTED_NULL):.1f} filters would by chance (one-sided binomial p = {p:.2g}, "
-                f"threshold {ORIENTED_ALPHA:g}: {verdict})"]  # fmt: skip
+                "stay under (an edge, bar or grating detector scores near 1), where random filters would give "
+                f"{total * (1 - ORIENTED_NULL):.1f} of {total}; one-sided binomial p = {p:.2g} (threshold "
+                f"{ORIENTED_ALPHA:g}): {verdict}"]  # fmt: skip
 
 
 #: Random filters drawn (seeded) for the null distribution of coherence, and its quantile a filter must pass.
