@@ -210,3 +210,12 @@ def test_faithfulness_is_supported_only_beyond_the_maps_that_ignore_the_model() 
         "verdict": "supported", "why": "better than random maps on deletion AUC, ROAD"}  # fmt: skip
     matched["road"] = _faithfulness_cell("level", "above")  # beyond the blob only where it does not beat random maps
     assert family_verdict(matched, None, beyond_model_free=True)["verdict"] == "not supported"
+
+
+def test_a_family_won_on_no_metric_names_the_metrics_it_was_tried_on() -> None:
+    """Robustness has one metric: "no better than the edge detector's map on any metric" read oddly (a grader)."""
+    from convlens.evaluate.verdicts import family_verdict
+
+    level = {"reference": "edges", "verdict": "level", "against": {"edges": {"mark": "level"}}}
+    why = "not shown better than the edge detector's map on max-sensitivity"
+    assert family_verdict({"max_sensitivity": level}, None) == {"verdict": "not supported", "why": why}

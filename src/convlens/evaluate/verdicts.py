@@ -111,7 +111,8 @@ def family_verdict(
         return {"verdict": "not supported", "why": why}
     if better:
         return {"verdict": "supported", "why": f"better than {reference} on {', '.join(better)}"}
-    return {"verdict": "not supported", "why": f"no better than {reference} on any metric"}
+    tried = ", ".join(LABELS.get(key, key) for key in tested)  # "on any metric" read oddly beside one metric
+    return {"verdict": "not supported", "why": f"not shown better than {reference} on {tried}"}
 
 
 def _unbeaten(cells: dict[str, dict[str, Any]]) -> list[str]:
