@@ -89,7 +89,8 @@ def _cells(threshold: str, structure: str, verdict: str, first: str = "above") -
         (
             ("above", "level", "below"),
             "above",
-            "the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman 0.93",
+            "the head re-initialised its map keeps Spearman 0.93, above 0.5: it shows what the lower layers respond "
+            "to, not what tells the classes apart",
         ),
         (
             ("above", "level", "level"),

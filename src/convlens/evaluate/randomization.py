@@ -201,7 +201,8 @@ def cascade_mark(sensitivity: dict[str, Any], first_stage: dict[str, Any] | None
 
 
 def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | None) -> str:
-    """What decided the cascade, in words, from its cells' tests (run after the table's adjustment)."""
+    """What decided the cascade, in words, from its cells' tests (run after the table's adjustment). Said once per
+    map in the report, so kept short: the head is the cascade's first stage, which its figure and section name."""
     tests = sensitivity["against"]
     threshold = tests["threshold"]["mean"]
     value, structure = _two_places(sensitivity["value"]), _two_places(tests["structure"]["mean"])
@@ -211,9 +212,8 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
     if sensitivity["verdict"] == "too few images":
         return f"too few images (fewer than {MIN_IMAGES})"
     if first_stage is not None and first_stage["verdict"] == "below":
-        return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
-                f"{_two_places(first_stage['value'])}, above {threshold:g}: it stays alike without the class-specific "
-                "weights, so it shows what the lower layers respond to rather than what tells the classes apart "
+        return (f"with only the head re-initialised its map keeps Spearman {_two_places(first_stage['value'])}, above "
+                f"{threshold:g}: it shows what the lower layers respond to, not what tells the classes apart "
                 "(Adebayo et al.'s top-layer check)")  # fmt: skip
     if tests["threshold"]["mark"] == "below":
         return f"{kept}, above {threshold:g}: it hardly changes without the learned weights"
@@ -223,7 +223,7 @@ def cascade_reason(sensitivity: dict[str, Any], first_stage: dict[str, Any] | No
     if sensitivity["verdict"] == "level":
         return f"{kept}{_undecided(sensitivity, threshold)}"
     if first_stage is not None and first_stage["verdict"] != "above":
-        return (f"with only the head (the cascade's first stage, at the output) re-initialised its map keeps Spearman "
+        return (f"with only the head re-initialised its map keeps Spearman "
                 f"{_two_places(first_stage['value'])}{_undecided(first_stage, threshold)}: whether it shows what tells "
                 "the classes apart is undecided (Adebayo et al.'s top-layer check)")  # fmt: skip
     return (f"{kept}, below {threshold:g} and within {sensitivity['margin']:g} of what two randomised models' maps "
