@@ -227,3 +227,19 @@ def test_the_first_max_pool_routes_the_gradient_and_the_saliency_note_says_so() 
         pool_routing(model, images, targets) is None and explain_saliency(model, batch, SaliencyParams()).notes() == []
     )
     assert PoolRouting("pool", FEW_ROUTED, 7).notes() == [] and PoolRouting("pool", 0.2, 0).notes() == []
+
+
+def test_a_pool_without_overlap_routes_its_share_by_construction_and_says_so() -> None:
+    """FER's 2x2 pools route exactly one value in four whatever the weights: the note says so, where a grader read the
+    25% as a property of the run; an overlapping pool's share is measured, with no such clause."""
+    from convlens.explain.routing import pool_routing
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    images, targets = torch.randn(2, 1, 16, 16), torch.tensor([0, 2])
+    routing = pool_routing(model.eval(), images, targets)
+    assert routing is not None and routing.window == 2 and routing.share <= 0.25
+    assert ": its 2x2 windows do not overlap, so one in 4 by construction;" in routing.notes()[0]
+    model[2] = nn.MaxPool2d(3, 2, 1)
+    overlapping = pool_routing(model, images, targets)
+    assert overlapping is not None and overlapping.window is None and "construction" not in overlapping.notes()[0]
