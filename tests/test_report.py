@@ -72,6 +72,7 @@ def test_the_results_table_sets_clean_training_accuracy_beside_validation(report
     assert f"| {clean['acc']:.1%} |" in row and f"(n = {clean['images']:,}) | - |" in row
     report = (report_dir / "report.md").read_text()
     assert "The un-augmented training row is the best checkpoint" in report
+    assert "Each epoch's point is drawn at its end (epoch 1 at 1)" in report
     val_row = next(line for line in report.splitlines() if line.startswith("| val |"))
     assert f"(n = {clean['images']:,}) |" in val_row, "validation states its interval and n too"
     splits = json.loads((tiny_run / "metrics.json").read_text())["data"]["splits_from"]

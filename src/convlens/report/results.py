@@ -18,7 +18,10 @@ def learning_progress(run: RunData) -> str:
     header = ("epoch", *(text(tag) if tag != curves.lr_tag else "learning rate (at the epoch's start)" for tag in tags))
     figure = f"![Learning curves]({LEARNING_CURVES})"
     note = ("From the TensorBoard event files in `tensorboard/` (epochs counted from 1); whether training converged "
-            "is said in the Findings.")  # fmt: skip
+            "is said in the Findings. Each epoch's point is drawn at its end (epoch 1 at 1), the per-step curves at "
+            "their steps in between (the first step at 0). The training points are running "
+            "means over the epoch's augmented batches in training mode, taken while the model improves, so early on "
+            "they can trail the validation accuracy measured at the epoch's end.")  # fmt: skip
     return "\n\n".join([note, figure, folded("Per-epoch values", table(header, rows))])
 
 
