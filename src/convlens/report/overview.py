@@ -168,7 +168,7 @@ def _data_table(run: RunData) -> str:
         ("normalization", f"mean {list(config.mean)}, std {list(config.std)}"),
         ("augmentation (training)", _augmentation(data.get("augment") or {})),
         ("test-time augmentation", text(config.get("test_time_augmentation", "none"))),
-        *((("parts (where the model looks)", _parts(run)),) if parts_file(run) else ()),
+        *((("parts a map's shares are measured in", _parts(run)),) if parts_file(run) else ()),
     ]
     return table(("", ""), rows)
 
