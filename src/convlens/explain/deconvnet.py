@@ -250,10 +250,10 @@ class TopChannelProjections:
         images = len(next(iter(self.layers.values())).images)
         named = ", ".join(f"{layer} (r = {value:.2f})" for layer, value in alike.items())
         return [f"at {named} the top channels' projections are nearly the same picture (mean pairwise Pearson "
-                f"correlation over {images} images, above {ALIKE_PROJECTIONS:g}): there the deconvnet shows what the "
-                "image itself looks like through the network more than what tells one channel from another (Nie et "
-                "al. 2018 show that deconvnet and guided backprop largely reconstruct the image), so read those "
-                "panels as one picture, not channel by channel"]  # fmt: skip
+                f"correlation over {images} images, above {ALIKE_PROJECTIONS:g}): whichever channel it starts from, "
+                "the deconvnet draws nearly one picture there, so those panels do not tell the channels apart (Nie "
+                "et al. 2018 show that deconvnet and guided backprop largely reconstruct parts of the image rather "
+                "than what a unit detects); read them as one picture, not channel by channel"]  # fmt: skip
 
 
 @conforming
