@@ -689,6 +689,10 @@ def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_
         "; but the edge map put as much there on these images (the maps' share minus theirs: +1.0 points "
         "[-2.0, +4.0] over the edge map))" in matched
     )
+    below = {"difference": [-0.015, -0.01], "low": [-0.02, -0.04], "high": [-0.01, 0.02]}  # the interval under 0
+    found["1"]["beyond"] = {"edges": below}
+    assert "; but the edge map put more there on these images (the maps' share minus theirs: -1.5 points [-2.0, " \
+           "-1.0] over the edge map))" in distinct(found, ["mouth", "rest"], ["a", "b", "c"], areas)[0]  # fmt: skip
     assert described(shares)[0].startswith("- **No part tells a class apart**")
     few = np.zeros(60, dtype=bool)
     few[:10] = True  # fewer than 8 located maps outside class 0: no class is tested

@@ -817,8 +817,15 @@ def _matched_note(found: Mapping[str, Any], index: int) -> str:
     if not matched:
         return ""
     differences = ", ".join(f"{_difference(found['beyond'][name], index)} over {MODEL_FREE[name]}" for name in matched)
-    return (f"; but {' and '.join(MODEL_FREE[name] for name in matched)} put as much there on these images (the "
-            f"maps' share minus theirs: {differences})")  # fmt: skip
+    put = " and ".join(f"{MODEL_FREE[name]} put {_as_much_or_more(found['beyond'][name], index)}" for name in matched)
+    return f"; but {put} there on these images (the maps' share minus theirs: {differences})"
+
+
+def _as_much_or_more(paired: Mapping[str, Any], index: int) -> str:
+    """``more`` where the paired difference's interval lies below 0 (FER2013: -3.2 points [-4.9, -1.7] was said to
+    be "as much"), else ``as much``."""
+    high = paired["high"][index]
+    return "more" if high is not None and high < 0 else "as much"
 
 
 def _distinct_indices(found: Mapping[str, Any], area: Sequence[float]) -> list[int]:
