@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from layout import figure_layout_defects
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage, imread
@@ -244,20 +245,23 @@ def test_the_parts_figure_colours_each_part_and_names_it() -> None:
 
 
 def test_the_colour_bars_note_wraps_to_a_narrow_figure() -> None:
-    """The gradient note says one scale serves every colour channel: on a three-column figure it ran past the right
-    edge of the PNG (backprop reconstructions of the shapes demo), so it wraps, the bars raised above it."""
+    """The gradient note says one scale serves all of an image's channels: on a three-column figure it ran past the
+    right edge of the PNG (backprop reconstructions of the shapes demo), so it wraps, the bars and their low/high
+    labels raised above it (FER2013's one-row figures had them printed over its first line)."""
     from convlens.figures.grid import gradient_column, grid_figure
 
     image = np.random.default_rng(0).random((16, 16, 3))
-    columns = [gradient_column(name, lambda row: image) for name in ("stem", "layer4")]
-    figure = grid_figure("Backprop reconstruction", [0], ["circle"], columns)
-    note = next(text for text in figure.texts if text.get_text().startswith("colour bars"))
-    assert "one scale for all channels" in note.get_text() and "\n" in note.get_text()
-    assert figure_layout_defects(figure, "gradient", map_grid=False) == []
-    renderer = figure.canvas.get_renderer()
-    bars = [axes for axes in figure.axes if hasattr(axes, "_colorbar")]
-    assert len(bars) == 2
-    assert all(bar.get_window_extent().y0 > note.get_window_extent(renderer).y1 for bar in bars), "note under the bars"
+    for names, lines in ((("stem", "layer4"), 2), (("stem", "layer1", "layer2", "layer3", "layer4"), 1)):
+        columns = [gradient_column(name, lambda row: image) for name in names]
+        figure = grid_figure("Backprop reconstruction", [0], ["circle"], columns)
+        note = next(text for text in figure.texts if text.get_text().startswith("colour bars"))
+        assert "over all its channels" in note.get_text() and note.get_text().count("\n") == lines - 1
+        assert figure_layout_defects(figure, "gradient", map_grid=False) == []
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        bars = [axes for axes in figure.axes if hasattr(axes, "_colorbar")]
+        labels = [label.get_window_extent(renderer) for bar in bars for label in bar.get_xticklabels()]
+        assert len(labels) == 2 * len(names)
+        assert all(label.y0 >= note.get_window_extent(renderer).y1 - 1 for label in labels), "low/high over the note"
 
 
 def test_signed_gradients_put_zero_at_mid_grey() -> None:

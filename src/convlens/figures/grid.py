@@ -42,7 +42,7 @@ TITLE_INCHES = 0.7
 TITLE_LINE_INCHES = 0.19
 COLORBAR_INCHES = 0.6
 #: Each further line of the colour bars' note, wrapped to the figure's width, at ``FONT["colorbar"]``.
-NOTE_LINE_INCHES = 0.14
+NOTE_LINE_INCHES = 0.15
 #: Room for a chart column's tick labels: y on the right of the last column, x under the last row.
 CHART_RIGHT_INCHES = 0.5
 CHART_BOTTOM_INCHES = 0.45
@@ -70,9 +70,7 @@ GRADIENT = Scale("gray", ((0, "low"), (1, "high")))
 #: Signed gradient images (guided backprop's) on a scale symmetric about zero, so that mid-grey is zero.
 SIGNED_GRADIENT = Scale("gray", ((-1, "-"), (0, "0"), (1, "+")))
 SIGNED_GRADIENT_NOTE = "the signed column: ± its own 99.5th percentile of |value|, zero mid-grey"
-GRADIENT_NOTE = (
-    "each gradient image: low/high = its own 0.5th/99.5th percentile (in colour, one scale for all channels)"
-)
+GRADIENT_NOTE = "each gradient image: low/high = its own 0.5th/99.5th percentile over all its channels"
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ def _colorbar(figure: Figure, below: Axes, column: Column, height: float, raised
     inches above its place for the note's extra lines."""
     box = below.get_position()
     inset = 0.12 * box.width
-    bar = figure.add_axes((box.x0 + inset, (0.30 + raised) / height, box.width - 2 * inset, 0.08 / height))
+    bar = figure.add_axes((box.x0 + inset, (0.34 + raised) / height, box.width - 2 * inset, 0.08 / height))
     values = [value for value, _ in column.scale.ticks]
     mappable = ScalarMappable(Normalize(values[0], values[-1]), column.scale.cmap)
     colorbar = figure.colorbar(mappable, cax=bar, orientation="horizontal")
