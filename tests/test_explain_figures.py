@@ -274,3 +274,22 @@ def test_signed_gradients_put_zero_at_mid_grey() -> None:
     assert shown[0] == 0.5 and shown[-1] < 0.5 < shown[60] and shown.min() >= 0 and shown.max() <= 1
     assert clipped_unit_range(values)[0] != 0.5, "the percentile scale the column used put zero elsewhere"
     assert np.all(symmetric_unit_range(np.zeros((4, 4))) == 0.5)
+
+
+def test_lime_bars_of_every_row_share_one_span() -> None:
+    """FER2013: a row's bar of -0.0061 was drawn as long as another row's +0.15, each panel scaled to its own
+    weights; on the figure's shared span their lengths compare, and every value label stays inside its panel."""
+    from convlens.figures.lime import shared_span
+
+    rows = [[(1, 0.15), (2, 0.09)], [(3, -0.0061), (4, 0.004)]]
+    span = shared_span(rows)
+    assert span == (-0.0061, 0.15)
+    figure = Figure(figsize=(4, 2))
+    panels = [figure.add_subplot(1, 2, index + 1) for index in range(2)]
+    for axes, row in zip(panels, rows, strict=True):
+        weight_bars(axes, row, score=0.5, span=span)
+    assert panels[0].get_xlim() == panels[1].get_xlim()
+    figure.canvas.draw()
+    for axes in panels:
+        box, texts = axes.get_window_extent(), [text.get_window_extent() for text in axes.texts]
+        assert all(box.x0 <= text.x0 and text.x1 <= box.x1 for text in texts)

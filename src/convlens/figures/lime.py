@@ -39,8 +39,10 @@ def draw_lime(result: LimeExplanations, shown: Shown, params: LimeParams) -> lis
     def negative(axes: Axes, row: int) -> None:
         tint(axes, display[row], explanations[row].negative_mask, NEGATIVE_COLOUR)
 
+    span = shared_span([explanation.top_weights for explanation in explanations])
+
     def bars(axes: Axes, row: int) -> None:
-        weight_bars(axes, explanations[row].top_weights, explanations[row].score)
+        weight_bars(axes, explanations[row].top_weights, explanations[row].score, span)
 
     def columns() -> list[Column]:
         weights = [e.weight_map() for e in explanations]
@@ -69,6 +71,12 @@ def shared_limit(weights: Sequence[np.ndarray]) -> float:
     return max((float(np.abs(values).max()) for values in weights), default=0.0) or 1.0
 
 
+def shared_span(top_weights: Sequence[Sequence[tuple[int, float]]]) -> tuple[float, float]:
+    """The x range of every row's bars in one figure: from the smallest to the largest top weight, zero included."""
+    values = [weight for row in top_weights for _, weight in row]
+    return min([0.0, *values]), max([0.0, *values])
+
+
 def numbered_superpixels(axes: Axes, image: np.ndarray, explanation: LimeExplanation) -> None:
     """Superpixel boundaries, and the number of each top superpixel at its centre (the bars' labels).
     Drawn at ``BOUNDARY_ZOOM`` times the image size, so that one-pixel boundaries stay thin on small images."""
@@ -95,27 +103,38 @@ def tint(axes: Axes, image: np.ndarray, mask: np.ndarray, colour: tuple[float, f
 INSIDE_SHARE = 0.45
 
 
-def weight_bars(axes: Axes, top_weights: Sequence[tuple[int, float]], score: float | None = None) -> None:
+def weight_bars(
+    axes: Axes,
+    top_weights: Sequence[tuple[int, float]],
+    score: float | None = None,
+    span: tuple[float, float] | None = None,
+) -> None:
     """Horizontal bars of the top superpixel weights, largest magnitude on top, labelled by superpixel
     on the right (the grid's room for a chart's labels) and each with its value (two significant figures):
     LIME's coefficient, the change in the class probability its local linear model gives the superpixel's
     presence; under them, in the panel's bottom slot, the local model's R^2 (``score``), how much of the probability
-    it explains (as an axis label it ran into the next row's panel)."""
+    it explains (as an axis label it ran into the next row's panel). ``span``, the x range every row of a figure
+    shares (:func:`shared_span`; a bar of -0.006 was drawn as long as another row's +0.15), else this row's own."""
     values = [weight for _, weight in top_weights]
+    low, high = span or (min([0.0, *values]), max([0.0, *values]))
     positions = np.arange(len(values))[::-1] + (score is not None)
     axes.barh(positions, values, color=[POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR for value in values])
     axes.set_yticks(positions, [f"#{segment}" for segment, _ in top_weights], fontsize=7)
     axes.axvline(0, color="black", linewidth=0.6)
     axes.set_xticks([])  # each bar states its value: a tick axis would crowd the small panel
-    longest = max(values, key=abs, default=0.0)
+    if high > low:
+        axes.set_xlim(low - 0.02 * (high - low), high + 0.02 * (high - low))
+    longest = max(abs(low), abs(high))
     for position, value in zip(positions, values, strict=True):
-        if longest != 0 and abs(value) >= INSIDE_SHARE * abs(longest):
+        if longest != 0 and abs(value) >= INSIDE_SHARE * longest:
             axes.text(value / 2, position, f"{value:+.2g}", fontsize=6, va="center", ha="center", color="white")
-        else:  # beside the bar's end, on the side of zero where the longest bar makes room
-            end, align = (max(value, 0), "left") if longest >= 0 else (min(value, 0), "right")
+        else:  # beside the bar's end, on the side of zero with more room
+            right = high - max(value, 0) >= min(value, 0) - low
+            end, align = (max(value, 0), "left") if right else (min(value, 0), "right")
             axes.text(end, position, f" {value:+.2g} ", fontsize=6, va="center", ha=align)
     if score is not None:
         axes.set_ylim(-0.6, len(values) + 0.6)
-        axes.text(0.5, 0.02, f"R² {score:.2f}", transform=axes.transAxes, fontsize=7, ha="center", va="bottom")
+        axes.text(0.5, 0.02, f"R² {score:.2f}", transform=axes.transAxes, fontsize=7, ha="center", va="bottom",
+                  bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # fmt: skip
     chart_ticks(axes)
     axes.set_box_aspect(1)
