@@ -293,3 +293,12 @@ def test_lime_bars_of_every_row_share_one_span() -> None:
     for axes in panels:
         box, texts = axes.get_window_extent(), [text.get_window_extent() for text in axes.texts]
         assert all(box.x0 <= text.x0 and text.x1 <= box.x1 for text in texts)
+
+
+def test_the_confusion_matrix_prints_the_rate_its_colour_shows() -> None:
+    """Coloured by share of the true class, the cells printed counts alone: 37 of 55 looked as dark as 430 of 626."""
+    from convlens.figures.confusion import confusion_matrix_figure
+
+    figure = confusion_matrix_figure(np.array([[18, 37], [196, 430]]), ["Disgust", "Neutral"])
+    assert [text.get_text() for text in figure.axes[0].texts] == ["18\n33%", "37\n67%", "196\n31%", "430\n69%"]
+    assert figure_layout_defects(figure, "confusion", map_grid=False) == []
