@@ -94,8 +94,8 @@ def test_a_matched_layer_whose_images_show_noise_gets_a_note() -> None:
     found = Inversions({"deep": _inversion("deep", 1.0, 0.05, 0.04), "shallow": _inversion("shallow", 1.0, 0.01, 0.98),
                         "unmatched": _inversion("unmatched", 1.0, 0.8, 0.04)})  # fmt: skip
     [note] = found.notes()
-    assert note.startswith("deep: the inverted images match the layer's features (mean feature loss drop 0.95, at")
+    assert note.startswith("deep: the inverted images match the layer's features (mean feature loss drop 0.950, at")
     assert "yet correlate 0.04 with their inputs (under 0.3)" in note
     near = Inversions({"deep": _inversion("deep", 1.0, 0.00451, 0.04)})  # rounded once, as the caption's score is
     assert near.scores(0)["feature_loss_drop_deep"] == pytest.approx(0.9955)
-    assert f"drop {near.scores(0)['feature_loss_drop_deep']:.3g}," in near.notes()[0], "note and caption agree"
+    assert f"drop {near.scores(0)['feature_loss_drop_deep']:#.3g}," in near.notes()[0], "note and caption agree"

@@ -650,14 +650,15 @@ def test_a_training_accuracy_below_validation_is_explained_not_called_underfitti
 
 
 def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
-    """Score keys hold a layer's file-name slug; the caption says `layer4.1.relu`, not 'layer4 1 relu'."""
+    """Score keys hold a layer's file-name slug; the caption says `layer4.1.relu`, not 'layer4 1 relu'; every score
+    to three significant figures, trailing zeros kept (FER2013's "0.0579, `stem.relu` 1" mixed precisions)."""
     from convlens.report.gallery import caption
 
     image = {"image_index": 7, "feature_loss_drop_layer4_1_relu": 0.5, "feature_loss_drop_stem": 0.25, "mask_area": 0.2}
     entry = {"method": "feature_inversion", "layer": ["stem", "layer4.1.relu"], "images": [image]}
     assert caption(entry) == (
-        "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.5, "
-        "`stem` 0.25 · mean object area (share of the image) 0.2*"
+        "*layers `stem`, `layer4.1.relu` · 1 test image (7) · mean feature loss drop `layer4.1.relu` 0.500, "
+        "`stem` 0.250 · mean object area (share of the image) 0.200*"
     )
 
 
@@ -700,7 +701,7 @@ def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:
     mistakes = {"method": "saliency", "images": [image | {"group": "mistake"} for image in images]}
     assert "bird" not in caption(mistakes, "test", ["cat", "dog", "bird"])
     scored = {"method": "saliency", "images": [{"image_index": 3, "mask_energy": 0.5}]}
-    assert caption(scored) == "*1 test image (3) · mean relevance mass (map's share on the object, these images) 0.5*"
+    assert caption(scored) == "*1 test image (3) · mean relevance mass (map's share on the object, these images) 0.500*"
     first_few = {"method": "deconvnet", "images": images[:1], "parameters": {"images": 1}}
     assert "dog" not in caption(first_few, "test", ["cat", "dog", "bird"]), "the setting shows the first image only"
 

@@ -132,7 +132,7 @@ class Inversions:
             correlation = float(found.image_correlation.mean())
             if drop >= MATCHED and correlation < RESEMBLES:
                 notes.append(  # the drop as the figure's caption gives it (its 0.996 stood beside "down 99.5%")
-                    f"{layer}: the inverted images match the layer's features (mean feature loss drop {drop:.3g}, "
+                    f"{layer}: the inverted images match the layer's features (mean feature loss drop {drop:#.3g}, "
                     f"at least {MATCHED:g}) yet correlate {correlation:.2f} with their inputs (under "
                     f"{RESEMBLES:g}): the layer keeps too little of the picture to rebuild it, so those panels "
                     "show an image the layer cannot tell from the input, not the input"

@@ -48,7 +48,7 @@ def draw_activation_maximization(result: LayerMaximizations, shown: Shown, param
                 return
             show_image(axes, unit_range(images[layers[row]][rank]))
             reached = float(found.final_activation[rank])
-            label = f"ch {int(found.targets[rank])}: {reached:.3g}" + ("" if reached > 0 else ", failed")
+            label = f"ch {int(found.targets[rank])}: {reached:#.3g}" + ("" if reached > 0 else ", failed")
             corner_label(axes, label, color="black" if reached > 0 else "red")
 
         return Column(f"#{rank + 1}", draw)
@@ -66,7 +66,7 @@ def draw_class_model(result: ClassModels, shown: Shown, params: ClassModelParams
     failed = set(result.failed())
     probabilities = result.probabilities.tolist() if result.probabilities is not None else [None] * len(result.targets)
     reached = zip(result.targets.tolist(), result.final_activation.tolist(), probabilities, strict=True)
-    labels = [f"{shown.class_names[c]}: {a:.3g}" + ("" if p is None else f", p {p:.2f}") for c, a, p in reached]
+    labels = [f"{shown.class_names[c]}: {a:#.3g}" + ("" if p is None else f", p {p:.2f}") for c, a, p in reached]
     labels = [label + (", failed" if row in failed else "") for row, label in enumerate(labels)]
     colours = ["red" if row in failed else None for row in range(len(labels))]
     title = f"{shown.title} (class: logit reached, probability of the class)"

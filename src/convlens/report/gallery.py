@@ -188,7 +188,7 @@ def caption(
     by_score: dict[str, list[str]] = {}
     for key, value in sorted(mean_scores(entry).items()):
         name, layer = score_name(key, names)
-        by_score.setdefault(name, []).append(f"{layer} {number(value)}".strip())
+        by_score.setdefault(name, []).append(f"{layer} {value:#.3g}".strip())  # 1.00 beside 0.0579, not 1
     parts += [f"{name} {', '.join(values)}" for name, values in by_score.items()]
     return f"*{' · '.join(parts)}*" if parts else ""
 
