@@ -302,3 +302,21 @@ def test_the_confusion_matrix_prints_the_rate_its_colour_shows() -> None:
     figure = confusion_matrix_figure(np.array([[18, 37], [196, 430]]), ["Disgust", "Neutral"])
     assert [text.get_text() for text in figure.axes[0].texts] == ["18\n33%", "37\n67%", "196\n31%", "430\n69%"]
     assert figure_layout_defects(figure, "confusion", map_grid=False) == []
+
+
+def test_close_highlighted_channels_of_a_wide_layer_keep_their_labels_apart() -> None:
+    """FER2013's layer4 (256 channels): the labels of channels 184 and 188, each on its own bar (1.98, 1.93),
+    printed over each other; a group of close channels stands on its highest bar, a line apart, inside the axes."""
+    from convlens.figures.features import activation_bars
+    from convlens.figures.panels import new_figure
+
+    values = np.full(256, 0.2)
+    values[[50, 94, 107, 113, 184, 188, 230, 234]] = [2.05, 2.0, 2.2, 2.1, 1.98, 1.93, 2.1, 2.27]
+    figure, axes = new_figure(1, 2, "Mean activation per channel")
+    activation_bars(axes[0, 1], values, [50, 94, 107, 113, 184, 188, 230, 234])
+    FigureCanvasAgg(figure).draw()
+    boxes = [text.get_window_extent() for text in axes[0, 1].texts]
+    assert len(boxes) == 8
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]), "labels print over each other"
+    inside = axes[0, 1].get_window_extent()
+    assert all(box.y1 <= inside.y1 and inside.x0 <= box.x0 and box.x1 <= inside.x1 for box in boxes)

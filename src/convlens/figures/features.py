@@ -60,24 +60,58 @@ def channel_activations_figure(mean_activation: np.ndarray, title: str, highligh
 
 def activation_bars(axes: Axes, mean_activation: np.ndarray, highlight: Sequence[int] = ()) -> None:
     """The bars of :func:`channel_activations_figure` on ``axes``. Highlighting every channel of a layer
-    (top 8 of 8) singles none out, so it is drawn plain; labels of neighbouring highlighted channels step up
-    so that they do not overlap, and the axes leave room for the labels above the highest bar and at the ends."""
+    (top 8 of 8) singles none out, so it is drawn plain; highlighted bars are outlined so that one channel of 256
+    still shows; labels of highlighted channels closer than a label's width (:func:`_label_levels`) stand on their
+    group's highest bar, one line above each other, and the axes leave room for them."""
     count = len(mean_activation)
     highlight = [channel for channel in highlight if 0 <= channel < count] if len(set(highlight)) < count else []
-    colours = np.where(np.isin(np.arange(count), highlight), HIGHLIGHT_COLOUR, "tab:gray")
-    axes.bar(np.arange(count), mean_activation, color=colours, width=1.0)
+    chosen = np.isin(np.arange(count), highlight)
+    colours = np.where(chosen, HIGHLIGHT_COLOUR, "tab:gray")
+    axes.bar(np.arange(count), mean_activation, color=colours, width=1.0,
+             edgecolor=np.where(chosen, HIGHLIGHT_COLOUR, "none"), linewidth=np.where(chosen, 1.2, 0.0))  # fmt: skip
     axes.set_xlim(-0.5 - 0.03 * count, count - 0.5 + 0.03 * count)
+    levels = _label_levels(sorted(highlight), mean_activation, _bar_points(axes, count))
     top = float(np.max(mean_activation, initial=0.0))
-    axes.set_ylim(min(0.0, float(np.min(mean_activation, initial=0.0))), top * 1.15 if top > 0 else 1.0)
+    lines = max((level for _, level in levels.values()), default=0)
+    bottom = min(0.0, float(np.min(mean_activation, initial=0.0)))
+    axes.set_ylim(bottom, top * (1.15 + 0.06 * lines) if top > 0 else 1.0)
     axes.set_xlabel("channel", fontsize=8)
     axes.set_ylabel("mean activation", fontsize=8)
     axes.tick_params(labelsize=7)
-    previous, step = None, 0
-    for channel in sorted(highlight):
-        step = step + 1 if previous is not None and channel - previous <= max(1, count // 40) else 0
-        previous = channel
-        axes.annotate(str(channel), (channel, mean_activation[channel]), xytext=(0, 1 + 6 * (step % 2)),
+    for channel, (base, level) in levels.items():
+        axes.annotate(str(channel), (channel, base), xytext=(0, 1 + LABEL_LINE_POINTS * level),
                       textcoords="offset points", fontsize=6, ha="center", va="bottom")  # fmt: skip
+
+
+#: The height of one label line (6-pt digits), in points.
+LABEL_LINE_POINTS = 7
+
+
+def _bar_points(axes: Axes, count: int) -> float:
+    """The width of one channel's bar in points, from the figure's width shared by its columns (the layout is not
+    drawn yet)."""
+    columns = axes.get_gridspec().ncols if axes.get_gridspec() is not None else 1
+    return max(72 * (axes.figure.get_figwidth() / columns - 0.6), 1.0) / (count * 1.06)
+
+
+def _label_levels(channels: list[int], heights: np.ndarray, bar_points: float) -> dict[int, tuple[float, int]]:
+    """Per highlighted channel (sorted) the height its label stands on and its line above it: a channel whose label
+    would touch the previous one's side by side (6-pt digits about 3.4 pt wide, bars ``bar_points`` wide) joins
+    its group, whose labels stand on the group's highest bar, one line each (FER2013's 184 and 188, on bars of
+    1.98 and 1.93, printed over each other when each stood on its own bar)."""
+    groups: list[list[int]] = []
+    for channel in channels:
+        apart = (_label_points(channel) + _label_points(groups[-1][-1])) / 2 / bar_points if groups else 0.0
+        if groups and channel - groups[-1][-1] < apart:
+            groups[-1].append(channel)
+        else:
+            groups.append([channel])
+    return {channel: (float(max(heights[member] for member in group)), level)
+            for group in groups for level, channel in enumerate(group)}  # fmt: skip
+
+
+def _label_points(channel: int) -> float:
+    return 3.4 * len(str(channel)) + 1.5
 
 
 def draw_feature_maps(result: LayerResponses, shown: Shown, params: FeatureMapsParams) -> list[Drawn]:
