@@ -68,7 +68,7 @@ def _run(confusion: list[list[int]], val_accuracy: list[float], evaluation: dict
     metrics = {"best_epoch": len(val_accuracy) - 1, "epochs": len(val_accuracy), "train": {"acc": 0.9},
                "val": {"acc": val_accuracy[-1]}}  # fmt: skip
     return SimpleNamespace(confusion=np.array(confusion), class_names=CLASSES, curves=curves, config=config,
-                           metrics=metrics, evaluation=evaluation, manifest=None)  # fmt: skip
+                           metrics=metrics, evaluation=evaluation, manifest=None, train_counts=None)  # fmt: skip
 
 
 def test_a_map_on_the_object_is_named_and_one_on_the_background_is_flagged() -> None:
@@ -276,6 +276,21 @@ def test_a_tie_with_the_last_named_confusion_is_named_too() -> None:
     assert lines[1] == "Tied with the last of them at 5: **cat** taken for **bird**."
     run.confusion = np.array([[40, 6, 4], [0, 50, 0], [0, 0, 50]])
     assert not any(line.startswith("Tied") for line in confuses(run, None, None))
+
+
+def test_a_class_never_predicted_is_named_with_its_share_of_the_training_images() -> None:
+    """FER2013: "Never predicted: Disgust" gave no number to read it by; the run records its training images per
+    class, so the line gives the class's count and share, and says when it is the rarest. Without the record, the
+    line is as before."""
+    run = _run([[40, 10, 0], [5, 45, 0], [30, 20, 0]], [0.9, 0.9])
+    run.class_names = ["cat", "dog", "bird"]
+    assert "Never predicted: **bird**." in confuses(run, None, None)
+    run.train_counts = [700, 700, 30]
+    assert "Never predicted: **bird** (30 of 1,430 training images, 2.1%; the fewest of any class)." in confuses(
+        run, None, None
+    )
+    run.train_counts = [700, 20, 30]
+    assert "Never predicted: **bird** (30 of 750 training images, 4.0%)." in confuses(run, None, None)
 
 
 def test_errors_that_never_repeat_a_pair_are_listed_without_naming_a_confusion() -> None:

@@ -1056,3 +1056,35 @@ def test_the_results_note_says_which_epoch_the_checkpoint_rows_come_from(best, e
 
     run = SimpleNamespace(metrics={"best_epoch": best, "epochs": epochs}, config={}, evaluation={})
     assert _results_note(run).startswith(f"Validation and test numbers are those of the best checkpoint {said};")
+
+
+def test_the_per_class_table_gives_each_class_its_training_images_where_the_run_recorded_them() -> None:
+    """FER2013: Disgust is never predicted and the report never said it has 436 of 28,709 training images (a grader
+    counted them in the csv); a run that records its training images per class gets the column, one that does not
+    keeps the table as it was."""
+    from types import SimpleNamespace
+
+    from convlens.report.results import _per_class_table
+
+    run = SimpleNamespace(class_names=["Angry", "Disgust"], confusion=np.array([[50, 0], [37, 0]]),
+                          train_counts=[3995, 436])  # fmt: skip
+    table = _per_class_table(run, {"Angry": 1.0, "Disgust": 0.0})
+    assert table.splitlines()[0].endswith("| most often predicted instead | training images |")
+    assert table.splitlines()[3].endswith("| 436 (9.8%) |")
+    run.train_counts = None
+    assert "training images" not in _per_class_table(run, {"Angry": 1.0, "Disgust": 0.0})
+
+
+@pytest.mark.parametrize(
+    ("recorded", "read"),
+    [([3, 4], [3, 4]), ([3], None), (["3", 4], None), ([True, 4], None), ([-1, 4], None), ([0, 0], None),
+     ("3,4", None), (None, None)],
+)  # fmt: skip
+def test_training_class_counts_are_read_as_untrusted_input(recorded, read) -> None:
+    """metrics.json comes from the user: counts are used only as one non-negative integer per class."""
+    from types import SimpleNamespace
+
+    from convlens.report.run_data import RunData
+
+    run = SimpleNamespace(metrics={"data": {"train_class_counts": recorded}}, class_names=["a", "b"])
+    assert RunData.train_counts.fget(run) == read

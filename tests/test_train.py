@@ -61,6 +61,8 @@ def test_run_directory_is_complete(entry_point_run: Path) -> None:
     f1 = [2 * tp[i] / max(sum(confusion[i]) + sum(row[i] for row in confusion), 1) for i in range(len(tp))]
     assert metrics["test"]["macro_f1"] == pytest.approx(sum(f1) / len(f1), abs=1e-5)
     assert metrics["data"]["sizes"] == {"train": 256, "val": 96, "test": 96}
+    counts = metrics["data"]["train_class_counts"]  # the report sets each class's rarity beside its confusions
+    assert len(counts) == len(metrics["per_class_accuracy"]) and sum(counts) == 256 and min(counts) > 0
     probe = metrics["precision_probe"]
     assert metrics["precision"] == probe["choice"], "the precision actually used is the probe's choice"
     assert probe["cpu"] == cpu_model() and probe["fp32_seconds_per_image"] > 0 and probe["bf16_seconds_per_image"] > 0

@@ -223,6 +223,11 @@ class ImageDataModule(pl.LightningDataModule):
         return {
             "name": self.name,
             "sizes": {name: len(split) for name, split in self.splits.items()},
+            "train_class_counts": (  # how rare each class is in training: the report sets it beside what it confuses
+                torch.bincount(self.splits["train"].labels.cpu(), minlength=self.num_classes).tolist()
+                if "train" in self.splits
+                else None
+            ),
             "splits_from": self.splits_from,
             "native_size": list(self.splits["train"].images.shape[-2:]) if self.splits else None,
             "image_size": self.image_size,

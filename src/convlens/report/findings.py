@@ -456,7 +456,7 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
         return ["No test image is misclassified."]
     ranked = confused_pairs(confusion, run.class_names, k=confusion.size)
     if errors > 1 and ranked[0].count == 1:
-        return [_single_confusions(ranked, confusion), *_never(confusion, run.class_names),
+        return [_single_confusions(ranked, confusion), *_never(confusion, run.class_names, run.train_counts),
                 *_differs(evaluation, chosen, run.class_names, ranked[0])[0],
                 *confident_mistakes(run.manifest, confusion, run.class_names, evaluation, chosen)]  # fmt: skip
     pairs, covered = [], 0
@@ -473,7 +473,7 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     if tied:
         others = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}**" for pair in tied)
         lines.append(f"Tied with the last of them at {pairs[-1].count}: {others}.")
-    lines += _never(confusion, run.class_names)
+    lines += _never(confusion, run.class_names, run.train_counts)
     mistakes = confident_mistakes(run.manifest, confusion, run.class_names, evaluation, chosen)
     return lines + _pairs_differ(evaluation, chosen, run.class_names, pairs) + mistakes
 
@@ -490,10 +490,23 @@ def _single_confusions(ranked: list[ConfusedPair], confusion: np.ndarray) -> str
             f"{more}): no confusion repeats, so none stands out.")  # fmt: skip
 
 
-def _never(confusion: np.ndarray, class_names: Sequence[str]) -> list[str]:
-    """The classes the model never predicts, as a line (none: no line)."""
+def _never(confusion: np.ndarray, class_names: Sequence[str], train_counts: Sequence[int] | None = None) -> list[str]:
+    """The classes the model never predicts, as a line (none: no line), each with its share of the training images
+    where the run recorded them (FER2013's Disgust: 436 of 28,709, the rarest; a grader found no reason given)."""
     never = never_predicted(confusion, class_names)
-    return [f"Never predicted: {', '.join(f'**{text(name)}**' for name in never)}."] if never else []
+    if not never:
+        return []
+    named = ", ".join(f"**{text(name)}**{_training_share(name, class_names, train_counts)}" for name in never)
+    return [f"Never predicted: {named}."]
+
+
+def _training_share(name: str, class_names: Sequence[str], counts: Sequence[int] | None) -> str:
+    """`` (436 of 28,709 training images, 1.5%; the fewest of any class)``, or nothing without counts."""
+    if not counts or len(counts) != len(class_names) or not sum(counts):
+        return ""
+    count, total = counts[list(class_names).index(name)], sum(counts)
+    fewest = "; the fewest of any class" if count == min(counts) else ""
+    return f" ({count:,} of {total:,} training images, {count / total:.1%}{fewest})"
 
 
 def confident_mistakes(

@@ -67,7 +67,8 @@ def confused_text(run: RunData, label: int) -> str:
 
 def _per_class_table(run: RunData, per_class: dict[str, float]) -> str:
     """Per class its accuracy (recall), test images, how often it is predicted and how many of those
-    predictions are right (precision; '-' for a class never predicted), and what it is taken for."""
+    predictions are right (precision; '-' for a class never predicted), what it is taken for and, where the run
+    recorded them, its training images (count and share)."""
     rows = []
     for label, name in enumerate(run.class_names):
         counts = ["?", "?", "?"]
@@ -84,6 +85,10 @@ def _per_class_table(run: RunData, per_class: dict[str, float]) -> str:
         "precision",
         "most often predicted instead",
     )
+    if run.train_counts:  # how rare each class was in training, beside how well it is recognised
+        total = sum(run.train_counts)
+        header = (*header, "training images")
+        rows = [(*row, f"{count:,} ({count / total:.1%})") for row, count in zip(rows, run.train_counts, strict=True)]
     return table(header, rows)
 
 

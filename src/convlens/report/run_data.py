@@ -60,6 +60,15 @@ class RunData:
         return self.hashes.record([CONFIG, METRICS, CLASS_NAMES, CONFUSION_CSV, MANIFEST, EVALUATION_JSON])
 
     @property
+    def train_counts(self) -> list[int] | None:
+        """The training images per class as ``metrics.json`` records them (runs trained before 2026-12-07 do not),
+        or None where the record is missing or not one count per class."""
+        counts = (self.metrics.get("data") or {}).get("train_class_counts")
+        valid = isinstance(counts, list) and len(counts) == len(self.class_names)
+        valid = valid and all(type(count) is int and count >= 0 for count in counts) and sum(counts) > 0
+        return counts if valid else None
+
+    @property
     def experiment(self) -> str:
         return str(self.config.experiment_name)
 
