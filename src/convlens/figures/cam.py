@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from convlens.explain.cam import CamMaps, CamParams, GuidedCamImages
 from convlens.figures.attribution import gradient_images_figure, map_figure
-from convlens.figures.grid import Column, gradient_column, image_column, map_column
+from convlens.figures.grid import Column, image_column, map_column, signed_gradient_column
 from convlens.figures.panels import Caption, hwc
 from convlens.figures.shown import Drawn, Shown
 
@@ -52,7 +52,7 @@ def draw_guided_grad_cam(result: GuidedCamImages, shown: Shown, params: CamParam
 
     def columns() -> list[Column]:
         return [image_column(shown.display)] + [
-            gradient_column(_sized(layer, result.sizes), values.__getitem__) for layer, values in images.items()
+            signed_gradient_column(_sized(layer, result.sizes), values.__getitem__) for layer, values in images.items()
         ]
 
     return shown.grids(columns, layer=list(result.images))

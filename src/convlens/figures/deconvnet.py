@@ -1,7 +1,8 @@
 """Figures of feature maps projected back to pixel space: deconvnet, paths, backprop reconstructions.
 
-Projections live in input space and are scaled each on its own between its 0.5th and 99.5th percentiles
-(``panels.clipped_unit_range``), next to the input image;
+Projections live in input space and are signed: each is scaled on its own, symmetric about zero up to the 99.5th
+percentile of its magnitude (``panels.symmetric_unit_range``), so that mid-grey is zero in every panel, next to the
+input image;
 each cell names the channel it projects.
 """
 
@@ -18,7 +19,7 @@ from convlens.explain.deconvnet import (
     Reconstructions,
     TopChannelProjections,
 )
-from convlens.figures.grid import Column, gradient_column, image_column
+from convlens.figures.grid import Column, image_column, signed_gradient_column
 from convlens.figures.panels import hwc
 from convlens.figures.shown import Drawn, Shown
 
@@ -36,7 +37,7 @@ def _top_channels(found: Projections, shown: Shown) -> Callable[[], list[Column]
 
     def columns() -> list[Column]:
         return [image_column(shown.display)] + [
-            gradient_column(
+            signed_gradient_column(
                 f"top {rank + 1}", lambda row, j=rank: images[row, j], lambda row, j=rank: f"ch {channels[row][j]}"
             )
             for rank in range(len(channels[0]))
@@ -51,7 +52,7 @@ def draw_deconvnet_paths(result: PathProjections, shown: Shown, params: Deconvne
 
     def columns() -> list[Column]:
         return [image_column(shown.display)] + [
-            gradient_column(PATH_NAMES[path], images.__getitem__) for path, images in paths.items()
+            signed_gradient_column(PATH_NAMES[path], images.__getitem__) for path, images in paths.items()
         ]
 
     return shown.grids(columns, result.block)
@@ -71,7 +72,9 @@ def _reconstructions(result: Reconstructions, shown: Shown) -> list[Drawn]:
 
     def columns() -> list[Column]:
         return [image_column(shown.display)] + [
-            gradient_column(layer, found.__getitem__, lambda row, layer=layer: f"ch {int(result.channels[layer][row])}")
+            signed_gradient_column(
+                layer, found.__getitem__, lambda row, layer=layer: f"ch {int(result.channels[layer][row])}"
+            )
             for layer, found in images.items()
         ]
 

@@ -69,7 +69,7 @@ SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
 GRADIENT = Scale("gray", ((0, "low"), (1, "high")))
 #: Signed gradient images (guided backprop's) on a scale symmetric about zero, so that mid-grey is zero.
 SIGNED_GRADIENT = Scale("gray", ((-1, "-"), (0, "0"), (1, "+")))
-SIGNED_GRADIENT_NOTE = "the signed column: ± its own 99.5th percentile of |value|, zero mid-grey"
+SIGNED_GRADIENT_NOTE = "each signed image: ± its own 99.5th percentile of |value| over all its channels, zero mid-grey"
 GRADIENT_NOTE = "each gradient image: low/high = its own 0.5th/99.5th percentile over all its channels"
 
 
@@ -209,14 +209,18 @@ def gradient_column(title: str, values: Values, label: Callable[[int], str] | No
     return Column(title, draw, colorbar=GRADIENT_NOTE, scale=GRADIENT)
 
 
-def signed_gradient_column(title: str, values: Values) -> Column:
-    """Signed gradient images (H, W[, C]) on a scale symmetric about zero (:func:`symmetric_unit_range`), under a
-    colour bar saying so; flat ones say so."""
+def signed_gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
+    """Signed gradient images (H, W[, C]: guided backprop's, Guided Grad-CAM, deconvnet projections and
+    reconstructions) on a scale symmetric about zero (:func:`symmetric_unit_range`), so that mid-grey is zero in
+    every panel (a grader found the percentile scale's grey level changing from panel to panel), under a colour bar
+    saying so; flat ones say so; ``label(row)`` is written in the corner."""
 
     def draw(axes: Axes, row: int) -> None:
         image = values(row)
         show_image(axes, symmetric_unit_range(image))
         mark_if_flat(axes, image)
+        if label is not None:
+            corner_label(axes, label(row))
 
     return Column(title, draw, colorbar=SIGNED_GRADIENT_NOTE, scale=SIGNED_GRADIENT)
 
