@@ -108,7 +108,8 @@ def method_block(
         shown = figure(entry, split, classes, elsewhere)
         if fold:
             count, whole = _distinct_images(entry), (group_sizes or {}).get(kind or "", 0)
-            shown = folded(f"{description} ({count}{f' of {whole}' if whole > count else ''})", shown)
+            part = f" of {whole}{_which_part(summary)}" if whole > count else ""
+            shown = folded(f"{description} ({count}{part})", shown)
         elif registry.METHODS[method].detail or (kind is None and position > 0):  # a chart, a further view
             shown = folded("the figure", shown)
         parts.append(shown)
@@ -232,6 +233,19 @@ def mean_scores(entry: dict[str, Any]) -> dict[str, float]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _which_part(summary: Mapping[str, Any]) -> str:
+    """Which of a group's images a method limited by its ``images`` setting shows (``Explained`` in
+    :mod:`convlens.visualize.context`): FER2013's LIME showed Disgust's mistake under "of each true class its most
+    confident mistake (1 of 7)", the least confident of them, with no word of how it was chosen."""
+    images = (summary.get("parameters") or {}).get("images")
+    if type(images) is not int:
+        return ""
+    return (
+        f": this method explains only the first pick of each of the first {images} classes, a mistake where "
+        "a class has no correctly classified pick"
+    )
 
 
 def _settings_line(summary: dict[str, Any]) -> str:
