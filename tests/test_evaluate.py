@@ -329,7 +329,7 @@ def test_skipped_families_read_not_tested(evaluation: dict) -> None:
     sentence = next(line for line in body.splitlines() if line.startswith("- LIME: "))
     assert (
         sentence.startswith("- LIME: not verified, driven by randomization")
-        and "(randomization not tested: left out" in sentence
+        and "randomization (not tested: left out" in sentence
     )
     assert "supported by" in sentence and trust_status(evaluation["methods"]["lime"]["layers"][""]) == "not verified"
 
