@@ -54,7 +54,8 @@ def test_feature_map_figures_share_one_scale_and_highlight_top_channels(tmp_path
     drawn = _images(figure)
     assert len(drawn) == 4  # the input and three maps
     assert [ax.get_title() for ax in figure.axes[1:4]] == ["ch 3", "ch 0", "ch 1"]
-    assert all(image.get_clim() == (0.0, maps[[3, 0, 1]].max()) for image in drawn[1:])
+    top = np.quantile(maps[[3, 0, 1]], 0.995)  # a few hot pixels do not set the layer's scale
+    assert all(image.get_clim() == (0.0, top) for image in drawn[1:]) and top < maps[[3, 0, 1]].max()
     ranked = feature_maps_figure(maps, "maps @ layer4", channels=[3, 0, 1], image=image, ranked=1)
     assert [ax.get_title() for ax in ranked.axes[1:4]] == ["ch 3, #1", "ch 0", "ch 1"]
     title = " ".join(ranked.texts[0].get_text().split())  # the title wraps to the figure's width

