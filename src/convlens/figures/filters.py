@@ -40,12 +40,13 @@ def filter_channels_figure(signed: np.ndarray, title: str, channel_names: Sequen
     count, channels = signed.shape[:2]
     names = channel_names or CHANNEL_NAMES.get(channels) or [f"channel {c}" for c in range(channels)]
     columns = math.ceil(math.sqrt(count))
-    figure, axes = new_figure(1, channels, title, panel_inches=2.6, extra_width=0.9)
+    # a lone mosaic gets the room three would share (FER2013's 32 3x3 filters were 5 px numbers on a 350-px figure)
+    figure, axes = new_figure(1, channels, title, panel_inches=4.0 if channels == 1 else 2.6, extra_width=0.9)
     for channel, ax in enumerate(axes[0]):
         drawn = ax.imshow(_tile(signed[:, channel], columns), cmap=SIGNED_CMAP, vmin=-1, vmax=1)
         ax.set_title(names[channel], fontsize=8)
         ax.set_axis_off()
-    _number_tiles(axes[0][0], signed.shape, columns)
+    _number_tiles(axes[0][0], signed.shape, columns, large=channels == 1)
     figure.colorbar(drawn, ax=axes[0].tolist(), shrink=0.8, label="weight / max |weight| of its filter")
     return figure
 
@@ -68,17 +69,17 @@ def draw_filters(result: FirstConvFilters, shown: Shown, params: FiltersParams) 
 NUMBERED_FILTERS = 64
 
 
-def _number_tiles(ax: Axes, shape: tuple[int, ...], columns: int) -> None:
+def _number_tiles(ax: Axes, shape: tuple[int, ...], columns: int, large: bool = False) -> None:
     """Each filter's index in its tile's top-left corner (the first channel's mosaic), so that the notes'
     "filters 2, 5" can be found; left out past :data:`NUMBERED_FILTERS` filters."""
     count, _, height, width = shape
     if count > NUMBERED_FILTERS:
         return
-    size = 6 if count <= 16 else 4
+    size = 6 if count <= 16 or large else 4
     for index in range(count):
         top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
         ax.text(left - 0.4, top - 0.4, str(index), fontsize=size, ha="left", va="top", color="black",
-                bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 0.3})  # fmt: skip
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 0.3})  # fmt: skip
 
 
 def _tile(kernels: np.ndarray, columns: int) -> np.ndarray:
