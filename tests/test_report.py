@@ -1047,17 +1047,20 @@ def test_methods_that_drew_nothing_for_one_reason_share_its_sentence() -> None:
 
 @pytest.mark.parametrize(
     ("best", "epochs", "said"),
-    [(2, 4, "(highest validation accuracy, epoch 3 of 4; a later epoch that ties it does not replace it)"),
+    [(2, 4, "(highest validation accuracy, epoch 3 of 4; epoch 4 ties it and does not replace it)"),
+     (1, 4, "(highest validation accuracy, epoch 2 of 4)"),
      (3, 4, "(highest validation accuracy, epoch 4, the last)"), (None, 4, "(highest validation accuracy)")],
 )  # fmt: skip
 def test_the_results_note_says_which_epoch_the_checkpoint_rows_come_from(best, epochs, said) -> None:
     """demo_faces: the train row (epoch 4's running means) stood beside validation and test rows of epoch 3, tied with
-    epoch 4 at 99.9%, with nothing to say so (a grader's review)."""
+    epoch 4 at 99.9%, with nothing to say so (a grader's review); a later epoch is named only where it ties."""
     from types import SimpleNamespace
 
+    from convlens.report.curves import EpochCurves
     from convlens.report.results import _results_note
 
-    run = SimpleNamespace(metrics={"best_epoch": best, "epochs": epochs}, config={}, evaluation={})
+    curves = EpochCurves([1, 2, 3, 4], {"val/acc": [0.374, 0.981, 0.999, 0.999]}, None)
+    run = SimpleNamespace(metrics={"best_epoch": best, "epochs": epochs}, config={}, evaluation={}, curves=curves)
     assert _results_note(run).startswith(f"Validation and test numbers are those of the best checkpoint {said};")
 
 

