@@ -64,10 +64,12 @@ class Scale:
 
 HEAT = Scale(HEAT_CMAP, ((0, "0"), (1, "1")))
 SIGNED = Scale(SIGNED_CMAP, ((-1, "-1"), (0, "0"), (1, "1")))
-#: Gradient images (guided backprop, Guided Grad-CAM, deconvnet projections) span their own percentiles; a colour one
-#: is scaled as a whole, so the gray bar is each channel's scale (a grader read it as a key to the colours).
+#: Non-negative gradient images (guided backprop's grayscale, positive and negative saliency) span their own
+#: percentiles; a colour one is scaled as a whole, so the gray bar is each channel's scale (a grader read it as a key
+#: to the colours).
 GRADIENT = Scale("gray", ((0, "low"), (1, "high")))
-#: Signed gradient images (guided backprop's) on a scale symmetric about zero, so that mid-grey is zero.
+#: Signed gradient images (guided backprop's gradients, Guided Grad-CAM, deconvnet projections and reconstructions) on
+#: a scale symmetric about zero, so that mid-grey is zero.
 SIGNED_GRADIENT = Scale("gray", ((-1, "-"), (0, "0"), (1, "+")))
 SIGNED_GRADIENT_NOTE = "each signed image: ± its own 99.5th percentile of |value| over all its channels, zero mid-grey"
 GRADIENT_NOTE = "each gradient image: low/high = its own 0.5th/99.5th percentile over all its channels"

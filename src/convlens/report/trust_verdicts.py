@@ -130,7 +130,7 @@ def shared_verdicts(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Per family, the verdict and reason that two or more ``records``, and more than half of those tested on it,
     share (of all records where none is tested): said once for all. FER2013's "robustness not supported (worse
     than the edge detector's map on max-sensitivity)" stood in 14 sentences, the shapes demo's faithfulness
-    reason in 11 of 12; a map whose verdict differs keeps its own."""
+    reason in 10 of 12; a map whose verdict differs keeps its own."""
     found = {}
     for family in FAMILIES:
         verdicts = [record.get("verdicts", {}).get(family) or {} for record in records]
