@@ -196,19 +196,10 @@ def draw_map(
     finish(axes, None)
 
 
-def gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
-    """Gradient images (H, W[, C]) scaled each on its own between its 0.5th and 99.5th percentiles
-    (:func:`~convlens.figures.panels.clipped_unit_range`), under a colour bar saying so; flat ones say so;
-    ``label(row)`` is written in the corner."""
-
-    def draw(axes: Axes, row: int) -> None:
-        image = values(row)
-        show_image(axes, clipped_unit_range(image))
-        mark_if_flat(axes, image)
-        if label is not None:
-            corner_label(axes, label(row))
-
-    return Column(title, draw, colorbar=GRADIENT_NOTE, scale=GRADIENT)
+def gradient_column(title: str, values: Values) -> Column:
+    """Non-negative gradient images (H, W[, C]) scaled each on its own between its 0.5th and 99.5th percentiles
+    (:func:`~convlens.figures.panels.clipped_unit_range`), under a colour bar saying so; flat ones say so."""
+    return _scaled_column(title, values, clipped_unit_range, GRADIENT_NOTE, GRADIENT)
 
 
 def signed_gradient_column(title: str, values: Values, label: Callable[[int], str] | None = None) -> Column:
@@ -216,15 +207,27 @@ def signed_gradient_column(title: str, values: Values, label: Callable[[int], st
     reconstructions) on a scale symmetric about zero (:func:`symmetric_unit_range`), so that mid-grey is zero in
     every panel (a grader found the percentile scale's grey level changing from panel to panel), under a colour bar
     saying so; flat ones say so; ``label(row)`` is written in the corner."""
+    return _scaled_column(title, values, symmetric_unit_range, SIGNED_GRADIENT_NOTE, SIGNED_GRADIENT, label)
+
+
+def _scaled_column(
+    title: str,
+    values: Values,
+    scaled: Callable[[np.ndarray], np.ndarray],
+    note: str,
+    scale: Scale,
+    label: Callable[[int], str] | None = None,
+) -> Column:
+    """Images shown through ``scaled`` (to [0, 1]) under the colour bar ``scale`` with its ``note``."""
 
     def draw(axes: Axes, row: int) -> None:
         image = values(row)
-        show_image(axes, symmetric_unit_range(image))
+        show_image(axes, scaled(image))
         mark_if_flat(axes, image)
         if label is not None:
             corner_label(axes, label(row))
 
-    return Column(title, draw, colorbar=SIGNED_GRADIENT_NOTE, scale=SIGNED_GRADIENT)
+    return Column(title, draw, colorbar=note, scale=scale)
 
 
 def corner_label(axes: Axes, text: str, color: str = "black") -> None:
