@@ -321,3 +321,19 @@ def test_close_highlighted_channels_of_a_wide_layer_keep_their_labels_apart() ->
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]), "labels print over each other"
     inside = axes[0, 1].get_window_extent()
     assert all(box.y1 <= inside.y1 and inside.x0 <= box.x0 and box.x1 <= inside.x1 for box in boxes)
+
+
+def test_a_short_bar_s_label_stands_at_its_outer_end_where_it_fits() -> None:
+    """On the shared span the shapes' +0.052 bar had its label across zero, on the negative side, because that side
+    had more room: a label goes beyond its bar's end where it fits there, and across zero only where it does not."""
+    figure = Figure(figsize=(2, 2))
+    axes = figure.add_subplot()
+    weight_bars(axes, [(1, 0.052), (2, -0.14), (3, 0.0)], span=(-0.15, 0.15))
+    figure.canvas.draw()
+    label = next(text for text in axes.texts if text.get_text().strip() == "+0.052")
+    assert label.get_position()[0] == 0.052 and label.get_horizontalalignment() == "left"
+    figure = Figure(figsize=(2, 2))
+    axes = figure.add_subplot()
+    weight_bars(axes, [(1, 0.74), (2, -0.089)], span=(-0.09, 0.74))  # no room left of -0.089: across zero
+    label = next(text for text in axes.texts if text.get_text().strip() == "-0.089")
+    assert label.get_position()[0] == 0 and label.get_horizontalalignment() == "left"

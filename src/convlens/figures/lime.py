@@ -101,6 +101,8 @@ def tint(axes: Axes, image: np.ndarray, mask: np.ndarray, colour: tuple[float, f
 
 #: A bar at least this share of the longest one carries its value inside, in white; a shorter one beside it.
 INSIDE_SHARE = 0.45
+#: About the share of a bar panel's width one value label takes: the room a label needs beside a bar's end.
+LABEL_SHARE = 0.3
 
 
 def weight_bars(
@@ -128,8 +130,9 @@ def weight_bars(
     for position, value in zip(positions, values, strict=True):
         if longest != 0 and abs(value) >= INSIDE_SHARE * longest:
             axes.text(value / 2, position, f"{value:+.2g}", fontsize=6, va="center", ha="center", color="white")
-        else:  # beside the bar's end, on the side of zero with more room
-            right = high - max(value, 0) >= min(value, 0) - low
+        else:  # beside the bar's outer end where the label fits, else across zero from it
+            outward = (high - value if value >= 0 else value - low) >= LABEL_SHARE * (high - low)
+            right = outward if value >= 0 else not outward
             end, align = (max(value, 0), "left") if right else (min(value, 0), "right")
             axes.text(end, position, f" {value:+.2g} ", fontsize=6, va="center", ha=align)
     if score is not None:
