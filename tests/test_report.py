@@ -486,8 +486,8 @@ def test_the_accuracy_gap_is_put_down_to_the_classes_that_make_it() -> None:
             "at most 0.83 times as often as it occurs: **b** (30 predictions, 40 test images: 0.75x)",
         ),
         (
-            np.array([[50, 0, 0], [10, 0, 0], [0, 0, 40]]),  # b never predicted: named with 0x
-            "at most 0.83 times as often as it occurs: **b** (0 predictions, 10 test images: 0.00x)",
+            np.array([[50, 0, 0], [10, 0, 0], [0, 0, 40]]),  # b never predicted: named so, here only
+            "at most 0.83 times as often as it occurs: **b** (never predicted; 10 test images)",
         ),
         (np.array([[95, 5, 0], [0, 40, 0], [0, 0, 40]]), None),
     ],
@@ -500,6 +500,7 @@ def test_classes_predicted_far_more_or_less_often_than_they_occur_are_named(
     lines = observations(0.9, dict(zip("abc", recalls, strict=True)), confusion, ["a", "b", "c"])
     rates = [line for line in lines if line.startswith("Predicted at")]
     assert (rates[0] if rates else None) is None if named is None else named in rates[0], lines
+    assert not any("never predicts" in line for line in lines), "a class never predicted is said once, in the rates"
 
 
 def test_test_accuracy_states_its_wilson_interval() -> None:

@@ -102,14 +102,15 @@ def observations(
     if test_accuracy is None or not ranking:
         return []
     collapsed = collapse(confusion, names) if confusion is not None else None
+    rates = _prediction_rates(confusion, names) if confusion is not None and collapsed is None else []
     if confusion is not None and collapsed is None:
         lines = [_against_majority(confusion, names), *_class_balanced(test_accuracy, balanced or {}, confusion, names)]
-        lines += _prediction_rates(confusion, names)
+        lines += rates
     else:
         lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
         lines += _extremes(ranking, _class_intervals(confusion, names) if confusion is not None else {})
-    never = never_predicted(confusion, names) if confusion is not None else []
+    never = _unlisted_never_predicted(confusion, names, rates) if confusion is not None else []
     return lines + ([f"The model never predicts {', '.join(f'**{name}**' for name in never)} on the test set."]
                     if never else [])  # fmt: skip
 
@@ -187,8 +188,9 @@ def _gap_makers(confusion: np.ndarray, names: Sequence[str]) -> str:
 
 def _prediction_rates(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
     """The classes predicted at least :data:`PREDICTION_RATIO` times as often as they occur, and those
-    predicted at most its inverse, a class never predicted included (FER2013's Disgust, 0x, was left out
-    while Fear's 0.19x was named; it also has a line of its own)."""
+    predicted at most its inverse, a class never predicted included and called so (FER2013's Disgust, 0x, was
+    left out while Fear's 0.19x was named; then a line of its own said it a third time, after this list and the
+    worst class). A class never predicted always makes this line: the observations say it here only."""
     predicted, occurring = confusion.sum(axis=0), confusion.sum(axis=1)
     ratios = predicted / np.maximum(occurring, 1)
     more = [label for label in range(len(names)) if occurring[label] and ratios[label] >= PREDICTION_RATIO]
@@ -197,14 +199,20 @@ def _prediction_rates(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
         return []
 
     def listed(labels: list[int]) -> str:
-        return ", ".join(f"**{names[label]}** ({predicted[label]:,} predictions, {occurring[label]:,} test images: "
-                         f"{ratios[label]:.2f}x)" for label in labels)  # fmt: skip
+        return ", ".join(f"**{names[label]}** ({_rate(predicted[label], occurring[label], ratios[label])})"
+                         for label in labels)  # fmt: skip
 
     parts = [f"Predicted at least {PREDICTION_RATIO} times as often as {_they(more)}: {listed(more)}"] if more else []
     parts += [f"at most {1 / PREDICTION_RATIO:.2f} times as often as {_they(fewer)}: {listed(fewer)}"] if fewer else []
     sentence = "; ".join(parts)
     return [f"{sentence[0].upper()}{sentence[1:]}. The per-class table's precision column says how many of each "
             "class's predictions are right."]  # fmt: skip
+
+
+def _rate(predicted: int, occurring: int, ratio: float) -> str:
+    if not predicted:
+        return f"never predicted; {occurring:,} test images"
+    return f"{predicted:,} predictions, {occurring:,} test images: {ratio:.2f}x"
 
 
 def _they(labels: list[int]) -> str:
@@ -254,6 +262,13 @@ def _interval(found: tuple[float, float, int] | None) -> str:
 
 def _classes(names: list[str]) -> str:
     return f"class: **{names[0]}**" if len(names) == 1 else "classes: " + ", ".join(f"**{name}**" for name in names)
+
+
+def _unlisted_never_predicted(confusion: np.ndarray, names: Sequence[str], rates: list[str]) -> list[str]:
+    """The classes never predicted that the prediction-rate line (``rates``) does not already call so: all of them
+    without that line, else those without test images."""
+    occurring = dict(zip(names, confusion.sum(axis=1), strict=True))
+    return [name for name in never_predicted(confusion, names) if not rates or not occurring[name]]
 
 
 def never_predicted(confusion: np.ndarray, names: Sequence[str]) -> list[str]:
