@@ -41,8 +41,8 @@ def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, me
     a run without the clean number, on a running training accuracy that trails validation accuracy."""
     values = [value for value in val_accuracy if value is not None]
     lines = [_trend(values, best_epoch, schedule)] if values else []
-    gap = _fit_gap(metrics)
     underfit = _underfit(metrics)
+    gap = _fit_gap(metrics, stated=underfit is not None)
     return lines + ([underfit] if underfit else []) + ([gap] if gap else _trailing(metrics))
 
 
@@ -108,9 +108,11 @@ def _correct(accuracy: float, images: int) -> str:
     return f"{round(accuracy * images):,} right"
 
 
-def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
+def _fit_gap(metrics: Mapping[str, Any], stated: bool = False) -> str | None:
     """Overfitting, or its absence, from the best checkpoint's clean training accuracy against its
-    validation accuracy; None for a run that did not record them."""
+    validation accuracy; None for a run that did not record them. ``stated``: the underfitting line before it gave
+    the clean accuracy with its interval and images, so this one points back to them instead of saying it all again
+    (FER2013: the same 26-word clause in two lines running)."""
     clean, val = metrics.get("train_clean") or {}, metrics.get("val") or {}
     sizes = (metrics.get("data") or {}).get("sizes") or {}
     val_images = sizes.get("val")
@@ -120,10 +122,13 @@ def _fit_gap(metrics: Mapping[str, Any]) -> str | None:
     val_interval = accuracy_bounds(val["acc"], val_images)
     gap = clean["acc"] - val["acc"]
     train_part = (f"{clean['acc']:.1%} {_interval(train_interval)} ({_correct(clean['acc'], clean['images'])}) of "
-                  f"{_drawn(clean['images'], metrics)} training images")  # fmt: skip
-    numbers = (f"the best checkpoint classifies {train_part}, seen as validation sees them (un-augmented, eval "
-               f"mode), and {val['acc']:.1%} {_interval(val_interval)} ({_correct(val['acc'], val_images)}) of the "
-               f"{val_images:,} validation images: {_points(gap, sign=True)}")  # fmt: skip
+                  f"{_drawn(clean['images'], metrics)} training images, seen as validation sees them (un-augmented, "
+                  "eval mode)")  # fmt: skip
+    if stated:
+        train_part = f"{clean['acc']:.1%} ({_correct(clean['acc'], clean['images'])}) of those training images"
+    numbers = (f"the best checkpoint classifies {train_part}, and {val['acc']:.1%} {_interval(val_interval)} "
+               f"({_correct(val['acc'], val_images)}) of the {val_images:,} validation images: "
+               f"{_points(gap, sign=True)}")  # fmt: skip
     rule = (f"overfitting is called when training accuracy exceeds validation accuracy by more than "
             f"{_points(OVERFIT_GAP)} and their 95% intervals do not overlap")  # fmt: skip
     if gap > OVERFIT_GAP and train_interval[0] > val_interval[1]:
