@@ -676,7 +676,7 @@ def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_
     (demo_shapes' circles put 9 points less on the background than its area, yet 'background +9' was named);
     the same excess for every class is not distinct."""
     from convlens.evaluate.regions import _per_class, _with_contrasts
-    from convlens.report.findings import distinct
+    from convlens.report.findings import distinct, matched_by_model_free
 
     rng = np.random.default_rng(0)
     explained, kept = np.repeat(np.arange(3), 20), np.ones(60, dtype=bool)
@@ -700,14 +700,22 @@ def test_a_part_one_class_favours_more_than_the_others_is_distinct_and_a_shared_
     found = _with_contrasts(_per_class(planted, explained, kept, 0), planted - area, explained, kept, 0)
     found["1"]["beyond"] = {"edges": {"difference": [0.01, -0.01], "low": [-0.02, -0.04], "high": [0.04, 0.02]}}
     matched = distinct(found, ["mouth", "rest"], ["a", "b", "c"], areas)[0]  # the edge map finds b's mouth too
+    # b's mouth, about 1.75x its area, is listed under "Not named" with the differences: pointed to, not repeated
+    assert "; but the edge map put as much there on these images (see Not named, below))" in matched
+    assert "+1.0 points" not in matched
+    unnamed = matched_by_model_free(found, {"classes": areas, "parts": ["mouth", "rest"]}, ["a", "b", "c"])
+    assert "b's mouth" in unnamed[0] and "+1.0 points [-2.0, +4.0] over the edge map" in unnamed[0]
+    smaller = {key: {"area": [0.5, 0.5]} for key in areas}  # 0.7 is 1.4x an area of 0.5: distinct, not "Not named"
+    unnamed = matched_by_model_free(found, {"classes": smaller, "parts": ["mouth", "rest"]}, ["a", "b", "c"])
+    assert not any("Not named" in line for line in unnamed)
     assert (
         "; but the edge map put as much there on these images (the maps' share minus theirs: +1.0 points "
-        "[-2.0, +4.0] over the edge map))" in matched
+        "[-2.0, +4.0] over the edge map))" in distinct(found, ["mouth", "rest"], ["a", "b", "c"], smaller)[0]
     )
     below = {"difference": [-0.015, -0.01], "low": [-0.02, -0.04], "high": [-0.01, 0.02]}  # the interval under 0
     found["1"]["beyond"] = {"edges": below}
     assert "; but the edge map put more there on these images (the maps' share minus theirs: -1.5 points [-2.0, " \
-           "-1.0] over the edge map))" in distinct(found, ["mouth", "rest"], ["a", "b", "c"], areas)[0]  # fmt: skip
+           "-1.0] over the edge map))" in distinct(found, ["mouth", "rest"], ["a", "b", "c"], smaller)[0]  # fmt: skip
     assert described(shares)[0].startswith("- **No part tells a class apart**")
     few = np.zeros(60, dtype=bool)
     few[:10] = True  # fewer than 8 located maps outside class 0: no class is tested

@@ -819,18 +819,22 @@ def _distinct_parts(found: Mapping[str, Any], area: Sequence[float], parts: Sequ
     by themselves (the stripes' edges), which the test between classes does not rule out."""
     test = found["distinct"]
     return ", ".join(f"{text(parts[index])} (+{100 * test['difference'][index]:.0f} points over the other "
-                     f"classes, adjusted p {test['p_adjusted'][index]:.2g}" + _matched_note(found, index) + ")"
+                     f"classes, adjusted p {test['p_adjusted'][index]:.2g}" + _matched_note(found, index, area) + ")"
                      for index in _distinct_indices(found, area))  # fmt: skip
 
 
-def _matched_note(found: Mapping[str, Any], index: int) -> str:
+def _matched_note(found: Mapping[str, Any], index: int, area: Sequence[float]) -> str:
     """``; but the edge map put as much there on these images (the maps' share minus theirs: +0.5 points [-1.0,
-    +2.0] over the edge map)``, or nothing when no model-free map matches the part (:func:`_matched`)."""
+    +2.0] over the edge map)``, or nothing when no model-free map matches the part (:func:`_matched`); for a part the
+    "Not named" line below lists with those differences (:func:`matched_by_model_free`), a pointer to it instead
+    (FER2013: Surprise's eyes, -1.7 points [-5.7, +1.7] over the centred blob, stood in both lines)."""
     matched = _matched(found, index)
     if not matched:
         return ""
-    differences = ", ".join(f"{_difference(found['beyond'][name], index)} over {MODEL_FREE[name]}" for name in matched)
     put = " and ".join(f"{MODEL_FREE[name]} put {_as_much_or_more(found['beyond'][name], index)}" for name in matched)
+    if index in favoured(found, area, against_model_free=False):
+        return f"; but {put} there on these images (see Not named, below)"
+    differences = ", ".join(f"{_difference(found['beyond'][name], index)} over {MODEL_FREE[name]}" for name in matched)
     return f"; but {put} there on these images (the maps' share minus theirs: {differences})"
 
 
