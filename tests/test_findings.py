@@ -213,6 +213,11 @@ def test_a_verdict_most_tested_maps_share_is_said_once() -> None:
         "X: not trusted, driven by randomization (not supported, as above)."
     )
     assert list(shared_verdicts(records[:2])) == ["localisation", "faithfulness", "robustness"], "1 of 2: kept"
+    other = _layer()  # not supported on robustness too, for another reason: counted in the verdict, not the reason
+    other["verdicts"]["robustness"] = {"verdict": "not supported", "why": "better than the edge map, but free"}
+    sentence = shared_sentence(shared_verdicts([*records, other]), [*records, other])[0]
+    assert "robustness not supported for 3 of the 4 maps (2 of them: worse than random maps on pointing game; the " \
+           "other below): shown, not required" in sentence, sentence  # fmt: skip
     assert shared_verdicts(records[:1]) == {}, "one map: nothing to fold"
 
 
