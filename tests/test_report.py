@@ -374,7 +374,7 @@ def test_observations_name_ties_instead_of_picking_one() -> None:
     assert "Best recognized classes: **a**, **b** (100.0% of their test images correct, a tie)." in lines
     assert (
         "Worst recognized classes: **c**, **d** (50.0% correct, a tie); the spread between best and worst is "
-        "50.0 percentage points." in lines
+        "50.0 percentage points; their 95% intervals overlap, so the spread is within the test set's noise." in lines
     )
 
 
@@ -884,6 +884,12 @@ def test_best_and_worst_classes_state_their_intervals_and_whether_the_spread_is_
     worst_line = next(line for line in lines if line.startswith("Worst recognized"))
     assert f"(b: {worst}.0% correct" not in worst_line and ", 95% interval " in worst_line and "of 100)" in worst_line
     assert worst_line.endswith("so the spread is within the test set's noise.") is overlaps
+    tied = np.diag([100, 100, worst, worst])  # two classes tie at the bottom: the overlap is still read
+    tied[2, 0] = tied[3, 1] = 100 - worst
+    names = ["a", "b", "c", "d"]
+    lines = observations(0.9, dict(zip(names, np.diag(tied) / 100, strict=True)), tied, names)
+    worst_line = next(line for line in lines if line.startswith("Worst recognized"))
+    assert "**c**, **d**" in worst_line and worst_line.endswith("the test set's noise.") is overlaps, worst_line
 
 
 def test_the_glossary_says_what_each_score_is_judged_against() -> None:
