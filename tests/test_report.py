@@ -552,6 +552,26 @@ def test_the_learning_progress_says_whether_training_converged(val: list[float],
     assert lines[0].startswith(says) and len(lines) == 1
 
 
+@pytest.mark.parametrize(
+    ("train", "says"),
+    [
+        ([0.28, 0.42, 0.48, 0.51], "here they lie under validation accuracy at every epoch (the best checkpoint's"),
+        ([0.30, 0.50, 0.56, 0.60], "here they lie under validation accuracy at epochs 1, 2 (the best checkpoint's"),
+        ([0.40, 0.53, 0.56, 0.60], "here none lies under the validation accuracy of its epoch."),
+    ],
+)
+def test_the_learning_curves_note_says_at_which_epochs_training_accuracy_trails(train: list[float], says: str) -> None:
+    """FER2013: training accuracy lay under validation at all 4 epochs, where the note said 'early on'."""
+    from types import SimpleNamespace
+
+    from convlens.report.curves import EpochCurves
+    from convlens.report.results import _trailing_note
+
+    curves = EpochCurves([1, 2, 3, 4], {"train/acc": train, "val/acc": [0.34, 0.52, 0.53, 0.534]}, None)
+    run = SimpleNamespace(curves=curves, metrics={"train_clean": {"acc": 0.54, "images": 3589}})
+    assert says in _trailing_note(run)
+
+
 def test_a_last_epoch_s_rise_is_put_down_to_the_schedule_only_where_it_anneals() -> None:
     """FER2013, 3 epochs of OneCycleLR: the sentence named 'a one-cycle or cosine rate' whatever the run used."""
     from convlens.report.convergence import convergence
