@@ -761,9 +761,14 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     from convlens.report.trust import _layers_shown
 
     run = SimpleNamespace(class_names=["a", "b", "c"], evaluation={"methods": {}, "comparison": {"images": [[0, 0]]}})
-    assert _layers_shown(run).startswith("The first correctly classified image of 1 of the 3 classes")
+    assert _layers_shown(run).startswith("The first correctly classified image of 1 of the 3 classes in the "
+                                         "evaluation's random sample (so explained for its true class); none of b, c: "
+                                         "no sample image of theirs is explained for its own class. ")  # fmt: skip
     run.evaluation["comparison"]["images"] = [[0, 0], [5, 1], [9, 2]]
     assert _layers_shown(run).startswith("The first correctly classified image of each class")
+    assert "none of" not in _layers_shown(run)
+    run.evaluation["comparison"]["images"] = [[0, "b"]]  # not what the stage writes: no class named
+    assert "none of" not in _layers_shown(run)
 
 
 @pytest.mark.parametrize(

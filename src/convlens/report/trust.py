@@ -4,6 +4,8 @@ Findings'), and the status line each method's own section carries."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from convlens.report.assets import (
     CASCADE,
     COMPARISON,
@@ -32,7 +34,8 @@ def _layers_shown(run: RunData) -> str:
     classes = len(run.class_names)
     which = "each class" if shown == classes else f"{shown} of the {classes} classes"
     caption = (f"The first correctly classified image of {which} in the evaluation's random sample (so explained "
-               "for its true class). Each map is drawn as the checks score it (scaled as the figure's footer "
+               f"for its true class){_classes_left_out(images, run.class_names)}. Each map is drawn as the checks "
+               "score it (scaled as the figure's footer "
                "says): the evidence for the class, i.e. the positive part of a signed map (gradient x input, "
                "Integrated Gradients, LIME); the evidence against it, blue in those methods' own sections, is not "
                "shown here.")  # fmt: skip
@@ -43,6 +46,25 @@ def _layers_shown(run: RunData) -> str:
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
                     f"then fewest not supported, then {failed}, {ties}).")  # fmt: skip
     return caption
+
+
+def _classes_left_out(images: Any, class_names: list[str]) -> str:
+    """``; none of Disgust, Fear`` for the classes the comparison's ``images`` ([index, class] pairs, as the evaluate
+    stage writes them) leave out, named up to :data:`NAMED_LEFT_OUT` of them (FER2013's caption said '5 of the 7
+    classes' without naming Fear, a class the confusions are about); nothing when every class is shown or the entry
+    is not what the stage writes."""
+    pairs = images if isinstance(images, list) else []
+    if not pairs or not all(isinstance(pair, list) and len(pair) == 2 and type(pair[1]) is int for pair in pairs):
+        return ""
+    shown = {pair[1] for pair in pairs}
+    missing = [text(name) for label, name in enumerate(class_names) if label not in shown]
+    if not missing or len(missing) > NAMED_LEFT_OUT:
+        return ""
+    return f"; none of {', '.join(missing)}: no sample image of theirs is explained for its own class"
+
+
+#: The comparison's caption names the classes it leaves out up to this many (a 100-class model leaves out 90).
+NAMED_LEFT_OUT = 5
 
 
 def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
