@@ -590,6 +590,38 @@ def test_the_shared_answer_is_read_against_the_answers_own_images(apart: bool) -
                                                    ("smoothgrad", ""))[0]  # fmt: skip
 
 
+def test_a_missing_mistakes_test_says_why_and_the_most_frequent_wrong_answer_is_read_too() -> None:
+    """FER2013 (fourth review): the figures' mistakes answer Happy, but the sample held 3 images answered Happy
+    wrongly, so the test did not run and the report said nothing; and the test of Neutral, the most frequent wrong
+    answer (11 wrong against 10 right), stood in evaluation.json unread."""
+    from convlens.report.findings import frequent_wrong_answer
+
+    mistakes = {"wrong": {"images": 11, "share": [0.2, 0.3], "low": [0.1, 0.2], "high": [0.3, 0.4]},
+                "right": {"images": 10, "share": [0.2, 0.3], "low": [0.1, 0.2], "high": [0.3, 0.4]},
+                "difference": [0.0, 0.0], "p": [0.9, 0.9], "p_adjusted": [0.93, 0.93]}  # fmt: skip
+    classes = {"1": {"area": [0.1, 0.9], "images": 17, "misclassified": 3},
+               "2": {"area": [0.1, 0.9], "images": 21, "misclassified": 11}}  # fmt: skip
+    evaluation = {"sample": {"explained": "the predicted class"}, "methods": {"smoothgrad": {"title": "SmoothGrad"}},
+                  "regions": {"parts": ["mouth", "rest"], "classes": classes,
+                              "methods": {"smoothgrad": {"": {"1": {}, "2": {"mistakes": mistakes}}}}}}  # fmt: skip
+    line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]),
+                              CONFUSION, NAMES, evaluation, ("smoothgrad", ""))[0]  # fmt: skip
+    assert line.endswith(" The maps of the sample's images answered Happy wrongly are not tested against those "
+                         "answered Happy rightly: the sample holds 3 of the first and 14 of the second, and the test "
+                         "needs 8 of each.")  # fmt: skip
+    classes["1"]["misclassified"] = 8
+    classes["1"]["images"] = 16  # enough of each: a missing test is an older evaluation's, and said as nothing
+    assert confident_mistakes(_mistakes(["Happy"] * 7), CONFUSION, NAMES, evaluation, ("smoothgrad", ""))[0].endswith(
+        "not how often it gives that answer.")
+    frequent = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Happy")
+    assert frequent[0].startswith("**Sad** is the most frequent wrong answer (30 of the 48 mistakes). No part was "
+                                  "shown to tell the maps of the sample's images of other classes answered Sad and "
+                                  "its Sad images answered Sad apart (SmoothGrad's maps, n = 11 and 10")  # fmt: skip
+    assert frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Sad") == [], "said already"
+    del evaluation["regions"]["methods"]["smoothgrad"][""]["2"]["mistakes"]
+    assert frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, None) == [], "no test: nothing"
+
+
 @pytest.mark.parametrize(("images", "named"), [(8, True), (7, False)])
 def test_a_part_is_named_only_on_enough_images(images: int, named: bool) -> None:
     """The trust table's rule holds here too: under 8 located maps a class's shares are shown with their

