@@ -239,8 +239,10 @@ def test_a_pool_without_overlap_routes_its_share_by_construction_and_says_so() -
     images, targets = torch.randn(2, 1, 16, 16), torch.tensor([0, 2])
     routing = pool_routing(model.eval(), images, targets)
     assert routing is not None and routing.window == 2 and routing.share <= 0.25
-    assert routing.notes()[0].startswith("2 is a 2x2 max-pool whose windows do not overlap: it passes each window's "
-                                         "gradient to its largest value alone, one value in 4 whatever the model (")
+    assert routing.notes()[0].startswith(
+        "2 is a 2x2 max-pool whose windows do not overlap: it passes each window's "
+        "gradient to its largest value alone, one value in 4 whatever the model ("
+    )
     assert "this note appears below" not in routing.notes()[0], "a rule that always fires for such a pool says nothing"
     model[2] = nn.MaxPool2d(3, 2, 1)
     overlapping = pool_routing(model, images, targets)

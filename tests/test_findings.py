@@ -505,6 +505,29 @@ def test_face_parts_split_the_evidence_mask_with_brows_above_eyes() -> None:
     assert all(mean_row(part, "brows") < mean_row(part, "eyes") for part in faces.parts)
 
 
+@pytest.mark.parametrize("beats_centre", [False, True])
+def test_localisation_supported_only_against_random_maps_is_said_so_beside_the_centred_blob(beats_centre: bool) -> None:
+    """demo_shapes: every map's localisation read 'supported' (against random maps, its reference) while the centred
+    blob, pointing at the object on 89% of the images, beat or matched each on every localisation metric; a grader
+    read 'supported' as 'finds the object'. A map that beats the blob on one metric silences the sentence."""
+    layer = _layer(pointing=0.84)
+    layer["localisation"]["pointing_game"] |= {"verdict": "above", "against": {
+        "edges": {"mark": "above"}, "centre": {"mark": "above" if beats_centre else "level"}}}  # fmt: skip
+    evaluation = _evaluation(layers={"layer3": layer})
+    evaluation["baselines"] = {"localisation": {"pointing_game": 0.37, "centre": {"pointing_game": 0.89}}}
+    said = believe(evaluation, "run", SECTIONS)
+    sentence = [line for line in said if line.startswith("Localisation is judged against random maps")]
+    if beats_centre:
+        assert sentence == []
+    else:
+        assert sentence == [
+            "Localisation is judged against random maps; beside the model-free maps, no map that it supports is shown "
+            "to localise better than the centred blob on any localisation metric (the centred blob points at the "
+            "object on 89% of the images; the best map, Saliency at `layer3`, on 84%): on this data 'supported' there "
+            "means better than chance, not better than a map that ignores the model."
+        ]
+
+
 def test_a_tampered_evaluation_is_refused_with_the_file_named() -> None:
     run = _run([[1, 0], [0, 1]], [0.5, 0.6], {"methods": {"saliency": {"layers": "not a mapping"}}, "regions": {}})
     run.evaluation_stale, run.label = [], "demo/run"
@@ -612,7 +635,8 @@ def test_a_missing_mistakes_test_says_why_and_the_most_frequent_wrong_answer_is_
     classes["1"]["misclassified"] = 8
     classes["1"]["images"] = 16  # enough of each: a missing test is an older evaluation's, and said as nothing
     assert confident_mistakes(_mistakes(["Happy"] * 7), CONFUSION, NAMES, evaluation, ("smoothgrad", ""))[0].endswith(
-        "not how often it gives that answer.")
+        "not how often it gives that answer."
+    )
     frequent = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Happy")
     assert frequent[0].startswith("**Sad** is the most frequent wrong answer (30 of the 48 mistakes). No part was "
                                   "shown to tell the maps of the sample's images of other classes answered Sad and "
