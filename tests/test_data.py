@@ -72,7 +72,8 @@ def test_fer_faces_carry_the_fixed_part_boxes_as_writable_tensors(tmp_path: Path
     """Every FER2013 image gets the same part map (brows above eyes above mouth), shared, not copied per image."""
     write_fer_folders(tmp_path, {"train": 4, "test": 2})
     arrays = Fer2013Source(str(tmp_path), str(tmp_path / "cache"), val_fraction=0.25).load()
-    assert arrays.part_names == ("background", "face", "brows", "eyes", "mouth") and "approximate" in arrays.parts_from
+    assert arrays.part_names == ("background", "rest of face", "brows", "eyes", "mouth")
+    assert "approximate" in arrays.parts_from
     parts = arrays.train.parts
     assert parts.shape == (len(arrays.train), 48, 48) and parts.strides[0] == 0
     rows = {name: np.flatnonzero((parts[0] == index).any(axis=1)) for index, name in enumerate(arrays.part_names)}

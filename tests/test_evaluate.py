@@ -189,9 +189,9 @@ def test_the_report_shows_the_scores_figure_and_status_lines(evaluation: dict, t
     assert "most families supported, then fewest not supported, then fewest shown to fail" in trust
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     # the parts the shares are measured in, drawn on sample images and linked from the Setup's data table
-    assert evaluation["parts_figure"]["parts"] == ["background", "face", "eyes", "brows", "mouth"]
+    assert evaluation["parts_figure"]["parts"] == ["background", "rest of face", "eyes", "brows", "mouth"]
     assert (tiny_run / "evaluation" / "parts.png").stat().st_size > 10_000
-    assert "| parts a map's shares are measured in | background, face, eyes, brows, mouth (" in report
+    assert "| parts a map's shares are measured in | background, rest of face, eyes, brows, mouth (" in report
     assert "[drawn on sample images](figures/parts.png)" in report and (folder / "figures" / "parts.png").is_file()
     saliency = report.split("### Saliency (vanilla gradient)")[1].split("\n## ")[0]
     status = trust_status(evaluation["methods"]["saliency"]["layers"][""])

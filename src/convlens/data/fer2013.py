@@ -27,7 +27,7 @@ FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neut
 #: (rows, columns) of each 48x48 image, placed on the training set's mean face (brows about rows 11-14,
 #: eyes 16-21, mouth 33-40). Later boxes overwrite earlier ones; pixels in none are background.
 FER2013_BOXES: dict[str, tuple[slice, slice]] = {
-    "face": (slice(6, 46), slice(5, 43)),
+    "rest of face": (slice(6, 46), slice(5, 43)),  # the face box less the boxes below, which overwrite it
     "brows": (slice(10, 15), slice(6, 42)),
     "eyes": (slice(15, 23), slice(6, 42)),
     "mouth": (slice(31, 42), slice(12, 36)),

@@ -23,7 +23,7 @@ FACES_CLASSES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "S
 FACES_SIZE = 48
 #: Each pixel's part, in index order: the parts that carry the class (eyes, brows, mouth: the evidence
 #: mask) and the rest of the face and the background (hair included), so shares of a map sum to 1.
-FACES_PARTS: tuple[str, ...] = ("background", "face", "eyes", "brows", "mouth")
+FACES_PARTS: tuple[str, ...] = ("background", "rest of face", "eyes", "brows", "mouth")
 _FACE, _EYES, _BROWS, _MOUTH = 1, 2, 3, 4
 
 # Faces are drawn in a face frame: u to the right, v down, unit = half the face height, origin at
