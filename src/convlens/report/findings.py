@@ -760,7 +760,8 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
     """Where the lead map's shares differ between the pair's classes: ``regions``' two-sided permutation test of
     the two classes' images per part (share minus area), adjusted over every pair and part of the map; the
     parts below :data:`DISTINCT_Q`, or that none is; and whether the test ran. ``brief``: the test was described
-    in an earlier pair's sentence."""
+    in an earlier pair's sentence. A pair with too few located maps in one class gives ``[TOO_FEW]``, which
+    :func:`_pairs_differ` says for all such pairs in one sentence."""
     if chosen is None or not evaluation:
         return [], False
     regions = evaluation["regions"]
