@@ -755,6 +755,18 @@ def test_the_visible_report_fits_its_reading_budget(report_dir: Path, tiny_run: 
     assert all(f"(`{method}`)" in shown for method in methods), "every method is still shown"
 
 
+def test_a_mean_score_never_prints_minus_zero_and_an_interval_bound_keeps_its_sign() -> None:
+    """demo_shapes printed random maps' ROAD as '(-0.00)' 18 times: a mean of -0.001 has no sign worth showing; an
+    interval's bound of -0.001 says the interval reaches below 0 and keeps it."""
+    from convlens.report.format import mean
+    from convlens.report.trust_verdicts import score_cell
+
+    assert (mean(-0.001), mean(-0.004), mean(-0.006), mean(None)) == ("0.00", "0.00", "-0.01", "-")
+    cell = {"value": 0.2, "baseline": -0.001, "reference": "random", "verdict": "above",
+            "against": {"random": {"low": -0.001, "high": 0.25}}}  # fmt: skip
+    assert score_cell(cell).startswith("0.20 (0.00) [-0.00, +0.25]")
+
+
 def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     from types import SimpleNamespace
 

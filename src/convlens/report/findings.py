@@ -26,6 +26,7 @@ import numpy as np
 from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.report.assets import PARTS, parts_file
 from convlens.report.convergence import convergence
+from convlens.report.format import mean
 from convlens.report.gallery import group
 from convlens.report.markdown import code, prose, table, text
 from convlens.report.observations import ConfusedPair, collapse, confused_pairs, never_predicted
@@ -393,8 +394,8 @@ def _model_free_scores(evaluation: Mapping[str, Any], baseline: str) -> str:
     labels = {metric.key: metric.label for _, metric in scored_metrics()}
     faithfulness = evaluation["baselines"]["faithfulness"]
     keys = [key for key in faithfulness[baseline] if key in labels]
-    scores = ", ".join(f"{labels[key]} {faithfulness[baseline][key]:.2f}" for key in keys)
-    random = ", ".join(f"{faithfulness[key]:.2f}" for key in keys)
+    scores = ", ".join(f"{labels[key]} {mean(faithfulness[baseline][key])}" for key in keys)
+    random = ", ".join(mean(faithfulness[key]) for key in keys)
     said = f"{scores} (random maps: {random})"
     pointing = evaluation["baselines"].get("localisation") or {}
     if "pointing_game" in pointing and (pointing.get(baseline) or {}).get("pointing_game") is not None:

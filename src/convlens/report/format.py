@@ -11,6 +11,12 @@ def value(number: float | None) -> str:
     return "-" if number is None else f"{number:.4g}"
 
 
+def mean(number: float | None) -> str:
+    """A mean score to two places, ``-`` for none, never ``-0.00`` (a random map's ROAD of -0.001 printed so, as if its
+    sign meant something; an interval's bound keeps its sign, which says on which side of 0 it ends)."""
+    return "-" if number is None else f"{round(number, 2) + 0.0:.2f}"
+
+
 def number(item: object) -> str:
     """Floats to three significant digits, lists as comma-separated items, anything else as it is."""
     if isinstance(item, list | tuple):

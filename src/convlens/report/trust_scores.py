@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
-from convlens.report.format import p_value
+from convlens.report.format import mean, p_value
 from convlens.report.markdown import code, folded, prose, table, text
 from convlens.report.trust_verdicts import (
     MARKS,
@@ -238,8 +238,8 @@ def _cascade_cells(record: dict[str, Any]) -> list[str]:
         return ["-", "-"]
     mark = CASCADE_MARKS.get(cascade["verdict"], "")
     return [
-        f"{_number(cascade['top'][name])} → {_number(cascade['full'][name])} ({_number(cascade['baseline'][name])}; "
-        f"edges {_number(cascade['edges'][name])})" + (mark if name == "spearman" else "")
+        f"{mean(cascade['top'][name])} → {mean(cascade['full'][name])} ({mean(cascade['baseline'][name])}; "
+        f"edges {mean(cascade['edges'][name])})" + (mark if name == "spearman" else "")
         for name in ("spearman", "ssim")
     ]
 
@@ -298,7 +298,7 @@ def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Me
             worse = ", worse" if score["verdict"] == "below" else ""
             reason = _why(evaluation, row, score, metric.worse, metric.key)
             groups.setdefault(reason, []).append(
-                f"{row.label} ({score['value']:.2f} vs {score['baseline']:.2f}{worse})"
+                f"{row.label} ({mean(score['value'])} vs {mean(score['baseline'])}{worse})"
             )
     return [f"On {metric.label}, {', '.join(items)} {_do(items)} not beat {_reference(rows, family, metric)}: "
             f"{reason}." for reason, items in groups.items()]  # fmt: skip
@@ -465,7 +465,3 @@ def _status(name: str, evaluation: dict[str, Any], findings: str) -> list[str]:
         by_status.setdefault(trust_status(record), []).append(code(layer))
     said = [f"{status} at {', '.join(by_status[status])}" for status in TRUST_STATUSES if status in by_status]
     return [f"**Checks on this run:** {'; '.join(said)} ({findings})."]
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"

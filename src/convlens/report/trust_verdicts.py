@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, scored_metrics
+from convlens.report.format import mean
 from convlens.report.markdown import prose, text
 
 #: The fewest images the evaluation tests (``convlens.evaluate.statistics.MIN_IMAGES``, which the report
@@ -26,7 +27,7 @@ def score_cell(score: dict[str, Any] | None) -> str:
         return "-"
     test = score["against"][score["reference"]]
     interval = "" if test["low"] is None else f" [{test['low']:+.2f}, {test['high']:+.2f}]"
-    return f"{score['value']:.2f} ({_number(score['baseline'])}){interval}{MARKS[score['verdict']]}"
+    return f"{mean(score['value'])} ({mean(score['baseline'])}){interval}{MARKS[score['verdict']]}"
 
 
 def images_row(records: list[dict[str, Any]]) -> list[str]:
@@ -88,11 +89,11 @@ def model_free_numbers(cell: Mapping[str, Any], baseline: str) -> str:
     numbers = (cell.get("value"), test.get("mean"), test.get("difference"), test.get("low"), test.get("high"))
     if any(not isinstance(number, int | float) for number in numbers):
         return ""
-    value, mean, difference, low, high = numbers
+    value, theirs, difference, low, high = numbers
     adjusted = test.get("p_adjusted", test.get("p"))
     p = "" if adjusted is None else f", adjusted p {adjusted:.2g}"
     n = "" if test.get("n") is None else f", n = {test['n']}"
-    return f" ({value:.2f} vs {mean:.2f}; advantage {difference:+.2f} [{low:+.2f}, {high:+.2f}]{p}{n})"
+    return f" ({mean(value)} vs {mean(theirs)}; advantage {difference:+.2f} [{low:+.2f}, {high:+.2f}]{p}{n})"
 
 
 def costly_images(sample: dict[str, Any]) -> int | None:
@@ -200,7 +201,3 @@ def _names(families: list[str]) -> str:
 
 def _range(low: int, high: int) -> str:
     return f"n = {low}" if low == high else f"n = {low}-{high}"
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
