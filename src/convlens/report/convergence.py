@@ -153,10 +153,10 @@ def _underfit(metrics: Mapping[str, Any]) -> str | None:
     return (f"**Underfits:** the best checkpoint classifies only {clean['acc']:.1%} {_interval(bounds)} of "
             f"{_drawn(clean['images'], metrics)} training images (un-augmented, eval mode), {below} "
             f"under the {accuracy:.0%} that {source} reaches on the *test* images (underfitting is called when the "
-            f"interval's top is more than {_points(UNDERFIT_GAP)} under it): it fits the images it was trained on "
-            "worse than a published model classifies images it never saw, so it has not learnt what this data can "
-            "teach (too few epochs or too little capacity; this run does not tell which), its maps explain a weaker "
-            "classifier, and what they show may not hold for a well-trained one.")  # fmt: skip
+            f"interval's top is more than {_points(UNDERFIT_GAP)} under it). It fits the images it was trained on "
+            "worse than a published model classifies images it never saw: too few epochs or too little "
+            "capacity (this run does not tell which), so its maps explain a weaker classifier than a well-trained "
+            "one.")  # fmt: skip
 
 
 def _drawn(images: int, metrics: Mapping[str, Any]) -> str:
