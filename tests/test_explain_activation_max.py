@@ -118,7 +118,7 @@ def test_a_channel_the_ascent_never_raises_is_a_failed_image_named_in_the_notes(
     found = maximize_channels(model, "stem.relu", [3, 1], (48, 48), AscentParams(steps=4))
     notes = LayerMaximizations({"stem.relu": found}, {"stem.relu": "chosen by hand"}).notes()
     assert found.final_activation[0] <= 0 < found.final_activation[1]
-    assert notes[-1].startswith("stem.relu: 1 of 2 channel images failed (channels 3): the ascent from noise")
+    assert notes[-1].startswith("stem.relu: 1 of 2 channel images failed (channel 3): the ascent from noise")
     working = maximize_channels(model, "stem.relu", [1], (48, 48), AscentParams(steps=4))
     assert LayerMaximizations({"stem.relu": working}, {"stem.relu": "chosen by hand"}).notes() == ["chosen by hand"]
 

@@ -297,8 +297,9 @@ def _failed(layer: str, found: MaximizedChannels) -> str | None:
     ]
     if not failed:
         return None
-    return (f"{layer}: {len(failed)} of {len(found.targets)} channel images failed (channels "
-            f"{', '.join(map(str, failed))}): the ascent from noise never raised their mean activation above 0 "
+    return (f"{layer}: {len(failed)} of {len(found.targets)} channel images failed (channel"
+            f"{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}): the ascent from noise never raised "
+            "their mean activation above 0 "
             "(whether they fire on real images is the note on how the channels were chosen), so those panels "
             "(labelled 'failed', in red) show noise, not what the channel detects")  # fmt: skip
 
