@@ -637,10 +637,12 @@ def test_a_missing_mistakes_test_says_why_and_the_most_frequent_wrong_answer_is_
     assert confident_mistakes(_mistakes(["Happy"] * 7), CONFUSION, NAMES, evaluation, ("smoothgrad", ""))[0].endswith(
         "not how often it gives that answer."
     )
-    frequent = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Happy")
+    frequent = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, None)
     assert frequent[0].startswith("**Sad** is the most frequent wrong answer (30 of the 48 mistakes). No part was "
                                   "shown to tell the maps of the sample's images of other classes answered Sad and "
                                   "its Sad images answered Sad apart (SmoothGrad's maps, n = 11 and 10")  # fmt: skip
+    after = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Happy")  # Happy's line named Sad
+    assert after[0].startswith("For **Sad**, the most frequent wrong answer named above: no part was shown to tell")
     assert frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Sad") == [], "said already"
     del evaluation["regions"]["methods"]["smoothgrad"][""]["2"]["mistakes"]
     assert frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, None) == [], "no test: nothing"

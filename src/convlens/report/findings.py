@@ -606,6 +606,10 @@ def frequent_wrong_answer(evaluation: Mapping[str, Any] | None, chosen: tuple[st
     evidence = _same_evidence(evaluation, chosen, answer, class_names, tested_only=True)
     if answer == said or not evidence:
         return []
+    if said is not None:  # the shared answer's line named it with its count (:func:`_wrong_answers`)
+        reading = evidence.strip()
+        named = f"For **{text(answer)}**, the most frequent wrong answer named above"
+        return [f"{named}: {reading[0].lower()}{reading[1:]}"]
     return [f"**{text(answer)}** is the most frequent wrong answer ({int(wrong.max()):,} of the {int(wrong.sum()):,} "
             f"mistakes).{evidence}"]  # fmt: skip
 
