@@ -883,8 +883,8 @@ def test_a_folded_group_showing_part_of_the_images_says_how_many_of_them() -> No
     assert "its most confident mistake (1 of 7)</summary>" in method_block("lime", [entries[1]], {}, group_sizes=sizes)
     assert "its most confident mistake (7)</summary>" in method_block("saliency", [entries[0]], {}, group_sizes=sizes)
     limited = method_block("lime", [entries[1]], {"parameters": {"images": 2}}, group_sizes=sizes)
-    assert ("its most confident mistake (1 of 7: this method explains only the first pick of each of the first 2 "
-            "classes, a mistake where a class has no correctly classified pick)</summary>") in limited  # fmt: skip
+    assert ("its most confident mistake (1 of 7: a #0; this method explains one image for each of the first 2 "
+            "classes, a mistake only where a class has no correctly classified one)</summary>") in limited  # fmt: skip
     entries[0]["images"].append(entries[0]["images"][0] | {"class": "b"})  # one image explained for two classes
     assert group_sizes(entries) == {"mistake": 7}
     assert "its most confident mistake (7)</summary>" in method_block("saliency", [entries[0]], {}, group_sizes=sizes)

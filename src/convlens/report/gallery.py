@@ -108,7 +108,7 @@ def method_block(
         shown = figure(entry, split, classes, elsewhere)
         if fold:
             count, whole = _distinct_images(entry), (group_sizes or {}).get(kind or "", 0)
-            part = f" of {whole}{_which_part(summary)}" if whole > count else ""
+            part = f" of {whole}{_which_part(summary, entry)}" if whole > count else ""
             shown = folded(f"{description} ({count}{part})", shown)
         elif registry.METHODS[method].detail or (kind is None and position > 0):  # a chart, a further view
             shown = folded("the figure", shown)
@@ -235,16 +235,19 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _which_part(summary: Mapping[str, Any]) -> str:
+def _which_part(summary: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
     """Which of a group's images a method limited by its ``images`` setting shows (``Explained`` in
-    :mod:`convlens.visualize.context`): FER2013's LIME showed Disgust's mistake under "of each true class its most
-    confident mistake (1 of 7)", the least confident of them, with no word of how it was chosen."""
+    :mod:`convlens.visualize.context`), named: FER2013's LIME showed Disgust's mistake under "of each true class its
+    most confident mistake (1 of 7)" with no word of how it was chosen, then under a rule a grader could not parse."""
     images = (summary.get("parameters") or {}).get("images")
     if type(images) is not int:
         return ""
+    shown = list({image.get("image_index"): image for image in entry.get("images") or []}.values())
+    named = ", ".join(f"{text(str(image.get('true_label', image.get('class', '?'))))} #{image.get('image_index')}"
+                      for image in shown)  # fmt: skip
     return (
-        f": this method explains only the first pick of each of the first {images} classes, a mistake where "
-        "a class has no correctly classified pick"
+        f": {named}; this method explains one image for each of the first {images} classes, a mistake only where "
+        "a class has no correctly classified one"
     )
 
 
