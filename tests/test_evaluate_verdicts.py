@@ -163,6 +163,10 @@ def _layer(supported: int, failed: int, pointing: float | None = None) -> dict:
     return record
 
 
+def _alike(value: float) -> dict:
+    return {"alike_across_images": {"value": value, "repeats": None}}
+
+
 @pytest.mark.parametrize(
     ("layers", "expected"),
     [
@@ -177,6 +181,10 @@ def _layer(supported: int, failed: int, pointing: float | None = None) -> dict:
             "layer3",
         ),  # maps that repeat a pattern are shown to fail (demo_faces' Grad-CAM at layer4.relu2: the face's outline)
         ({"layer2": _layer(2, 1, 0.9), "layer3": _layer(2, 1, 0.5)}, "layer2"),  # then the pointing game
+        (
+            {"layer2": _layer(2, 1) | _alike(0.13), "layer4": _layer(2, 1) | _alike(0.64)},
+            "layer2",
+        ),  # then the maps less alike across images (FER2013's Grad-CAM: the same blob on every face at layer4.relu2)
         ({"layer2": _layer(2, 1), "layer3": _layer(2, 1)}, "layer3"),  # then the deeper layer
     ],
 )
