@@ -118,7 +118,7 @@ def weight_bars(
     it explains (as an axis label it ran into the next row's panel). ``span``, the x range every row of a figure
     shares (:func:`shared_span`; a bar of -0.006 was drawn as long as another row's +0.15), else this row's own."""
     values = [weight for _, weight in top_weights]
-    low, high = span or (min([0.0, *values]), max([0.0, *values]))
+    low, high = span or shared_span([top_weights])
     positions = np.arange(len(values))[::-1] + (score is not None)
     axes.barh(positions, values, color=[POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR for value in values])
     axes.set_yticks(positions, [f"#{segment}" for segment, _ in top_weights], fontsize=7)

@@ -547,8 +547,9 @@ def _never(confusion: np.ndarray, class_names: Sequence[str], train_counts: Sequ
 
 
 def _training_share(name: str, class_names: Sequence[str], counts: Sequence[int] | None) -> str:
-    """`` (436 of 28,709 training images, 1.5%; the fewest of any class)``, or nothing without counts."""
-    if not counts or len(counts) != len(class_names) or not sum(counts):
+    """`` (436 of 28,709 training images, 1.5%; the fewest of any class)``, or nothing without counts (which
+    :attr:`RunData.train_counts` has checked)."""
+    if not counts:
         return ""
     count, total = counts[list(class_names).index(name)], sum(counts)
     fewest = "; the fewest of any class" if count == min(counts) else ""
