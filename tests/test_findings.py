@@ -425,6 +425,20 @@ def test_pairs_with_too_few_maps_are_named_in_one_sentence_with_the_remedy_the_s
     assert said.endswith("explained for)."), "explained for the true class already"
 
 
+def test_a_pair_with_a_class_no_sample_map_is_explained_for_is_a_pair_with_too_few_maps() -> None:
+    """A class the model never gave in the sample has no entry in the regions' shares; a confused pair with it
+    (a short run that answers only some classes) made the report fail on unpacking."""
+    evaluation = _evaluation()
+    evaluation["regions"]["pairs"] = {"saliency": {"": {}}}
+    run = _run([[100, 0, 30], [0, 100, 0], [5, 0, 100]], [0.9, 0.9], evaluation)
+    run.class_names = ["cat", "dog", "bird"]
+    assert "2" not in evaluation["regions"]["methods"]["saliency"][""]
+    assert confuses(run, evaluation, ("saliency", ""))[-1] == (
+        "The maps of **cat** and **bird** are not compared: one class has fewer than 8 sampled images explained for "
+        "it with a located map (an image is counted under the class it is explained for)."
+    )
+
+
 def test_convergence_flips_with_the_validation_trend() -> None:
     rising = limits(_run([[1, 0], [0, 1]], [0.5, 0.6, 0.7], _evaluation()))
     assert rising[0].startswith("- **Not converged:**")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -716,21 +716,26 @@ def _recomputed(evaluation: Mapping[str, Any]) -> str:
 def _pairs_differ(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
                   pairs: Sequence[ConfusedPair]) -> list[str]:  # fmt: skip
     """:func:`_differs` for each named pair's two classes (once per two classes, either way round): a grader asked
-    why Sad is taken for Neutral, and only the largest pair was compared. The test is spelled out at its first use."""
+    why Sad is taken for Neutral, and only the largest pair was compared. The test is spelled out at its first use;
+    the pairs with too few located maps are said together (:func:`_too_few_pairs`)."""
     lines: list[str] = []
     described, short = False, []
     for classes in dict.fromkeys(frozenset((pair.true, pair.predicted)) for pair in pairs):
         pair = next(pair for pair in pairs if frozenset((pair.true, pair.predicted)) == classes)
-        found, tested = _differs(evaluation, chosen, class_names, pair, brief=described)
-        if found == [TOO_FEW]:
+        compared = _differs(evaluation, chosen, class_names, pair, brief=described)
+        if compared.too_few:
             short.append(sorted((class_names.index(pair.true), class_names.index(pair.predicted))))
-            continue
-        lines, described = lines + found, described or tested
+        lines, described = lines + compared.lines, described or compared.tested
     return lines + _too_few_pairs(evaluation or {}, class_names, short)
 
 
-#: :func:`_differs`'s line for a pair with too few located maps in one class, said for all such pairs at once.
-TOO_FEW = "too few"
+class PairComparison(NamedTuple):
+    """What :func:`_differs` found for one confused pair: its sentences, whether the pair test ran (and so was
+    described), and whether one class had too few located maps to test (said for all such pairs at once)."""
+
+    lines: list[str]
+    tested: bool = False
+    too_few: bool = False
 
 
 def _too_few_pairs(evaluation: Mapping[str, Any], class_names: Sequence[str], short: list[list[int]]) -> list[str]:
@@ -762,30 +767,31 @@ def _too_few_pairs(evaluation: Mapping[str, Any], class_names: Sequence[str], sh
 
 
 def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
-             pair: ConfusedPair, brief: bool = False) -> tuple[list[str], bool]:  # fmt: skip
+             pair: ConfusedPair, brief: bool = False) -> PairComparison:  # fmt: skip
     """Where the lead map's shares differ between the pair's classes: ``regions``' two-sided permutation test of
     the two classes' images per part (share minus area), adjusted over every pair and part of the map; the
-    parts below :data:`DISTINCT_Q`, or that none is; and whether the test ran. ``brief``: the test was described
-    in an earlier pair's sentence. A pair with too few located maps in one class gives ``[TOO_FEW]``, which
-    :func:`_pairs_differ` says for all such pairs in one sentence."""
+    parts below :data:`DISTINCT_Q`, or that none is. ``brief``: the test was described in an earlier pair's
+    sentence. A class with fewer than :data:`MIN_IMAGES` located maps, or none explained for it (a class the model
+    never gave in the sample: the report failed on such a pair), makes the pair ``too_few``."""
     if chosen is None or not evaluation:
-        return [], False
+        return PairComparison([])
     regions = evaluation["regions"]
     shares = regions["methods"][chosen[0]][chosen[1]]
     labels = sorted([class_names.index(pair.true), class_names.index(pair.predicted)])
     keys = [str(label) for label in labels]
     if not all(key in shares for key in keys):
-        return []
+        return PairComparison([], too_few=True)
     first, second = (shares[key] for key in keys)
     names = f"**{text(class_names[labels[0]])}** and **{text(class_names[labels[1]])}**"
     if not first["images"] or not second["images"]:
-        return [f"The maps of {names} cannot be compared: the map is flat on every image of one of them."], False
+        return PairComparison([f"The maps of {names} cannot be compared: the map is flat on every image of one of "
+                               "them."])  # fmt: skip
     test = ((regions.get("pairs") or {}).get(chosen[0]) or {}).get(chosen[1], {}).get("-".join(keys))
     if min(first["images"], second["images"]) < MIN_IMAGES:
-        return [TOO_FEW], False
+        return PairComparison([], too_few=True)
     if test is None:
-        return [f"The maps of {names} are not compared: the evaluation predates the class-pair tests; `make evaluate` "
-                "adds them."], False  # fmt: skip
+        return PairComparison([f"The maps of {names} are not compared: the evaluation predates the class-pair tests; "
+                               "`make evaluate` adds them."])  # fmt: skip
     described = _parts_apart(regions["parts"], first, second, test["p_adjusted"])
     how = (f"the same test, n = {first['images']} and {second['images']}" if brief
            else _pair_test_described(evaluation, first["images"], second["images"]))  # fmt: skip
@@ -793,9 +799,9 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
         caveat = "" if brief else (": this does not show the maps are alike (at these n a small difference goes "
                                    "undetected), only that they do not show what separates the two; LIME's confused "
                                    "pairs may")  # fmt: skip
-        return [f"No part was shown to tell the maps of {names} apart ({how}){caveat}."], True
+        return PairComparison([f"No part was shown to tell the maps of {names} apart ({how}){caveat}."], tested=True)
     pointer = "" if brief else ": where to look in LIME's confused pairs"
-    return [f"The maps of {names} differ on {described} ({how}){pointer}."], True
+    return PairComparison([f"The maps of {names} differ on {described} ({how}){pointer}."], tested=True)
 
 
 def _pair_test_described(evaluation: Mapping[str, Any], first: int, second: int) -> str:
