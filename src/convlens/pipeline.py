@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from convlens import provenance
+from convlens.config import register_configs
 from convlens.report.markdown import table
 from convlens.run_files import read_metrics
-from convlens.rundir import LATEST, RunDirError
+from convlens.rundir import CONF, RunDirError, resumed_run_dir, unused_run_dir
 from convlens.stage import script as stage_script
-from convlens.untrusted import UntrustedInputError
+from convlens.untrusted import UntrustedInputError, safe_name
 
 Found = TypeVar("Found")
 
@@ -118,20 +119,49 @@ def _exit_status(code: object) -> int:
     return 1
 
 
-def run_pipeline(experiments: list[str], train_overrides: list[str]) -> dict[tuple[str, str], float]:
-    times: dict[tuple[str, str], float] = {}
+def run_pipeline(
+    experiments: list[str], train_overrides: list[str]
+) -> tuple[dict[tuple[str, str], float], dict[str, Path]]:
+    """Every stage of each experiment in turn; the stages' wall times and each experiment's run directory. The
+    stages after training are given the run it wrote (``run=``), not ``<experiment>/latest``: with
+    ``paths.latest=false``, ``experiment_name=`` or ``paths.outputs_dir=`` among the overrides that link names
+    another run, whose maps and evaluation they replaced."""
+    times, runs = {}, {}
     for experiment in experiments:
-        for stage in PIPELINE_STAGES:
-            times[experiment, stage] = run_stage(stage, experiment, train_overrides if stage == "train" else [])
-    return times
+        runs[experiment], overrides = planned_run(experiment, train_overrides)
+        times[experiment, "train"] = run_stage("train", experiment, overrides)
+        for stage in PIPELINE_STAGES[1:]:
+            times[experiment, stage] = run_stage(stage, experiment, [f"run={runs[experiment]}"])
+    return times, runs
 
 
-def summary_table(
-    times: dict[tuple[str, str], float], start_seconds: float = 0.0, outputs: Path = Path("outputs")
-) -> str:
-    """The markdown table the README shows: per experiment its accuracy (from the run ``latest`` points
-    at) and every stage's wall time, the one-time ``start_seconds`` of :func:`preload`, on the CPU
-    named in the first line."""
+def planned_run(experiment: str, overrides: list[str]) -> tuple[Path, list[str]]:
+    """The run directory the train stage will write for ``experiment`` with ``overrides``, and the overrides that
+    make it that one: ``paths.output_dir`` where given, the run a checkpoint resumes (``ckpt_path`` into a run
+    directory), else a new ``<outputs_dir>/<experiment_name>/<time>`` added as ``paths.output_dir``. Composed as
+    ``scripts/train.py`` composes it; a config error stops here with Hydra's message, before any stage."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
+    except (HydraException, OmegaConfBaseException) as error:
+        sys.exit(f"[{experiment}] train: {error}")
+    if cfg.paths.output_dir is not None:
+        return Path(cfg.paths.output_dir), overrides
+    resumed = resumed_run_dir(cfg.ckpt_path)
+    if resumed is not None:
+        return resumed, overrides
+    root = unused_run_dir(Path(cfg.paths.outputs_dir) / safe_name(cfg.experiment_name, "experiment_name"))
+    return root, [*overrides, f"paths.output_dir={root}"]
+
+
+def summary_table(times: dict[tuple[str, str], float], runs: dict[str, Path], start_seconds: float = 0.0) -> str:
+    """The markdown table the README shows: per experiment its run's accuracy and every stage's wall time, the
+    one-time ``start_seconds`` of :func:`preload`, on the CPU the last run names."""
     experiments = list(dict.fromkeys(experiment for experiment, _ in times))
     header = ["experiment", "val / test accuracy", *(f"{stage} (s)" for stage in PIPELINE_STAGES), "total (s)"]
     rows = []
@@ -139,10 +169,10 @@ def summary_table(
         seconds = [times.get((experiment, stage)) for stage in PIPELINE_STAGES]
         cells = ["-" if value is None else f"{value:.0f}" for value in seconds]
         total = sum(value for value in seconds if value is not None)
-        rows.append([f"`{experiment}`", _accuracy(outputs / experiment / LATEST), *cells, f"{total:.0f}"])
+        rows.append([f"`{experiment}`", _accuracy(runs[experiment]), *cells, f"{total:.0f}"])
     rows.append(["start (imports, once)", "", *[""] * len(PIPELINE_STAGES), f"{start_seconds:.0f}"])
     rows.append(["all", "", *[""] * len(PIPELINE_STAGES), f"{start_seconds + sum(times.values()):.0f}"])
-    cpu = _read(outputs / experiments[-1] / LATEST, _cpu)
+    cpu = _read(runs[experiments[-1]], _cpu)
     timing = "wall clock of each stage's process, the imports they share counted once"
     return f"on {cpu or 'an unrecorded CPU'}, {timing}:\n\n{table(header, rows)}"
 
@@ -180,4 +210,5 @@ def main(argv: list[str]) -> None:
     if not experiments:
         sys.exit("usage: pipeline.py EXPERIMENT [EXPERIMENT ...] [-- hydra overrides for train]")
     start_seconds = preload()
-    print("\n" + summary_table(run_pipeline(experiments, overrides), start_seconds))
+    times, runs = run_pipeline(experiments, overrides)
+    print("\n" + summary_table(times, runs, start_seconds))

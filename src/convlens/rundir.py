@@ -4,6 +4,8 @@ data and its config may only build convlens classes (:mod:`convlens.untrusted`).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +52,9 @@ GENERATOR = "generator"
 #: The split the visualize stage draws its images from unless the manifest records another (older manifests).
 DEFAULT_SPLIT = "test"
 #: The experiments the project defines (the package runs from its source tree: `pip install -e .`).
-EXPERIMENT_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "experiment"
+#: The project's Hydra configs, and the experiments among them.
+CONF = Path(__file__).resolve().parents[2] / "conf"
+EXPERIMENT_CONFIGS = CONF / "experiment"
 #: strftime format of a run directory's name; a second run started in the same second gets ``-2``, ...
 RUN_NAME_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
@@ -85,15 +89,30 @@ def create_run_dir(experiment_dir: Path, moment: datetime | None = None) -> Path
     ``mkdir`` succeeds for one process only, so when another run took the name (started in the same
     second), the next free of ``<name>-2``, ``<name>-3``, ... is taken instead: no two runs share one."""
     experiment_dir.mkdir(parents=True, exist_ok=True)
+    return next(path for path in _run_names(experiment_dir, moment) if _created(path))
+
+
+def unused_run_dir(experiment_dir: Path, moment: datetime | None = None) -> Path:
+    """The name :func:`create_run_dir` would take now, not created: for a caller that hands it to the train stage
+    as ``paths.output_dir`` (which refuses a folder that exists, should another run take it first)."""
+    return next(path for path in _run_names(experiment_dir, moment) if not path.exists())
+
+
+def _created(path: Path) -> bool:
+    """Whether ``mkdir`` made ``path`` here (False: another run holds the name)."""
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def _run_names(experiment_dir: Path, moment: datetime | None) -> Iterator[Path]:
+    """``<time>``, then ``<time>-2``, ``<time>-3``, ... under ``experiment_dir``."""
     stem = (moment or datetime.now()).strftime(RUN_NAME_FORMAT)
-    number = 1
-    while True:
-        path = experiment_dir / (stem if number == 1 else f"{stem}-{number}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            number += 1
+    yield experiment_dir / stem
+    for number in itertools.count(2):
+        yield experiment_dir / f"{stem}-{number}"
 
 
 def resumed_run_dir(ckpt_path: str | Path | None) -> Path | None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from convlens.compare.report import shown_path, write_report
-from convlens.compare.runs import CONF, CompareError, prepare_runs
+from convlens.compare.runs import CompareError, prepare_runs
 from convlens.compare.schema import CompareConfig, check_names
-from convlens.rundir import RUN_NAME_FORMAT
+from convlens.rundir import CONF, RUN_NAME_FORMAT
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,12 @@ from convlens.compare.schema import CompareConfig
 from convlens.lineage import MADE_FROM, FileHashes, changed_inputs
 from convlens.pipeline import run_script
 from convlens.run_files import read_config
-from convlens.rundir import CONFIG, EVALUATION_JSON, MANIFEST, METRICS
+from convlens.rundir import CONF, CONFIG, EVALUATION_JSON, MANIFEST, METRICS
 from convlens.stage import script
 from convlens.untrusted import UntrustedInputError, inside, read_json, safe_name
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
 #: What the compare's visualize stage always sets: per class the first correctly and the first wrongly
 #: classified test image (in split order), each explained for its true class. The first image of every
 #: class is one of the two for any model, so every architecture explains it, for the same class.
