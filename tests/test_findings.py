@@ -263,12 +263,30 @@ def test_a_family_tested_for_no_method_leaves_the_table_with_its_reason() -> Non
 
 def test_confusions_name_the_pairs_that_make_most_errors_and_a_collapse() -> None:
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9]), None, None)
-    assert lines == ["12 of 100 test images are misclassified; **cat** taken for **dog** (10) makes 10 of them (83%)."]
+    assert lines == [
+        "12 of 100 test images are misclassified; **cat** taken for **dog** (10; the other way 2) makes 10 of them "
+        "(83%)."
+    ]
     one = confuses(_run([[50, 0], [1, 49]], [0.9, 0.9]), None, None)
     assert one == ["1 of 100 test images is misclassified; **dog** taken for **cat** (1) makes 1 of them (100%)."]
     collapsed = confuses(_run([[50, 0], [49, 1]], [0.5, 0.5]), None, None)
     assert collapsed[0].startswith("**Collapsed:** the model answers **cat** for 99%")
     assert confuses(_run([[50, 0], [0, 50]], [1.0, 1.0]), None, None) == ["No test image is misclassified."]
+
+
+def test_a_named_confusion_says_its_other_way_and_a_class_whose_mistakes_spread() -> None:
+    """FER2013: "Fear taken for Neutral (127)" hid Fear's 117 for Sad and 116 for Surprise (22 of 528 right), and Sad
+    for Neutral (179) the 104 Neutral for Sad. A named pair says its reverse; a class whose named pair holds under half
+    of its mistakes lists them all; when the pair holds half or more, no line."""
+    run = _run([[40, 12, 10, 9], [1, 50, 0, 0], [0, 0, 50, 0], [0, 0, 0, 50]], [0.9, 0.9])
+    run.class_names = ["cat", "dog", "bird", "fish"]
+    lines = confuses(run, None, None)
+    assert lines[0] == ("32 of 222 test images are misclassified; **cat** taken for **dog** (12; the other way 1); "
+                        "**cat** taken for **bird** (10) make 22 of them (69%).")  # fmt: skip
+    assert lines[1] == ("Spread over several wrong answers (no one of them takes 50% of the class's mistakes): **cat** "
+                        "(31 mistakes, 40 right): dog 12, bird 10, fish 9.")  # fmt: skip
+    run.confusion = np.array([[40, 16, 10, 5], [1, 50, 0, 0], [0, 0, 50, 0], [0, 0, 0, 50]])
+    assert not any(line.startswith("Spread") for line in confuses(run, None, None)), "16 of 31: half or more"
 
 
 def test_a_tie_with_the_last_named_confusion_is_named_too() -> None:

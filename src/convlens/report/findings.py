@@ -509,7 +509,8 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
             break
         pairs.append(pair)
         covered += pair.count
-    named = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}** ({pair.count})" for pair in pairs)
+    named = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}** ({pair.count}"
+                      f"{_other_way(confusion, run.class_names, pair, pairs)})" for pair in pairs)  # fmt: skip
     are, make = "is" if errors == 1 else "are", "makes" if len(pairs) == 1 else "make"
     lines = [f"{errors:,} of {int(confusion.sum()):,} test images {are} misclassified; {named} {make} {covered:,} of "
              f"them ({covered / errors:.0%})."]  # fmt: skip
@@ -517,11 +518,45 @@ def confuses(run: RunData, evaluation: Mapping[str, Any] | None, chosen: tuple[s
     if tied:
         others = "; ".join(f"**{text(pair.true)}** taken for **{text(pair.predicted)}**" for pair in tied)
         lines.append(f"Tied with the last of them at {pairs[-1].count}: {others}.")
-    lines += _never(confusion, run.class_names, run.train_counts)
+    lines += _spread(confusion, run.class_names, pairs) + _never(confusion, run.class_names, run.train_counts)
     mistakes = confident_mistakes(run.manifest, confusion, run.class_names, evaluation, chosen)
     said = shared_answer(run.manifest)
     frequent = frequent_wrong_answer(evaluation, chosen, confusion, run.class_names, said and said[0])
     return lines + _pairs_differ(evaluation, chosen, run.class_names, pairs) + mistakes + frequent
+
+
+def _other_way(confusion: np.ndarray, class_names: Sequence[str], pair: ConfusedPair,
+               named: Sequence[ConfusedPair]) -> str:  # fmt: skip
+    """``; the other way 104``: the reverse cell of a named pair, where it is not empty and not named itself (FER2013:
+    Sad taken for Neutral 179 times, Neutral for Sad 104; a grader found the confusion named one way only)."""
+    if any((other.true, other.predicted) == (pair.predicted, pair.true) for other in named):
+        return ""
+    count = int(confusion[class_names.index(pair.predicted), class_names.index(pair.true)])
+    return f"; the other way {count:,}" if count else ""
+
+
+#: A named pair whose count is under this share of its true class's mistakes has them spread over several answers.
+SPREAD_SHARE = 0.5
+
+
+def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[ConfusedPair]) -> list[str]:
+    """The wrong answers of each named pair's true class whose pair holds under :data:`SPREAD_SHARE` of that class's
+    mistakes, most frequent first (FER2013: "Fear taken for Neutral (127)" hid Sad 117 and Surprise 116 beside it),
+    as one line; none where every named pair holds most of its class's mistakes."""
+    said = []
+    for true in dict.fromkeys(pair.true for pair in named):
+        row = class_names.index(true)
+        answers = sorted(((int(count), column) for column, count in enumerate(confusion[row]) if column != row
+                          and count > 0), key=lambda found: (-found[0], found[1]))  # fmt: skip
+        wrong = sum(count for count, _ in answers)
+        if answers[0][0] >= SPREAD_SHARE * wrong:
+            continue
+        listed = ", ".join(f"{text(class_names[column])} {count:,}" for count, column in answers)
+        said.append(f"**{text(true)}** ({wrong:,} mistakes, {int(confusion[row, row]):,} right): {listed}")
+    if not said:
+        return []
+    return [f"Spread over several wrong answers (no one of them takes {SPREAD_SHARE:.0%} of the class's mistakes): "
+            f"{'; '.join(said)}."]  # fmt: skip
 
 
 def _single_confusions(ranked: list[ConfusedPair], confusion: np.ndarray) -> str:
