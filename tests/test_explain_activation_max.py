@@ -135,10 +135,17 @@ def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_re
     assert torch.allclose(found.probabilities, expected, atol=1e-6)
     assert 1 in found.failed() and all(found.probabilities[row] < 0.5 for row in found.failed())
     probability = {row: f"{float(found.probabilities[row]):.2f}" for row in found.failed()}  # rows are classes
-    numbers = ", ".join(f"{row} {probability[row]}" for row in found.failed())
+    best, answer = torch.softmax(model(found.images), dim=1).detach().max(dim=1)
+    assert answer[1] != 1, "class 1's image is answered by another class"
+    read = {row: f"{int(answer[row])} {float(best[row]):.2f}" for row in found.failed()}
+    numbers = "; ".join(f"{row} {probability[row]}, read as {read[row]}" for row in found.failed())
     assert found.notes()[0].startswith(f"{len(found.failed())} of 3 class-model images failed ({numbers}): ")
     named = dataclasses.replace(found, class_names=("calm", "disgust", "joy"))
-    names = ", ".join(f"{('calm', 'disgust', 'joy')[row]} {probability[row]}" for row in found.failed())
+    names = "; ".join(
+        f"{('calm', 'disgust', 'joy')[row]} {probability[row]}, read as "
+        f"{('calm', 'disgust', 'joy')[int(answer[row])]} {float(best[row]):.2f}"
+        for row in found.failed()
+    )
     assert f"class-model images failed ({names}): " in named.notes()[0], "named by the run's class names"
     assert found.scores(None) == {"median_class_probability": round(float(np.median(found.probabilities.numpy())), 3)}
     from types import SimpleNamespace

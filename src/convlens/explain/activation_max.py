@@ -108,10 +108,13 @@ CLASS_MODEL_FAILED_BELOW = 0.5
 @dataclass(frozen=True)
 class ClassModels(Maximization):
     """Class models, with ``probabilities`` (K,): the softmax probability the model gives each image for
-    its own class (the logit alone says nothing about the other classes), and the ``class_names`` the
-    notes name them by (empty: by their numbers)."""
+    its own class (the logit alone says nothing about the other classes), ``answers`` (K,): the class it gives
+    each image the highest probability, with that probability, ``answer_probabilities``, and the ``class_names``
+    the notes name them by (empty: by their numbers)."""
 
     probabilities: Tensor | None = None
+    answers: Tensor | None = None
+    answer_probabilities: Tensor | None = None
     class_names: tuple[str, ...] = ()
 
     def failed(self) -> list[int]:
@@ -125,18 +128,27 @@ class ClassModels(Maximization):
         return {"median_class_probability": round(float(self.probabilities.float().quantile(0.5)), 3)}
 
     def notes(self) -> list[str]:
-        """A note naming the failed class models (:meth:`failed`)."""
+        """A note naming the failed class models (:meth:`failed`), each with the class the model reads in it."""
         failed = self.failed()
         if not failed:
             return []
         assert self.probabilities is not None, "failed() finds rows only where probabilities were measured"
-        named = [class_name(self.class_names, int(self.targets[row])) for row in failed]
-        classes = ", ".join(
-            f"{name} {float(self.probabilities[row]):.2f}" for name, row in zip(named, failed, strict=True)
+        classes = "; ".join(
+            f"{class_name(self.class_names, int(self.targets[row]))} {float(self.probabilities[row]):.2f}"
+            f"{self._read_as(row)}"
+            for row in failed
         )
         return [f"{len(failed)} of {len(self.targets)} class-model images failed ({classes}): the model gives "
                 f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class, so those panels (labelled "
                 "'failed', in red) do not show what the model takes for the class"]  # fmt: skip
+
+    def _read_as(self, row: int) -> str:
+        """``, read as Surprise 0.97``: the class the model answers for the image at ``row`` (FER2013: Fear's image
+        answered Surprise, the class Fear is taken for 116 times; a grader asked which class wins)."""
+        if self.answers is None or self.answer_probabilities is None:
+            return ""
+        answer = class_name(self.class_names, int(self.answers[row]))
+        return f", read as {answer} {float(self.answer_probabilities[row]):.2f}"
 
 
 @conforming
@@ -178,7 +190,9 @@ def class_model_images(
     found = _maximize(model, "logits", targets, _class_objective(model, targets), size, config, ClassModels)
     with eval_mode(model), torch.no_grad():
         probabilities = torch.softmax(model(found.images.to(model_device(model))), dim=1).cpu()
-    return replace(found, probabilities=probabilities[torch.arange(len(targets)), targets])
+    best, answers = probabilities.max(dim=1)
+    return replace(found, probabilities=probabilities[torch.arange(len(targets)), targets], answers=answers,
+                   answer_probabilities=best)  # fmt: skip
 
 
 def _channel_objective(

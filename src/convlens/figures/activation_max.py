@@ -62,12 +62,19 @@ def draw_activation_maximization(result: LayerMaximizations, shown: Shown, param
 
 def draw_class_model(result: ClassModels, shown: Shown, params: ClassModelParams) -> list[Drawn]:
     """One grid: each class's image, labelled with the logit it reached and the probability the model gives
-    it for the class; a failed one (:meth:`ClassModels.failed`) says so in red."""
+    it for the class; a failed one (:meth:`ClassModels.failed`) says so in red, with the class the model reads in it."""
     failed = set(result.failed())
     probabilities = result.probabilities.tolist() if result.probabilities is not None else [None] * len(result.targets)
     reached = zip(result.targets.tolist(), result.final_activation.tolist(), probabilities, strict=True)
     labels = [f"{shown.class_names[c]}: {a:#.3g}" + ("" if p is None else f", p {p:.2f}") for c, a, p in reached]
-    labels = [label + (", failed" if row in failed else "") for row, label in enumerate(labels)]
+    answers = result.answers.tolist() if result.answers is not None else None
+    labels = [label + (f",\nfailed{_read_as(shown, answers, row)}" if row in failed else "")
+              for row, label in enumerate(labels)]  # fmt: skip
     colours = ["red" if row in failed else None for row in range(len(labels))]
     title = f"{shown.title} (class: logit reached, probability of the class)"
     return [Drawn("classes", partial(image_grid_figure, hwc(result.images), labels, title, 5, colours))]
+
+
+def _read_as(shown: Shown, answers: list[int] | None, row: int) -> str:
+    """``: read as Surprise``, the class the model answers for a failed class model's image; nothing unmeasured."""
+    return "" if answers is None else f": read as {shown.class_names[answers[row]]}"
