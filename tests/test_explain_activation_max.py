@@ -155,7 +155,7 @@ def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_re
     figure = draw_class_model(found, SimpleNamespace(title="t", class_names=["a", "b", "c"]), None)[0].figure()
     titles = {axes.get_title(): axes.title.get_color() for axes in figure.axes if axes.get_title()}
     failed = next(title for title in titles if title.startswith("b: "))
-    assert failed.endswith(", failed") and titles[failed] == "red"
+    assert failed.endswith(f",\nfailed: read as {'abc'[int(answer[1])]}") and titles[failed] == "red"
     confident = replace(found, probabilities=torch.full((3,), 0.9))
     assert confident.failed() == [] and confident.notes() == []
 
