@@ -11,10 +11,10 @@ def value(number: float | None) -> str:
     return "-" if number is None else f"{number:.4g}"
 
 
-def mean(number: float | None) -> str:
-    """A mean score to two places, ``-`` for none, never ``-0.00`` (a random map's ROAD of -0.001 printed so, as if its
-    sign meant something; an interval's bound keeps its sign, which says on which side of 0 it ends)."""
-    return "-" if number is None else f"{round(number, 2) + 0.0:.2f}"
+def mean(number: float | None, places: int = 2) -> str:
+    """A mean score to ``places`` places, ``-`` for none, never ``-0.00`` (a random map's ROAD of -0.001 printed so, as
+    if its sign meant something; an interval's bound keeps its sign, which says on which side of 0 it ends)."""
+    return "-" if number is None else f"{round(number, places) + 0.0:.{places}f}"
 
 
 def number(item: object) -> str:
