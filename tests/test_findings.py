@@ -1020,3 +1020,17 @@ def test_the_findings_define_the_words_they_use_before_section_6_does() -> None:
         assert word in said
     assert "the trust table's 205 tests" in said and "q = 0.05" in said and "section 6's table" in said
     assert terms(None, SECTIONS) == [], "no evaluation: the Findings say so instead"
+
+
+def test_the_terms_say_how_coarse_the_deletion_tiles_are() -> None:
+    """FER2013: deletion and insertion work on a 4 x 4 grid of 12-px tiles, said only in section 6's folded paragraph,
+    and a grader read their verdicts as evidence about eyes and mouth. Pixel by pixel (patch 0): nothing to say."""
+    from convlens.report.findings import terms
+
+    evaluation = _evaluation() | {"settings": {"faithfulness": {"patch": 0.25}}}
+    assert terms(evaluation, SECTIONS)[0].endswith(
+        "Deletion and insertion switch the pixels a tile at a time, tiles 0.25 of the image side (a 4 x 4 grid): they "
+        "tell which tiles matter, not which finer part; ROAD ranks single pixels."
+    )
+    evaluation["settings"]["faithfulness"]["patch"] = 0
+    assert terms(evaluation, SECTIONS)[0].endswith("section 6's table.")
