@@ -1061,3 +1061,26 @@ def test_a_lead_map_more_alike_across_images_than_its_reference_is_said_so() -> 
     assert _alike_lead({"alike_across_images": masks | {"repeats": False}}, "Grad-CAM") == [], "within the margin"
     assert _alike_lead({"alike_across_images": cell | {"verdict": "level"}}, "SmoothGrad") == []
     assert _alike_lead({}, "SmoothGrad") == []
+
+
+def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
+    """FER2013: "with only the head re-initialised its map keeps Spearman 0.98, above 0.5: it shows what the lower
+    layers respond to ..." stood word for word for five maps, the numbers apart. Said once, the varying numbers named
+    and given per map in order; a number shared by all stays; a sentence with other words stays its own; digits of a
+    layer name are not numbers."""
+    from convlens.report.trust_verdicts import grouped
+
+    def line(label: str, spearman: float, p: float, side: str = "below") -> tuple[str, str]:
+        return label, f"{label}: not trusted (Spearman {spearman:.2f}, {side} 0.5, adjusted p = {p:.2g})."
+
+    said = grouped([line("Saliency", 0.98, 0.01), line("LayerCAM at `layer2.relu2`", 0.65, 0.01),
+                    line("IG", 0.3, 0.2, "above"), line("LayerCAM at `layer3.relu2`", 0.72, 0.04)])  # fmt: skip
+    assert said == [
+        "Saliency, LayerCAM at `layer2.relu2` and LayerCAM at `layer3.relu2`: not trusted (Spearman *a*, below 0.5, "
+        "adjusted p = *b*), where *a* and *b* are (0.98, 0.01), (0.65, 0.01) and (0.72, 0.04) in that order.",
+        "IG: not trusted (Spearman 0.30, above 0.5, adjusted p = 0.2).",
+    ]
+    assert grouped([line("A", 0.5, 0.01), line("B", 0.5, 0.01)]) == [
+        "A and B: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."
+    ], "no number varies"
+    assert grouped([line("A", 0.5, 0.01)]) == ["A: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."]

@@ -24,6 +24,7 @@ from convlens.report.trust_verdicts import (
     TRUST_STATUSES,
     cascade_images,
     costly_images,
+    grouped,
     images_row,
     model_free_numbers,
     overall,
@@ -251,7 +252,9 @@ def _observations(evaluation: dict[str, Any], rows: list[Row]) -> list[str]:
     blob; the cascade."""
     records = [row.record for row in rows]
     shared = shared_verdicts(records)
-    sentences = shared_sentence(shared, records) + [overall(row.label, row.record, shared) for row in rows]
+    sentences = shared_sentence(shared, records) + grouped(
+        [(row.label, overall(row.label, row.record, shared)) for row in rows]
+    )
     for family, metric in scored_metrics():
         scored = [row for row in rows if row.record.get(family, {}).get(metric.key, {}).get("value") is not None]
         if scored and metric.key in HEADLINE:

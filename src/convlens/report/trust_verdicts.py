@@ -5,6 +5,7 @@ the verdict of each family of metrics; and one overall sentence per map derived 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -188,6 +189,52 @@ def overall(label: str, record: dict[str, Any], shared: Mapping[str, Mapping[str
                     "not required" for family in aside)  # fmt: skip
     named = [family for family in supported if family in unsaid or family in REQUIRED]
     return f"{label}: {status}, supported by {_names(named)}{shown}."
+
+
+#: A number in a sentence (not a digit of a name such as ``layer2.relu2``): what varies between maps whose
+#: sentences :func:`grouped` says once.
+NUMBER = re.compile(r"(?<![\w.`-])[-+]?\d+(?:\.\d+)?(?![\w`])")
+#: The names :func:`grouped` gives the numbers that vary within a group, in order.
+PLACEHOLDERS = "abcdefgh"
+
+
+def grouped(sentences: list[tuple[str, str]]) -> list[str]:
+    """``(label, sentence)`` pairs, each sentence opening with ``label: ``, with the sentences that differ only in
+    their numbers said once for all their maps, in order of first appearance: the numbers that vary become *a*, *b*,
+    ... and are given per map after it (FER2013: "with only the head re-initialised its map keeps Spearman 0.98, above
+    0.5: it shows what the lower layers respond to, ..." stood for five maps with five numbers, and the undecided
+    form for five more)."""
+    groups: dict[str, list[tuple[str, list[str]]]] = {}
+    for label, sentence in sentences:
+        body = sentence.removeprefix(f"{label}: ")
+        groups.setdefault(NUMBER.sub("{}", body), []).append((label, NUMBER.findall(body)))
+    said = []
+    for template, members in groups.items():
+        if len(members) == 1 or template.count("{}") > len(PLACEHOLDERS):
+            said += [f"{label}: {template.format(*numbers)}" for label, numbers in members]
+            continue
+        columns = list(zip(*(numbers for _, numbers in members), strict=True))
+        varying = [index for index, column in enumerate(columns) if len(set(column)) > 1]
+        names = {index: f"*{PLACEHOLDERS[order]}*" for order, index in enumerate(varying)}
+        shown = template.format(*(names.get(index, column[0]) for index, column in enumerate(columns)))
+        labels = _joined([label for label, _ in members])
+        said.append(f"{labels}: {shown.removesuffix('.')}{_values(members, varying, names)}.")
+    return said
+
+
+def _values(members: list[tuple[str, list[str]]], varying: list[int], names: Mapping[int, str]) -> str:
+    """``, where *a* is 0.98, 0.71 and 0.65 in that order``: the varying numbers of :func:`grouped`'s maps."""
+    if not varying:
+        return ""
+    per_map = [", ".join(numbers[index] for index in varying) for _, numbers in members]
+    per_map = per_map if len(varying) == 1 else [f"({values})" for values in per_map]
+    which = _joined([names[index] for index in varying])
+    verb = "is" if len(varying) == 1 else "are"
+    return f", where {which} {verb} {_joined(per_map)} in that order"
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _decides(family: str, verdict: Mapping[str, str], said_above: bool) -> str:
