@@ -4,6 +4,7 @@ made from them, provenance, refused input and settings, the entry point."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,9 @@ def test_the_report_shows_the_scores_figure_and_status_lines(evaluation: dict, t
     assert (folder / "figures" / "cascade.png").is_file() and "**Stale:**" not in trust
     # the parts the shares are measured in, drawn on sample images and linked from the Setup's data table
     assert evaluation["parts_figure"]["parts"] == ["background", "rest of face", "eyes", "brows", "mouth"]
+    # each panel names the image's own class and the class explained ("#117 Neutral" was read as a Neutral face)
+    for label in evaluation["parts_figure"]["labels"]:
+        assert re.fullmatch(r"\w+ #\d+\nexplained for \w+", label), label
     assert (tiny_run / "evaluation" / "parts.png").stat().st_size > 10_000
     assert "| parts a map's shares are measured in | background, rest of face, eyes, brows, mouth (" in report
     assert "[drawn on sample images](figures/parts.png)" in report and (folder / "figures" / "parts.png").is_file()

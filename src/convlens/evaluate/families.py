@@ -224,16 +224,16 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
             maps = [views[rand.TESTED_VIEW], *(step[rand.TESTED_VIEW] for step in cascade.steps)]
             figure[name][layer] = [m[0].cpu().numpy() for m in maps]
     row = subject.images.keys.index(index[0])
-    family.figure = CascadeMaps(subject.images.display[row], figure, _image_title(subject, row), len(index))
+    family.figure = CascadeMaps(subject.images.display[row], figure, image_title(subject, row), len(index))
     return family
 
 
-def _image_title(subject: Subject, row: int) -> str:
+def image_title(subject: Subject, row: int, separator: str = ", ") -> str:
     """``star #120, explained for star``: the sample image at ``row`` (its true class where known)."""
     index, target = subject.images.keys[row]
     labels = subject.images.labels
     shown = f"{subject.class_name(labels[row])} #{index}" if labels else f"#{index}"
-    return f"{shown}, explained for {subject.class_name(target)}"
+    return f"{shown}{separator}explained for {subject.class_name(target)}"
 
 
 def robustness(subject: Subject, params: robust.RobustnessParams) -> Family:

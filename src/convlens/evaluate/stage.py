@@ -322,16 +322,17 @@ def parts_drawing(subject: families.Subject, names: tuple[str, ...], source: str
     if images.parts is None or not names:
         return None
     keys = images.keys[:PARTS_IMAGES]
-    labels = [f"#{index} {subject.class_names[target]}" for index, target in keys]
+    # "#117 Neutral" named the class explained, which a grader took for the image's own (a Sad face)
+    labels = [families.image_title(subject, row, "\n") for row in range(len(keys))]
     parts = images.parts[:PARTS_IMAGES].cpu().numpy()
     return PartsDrawing(images.display[:PARTS_IMAGES], parts, tuple(names), [list(key) for key in keys], labels, source)
 
 
 def draw_parts(drawing: PartsDrawing, path: Path) -> dict[str, Any]:
-    """The parts figure, and its record in ``evaluation.json`` (file, images, parts)."""
-    title = f"Parts the map shares are measured in: {drawing.source} (sample images, explained class)"
+    """The parts figure, and its record in ``evaluation.json`` (file, images, their panel labels, parts)."""
+    title = f"Parts the map shares are measured in, on sample images: {drawing.source}"
     atomic.save_figure(parts_figure(drawing.display, drawing.parts, drawing.names, drawing.labels, title), path)
-    return {"file": path.name, "images": drawing.keys, "parts": list(drawing.names)}
+    return {"file": path.name, "images": drawing.keys, "labels": drawing.labels, "parts": list(drawing.names)}
 
 
 def draw_cascade(drawing: Drawing, evaluation: dict[str, Any], path: Path) -> str:
