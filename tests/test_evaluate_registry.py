@@ -174,11 +174,11 @@ def test_every_registered_family_resolves_and_the_registry_needs_no_torch() -> N
 def test_the_cascade_figure_names_its_image_and_the_class_explained() -> None:
     from types import SimpleNamespace
 
-    from convlens.evaluate.families import Subject, _image_title
+    from convlens.evaluate.families import Subject, image_title
 
     names = ("circle", "square", "star")
     images = SimpleNamespace(keys=[(7, 0), (120, 1)], labels=[0, 2])
     subject = Subject(None, images, {}, None, 3, class_names=names)  # type: ignore[arg-type]
-    assert _image_title(subject, 1) == "star #120, explained for square"
+    assert image_title(subject, 1) == "star #120, explained for square"
     unnamed = Subject(None, SimpleNamespace(keys=[(7, 0)], labels=None), {}, None, 3)  # type: ignore[arg-type]
-    assert _image_title(unnamed, 0) == "#7, explained for 0"
+    assert image_title(unnamed, 0) == "#7, explained for 0"
