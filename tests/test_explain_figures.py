@@ -130,24 +130,27 @@ def test_the_cascade_figure_has_a_colour_bar_and_nothing_clipped() -> None:
     assert [text.get_text() for ax in figure.axes for text in ax.texts] == ["all zero"]
 
 
-def test_no_two_cascade_curves_look_alike() -> None:
-    """demo_shapes draws 11 curves of 8 methods: with one colour per curve from a ten-colour cycle, the
-    eleventh took the first's blue (Saliency and LayerCAM layer3). A method's layers share its colour and
-    differ in style; every curve differs from every other in colour or style, and two methods never share a
-    colour while there are at most ten."""
-    from convlens.figures.evaluation import line_styles
-
-    methods = ["saliency", "guided_backprop", "smoothgrad", "gradient_x_input", "integrated_gradients"]
-    labels = {name: name for name in methods}
-    for name in ("grad_cam", "guided_grad_cam", "layer_cam"):
-        labels |= {f"{name} layer2": name, f"{name} layer3": name}
-    styles = line_styles(list(labels), labels)
-    assert len(set(styles.values())) == len(labels) == 11
-    colour_of = {labels[label]: style[0] for label, style in styles.items()}
-    assert len(set(colour_of.values())) == len(colour_of) == 8, "one colour per method"
-    assert styles["layer_cam layer2"][0] == styles["layer_cam layer3"][0] != styles["saliency"][0]
-    many = {f"m{index}": f"m{index}" for index in range(14)}
-    assert len(set(line_styles(list(many), many).values())) == 14, "past ten methods the style changes"
+def test_each_method_has_its_own_curve_panel_with_a_colour_per_layer() -> None:
+    """FER2013's cascade drew 14 curves in one panel, the three Grad-CAM layers one brown told apart by dashes, and a
+    grader could not read it. One panel per method, titled by it; its layers a colour each, named in a legend;
+    Spearman solid, SSIM dotted in the same colour; nothing clipped or overlapping."""
+    rng = np.random.default_rng(0)
+    stages = ["head", "layer4", "layer3"]
+    methods = {"Saliency (vanilla gradient)": "saliency", "SmoothGrad": "smoothgrad"}
+    methods |= {f"Grad-CAM layer{n}.relu2": "grad_cam" for n in (2, 3, 4)}
+    rows = {label: [rng.random((12, 12)) for _ in range(len(stages) + 1)] for label in methods}
+    curves = {label: {"spearman": [0.9, 0.5, 0.1], "ssim": [0.8, 0.4, None]} for label in methods}
+    figure = cascade_figure(rng.random((48, 48, 1)), rows, stages, curves, threshold=0.5, methods=methods)
+    assert figure_layout_defects(figure, "cascade", map_grid=True) == []
+    panels = {axes.get_title(): axes for axes in figure.axes if axes.get_title() and axes.get_lines()}
+    assert set(panels) == {"Saliency (vanilla gradient)", "SmoothGrad", "Grad-CAM"}
+    cam = panels["Grad-CAM"]
+    spearman = [line for line in cam.get_lines() if line.get_linestyle() == "-" and line.get_marker() == "o"]
+    ssim = [line for line in cam.get_lines() if line.get_linestyle() == ":"]
+    assert len(spearman) == len(ssim) == 3 and len({line.get_color() for line in spearman}) == 3
+    assert [line.get_color() for line in spearman] == [line.get_color() for line in ssim]
+    assert [text.get_text() for text in cam.get_legend().get_texts()] == [f"layer{n}.relu2" for n in (2, 3, 4)]
+    assert panels["SmoothGrad"].get_legend() is None, "one layer: no legend"
 
 
 @pytest.mark.parametrize("sign", [1, -1])

@@ -1,10 +1,12 @@
 """The randomization cascade as Adebayo et al. (2018) draw it: one row per method (and layer), the
 trained model's map of one image, then the map after each further stage is re-initialised from the
-head down; below, the mean Spearman and SSIM of the maps to the trained ones at every step.
+head down; below, one small panel per method with the mean Spearman and SSIM of its maps to the trained ones at
+every step, a line per layer (FER2013's 14 curves in one panel, three Grad-CAMs in one brown, could not be read).
 """
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,17 +24,17 @@ from convlens.figures.grid import MAP_NOTE
 from convlens.figures.panels import HEAT_CMAP, clip_limit, finish, mark_if_flat, show_image
 
 PANEL = 1.05
-CURVE_HEIGHT = 3.6
 #: Inches of the manual layout (a constrained layout of ~100 panels took seconds of the stage): room left
 #: of the trained maps for the row labels (wrapped at ``LABEL_CHARACTERS``), above the maps for the
-#: title and column titles, under them for the colour bar, round the curves for their ticks and title,
-#: right of them for the legend, and the figure's margin.
+#: title and column titles, under them for the colour bar, per row of curve panels, round the curves for
+#: their ticks and titles, and the figure's margin.
 LABEL_INCHES = 1.5
 LABEL_CHARACTERS = 24
 TOP_INCHES = 0.55
 BAR_INCHES = 0.9
-CURVE_MARGINS = {"left": 0.7, "bottom": 0.45, "top": 0.6}
-LEGEND_INCHES = 2.4
+CURVE_ROW_INCHES = 2.0
+CURVE_MARGINS = {"left": 0.55, "right": 0.15, "bottom": 0.35, "top": 0.75}
+CURVES_PER_ROW = 4
 MARGIN = 0.1
 
 
@@ -66,8 +68,11 @@ def cascade_figure(
     ``threshold``: the Spearman above which a map is not shown to depend on the weights, drawn as a line;
     ``methods``: per label the method it maps (its curves share a colour; by default each label its own)."""
     columns = ["input", "trained", *(f"+ {stage}" for stage in stages)]
+    panels = _panels(curves, methods or {})
+    curve_rows = math.ceil(len(panels) / CURVES_PER_ROW)
+    curve_height = curve_rows * CURVE_ROW_INCHES + CURVE_MARGINS["top"]
     width = max(PANEL * len(columns) + LABEL_INCHES + 2 * MARGIN, 7.5)
-    height = TOP_INCHES + PANEL * len(rows) + BAR_INCHES + CURVE_HEIGHT
+    height = TOP_INCHES + PANEL * len(rows) + BAR_INCHES + curve_height
     figure = Figure(figsize=(width, height), dpi=100)
     figure.suptitle("Cascading model-parameter randomization (head first)", fontsize=9, y=1 - 0.08 / height, va="top")
     maps_top = 1 - TOP_INCHES / height
@@ -78,10 +83,19 @@ def cascade_figure(
     )  # fmt: skip
     _map_grid(figure, maps, image, rows, [textwrap.fill(f"input: {title}", 18) if title else "input", *columns[1:]])
     plots = figure.add_gridspec(
-        1, 2, left=CURVE_MARGINS["left"] / width, right=1 - LEGEND_INCHES / width,
-        bottom=CURVE_MARGINS["bottom"] / height, top=(CURVE_HEIGHT - CURVE_MARGINS["top"]) / height, wspace=0.3,
+        curve_rows, CURVES_PER_ROW, left=CURVE_MARGINS["left"] / width, right=1 - CURVE_MARGINS["right"] / width,
+        bottom=CURVE_MARGINS["bottom"] / height, top=(curve_height - CURVE_MARGINS["top"]) / height, wspace=0.25,
+        hspace=0.65,
     )  # fmt: skip
-    _similarity_curves(figure, plots, curves, stages, images, threshold, methods or {})
+    over = f" (mean of {images} images)" if images else ""
+    band = "" if threshold is None else (f"; grey band: {threshold:g}, which a sensitive map's Spearman must be shown "
+                                         "below, after the head and at the end")  # fmt: skip
+    figure.text(0.5, (curve_height - 0.15) / height, textwrap.fill(
+        f"Similarity to the trained model's map{over}: Spearman rank correlation (solid, tested) and SSIM "
+        f"(dotted, shown){band}", 130), ha="center", va="top", fontsize=8)  # fmt: skip
+    for index, (name, labels) in enumerate(panels.items()):
+        axis = figure.add_subplot(plots[index // CURVES_PER_ROW, index % CURVES_PER_ROW])
+        _method_curves(axis, name, {label: curves[label] for label in labels}, stages, threshold)
     return figure
 
 
@@ -119,60 +133,45 @@ def _colorbar(figure: Figure, first: Axes, last: Axes) -> None:
     colorbar.set_label(MAP_NOTE, fontsize=7)
 
 
-#: Line style and marker of a method's first, second, ... layer.
-LAYER_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+def _panels(curves: Mapping[str, Any], methods: Mapping[str, str]) -> dict[str, list[str]]:
+    """Per method (by default each label its own), the labels of its curves, in order: one panel each."""
+    panels: dict[str, list[str]] = {}
+    for label in curves:
+        panels.setdefault(methods.get(label, label), []).append(label)
+    return panels
 
 
-def line_styles(labels: Sequence[str], methods: Mapping[str, str]) -> dict[str, tuple[Any, str, str]]:
-    """Per label its (colour, line style, marker): one of ten distinct colours per method (not tab20's
-    light and dark pairs of one hue, which read as one method) and a style per layer of the method, so
-    that no two lines look alike while there are at most ten methods of at most four layers; past ten
-    methods the colours repeat with the next style."""
-    colours = colormaps["tab10"].colors
-    order = list(dict.fromkeys(methods.get(label, label) for label in labels))
-    layers: dict[str, int] = {}
-    styles = {}
-    for label in labels:
-        method = methods.get(label, label)
-        index = order.index(method)
-        style = LAYER_STYLES[(layers.get(method, 0) + index // len(colours)) % len(LAYER_STYLES)]
-        layers[method] = layers.get(method, 0) + 1
-        styles[label] = (colours[index % len(colours)], *style)
-    return styles
+#: The colours of a method's layers within its panel, in order.
+LAYER_COLOURS = colormaps["tab10"].colors
 
 
-def _similarity_curves(
-    figure: Figure,
-    grid: GridSpec,
+def _method_curves(
+    axis: Axes,
+    method: str,
     curves: Mapping[str, Mapping[str, Sequence[float | None]]],
     stages: Sequence[str],
-    images: int | None,
     threshold: float | None,
-    methods: Mapping[str, str],
 ) -> None:
-    """One line per map (:func:`line_styles`); the verdict's threshold a wide grey band on the Spearman panel, so
-    that a reader sees which maps stay above it."""
-    axes = [figure.add_subplot(grid[0, column]) for column in range(2)]
+    """One method's panel: per layer its Spearman (solid, markers) and SSIM (dotted) after each step, a colour per
+    layer named in a legend where there are several, the verdict's threshold a wide grey band (a grader took a
+    dotted line for one of the curves)."""
+    title = registry.title(method)
     steps = np.arange(len(stages))
-    styles = line_styles(list(curves), methods)
-    over = f" (mean of {images} images)" if images else ""
-    for axis, metric, title in zip(axes, ("spearman", "ssim"), ("Spearman rank correlation", "SSIM"), strict=True):
-        lowest = -0.2
-        for label, values in curves.items():
-            points = [np.nan if v is None else v for v in values[metric]]
-            colour, style, marker = styles[label]
-            axis.plot(steps, points, style, marker=marker, markersize=4, linewidth=1.4, label=label, color=colour)
-            lowest = min([lowest, *(v - 0.05 for v in values[metric] if v is not None)])
-        axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=7)
-        axis.set_ylim(lowest, 1.05)
-        axis.axhline(0, color="0.6", linewidth=0.8)
-        limit = ""
-        if metric == "spearman" and threshold is not None:
-            # a wide pale band, not a dotted line: a grader took it for one of the maps' dotted curves
-            axis.axhline(threshold, color="0.55", linewidth=4, alpha=0.35, zorder=0)
-            limit = f"; grey band: {threshold:g} (sensitive: significantly below it, after the head and at the end)"
-        axis.set_title(textwrap.fill(f"{title} to the trained model's map{over}{limit}", 44), fontsize=8)
-        axis.set_ylabel(title.split(" rank")[0], fontsize=8)
-        axis.grid(axis="y", color="0.9", linewidth=0.6)
-        axis.tick_params(labelsize=7)
-    axes[1].legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    lowest = -0.2
+    for colour, (label, values) in zip(LAYER_COLOURS, curves.items(), strict=False):
+        layer = label.removeprefix(title).strip() or None
+        for metric, style, marker in (("spearman", "-", "o"), ("ssim", ":", None)):
+            points = [np.nan if value is None else value for value in values[metric]]
+            named = layer if metric == "spearman" else None
+            axis.plot(steps, points, style, marker=marker, markersize=3, linewidth=1.3, color=colour, label=named)
+            lowest = min([lowest, *(value - 0.05 for value in values[metric] if value is not None)])
+    if threshold is not None:
+        axis.axhline(threshold, color="0.55", linewidth=4, alpha=0.35, zorder=0)
+    axis.axhline(0, color="0.6", linewidth=0.8)
+    axis.set_ylim(lowest, 1.05)
+    axis.set_xticks(steps, [f"+{stage}" for stage in stages], fontsize=6, rotation=45)
+    axis.tick_params(labelsize=6, length=2, pad=1)
+    axis.grid(axis="y", color="0.9", linewidth=0.6)
+    axis.set_title(textwrap.fill(title, 28), fontsize=7.5)
+    if len(curves) > 1:
+        axis.legend(fontsize=5.5, loc="upper right", handlelength=1.5, borderaxespad=0.3, framealpha=0.8)
