@@ -163,6 +163,16 @@ def _layer(supported: int, failed: int, pointing: float | None = None) -> dict:
     return record
 
 
+def _worse_than_centre() -> dict:
+    against = {"random": {"mark": "above"}, "edges": {"mark": "level"}, "centre": {"mark": "below"}}
+    return {"faithfulness": {"road": {"verdict": "above", "against": against}}}
+
+
+def _less_steady_than_edges() -> dict:
+    cell = {"verdict": "below", "reference": "edges", "against": {"edges": {"mark": "below"}}}
+    return {"robustness": {"max_sensitivity": cell}}
+
+
 def _alike(value: float) -> dict:
     return {"alike_across_images": {"value": value, "repeats": None}}
 
@@ -180,6 +190,17 @@ def _alike(value: float) -> dict:
             {"layer3": _layer(2, 1, 0.5), "layer4": _layer(2, 1, 0.9) | {"alike_across_images": {"repeats": True}}},
             "layer3",
         ),  # maps that repeat a pattern are shown to fail (demo_faces' Grad-CAM at layer4.relu2: the face's outline)
+        (
+            {"layer2": _layer(2, 1) | _alike(0.13) | _worse_than_centre(), "layer4": _layer(2, 1) | _alike(0.64)},
+            "layer4",
+        ),  # shown worse than a model-free map is shown to fail (FER2013's Grad-CAM at layer2.relu2: the centred blob)
+        (
+            {
+                "layer2": _layer(2, 1) | {"faithfulness": {"road": {"verdict": "below", "reference": "random"}}},
+                "layer3": _layer(2, 1) | _less_steady_than_edges(),
+            },
+            "layer3",
+        ),  # max-sensitivity's reference is the edge map: worse than it counts once, a tie, then the deeper layer
         ({"layer2": _layer(2, 1, 0.9), "layer3": _layer(2, 1, 0.5)}, "layer2"),  # then the pointing game
         (
             {"layer2": _layer(2, 1) | _alike(0.13), "layer4": _layer(2, 1) | _alike(0.64)},

@@ -788,10 +788,14 @@ def test_the_comparison_caption_counts_the_classes_it_shows() -> None:
     [
         (
             True,
-            "then fewest shown to fail (a repeated pattern counts), then pointing game, then the maps less alike "
-            "across images, then the deeper layer",
+            "then fewest shown to fail (worse than a model-free map and a repeated pattern count), then pointing game, "
+            "then the maps less alike across images, then the deeper layer",
         ),
-        (False, "then fewest shown to fail, then the maps less alike across images, then the deeper layer)."),
+        (
+            False,
+            "then fewest shown to fail (worse than a model-free map counts), then the maps less alike across images, "
+            "then the deeper layer).",
+        ),
     ],
 )
 def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: bool, ties: str) -> None:

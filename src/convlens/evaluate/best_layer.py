@@ -2,21 +2,22 @@
 evaluation supports best, so that a figure showing one layer per method shows that one and says why
 (a figure at the deepest layer shows CAMs at the layer they may fail worst at, e.g. a 3x3 map).
 
-The rule, from the per-family verdicts (:mod:`convlens.evaluate.verdicts`): the most families
-supported; among equals the fewest not supported, then the fewest shown to fail (a score worse than
-its reference, a randomization cascade that shows the map insensitive to the weights, or maps that repeat
-a pattern of their own across images, ``alike_across_images.repeats``: "not supported" also covers a
-check that could not decide), then the higher pointing game (where
-localisation was scored), then the maps less alike across images (``alike_across_images.value``: without masks
-"repeats" stays undecided, and on FER2013 the depth tie-break showed Grad-CAM at ``layer4.relu2``, whose maps
-correlate 0.64 across faces, the same blob on every face, where at ``layer2.relu2`` they correlate 0.13), then the
-deeper layer.
+The rule, from the per-family verdicts (:mod:`convlens.evaluate.verdicts`): the most families supported; among
+equals the fewest not supported, then the fewest shown to fail (a score worse than its reference or than a model-free
+map, a randomization cascade that shows the map insensitive to the weights, or maps that repeat a pattern of their own
+across images, ``alike_across_images.repeats``: "not supported" also covers a check that could not decide), then the
+higher pointing game (where localisation was scored), then the maps less alike across images
+(``alike_across_images.value``: without masks "repeats" stays undecided, and on FER2013 the depth tie-break showed
+Grad-CAM at ``layer4.relu2``, whose maps correlate 0.64 across faces, the same blob on every face, where at
+``layer2.relu2`` they correlate 0.13), then the deeper layer.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from convlens.evaluate.baselines import NAMES as MODEL_FREE
 
 
 def best_layer(layers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -42,14 +43,19 @@ def _rank(depth: int, record: dict[str, Any]) -> tuple[int, int, int, float, flo
 
 
 def _shown_to_fail(record: dict[str, Any]) -> int:
-    """The scores worse than their reference (marked ``below``), an insensitive randomization cascade and
-    maps that repeat a pattern whatever the image (the FER CNN's 6x6 ``layer4.relu2`` CAMs draw the face's
-    outline on every face, and were shown as Grad-CAM's best layer)."""
+    """The scores worse than their reference (marked ``below``) or than a model-free map other than their reference
+    (max-sensitivity's is the edge map: counted once), an insensitive randomization cascade and maps that repeat a
+    pattern whatever the image. FER2013's Grad-CAM at ``layer2.relu2``, worse than the centred blob on deletion and
+    ROAD, was shown as the best layer by the alike tie-break, where ``layer3.relu2`` is worse than neither; the FER
+    CNN's 6x6 ``layer4.relu2`` CAMs of the synthetic faces draw the face's outline on every face (a repeat)."""
     cells = [cell for family in ("localisation", "faithfulness", "robustness")
              for cell in (record.get(family) or {}).values() if isinstance(cell, dict)]  # fmt: skip
+    worse = sum(cell.get("verdict") == "below" for cell in cells)
+    worse_than_model_free = sum((cell.get("against") or {}).get(name, {}).get("mark") == "below"
+                                for cell in cells for name in MODEL_FREE if name != cell.get("reference"))  # fmt: skip
     insensitive = (record.get("randomization") or {}).get("verdict") == "insensitive"
     repeats = bool((record.get("alike_across_images") or {}).get("repeats"))
-    return sum(cell.get("verdict") == "below" for cell in cells) + insensitive + repeats
+    return worse + worse_than_model_free + insensitive + repeats
 
 
 def add_best_layers(methods: dict[str, Any]) -> None:

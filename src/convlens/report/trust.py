@@ -43,7 +43,8 @@ def _layers_shown(run: RunData) -> str:
         masks = run.evaluation.get("masks")
         ties = ("then pointing game, then the maps less alike across images, then the deeper layer" if masks
                 else "then the maps less alike across images, then the deeper layer")  # fmt: skip
-        failed = "fewest shown to fail (a repeated pattern counts)" if masks else "fewest shown to fail"
+        failed = ("fewest shown to fail (worse than a model-free map and a repeated pattern count)" if masks
+                  else "fewest shown to fail (worse than a model-free map counts)")  # fmt: skip
         caption += (f" Shown at the layer the checks support best ({', '.join(chosen)}: most families supported, "
                     f"then fewest not supported, then {failed}, {ties}).")  # fmt: skip
     return caption
