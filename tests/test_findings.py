@@ -247,6 +247,19 @@ def test_a_layer_worse_than_random_is_not_trusted_and_a_skipped_check_leaves_it_
     )
 
 
+def test_an_undecided_cascade_reads_not_supported_undecided_in_the_findings_table() -> None:
+    """FER2013: Grad-CAM's head-only Spearman 0.20 (adjusted p 0.069, neither side shown) read "not supported" beside
+    Guided backprop's 0.98 (shown to stay alike), and a grader took them for the same failure."""
+    not_supported = {"verdict": "not supported", "why": "with only the head re-initialised ..."}
+    layer = _layer(randomization=not_supported) | {"randomization": {"verdict": "undecided"}}
+    table, rule = believe(_evaluation(layers={"": layer}), "run", SECTIONS)[:2]
+    assert "| Saliency | supported | supported | not supported (undecided) | not supported | no |" in table
+    assert "Randomization 'not supported (undecided)': the cascade showed the map neither to change with" in rule
+    layer["randomization"]["verdict"] = "insensitive"
+    table, rule = believe(_evaluation(layers={"": layer}), "run", SECTIONS)[:2]
+    assert "| supported | not supported | not supported | no |" in table and "undecided" not in rule
+
+
 def test_a_family_tested_for_no_method_leaves_the_table_with_its_reason() -> None:
     """FER2013 has no masks: a localisation column of 'not tested' in every row becomes one sentence."""
     untested = {"verdict": "not tested", "why": "the data has no ground-truth masks"}

@@ -123,6 +123,10 @@ def believe(
             f"{' and '.join(REQUIRED)} support it{localisation}. Section {sections['trust']} gives every check and "
             "layer; its table 'What each score measures' defines the metrics, and the paragraph under it the "
             "model-free maps named here.")  # fmt: skip
+    if any("not supported (undecided)" in row for row in rows):
+        rule += (" Randomization 'not supported (undecided)': the cascade showed the map neither to change with the "
+                 "weights nor to stay alike (its tests mark neither side at these n), which is no support; 'not "
+                 "supported' alone: shown to stay too alike to the trained map.")  # fmt: skip
     unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
                   if trust_status(record) == "not verified"]  # fmt: skip
     if unverified:
