@@ -1097,3 +1097,24 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
         "A and B: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."
     ], "no number varies"
     assert grouped([line("A", 0.5, 0.01)]) == ["A: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."]
+
+
+def test_each_method_section_reads_the_parts_its_maps_favour() -> None:
+    """Sections 12-17 showed figures without a computed reading, though the evaluation measured every method's shares:
+    each method's section names, by the Findings' rule, the parts its maps favour per class at its best layer, the
+    classes with none, and those with too few located maps."""
+    from convlens.report.findings import parts_reading
+
+    evaluation = _evaluation(0.1, 0.05)  # cat and dog: 90% on the object, 4.5x its area
+    evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.85, 0.8)  # dog: on the background, 1.06x
+    said = parts_reading(evaluation, "saliency", [*CLASSES, "bird"])
+    assert said == [
+        "**Parts its maps favour** (per class explained, on the evaluation's 64 sample images, by the Findings' rule; "
+        "a reading of this map, a finding only where trusted): cat: object 90% (4.5x its area); no part for dog."
+    ]
+    evaluation["regions"]["methods"]["saliency"][""]["0"] |= {"images": 3}
+    assert parts_reading(evaluation, "saliency", CLASSES)[0].endswith("no part for dog; too few located maps for cat.")
+    layered = _evaluation(layers={"layer3": _layer(), "layer2": _layer()})
+    assert parts_reading(layered, "saliency", CLASSES)[0].startswith("**Parts its maps favour** at `layer3` (")
+    assert parts_reading(_evaluation() | {"regions": {}}, "saliency", CLASSES) == []
+    assert parts_reading(_evaluation(), "lime", CLASSES) == []

@@ -935,6 +935,41 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     return f"- **{text(name)}**: {named}.{warning}"
 
 
+def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: Sequence[str]) -> list[str]:
+    """For a method's own section, the parts its maps favour per class on the evaluation's sample, named by the
+    Findings' rule (:func:`favoured`), at its best layer: sections 12-17 showed figures with no computed reading (a
+    grader's finding), while the evaluation had measured every method's shares. A reading of the method's maps, said
+    to be a finding only where the Findings trust them; nothing without part maps or the method's shares."""
+    regions = (evaluation or {}).get("regions") or {}
+    method = ((evaluation or {}).get("methods") or {}).get(name)
+    if not regions or not method:
+        return []
+    layer = (method.get("best_layer") or {}).get("layer", next(iter(method["layers"]), ""))
+    shares = ((regions.get("methods") or {}).get(name) or {}).get(layer)
+    if not shares:
+        return []
+    named, none, few = [], [], []
+    for key, found in shares.items():
+        area, label = regions["classes"][key]["area"], text(class_names[int(key)])
+        above = favoured(found, area)
+        if found["images"] < MIN_IMAGES:
+            few.append(label)
+        elif above:
+            parts = [f"{text(regions['parts'][index])} {found['share'][index]:.0%} "
+                     f"({found['share'][index] / area[index]:.1f}x its area)" for index in above]  # fmt: skip
+            named.append(f"{label}: {', '.join(parts)}")
+        else:
+            none.append(label)
+    said = named + ([f"no part for {', '.join(none)}"] if none else [])
+    said += [f"too few located maps for {', '.join(few)}"] if few else []
+    where = f" at {code(layer)}" if layer else ""
+    images = (evaluation.get("sample") or {}).get("images", "the")
+    return [
+        f"**Parts its maps favour**{where} (per class explained, on the evaluation's {images} sample images, by "
+        f"the Findings' rule; a reading of this map, a finding only where trusted): {'; '.join(said)}."
+    ]
+
+
 def favoured(found: Mapping[str, Any], area: Sequence[float], against_model_free: bool = True) -> list[int]:
     """The parts a class's maps favour, most first: share at least :data:`FAVOURED` times the part's area with
     the interval's low end above the area and, ``against_model_free``, above each model-free map's share on the

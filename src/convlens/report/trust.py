@@ -13,6 +13,7 @@ from convlens.report.assets import (
     cascade_file,
     shown_comparison,
 )
+from convlens.report.findings import parts_reading
 from convlens.report.gallery import split_images
 from convlens.report.markdown import code, text
 from convlens.report.run_data import RunData
@@ -97,10 +98,12 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
     figure = CASCADE if cascade_file(run) is not None else None
     try:
         scores = scores_section(run.evaluation, figure, run.label, findings)
+        readings = {name: parts_reading(run.evaluation, name, run.class_names) for name in scores.status}
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         raise UntrustedInputError(
             f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: "
             f"{error}); rerun `make evaluate RUN={run.label}`"
         ) from error
-    status = {} if stale else scores.status  # about earlier maps: not pinned on the current ones
+    # about earlier maps: not pinned on the current ones
+    status = {} if stale else {name: [*lines, *readings[name]] for name, lines in scores.status.items()}
     return TrustSection("\n\n".join([*parts, scores.body]), status)
