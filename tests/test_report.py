@@ -552,6 +552,25 @@ def test_the_learning_progress_says_whether_training_converged(val: list[float],
     assert lines[0].startswith(says) and len(lines) == 1
 
 
+def test_a_rise_within_the_noise_of_the_validation_set_is_not_called_still_learning() -> None:
+    """FER2013, 4 epochs: 'still learning' from a 0.8-point rise on 3,589 validation images, where two independent
+    accuracies differ by up to ±2.3 points at 95%; a grader found the claim untested. The same rise on 100,000
+    images, or no recorded count, keeps 'Not converged'."""
+    from convlens.report.convergence import convergence
+
+    metrics = {"train": {"acc": 0.534}, "val": {"acc": 0.534}, "data": {"sizes": {"val": 3589}}}
+    said = convergence([0.50, 0.526, 0.534], 2, metrics)[0]
+    assert said.startswith(
+        "**Not shown converged:** the best epoch is the last (3 of 3) and validation accuracy still rose by 0.8 "
+        "percentage points in it (52.6% to 53.4%; the threshold is 0.5 percentage points), within the 95% noise of two "
+        "independent accuracies on 3,589 validation images (±2.3 percentage points): the model may still be learning, "
+        "or the rise may be noise"
+    )
+    metrics["data"]["sizes"]["val"] = 100_000
+    assert convergence([0.50, 0.526, 0.534], 2, metrics)[0].startswith("**Not converged:**")
+    assert convergence([0.50, 0.526, 0.534], 2, metrics | {"data": {}})[0].startswith("**Not converged:**")
+
+
 @pytest.mark.parametrize(
     ("train", "says"),
     [
