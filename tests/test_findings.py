@@ -376,6 +376,9 @@ def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_int
     assert lines[-1].startswith("The maps of **cat** and **dog** differ on **background** (10% [5-15] vs 60% [50-60], "
                                 "adjusted p 0.")  # fmt: skip
     assert "two-sided permutation test on the share minus the part's area, n = 10 and 10" in lines[-1]
+    assert lines[-1].endswith(
+        "q = 0.05). LIME's confused pairs show single images of such pairs explained for both classes."
+    ), "a sentence of its own, not 'where to look in ...' hung on a colon"
     evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(excess, explained, kept, 0)}}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
     assert lines[-1].startswith(

@@ -909,8 +909,8 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
                                    "undetected), only that they do not show what separates the two; LIME's confused "
                                    "pairs may")  # fmt: skip
         return PairComparison([f"No part was shown to tell the maps of {names} apart ({how}){caveat}."], tested=True)
-    pointer = "" if brief else ": where to look in LIME's confused pairs"
-    return PairComparison([f"The maps of {names} differ on {described} ({how}){pointer}."], tested=True)
+    pointer = "" if brief else " LIME's confused pairs show single images of such pairs explained for both classes."
+    return PairComparison([f"The maps of {names} differ on {described} ({how}).{pointer}"], tested=True)
 
 
 def _pair_test_described(evaluation: Mapping[str, Any], first: int, second: int) -> str:
