@@ -23,7 +23,7 @@ def _swap_and_record(args: tuple[Path, int]) -> None:
         with atomic.staged_folder(run_dir / "visualizations") as staging:
             (staging / "manifest.json").write_text(json.dumps({"worker": worker, "round": round_}))
             (staging / "figure.png").write_bytes(os.urandom(256))
-        provenance.record_stage(run_dir, f"stage_{worker}_{round_}", 0.01)
+        provenance.record_stage(run_dir, f"stage_{worker}_{round_}", 0.01, {"commit": "a" * 40, "dirty": False})
 
 
 def _hold_staging(run_dir: Path, started, release) -> None:  # type: ignore[no-untyped-def]

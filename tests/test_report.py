@@ -836,9 +836,10 @@ def test_the_provenance_names_the_code_of_later_stages_that_differs_from_trainin
     from convlens.report.appendix import _later_code
 
     (tmp_path / "provenance.json").write_text(json.dumps({"git": {"commit": "a" * 40, "dirty": False}}))
-    recorder.record_stage(tmp_path, "visualize", 1.0)
+    recorder.record_stage(tmp_path, "visualize", 1.0, {"commit": "b" * 40, "dirty": True})
     found = json.loads((tmp_path / "provenance.json").read_text())
-    assert found["stage_code"]["visualize"] == recorder.git_state() and "visualize" in found["stage_commands"]
+    assert found["stage_code"]["visualize"] == {"commit": "b" * 40, "dirty": True}
+    assert "visualize" in found["stage_commands"]
     trained = {"commit": "a" * 40, "dirty": False}
     code = {"train": trained, "evaluate": dict(trained), "visualize": {"commit": "b" * 40, "dirty": True},
             "report": {"commit": "c" * 40, "dirty": False}}  # fmt: skip

@@ -58,6 +58,23 @@ def test_a_new_stage_is_its_body(tiny_run: Path) -> None:
     assert provenance.read(tiny_run)["stages"]["toy"] >= 0
 
 
+def test_a_stage_records_the_code_it_started_with(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit made while a stage runs does not change the code it loaded: the stage records git's state at its
+    start (a 16-minute FER2013 training was recorded at the commit made during it)."""
+    copy = shutil.copytree(tiny_run, tmp_path / "demo_faces" / "copy")
+    state = {"commit": "a" * 40, "dirty": False}
+    monkeypatch.setattr(provenance, "git_state", lambda: dict(state))
+
+    def committed_meanwhile(opened: OpenedRun, settings: ToySettings) -> dict:
+        state["commit"] = "b" * 40
+        return predict_black(opened, settings)
+
+    Stage("toy", "toy", committed_meanwhile).run_one(copy, ToySettings(run=str(copy)))
+    assert provenance.read(copy)["stage_code"]["toy"] == {"commit": "a" * 40, "dirty": False}
+
+
 def test_a_failing_run_is_named_after_the_others_ran(tiny_run: Path, tmp_path: Path) -> None:
     outputs = tmp_path / "outputs"
     good = outputs / "good" / "1"

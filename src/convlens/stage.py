@@ -172,15 +172,18 @@ class Stage:
         self.check(settings)
         opened = OpenedRun(Path(run_dir), self.folder, settings)
         provenance.read(opened.root)
+        code = provenance.git_state()
         with torch_threads(getattr(settings, "threads", None)):
             record = self.body(opened, settings)
-        record_time(opened.root, self.name, opened.stamped if opened.stamped is not None else opened.seconds())
+        seconds = opened.stamped if opened.stamped is not None else opened.seconds()
+        record_time(opened.root, self.name, seconds, code)
         return record
 
 
-def record_time(root: str | Path, stage: str, seconds: float) -> None:
-    """The ending every stage shares: its wall time in the run's ``provenance.json``."""
-    provenance.record_stage(root, stage, seconds)
+def record_time(root: str | Path, stage: str, seconds: float, code: dict[str, Any]) -> None:
+    """The ending every stage shares: its wall time and the code it started with (``code``,
+    :func:`convlens.provenance.git_state` at its start) in the run's ``provenance.json``."""
+    provenance.record_stage(root, stage, seconds, code)
 
 
 def script(stage: str) -> Path:

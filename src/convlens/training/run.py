@@ -158,7 +158,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     validate(cfg)
     resume = check_resume(cfg)  # before anything is built or written
     quiet_third_party()
-    started = time.perf_counter()
+    started, code = time.perf_counter(), provenance.git_state()  # the code this process loaded, not a later commit's
     # Tiny weights (zero-initialized residual BN scales under weight decay) turn into denormal floats,
     # which x86 CPUs process ~15x slower: flush them to zero (no effect on GPUs, none on accuracy).
     torch.set_flush_denormal(True)
@@ -185,7 +185,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
         atomic.write_json(run_dir / METRICS, metrics)
         if resume is not None:
             resume.record()
-        record_time(run_dir, STAGE, time.perf_counter() - started)
+        record_time(run_dir, STAGE, time.perf_counter() - started, code)
         log.info(
             "%s: val acc %.4f, test acc %s, %d epochs trained in %.1f s -> %s",
             cfg.experiment_name, metrics["val"]["acc"], _four_places((metrics.get("test") or {}).get("acc")),
