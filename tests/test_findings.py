@@ -200,10 +200,10 @@ def test_a_verdict_most_tested_maps_share_is_said_once() -> None:
     assert list(shared) == ["localisation", "faithfulness", "randomization", "robustness"]
     assert shared_sentence(shared, records) == [
         "localisation supported for all 3 maps (better than random maps); faithfulness supported for all 3 maps "
-        "(better than random maps); randomization supported for 2 of the 3 maps (better than random maps); "
-        "robustness not supported for 2 of the 3 maps (worse than random maps on pointing game): shown, not "
-        "required; not said again below."
-    ]
+        "(better than random maps); randomization supported for 2 of the 3 maps (better than random maps; the other "
+        "map: not supported); robustness not supported for 2 of the 3 maps (worse than random maps on pointing game; "
+        "the other map: not tested): shown, not required; not said again below."
+    ]  # "14 of the 15 maps" was read as one map supported: the others' verdicts are said
     assert overall("X", records[0], shared) == "X: trusted, supported by faithfulness, randomization."
     assert overall("X", records[1], shared) == (
         "X: not trusted, driven by randomization (not supported: worse than random maps on pointing game)."
@@ -216,8 +216,8 @@ def test_a_verdict_most_tested_maps_share_is_said_once() -> None:
     other = _layer()  # not supported on robustness too, for another reason: counted in the verdict, not the reason
     other["verdicts"]["robustness"] = {"verdict": "not supported", "why": "better than the edge map, but free"}
     sentence = shared_sentence(shared_verdicts([*records, other]), [*records, other])[0]
-    assert "robustness not supported for 3 of the 4 maps (2 of them: worse than random maps on pointing game; the " \
-           "other below): shown, not required" in sentence, sentence  # fmt: skip
+    assert "robustness not supported for 3 of the 4 maps (2 of them: worse than random maps on pointing game; 1 " \
+           "more below; the other map: not tested): shown, not required" in sentence, sentence  # fmt: skip
     assert shared_verdicts(records[:1]) == {}, "one map: nothing to fold"
 
 
@@ -1045,8 +1045,8 @@ def test_the_terms_say_how_coarse_the_deletion_tiles_are() -> None:
 
     evaluation = _evaluation() | {"settings": {"faithfulness": {"patch": 0.25}}}
     assert terms(evaluation, SECTIONS)[0].endswith(
-        "Deletion and insertion switch the pixels a tile at a time, tiles 0.25 of the image side (a 4 x 4 grid): they "
-        "tell which tiles matter, not which finer part; ROAD ranks single pixels."
+        "Deletion and insertion rank the pixels by their tile's mean (tiles 0.25 of the image side, a 4 x 4 grid; in "
+        "random order within a tile): they tell which tiles matter, not which finer part; ROAD ranks single pixels."
     )
     evaluation["settings"]["faithfulness"]["patch"] = 0
     assert terms(evaluation, SECTIONS)[0].endswith("section 6's table.")

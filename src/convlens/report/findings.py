@@ -228,16 +228,16 @@ def terms(evaluation: Mapping[str, Any] | None, sections: Mapping[str, int]) -> 
 
 
 def _tiles(evaluation: Mapping[str, Any]) -> str:
-    """`` Deletion and insertion switch the pixels a tile at a time ...``: how coarse those two scores are, where they
+    """`` Deletion and insertion rank the pixels by their tile's mean ...``: how coarse those two scores are, where they
     use tiles (FER2013: a 4 x 4 grid of 12-px tiles, stated only in section 6's folded paragraph, and a grader read
     their verdicts as evidence about eyes and mouth); nothing pixel by pixel."""
     patch = ((evaluation.get("settings") or {}).get("faithfulness") or {}).get("patch")
     if not isinstance(patch, int | float) or isinstance(patch, bool) or not 0 < patch <= 1:
         return ""
     grid = math.ceil(1 / patch - 1e-9)
-    return (f" Deletion and insertion switch the pixels a tile at a time, tiles {patch:g} of the image side (a "
-            f"{grid} x {grid} grid): they tell which tiles matter, not which finer part; ROAD ranks single "
-            "pixels.")  # fmt: skip
+    return (f" Deletion and insertion rank the pixels by their tile's mean (tiles {patch:g} of the image side, a "
+            f"{grid} x {grid} grid; in random order within a tile): they tell which tiles matter, not which finer "
+            "part; ROAD ranks single pixels.")  # fmt: skip
 
 
 def _unverified(title: str, record: Mapping[str, Any]) -> str:

@@ -163,8 +163,15 @@ def shared_sentence(shared: Mapping[str, Mapping[str, str]], records: list[dict[
         count = sum(verdict == found for verdict in verdicts)
         total = sum(verdict.get("verdict") == found["verdict"] for verdict in verdicts)
         maps = f"all {count} maps" if count == len(records) else f"{total} of the {len(records)} maps"
-        others = "the other below" if total - count == 1 else "the others below"
+        others = f"{total - count} more below"
         reason = prose(found["why"]) if total == count else f"{count} of them: {prose(found['why'])}; {others}"
+        rest = Counter(verdict.get("verdict", "not tested") for verdict in verdicts
+                       if verdict.get("verdict") != found["verdict"])  # fmt: skip
+        if rest:  # "not supported for 14 of the 15 maps" was read as one map supported: FER2013's 15th, LIME, untested
+            which = "the other map" if sum(rest.values()) == 1 else f"the other {sum(rest.values())} maps"
+            shown = ", ".join(text(verdict) if len(rest) == 1 else f"{many} {text(verdict)}"
+                              for verdict, many in rest.items())  # fmt: skip
+            reason += f"; {which}: {shown}"
         required = "" if family in (*REQUIRED, "localisation") else ": shown, not required"
         said.append(f"{text(family)} {text(found['verdict'])} for {maps} ({reason}){required}")
     return [f"{'; '.join(said)}; not said again below."] if said else []
