@@ -566,6 +566,9 @@ def test_a_rise_within_the_noise_of_the_validation_set_is_not_called_still_learn
         "independent accuracies on 3,589 validation images (±2.3 percentage points): the model may still be learning, "
         "or the rise may be noise"
     )
+    falling = convergence([0.50, 0.526, 0.534], 2, metrics, val_loss=[1.3, 1.219, 1.186])[0]
+    assert "the model may still be learning (validation loss fell over it too, 1.219 to 1.186), or the rise" in falling
+    assert "validation loss" not in convergence([0.50, 0.526, 0.534], 2, metrics, val_loss=[1.3, 1.18, 1.19])[0]
     metrics["data"]["sizes"]["val"] = 100_000
     assert convergence([0.50, 0.526, 0.534], 2, metrics)[0].startswith("**Not converged:**")
     assert convergence([0.50, 0.526, 0.534], 2, metrics | {"data": {}})[0].startswith("**Not converged:**")

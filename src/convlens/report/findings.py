@@ -795,7 +795,8 @@ def limits(run: RunData) -> list[str]:
     """Convergence, then what the run is: data, training length, images evaluated."""
     curves = run.curves
     lines = convergence(curves.values.get("val/acc", []) if len(curves) else [], run.metrics.get("best_epoch"),
-                        run.metrics, schedule_name(run.config))  # fmt: skip
+                        run.metrics, schedule_name(run.config),
+                        curves.values.get("val/loss", []) if len(curves) else [])  # fmt: skip
     data = "synthetic images (no claim about real photographs)" if synthetic(run.config) else "real images"
     epochs = run.metrics.get("epochs")
     evaluated = (run.evaluation or {}).get("sample") or {}
