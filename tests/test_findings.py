@@ -646,13 +646,13 @@ def test_the_shared_answer_is_read_against_the_answers_own_images(apart: bool) -
         "(SmoothGrad's maps, n = 8 and 12, two-sided permutation test on the share minus the part's area, "
         "Benjamini-Hochberg over every class tested and part, q = 0.05"
     )
-    whose = "the sample's images of other classes answered Happy and its Happy images answered Happy"
+    whose = "the sample's images answered Happy wrongly (of other classes) and rightly"
     if apart:
         assert line.endswith(f" The maps of {whose} differ on **mouth** (20% [10-30] vs 40% [30-50], adjusted p "
                              f"0.002) {how}): on those images the model finds its evidence for Happy "
                              "elsewhere than on Happy's own.")  # fmt: skip
     else:
-        assert line.endswith(f" No part was shown to tell the maps of {whose} apart {how}; mouth, where the right "
+        assert line.endswith(f" No part was shown to tell apart the maps of {whose} {how}; mouth, where the right "
                              "answers put the most above its area: 20% [10-30] vs 40% [30-50]): consistent with the "
                              "model answering Happy on the same evidence, though at these n a small difference goes "
                              "undetected.")  # fmt: skip
@@ -687,8 +687,8 @@ def test_a_missing_mistakes_test_says_why_and_the_most_frequent_wrong_answer_is_
     )
     frequent = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, None)
     assert frequent[0].startswith("**Sad** is the most frequent wrong answer (30 of the 48 mistakes). No part was "
-                                  "shown to tell the maps of the sample's images of other classes answered Sad and "
-                                  "its Sad images answered Sad apart (SmoothGrad's maps, n = 11 and 10")  # fmt: skip
+                                  "shown to tell apart the maps of the sample's images answered Sad wrongly (of other "
+                                  "classes) and rightly (SmoothGrad's maps, n = 11 and 10")  # fmt: skip
     after = frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Happy")  # Happy's line named Sad
     assert after[0].startswith("For **Sad**, the most frequent wrong answer named above: no part was shown to tell")
     assert frequent_wrong_answer(evaluation, ("smoothgrad", ""), CONFUSION, NAMES, "Sad") == [], "said already"

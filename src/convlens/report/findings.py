@@ -746,14 +746,15 @@ def _same_evidence(
     how = (f"{_title(evaluation, *chosen)}'s maps, n = {wrong['images']} and {right['images']}, two-sided permutation "
            f"test on the share minus the part's area, Benjamini-Hochberg over every class tested and part, "
            f"q = {DISTINCT_Q:g}")  # fmt: skip
-    whose = f"the sample's images of other classes answered {name} and its {name} images answered {name}"
+    # "the sample's images of other classes answered Neutral and its Neutral images answered Neutral" read as garbled
+    whose = f"the sample's images answered {name} wrongly (of other classes) and rightly"
     described = _parts_apart(parts, wrong, right, found["p_adjusted"])
     if described:
         return (f" The maps of {whose} differ on {described} ({how}): on those images the model finds its "
                 f"evidence for {name} elsewhere than on {name}'s own.")  # fmt: skip
     top = max(range(len(parts)), key=lambda index: right["share"][index] - area[index])
     return (
-        f" No part was shown to tell the maps of {whose} apart ({how}; {text(parts[top])}, where the right answers "
+        f" No part was shown to tell apart the maps of {whose} ({how}; {text(parts[top])}, where the right answers "
         f"put the most above its area: {_share(wrong, top)} vs {_share(right, top)}): consistent with the model "
         f"answering {name} on the same evidence, though at these n a small difference goes undetected."
     )
