@@ -708,6 +708,18 @@ def test_captions_name_each_scored_layer_as_the_model_names_it() -> None:
     )
 
 
+def test_a_lime_caption_names_its_weakest_fit_beside_the_mean() -> None:
+    """FER2013's confused pairs: mean R² 0.471 hid fits of 0.255 (Fear #931) and 0.33, explanations that explain
+    little; the caption names the lowest with its image and class. One image: the mean says it already."""
+    from convlens.report.gallery import caption
+
+    images = [{"image_index": 270, "class": "Neutral", "local_r2": 0.5955},
+              {"image_index": 931, "class": "Fear", "local_r2": 0.2549}]  # fmt: skip
+    said = caption({"method": "lime", "images": images})
+    assert said.endswith("mean R² of LIME's local linear model 0.425 · lowest 0.255 (#931, explained for Fear)*")
+    assert "lowest" not in caption({"method": "lime", "images": images[:1]})
+
+
 def test_a_figure_of_confused_pairs_says_whose_pairs_they_are() -> None:
     """The pairs are the visualize stage's own (one view, the images it searched), not the confusion matrix's:
     the caption says so under that figure only."""
