@@ -147,6 +147,10 @@ def test_a_class_model_the_model_does_not_answer_is_failed_named_and_drawn_in_re
         for row in found.failed()
     )
     assert f"class-model images failed ({names}): " in named.notes()[0], "named by the run's class names"
+    readings = named.readings()["failed"]
+    assert [found["class"] for found in readings] == [("calm", "disgust", "joy")[row] for row in found.failed()]
+    assert all(found["read_as"] != found["class"] and found["probability"] < 0.5 for found in readings)
+    assert replace(named, probabilities=torch.full((3,), 0.9)).readings() == {}, "none failed: nothing to record"
     assert found.scores(None) == {"median_class_probability": round(float(np.median(found.probabilities.numpy())), 3)}
     from types import SimpleNamespace
 
@@ -191,3 +195,13 @@ def test_the_scores_are_the_median_of_an_even_count_not_its_lower_half() -> None
     models = ClassModels("logits", torch.arange(4), images[:4], torch.zeros(4), probabilities, torch.zeros(1, 4),
                          probabilities)  # fmt: skip
     assert models.scores(None) == {"median_class_probability": 0.5}
+
+
+def test_the_manifest_keeps_a_methods_readings() -> None:
+    """A result's ``readings()`` (the failed class models and what they are read as) reach the manifest's method
+    record, where the report sets them beside the confusion matrix; an empty one is left out like empty notes."""
+    from convlens.visualize.methods import MethodResult
+
+    found = {"failed": [{"class": "Fear", "probability": 0.0, "read_as": "Surprise", "read_as_probability": 1.0}]}
+    assert MethodResult(1.0, [], readings=found).summary({})["readings"] == found
+    assert "readings" not in MethodResult(1.0, []).summary({})

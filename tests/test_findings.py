@@ -1144,3 +1144,30 @@ def test_lime_fitted_to_deletions_own_fill_is_said_to_be_favoured_there() -> Non
     record["verdicts"]["faithfulness"]["verdict"] = "not supported"
     assert shared_perturbation(evaluation, manifest) == []
     assert shared_perturbation(None, manifest) == []
+
+
+def test_a_failed_class_model_read_as_another_class_is_set_beside_the_confusions() -> None:
+    """FER2013: the model read its own Fear image as Surprise (1.00) and Disgust's as Angry (0.94), the classes they
+    are taken for 116 and 37 times, and the report did not link the two. Malformed records are passed over."""
+    from convlens.report.findings import class_models_read_as
+
+    readings = {"failed": [{"class": "bird", "probability": 0.01, "read_as": "dog", "read_as_probability": 0.97}]}
+    manifest = {"methods": {"class_model": {"readings": readings}}}
+    confusion = np.array([[50, 0, 0], [0, 50, 0], [10, 30, 10]])
+    said = class_models_read_as(manifest, confusion, ["cat", "dog", "bird"])
+    assert said == [
+        "Failed class-model images (activation maximization) are read as another class: the model reads its own image "
+        "of **bird** as **dog** (0.97; on the test set bird is taken for dog 30 times, its most frequent wrong "
+        "answer). The ascent that raised the first class's score raised the second's more: the features the model "
+        "uses for the first speak for the second too."
+    ]
+    confusion[2] = [30, 10, 10]
+    assert (
+        "bird is taken for dog 10 times, its second most frequent wrong answer"
+        in class_models_read_as(manifest, confusion, ["cat", "dog", "bird"])[0]
+    )
+    for broken in ({"class": "owl", "read_as": "dog", "read_as_probability": 0.9}, {"class": "bird"}, "x",
+                   {"class": "bird", "read_as": "dog", "read_as_probability": "high"}):  # fmt: skip
+        manifest["methods"]["class_model"]["readings"] = {"failed": [broken]}
+        assert class_models_read_as(manifest, confusion, ["cat", "dog", "bird"]) == []
+    assert class_models_read_as(None, confusion, ["cat", "dog", "bird"]) == []

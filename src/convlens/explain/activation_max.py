@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +142,19 @@ class ClassModels(Maximization):
         return [f"{len(failed)} of {len(self.targets)} class-model images failed ({classes}): the model gives "
                 f"each less than {CLASS_MODEL_FAILED_BELOW:g} probability of its class, so those panels (labelled "
                 "'failed', in red) do not show what the model takes for the class"]  # fmt: skip
+
+    def readings(self) -> dict[str, Any]:
+        """The failed class models for the manifest, each with the class the model reads in its image (the report
+        sets them beside the confusion matrix): ``{"failed": [{"class", "probability", "read_as",
+        "read_as_probability"}, ...]}``; nothing where none failed or the answers were not measured."""
+        failed = self.failed()
+        if not failed or self.answers is None or self.answer_probabilities is None or self.probabilities is None:
+            return {}
+        return {"failed": [{"class": class_name(self.class_names, int(self.targets[row])),
+                            "probability": round(float(self.probabilities[row]), 4),
+                            "read_as": class_name(self.class_names, int(self.answers[row])),
+                            "read_as_probability": round(float(self.answer_probabilities[row]), 4)}
+                           for row in failed]}  # fmt: skip
 
     def _read_as(self, row: int) -> str:
         """``, read as Surprise 0.97``: the class the model answers for the image at ``row`` (FER2013: Fear's image

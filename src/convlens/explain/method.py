@@ -8,7 +8,10 @@ to the method's figure function. Results may offer two optional hooks the stage 
 - ``scores(row)``: extra numbers for the manifest entry of a figure showing image ``row`` (``None``:
   a figure of the model alone), e.g. how far an inversion's feature loss fell;
 - ``localisation_maps()``: non-negative ``{layer or None: (B, H, W)}`` maps that say where the
-  evidence lies, scored against ground-truth masks where the data has them.
+  evidence lies, scored against ground-truth masks where the data has them;
+- ``notes()``: sentences for the report; ``readings()``: a JSON-able record of what the result found, kept in the
+  manifest under the method's ``readings`` for the report to set beside other numbers (class models read as
+  another class, beside the confusion matrix).
 """
 
 from __future__ import annotations

@@ -57,9 +57,10 @@ class MethodResult:
     skipped: str | None = None
     maps: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    readings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def summary(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        extra = {"skipped": self.skipped, "maps": self.maps, "notes": self.notes}
+        extra = {"skipped": self.skipped, "maps": self.maps, "notes": self.notes, "readings": self.readings}
         return {"seconds": round(self.seconds, 3), "parameters": parameters, **{k: v for k, v in extra.items() if v}}
 
 
@@ -108,7 +109,8 @@ def run_method(ctx: Context, planned: Planned, out_dir: Path) -> MethodResult:
     total = time.perf_counter() - started
     log.info("%s: %d figures in %.1f s", spec.name, len(drawn), total)
     notes = result.notes() if hasattr(result, "notes") else []
-    return MethodResult(total, entries, maps=maps and f"{MAPS}/{spec.name}.npz", notes=notes)
+    readings = result.readings() if hasattr(result, "readings") else {}
+    return MethodResult(total, entries, maps=maps and f"{MAPS}/{spec.name}.npz", notes=notes, readings=readings)
 
 
 def save_maps(ctx: Context, result: object, explained: Explained, path: Path) -> bool:
