@@ -182,3 +182,20 @@ def test_the_cascade_figure_names_its_image_and_the_class_explained() -> None:
     assert image_title(subject, 1) == "star #120, explained for square"
     unnamed = Subject(None, SimpleNamespace(keys=[(7, 0)], labels=None), {}, None, 3)  # type: ignore[arg-type]
     assert image_title(unnamed, 0) == "#7, explained for 0"
+
+
+def test_the_cascade_figure_shows_the_first_image_the_model_gets_right() -> None:
+    """FER2013's cascade showed a Sad face answered Neutral, the sample's first image: the figure shows the first the
+    model classifies right, the first image where predictions or labels are unknown or none is right."""
+    from types import SimpleNamespace
+
+    from convlens.evaluate.families import Subject, _first_right
+
+    keys = [(7, 1), (120, 2), (33, 0)]
+    images = SimpleNamespace(keys=keys, labels=[0, 2, 0], predicted=[1, 2, 0])
+    subject = Subject(None, images, {}, None, 3)  # type: ignore[arg-type]
+    assert _first_right(subject, keys) == 1
+    assert _first_right(subject, [keys[2], keys[1]]) == 0
+    assert _first_right(subject, [keys[0]]) == 0, "none right: the first"
+    unknown = Subject(None, SimpleNamespace(keys=keys, labels=[0, 2, 0], predicted=None), {}, None, 3)  # type: ignore[arg-type]
+    assert _first_right(unknown, keys) == 0

@@ -201,11 +201,13 @@ class CascadeMaps:
 def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
     """The cascade and its twin: every method's maps (each view) after each stage and after the twin's
     full cascade, compared with the trained model's maps and with the images' edge maps; the figure
-    payload holds the maps of the first image (none when no method is left)."""
+    payload holds the maps of the first image the model classifies right (:func:`_first_right`; none when no method
+    is left)."""
     family, chosen, index = _with_common_images(subject, params.images)
     if not chosen:
         return family
     inputs, targets = _inputs(subject, index)
+    shown = _first_right(subject, index)
     recompute = {name: subject.recompute(name) for name in chosen}
     trained = {name: method.views(subject.model, inputs, targets) for name, method in recompute.items()}
     steps: dict[str, list[dict[str, dict[str, Tensor]]]] = {name: [] for name in chosen}
@@ -222,10 +224,21 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
             cascade = rand.Cascade(views, [step[layer] for step in steps[name]], twin[name][layer], edges)
             family.records[name][layer] = rand.randomization(cascade, params)
             maps = [views[rand.TESTED_VIEW], *(step[rand.TESTED_VIEW] for step in cascade.steps)]
-            figure[name][layer] = [m[0].cpu().numpy() for m in maps]
-    row = subject.images.keys.index(index[0])
+            figure[name][layer] = [m[shown].cpu().numpy() for m in maps]
+    row = subject.images.keys.index(index[shown])
     family.figure = CascadeMaps(subject.images.display[row], figure, image_title(subject, row), len(index))
     return family
+
+
+def _first_right(subject: Subject, index: list[Key]) -> int:
+    """The position in ``index`` of the first image the model classifies right, where the predictions and true
+    labels are known (else 0): the cascade's figure shows one image, and FER2013's showed a Sad face answered
+    Neutral, a mistake, without saying why that one (a grader's finding)."""
+    images = subject.images
+    if images.predicted is None or images.labels is None:
+        return 0
+    rows = [images.keys.index(key) for key in index]
+    return next((position for position, row in enumerate(rows) if images.predicted[row] == images.labels[row]), 0)
 
 
 def image_title(subject: Subject, row: int, separator: str = ", ") -> str:
