@@ -311,7 +311,7 @@ def test_a_map_that_beats_random_maps_is_held_against_the_centred_blob(evaluatio
         meaning = {"not shown better than": "nothing shown beyond what a guess at the image's centre shows",
                    "worse than": "a guess at the image's centre shows it better"}[says]  # fmt: skip
         assert lines == [f"- On relevance mass, Saliency (vanilla gradient) ({cell['value']:.3f} vs 0.610; advantage "
-                         f"-0.040 [-0.09, +0.01], adjusted p 0.31, n = 12) beat random maps but is {says} a centred "
+                         f"-0.040 [-0.09, +0.01], adjusted p 0.31, n = 12) beats random maps but is {says} a centred "
                          f"Gaussian blob that ignores the image: {meaning}."]  # fmt: skip
 
 

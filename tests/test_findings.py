@@ -202,7 +202,7 @@ def test_a_verdict_most_tested_maps_share_is_said_once() -> None:
         "localisation supported for all 3 maps (better than random maps); faithfulness supported for all 3 maps "
         "(better than random maps); randomization supported for 2 of the 3 maps (better than random maps; the other "
         "map: not supported); robustness not supported for 2 of the 3 maps (worse than random maps on pointing game; "
-        "the other map: not tested): shown, not required; not said again below."
+        "the other map: not tested): shown, not required; these reasons are not said again below."
     ]  # "14 of the 15 maps" was read as one map supported: the others' verdicts are said
     assert overall("X", records[0], shared) == "X: trusted, supported by faithfulness, randomization."
     assert overall("X", records[1], shared) == (
@@ -254,7 +254,7 @@ def test_an_undecided_cascade_reads_not_supported_undecided_in_the_findings_tabl
     layer = _layer(randomization=not_supported) | {"randomization": {"verdict": "undecided"}}
     table, rule = believe(_evaluation(layers={"": layer}), "run", SECTIONS)[:2]
     assert "| Saliency | supported | supported | not supported (undecided) | not supported | no |" in table
-    assert "Randomization 'not supported (undecided)': the cascade showed the map neither to change with" in rule
+    assert "Randomization 'not supported (undecided)': a test the verdict needs (after the head alone, or after" in rule
     layer["randomization"]["verdict"] = "insensitive"
     table, rule = believe(_evaluation(layers={"": layer}), "run", SECTIONS)[:2]
     assert "| supported | not supported | not supported | no |" in table and "undecided" not in rule
@@ -569,8 +569,8 @@ def test_localisation_supported_only_against_random_maps_is_said_so_beside_the_c
         assert sentence == []
     else:
         assert sentence == [
-            "Localisation is judged against random maps; beside the model-free maps, no map that it supports is shown "
-            "to localise better than the centred blob on any localisation metric (the centred blob points at the "
+            "Localisation is judged against random maps; compared with the model-free maps, no map that it supports is "
+            "shown to localise better than the centred blob on any localisation metric (the centred blob points at the "
             "object on 89% of the images; the best map, Saliency at `layer3`, on 84%): on this data 'supported' there "
             "means better than chance, not better than a map that ignores the model."
         ]
@@ -1116,7 +1116,9 @@ def test_each_method_section_reads_the_parts_its_maps_favour() -> None:
         "a reading of this map, a finding only where trusted): cat: object 90% (4.5x its area); no part for dog."
     ]
     evaluation["regions"]["methods"]["saliency"][""]["0"] |= {"images": 3}
-    assert parts_reading(evaluation, "saliency", CLASSES)[0].endswith("no part for dog; too few located maps for cat.")
+    assert parts_reading(evaluation, "saliency", CLASSES)[0].endswith(
+        "no part for dog; too few located maps (under 8) for cat (3)."
+    )
     layered = _evaluation(layers={"layer3": _layer(), "layer2": _layer()})
     assert parts_reading(layered, "saliency", CLASSES)[0].startswith("**Parts its maps favour** at `layer3` (")
     assert parts_reading(_evaluation() | {"regions": {}}, "saliency", CLASSES) == []

@@ -125,9 +125,9 @@ def believe(
             "layer; its table 'What each score measures' defines the metrics, and the paragraph under it the "
             "model-free maps named here.")  # fmt: skip
     if any("not supported (undecided)" in row for row in rows):
-        rule += (" Randomization 'not supported (undecided)': the cascade showed the map neither to change with the "
-                 "weights nor to stay alike (its tests mark neither side at these n), which is no support; 'not "
-                 "supported' alone: shown to stay too alike to the trained map.")  # fmt: skip
+        rule += (" Randomization 'not supported (undecided)': a test the verdict needs (after the head alone, or after "
+                 "every stage) marks neither side at these n, which is no support; 'not supported' alone: shown to "
+                 "stay too alike to the trained map.")  # fmt: skip
     unverified = [_unverified(_title(evaluation, name, layer), record) for name, layer, record in shown
                   if trust_status(record) == "not verified"]  # fmt: skip
     if unverified:
@@ -187,7 +187,7 @@ def localisation_beside(evaluation: Mapping[str, Any], shown: list[tuple[str, st
         return []
     named = " or ".join(MODEL_FREE[baseline] for baseline in matching)
     said = (
-        f"Localisation is judged against random maps; beside the model-free maps, no map that it supports is "
+        f"Localisation is judged against random maps; compared with the model-free maps, no map that it supports is "
         f"shown to localise better than {named} on any localisation metric"
     )
     pointing = (evaluation.get("baselines") or {}).get("localisation") or {}
@@ -1018,7 +1018,7 @@ def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: 
         area, label = regions["classes"][key]["area"], text(class_names[int(key)])
         above = favoured(found, area)
         if found["images"] < MIN_IMAGES:
-            few.append(label)
+            few.append(f"{label} ({found['images']})")
         elif above:
             parts = [f"{text(regions['parts'][index])} {found['share'][index]:.0%} "
                      f"({found['share'][index] / area[index]:.1f}x its area)" for index in above]  # fmt: skip
@@ -1026,7 +1026,7 @@ def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: 
         else:
             none.append(label)
     said = named + ([f"no part for {', '.join(none)}"] if none else [])
-    said += [f"too few located maps for {', '.join(few)}"] if few else []
+    said += [f"too few located maps (under {MIN_IMAGES}) for {', '.join(few)}"] if few else []
     where = f" at {code(layer)}" if layer else ""
     images = (evaluation.get("sample") or {}).get("images", "the")
     return [

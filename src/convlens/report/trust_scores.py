@@ -337,14 +337,18 @@ def _no_better_than_model_free(rows: list[Row], family: str, metric: Metric) -> 
             side = short_of_model_free(score, name)
             if side is not None:
                 groups[side].append(f"{row.label}{model_free_numbers(score, name)}")
-        sentences += [f"On {metric.label}, {', '.join(items)} beat random maps but {_are(items)} {side} {what}: "
-                      f"{SHOWN_BY_MODEL_FREE[side].format(shown)}."
+        sentences += [f"On {metric.label}, {', '.join(items)} {_beat(items)} random maps but {_are(items)} {side} "
+                      f"{what}: {SHOWN_BY_MODEL_FREE[side].format(shown)}."
                       for side, items in groups.items() if items]  # fmt: skip
     return sentences
 
 
 def _are(subjects: list[str]) -> str:
     return "is" if len(subjects) == 1 else "are"
+
+
+def _beat(subjects: list[str]) -> str:
+    return "beats" if len(subjects) == 1 else "beat"
 
 
 def _do(subjects: list[str]) -> str:
@@ -402,8 +406,8 @@ def _cascade(rows: list[Row], settings: dict[str, Any]) -> list[str]:
     cascaded = [row for row in rows if row.record.get("randomization")]
     sensitive = [row.label for row in cascaded if row.record["randomization"]["verdict"] == "sensitive"]
     sentences = ([f"Randomization: the maps of {', '.join(sensitive)} lose their resemblance to the trained ones "
-                 f"once every stage is re-initialised (Spearman tested below {settings['similar_above']:g}, ending "
-                 f"within {settings['margin']:g} of what two randomised models' maps or an edge map share), and "
+                 f"once every stage is re-initialised (Spearman tested below {settings['similar_above']:g}, ending no "
+                 f"more than {settings['margin']:g} above what two randomised models' maps or an edge map share), and "
                  f"re-initialising the head alone already brings them below {settings['similar_above']:g} (tested): "
                  "they depend on what the model learned."]
                  if sensitive else [])  # fmt: skip

@@ -174,7 +174,7 @@ def shared_sentence(shared: Mapping[str, Mapping[str, str]], records: list[dict[
             reason += f"; {which}: {shown}"
         required = "" if family in (*REQUIRED, "localisation") else ": shown, not required"
         said.append(f"{text(family)} {text(found['verdict'])} for {maps} ({reason}){required}")
-    return [f"{'; '.join(said)}; not said again below."] if said else []
+    return [f"{'; '.join(said)}; these reasons are not said again below."] if said else []
 
 
 def overall(label: str, record: dict[str, Any], shared: Mapping[str, Mapping[str, str]] | None = None) -> str:
