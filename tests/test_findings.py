@@ -1100,6 +1100,8 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
         "A and B: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."
     ], "no number varies"
     assert grouped([line("A", 0.5, 0.01)]) == ["A: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."]
+    braced = [("A", "A: not supported (`skip={x}` 0.5)."), ("B", "B: not supported (`skip={x}` 0.7).")]
+    assert grouped(braced) == ["A and B: not supported (`skip={x}` *a*), where *a* is 0.5 and 0.7 in that order."]
 
 
 def test_each_method_section_reads_the_parts_its_maps_favour() -> None:

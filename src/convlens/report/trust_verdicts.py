@@ -221,7 +221,8 @@ def grouped(sentences: list[tuple[str, str]]) -> list[str]:
     groups: dict[str, list[tuple[str, list[str]]]] = {}
     for label, sentence in sentences:
         body = sentence.removeprefix(f"{label}: ")
-        groups.setdefault(NUMBER.sub("{}", body), []).append((label, NUMBER.findall(body)))
+        literal = body.replace("{", "{{").replace("}", "}}")  # a brace in a recorded reason is text, not a field
+        groups.setdefault(NUMBER.sub("{}", literal), []).append((label, NUMBER.findall(body)))
     said = []
     for template, members in groups.items():
         if len(members) == 1 or template.count("{}") > len(PLACEHOLDERS):
