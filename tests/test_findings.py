@@ -1102,6 +1102,11 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     assert grouped([line("A", 0.5, 0.01)]) == ["A: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."]
     braced = [("A", "A: not supported (`skip={x}` 0.5)."), ("B", "B: not supported (`skip={x}` 0.7).")]
     assert grouped(braced) == ["A and B: not supported (`skip={x}` *a*), where *a* is 0.5 and 0.7 in that order."]
+    many = [(name, f"{name}: " + ", ".join(str(start + step) for step in range(9)) + ".") for name, start in
+            (("A", 10), ("B", 20))]  # fmt: skip
+    assert grouped(many) == [sentence for _, sentence in many], "more numbers vary than there are names: as they were"
+    shared = [(name, f"{name}: 1, 2, 3, 4, 5, 6, 7, 8, 9, {last}.") for name, last in (("A", 10), ("B", 11))]
+    assert grouped(shared) == ["A and B: 1, 2, 3, 4, 5, 6, 7, 8, 9, *a*, where *a* is 10 and 11 in that order."]
 
 
 def test_each_method_section_reads_the_parts_its_maps_favour() -> None:

@@ -225,11 +225,11 @@ def grouped(sentences: list[tuple[str, str]]) -> list[str]:
         groups.setdefault(NUMBER.sub("{}", literal), []).append((label, NUMBER.findall(body)))
     said = []
     for template, members in groups.items():
-        if len(members) == 1 or template.count("{}") > len(PLACEHOLDERS):
-            said += [f"{label}: {template.format(*numbers)}" for label, numbers in members]
-            continue
         columns = list(zip(*(numbers for _, numbers in members), strict=True))
         varying = [index for index, column in enumerate(columns) if len(set(column)) > 1]
+        if len(members) == 1 or len(varying) > len(PLACEHOLDERS):
+            said += [f"{label}: {template.format(*numbers)}" for label, numbers in members]
+            continue
         names = {index: f"*{PLACEHOLDERS[order]}*" for order, index in enumerate(varying)}
         shown = template.format(*(names.get(index, column[0]) for index, column in enumerate(columns)))
         labels = _joined([label for label, _ in members])
