@@ -584,3 +584,20 @@ def test_a_score_column_no_method_was_tested_on_leaves_the_table(evaluation: dic
     assert "pointing game" not in header and "Localisation" not in header and "deletion AUC" in header
     assert "Left out of the table, not tested for any method: pointing game, relevance mass, rank accuracy, " \
            "Localisation." in body  # fmt: skip
+
+
+def test_maps_shown_worse_are_said_worse_each_in_turn(evaluation: dict) -> None:
+    """FER2013: "On max-sensitivity, Saliency (0.85 vs 0.17, worse), ... (14 maps) do not beat the edge detector's
+    map: it moves more ..." understated cells marked worse and said "it" of a list. A group all worse "are worse
+    than"; a reason said of one map is said of each; one map keeps "it"."""
+    tampered = json.loads(json.dumps(evaluation))
+    for name in ("saliency", "guided_backprop"):
+        cell = tampered["methods"][name]["layers"][""]["robustness"]["max_sensitivity"]
+        cell["verdict"] = "below"
+    body = scores_section(tampered).body
+    line = next(line for line in body.splitlines() if line.startswith("- On max-sensitivity, Saliency"))
+    assert " are worse than the edge detector's map: each moves more under small input noise" in line, line
+    tampered["methods"]["guided_backprop"]["layers"][""]["robustness"]["max_sensitivity"]["verdict"] = "above"
+    line = next(line for line in scores_section(tampered).body.splitlines()
+                if line.startswith("- On max-sensitivity, Saliency"))  # fmt: skip
+    assert " is worse than the edge detector's map: it moves more under small input noise" in line, line

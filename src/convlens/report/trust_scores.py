@@ -295,6 +295,7 @@ def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Me
     """One sentence per reason: the maps that do not beat random maps on ``metric`` (headline metrics)
     or do worse (the others), with the reason the numbers give."""
     groups: dict[str, list[str]] = {}
+    worse_all: dict[str, bool] = {}
     for row in rows:
         score = _score(row, family, metric.key)
         if score["verdict"] == "below" or (score["verdict"] != "above" and metric.key in HEADLINE):
@@ -303,8 +304,23 @@ def _misses(evaluation: dict[str, Any], rows: list[Row], family: str, metric: Me
             groups.setdefault(reason, []).append(
                 f"{row.label} ({mean(score['value'])} vs {mean(score['baseline'])}{worse})"
             )
-    return [f"On {metric.label}, {', '.join(items)} {_do(items)} not beat {_reference(rows, family, metric)}: "
-            f"{reason}." for reason, items in groups.items()]  # fmt: skip
+            worse_all[reason] = worse_all.get(reason, True) and bool(worse)
+    if not groups:
+        return []
+    reference = _reference(rows, family, metric)
+    return [f"On {metric.label}, {', '.join(items)} "
+            f"{f'{_are(items)} worse than' if worse_all[reason] else f'{_do(items)} not beat'} {reference}: "
+            f"{_each(reason, items)}." for reason, items in groups.items()]  # fmt: skip
+
+
+def _each(reason: str, subjects: list[str]) -> str:
+    """A reason said of one map ("it moves more ...", "its peak lies ...") said of each of several ("each moves more
+    ...": FER2013's max-sensitivity sentence named 14 maps and went on "it moves more")."""
+    if len(subjects) == 1:
+        return reason
+    if reason.startswith("it "):
+        return "each " + reason.removeprefix("it ")
+    return "each map's " + reason.removeprefix("its ") if reason.startswith("its ") else reason
 
 
 def _reference(rows: list[Row], family: str, metric: Metric) -> str:
