@@ -1119,8 +1119,9 @@ def test_each_method_section_reads_the_parts_its_maps_favour() -> None:
     evaluation["regions"]["methods"]["saliency"][""]["1"] = _shares(0.85, 0.8)  # dog: on the background, 1.06x
     said = parts_reading(evaluation, "saliency", [*CLASSES, "bird"])
     assert said == [
-        "**Parts its maps favour** (per class explained, on the evaluation's 64 sample images, by the Findings' rule; "
-        "a reading of this map, a finding only where trusted): cat: object 90% (4.5x its area); no part for dog."
+        "**Parts its maps favour** (per class explained, on the evaluation's 64 sample images: at least 1.5x the "
+        "part's area, its interval above the area and above both model-free maps; a reading of this map, a finding "
+        "only where trusted): cat: object 90% (4.5x its area); no part for dog."
     ]
     evaluation["regions"]["methods"]["saliency"][""]["0"] |= {"images": 3}
     assert parts_reading(evaluation, "saliency", CLASSES)[0].endswith(

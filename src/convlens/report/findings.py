@@ -84,9 +84,14 @@ def shown_layers(evaluation: Mapping[str, Any]) -> list[tuple[str, str, dict[str
     """(method, layer, layer record) of each method at its best-supported layer ('' for a single map)."""
     shown = []
     for name, method in (evaluation.get("methods") or {}).items():
-        layer = (method.get("best_layer") or {}).get("layer", next(iter(method["layers"]), ""))
+        layer = shown_layer(method)
         shown.append((name, layer, method["layers"][layer]))
     return shown
+
+
+def shown_layer(method: Mapping[str, Any]) -> str:
+    """A method record's best-supported layer (``best_layer``), else its first ('' for a single map)."""
+    return (method.get("best_layer") or {}).get("layer", next(iter(method["layers"]), ""))
 
 
 def lead_method(evaluation: Mapping[str, Any] | None) -> tuple[str, str] | None:
@@ -620,14 +625,13 @@ def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[C
     as one line; none where every named pair holds most of its class's mistakes."""
     said = []
     for true in dict.fromkeys(pair.true for pair in named):
-        row = class_names.index(true)
-        answers = sorted(((int(count), column) for column, count in enumerate(confusion[row]) if column != row
-                          and count > 0), key=lambda found: (-found[0], found[1]))  # fmt: skip
-        wrong = sum(count for count, _ in answers)
-        if answers[0][0] >= SPREAD_SHARE * wrong:
+        answers = _answers_of(confusion, class_names, true)
+        wrong = sum(answer.count for answer in answers)
+        if answers[0].count >= SPREAD_SHARE * wrong:
             continue
-        listed = ", ".join(f"{text(class_names[column])} {count:,}" for count, column in answers)
-        said.append(f"**{text(true)}** ({wrong:,} mistakes, {int(confusion[row, row]):,} right): {listed}")
+        listed = ", ".join(f"{text(answer.predicted)} {answer.count:,}" for answer in answers)
+        right = int(confusion[class_names.index(true), class_names.index(true)])
+        said.append(f"**{text(true)}** ({wrong:,} mistakes, {right:,} right): {listed}")
     if not said:
         return []
     return [f"Spread over several wrong answers (no one of them takes {SPREAD_SHARE:.0%} of the class's mistakes): "
@@ -650,10 +654,10 @@ def class_models_read_as(
         probability = found.get("read_as_probability") if isinstance(found, dict) else None
         if not all(name in class_names for name in names) or names[0] == names[1] or not _is_fraction(probability):
             continue
-        row, column = (list(class_names).index(name) for name in names)
-        wrong = sorted((int(count) for index, count in enumerate(confusion[row]) if index != row), reverse=True)
-        count = int(confusion[row, column])
-        rank = f", its {_ordinal(wrong.index(count) + 1)}most frequent wrong answer" if count else ""
+        answers = _answers_of(confusion, class_names, names[0])
+        count = next((answer.count for answer in answers if answer.predicted == names[1]), 0)
+        counts = [answer.count for answer in answers]
+        rank = f", its {_ordinal(counts.index(count) + 1)}most frequent wrong answer" if count else ""
         said.append(f"of **{text(names[0])}** as **{text(names[1])}** ({probability:.2f}; on the test set "
                     f"{text(names[0])} is taken for {text(names[1])} {count:,} times{rank})")  # fmt: skip
     if not said:
@@ -661,6 +665,11 @@ def class_models_read_as(
     return [f"Failed class-model images (activation maximization) are read as another class: the model reads its own "
             f"image {'; and '.join(said)}. The ascent that raised the first class's score raised the second's more: "
             "the features the model uses for the first speak for the second too."]  # fmt: skip
+
+
+def _answers_of(confusion: np.ndarray, class_names: Sequence[str], true: str) -> list[ConfusedPair]:
+    """The wrong answers given to images of class ``true``, most frequent first (:func:`confused_pairs`' order)."""
+    return [pair for pair in confused_pairs(confusion, class_names, k=confusion.size) if pair.true == true]
 
 
 def _is_fraction(value: object) -> bool:
@@ -1002,21 +1011,22 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
 
 def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: Sequence[str]) -> list[str]:
     """For a method's own section, the parts its maps favour per class on the evaluation's sample, named by the
-    Findings' rule (:func:`favoured`), at its best layer: sections 12-17 showed figures with no computed reading (a
+    Findings' rule (:func:`favoured`, stated in the line: the Findings state it only for a trusted lead map), at its
+    best layer: sections 12-17 showed figures with no computed reading (a
     grader's finding), while the evaluation had measured every method's shares. A reading of the method's maps, said
     to be a finding only where the Findings trust them; nothing without part maps or the method's shares."""
     regions = (evaluation or {}).get("regions") or {}
     method = ((evaluation or {}).get("methods") or {}).get(name)
     if not regions or not method:
         return []
-    layer = (method.get("best_layer") or {}).get("layer", next(iter(method["layers"]), ""))
+    layer = shown_layer(method)
     shares = ((regions.get("methods") or {}).get(name) or {}).get(layer)
     if not shares:
         return []
     named, none, few = [], [], []
     for key, found in shares.items():
         area, label = regions["classes"][key]["area"], text(class_names[int(key)])
-        above = favoured(found, area)
+        above = favoured(found, area)  # none under MIN_IMAGES located maps
         if found["images"] < MIN_IMAGES:
             few.append(f"{label} ({found['images']})")
         elif above:
@@ -1030,8 +1040,9 @@ def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: 
     where = f" at {code(layer)}" if layer else ""
     images = (evaluation.get("sample") or {}).get("images", "the")
     return [
-        f"**Parts its maps favour**{where} (per class explained, on the evaluation's {images} sample images, by "
-        f"the Findings' rule; a reading of this map, a finding only where trusted): {'; '.join(said)}."
+        f"**Parts its maps favour**{where} (per class explained, on the evaluation's {images} sample images: at "
+        f"least {FAVOURED:g}x the part's area, its interval above the area and above both model-free maps; a reading "
+        f"of this map, a finding only where trusted): {'; '.join(said)}."
     ]
 
 
