@@ -228,7 +228,7 @@ def test_faithfulness_is_supported_only_beyond_the_maps_that_ignore_the_model() 
     that ignores the model ranks the pixels as well; one metric beyond every model-free map is."""
     from convlens.evaluate.verdicts import family_verdict
 
-    matched = {"deletion_auc": _faithfulness_cell("above", "level"), "road": _faithfulness_cell("above", "below")}
+    matched = {"deletion_auc": _faithfulness_cell("above", "level"), "road": _faithfulness_cell("above", "level")}
     found = family_verdict(matched, None, beyond_model_free=True)
     assert found["verdict"] == "not supported" and found["why"] == (
         "better than random maps on deletion AUC, ROAD, but on none of them better than the centred blob: a map "
@@ -240,6 +240,29 @@ def test_faithfulness_is_supported_only_beyond_the_maps_that_ignore_the_model() 
         "verdict": "supported", "why": "better than random maps on deletion AUC, ROAD"}  # fmt: skip
     matched["road"] = _faithfulness_cell("level", "above")  # beyond the blob only where it does not beat random maps
     assert family_verdict(matched, None, beyond_model_free=True)["verdict"] == "not supported"
+
+
+def test_faithfulness_is_not_supported_where_a_map_that_ignores_the_model_ranks_the_pixels_better() -> None:
+    """FER2013's Integrated Gradients beat random maps and both model-free maps on deletion, and both model-free
+    maps beat it on ROAD: it was called faithful (a grader). A model-free map better on one metric refutes it."""
+    from convlens.evaluate.verdicts import family_verdict
+
+    cells = {"deletion_auc": _faithfulness_cell("above", "above"), "road": _faithfulness_cell("level", "below")}
+    cells["road"]["against"]["edges"]["mark"] = "below"
+    assert family_verdict(cells, None, beyond_model_free=True) == {
+        "verdict": "not supported",
+        "why": "worse than the centred blob and the edge detector's map on ROAD: a map that ignores the model ranks "
+        "the pixels better there",
+    }
+    cells["deletion_auc"]["against"]["centre"]["mark"] = "below"
+    assert family_verdict(cells, None, beyond_model_free=True)["why"].startswith(
+        "worse than the centred blob on deletion AUC, ROAD and than the edge detector's map on ROAD: "
+    )
+    assert family_verdict(cells, None)["verdict"] == "supported", "localisation keeps random maps as its bar"
+    cells["road"] = _faithfulness_cell("level", "level")
+    assert family_verdict(cells, None, beyond_model_free=True)["verdict"] == "not supported"
+    cells["deletion_auc"]["against"]["centre"]["mark"] = "above"
+    assert family_verdict(cells, None, beyond_model_free=True)["verdict"] == "supported"
 
 
 def test_a_family_won_on_no_metric_names_the_metrics_it_was_tried_on() -> None:

@@ -985,7 +985,7 @@ def test_the_glossary_says_what_each_score_is_judged_against() -> None:
     layer["faithfulness"] = {"road": {"reference": "random"}}
     road = _glossary({"methods": {"m": {"layers": {"": layer}}}}).split("| ROAD |")[1].splitlines()[0]
     assert road.endswith("| random maps, then at least one metric of the family beyond the edge map and the centred "
-                         "blob |"), "faithfulness is judged beyond the model-free maps too"  # fmt: skip
+                         "blob, and worse than neither on any |"), "judged beyond the model-free maps too"  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -46,9 +46,9 @@ class FamilySpec:
     ``long_running``: among the costliest families, handed to a worker process first so that the
     workers finish together (:func:`convlens.evaluate.stage.run_families`). ``beyond_model_free``: its
     verdict is "supported" only where each other baseline its cells are tested against (the model-free maps,
-    :mod:`convlens.evaluate.baselines`) is beaten on at least one of the metrics on which the map beats the
-    reference, the same metric or another: a ranking of pixels that a map ignoring the model matches says
-    nothing about the model
+    :mod:`convlens.evaluate.baselines`) is better on none of them and beaten on at least one of the metrics on
+    which the map beats the reference, the same metric or another: a ranking of pixels that a map ignoring the
+    model matches or betters says nothing about the model
     (:func:`convlens.evaluate.verdicts.family_verdict`). ``parts``: independent shares of its work, each
     with its own metrics and baselines; with several workers each part runs as its own task (its ``score``
     called with ``part=``), and the parts' records are merged layer by layer, so the scores are the same

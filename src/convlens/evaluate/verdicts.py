@@ -87,9 +87,10 @@ def family_verdict(
     maps; the edge map for robustness); randomization's from its two cascade cells (:func:`_cascade_verdict`).
 
     **supported**: better than the reference on at least one metric of the family after the table's
-    adjustment, worse on none, and, ``beyond_model_free`` (faithfulness), better than each of the cells'
-    other baselines (the edge map, the centred blob) on at least one of those metrics; **not supported**:
-    worse on one, better on none, or matched by a model-free map on every metric it wins; **not tested**
+    adjustment, worse on none, and, ``beyond_model_free`` (faithfulness), worse than none of the cells' other
+    baselines (the edge map, the centred blob) and better than each on at least one of those metrics; **not
+    supported**: worse on one, better on none, beaten by a model-free map on one or matched by it on every metric
+    it wins; **not tested**
     when the family left the method out (skipped is never support) or no cell has enough images.
     ``why`` says which metrics decided it."""
     if skipped:
@@ -104,6 +105,10 @@ def family_verdict(
                      for side in ("below", "above"))  # fmt: skip
     if worse:
         return {"verdict": "not supported", "why": f"worse than {reference} on {', '.join(worse)}"}
+    beaten_by = _beaten_by_model_free(tested) if beyond_model_free else ""
+    if beaten_by:
+        why = f"worse than {beaten_by}: a map that ignores the model ranks the pixels better there"
+        return {"verdict": "not supported", "why": why}
     unbeaten = _unbeaten(tested) if beyond_model_free else []
     if better and unbeaten:
         why = (f"better than {reference} on {', '.join(better)}, but on none of them better than "
@@ -113,6 +118,22 @@ def family_verdict(
         return {"verdict": "supported", "why": f"better than {reference} on {', '.join(better)}"}
     tried = ", ".join(LABELS.get(key, key) for key in tested)  # "on any metric" read oddly beside one metric
     return {"verdict": "not supported", "why": f"not shown better than {reference} on {tried}"}
+
+
+def _beaten_by_model_free(cells: dict[str, dict[str, Any]]) -> str:
+    """The model-free maps (baselines other than the reference) that are better than the map on some metric, each
+    with its metrics ("the edge detector's map and the centred blob on ROAD"), or "" where none is. FER2013's
+    Integrated Gradients beat random maps and both model-free maps on deletion, and both model-free maps beat it
+    on ROAD: it had been called faithful."""
+    metrics: dict[str, list[str]] = {}
+    for key, cell in cells.items():
+        for name, test in cell["against"].items():
+            if name != cell["reference"] and test.get("mark") == "below":
+                metrics.setdefault(name, []).append(LABELS.get(key, key))
+    by_metrics: dict[tuple[str, ...], list[str]] = {}
+    for name in sorted(metrics):
+        by_metrics.setdefault(tuple(metrics[name]), []).append(REFERENCES.get(name, name))
+    return " and than ".join(f"{' and '.join(names)} on {', '.join(keys)}" for keys, names in by_metrics.items())
 
 
 def _unbeaten(cells: dict[str, dict[str, Any]]) -> list[str]:

@@ -115,7 +115,10 @@ def _glossary(evaluation: dict[str, Any] | None = None) -> str:
     inside its ground-truth masks)."""
     judged = _references(evaluation or {})
     beyond = {family for family, spec in FAMILIES.items() if spec.beyond_model_free}
-    also = ", then at least one metric of the family beyond the edge map and the centred blob"
+    also = (
+        ", then at least one metric of the family beyond the edge map and the centred blob, and worse than "
+        "neither on any"
+    )
     rows = [(metric.label, text(metric.means), metric.better,
              judged[metric.key] + also * (family in beyond) if metric.key in judged else "-")
             for family, metric in scored_metrics() if metric.means]  # fmt: skip
