@@ -757,7 +757,7 @@ def test_a_trusted_map_is_held_against_each_model_free_map_where_it_wins_and_whe
     evaluation = _evaluation(layers={"": _layer() | record})
     assert believe(evaluation, "run", SECTIONS)[-1] == (
         "Beside the model-free maps (tested in section 6; the faithfulness verdict asks that each be beaten on at "
-        "least one metric, localisation's is against random maps):"
+        "least one of its metrics and beat the map on none, localisation's is against random maps):"
         "\n\n- Saliency is better than the edge map on pointing game and the centred blob on relevance mass; worse "
         "than the centred blob on pointing game; not shown better than the edge map on relevance mass."
     )

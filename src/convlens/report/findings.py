@@ -149,7 +149,8 @@ def believe(
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
         beside = [f"Beside the model-free maps (tested in section {sections['trust']}; the faithfulness verdict "
-                  "asks that each be beaten on at least one metric, localisation's is against random maps):\n\n"
+                  "asks that each be beaten on at least one of its metrics and beat the map on none, localisation's "
+                  "is against random maps):\n\n"
                   + "\n".join(f"- {line}" for line in beside)]  # fmt: skip
     return [table(header, rows), *untested, rule, *localisation_beside(evaluation, shown), *beside]
 
