@@ -1176,6 +1176,11 @@ def test_a_failed_class_model_read_as_another_class_is_set_beside_the_confusions
         "bird is taken for dog 10 times, its second most frequent wrong answer"
         in class_models_read_as(manifest, confusion, ["cat", "dog", "bird"])[0]
     )
+    confusion[2] = [10, 10, 10]  # FER2013: Fear taken for Surprise and for Sad 133 times each
+    assert (
+        "bird is taken for dog 10 times, its most frequent wrong answer, tied with cat)"
+        in class_models_read_as(manifest, confusion, ["cat", "dog", "bird"])[0]
+    )
     for broken in ({"class": "owl", "read_as": "dog", "read_as_probability": 0.9}, {"class": "bird"}, "x",
                    {"class": "bird", "read_as": "dog", "read_as_probability": "high"}):  # fmt: skip
         manifest["methods"]["class_model"]["readings"] = {"failed": [broken]}

@@ -645,8 +645,9 @@ def class_models_read_as(
     """The failed class-model images the model reads as another class (the ``class_model`` method's ``readings``),
     each beside how often the test set takes that class for the other and where that stands among the class's wrong
     answers: the model's own image of a class looks to it like the class it confuses it with (FER2013: Fear's read as
-    Surprise at 1.00, Fear taken for Surprise 116 times; Disgust's as Angry, 37 of Disgust's 55). A grader found the
-    figure's failures unlinked to the confusions. Nothing where no class model failed or the record is malformed."""
+    Surprise at 1.00, Fear taken for Surprise 116 times; Disgust's as Angry, 37 of Disgust's 55), and the answers tied
+    with it (Fear's Surprise and Sad, 133 each, in a later run). A grader found the figure's failures unlinked to the
+    confusions. Nothing where no class model failed or the record is malformed."""
     summary = ((manifest or {}).get("methods") or {}).get("class_model") or {}
     failed = (summary.get("readings") or {}).get("failed") if isinstance(summary.get("readings"), dict) else None
     said = []
@@ -658,7 +659,9 @@ def class_models_read_as(
         answers = _answers_of(confusion, class_names, names[0])
         count = next((answer.count for answer in answers if answer.predicted == names[1]), 0)
         counts = [answer.count for answer in answers]
+        tied = [text(answer.predicted) for answer in answers if answer.count == count and answer.predicted != names[1]]
         rank = f", its {_ordinal(counts.index(count) + 1)}most frequent wrong answer" if count else ""
+        rank += f", tied with {' and '.join(tied)}" if count and tied else ""
         said.append(f"of **{text(names[0])}** as **{text(names[1])}** ({probability:.2f}; on the test set "
                     f"{text(names[0])} is taken for {text(names[1])} {count:,} times{rank})")  # fmt: skip
     if not said:
