@@ -569,6 +569,12 @@ def test_a_rise_within_the_noise_of_the_validation_set_is_not_called_still_learn
     falling = convergence([0.50, 0.526, 0.534], 2, metrics, val_loss=[1.3, 1.219, 1.186])[0]
     assert "the model may still be learning (validation loss fell over it too, 1.219 to 1.186), or the rise" in falling
     assert "validation loss" not in convergence([0.50, 0.526, 0.534], 2, metrics, val_loss=[1.3, 1.18, 1.19])[0]
+    flat = convergence([0.50, 0.536, 0.535], 1, metrics, val_loss=[1.3, 1.204, 1.177])[0]
+    assert flat.startswith("Validation accuracy is flat at the end") and flat.endswith(
+        "; but validation loss still fell over the last epoch (1.204 to 1.177), so a flat accuracy does not show that "
+        "learning had stopped."
+    ), "FER2013, 4 epochs: a flat accuracy beside a falling loss"
+    assert "validation loss" not in convergence([0.50, 0.536, 0.535], 1, metrics, val_loss=[1.3, 1.17, 1.18])[0]
     metrics["data"]["sizes"]["val"] = 100_000
     assert convergence([0.50, 0.526, 0.534], 2, metrics)[0].startswith("**Not converged:**")
     assert convergence([0.50, 0.526, 0.534], 2, metrics | {"data": {}})[0].startswith("**Not converged:**")

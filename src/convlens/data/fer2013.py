@@ -23,7 +23,8 @@ from convlens.data.cache import cache_folders, cached_arrays, folder_digest
 from convlens.provenance import sha256
 
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
-#: FER2013's faces are registered (centred, about the same size), so fixed boxes approximate the parts:
+#: FER2013's faces are automatic crops, roughly centred and about the same size but not aligned to landmarks (tilted
+#: heads occur), so fixed boxes only approximate the parts:
 #: (rows, columns) of each 48x48 image, placed on the training set's mean face (brows about rows 11-14,
 #: eyes 16-21, mouth 33-40). Later boxes overwrite earlier ones; pixels in none are background.
 FER2013_BOXES: dict[str, tuple[slice, slice]] = {
@@ -33,7 +34,7 @@ FER2013_BOXES: dict[str, tuple[slice, slice]] = {
     "mouth": (slice(31, 42), slice(12, 36)),
 }
 FER2013_PARTS = ("background", *FER2013_BOXES)
-PARTS_FROM = "fixed boxes on the registered 48x48 faces, not landmarks, so approximate for each image"
+PARTS_FROM = "fixed boxes on the 48x48 face crops (roughly centred, not aligned to landmarks): approximate per image"
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 #: Where the csv's splits come from, as the report's Setup says it (``val_fraction`` does not apply).
 CSV_SPLITS = (

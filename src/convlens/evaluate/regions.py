@@ -1,5 +1,5 @@
 """Where the maps put their mass: per class, each method's share of attribution in each part of the image
-(the parts the synthetic generator drew, or fixed boxes on registered faces), next to the part's share of
+(the parts the synthetic generator drew, or fixed boxes on roughly centred face crops), next to the part's share of
 the area, with a 95% bootstrap interval over the images (``scipy.stats.bootstrap``).
 
 A map that is flat (zero or constant: no location) on an image is left out of that image's class, and counted

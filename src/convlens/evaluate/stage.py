@@ -265,7 +265,7 @@ def _alike(values: torch.Tensor, reference: dict[str, torch.Tensor]) -> dict[str
     """How alike the maps are across images against ``reference`` (:func:`alike_across_images`), and
     whether they ``repeat`` a pattern of their own: the paired difference's whole 95% interval more alike
     than the objects' masks by over ``margin``. Against edge maps (no masks) it stays undecided (None): on
-    aligned images (FER2013's registered faces: saliency 0.52 against the edges' 0.21) maps may be alike
+    aligned images (FER2013's roughly centred faces: saliency 0.52 against the edges' 0.21) maps may be alike
     because the evidence always lies in the same place, which only masks can tell apart from a pattern."""
     cell = score(alike_across_images(values), reference, "lower")
     high = cell["against"][cell["reference"]]["high"]

@@ -537,19 +537,26 @@ MOSTLY_MISTAKES = 0.5
 
 
 def _mostly_mistakes(name: str, found: Mapping[str, Any], explained: str) -> str:
-    """`` Most of its images are mistakes (11 of 16): ...`` where at least :data:`MOSTLY_MISTAKES` of a class row's
-    sample images are misclassified, so that its named parts describe the mistakes more than the class (a
-    grader found "Neutral: mouth" resting on 5 correct images of 16); said as a description, not a cause (a part
-    the other classes' maps favour as much did not make the model give this answer); nothing otherwise."""
+    """`` Most of its images are mistakes (11 of 16): ...`` (``Half`` at half) where at least
+    :data:`MOSTLY_MISTAKES` of a class row's sample images are misclassified, so that its named parts describe the
+    mistakes as much as the class or more (a grader found "Neutral: mouth" resting on 5 correct images of 16); said
+    as a description, not a cause (a part the other classes' maps favour as much did not make the model give this
+    answer); nothing otherwise."""
     wrong, images = _misclassified(found), found.get("images") or 0
     if not images or wrong < MOSTLY_MISTAKES * images:
         return ""
+    most = 2 * wrong > images  # exactly half is not "most" (a grader: "5 of 10 is half")
+    share = "Most" if most else "Half"
     if explained != "the predicted class":
-        return (f" Most of its images are mistakes ({wrong} of {images}, answered with another class): its shares "
-                f"mostly describe the evidence for {text(name)} that lost.")  # fmt: skip
+        describe = "mostly describe the evidence for {0} that lost" if most else (
+            "describe the evidence for {0} that lost as much as the evidence that won")  # fmt: skip
+        return (f" {share} of its images are mistakes ({wrong} of {images}, answered with another class): its shares "
+                f"{describe.format(text(name))}.")  # fmt: skip
+    describe = "mostly describe the maps of those mistakes, not of {0} images" if most else (
+        "describe the maps of those mistakes as much as those of {0} images")  # fmt: skip
     return (
-        f" Most of its images are mistakes ({wrong} of {images}, of another class but answered {text(name)}): its "
-        f"shares mostly describe the maps of those mistakes, not of {text(name)} images."
+        f" {share} of its images are mistakes ({wrong} of {images}, of another class but answered {text(name)}): its "
+        f"shares {describe.format(text(name))}."
     )
 
 
@@ -1001,7 +1008,7 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
         return None
     ratios = [found["share"][index] / max(area[index], 1e-9) for index in range(len(parts))]
     own = _distinct_indices(found, area)
-    shared = "; no more than the other classes' maps put there" if found.get("distinct") else ""
+    shared = "; not shown to be more than the other classes' maps put there" if found.get("distinct") else ""
     named = ", ".join(f"{text(parts[index])} {found['share'][index]:.0%} ({ratios[index]:.2f}x its area of "
                       f"{area[index]:.1%}{'' if index in own else shared})"
                       for index in above)  # fmt: skip
