@@ -939,6 +939,9 @@ def test_the_parts_table_says_how_many_of_a_class_were_misclassified_into_it() -
     evaluation["sample"] = evaluation["sample"] | {"explained": "the true class"}
     lead, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
     assert "| cat | 10; 4 misclassified |" in table
+    evaluation["regions"]["methods"]["saliency"][""]["0"] |= {"images": 7, "flat": 3}
+    _, table, _ = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)
+    assert "| cat | 7 (+3 flat) (n < 8); 4 misclassified of all 10 |" in table, "the count covers the flat maps too"
     assert "'misclassified': of the class's own sample images, those the model answered with another class" in lead
 
 
