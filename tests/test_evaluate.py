@@ -498,8 +498,8 @@ def test_a_family_run_per_method_joins_into_the_whole() -> None:
     robust = {"max_sensitivity": 0.5}
     parts = [
         Family(skipped={"lime": "left out"}),
-        Family({"saliency": {"": {"x": 1}}}, {}, robust, CascadeMaps(image, {"saliency": {}})),
-        Family({"grad_cam": {"layer3": {"x": 2}}}, {}, robust, CascadeMaps(image, {"grad_cam": {}})),
+        Family({"saliency": {"": {"x": 1}}}, {}, robust, CascadeMaps([image], {"saliency": {}})),
+        Family({"grad_cam": {"layer3": {"x": 2}}}, {}, robust, CascadeMaps([image], {"grad_cam": {}})),
     ]
     whole = merged(parts)
     assert whole.records == {"saliency": {"": {"x": 1}}, "grad_cam": {"layer3": {"x": 2}}}

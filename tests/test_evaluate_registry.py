@@ -184,18 +184,44 @@ def test_the_cascade_figure_names_its_image_and_the_class_explained() -> None:
     assert image_title(unnamed, 0) == "#7, explained for 0"
 
 
-def test_the_cascade_figure_shows_the_first_image_the_model_gets_right() -> None:
-    """FER2013's cascade showed a Sad face answered Neutral, the sample's first image: the figure shows the first the
-    model classifies right, the first image where predictions or labels are unknown or none is right."""
+def test_the_cascade_figure_chooses_among_the_images_the_model_gets_right() -> None:
+    """FER2013's cascade showed a Sad face answered Neutral, the sample's first image: the figure chooses among the
+    images the model classifies right, among all where predictions or labels are unknown or none is right."""
     from types import SimpleNamespace
 
-    from convlens.evaluate.families import Subject, _first_right
+    from convlens.evaluate.families import Subject, _right
 
     keys = [(7, 1), (120, 2), (33, 0)]
     images = SimpleNamespace(keys=keys, labels=[0, 2, 0], predicted=[1, 2, 0])
     subject = Subject(None, images, {}, None, 3)  # type: ignore[arg-type]
-    assert _first_right(subject, keys) == 1
-    assert _first_right(subject, [keys[2], keys[1]]) == 0
-    assert _first_right(subject, [keys[0]]) == 0, "none right: the first"
+    assert _right(subject, keys) == [1, 2]
+    assert _right(subject, [keys[2], keys[1]]) == [0, 1]
+    assert _right(subject, [keys[0]]) == [0], "none right: every image"
     unknown = Subject(None, SimpleNamespace(keys=keys, labels=[0, 2, 0], predicted=None), {}, None, 3)  # type: ignore[arg-type]
-    assert _first_right(unknown, keys) == 0
+    assert _right(unknown, keys) == [0, 1, 2]
+
+
+def test_the_cascade_figure_shows_the_image_whose_maps_go_flat_least() -> None:
+    """FER2013's figure showed the trusted map blank after the head was re-initialised, on an image where it went
+    flat (a grader): of the candidates, the one with the fewest flat maps over every method, layer and step is
+    shown (the first among equals), and the methods of a family's parts are joined before the choice."""
+    import numpy as np
+
+    from convlens.evaluate.families import CascadeMaps, Family, merged
+
+    structured = np.random.default_rng(0).random((4, 4))
+    flat_on_first = np.stack([np.zeros((4, 4)), structured, structured])  # (K=3, H, W)
+    flat_on_second = np.stack([structured, np.zeros((4, 4)), structured])
+    images = [np.full((4, 4, 1), value) for value in (0.0, 0.5, 1.0)]
+    titles = ["a #1, explained for a", "b #2, explained for b", "c #3, explained for c"]
+    parts = [Family(figure=CascadeMaps(images, {"grad_cam": {"layer3": [structured[None].repeat(3, 0), flat_on_first]}},
+                                       titles, 16)),
+             Family(figure=CascadeMaps(images, {"saliency": {"": [structured[None].repeat(3, 0), flat_on_second]}},
+                                       titles, 16))]  # fmt: skip
+    shown = merged(parts).figure
+    assert shown.title == "c #3, explained for c" and shown.image is images[2] and shown.images == 16
+    assert [step.shape for step in shown.maps["grad_cam"]["layer3"]] == [(1, 4, 4), (1, 4, 4)]
+    assert list(shown.maps) == ["grad_cam", "saliency"]
+    assert merged(parts[:1]).figure.title == "b #2, explained for b", "one part alone: its own flat maps decide"
+    assert merged([Family(figure=CascadeMaps(images, {"saliency": {"": [structured[None].repeat(3, 0)]}}, titles))
+                   ]).figure.title == titles[0], "no flat map: the first"  # fmt: skip

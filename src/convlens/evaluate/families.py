@@ -108,6 +108,7 @@ def merged(parts: list[Family]) -> Family:
         family.baseline = _joined(family.baseline, part.baseline)
         if part.figure is not None:
             family.figure = part.figure if family.figure is None else family.figure.merged(part.figure)
+    family.figure = family.figure.settled() if family.figure is not None else None
     return family
 
 
@@ -182,32 +183,64 @@ def _baseline_means(baselines: dict[str, dict[str, Tensor]]) -> dict[str, Any]:
     return means.pop("random") | means
 
 
+#: The most images the cascade figure chooses its one image among (each carries every method's maps of every step
+#: from the workers to the stage).
+CASCADE_CANDIDATES = 8
+
+
 @dataclass(frozen=True)
 class CascadeMaps:
-    """For the cascade figure: the image shown (H, W, C), and per method and layer the maps of that
-    image from the trained model and after each cascade step; ``title`` names the image (its class,
-    sample index and the class explained), ``images`` counts the images the cascade ran on."""
+    """For the cascade figure: the images it may show (H, W, C; the first :data:`CASCADE_CANDIDATES` the model
+    classifies right) and per method and layer their maps (K, H, W) from the trained model and after each cascade
+    step; ``titles`` name the images (class, sample index, class explained), ``images`` counts the images the
+    cascade ran on. :meth:`settled` keeps the one image shown."""
 
-    image: np.ndarray
+    candidates: list[np.ndarray]
     maps: dict[str, dict[str, list[np.ndarray]]]
-    title: str = ""
+    titles: list[str] = field(default_factory=list)
     images: int = 1
 
     def merged(self, other: CascadeMaps) -> CascadeMaps:
-        """Both payloads' methods (of the same image: the family's parts share their images)."""
-        return CascadeMaps(self.image, self.maps | other.maps, self.title, self.images)
+        """Both payloads' methods (of the same images: the family's parts share their images)."""
+        return CascadeMaps(self.candidates, self.maps | other.maps, self.titles, self.images)
+
+    def settled(self) -> CascadeMaps:
+        """The payload of the one candidate whose maps, over every method, layer and step, are least often flat
+        (the first among equals): FER2013's figure showed the one trusted map blank after the head was
+        re-initialised, on an image where it went flat, and the reader saw a map vanish, not change (a grader)."""
+        steps = [step for layers in self.maps.values() for maps in layers.values() for step in maps]
+        flat = sum((_flat_per_image(step) for step in steps), np.zeros(len(self.candidates), dtype=int))
+        best = int(np.argmin(flat))
+        maps = {name: {layer: [step[best : best + 1] for step in found] for layer, found in layers.items()}
+                for name, layers in self.maps.items()}  # fmt: skip
+        title = self.titles[best] if self.titles else ""
+        return CascadeMaps([self.candidates[best]], maps, [title], self.images)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The first candidate image (the one shown, once :meth:`settled`)."""
+        return self.candidates[0]
+
+    @property
+    def title(self) -> str:
+        return self.titles[0] if self.titles else ""
+
+
+def _flat_per_image(maps: np.ndarray) -> np.ndarray:
+    """Per map of (K, H, W): 1 where it is constant (:func:`~convlens.evaluate.similarity.is_flat`), else 0."""
+    return is_flat(torch.from_numpy(np.ascontiguousarray(maps))).numpy().astype(int)
 
 
 def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
     """The cascade and its twin: every method's maps (each view) after each stage and after the twin's
     full cascade, compared with the trained model's maps and with the images' edge maps; the figure
-    payload holds the maps of the first image the model classifies right (:func:`_first_right`; none when no method
-    is left)."""
+    payload holds the maps of the images the model classifies right (:func:`_right`), of which the figure shows the
+    one whose maps go flat least (:meth:`CascadeMaps.settled`; none when no method is left)."""
     family, chosen, index = _with_common_images(subject, params.images)
     if not chosen:
         return family
     inputs, targets = _inputs(subject, index)
-    shown = _first_right(subject, index)
+    shown = _right(subject, index)[:CASCADE_CANDIDATES]
     recompute = {name: subject.recompute(name) for name in chosen}
     trained = {name: method.views(subject.model, inputs, targets) for name, method in recompute.items()}
     steps: dict[str, list[dict[str, dict[str, Tensor]]]] = {name: [] for name in chosen}
@@ -224,21 +257,23 @@ def randomization(subject: Subject, params: rand.RandomizationParams) -> Family:
             cascade = rand.Cascade(views, [step[layer] for step in steps[name]], twin[name][layer], edges)
             family.records[name][layer] = rand.randomization(cascade, params)
             maps = [views[rand.TESTED_VIEW], *(step[rand.TESTED_VIEW] for step in cascade.steps)]
-            figure[name][layer] = [m[shown].cpu().numpy() for m in maps]
-    row = subject.images.keys.index(index[shown])
-    family.figure = CascadeMaps(subject.images.display[row], figure, image_title(subject, row), len(index))
+            figure[name][layer] = [m[shown].cpu().numpy() for m in maps]  # (K, H, W) per step
+    rows = [subject.images.keys.index(index[position]) for position in shown]
+    displays = [subject.images.display[row] for row in rows]
+    family.figure = CascadeMaps(displays, figure, [image_title(subject, row) for row in rows], len(index))
     return family
 
 
-def _first_right(subject: Subject, index: list[Key]) -> int:
-    """The position in ``index`` of the first image the model classifies right, where the predictions and true
-    labels are known (else 0): the cascade's figure shows one image, and FER2013's showed a Sad face answered
-    Neutral, a mistake, without saying why that one (a grader's finding)."""
+def _right(subject: Subject, index: list[Key]) -> list[int]:
+    """The positions in ``index`` of the images the model classifies right, in order; every position where the
+    predictions or true labels are unknown or none is right: the cascade's figure shows one image, and FER2013's
+    showed a Sad face answered Neutral, a mistake, without saying why that one (a grader's finding)."""
     images = subject.images
     if images.predicted is None or images.labels is None:
-        return 0
+        return list(range(len(index)))
     rows = [images.keys.index(key) for key in index]
-    return next((position for position, row in enumerate(rows) if images.predicted[row] == images.labels[row]), 0)
+    right = [position for position, row in enumerate(rows) if images.predicted[row] == images.labels[row]]
+    return right or list(range(len(index)))
 
 
 def image_title(subject: Subject, row: int, separator: str = ", ") -> str:

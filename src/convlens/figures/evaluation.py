@@ -39,13 +39,13 @@ MARGIN = 0.1
 
 
 def draw_cascade(cascade: Any, evaluation: Mapping[str, Any]) -> Figure:
-    """The randomization family's figure: ``cascade`` (``evaluate.families.CascadeMaps``) holds the maps
-    of its first image, ``evaluation`` (``evaluation.json``'s content) the similarity curves."""
+    """The randomization family's figure: ``cascade`` (``evaluate.families.CascadeMaps``, settled on one image)
+    holds that image's maps, ``evaluation`` (``evaluation.json``'s content) the similarity curves."""
     rows, curves, methods, stages = {}, {}, {}, evaluation["settings"]["randomization"]["stages"]
     for name, layers in cascade.maps.items():
         for layer, maps in layers.items():
             label = f"{registry.title(name)} {layer}".strip()
-            rows[label] = maps
+            rows[label] = [step[0] for step in maps]
             curves[label] = evaluation["methods"][name]["layers"][layer]["randomization"]
             methods[label] = name
     threshold = evaluation["settings"]["randomization"].get("similar_above")
