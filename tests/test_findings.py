@@ -610,10 +610,10 @@ def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
                               CONFUSION, NAMES)  # fmt: skip
     assert line == ["5 of the 7 mistakes the figures show (of each true class its most confident) answer **Happy** "
                     "(confidence 0.80-0.86; "
-                    "true: Sad): look at their maps (the methods' folded mistakes) for a shared shortcut or a label "
-                    "error. Over the whole test set 12 of the 48 mistakes answer Happy (25%; the most frequent wrong "
-                    "answer is **Sad**, 30): the figures show each class's most confident mistake, which says where "
-                    "the model is surest, not how often it gives that answer."]  # fmt: skip
+                    "true: Sad): look at their maps (the methods' figures of misclassified test images) for a shared "
+                    "shortcut or a label error. Over the whole test set 12 of the 48 mistakes answer Happy (25%; the "
+                    "most frequent wrong answer is **Sad**, 30): the figures show each class's most confident "
+                    "mistake, which says where the model is surest, not how often it gives that answer."]  # fmt: skip
     sad = confident_mistakes(_mistakes(["Sad"] * 5 + ["Angry", "Happy"]), CONFUSION, NAMES)[0]
     assert "30 of the 48 mistakes answer Sad (62%; the most frequent wrong answer)" in sad
     assert confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Fear", "Angry", "Sad", "Neutral"]),
@@ -1209,9 +1209,10 @@ def test_a_failed_class_model_read_as_another_class_is_set_beside_the_confusions
     assert said == [
         "Failed class-model images (activation maximization) are read as another class: the model reads its own image "
         "of **bird** as **dog** (0.97; on the test set bird is taken for dog 30 times, its most frequent wrong "
-        "answer). The ascent that raised the first class's score raised the second's more: the features the model "
-        "uses for the first speak for the second too."
-    ]
+        "answer). The ascent that raised the first class's score raised the second's more, which suggests that "
+        "features the model uses for the first speak for the second too (one image per class: an indication beside "
+        "the confusions, not a test)."
+    ]  # not "the features ... speak for": one image per class is no test of a cause (a grader)
     confusion[2] = [30, 10, 10]
     assert (
         "bird is taken for dog 10 times, its second most frequent wrong answer"

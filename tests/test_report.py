@@ -682,6 +682,7 @@ def test_underfitting_is_read_from_clean_training_accuracy_against_the_published
         )
         assert "25.7 percentage points under the 73% that a VGG-style CNN (Khaireddin & Chen 2021) reaches" in said[0]
         assert "worse than a published model classifies images it never saw" in said[0]
+        assert "too few epochs, too little capacity or too strong a regularisation" in said[0], "three causes, untold"
         assert lines[-1].startswith("No sign of overfitting"), "both can hold: it fits neither set well"
         assert lines[-1].startswith(
             "No sign of overfitting: the best checkpoint classifies 47.3% (1,698 right) of those training images, and "

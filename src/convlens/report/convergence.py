@@ -197,9 +197,9 @@ def _underfit(metrics: Mapping[str, Any]) -> str | None:
             f"{_drawn(clean['images'], metrics)} training images (un-augmented, eval mode), {below} "
             f"under the {accuracy:.0%} that {source} reaches on the *test* images (underfitting is called when the "
             f"interval's top is more than {_points(UNDERFIT_GAP)} under it). It fits the images it was trained on "
-            "worse than a published model classifies images it never saw: too few epochs or too little "
-            "capacity (this run does not tell which), so its maps explain a weaker classifier than a well-trained "
-            "one.")  # fmt: skip
+            "worse than a published model classifies images it never saw: too few epochs, too little capacity or "
+            "too strong a regularisation (weight decay, dropout, augmentation; this run does not tell which), so its "
+            "maps explain a weaker classifier than a well-trained one.")  # fmt: skip
 
 
 def _drawn(images: int, metrics: Mapping[str, Any]) -> str:

@@ -685,8 +685,9 @@ def class_models_read_as(
     if not said:
         return []
     return [f"Failed class-model images (activation maximization) are read as another class: the model reads its own "
-            f"image {'; and '.join(said)}. The ascent that raised the first class's score raised the second's more: "
-            "the features the model uses for the first speak for the second too."]  # fmt: skip
+            f"image {'; and '.join(said)}. The ascent that raised the first class's score raised the second's more, "
+            "which suggests that features the model uses for the first speak for the second too (one image per class: "
+            "an indication beside the confusions, not a test)."]  # fmt: skip
 
 
 def _answers_of(confusion: np.ndarray, class_names: Sequence[str], true: str) -> list[ConfusedPair]:
@@ -755,7 +756,7 @@ def confident_mistakes(
     return [f"{len(shared)} of the {len(answers)} mistakes the figures show (of each true class its most confident) "
             f"answer **{text(answer)}** "
             f"(confidence {confidences[0]}-{confidences[-1]}; true: {truths}): look at their maps (the "
-            "methods' folded mistakes) for a shared shortcut or a label error. "
+            "methods' figures of misclassified test images) for a shared shortcut or a label error. "
             f"{_wrong_answers(answer, confusion, class_names)}{evidence}"]  # fmt: skip
 
 
