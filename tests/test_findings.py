@@ -966,6 +966,32 @@ def test_a_named_part_resting_mostly_on_mistakes_says_so(wrong: int, explained: 
     assert line == "- **cat**: object 90% (4.50x its area of 20.0%)." + (says or "")
 
 
+def test_a_trusted_product_of_maps_names_the_checks_its_factors_fail() -> None:
+    """FER2013's one trusted map was Guided Grad-CAM at layer3.relu2, guided backprop's map times Grad-CAM's, while
+    guided backprop failed randomization and Grad-CAM at that layer faithfulness; the report did not say so (a
+    grader: "where does the product get each property?"). Nothing where the factors pass."""
+    evaluation = _evaluation()
+    methods = {
+        "guided_grad_cam": {"title": "Guided Grad-CAM", "layers": {"layer3": _layer()},
+                            "best_layer": {"layer": "layer3"}},
+        "guided_backprop": {"title": "Guided backprop", "layers": {"": _layer(randomization=REFUTED)}},
+        "grad_cam": {"title": "Grad-CAM", "layers": {"layer2": _layer(), "layer3": _layer(faithfulness=REFUTED)},
+                     "best_layer": {"layer": "layer2"}},
+    }  # fmt: skip
+    evaluation["methods"] = methods
+    rule = next(line for line in believe(evaluation, "run", SECTIONS) if "methods are trusted" in line)
+    assert rule.endswith(
+        " Guided Grad-CAM at `layer3` multiplies the maps of Guided backprop and Grad-CAM at `layer3`; on this run "
+        "Guided backprop is not supported on randomization and Grad-CAM at `layer3` is not supported on faithfulness: "
+        "the product passes checks its factors fail, so its trust is its own and carries over to neither factor, nor "
+        "do their failures to it."
+    )
+    methods["guided_backprop"]["layers"][""] = _layer()
+    methods["grad_cam"]["layers"]["layer3"] = _layer()
+    rule = next(line for line in believe(evaluation, "run", SECTIONS) if "methods are trusted" in line)
+    assert "multiplies" not in rule
+
+
 def test_a_class_row_mostly_of_mistakes_reads_them_against_its_right_answers() -> None:
     """FER2013: Neutral's row was 10 mistakes of 19 images, said to describe mostly those mistakes, while the
     evaluation had tested them against the 9 right answers (mouth 47% vs 50%, adjusted p 0.82) and found no part

@@ -51,6 +51,8 @@ class MethodSpec:
     ``explains_class``: its maps depend on the class explained (a class with no correct pick then has its
     mistake explained for itself too, :meth:`~convlens.visualize.context.Chosen.explained`); a method that
     describes the image alone (feature maps, reconstructions) would only draw the same figure twice.
+    ``product_of``: the methods whose maps this one multiplies (a layered one at the same layer): its checks are
+    its own and do not carry over to them, which the report says where they differ.
     """
 
     name: str
@@ -65,6 +67,7 @@ class MethodSpec:
     localise: str | None = None
     detail: bool = False
     explains_class: bool = False
+    product_of: tuple[str, ...] = ()
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -289,6 +292,6 @@ _map_method(
 _map_method("gradient_x_input", "Gradient x input", "contributions", "attribution", "GradientXInputParams")
 _map_method("integrated_gradients", "Integrated Gradients", "contributions", "attribution", "IntegratedGradientsParams")
 _map_method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")
-_map_method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams")
+_map_method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams", product_of=("guided_backprop", "grad_cam"))
 _map_method("layer_cam", "LayerCAM", "cam", "cam", "CamParams")
 _map_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True, costly=True)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from convlens import registry
 from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.report.assets import PARTS, parts_file
 from convlens.report.convergence import convergence
@@ -145,6 +146,7 @@ def believe(
     if others:
         rule += (f" Also trusted at another layer (the table shows each method at its best-supported layer only): "
                  f"{', '.join(others)}.")  # fmt: skip
+    rule += "".join(_factors_fail(evaluation, name, layer) for name, layer, _ in trusted_layers)
     beside = [line for name, layer, record in trusted_layers
               for line in [beside_model_free(_title(evaluation, name, layer), record)] if line]  # fmt: skip
     if beside:
@@ -1284,6 +1286,30 @@ def _share(found: Mapping[str, Any], index: int, with_interval: bool = True) -> 
     low, high = found["low"][index], found["high"][index]
     interval = "" if low is None or not with_interval else f" [{low * 100:.0f}-{high * 100:.0f}]"
     return f"{found['share'][index]:.0%}{interval}"
+
+
+def _factors_fail(evaluation: Mapping[str, Any], name: str, layer: str) -> str:
+    """`` Guided Grad-CAM at layer3.relu2 multiplies the maps of Guided backprop and Grad-CAM at layer3.relu2; on
+    this run Guided backprop is not supported on randomization and ...``: for a trusted map that is a product of
+    other methods' maps (:attr:`~convlens.registry.MethodSpec.product_of`, a layered factor at the same layer), the
+    required checks its evaluated factors fail. FER2013's one trusted map was Guided Grad-CAM, whose factors each
+    failed one of the two (a grader: "where does the product get each property?"). Nothing where the factors pass or
+    were not evaluated."""
+    spec, methods = registry.METHODS.get(name), evaluation["methods"]
+    factors = [(factor, layer if layer in methods[factor]["layers"] else "")
+               for factor in (spec.product_of if spec else ()) if factor in methods]  # fmt: skip
+    failed = []
+    for factor, at in factors:
+        found = methods[factor]["layers"].get(at)
+        families = [family for family in REQUIRED if found and _verdict(found, family) == "not supported"]
+        if families:
+            failed.append(f"{_title(evaluation, factor, at)} is not supported on {' and '.join(families)}")
+    if not failed:
+        return ""
+    multiplied = " and ".join(_title(evaluation, factor, at) for factor, at in factors)
+    return (f" {_title(evaluation, name, layer)} multiplies the maps of {multiplied}; on this run "
+            f"{' and '.join(failed)}: the product passes checks its factors fail, so its trust is its own and carries "
+            "over to neither factor, nor do their failures to it.")  # fmt: skip
 
 
 def _title(evaluation: Mapping[str, Any], name: str, layer: str) -> str:
