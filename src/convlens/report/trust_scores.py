@@ -335,8 +335,12 @@ def _not_beyond_random(rows: list[Row], family: str, metric: Metric) -> list[str
         )
     said = {"below": "worse than random maps too", "level": "not shown better than random maps either"}
     return [f"On {metric.label}, {', '.join(found)} {_are(found)} {said[side]} (uniform noise, which ignores both "
-            "model and image): the table's reference is not the only bar they miss."
+            f"model and image): the table's reference is not the only bar {_misses_it(found)}."
             for side, found in sides.items() if found]  # fmt: skip
+
+
+def _misses_it(subjects: list[str]) -> str:
+    return "it misses" if len(subjects) == 1 else "they miss"
 
 
 def _each(reason: str, subjects: list[str]) -> str:
