@@ -70,6 +70,11 @@ def test_the_results_table_sets_clean_training_accuracy_beside_validation(report
     row = next(line for line in (report_dir / "report.md").read_text().splitlines()
                if line.startswith("| train, un-augmented |"))  # fmt: skip
     assert f"| {clean['acc']:.1%} |" in row and f"(n = {clean['images']:,}) | - |" in row
+    assert row.startswith("| train, un-augmented | best checkpoint |"), "each row says which model it measures"
+    train_row = next(
+        line for line in (report_dir / "report.md").read_text().splitlines() if line.startswith("| train |")
+    )
+    assert train_row.startswith("| train | last epoch, running mean |")
     report = (report_dir / "report.md").read_text()
     assert "The un-augmented training row is the best checkpoint" in report
     assert "Each epoch's point is drawn at its end (epoch 1 at 1)" in report
