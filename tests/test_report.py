@@ -915,12 +915,12 @@ def test_the_summary_says_when_figure_images_come_from_part_of_the_split(searche
 def test_the_trust_section_defines_every_score_it_shows() -> None:
     """Grader review: ROAD, deletion AUC and max-sensitivity were never defined where they are used."""
     from convlens.evaluation_registry import scored_metrics
-    from convlens.report.trust_scores import _glossary
+    from convlens.report.trust_scores import _filled, _glossary
 
     glossary = _glossary()
     for _, metric in scored_metrics():
         assert metric.means, f"{metric.key}: give the metric its one-line meaning (Metric.means)"
-        assert f"| {metric.label} | {metric.means} | {metric.better} |" in glossary
+        assert f"| {metric.label} | {_filled(metric.means, None)} | {metric.better} |" in glossary
     assert "| Spearman head → all |" in glossary
 
 
@@ -982,6 +982,19 @@ def test_best_and_worst_classes_state_their_intervals_and_whether_the_spread_is_
     lines = observations(0.9, dict(zip(names, np.diag(tied) / 100, strict=True)), tied, names)
     worst_line = next(line for line in lines if line.startswith("Worst recognized"))
     assert "**c**, **d**" in worst_line and worst_line.endswith("the test set's noise.") is overlaps, worst_line
+
+
+def test_the_glossary_gives_the_noise_max_sensitivity_is_measured_under() -> None:
+    """FER2013: "small random changes of the input" gave no size (a grader); the glossary takes the recorded
+    settings (20 copies, noise up to ±0.2 in model-input units) and names them generically where none are recorded."""
+    from convlens.report.trust_scores import _glossary
+
+    settings = {"robustness": {"images": 16, "samples": 20, "radius": 0.2, "seed": 0, "skip": ["lime"]}}
+    row = _glossary({"methods": {}, "settings": settings}).split("| max-sensitivity |")[1].splitlines()[0]
+    assert "over 20 copies of the input with uniform noise up to ±0.2 added (model-input units" in row
+    row = _glossary({"methods": {}}).split("| max-sensitivity |")[1].splitlines()[0]
+    assert "over several copies of the input with uniform noise up to ±a small bound added" in row
+    assert "{" not in _glossary(), "no field left unfilled"
 
 
 def test_the_glossary_says_what_each_score_is_judged_against() -> None:

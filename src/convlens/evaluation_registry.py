@@ -22,7 +22,7 @@ class Metric:
     """One score of a family, as the report's trust table shows it: its key in the family's record,
     its column ``label``, which direction is ``better``, the sentence saying what a score ``worse``
     than random maps' means (the report prints it where a map does so), and what it ``means`` in one
-    line (the report's glossary)."""
+    line (the report's glossary, which fills its ``{name}`` fields from the family's recorded settings)."""
 
     key: str
     label: str
@@ -154,7 +154,9 @@ _family(
         "max-sensitivity",
         "lower",
         "it moves more under small input noise than the edge detector's map of the same noisy images",
-        "the largest change of the map (relative) over small random changes of the input: a steady map scores low",
+        "the largest change of the map (relative) over {samples} copies of the input with uniform noise up to "
+        "±{radius} added (model-input units: pixel values over the normalisation's data.std, so 1 is one data.std): "
+        "a steady map scores low",
     ),
     recomputes=True,
     long_running=True,

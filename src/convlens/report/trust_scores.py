@@ -119,7 +119,8 @@ def _glossary(evaluation: dict[str, Any] | None = None) -> str:
         ", then at least one metric of the family beyond the edge map and the centred blob, and worse than "
         "neither on any"
     )
-    rows = [(metric.label, text(metric.means), metric.better,
+    settings = (evaluation or {}).get("settings") or {}
+    rows = [(metric.label, text(_filled(metric.means, settings.get(family))), metric.better,
              judged[metric.key] + also * (family in beyond) if metric.key in judged else "-")
             for family, metric in scored_metrics() if metric.means]  # fmt: skip
     rows += [(label, text(means), better, text(against)) for label, better, means, against in CASCADE_COLUMNS]
@@ -132,6 +133,17 @@ def _glossary(evaluation: dict[str, Any] | None = None) -> str:
                   "a method no better than them shows the image's edges or a guess at its centre, not what the model "
                   "uses.")  # fmt: skip
     return "**What each score measures**\n\n" + table(header, rows) + model_free + object_is
+
+
+def _filled(means: str, settings: dict[str, Any] | None) -> str:
+    """A metric's glossary line with its ``{name}`` fields from the family's recorded ``settings`` (FER2013's
+    "small random changes of the input" gave no size, a grader); the fields named generically where the evaluation
+    records none."""
+    fields = {"samples": "several", "radius": "a small bound"} | (settings or {})
+    try:
+        return means.format(**fields)
+    except (KeyError, IndexError, ValueError):  # a setting the line names is missing or malformed: the line as written
+        return means
 
 
 def _references(evaluation: dict[str, Any]) -> dict[str, str]:
