@@ -606,7 +606,7 @@ def test_maps_not_beyond_random_maps_on_a_metric_judged_against_another_referenc
     )
     assert said[1].startswith("- On max-sensitivity, Guided backprop (")
     assert "not shown better than random maps either" in said[1]
-    assert "advantage -0.10 [-0.20, +0.05], adjusted p 0.3, n = 16" in said[0]
+    assert "advantage -0.100 [-0.20, +0.05], adjusted p 0.3, n = 16" in said[0]
     assert said[0].endswith("not the only bar it misses."), "one map: 'it'"
     for _, cell in cells:
         cell["against"]["random"]["mark"] = "above"

@@ -86,19 +86,22 @@ def _trend(values: list[float], best_epoch: int | None, schedule: str | None, im
 def _loss_fell(losses: Sequence[float]) -> str:
     """`` (validation loss fell over it too, 1.219 to 1.186)``: a continuous sign of learning beside a rise in
     accuracy too small to tell from noise (FER2013, 4 epochs; a grader read it in the curves); nothing otherwise."""
-    if len(losses) < 2 or losses[-1] >= losses[-2]:
-        return ""
-    return f" (validation loss fell over it too, {losses[-2]:.3f} to {losses[-1]:.3f})"
+    fall = _last_fall(losses)
+    return f" (validation loss fell over it too, {fall})" if fall else ""
 
 
 def _still_fell(losses: Sequence[float]) -> str:
     """``; but validation loss still fell over the last epoch (1.204 to 1.177), so a flat accuracy does not show that
     learning had stopped``: FER2013, 4 epochs, read as converged from two accuracies 0.1 points apart while its loss
     fell (a grader); nothing where the loss did not fall."""
-    if len(losses) < 2 or losses[-1] >= losses[-2]:
-        return ""
-    return (f"; but validation loss still fell over the last epoch ({losses[-2]:.3f} to {losses[-1]:.3f}), so a flat "
-            "accuracy does not show that learning had stopped")  # fmt: skip
+    fall = _last_fall(losses)
+    return (f"; but validation loss still fell over the last epoch ({fall}), so a flat accuracy does not show that "
+            "learning had stopped") if fall else ""  # fmt: skip
+
+
+def _last_fall(losses: Sequence[float]) -> str:
+    """``1.204 to 1.177`` where the validation loss fell over the last epoch, else ""."""
+    return f"{losses[-2]:.3f} to {losses[-1]:.3f}" if len(losses) >= 2 and losses[-1] < losses[-2] else ""
 
 
 def _val_images(metrics: Mapping[str, Any]) -> int | None:
