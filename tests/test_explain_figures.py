@@ -340,3 +340,32 @@ def test_a_short_bar_s_label_stands_at_its_outer_end_where_it_fits() -> None:
     weight_bars(axes, [(1, 0.74), (2, -0.089)], span=(-0.09, 0.74))  # no room left of -0.089: across zero
     label = next(text for text in axes.texts if text.get_text().strip() == "-0.089")
     assert label.get_position()[0] == 0 and label.get_horizontalalignment() == "left"
+
+
+def test_each_lime_figure_fits_its_scale_to_its_own_rows() -> None:
+    """FER2013: the confused pairs' weights (up to 0.14) were drawn on the scale of every LIME figure's rows (0.34),
+    faint; each figure's colour bar and bars now end at its own rows' largest coefficient."""
+    from convlens.explain.lime import LimeExplanation, LimeExplanations, LimeParams
+    from convlens.figures.lime import draw_lime
+    from convlens.figures.panels import Caption
+    from convlens.figures.shown import Shown
+
+    segments = np.arange(4).repeat(4).reshape(4, 4)
+
+    def explanation(scale: float) -> LimeExplanation:
+        weights = {0: scale, 1: -scale / 2, 2: 0.0, 3: scale / 4}
+        top = sorted(weights.items(), key=lambda item: -abs(item[1]))[:2]
+        return LimeExplanation(0, segments, weights, top, segments == 0, segments == 1, 0.5, 0.3)
+
+    caption = Caption(method="LIME", target="cat", true_label="cat", predicted_label="cat", confidence=0.9)
+    display = np.full((2, 4, 4, 3), 0.5)
+    shown = Shown("LIME", display, (caption, caption), ("cat_1", "cat_2"), ("correct", "confused"), ("cat", "dog"))
+    grids = draw_lime(LimeExplanations([explanation(0.34), explanation(0.14)]), shown, LimeParams())
+    ends = {}
+    for grid in grids:
+        figure = grid.figure()
+        colour_bar = figure.axes[-1]
+        ends[grid.key] = [label.get_text() for label in colour_bar.get_xticklabels()]
+        bars = next(axes for axes in figure.axes if axes.patches)
+        assert bars.get_xlim()[1] == pytest.approx(0.34 if grid.key == "correct" else 0.14, rel=0.05)
+    assert ends == {"correct": ["-0.34", "0", "0.34"], "confused": ["-0.14", "0", "0.14"]}

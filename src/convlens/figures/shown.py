@@ -66,6 +66,13 @@ class Shown:
     def grids(self, columns: Callable[[], Sequence[Column]], layer: str | list[str] | None = None) -> list[Drawn]:
         """One grid per group of rows, ``columns()`` its views; files ``[<layer>_]correct``, ``..._mistake``,
         ``..._confused``, titled with the single ``layer`` when there is one."""
+        return self.grids_of_rows(lambda _rows: columns(), layer)
+
+    def grids_of_rows(
+        self, columns: Callable[[tuple[int, ...]], Sequence[Column]], layer: str | list[str] | None = None
+    ) -> list[Drawn]:
+        """:meth:`grids` whose views depend on the grid's own rows, ``columns(rows)``: a scale one figure's rows
+        share, fitted to them and not to the other figures' rows."""
         single = layer if isinstance(layer, str) else None
         drawn = []
         for group, description in GROUPS.items():
@@ -99,5 +106,7 @@ class Shown:
         return [drawn for layer in layers for drawn in self.per_row(partial(draw, layer), layer, explains=False)]
 
 
-def _grid(title: str, rows: tuple[int, ...], labels: list[str], columns: Callable[[], Sequence[Column]]) -> Figure:
-    return grid_figure(title, rows, labels, columns())
+def _grid(
+    title: str, rows: tuple[int, ...], labels: list[str], columns: Callable[[tuple[int, ...]], Sequence[Column]]
+) -> Figure:
+    return grid_figure(title, rows, labels, columns(rows))
