@@ -1,8 +1,8 @@
 """Observations derived from the test numbers: accuracy with its 95% interval and against the majority-class
 baseline (``scipy.stats.binomtest``: Wilson interval, one-sided test) and chance, the class-balanced numbers
 where the test set is imbalanced (with the classes that make the difference), classes predicted far more or
-less often than they occur, a collapsed model, the best and worst classes (ties named), and the most
-confused class pairs.
+less often than they occur, a collapsed model, the best and worst classes (ties named), whether recall follows
+how often each class was seen in training (with the classes out of line), and the most confused class pairs.
 
 Ties are broken by label order, so the same numbers always give the same sentences.
 """
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, permutation_test, rankdata
 
 from convlens.report.format import p_value
 
@@ -25,6 +26,10 @@ SIGNIFICANCE = 0.05
 IMBALANCE_GAP = 0.05
 #: A class predicted at least this many times as often as it occurs (or at most its inverse) is named.
 PREDICTION_RATIO = 1.2
+#: A training set whose largest class has fewer than this many times the smallest's images is called balanced.
+IMBALANCE_RATIO = 1.5
+#: Up to this many classes the frequency-recall permutation test is exact (8! pairings), beyond it seeded resamples.
+EXACT_CLASSES = 8
 
 
 @dataclass(frozen=True)
@@ -95,9 +100,10 @@ def observations(
     confusion: np.ndarray | None,
     names: Sequence[str],
     balanced: Mapping[str, float | None] | None = None,
+    train_counts: Sequence[int] | None = None,
 ) -> list[str]:
     """Sentences for the results section (the confusions are the Findings'); ``balanced`` holds the test's
-    ``balanced_acc`` and ``macro_f1`` where the run recorded them."""
+    ``balanced_acc`` and ``macro_f1`` where the run recorded them, ``train_counts`` the training images per class."""
     ranking = ranked_classes(per_class_accuracy)
     if test_accuracy is None or not ranking:
         return []
@@ -110,6 +116,8 @@ def observations(
         lines = [_against_chance(test_accuracy, len(names), collapsed)]
     if collapsed is None:
         lines += _extremes(ranking, _class_intervals(confusion, names) if confusion is not None else {})
+    if collapsed is None and confusion is not None and train_counts is not None:
+        lines += _frequency(confusion, names, train_counts)
     never = _unlisted_never_predicted(confusion, names, rates) if confusion is not None else []
     return lines + ([f"The model never predicts {', '.join(f'**{name}**' for name in never)} on the test set."]
                     if never else [])  # fmt: skip
@@ -255,6 +263,70 @@ def _extremes(ranking: list[tuple[str, float]], intervals: Mapping[str, tuple[fl
         f"{_interval(intervals.get(bottom[0])) if len(bottom) == 1 else ''}); the spread between best and worst is "
         f"{100 * (best - worst):.1f} percentage points{overlap}.",
     ]
+
+
+def _frequency(confusion: np.ndarray, names: Sequence[str], train_counts: Sequence[int]) -> list[str]:
+    """Whether the classes seen most in training are the ones recognised best (the FER assignment asks why some
+    expressions are recognised better than others; FER2013's Fear, 14% of the training images, got 3% recall), said
+    only where some class's recall is above another's beyond the test set's noise (their 95% intervals apart): on a
+    balanced training set frequency cannot be the reason; else the Spearman correlation of the classes' training
+    shares and recalls, with a one-sided permutation test, and the classes out of line with their share."""
+    intervals = _class_intervals(confusion, names)
+    if not intervals or max(low for low, _, _ in intervals.values()) <= min(high for _, high, _ in intervals.values()):
+        return []
+    labels = [label for label, name in enumerate(names) if name in intervals]
+    shares = np.asarray(train_counts, dtype=float)[labels] / sum(train_counts)
+    recalls = np.diag(confusion)[labels] / confusion[labels].sum(axis=1)
+    if shares.max() < IMBALANCE_RATIO * shares.min():
+        return [f"The training classes are about equally represented ({shares.min():.1%}-{shares.max():.1%} of the "
+                f"training images each, the largest under {IMBALANCE_RATIO}x the smallest): the differences in recall "
+                "do not come from how often each class was seen in training."]  # fmt: skip
+    if len(labels) < 3:
+        return []
+    test = permutation_test((shares,), partial(_spearman, recalls), permutation_type="pairings", vectorized=True,
+                            alternative="greater", n_resamples=np.inf if len(labels) <= EXACT_CLASSES else 9999,
+                            random_state=0)  # fmt: skip
+    kind = "exact" if len(labels) <= EXACT_CLASSES else "seeded, 9,999 resamples,"
+    measured = (f"Spearman ρ {test.statistic:.2f} over {len(labels)} classes, {kind} one-sided permutation test, "
+                f"p {p_value(test.pvalue)}, threshold {SIGNIFICANCE}")  # fmt: skip
+    if test.pvalue < SIGNIFICANCE:
+        line = (f"Recall rises with a class's share of the training images ({measured}): the classes seen most are "
+                "recognised best.")  # fmt: skip
+    else:
+        line = (f"Recall is not shown to rise with a class's share of the training images ({measured}; over "
+                f"{len(labels)} classes only a strong trend can be shown).")  # fmt: skip
+    return [line + _out_of_line([names[label] for label in labels], shares, recalls)]
+
+
+def _spearman(fixed: np.ndarray, permuted: np.ndarray, axis: int) -> np.ndarray:
+    """Spearman's ρ of ``fixed`` (K,) with each ``permuted`` along ``axis`` (the Pearson correlation of the ranks,
+    ties averaged), for a vectorized test that permutes one side only (permuting both repeats every pairing n!
+    times: 25 million for 7 classes)."""
+    ranks = [rankdata(np.broadcast_to(values, permuted.shape), axis=axis) for values in (fixed, permuted)]
+    centred = [values - values.mean(axis=axis, keepdims=True) for values in ranks]
+    return (centred[0] * centred[1]).sum(axis=axis) / np.sqrt(
+        (centred[0] ** 2).sum(axis=axis) * (centred[1] ** 2).sum(axis=axis)
+    )
+
+
+def _out_of_line(names: Sequence[str], shares: np.ndarray, recalls: np.ndarray) -> str:
+    """The classes at or above the median training share with recall under the median recall, and those under the
+    median share with recall above it: what sets them apart is not how often they were seen."""
+    share, recall = float(np.median(shares)), float(np.median(recalls))
+    common = [index for index in range(len(names)) if shares[index] >= share and recalls[index] < recall]
+    rare = [index for index in range(len(names)) if shares[index] < share and recalls[index] > recall]
+    if not common and not rare:
+        return ""
+    named = [
+        f"**{names[index]}** ({shares[index]:.1%} of the training images, at least the median class's "
+        f"{share:.1%}, yet {recalls[index]:.1%} recall, under the median's {recall:.1%})"
+        for index in common
+    ]
+    named += [f"**{names[index]}** ({shares[index]:.1%} of the training images, under the median share, yet "
+              f"{recalls[index]:.1%} recall, above the median)" for index in rare]  # fmt: skip
+    return (f" Out of line with their share: {', '.join(named)}: what sets {'it' if len(named) == 1 else 'them'} "
+            "apart is not how many images there were to learn from; the per-class table and the Findings' "
+            "confusions say where their images go.")  # fmt: skip
 
 
 def _interval(found: tuple[float, float, int] | None) -> str:

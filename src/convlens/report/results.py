@@ -69,7 +69,7 @@ def results(run: RunData) -> str:
     test_accuracy = (metrics.get("test") or {}).get("acc")
     names = [text(name) for name in run.class_names]
     per_class_shown = {text(name): accuracy for name, accuracy in per_class.items()}
-    lines = observations(test_accuracy, per_class_shown, run.confusion, names, metrics.get("test"))
+    lines = observations(test_accuracy, per_class_shown, run.confusion, names, metrics.get("test"), run.train_counts)
     if lines:
         parts += ["### Observations", "\n".join(f"- {line}" for line in lines)]
     return "\n\n".join(parts)
