@@ -206,11 +206,15 @@ def test_maps_drawn_after_the_evaluation_are_called_stale(evaluation: dict, tiny
     copy = _below_random(tiny_run, tmp_path)
     manifest = copy / "visualizations" / "manifest.json"
     drawn = json.loads(manifest.read_text())
-    manifest.write_text(json.dumps(drawn | {"seconds_total": drawn["seconds_total"] + 1}))  # visualized again
+    manifest.write_text(json.dumps(drawn | {"seconds_total": drawn["seconds_total"] + 1}))  # redrawn, same settings
     report = (build_report(copy, tmp_path / "reports") / "report.md").read_text()
+    assert "**Stale:**" not in report and "**Checks on this run:**" in report
+    drawn["methods"]["saliency"]["parameters"] = {"edited": True}  # drawn again with other settings
+    manifest.write_text(json.dumps(drawn))
+    report = (build_report(copy, tmp_path / "reports2") / "report.md").read_text()
     assert "**Stale:**" in report and "**Checks on this run:**" not in report
     findings = report.split("## 2. Findings")[1].split("\n## ")[0]
-    stale = "The evaluation is stale (`visualizations/manifest.json` changed since it read it): `make evaluate"
+    stale = "The evaluation is stale (the methods' settings in `visualizations/manifest.json` changed since it read"
     assert stale in findings
     assert "Not measured without a current evaluation" in findings and "has no part maps" not in findings
 

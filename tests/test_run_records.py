@@ -159,9 +159,9 @@ def test_a_json_file_with_nan_is_refused_naming_it(tmp_path: Path) -> None:
 # --- 4. Lineage instead of modification times --------------------------------------------------------------------
 
 
-def _visualize(run: Path) -> dict:
+def _visualize(run: Path, *overrides: str) -> dict:
     register_visualize_schema()
-    return visualize_run(run, compose_config("visualize", "visualize", f"run={run}", *VISUALIZE))
+    return visualize_run(run, compose_config("visualize", "visualize", f"run={run}", *VISUALIZE, *overrides))
 
 
 def _evaluate(run: Path) -> dict:
@@ -194,7 +194,7 @@ def test_evaluation_staleness_follows_hashes_not_times(tmp_path: Path) -> None:
     run = _finished(tmp_path)
     _visualize(run)
     evaluation = _evaluate(run)
-    assert "visualizations/manifest.json" in evaluation[MADE_FROM]
+    assert "visualizations/manifest.json#method-settings" in evaluation[MADE_FROM], "the part of it read, not the file"
     assert not [name for name in evaluation[MADE_FROM] if name.endswith(".npz")], "the maps are computed afresh"
     assert not read_run(run).evaluation_stale and not stale(run, EVALUATION_JSON)
     copy = tmp_path / "copied" / "demo_faces" / "run"
@@ -202,11 +202,15 @@ def test_evaluation_staleness_follows_hashes_not_times(tmp_path: Path) -> None:
     evaluated = (run / EVALUATION_JSON).stat().st_mtime
     os.utime(copy / MANIFEST, (evaluated + 60, evaluated + 60))
     assert not read_run(copy).evaluation_stale and not read_run(copy).maps_stale and not stale(copy, EVALUATION_JSON)
-    _visualize(run)  # maps drawn again after the evaluation; it stays stale even if it looks newer
+    before = (run / MANIFEST).read_bytes()
+    _visualize(run)  # figures drawn again with the same settings: another manifest (its timings), the same maps
+    assert (run / MANIFEST).read_bytes() != before and not read_run(run).evaluation_stale
+    _visualize(run, "methods=[saliency,guided_backprop]")  # another method's maps after it: stale, though older
     os.utime(run / EVALUATION_JSON, (evaluated + 3600, evaluated + 3600))
-    assert "visualizations/manifest.json" in read_run(run).evaluation_stale and stale(run, EVALUATION_JSON)
+    assert read_run(run).evaluation_stale == ["visualizations/manifest.json#method-settings"]
+    assert stale(run, EVALUATION_JSON)
     report = (build_report(run, tmp_path / "reports") / "report.md").read_text()
-    assert "> **Stale:** `visualizations/manifest.json`" in report
+    assert "> **Stale:** the methods' settings in `visualizations/manifest.json` changed since the evaluation" in report
     assert f"| `metrics.json` | `{provenance.sha256(run / 'metrics.json')}` |" in report, "the report's own lineage"
     _evaluate(run)
     assert not read_run(run).evaluation_stale

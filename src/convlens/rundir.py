@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from convlens import atomic
+from convlens.lineage import part_key
 from convlens.untrusted import inside, instantiate_allowed, load_checkpoint
 
 if TYPE_CHECKING:  # importing the data module pulls in Lightning: 3 s that report/visualize rarely need
@@ -40,6 +41,8 @@ VISUALIZATIONS = "visualizations"
 MANIFEST_NAME = "manifest.json"
 MAPS_NAME = "maps"
 MANIFEST = Path(VISUALIZATIONS) / MANIFEST_NAME
+#: What the evaluate stage reads of the manifest, and records in its lineage: each method's settings.
+MANIFEST_SETTINGS = part_key(MANIFEST, "method-settings")
 # The evaluate stage's folder.
 EVALUATION = "evaluation"
 EVALUATION_NAME = "evaluation.json"

@@ -30,6 +30,7 @@ from convlens.evaluate.statistics import MIN_IMAGES
 from convlens.explain.localisation import resize_masks
 from convlens.explain.selection import explained_class
 from convlens.forked import forked_map
+from convlens.lineage import method_settings
 from convlens.registry import METHODS
 from convlens.rundir import MANIFEST, TrainedRun
 from convlens.untrusted import UntrustedInputError
@@ -111,6 +112,7 @@ def planned_methods(manifest: dict[str, Any], root: Any) -> tuple[dict[str, dict
         if name not in METHODS or not isinstance(summary, Mapping):
             raise UntrustedInputError(f"{root / MANIFEST}: methods.{name} is not a registered method's summary; "
                                       f"rerun `make visualize RUN={root}`")  # fmt: skip
+    for name, summary in method_settings(manifest).items():  # the part the evaluation's lineage records
         if summary.get("maps"):
             found[name] = dict(summary.get("parameters") or {})
         elif summary.get("skipped"):

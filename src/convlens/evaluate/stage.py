@@ -58,7 +58,7 @@ from convlens.rundir import (
     EVALUATION,
     EVALUATION_JSON,
     EVALUATION_NAME,
-    MANIFEST,
+    MANIFEST_SETTINGS,
     PARTS_NAME,
 )
 from convlens.stage import OpenedRun, Stage
@@ -72,7 +72,7 @@ Drawing = tuple[FamilySpec, Any]
 def evaluate_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     """The stage's body for one run directory (:mod:`convlens.stage` does the rest); returns the results."""
     settings = family_settings(cfg)
-    opened.reading(MANIFEST)  # the methods' settings; the maps are computed afresh on the sample
+    opened.reading(MANIFEST_SETTINGS)  # the methods' settings only; the maps are computed afresh on the sample
     subject, missing = prepare(opened, cfg)
     check_stages(subject.model, settings.randomization.stages)
     results, cascade = score_all(subject, settings, cfg.workers)

@@ -26,6 +26,7 @@ import numpy as np
 
 from convlens import registry
 from convlens.evaluation_registry import FAMILIES, scored_metrics
+from convlens.lineage import describe
 from convlens.report.assets import PARTS, parts_file
 from convlens.report.convergence import convergence
 from convlens.report.format import mean
@@ -109,13 +110,20 @@ def lead_method(evaluation: Mapping[str, Any] | None) -> tuple[str, str] | None:
     return name, layer
 
 
+def input_names(keys: Sequence[str]) -> str:
+    """The run files (``made_from`` keys) an artefact was made from, as the report names them: `path`, or what of
+    `path` was read."""
+    described = [describe(key) for key in keys]
+    return ", ".join(f"{part} in {code(path)}" if part else code(path) for path, part in described)
+
+
 def believe(
     evaluation: Mapping[str, Any] | None, label: str, sections: Mapping[str, int], stale: Sequence[str] = ()
 ) -> list[str]:  # fmt: skip
     """The verdict table (one row per method at its best layer) and which maps the findings use; without a
     current evaluation, why (none, or ``stale``: the run files that changed since it read them)."""
     if not evaluation:
-        why = (f"The evaluation is stale ({', '.join(code(path) for path in stale)} changed since it read "
+        why = (f"The evaluation is stale ({input_names(stale)} changed since it read "
                f"{'it' if len(stale) == 1 else 'them'})" if stale else "Not evaluated")  # fmt: skip
         return [f"{why}: `make evaluate RUN={label}` tests the maps; until then no map is trusted."]
     shown = shown_layers(evaluation)

@@ -13,7 +13,7 @@ from convlens.report.assets import (
     cascade_file,
     shown_comparison,
 )
-from convlens.report.findings import parts_reading
+from convlens.report.findings import input_names, parts_reading
 from convlens.report.gallery import split_images
 from convlens.report.markdown import code, text
 from convlens.report.run_data import RunData
@@ -91,7 +91,7 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
     stale = run.evaluation_stale
     if stale and not gone:
         parts.append(
-            f"> **Stale:** {', '.join(code(path) for path in stale)} changed since the evaluation read it (its "
+            f"> **Stale:** {input_names(stale)} changed since the evaluation read it (its "
             "sha256 differs), so the scores below describe earlier maps or an earlier model; "
             f"`make evaluate RUN={run.label}` scores the current ones."
         )
