@@ -296,10 +296,10 @@ def test_a_named_confusion_says_its_other_way_and_a_class_whose_mistakes_spread(
     lines = confuses(run, None, None)
     assert lines[0] == ("32 of 222 test images are misclassified; **cat** taken for **dog** (12; the other way 1); "
                         "**cat** taken for **bird** (10) make 22 of them (69%).")  # fmt: skip
-    assert lines[1] == ("Spread over several wrong answers (no one of them takes 50% of the class's mistakes): **cat** "
-                        "(31 mistakes, 40 right): dog 12, bird 10, fish 9.")  # fmt: skip
+    assert lines[1] == ("Of the classes named above, spread over several wrong answers (no one of them takes 50% of "
+                        "the class's mistakes): **cat** (31 mistakes, 40 right): dog 12, bird 10, fish 9.")  # fmt: skip
     run.confusion = np.array([[40, 16, 10, 5], [1, 50, 0, 0], [0, 0, 50, 0], [0, 0, 0, 50]])
-    assert not any(line.startswith("Spread") for line in confuses(run, None, None)), "16 of 31: half or more"
+    assert not any("Spread" in line for line in confuses(run, None, None)), "16 of 31: half or more"
 
 
 def test_a_tie_with_the_last_named_confusion_is_named_too() -> None:
@@ -320,13 +320,18 @@ def test_a_class_never_predicted_is_named_with_its_share_of_the_training_images(
     line is as before."""
     run = _run([[40, 10, 0], [5, 45, 0], [30, 20, 0]], [0.9, 0.9])
     run.class_names = ["cat", "dog", "bird"]
-    assert "Never predicted: **bird**." in confuses(run, None, None)
+    taken = ": its 50 test images are taken most often for **cat** (30, 60%)."
+    assert f"Never predicted: **bird**{taken}" in confuses(run, None, None)
     run.train_counts = [700, 700, 30]
-    assert "Never predicted: **bird** (30 of 1,430 training images, 2.1%; the fewest of any class)." in confuses(
+    assert f"Never predicted: **bird** (30 of 1,430 training images, 2.1%; the fewest of any class){taken}" in confuses(
         run, None, None
     )
     run.train_counts = [700, 20, 30]
-    assert "Never predicted: **bird** (30 of 750 training images, 4.0%)." in confuses(run, None, None)
+    assert f"Never predicted: **bird** (30 of 750 training images, 4.0%){taken}" in confuses(run, None, None)
+    run.confusion = np.array([[40, 10, 0], [5, 45, 0], [25, 25, 0]])  # FER2013's Disgust went unsaid as a confusion
+    assert "its 50 test images are taken most often for **cat** and **dog** (25 each, 50% each)." in " ".join(
+        confuses(run, None, None)
+    )
 
 
 def test_errors_that_never_repeat_a_pair_are_listed_without_naming_a_confusion() -> None:

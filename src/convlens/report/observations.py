@@ -317,16 +317,19 @@ def _out_of_line(names: Sequence[str], shares: np.ndarray, recalls: np.ndarray) 
     rare = [index for index in range(len(names)) if shares[index] < share and recalls[index] > recall]
     if not common and not rare:
         return ""
-    named = [
-        f"**{names[index]}** ({shares[index]:.1%} of the training images, at least the median class's "
-        f"{share:.1%}, yet {recalls[index]:.1%} recall, under the median's {recall:.1%})"
-        for index in common
-    ]
+    named = [f"**{names[index]}** ({shares[index]:.1%} of the training images, {_against_median(shares[index], share)}"
+             f", yet {recalls[index]:.1%} recall, under the median's {recall:.1%})" for index in common]  # fmt: skip
     named += [f"**{names[index]}** ({shares[index]:.1%} of the training images, under the median share, yet "
               f"{recalls[index]:.1%} recall, above the median)" for index in rare]  # fmt: skip
     return (f" Out of line with their share: {', '.join(named)}: what sets {'it' if len(named) == 1 else 'them'} "
             "apart is not how many images there were to learn from; the per-class table and the Findings' "
             "confusions say where their images go.")  # fmt: skip
+
+
+def _against_median(value: float, median: float) -> str:
+    """``the median share`` for the median class itself (FER2013's Fear: "at least the median class's 14.3%" read
+    oddly for 14.3%), else ``above the median share of 14.3%``."""
+    return "the median share" if value == median else f"above the median share of {median:.1%}"
 
 
 def _interval(found: tuple[float, float, int] | None) -> str:
