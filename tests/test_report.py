@@ -691,7 +691,7 @@ def test_underfitting_is_read_from_clean_training_accuracy_against_the_published
         assert "this run does not tell which" in said[0] and "first to try" not in said[0]
         (falling,) = [line for line in convergence([clean - 0.01, clean], 1, metrics, None, [1.204, 1.177])
                       if line.startswith("**Underfits:**")]  # fmt: skip
-        assert "the validation loss still fell over the last epoch (1.204 to 1.177), so more epochs " in falling
+        assert "The validation loss still fell over the last epoch (1.204 to 1.177): more epochs " in falling
         assert "does not tell which" not in falling, "FER2013, 4 epochs: a loss still falling names the first remedy"
         assert lines[-1].startswith("No sign of overfitting"), "both can hold: it fits neither set well"
         assert lines[-1].startswith(
@@ -748,6 +748,10 @@ def test_a_figure_of_confused_pairs_says_whose_pairs_they_are() -> None:
     assert "which can differ from the confusion matrix's" in said
     correct = [{"image_index": 3, "true_label": "cat", "group": "correct"}]
     assert "pairs most frequent" not in caption({"method": "lime", "images": correct}, "test", ["cat"])
+    ranked = [image | {"pairs_from": "confusion_matrix.csv"} for image in confused]  # since 2026-12-08
+    said = caption({"method": "lime", "images": ranked}, "test")
+    assert "the pairs most frequent in the test confusion matrix (section 5) that have an example among" in said
+    assert "can differ" not in said
 
 
 def test_a_figure_of_correct_images_names_the_classes_it_lacks() -> None:

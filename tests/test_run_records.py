@@ -179,12 +179,12 @@ LEARNS_ON = ("scheduler=step", "model.widths=[16,32,64,128]", "model.hidden=128"
 def test_a_resume_that_changes_the_best_checkpoint_makes_the_maps_stale(tmp_path: Path) -> None:
     run = _finished(tmp_path, *LEARNS_ON)
     manifest = _visualize(run)
-    assert set(manifest[MADE_FROM]) == {"checkpoints/best.ckpt", "config.yaml"}
+    assert set(manifest[MADE_FROM]) == {"checkpoints/best.ckpt", "config.yaml", "confusion_matrix.csv"}
     assert not read_run(run).maps_stale
     best = (run / "checkpoints" / "best.ckpt").read_bytes()
     train(_resume(run, *LEARNS_ON, "trainer.max_epochs=2"))
     assert (run / "checkpoints" / "best.ckpt").read_bytes() != best, "the resumed epoch gave a new best checkpoint"
-    assert read_run(run).maps_stale == ["checkpoints/best.ckpt"]
+    assert read_run(run).maps_stale == ["checkpoints/best.ckpt", "confusion_matrix.csv"], "both rewritten by training"
     report = (build_report(run, tmp_path / "reports") / "report.md").read_text()
     assert "> **Stale:** the maps were drawn from an earlier `checkpoints/best.ckpt`" in report
     assert stale(run, MANIFEST)

@@ -286,6 +286,22 @@ def test_selection_takes_the_most_confident_hit_and_mistake_per_class() -> None:
     assert select_examples(labels, probabilities, 2, 0).indices.tolist() == [1, 0, 3, 4, 5]
 
 
+def test_confused_pairs_follow_the_given_confusion_matrix_where_the_candidates_hold_them() -> None:
+    """FER2013: the candidates' one-view predictions ranked Sad -> Neutral first where the test confusion matrix,
+    which the report prints, ranks Neutral -> Sad (155). Given the matrix, its pairs come first, a pair with no
+    example among the candidates is passed over, and each example is the pair's most confident one."""
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    probabilities = torch.tensor(
+        [[0.2, 0.7, 0.1], [0.1, 0.6, 0.3], [0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]]
+    )  # 0 -> 1 twice, 1 -> 0 once: the candidates' own first pair is (0, 1)
+    own = select_examples(labels, probabilities, 0, 0, confused_pairs=1)
+    assert own.indices[own.pairs].tolist() == [0]
+    matrix = torch.tensor([[50, 20, 0], [30, 50, 0], [0, 40, 50]])  # (2, 1) first, but no candidate shows it
+    ranked = select_examples(labels, probabilities, 0, 0, confused_pairs=2, confusion=matrix)
+    assert [(int(ranked.labels[p]), int(ranked.predictions[p])) for p in ranked.pairs] == [(1, 0), (0, 1)]
+    assert ranked.indices[ranked.pairs].tolist() == [2, 0], "each pair's most confident example"
+
+
 def test_mask_scores_compare_the_map_with_chance() -> None:
     masks = np.zeros((3, 4, 4))
     masks[:, :2, :2] = 1

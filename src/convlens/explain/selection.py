@@ -5,8 +5,10 @@ Within a class, the most confident examples come first (ties broken by index), s
 typical cases: the clearest hit and the most confident mistake. Ranked by ``index`` instead, the
 first hits of each class are chosen: models that classify those images alike pick the same ones,
 so that `make compare` can show several architectures' maps of one image. The confused pairs are the largest
-off-diagonal cells of the candidates' confusion matrix (ties by label order); for each, its most
-confident example joins the selection (or is found in it).
+off-diagonal cells of a confusion matrix given by the caller (the run's test confusion matrix, which the report
+prints: the candidates' one-view predictions had ranked FER2013's pairs otherwise), each pair with an example among
+the candidates, else of the candidates' own (ties by label order); for each, its most confident example joins the
+selection (or is found in it).
 """
 
 from __future__ import annotations
@@ -81,11 +83,13 @@ def select_examples(
     wrong_per_class: int = 1,
     confused_pairs: int = 0,
     rank: str = "confidence",
+    confusion: Tensor | None = None,
 ) -> Selection:
     """Per class (in label order) up to ``correct_per_class`` correctly and ``wrong_per_class``
     wrongly classified examples, each group by descending confidence (``rank="index"``: in split
     order), then an example of each of the ``confused_pairs`` most frequent confusions that is not
-    chosen yet."""
+    chosen yet: of ``confusion`` (classes x classes, rows true) where given, passing over a pair with no example
+    among these images, else of these images' own predictions."""
     if correct_per_class < 0 or wrong_per_class < 0:
         raise ValueError(
             f"image counts must be >= 0, got correct_per_class={correct_per_class}, wrong_per_class={wrong_per_class}"
@@ -101,7 +105,10 @@ def select_examples(
         chosen += [in_class[hits][:correct_per_class], in_class[~hits][:wrong_per_class]]
     indices = torch.cat(chosen)
     per_class = len(indices)
-    pairs = _confusions(labels, predictions, probabilities.shape[1])[:confused_pairs]
+    counts = _counts(labels, predictions, probabilities.shape[1]) if confusion is None else confusion
+    occurring = _counts(labels, predictions, probabilities.shape[1]) > 0
+    pairs = [(true, predicted) for true, predicted in _confusions(counts) if occurring[true, predicted]]
+    pairs = pairs[:confused_pairs]
     examples = [order[(labels[order] == true) & (predictions[order] == predicted)][0] for true, predicted in pairs]
     extra = [example for example in examples if example not in indices]
     indices = torch.cat([indices, torch.stack(extra)]) if extra else indices
@@ -109,11 +116,15 @@ def select_examples(
     return Selection(indices, labels[indices], predictions[indices], probabilities[indices], positions, per_class)
 
 
-def _confusions(labels: Tensor, predictions: Tensor, classes: int) -> list[tuple[int, int]]:
-    """(true, predicted) class pairs that occur, most frequent first (ties in label order)."""
-    counts = torch.bincount(labels * classes + predictions, minlength=classes * classes).view(classes, classes)
-    counts.fill_diagonal_(0)
-    cells = [(int(counts[t, p]), t, p) for t in range(classes) for p in range(classes) if counts[t, p] > 0]
+def _counts(labels: Tensor, predictions: Tensor, classes: int) -> Tensor:
+    """The confusion matrix (classes x classes, rows true) of ``predictions``."""
+    return torch.bincount(labels * classes + predictions, minlength=classes * classes).view(classes, classes)
+
+
+def _confusions(counts: Tensor) -> list[tuple[int, int]]:
+    """(true, predicted) class pairs of a confusion matrix that occur, most frequent first (ties in label order)."""
+    classes = len(counts)
+    cells = [(int(counts[t, p]), t, p) for t in range(classes) for p in range(classes) if t != p and counts[t, p] > 0]
     return [(t, p) for _, t, p in sorted(cells, key=lambda cell: (-cell[0], cell[1], cell[2]))]
 
 
@@ -129,9 +140,13 @@ def select_test_images(
     max_candidates: int | None = None,
     batch_size: int = 256,
     rank: str = "confidence",
+    confusion: Tensor | None = None,
 ) -> Selection:
-    """Classify the first ``max_candidates`` images (uint8, all if None) and select among them."""
+    """Classify the first ``max_candidates`` images (uint8, all if None) and select among them (``confusion``:
+    the confusion matrix whose pairs the confused-pair examples show, see :func:`select_examples`)."""
     images, labels = images[:max_candidates], labels[:max_candidates]
     inputs = torch.cat([preprocess(batch) for batch in images.split(batch_size)])
     probabilities = predict(model, inputs, batch_size)
-    return select_examples(labels.cpu(), probabilities, correct_per_class, wrong_per_class, confused_pairs, rank)
+    return select_examples(
+        labels.cpu(), probabilities, correct_per_class, wrong_per_class, confused_pairs, rank, confusion
+    )

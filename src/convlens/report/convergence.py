@@ -197,26 +197,21 @@ def _underfit(metrics: Mapping[str, Any], losses: Sequence[float] = ()) -> str |
     bounds = accuracy_bounds(clean["acc"], clean["images"])
     if bounds[1] >= accuracy - UNDERFIT_GAP:
         return None
-    below = _points(accuracy - clean["acc"])
+    below, fall, untold = _points(accuracy - clean["acc"]), _last_fall(losses), "; this run does not tell which"
     return (f"**Underfits:** the best checkpoint classifies only {clean['acc']:.1%} {_interval(bounds)} of "
             f"{_drawn(clean['images'], metrics)} training images (un-augmented, eval mode), {below} "
             f"under the {accuracy:.0%} that {source} reaches on the *test* images (underfitting is called when the "
             f"interval's top is more than {_points(UNDERFIT_GAP)} under it). It fits the images it was trained on "
             "worse than a published model classifies images it never saw: too few epochs, too little capacity or "
-            f"too strong a regularisation (weight decay, dropout, augmentation){_first_remedy(losses)}, so its maps "
-            "explain a weaker classifier than a well-trained one.")  # fmt: skip
+            f"too strong a regularisation (weight decay, dropout, augmentation{'' if fall else untold}), so its "
+            f"maps explain a weaker classifier than a well-trained one.{_first_remedy(fall)}")  # fmt: skip
 
 
-def _first_remedy(losses: Sequence[float]) -> str:
-    """Which cause of underfitting to try first: more epochs where the validation loss still fell over the last one,
-    else none singled out."""
-    fall = _last_fall(losses)
-    if not fall:
-        return "; this run does not tell which"
-    return (
-        f"; the validation loss still fell over the last epoch ({fall}), so more epochs (`trainer.max_epochs`) "
-        "are the first to try, though the run cannot tell whether they are enough"
-    )
+def _first_remedy(fall: str) -> str:
+    """More epochs as the first cause of underfitting to try, where the validation loss still fell over the last one
+    (``fall``, :func:`_last_fall`), else nothing."""
+    return (f" The validation loss still fell over the last epoch ({fall}): more epochs (`trainer.max_epochs`) are "
+            "the first to try, though the run cannot tell whether they are enough.") if fall else ""  # fmt: skip
 
 
 def _drawn(images: int, metrics: Mapping[str, Any]) -> str:

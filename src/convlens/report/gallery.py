@@ -15,7 +15,7 @@ from convlens import registry
 from convlens.report.assets import visualization_link
 from convlens.report.format import number
 from convlens.report.markdown import code, folded, prose, text
-from convlens.rundir import DEFAULT_SPLIT
+from convlens.rundir import CONFUSION_CSV, DEFAULT_SPLIT
 from convlens.text import slug
 
 Entries = Sequence[dict[str, Any]]
@@ -35,6 +35,10 @@ GROUP_TEXT = {
 CONFUSED_RULE = ("the pairs most frequent among the visualize stage's own one-view predictions of the {images} it "
                  "classified, which can differ from the confusion matrix's (the whole split, with any test-time "
                  "views)")  # fmt: skip
+#: The same, for pairs ranked by the run's test confusion matrix (since 2026-12-08).
+MATRIX_RULE = ("the pairs most frequent in the test confusion matrix (section 5) that have an example among the "
+               "{images} the visualize stage classified (one view), each shown by its most confident example there; "
+               "a pair without one is passed over")  # fmt: skip
 #: Captions list the images' indices up to this many images (the figure titles name every image).
 SHOWN_INDICES = 3
 #: A split's name in a sentence ("validation images").
@@ -185,7 +189,8 @@ def caption(
             f"found{pointer}"
         )
     if group(entry) == "confused":
-        parts.append(CONFUSED_RULE.format(images=split_images(split)))
+        from_matrix = all(image.get("pairs_from") == CONFUSION_CSV for image in images)
+        parts.append((MATRIX_RULE if from_matrix else CONFUSED_RULE).format(images=split_images(split)))
     by_score: dict[str, list[str]] = {}
     for key, value in sorted(mean_scores(entry).items()):
         name, layer = score_name(key, names)

@@ -20,7 +20,7 @@ from convlens.explain.method import ExplainBatch, MethodParams
 from convlens.explain.selection import Selection, explained_class, select_test_images
 from convlens.figures.panels import Caption
 from convlens.figures.shown import Shown
-from convlens.rundir import TrainedRun
+from convlens.rundir import CONFUSION_CSV, TrainedRun
 from convlens.text import slug
 from convlens.visualize.schema import SelectionConfig
 
@@ -38,8 +38,9 @@ class Explained:
 @dataclass(frozen=True)
 class Chosen:
     """The selected test images: model input (K, C, H, W), display images (K, H, W, C) in [0, 1],
-    the model's verdicts, the class each image is explained for and, for synthetic data, the
-    ground-truth masks (K, H, W) bool of the class-defining region at input resolution."""
+    the model's verdicts, the class each image is explained for, for synthetic data the ground-truth masks
+    (K, H, W) bool of the class-defining region at input resolution, and whose confusion matrix ranked the confused
+    pairs (``pairs_from``: the run's ``confusion_matrix.csv``, or ``candidates``, the images' own predictions)."""
 
     inputs: Tensor
     display: np.ndarray
@@ -47,6 +48,7 @@ class Chosen:
     targets: Tensor
     class_names: list[str]
     masks: np.ndarray | None
+    pairs_from: str = "candidates"
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -146,16 +148,19 @@ class Context:
         return ExplainBatch(inputs, targets, self.black, len(classes), Path(self.run.root), classes)
 
 
-def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig) -> Chosen:
+def choose_images(
+    run: TrainedRun, model: nn.Module, selection: SelectionConfig, confusion: Tensor | None = None
+) -> Chosen:
     """Deterministic test images with the class each is explained for: ``explain: predicted`` (what
-    the model saw) or ``true``."""
+    the model saw) or ``true``; the confused pairs those most frequent in ``confusion`` (the run's test confusion
+    matrix) that the candidates hold, else in the candidates' own predictions."""
     explain = explained_class(selection.explain, "visualize.selection.explain")
     datamodule = run.datamodule
     split = datamodule.split(selection.split)
     chosen = select_test_images(
         model, split.images, split.labels, datamodule.preprocess, correct_per_class=selection.correct_per_class,
         wrong_per_class=selection.wrong_per_class, confused_pairs=selection.confused_pairs,
-        max_candidates=selection.max_candidates, rank=selection.rank,
+        max_candidates=selection.max_candidates, rank=selection.rank, confusion=confusion,
     )  # fmt: skip
     if len(chosen) == 0:
         raise ValueError("visualize.selection chose no images; raise correct_per_class or wrong_per_class")
@@ -163,4 +168,5 @@ def choose_images(run: TrainedRun, model: nn.Module, selection: SelectionConfig)
     display = datamodule.to_display(inputs).movedim(1, -1).numpy()
     targets = chosen.predictions if explain == "predicted" else chosen.labels
     masks = None if split.masks is None else resize_masks(split.masks[chosen.indices], tuple(inputs.shape[-2:])).numpy()
-    return Chosen(inputs, display, chosen, targets, run.class_names, masks)
+    pairs_from = CONFUSION_CSV if confusion is not None else "candidates"
+    return Chosen(inputs, display, chosen, targets, run.class_names, masks, pairs_from)

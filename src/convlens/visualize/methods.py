@@ -165,7 +165,7 @@ def _entry(
     """A manifest entry: the figure, and per image it shows (in its order) the image, its group and scores."""
     images = [
         ctx.chosen.record(explained.positions[row], explained.targets[row]) | {"group": explained.groups[row]}
-        | scores[row]
+        | ({"pairs_from": ctx.chosen.pairs_from} if explained.groups[row] == "confused" else {}) | scores[row]
         for row in item.rows
     ]  # fmt: skip
     model = {} if item.rows else scores[None]

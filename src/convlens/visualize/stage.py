@@ -16,12 +16,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convlens import atomic
 from convlens.lineage import MADE_FROM
 from convlens.registry import METHODS
-from convlens.rundir import MANIFEST_NAME, VISUALIZATIONS
+from convlens.run_files import read_confusion
+from convlens.rundir import CONFUSION_CSV, DEFAULT_SPLIT, MANIFEST_NAME, VISUALIZATIONS
 from convlens.stage import OpenedRun, Stage
 from convlens.visualize.comparison import write_comparison
 from convlens.visualize.context import Context, choose_images
@@ -60,6 +62,17 @@ def visualize_body(opened: OpenedRun, cfg: DictConfig) -> dict[str, Any]:
     return manifest
 
 
+def test_confusion(opened: OpenedRun, selection: DictConfig) -> torch.Tensor | None:
+    """The run's test confusion matrix, whose most frequent pairs the confused-pair figures show (the pairs the
+    report's table and Findings name), where the images come from the test split and the run has one; read as
+    untrusted input and recorded in the manifest's lineage."""
+    if selection.split != DEFAULT_SPLIT or not selection.confused_pairs or not (opened.root / CONFUSION_CSV).is_file():
+        return None
+    opened.reading(CONFUSION_CSV)
+    counts = read_confusion(opened.root, opened.trained.class_names)
+    return None if counts is None else torch.from_numpy(counts)
+
+
 STAGE = Stage("visualize", VISUALIZATIONS, visualize_body)
 
 
@@ -87,5 +100,5 @@ def in_registry_order(
 def prepare(opened: OpenedRun, cfg: DictConfig) -> tuple[Context, dict[str, Planned]]:
     """The checked plan and the chosen images, for the model the kernel loaded and adapted."""
     planned = plan(None if cfg.methods is None else list(cfg.methods), cfg.params, opened.model)
-    chosen = choose_images(opened.trained, opened.model, cfg.selection)
+    chosen = choose_images(opened.trained, opened.model, cfg.selection, test_confusion(opened, cfg.selection))
     return Context(opened.trained, opened.model, chosen, opened.device, opened.trained.black_image()), planned
