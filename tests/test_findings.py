@@ -1155,7 +1155,8 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     """FER2013: "with only the head re-initialised its map keeps Spearman 0.98, above 0.5: it shows what the lower
     layers respond to ..." stood word for word for five maps, the numbers apart. Said once, the varying numbers named
     and given per map in order; a number shared by all stays; a sentence with other words stays its own; digits of a
-    layer name are not numbers."""
+    layer name are not numbers. Each map's numbers stand beside its name (after the sentence, "in that order", a
+    grader found them unreadable)."""
     from convlens.report.trust_verdicts import grouped
 
     def line(label: str, spearman: float, p: float, side: str = "below") -> tuple[str, str]:
@@ -1164,8 +1165,8 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     said = grouped([line("Saliency", 0.98, 0.01), line("LayerCAM at `layer2.relu2`", 0.65, 0.01),
                     line("IG", 0.3, 0.2, "above"), line("LayerCAM at `layer3.relu2`", 0.72, 0.04)])  # fmt: skip
     assert said == [
-        "Saliency, LayerCAM at `layer2.relu2` and LayerCAM at `layer3.relu2`: not trusted (Spearman *a*, below 0.5, "
-        "adjusted p = *b*), where *a* and *b* are (0.98, 0.01), (0.65, 0.01) and (0.72, 0.04) in that order.",
+        "Saliency (*a* = 0.98, *b* = 0.01), LayerCAM at `layer2.relu2` (*a* = 0.65, *b* = 0.01) and LayerCAM at "
+        "`layer3.relu2` (*a* = 0.72, *b* = 0.04): not trusted (Spearman *a*, below 0.5, adjusted p = *b*).",
         "IG: not trusted (Spearman 0.30, above 0.5, adjusted p = 0.2).",
     ]
     assert grouped([line("A", 0.5, 0.01), line("B", 0.5, 0.01)]) == [
@@ -1173,12 +1174,12 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     ], "no number varies"
     assert grouped([line("A", 0.5, 0.01)]) == ["A: not trusted (Spearman 0.50, below 0.5, adjusted p = 0.01)."]
     braced = [("A", "A: not supported (`skip={x}` 0.5)."), ("B", "B: not supported (`skip={x}` 0.7).")]
-    assert grouped(braced) == ["A and B: not supported (`skip={x}` *a*), where *a* is 0.5 and 0.7 in that order."]
+    assert grouped(braced) == ["A (*a* = 0.5) and B (*a* = 0.7): not supported (`skip={x}` *a*)."]
     many = [(name, f"{name}: " + ", ".join(str(start + step) for step in range(9)) + ".") for name, start in
             (("A", 10), ("B", 20))]  # fmt: skip
     assert grouped(many) == [sentence for _, sentence in many], "more numbers vary than there are names: as they were"
     shared = [(name, f"{name}: 1, 2, 3, 4, 5, 6, 7, 8, 9, {last}.") for name, last in (("A", 10), ("B", 11))]
-    assert grouped(shared) == ["A and B: 1, 2, 3, 4, 5, 6, 7, 8, 9, *a*, where *a* is 10 and 11 in that order."]
+    assert grouped(shared) == ["A (*a* = 10) and B (*a* = 11): 1, 2, 3, 4, 5, 6, 7, 8, 9, *a*."]
 
 
 def test_each_method_section_reads_the_parts_its_maps_favour() -> None:

