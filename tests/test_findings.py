@@ -1260,3 +1260,20 @@ def test_a_failed_class_model_read_as_another_class_is_set_beside_the_confusions
         manifest["methods"]["class_model"]["readings"] = {"failed": [broken]}
         assert class_models_read_as(manifest, confusion, ["cat", "dog", "bird"]) == []
     assert class_models_read_as(None, confusion, ["cat", "dog", "bird"]) == []
+
+
+def test_a_trusted_map_whose_ssim_disagrees_with_spearman_after_the_head_is_said() -> None:
+    """FER2013's one trusted map (Guided Grad-CAM at layer3.relu2): after the head alone is re-initialised Spearman
+    0.18, as two randomised models' maps (0.18), but SSIM 0.67 against their 0.36. The verdict uses Spearman; the
+    Findings say its support rests on Spearman alone, and say nothing where SSIM is within the margin."""
+    from convlens.report.findings import ssim_disagrees
+
+    cascade = {"top": {"spearman": 0.1814, "ssim": 0.6701}, "baseline": {"spearman": 0.1816, "ssim": 0.3601},
+               "sensitivity": {"margin": 0.1}}  # fmt: skip
+    said = ssim_disagrees("Guided Grad-CAM at `layer3.relu2`", {"randomization": cascade})
+    assert said.startswith(" The cascade's two similarities disagree for Guided Grad-CAM at `layer3.relu2` with only")
+    assert "Spearman 0.18 (two independently randomised models' maps: 0.18)" in said
+    assert "but SSIM 0.67 against their 0.36, more than 0.1 above" in said and "rests on Spearman alone" in said
+    cascade["top"]["ssim"] = 0.45
+    assert ssim_disagrees("X", {"randomization": cascade}) == ""
+    assert ssim_disagrees("X", {"randomization": {}}) == "" and ssim_disagrees("X", {}) == ""
