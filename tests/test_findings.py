@@ -613,9 +613,9 @@ def test_a_confident_answer_shared_by_the_mistakes_is_called_out() -> None:
     frequent wrong answer over the test set: the sentence says both."""
     line = confident_mistakes(_mistakes(["Happy", "Surprise", "Happy", "Happy", "Angry", "Happy", "Happy"]),
                               CONFUSION, NAMES)  # fmt: skip
-    assert line == ["5 of the 7 mistakes the figures show (of each true class its most confident) answer **Happy** "
-                    "(confidence 0.80-0.86; "
-                    "true: Sad): look at their maps (the methods' figures of misclassified test images) for a shared "
+    assert line == ["5 of the 7 most confident mistakes (one per true class, in the methods' figures of misclassified "
+                    "test images) answer **Happy** (confidence 0.80-0.86; "
+                    "true: Sad): look at their maps for a shared "
                     "shortcut or a label error. Over the whole test set 12 of the 48 mistakes answer Happy (25%; the "
                     "most frequent wrong answer is **Sad**, 30): the figures show each class's most confident "
                     "mistake, which says where the model is surest, not how often it gives that answer."]  # fmt: skip

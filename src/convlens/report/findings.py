@@ -780,10 +780,10 @@ def confident_mistakes(
     confidences = [_confidence(value) for value in sorted(float(image.get("confidence", 0)) for image in shared)]
     truths = ", ".join(dict.fromkeys(text(image.get("true_label")) for image in shared))
     evidence = _same_evidence(evaluation, chosen, answer, class_names)
-    return [f"{len(shared)} of the {len(answers)} mistakes the figures show (of each true class its most confident) "
-            f"answer **{text(answer)}** "
-            f"(confidence {confidences[0]}-{confidences[-1]}; true: {truths}): look at their maps (the "
-            "methods' figures of misclassified test images) for a shared shortcut or a label error. "
+    return [f"{len(shared)} of the {len(answers)} most confident mistakes (one per true class, in the methods' figures "
+            f"of misclassified test images) answer **{text(answer)}** "
+            f"(confidence {confidences[0]}-{confidences[-1]}; true: {truths}): look at their maps for a shared "
+            "shortcut or a label error. "
             f"{_wrong_answers(answer, confusion, class_names)}{evidence}"]  # fmt: skip
 
 
