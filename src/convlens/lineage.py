@@ -77,7 +77,7 @@ class FileHashes:
     def of(self, relative: str | Path) -> str | None:
         """The file's sha256 (or its part's, for a :func:`part_key`), None when it does not exist, or for a part
         of a file that is not valid JSON or a part this version does not know; a path leaving the run is refused."""
-        key = Path(relative).as_posix() if isinstance(relative, Path) else relative
+        key = Path(relative).as_posix()
         if key not in self._known:
             self._known[key] = self._digest(key)
         return self._known[key]
