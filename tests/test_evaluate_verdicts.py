@@ -237,7 +237,8 @@ def test_faithfulness_is_supported_only_beyond_the_maps_that_ignore_the_model() 
     assert family_verdict(matched, None)["verdict"] == "supported", "localisation keeps random maps as its bar"
     matched["road"] = _faithfulness_cell("above", "above")
     assert family_verdict(matched, None, beyond_model_free=True) == {
-        "verdict": "supported", "why": "better than random maps on deletion AUC, ROAD"}  # fmt: skip
+        "verdict": "supported", "why": "better than random maps on deletion AUC, ROAD, and than each model-free map on "
+        "at least one of them, worse than neither on any"}  # fmt: skip
     matched["road"] = _faithfulness_cell("level", "above")  # beyond the blob only where it does not beat random maps
     assert family_verdict(matched, None, beyond_model_free=True)["verdict"] == "not supported"
 

@@ -297,7 +297,8 @@ def test_a_named_confusion_says_its_other_way_and_a_class_whose_mistakes_spread(
     assert lines[0] == ("32 of 222 test images are misclassified; **cat** taken for **dog** (12; the other way 1); "
                         "**cat** taken for **bird** (10) make 22 of them (69%).")  # fmt: skip
     assert lines[1] == ("Of the classes named above, spread over several wrong answers (no one of them takes 50% of "
-                        "the class's mistakes): **cat** (31 mistakes, 40 right): dog 12, bird 10, fish 9.")  # fmt: skip
+                        "the class's mistakes): **cat** (31 mistakes, 40 right): dog 12 (39% of them), bird 10, "
+                        "fish 9.")  # fmt: skip
     run.confusion = np.array([[40, 16, 10, 5], [1, 50, 0, 0], [0, 0, 50, 0], [0, 0, 0, 50]])
     assert not any("Spread" in line for line in confuses(run, None, None)), "16 of 31: half or more"
 

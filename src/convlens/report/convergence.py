@@ -44,7 +44,7 @@ def convergence(val_accuracy: Sequence[float | None], best_epoch: int | None, me
     values = [value for value in val_accuracy if value is not None]
     losses = [value for value in val_loss if value is not None]
     lines = [_trend(values, best_epoch, schedule, _val_images(metrics), losses)] if values else []
-    underfit = _underfit(metrics, losses)
+    underfit = _underfit(metrics, losses, schedule)
     gap = _fit_gap(metrics, stated=underfit is not None)
     return lines + ([underfit] if underfit else []) + ([gap] if gap else _trailing(metrics))
 
@@ -183,7 +183,7 @@ def _fit_gap(metrics: Mapping[str, Any], stated: bool = False) -> str | None:
     return f"No sign of overfitting: {numbers} ({rule})."
 
 
-def _underfit(metrics: Mapping[str, Any], losses: Sequence[float] = ()) -> str | None:
+def _underfit(metrics: Mapping[str, Any], losses: Sequence[float] = (), schedule: str | None = None) -> str | None:
     """Underfitting against the dataset's published reference (:mod:`convlens.report.references`): the best
     checkpoint's clean training accuracy, interval and all, more than :data:`UNDERFIT_GAP` under the reference's
     test accuracy; None where it is not, or where there is no reference or no clean accuracy. Where the validation
@@ -204,14 +204,22 @@ def _underfit(metrics: Mapping[str, Any], losses: Sequence[float] = ()) -> str |
             f"interval's top is more than {_points(UNDERFIT_GAP)} under it). It fits the images it was trained on "
             "worse than a published model classifies images it never saw: too few epochs, too little capacity or "
             f"too strong a regularisation (weight decay, dropout, augmentation{'' if fall else untold}), so its "
-            f"maps explain a weaker classifier than a well-trained one.{_first_remedy(fall)}")  # fmt: skip
+            f"maps explain a weaker classifier than a well-trained one.{_first_remedy(fall, schedule)}")  # fmt: skip
 
 
-def _first_remedy(fall: str) -> str:
+def _first_remedy(fall: str, schedule: str | None) -> str:
     """More epochs as the first cause of underfitting to try, where the validation loss still fell over the last one
-    (``fall``, :func:`_last_fall`), else nothing."""
-    return (f" The validation loss still fell over the last epoch ({fall}): more epochs (`trainer.max_epochs`) are "
-            "the first to try, though the run cannot tell whether they are enough.") if fall else ""  # fmt: skip
+    (``fall``, :func:`_last_fall`, said in the trend's sentence above), else nothing; under an annealing schedule,
+    a new run with them (resuming continues the schedule of the epochs given, which has ended)."""
+    if not fall:
+        return ""
+    how = (f"train again from the start with a larger `trainer.max_epochs` (this run's `{schedule}` spread its decay "
+           "over the epochs given, so resuming would go on at the end of the schedule)" if schedule in ANNEALING
+           else "train longer (`trainer.max_epochs`)")  # fmt: skip
+    return (
+        f" With the validation loss still falling at the end (above), more epochs are the first to try: {how}; "
+        "the run cannot tell whether they are enough."
+    )
 
 
 def _drawn(images: int, metrics: Mapping[str, Any]) -> str:

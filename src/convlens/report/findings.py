@@ -659,7 +659,9 @@ def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[C
         wrong = sum(answer.count for answer in answers)
         if answers[0].count >= SPREAD_SHARE * wrong:
             continue
-        listed = ", ".join(f"{text(answer.predicted)} {answer.count:,}" for answer in answers)
+        shares = [f" ({answers[0].count / wrong:.0%} of them)", *[""] * (len(answers) - 1)]  # how near half the top is
+        listed = ", ".join(f"{text(answer.predicted)} {answer.count:,}{share}"
+                           for answer, share in zip(answers, shares, strict=True))  # fmt: skip
         right = int(confusion[class_names.index(true), class_names.index(true)])
         said.append(f"**{text(true)}** ({wrong:,} mistakes, {right:,} right): {listed}")
     if not said:

@@ -321,9 +321,9 @@ def _out_of_line(names: Sequence[str], shares: np.ndarray, recalls: np.ndarray) 
              f", yet {recalls[index]:.1%} recall, under the median's {recall:.1%})" for index in common]  # fmt: skip
     named += [f"**{names[index]}** ({shares[index]:.1%} of the training images, under the median share, yet "
               f"{recalls[index]:.1%} recall, above the median)" for index in rare]  # fmt: skip
-    return (f" Out of line with their share: {', '.join(named)}: what sets {'it' if len(named) == 1 else 'them'} "
-            "apart is not how many images there were to learn from; the per-class table and the Findings' "
-            "confusions say where their images go.")  # fmt: skip
+    return (f" Out of line with their share: {', '.join(named)}: for {'it' if len(named) == 1 else 'them'} the "
+            f"number of training images does not account for the recall (a description of {len(names)} classes, not a "
+            "cause); the per-class table and the Findings' confusions say where their images go.")  # fmt: skip
 
 
 def _against_median(value: float, median: float) -> str:
