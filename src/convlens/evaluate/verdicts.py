@@ -115,13 +115,11 @@ def family_verdict(
                f"{' or '.join(unbeaten)}: a map that ignores the model ranks the pixels as well")  # fmt: skip
         return {"verdict": "not supported", "why": why}
     if better:
-        beyond = (
-            ", and than each model-free map on at least one of them, worse than neither on any"
-            if beyond_model_free
-            else ""
-        )  # the rule's other half: FER2013's "supported for 9 of 15 (better than
-        # random maps ...)" read as the reason the other 6, which beat random maps too, were not (a grader)
-        return {"verdict": "supported", "why": f"better than {reference} on {', '.join(better)}{beyond}"}
+        # The rule's other half said too: FER2013's "supported for 9 of 15 (better than random maps on ...)" read as
+        # if the other 6 had not beaten random maps (a grader).
+        beyond = ", and than each model-free map on at least one of them, worse than neither on any"
+        why = f"better than {reference} on {', '.join(better)}{beyond if beyond_model_free else ''}"
+        return {"verdict": "supported", "why": why}
     tried = ", ".join(LABELS.get(key, key) for key in tested)  # "on any metric" read oddly beside one metric
     return {"verdict": "not supported", "why": f"not shown better than {reference} on {tried}"}
 

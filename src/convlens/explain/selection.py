@@ -105,9 +105,9 @@ def select_examples(
         chosen += [in_class[hits][:correct_per_class], in_class[~hits][:wrong_per_class]]
     indices = torch.cat(chosen)
     per_class = len(indices)
-    counts = _counts(labels, predictions, probabilities.shape[1]) if confusion is None else confusion
-    occurring = _counts(labels, predictions, probabilities.shape[1]) > 0
-    pairs = [(true, predicted) for true, predicted in _confusions(counts) if occurring[true, predicted]]
+    own = _counts(labels, predictions, probabilities.shape[1])
+    ranked = _confusions(own if confusion is None else confusion)
+    pairs = [(true, predicted) for true, predicted in ranked if own[true, predicted] > 0]  # with an example here
     pairs = pairs[:confused_pairs]
     examples = [order[(labels[order] == true) & (predictions[order] == predicted)][0] for true, predicted in pairs]
     extra = [example for example in examples if example not in indices]

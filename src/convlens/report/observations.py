@@ -311,7 +311,8 @@ def _spearman(fixed: np.ndarray, permuted: np.ndarray, axis: int) -> np.ndarray:
 
 def _out_of_line(names: Sequence[str], shares: np.ndarray, recalls: np.ndarray) -> str:
     """The classes at or above the median training share with recall under the median recall, and those under the
-    median share with recall above it: what sets them apart is not how often they were seen."""
+    median share with recall above it: for them the number of training images does not account for the recall (a
+    description, not a cause)."""
     share, recall = float(np.median(shares)), float(np.median(recalls))
     common = [index for index in range(len(names)) if shares[index] >= share and recalls[index] < recall]
     rare = [index for index in range(len(names)) if shares[index] < share and recalls[index] > recall]
