@@ -1238,7 +1238,7 @@ FER2013_NAMES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutra
 def _recall_lines(confusion: np.ndarray, names: list[str], train_counts: list[int] | None) -> list[str]:
     per_class = {name: confusion[label, label] / confusion[label].sum() for label, name in enumerate(names)}
     lines = observations(np.trace(confusion) / confusion.sum(), per_class, confusion, names, None, train_counts)
-    return [line for line in lines if "training images" in line or "equally represented" in line]
+    return [line for line in lines if line.startswith("Recall") or "equally represented" in line]
 
 
 def test_observations_test_whether_recall_follows_the_training_share() -> None:
@@ -1266,3 +1266,26 @@ def test_observations_test_whether_recall_follows_the_training_share() -> None:
     alike = np.full((3, 3), 5) + np.diag([90, 88, 91])
     assert _recall_lines(alike, ["a", "b", "c"], [100, 10, 50]) == []
     assert _recall_lines(FER2013_CONFUSION, FER2013_NAMES, None) == []
+
+
+def test_observations_test_whether_the_answers_lean_to_the_classes_seen_most() -> None:
+    """FER2013 (4 epochs): Disgust (1.5% of the training images) is never predicted, Happy (25%) the most; a class's
+    share of the predictions follows its training share, ρ 0.82 over 7 classes, exact one-sided p = 0.017: the
+    answers lean to the classes seen most. With the training counts in the reverse order of the predictions no lean
+    is shown."""
+    per_class = {name: FER2013_CONFUSION[label, label] / FER2013_CONFUSION[label].sum()
+                 for label, name in enumerate(FER2013_NAMES)}  # fmt: skip
+
+    def answers(train_counts: list[int]) -> str:
+        lines = observations(0.549, per_class, FER2013_CONFUSION, FER2013_NAMES, None, train_counts)
+        (line,) = [line for line in lines if line.startswith("The model's answers")]
+        return line
+
+    found = answers(FER2013_TRAIN_COUNTS)
+    assert found.startswith("The model's answers follow the training shares (Spearman ρ 0.82 over 7 classes, exact ")
+    assert "p = 0.017, threshold 0.05" in found and found.endswith("it answers most often what it saw most often.")
+    predicted_order = np.argsort(FER2013_CONFUSION.sum(axis=0), kind="stable")
+    reversed_counts = [0] * 7
+    for count, label in zip(sorted(FER2013_TRAIN_COUNTS, reverse=True), predicted_order, strict=True):
+        reversed_counts[label] = count  # the class predicted least gets the most training images
+    assert answers(reversed_counts).startswith("The model's answers are not shown to follow the training shares")
