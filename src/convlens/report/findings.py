@@ -32,7 +32,13 @@ from convlens.report.convergence import convergence
 from convlens.report.format import mean
 from convlens.report.gallery import group
 from convlens.report.markdown import code, prose, table, text
-from convlens.report.observations import ConfusedPair, collapse, confused_pairs, never_predicted
+from convlens.report.observations import (
+    ConfusedPair,
+    collapse,
+    confused_pairs,
+    most_confused_with,
+    never_predicted,
+)
 from convlens.report.run_data import RunData, schedule_name, synthetic
 from convlens.report.trust_verdicts import (
     MIN_IMAGES,
@@ -659,9 +665,9 @@ def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[C
         wrong = sum(answer.count for answer in answers)
         if answers[0].count >= SPREAD_SHARE * wrong:
             continue
-        shares = [f" ({answers[0].count / wrong:.0%} of them)", *[""] * (len(answers) - 1)]  # how near half the top is
-        listed = ", ".join(f"{text(answer.predicted)} {answer.count:,}{share}"
-                           for answer, share in zip(answers, shares, strict=True))  # fmt: skip
+        top, *rest = answers  # the top answer with its share of the mistakes: how near half it comes
+        listed = ", ".join([f"{text(top.predicted)} {top.count:,} ({top.count / wrong:.0%} of them)",
+                            *(f"{text(answer.predicted)} {answer.count:,}" for answer in rest)])  # fmt: skip
         right = int(confusion[class_names.index(true), class_names.index(true)])
         said.append(f"**{text(true)}** ({wrong:,} mistakes, {right:,} right): {listed}")
     if not said:
@@ -744,11 +750,11 @@ def _taken_for(confusion: np.ndarray, class_names: Sequence[str], name: str) -> 
     """``: its 55 test images are taken most often for **Angry** (41, 75%)`` (ties named), or nothing without test
     images: a class never predicted is a confusion too, which the top pairs may leave out (FER2013's Disgust: 41
     of its 55 images answered Angry went unsaid; a grader)."""
-    answers = _answers_of(confusion, class_names, name)
-    if not answers:
+    label = list(class_names).index(name)
+    tied = most_confused_with(confusion, class_names, label)
+    if not tied:
         return ""
-    images = int(confusion[list(class_names).index(name)].sum())
-    tied = [answer for answer in answers if answer.count == answers[0].count]
+    images = int(confusion[label].sum())
     named = " and ".join(f"**{text(answer.predicted)}**" for answer in tied)
     each = " each" if len(tied) > 1 else ""
     count, share = f"{tied[0].count:,}{each}", f"{tied[0].share:.0%}{each}"
