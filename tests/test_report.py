@@ -737,10 +737,35 @@ def test_a_lime_caption_names_its_weakest_fit_beside_the_mean() -> None:
     from convlens.report.gallery import caption
 
     images = [{"image_index": 270, "class": "Neutral", "local_r2": 0.5955},
-              {"image_index": 931, "class": "Fear", "local_r2": 0.2549}]  # fmt: skip
+              {"image_index": 931, "class": "Fear", "local_r2": 0.3549}]  # fmt: skip
     said = caption({"method": "lime", "images": images})
-    assert said.endswith("mean R² of LIME's local linear model 0.425 · lowest 0.255 (#931, explained for Fear)*")
+    assert said.endswith("mean R² of LIME's local linear model 0.475 · lowest 0.355 (#931, explained for Fear)*")
     assert "lowest" not in caption({"method": "lime", "images": images[:1]})
+
+
+def test_a_lime_caption_lists_every_fit_under_the_registered_threshold() -> None:
+    """FER2013's confused pairs at 2026-12-08: "lowest 0.272" hid a second fit under LIME's 0.3 (0.28), both for the
+    true class at probabilities under 0.2 (a grader's lead). Every fit under the registry's threshold is listed,
+    weakest first, with the probability of the class explained; one fit over it turns the list back to the lowest."""
+    from convlens.registry import weak_below
+    from convlens.report.gallery import caption
+
+    floor = weak_below("lime")["local_r2"]
+    images = [
+        {"image_index": 229, "class": "Sad", "local_r2": 0.4873, "class_probability": 0.4777},
+        {"image_index": 229, "class": "Neutral", "local_r2": floor - 0.0278, "class_probability": 0.1365},
+        {"image_index": 676, "class": "Angry", "local_r2": floor - 0.02, "class_probability": 0.18},
+    ]
+    said = caption({"method": "lime", "images": images})
+    assert said.endswith(
+        f"2 of 3 under {floor:g}, fits that explain little of the answer: 0.272 (#229, explained for Neutral at "
+        "probability 0.14), 0.280 (#676, explained for Angry at probability 0.18)*"
+    ), said
+    assert "lowest" not in said
+    images[1]["local_r2"] = images[2]["local_r2"] = floor + 0.01
+    lowest = "lowest 0.310 (#229, explained for Neutral at probability 0.14)*"
+    assert caption({"method": "lime", "images": images}).endswith(lowest)
+    assert "under" not in caption({"method": "saliency", "images": images}), "a method without a threshold: none"
 
 
 def test_a_figure_of_confused_pairs_says_whose_pairs_they_are() -> None:

@@ -53,6 +53,8 @@ class MethodSpec:
     describes the image alone (feature maps, reconstructions) would only draw the same figure twice.
     ``product_of``: the methods whose maps this one multiplies (a layered one at the same layer): its checks are
     its own and do not carry over to them, which the report says where they differ.
+    ``weak_below``: (score, threshold) pairs: a per-image score of the method's results under its threshold means
+    that result explains little (LIME's local R²); the figure's note and the report's caption count them.
     """
 
     name: str
@@ -68,6 +70,7 @@ class MethodSpec:
     detail: bool = False
     explains_class: bool = False
     product_of: tuple[str, ...] = ()
+    weak_below: tuple[tuple[str, float], ...] = ()
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -183,6 +186,12 @@ def title(name: str) -> str:
     return spec.title if spec else name
 
 
+def weak_below(name: str) -> dict[str, float]:
+    """Method ``name``'s :attr:`MethodSpec.weak_below` thresholds by score (none for an unregistered method)."""
+    spec = METHODS.get(name)
+    return dict(spec.weak_below) if spec else {}
+
+
 def costly_methods() -> list[str]:
     """The methods declared ``costly``: the default ``skip`` of the evaluation families that recompute maps."""
     return [name for name, spec in METHODS.items() if spec.costly]
@@ -294,4 +303,7 @@ _map_method("integrated_gradients", "Integrated Gradients", "contributions", "at
 _map_method("grad_cam", "Grad-CAM", "cam", "cam", "CamParams")
 _map_method("guided_grad_cam", "Guided Grad-CAM", "cam", "cam", "CamParams", product_of=("guided_backprop", "grad_cam"))
 _map_method("layer_cam", "LayerCAM", "cam", "cam", "CamParams")
-_map_method("lime", "LIME", "lime", "lime", "LimeParams", long_running=True, costly=True)
+_map_method(
+    "lime", "LIME", "lime", "lime", "LimeParams", long_running=True, costly=True,
+    weak_below=(("local_r2", 0.3),),  # a local linear model under R² 0.3 describes little of the answer's changes
+)  # fmt: skip

@@ -26,6 +26,7 @@ from convlens.explain.attribution import Targets, as_target_tensor
 from convlens.explain.method import ExplainBatch, MethodParams, at_least
 from convlens.models.conventions import conforming
 from convlens.models.layers import eval_mode, model_device
+from convlens.registry import weak_below
 
 ClassifierFn = Callable[[np.ndarray], np.ndarray]
 #: The classifier :class:`BatchedLimeImageExplainer` calls: (N, 3, H, W) float tensors -> (N, classes) probabilities.
@@ -266,8 +267,9 @@ class LimeParams(MethodParams):
         at_least("num_samples", self.num_samples, 1)
 
 
-#: A local linear model whose R^2 over the perturbed copies is below this explains little of the answer.
-EXPLAINS = 0.3
+#: A local linear model whose R^2 over the perturbed copies is below this explains little of the answer (declared
+#: in the registry, where the report reads it too).
+EXPLAINS = weak_below("lime")["local_r2"]
 
 
 @dataclass(frozen=True)

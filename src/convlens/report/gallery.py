@@ -196,25 +196,34 @@ def caption(
         name, layer = score_name(key, names)
         by_score.setdefault(name, []).append(f"{layer} {value:#.3g}".strip())  # 1.00 beside 0.0579, not 1
     parts += [f"{name} {', '.join(values)}" for name, values in by_score.items()]
-    parts += _lowest(images)
+    parts += _lowest(str(entry.get("method")), images)
     return f"*{' · '.join(parts)}*" if parts else ""
 
 
-#: Per-image scores whose lowest image a caption names beside their mean: a mean R² of 0.47 hid LIME fits of 0.25
-#: and 0.33 in FER2013's confused pairs (a grader's finding), explanations that explain little.
-NAMED_LOWEST = ("local_r2",)
-
-
-def _lowest(images: Sequence[dict[str, Any]]) -> list[str]:
-    """``lowest 0.250 (#931, explained for Fear)`` per :data:`NAMED_LOWEST` score, where a figure shows two or more."""
+def _lowest(method: str, images: Sequence[dict[str, Any]]) -> list[str]:
+    """Per score the method declares a threshold for (:func:`convlens.registry.weak_below`: under it a result
+    explains little), the images under it with the probability of the class explained, or else the lowest
+    (``lowest 0.551 (#413, explained for Neutral)``) where a figure shows two or more: a mean R² of 0.47 hid
+    LIME fits of 0.25 and 0.33 in FER2013's confused pairs, and a lowest of 0.272 hid a second fit under 0.3,
+    each for the true class at a probability under 0.2 (graders' findings)."""
     said = []
-    for key in NAMED_LOWEST:
-        scored = [image for image in images if _is_number(image.get(key))]
-        if len(scored) >= 2:
-            low = min(scored, key=lambda image: float(image[key]))
-            said.append(f"lowest {float(low[key]):#.3g} (#{text(low.get('image_index'))}, explained for "
-                        f"{text(low.get('class'))})")  # fmt: skip
+    for key, floor in registry.weak_below(method).items():
+        scored = sorted((image for image in images if _is_number(image.get(key))), key=lambda image: float(image[key]))
+        weak = [image for image in scored if float(image[key]) < floor]
+        if weak:
+            listed = ", ".join(f"{float(image[key]):#.3g} ({_explained(image)})" for image in weak)
+            said.append(f"{len(weak)} of {len(scored)} under {floor:g}, fits that explain little of the answer: "
+                        f"{listed}")  # fmt: skip
+        elif len(scored) >= 2:
+            said.append(f"lowest {float(scored[0][key]):#.3g} ({_explained(scored[0])})")
     return said
+
+
+def _explained(image: dict[str, Any]) -> str:
+    """``#229, explained for Neutral at probability 0.14`` (the probability where the manifest has it)."""
+    probability = image.get("class_probability")
+    at = f" at probability {float(probability):.2g}" if _is_number(probability) else ""
+    return f"#{text(image.get('image_index'))}, explained for {text(image.get('class'))}{at}"
 
 
 #: Score keys whose words alone would not say what they measure, in the trust table's terms.
