@@ -1157,7 +1157,8 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     layers respond to ..." stood word for word for five maps, the numbers apart. Said once, the varying numbers named
     and given per map in order; a number shared by all stays; a sentence with other words stays its own; digits of a
     layer name are not numbers. Each map's numbers stand beside its name (after the sentence, "in that order", a
-    grader found them unreadable)."""
+    grader found them unreadable), named by the words before them ("*a* = 0.97" was read by the next as a template
+    placeholder left in the text); numbers that no words name apart keep *a*, *b*."""
     from convlens.report.trust_verdicts import grouped
 
     def line(label: str, spearman: float, p: float, side: str = "below") -> tuple[str, str]:
@@ -1166,8 +1167,9 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     said = grouped([line("Saliency", 0.98, 0.01), line("LayerCAM at `layer2.relu2`", 0.65, 0.01),
                     line("IG", 0.3, 0.2, "above"), line("LayerCAM at `layer3.relu2`", 0.72, 0.04)])  # fmt: skip
     assert said == [
-        "Saliency (*a* = 0.98, *b* = 0.01), LayerCAM at `layer2.relu2` (*a* = 0.65, *b* = 0.01) and LayerCAM at "
-        "`layer3.relu2` (*a* = 0.72, *b* = 0.04): not trusted (Spearman *a*, below 0.5, adjusted p = *b*).",
+        "Saliency (Spearman 0.98, adjusted p 0.01), LayerCAM at `layer2.relu2` (Spearman 0.65, adjusted p 0.01) and "
+        "LayerCAM at `layer3.relu2` (Spearman 0.72, adjusted p 0.04): not trusted (Spearman (beside its name), below "
+        "0.5, adjusted p (beside its name)).",
         "IG: not trusted (Spearman 0.30, above 0.5, adjusted p = 0.2).",
     ]
     assert grouped([line("A", 0.5, 0.01), line("B", 0.5, 0.01)]) == [
@@ -1181,6 +1183,16 @@ def test_sentences_that_differ_only_in_their_numbers_are_said_once() -> None:
     assert grouped(many) == [sentence for _, sentence in many], "more numbers vary than there are names: as they were"
     shared = [(name, f"{name}: 1, 2, 3, 4, 5, 6, 7, 8, 9, {last}.") for name, last in (("A", 10), ("B", 11))]
     assert grouped(shared) == ["A (*a* = 10) and B (*a* = 11): 1, 2, 3, 4, 5, 6, 7, 8, 9, *a*."]
+    alike = [
+        (name, f"{name}: Spearman {first}, Spearman {second}.") for name, first, second in (("A", 1, 2), ("B", 3, 4))
+    ]
+    assert grouped(alike) == ["A (*a* = 1, *b* = 2) and B (*a* = 3, *b* = 4): Spearman *a*, Spearman *b*."], (
+        "two numbers named alike: letters"
+    )
+    literal = [(name, f"{name}: `{{}}`, adjusted p = {value}.") for name, value in (("A", 0.1), ("B", 0.2))]
+    assert grouped(literal) == ["A (adjusted p 0.1) and B (adjusted p 0.2): `{}`, adjusted p (beside its name)."], (
+        "braces are text"
+    )
 
 
 def test_each_method_section_reads_the_parts_its_maps_favour() -> None:
