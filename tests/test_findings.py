@@ -303,8 +303,8 @@ def test_a_named_confusion_says_its_other_way_and_a_class_whose_mistakes_spread(
     run.confusion = np.array([[40, 16, 10, 5], [1, 50, 0, 0], [0, 0, 50, 0], [0, 0, 0, 50]])
     lines = confuses(run, None, None)
     assert not any("spread over" in line for line in lines), "16 of 31: half or more"
-    assert ("Of the classes named above, concentrated on one wrong answer (it takes 50% of the class's mistakes or "
-            "more): **cat** (31 mistakes, 40 right): dog 16 (52% of them).") in lines  # fmt: skip
+    assert ("Of the named classes, concentrated on one wrong answer (50% of the class's mistakes or more): **cat** "
+            "(31 mistakes, 40 right): dog 16 (52%).") in lines  # fmt: skip
 
 
 def test_a_tie_with_the_last_named_confusion_is_named_too() -> None:
@@ -383,8 +383,8 @@ def test_the_part_that_separates_the_confused_pair_is_named_by_a_test_not_by_int
     planted[explained == 1] += [0.5, -0.5]
     evaluation["regions"]["pairs"] = {"saliency": {"": _pairs(planted, explained, kept, 0)}}
     lines = confuses(_run([[40, 10], [2, 48]], [0.9, 0.9], evaluation), evaluation, ("saliency", ""))
-    assert lines[-1].startswith("The maps of **cat** and **dog** differ on **background** (10% [5-15] vs 60% [50-60], "
-                                "adjusted p 0.")  # fmt: skip
+    assert lines[-1].startswith("The maps of **cat** and **dog** differ on **background** (cat 10% [5-15] vs dog 60% "
+                                "[50-60], adjusted p 0.")  # fmt: skip
     assert "two-sided permutation test on the share minus the part's area, n = 10 and 10" in lines[-1]
     assert lines[-1].endswith(
         "q = 0.05). LIME's confused pairs show single images of such pairs explained for both classes."
@@ -658,14 +658,14 @@ def test_the_shared_answer_is_read_against_the_answers_own_images(apart: bool) -
     )
     whose = "the sample's images answered Happy wrongly (of other classes) and rightly"
     if apart:
-        assert line.endswith(f" The maps of {whose} differ on **mouth** (20% [10-30] vs 40% [30-50], adjusted p "
-                             f"0.002) {how}): on those images the model finds its evidence for Happy "
+        assert line.endswith(f" The maps of {whose} differ on **mouth** (wrong 20% [10-30] vs right 40% [30-50], "
+                             f"adjusted p 0.002) {how}): on those images the model finds its evidence for Happy "
                              "elsewhere than on Happy's own.")  # fmt: skip
     else:
         assert line.endswith(f" No part was shown to tell apart the maps of {whose} {how}; mouth, where the right "
-                             "answers put the most above its area: 20% [10-30] vs 40% [30-50]): consistent with the "
-                             "model answering Happy on the same evidence, though at these n a small difference goes "
-                             "undetected.")  # fmt: skip
+                             "answers put the most above its area: wrong 20% [10-30] vs right 40% [30-50]): "
+                             "consistent with the model answering Happy on the same evidence, though at these n a "
+                             "small difference goes undetected.")  # fmt: skip
     evaluation["sample"]["explained"] = "the true class"
     assert "The maps of" not in confident_mistakes(_mistakes(["Happy"] * 7), CONFUSION, NAMES, evaluation,
                                                    ("smoothgrad", ""))[0]  # fmt: skip

@@ -151,7 +151,7 @@ def test_visualizations_land_in_their_sections(report_dir: Path, tiny_run: Path)
         links = IMAGE_LINK.findall(body[title])
         expected = [entry for entry in manifest["entries"] if entry["method"] == method]
         assert len(links) == len(expected) > 0 and all(f"/{method}/" in link for link in links), method
-    assert "**Missing:** no figures of `guided_grad_cam`, `layer_cam`" in body[cams]
+    assert "**Missing:** `guided_grad_cam`, `layer_cam`, not drawn in this run" in body[cams]
     assert "`deconvnet_paths` drew no figure for this model: FerCNN has no residual block" in body["Reconstructions"]
     assert body[lime].count("<summary>Per-class results</summary>") == 1, "LIME next to the per-class results"
     assert "explained for its predicted and its true class" in _parse_alt(body[lime]), "confused pairs"
@@ -315,7 +315,7 @@ def test_run_without_visualizations_still_renders(tiny_run: Path, tmp_path: Path
     assert f"**Visualizations missing:** sections {span} have no figures" in text
     for section in VISUAL:
         body = _section(text, section)
-        assert "**Missing:** no figures of `" in body and "`make visualize RUN=" in body, section
+        assert "**Missing:** `" in body and "`make visualize RUN=" in body, section
 
 
 def test_learning_curves_come_from_the_event_files(tiny_run: Path) -> None:

@@ -659,8 +659,8 @@ def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[C
     """The named pairs' true classes by how their mistakes fall, at :data:`SPREAD_SHARE` of them: a class whose top
     wrong answer holds less has its wrong answers listed, most frequent first (FER2013: "Fear taken for Neutral (127)"
     hid Sad 117 and Surprise 116 beside it); a class whose top answer holds that share or more is said to be
-    concentrated on it (FER2013's Neutral, 155 of its 273 mistakes to Sad, went unsaid beside two spread classes, a
-    grader's finding). One line for each kind that has a class."""
+    concentrated on it where it has other wrong answers too (FER2013's Neutral, 155 of its 273 mistakes to Sad, went
+    unsaid beside two spread classes, a grader's finding). One line for each kind that has a class."""
     spread, concentrated = [], []
     for true in dict.fromkeys(pair.true for pair in named):
         answers = _answers_of(confusion, class_names, true)
@@ -669,7 +669,9 @@ def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[C
         share = f"{text(top.predicted)} {top.count:,} ({top.count / wrong:.0%} of them)"
         right = int(confusion[class_names.index(true), class_names.index(true)])
         if top.count >= SPREAD_SHARE * wrong:
-            concentrated.append(f"**{text(true)}** ({wrong:,} mistakes, {right:,} right): {share}")
+            if rest:  # a class with one wrong answer: the named pair says it already
+                concentrated.append(f"**{text(true)}** ({wrong:,} mistakes, {right:,} right): {text(top.predicted)} "
+                                    f"{top.count:,} ({top.count / wrong:.0%})")  # fmt: skip
             continue
         listed = ", ".join([share, *(f"{text(answer.predicted)} {answer.count:,}" for answer in rest)])
         spread.append(f"**{text(true)}** ({wrong:,} mistakes, {right:,} right): {listed}")
@@ -678,8 +680,8 @@ def _spread(confusion: np.ndarray, class_names: Sequence[str], named: Sequence[C
         lines.append(f"Of the classes named above, spread over several wrong answers (no one of them takes "
                      f"{SPREAD_SHARE:.0%} of the class's mistakes): {'; '.join(spread)}.")  # fmt: skip
     if concentrated:
-        lines.append(f"Of the classes named above, concentrated on one wrong answer (it takes {SPREAD_SHARE:.0%} of "
-                     f"the class's mistakes or more): {'; '.join(concentrated)}.")  # fmt: skip
+        lines.append(f"Of the named classes, concentrated on one wrong answer ({SPREAD_SHARE:.0%} of the class's "
+                     f"mistakes or more): {'; '.join(concentrated)}.")  # fmt: skip
     return lines
 
 
@@ -861,15 +863,15 @@ def _same_evidence(
            f"q = {DISTINCT_Q:g}")  # fmt: skip
     # "the sample's images of other classes answered Neutral and its Neutral images answered Neutral" read as garbled
     whose = f"the sample's images answered {name} wrongly (of other classes) and rightly"
-    described = _parts_apart(parts, wrong, right, found["p_adjusted"])
+    described = _parts_apart(parts, wrong, right, found["p_adjusted"], ("wrong", "right"))
     if described:
         return (f" The maps of {whose} differ on {described} ({how}): on those images the model finds its "
                 f"evidence for {name} elsewhere than on {name}'s own.")  # fmt: skip
     top = max(range(len(parts)), key=lambda index: right["share"][index] - area[index])
     return (
         f" No part was shown to tell apart the maps of {whose} ({how}; {text(parts[top])}, where the right answers "
-        f"put the most above its area: {_share(wrong, top)} vs {_share(right, top)}): consistent with the model "
-        f"answering {name} on the same evidence, though at these n a small difference goes undetected."
+        f"put the most above its area: wrong {_share(wrong, top)} vs right {_share(right, top)}): consistent with the "
+        f"model answering {name} on the same evidence, though at these n a small difference goes undetected."
     )
 
 
@@ -1016,7 +1018,8 @@ def _differs(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | Non
     if test is None:
         return PairComparison([f"The maps of {names} are not compared: the evaluation predates the class-pair tests; "
                                "`make evaluate` adds them."])  # fmt: skip
-    described = _parts_apart(regions["parts"], first, second, test["p_adjusted"])
+    pair = (text(class_names[labels[0]]), text(class_names[labels[1]]))
+    described = _parts_apart(regions["parts"], first, second, test["p_adjusted"], pair)
     how = (f"the same test, n = {first['images']} and {second['images']}" if brief
            else _pair_test_described(evaluation, first["images"], second["images"]))  # fmt: skip
     if not described:
@@ -1042,12 +1045,13 @@ def _pair_test_described(evaluation: Mapping[str, Any], first: int, second: int)
 
 
 def _parts_apart(parts: Sequence[str], first: Mapping[str, Any], second: Mapping[str, Any],
-                 adjusted: Sequence[float]) -> str:  # fmt: skip
-    """``**mouth** (20% [10-30] vs 40% [30-50], adjusted p 0.002), ...``: the parts whose adjusted p-value is below
-    :data:`DISTINCT_Q`, most significant first, with both groups' shares; empty when none is."""
+                 adjusted: Sequence[float], labels: tuple[str, str]) -> str:  # fmt: skip
+    """``**mouth** (wrong 20% [10-30] vs right 40% [30-50], adjusted p 0.002), ...``: the parts whose adjusted p-value
+    is below :data:`DISTINCT_Q`, most significant first, with both groups' shares, each after its group's label (a
+    grader could not tell which share was whose); empty when none is."""
     apart = sorted((index for index, value in enumerate(adjusted) if value < DISTINCT_Q), key=lambda i: adjusted[i])
-    return ", ".join(f"**{text(parts[index])}** ({_share(first, index)} vs {_share(second, index)}, adjusted p "
-                     f"{adjusted[index]:.2g})" for index in apart)  # fmt: skip
+    return ", ".join(f"**{text(parts[index])}** ({labels[0]} {_share(first, index)} vs {labels[1]} "
+                     f"{_share(second, index)}, adjusted p {adjusted[index]:.2g})" for index in apart)  # fmt: skip
 
 
 def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts: Sequence[str],

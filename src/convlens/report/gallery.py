@@ -69,10 +69,11 @@ def empty_methods(section: registry.Section, entries: Entries, ran: Collection[s
 
 
 def missing_note(methods: Sequence[str], run_label: str) -> str:
-    """How to produce methods that the run's visualizations lack."""
+    """How to produce methods that the run's visualizations lack (in few words: a run visualized in part has one
+    such note per section)."""
     return (
-        f"> **Missing:** no figures of {_names(methods)} in this run. Produce them with "
-        f"`make visualize RUN={run_label}`, then `make report RUN={run_label}`."
+        f"> **Missing:** {_names(methods)}, not drawn in this run (`make visualize RUN={run_label}`, then "
+        f"`make report RUN={run_label}`)."
     )
 
 
