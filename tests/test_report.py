@@ -896,6 +896,45 @@ def test_the_comparison_caption_names_the_tie_break_the_run_could_use(masks: boo
     assert ties in caption and ("pointing game" in caption) == masks == ("repeated pattern" in caption)
 
 
+def test_every_stage_run_is_kept_and_a_stage_run_twice_says_so(tmp_path: Path) -> None:
+    """FER2013: a `make visualize ARGS="methods=[lime]"` replaced the record of the visualize run that drew every other
+    figure, so the report named one 48.7-s LIME run as the stage (a grader's finding). Each run is appended to the
+    history, never rewritten; the report says which stages ran more than once, counts the latest in the total time,
+    and folds every run; one run each: nothing said. A history that is not a list of objects is refused by name."""
+    from convlens import provenance as recorder
+    from convlens.report.appendix import _history_table, _reruns
+    from convlens.report.overview import _total_time
+    from convlens.untrusted import UntrustedInputError
+
+    (tmp_path / "provenance.json").write_text(json.dumps({"git": {"commit": "a" * 40, "dirty": False}}))
+    for stage, seconds in (("train", 9.0), ("visualize", 95.0), ("report", 1.0)):
+        recorder.record_stage(tmp_path, stage, seconds, {"commit": "b" * 40, "dirty": False})
+    once = recorder.read(tmp_path)
+    assert _reruns(once) == "" and "latest" not in _total_time(once)
+    recorder.record_stage(tmp_path, "visualize", 48.7, {"commit": "c" * 40, "dirty": True})
+    recorder.record_stage(tmp_path, "report", 1.0, {"commit": "c" * 40, "dirty": True})
+    twice = recorder.read(tmp_path)
+    assert [(entry["stage"], entry["seconds"]) for entry in twice["stage_history"]] == [
+        ("train", 9.0),
+        ("visualize", 95.0),
+        ("report", 1.0),
+        ("visualize", 48.7),
+        ("report", 1.0),
+    ], "every run kept, in order"
+    assert _reruns(twice).startswith("; visualize ran 2 times (the commands give each stage's latest run")
+    assert _total_time(twice).startswith("57.7 s (train 9.0 s, visualize 48.7 s (the latest of 2 runs);")
+    history = _history_table(twice)
+    assert "| visualize |" in history and "95.0 s" in history and "`cccccccccc` with uncommitted changes" in history
+    assert "| report |" not in history, "the report stage's own runs are not the run's"
+    assert "not listed" not in history
+    older = twice | {"stages": twice["stages"] | {"evaluate": 30.0}}  # timed before the history was kept
+    assert _reruns(older).startswith("; visualize ran 2 times or more (")
+    assert _history_table(older).endswith("are not listed: evaluate has none here.")
+    (tmp_path / "provenance.json").write_text(json.dumps({"stages": {}, "stage_history": {"visualize": 1}}))
+    with pytest.raises(UntrustedInputError, match="stage_history"):
+        recorder.read(tmp_path)
+
+
 def test_the_provenance_names_the_code_of_later_stages_that_differs_from_trainings(tmp_path: Path) -> None:
     """The stages after training may run newer code: each stage records its commit, and the report says
     which differ from the training's (a review found visualize/evaluate output of a commit no report named)."""

