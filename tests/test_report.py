@@ -1353,3 +1353,34 @@ def test_observations_test_whether_the_answers_lean_to_the_classes_seen_most() -
     for count, label in zip(sorted(FER2013_TRAIN_COUNTS, reverse=True), predicted_order, strict=True):
         reversed_counts[label] = count  # the class predicted least gets the most training images
     assert answers(reversed_counts).startswith("The model's answers are not shown to follow the training shares")
+
+
+def test_a_method_section_says_how_far_one_map_moves_where_robustness_fails() -> None:
+    """FER2013's sections show single images' maps, and saliency's moves by 0.87 of its norm under the evaluation's
+    noise against the edge map's 0.17; the Findings call robustness "shown, not required", and a grader found it
+    played down. The method's checks line gives the max-sensitivity where robustness is not supported (layers that
+    share the edge map's value and n say it once); supported: nothing more."""
+    from convlens.report.trust_scores import _status
+
+    def record(value: float, verdict: str) -> dict:
+        against = {"edges": {"mean": 0.1692, "n": 16}, "random": {"mean": 0.72, "n": 16}}
+        return {"robustness": {"max_sensitivity": {"value": value, "images": 16, "against": against}},
+                "verdicts": {"robustness": {"verdict": verdict, "why": "..."}}}  # fmt: skip
+
+    settings = {"robustness": {"samples": 20, "radius": 0.2}}
+    evaluation = {"settings": settings, "methods": {"saliency": {"layers": {"": record(0.8709, "not supported")}}}}
+    line = _status("saliency", evaluation, "[Findings](#2-findings)")[0]
+    assert line.endswith(
+        "A single map moves under noise: max-sensitivity 0.87 (the edge map 0.17, n = 16), the largest change of the "
+        "map relative to its norm over 20 copies with uniform noise of ±0.2 (model-input units): compare several "
+        "images before reading one."
+    ), line
+    evaluation["methods"]["saliency"]["layers"][""] = record(0.1, "supported")
+    assert "moves under noise" not in _status("saliency", evaluation, "[Findings](#2-findings)")[0]
+    layered = {"layer2": record(0.81, "not supported"), "layer3": record(0.53, "not supported"),
+               "layer4": record(0.1, "supported")}  # fmt: skip
+    evaluation["methods"]["grad_cam"] = {"layers": layered}
+    assert (
+        "max-sensitivity 0.81 at `layer2`, 0.53 at `layer3` (the edge map 0.17, n = 16), the largest"
+        in _status("grad_cam", evaluation, "[Findings](#2-findings)")[0]
+    )

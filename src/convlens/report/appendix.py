@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from convlens.report.format import is_number
 from convlens.report.markdown import code, folded, table, text
 from convlens.report.overview import REPORT_STAGE, stage_runs
 from convlens.report.run_data import RunData
@@ -94,7 +95,7 @@ def _commit(entry: dict[str, Any]) -> str:
 
 
 def _seconds(value: Any) -> str:
-    return f"{value:.1f} s" if isinstance(value, int | float) and not isinstance(value, bool) else "unknown"
+    return f"{value:.1f} s" if is_number(value) else "unknown"
 
 
 def _data_files(info: dict[str, Any]) -> str:

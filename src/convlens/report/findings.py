@@ -29,7 +29,7 @@ from convlens.evaluation_registry import FAMILIES, scored_metrics
 from convlens.lineage import describe
 from convlens.report.assets import PARTS, parts_file
 from convlens.report.convergence import convergence
-from convlens.report.format import mean
+from convlens.report.format import is_number, mean
 from convlens.report.gallery import group
 from convlens.report.markdown import code, prose, table, text
 from convlens.report.observations import (
@@ -724,7 +724,7 @@ def _answers_of(confusion: np.ndarray, class_names: Sequence[str], true: str) ->
 
 
 def _is_fraction(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+    return is_number(value) and 0 <= value <= 1
 
 
 def _ordinal(number: int) -> str:
@@ -1366,7 +1366,7 @@ def ssim_disagrees(title: str, record: Mapping[str, Any]) -> str:
     top, twin = cascade.get("top") or {}, cascade.get("baseline") or {}
     numbers = (top.get("ssim"), twin.get("ssim"), top.get("spearman"), twin.get("spearman"),
                (cascade.get("sensitivity") or {}).get("margin"))  # fmt: skip
-    if not all(isinstance(number, int | float) and not isinstance(number, bool) for number in numbers):
+    if not all(is_number(number) for number in numbers):
         return ""
     ssim, ssim_twin, spearman, spearman_twin, margin = numbers
     if ssim - ssim_twin <= margin:

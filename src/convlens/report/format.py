@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def is_number(item: object) -> bool:
+    """An int or float read from a record, not a bool (``True`` is an int to Python, never a number to a report)."""
+    return isinstance(item, int | float) and not isinstance(item, bool)
+
+
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from convlens import registry
 from convlens.report.assets import visualization_link
-from convlens.report.format import number
+from convlens.report.format import is_number, number
 from convlens.report.markdown import code, folded, prose, text
 from convlens.rundir import CONFUSION_CSV, DEFAULT_SPLIT
 from convlens.text import slug
@@ -209,7 +209,7 @@ def _lowest(method: str, images: Sequence[dict[str, Any]]) -> list[str]:
     each for the true class at a probability under 0.2 (graders' findings)."""
     said = []
     for key, floor in registry.weak_below(method).items():
-        scored = sorted((image for image in images if _is_number(image.get(key))), key=lambda image: float(image[key]))
+        scored = sorted((image for image in images if is_number(image.get(key))), key=lambda image: float(image[key]))
         weak = [image for image in scored if float(image[key]) < floor]
         if weak:
             listed = ", ".join(f"{float(image[key]):#.3g} ({_explained(image)})" for image in weak)
@@ -223,7 +223,7 @@ def _lowest(method: str, images: Sequence[dict[str, Any]]) -> list[str]:
 def _explained(image: dict[str, Any]) -> str:
     """``#229, explained for Neutral at probability 0.14`` (the probability where the manifest has it)."""
     probability = image.get("class_probability")
-    at = f" at probability {float(probability):.2g}" if _is_number(probability) else ""
+    at = f" at probability {float(probability):.2g}" if is_number(probability) else ""
     return f"#{text(image.get('image_index'))}, explained for {text(image.get('class'))}{at}"
 
 
@@ -253,19 +253,15 @@ def _words(prefix: str, bare: str) -> str:
 
 def mean_scores(entry: dict[str, Any]) -> dict[str, float]:
     """The figure's scores: those of the model alone, or per image averaged over the images it shows."""
-    scores = {key: value for key, value in entry.items() if key not in ENTRY_KEYS and _is_number(value)}
+    scores = {key: value for key, value in entry.items() if key not in ENTRY_KEYS and is_number(value)}
     images = entry.get("images") or []
     keys = sorted(
-        {key for image in images for key, value in image.items() if key not in IMAGE_KEYS and _is_number(value)}
+        {key for image in images for key, value in image.items() if key not in IMAGE_KEYS and is_number(value)}
     )
     for key in keys:
-        values = [float(image[key]) for image in images if _is_number(image.get(key))]
+        values = [float(image[key]) for image in images if is_number(image.get(key))]
         scores[f"mean {key}"] = sum(values) / len(values)
     return scores
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _which_part(summary: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
@@ -289,7 +285,7 @@ def _settings_line(summary: dict[str, Any]) -> str:
     parameters = summary.get("parameters") or {}
     shown = ", ".join(f"{text(key)}={text(number(value))}" for key, value in sorted(parameters.items()))
     seconds = summary.get("seconds")
-    timing = f" · {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+    timing = f" · {seconds:.1f} s" if is_number(seconds) else ""
     return folded(f"Settings{timing}", shown) if shown else f"Settings: none{timing}"
 
 

@@ -48,7 +48,7 @@ class SweepRun:
         value: Any = self.metrics
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = format.is_number(value) and math.isfinite(value)
         return float(value) if ok else None
 
 

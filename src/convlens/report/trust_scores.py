@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convlens.evaluation_registry import FAMILIES, REFERENCES, Metric, scored_metrics
-from convlens.report.format import mean, p_value
+from convlens.report.format import is_number, mean, p_value
 from convlens.report.markdown import code, folded, prose, table, text
 from convlens.report.trust_verdicts import (
     MARKS,
@@ -517,12 +517,42 @@ def _left_out(evaluation: dict[str, Any]) -> list[str]:
 
 def _status(name: str, evaluation: dict[str, Any], findings: str) -> list[str]:
     """The one line a method's own section carries: at which layers the Findings trust its maps (the
-    verdicts themselves are said once, there)."""
+    verdicts themselves are said once, there), and how far one map moves under noise where robustness does not
+    support it (:func:`_unsteady`)."""
     layers = evaluation["methods"][name]["layers"]
     if list(layers) == [""]:
-        return [f"**Checks on this run:** {trust_status(layers[''])} ({findings})."]
+        return [f"**Checks on this run:** {trust_status(layers[''])} ({findings}).{_unsteady(layers, evaluation)}"]
     by_status: dict[str, list[str]] = {}
     for layer, record in layers.items():
         by_status.setdefault(trust_status(record), []).append(code(layer))
     said = [f"{status} at {', '.join(by_status[status])}" for status in TRUST_STATUSES if status in by_status]
-    return [f"**Checks on this run:** {'; '.join(said)} ({findings})."]
+    return [f"**Checks on this run:** {'; '.join(said)} ({findings}).{_unsteady(layers, evaluation)}"]
+
+
+def _unsteady(layers: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    """`` A single map moves under noise: ...``: the max-sensitivity of the layers whose robustness verdict is not
+    supported, beside the edge map's on the same noisy copies, with the noise and n; empty where none is. The sections
+    show single images' maps, and the Findings' class means dilute what one map does under noise (FER2013: 0.87 for
+    saliency, a grader found it played down)."""
+    moved = []
+    for layer, record in layers.items():
+        cell = (record.get("robustness") or {}).get("max_sensitivity") or {}
+        verdict = ((record.get("verdicts") or {}).get("robustness") or {}).get("verdict")
+        edges = ((cell.get("against") or {}).get("edges") or {}).get("mean")
+        if verdict == "not supported" and is_number(cell.get("value")) and is_number(edges):
+            moved.append((layer, float(cell["value"]), float(edges), cell.get("images")))
+    if not moved:
+        return ""
+    settings = (evaluation.get("settings") or {}).get("robustness") or {}
+    shared = len({(f"{edges:.2f}", n) for _, _, edges, n in moved}) == 1  # the layers' images are the same
+    listed = ", ".join(
+        f"{value:.2f}{f' at {code(layer)}' if layer else ''}"
+        + ("" if shared else f" (the edge map {edges:.2f}, n = {n})")
+        for layer, value, edges, n in moved
+    )
+    if shared:
+        listed += f" (the edge map {moved[0][2]:.2f}, n = {moved[0][3]})"  # fmt: skip
+    samples, radius = text(settings.get("samples", "?")), text(settings.get("radius", "?"))
+    return (f" A single map moves under noise: max-sensitivity {listed}, the largest change of the map relative to its "
+            f"norm over {samples} copies with uniform noise of ±{radius} (model-input units): compare several images "
+            "before reading one.")  # fmt: skip
