@@ -1294,3 +1294,16 @@ def test_a_trusted_map_whose_ssim_disagrees_with_spearman_after_the_head_is_said
     cascade["top"]["ssim"] = 0.45
     assert ssim_disagrees("X", {"randomization": cascade}) == ""
     assert ssim_disagrees("X", {"randomization": {}}) == "" and ssim_disagrees("X", {}) == ""
+
+
+def test_the_table_qualifies_a_trusted_map_whose_ssim_disagrees() -> None:
+    """A bare "yes" for FER2013's Guided Grad-CAM read too strong beside the sentence that its support rests on
+    Spearman alone (a grader's finding): its table cell says so, and only while SSIM disagrees."""
+    evaluation = _evaluation()
+    record = evaluation["methods"]["saliency"]["layers"][""]
+    record["randomization"] = {"top": {"spearman": 0.18, "ssim": 0.67}, "baseline": {"spearman": 0.18, "ssim": 0.36},
+                                "sensitivity": {"margin": 0.1}}  # fmt: skip
+    assert "| yes (on Spearman alone) |" in believe(evaluation, "run", SECTIONS)[0]
+    record["randomization"]["top"]["ssim"] = 0.45
+    table = believe(evaluation, "run", SECTIONS)[0]
+    assert "| yes |" in table and "Spearman alone" not in table
