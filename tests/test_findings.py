@@ -1312,3 +1312,36 @@ def test_the_table_qualifies_a_trusted_map_whose_ssim_disagrees() -> None:
     record["randomization"]["top"]["ssim"] = 0.45
     table = believe(evaluation, "run", SECTIONS)[0]
     assert "| yes |" in table and "Spearman alone" not in table
+
+
+def test_a_product_lead_map_says_which_factor_names_its_parts() -> None:
+    """FER2013's lead map, Guided Grad-CAM at layer3.relu2, named Surprise's eyes (55%, its one Distinct part); by the
+    same rule Guided backprop's maps name them (39%), whose Spearman stays 0.97 after the head, and Grad-CAM's at the
+    same layer do not (22%): the location may be the guided factor's alone (a grader's finding). Said where the factors
+    disagree, with the insensitive factor flagged; nothing where both name the part."""
+    from convlens.report.findings import factor_parts
+
+    evaluation = _evaluation()
+    lead = evaluation["regions"]["methods"].pop("saliency")[""]
+    evaluation["regions"]["methods"] = {
+        "guided_grad_cam": {"layer3": lead},
+        "guided_backprop": {"": {key: _shares(0.1, 0.05) for key in lead}},
+        "grad_cam": {"layer3": {key: _shares(0.95, 0.9) for key in lead}},  # 5% on the object: not named
+    }
+    evaluation["methods"] = {
+        "guided_grad_cam": {"title": "Guided Grad-CAM", "layers": {"layer3": _layer()}},
+        "guided_backprop": {"title": "Guided backprop", "layers": {"": _layer(randomization=REFUTED)}},
+        "grad_cam": {"title": "Grad-CAM", "layers": {"layer3": _layer()}},
+    }
+    said = factor_parts(evaluation, ("guided_grad_cam", "layer3"), CLASSES)
+    assert said == [
+        "- **Its factors:** Guided Grad-CAM at `layer3` multiplies the maps of Guided backprop and Grad-CAM at "
+        "`layer3`. By the same rule: cat, object (90%): named in Guided backprop's maps (90%), not in Grad-CAM at "
+        "`layer3`'s (5%), and the cascade does not find Guided backprop sensitive to the weights (randomization not "
+        "supported); dog, object (90%): named in Guided backprop's maps (90%), not in Grad-CAM at `layer3`'s (5%), and "
+        "the cascade does not find Guided backprop sensitive to the weights (randomization not supported). The "
+        "product may take such a location from one factor alone."
+    ]
+    evaluation["regions"]["methods"]["grad_cam"]["layer3"] = {key: _shares(0.1, 0.05) for key in lead}
+    assert factor_parts(evaluation, ("guided_grad_cam", "layer3"), CLASSES) == [], "both factors name it"
+    assert factor_parts(evaluation, ("guided_backprop", ""), CLASSES) == [], "not a product"
