@@ -1210,6 +1210,9 @@ def test_each_method_section_reads_the_parts_its_maps_favour() -> None:
     assert parts_reading(evaluation, "saliency", CLASSES)[0].endswith(
         "no part for dog; too few located maps (under 8) for cat (3)."
     )
+    assert parts_reading(evaluation, "saliency", CLASSES, rule_under="Saliency")[0].startswith(
+        "**Parts its maps favour** (as under Saliency; a finding only where trusted): no part for dog"
+    ), "the rule is stated once, under the first method that has a reading, and pointed to from the others"
     layered = _evaluation(layers={"layer3": _layer(), "layer2": _layer()})
     assert parts_reading(layered, "saliency", CLASSES)[0].startswith("**Parts its maps favour** at `layer3` (")
     assert parts_reading(_evaluation() | {"regions": {}}, "saliency", CLASSES) == []

@@ -1111,12 +1111,15 @@ def _looks_at(name: str, found: Mapping[str, Any], area: Sequence[float], parts:
     return f"- **{text(name)}**: {named}.{warning}"
 
 
-def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: Sequence[str]) -> list[str]:
+def parts_reading(
+    evaluation: Mapping[str, Any] | None, name: str, class_names: Sequence[str], rule_under: str | None = None
+) -> list[str]:  # fmt: skip
     """For a method's own section, the parts its maps favour per class on the evaluation's sample, named by the
     Findings' rule (:func:`favoured`, stated in the line: the Findings state it only for a trusted lead map), at its
-    best layer: sections 12-17 showed figures with no computed reading (a
-    grader's finding), while the evaluation had measured every method's shares. A reading of the method's maps, said
-    to be a finding only where the Findings trust them; nothing without part maps or the method's shares."""
+    best layer: sections 12-17 showed figures with no computed reading (a grader's finding), while the evaluation had
+    measured every method's shares. A reading of the method's maps, said to be a finding only where the Findings trust
+    them; the rule is pointed to where ``rule_under`` names the method under which it is stated (a grader counted the
+    same 40-word rule nine times); nothing without part maps or the method's shares."""
     regions = (evaluation or {}).get("regions") or {}
     method = ((evaluation or {}).get("methods") or {}).get(name)
     if not regions or not method:
@@ -1141,11 +1144,11 @@ def parts_reading(evaluation: Mapping[str, Any] | None, name: str, class_names: 
     said += [f"too few located maps (under {MIN_IMAGES}) for {', '.join(few)}"] if few else []
     where = f" at {code(layer)}" if layer else ""
     images = (evaluation.get("sample") or {}).get("images", "the")
-    return [
-        f"**Parts its maps favour**{where} (per class explained, on the evaluation's {images} sample images: at "
-        f"least {FAVOURED:g}x the part's area, its interval above the area and above both model-free maps; a reading "
-        f"of this map, a finding only where trusted): {'; '.join(said)}."
-    ]
+    about = (f"as under {rule_under}; a finding only where trusted" if rule_under else
+             f"per class explained, on the evaluation's {images} sample images: at least {FAVOURED:g}x the part's "
+             "area, its interval above the area and above both model-free maps; a reading of this map, a finding only "
+             "where trusted")  # fmt: skip
+    return [f"**Parts its maps favour**{where} ({about}): {'; '.join(said)}."]
 
 
 def favoured(found: Mapping[str, Any], area: Sequence[float], against_model_free: bool = True) -> list[int]:

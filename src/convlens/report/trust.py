@@ -4,8 +4,11 @@ Findings'), and the status line each method's own section carries."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from convlens import registry
+from convlens.registry import title
 from convlens.report.assets import (
     CASCADE,
     COMPARISON,
@@ -98,7 +101,7 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
     figure = CASCADE if cascade_file(run) is not None else None
     try:
         scores = scores_section(run.evaluation, figure, run.label, findings)
-        readings = {name: parts_reading(run.evaluation, name, run.class_names) for name in scores.status}
+        readings = _readings(run.evaluation, list(scores.status), run.class_names)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         raise UntrustedInputError(
             f"{run.label}/{EVALUATION_JSON} is not what the evaluate stage writes ({type(error).__name__}: "
@@ -107,3 +110,24 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
     # about earlier maps: not pinned on the current ones
     status = {} if stale else {name: [*lines, *readings[name]] for name, lines in scores.status.items()}
     return TrustSection("\n\n".join([*parts, scores.body]), status)
+
+
+def _readings(evaluation: dict[str, Any] | None, names: list[str], class_names: Sequence[str]) -> dict[str, list[str]]:
+    """Each method's parts reading (:func:`parts_reading`), the rule stated in the first one in the report's order
+    (the registry's) and pointed to from the others."""
+    readings: dict[str, list[str]] = {}
+    first: str | None = None
+    for name in sorted(names, key=_report_order):
+        readings[name] = parts_reading(evaluation, name, class_names, first)
+        if readings[name] and first is None:
+            first = text(title(name))
+    return readings
+
+
+def _report_order(name: str) -> tuple[int, int]:
+    """Where the report shows a method: its section's place, then its place in the registry (unknown: last)."""
+    sections, methods = registry.section_keys(), list(registry.METHODS)
+    spec = registry.METHODS.get(name)
+    if spec is None:
+        return len(sections), len(methods)
+    return sections.index(spec.section), methods.index(name)
