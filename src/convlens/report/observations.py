@@ -329,9 +329,10 @@ def _out_of_line(names: Sequence[str], shares: np.ndarray, recalls: np.ndarray) 
     if not common and not rare:
         return ""
     named = [f"**{names[index]}** ({shares[index]:.1%} of the training images, {_against_median(shares[index], share)}"
-             f", yet {recalls[index]:.1%} recall, under the median's {recall:.1%})" for index in common]  # fmt: skip
+             f", yet {recalls[index]:.1%} recall, under the median recall of {recall:.1%})"
+             for index in common]  # fmt: skip
     named += [f"**{names[index]}** ({shares[index]:.1%} of the training images, under the median share, yet "
-              f"{recalls[index]:.1%} recall, above the median)" for index in rare]  # fmt: skip
+              f"{recalls[index]:.1%} recall, above the median recall of {recall:.1%})" for index in rare]  # fmt: skip
     return (f" Out of line with their share: {', '.join(named)}: for {'it' if len(named) == 1 else 'them'} the "
             f"number of training images does not account for the recall (a description of {len(names)} classes, not a "
             "cause); the per-class table and the Findings' confusions say where their images go.")  # fmt: skip
