@@ -399,12 +399,12 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     lines += [f"- **Mostly no location:** the map is flat (zero or constant) on {', '.join(mostly)}: for that class "
               "it says where the model looks on a minority of images at most."] if mostly else []  # fmt: skip
     lines += distinct(shares, names, class_names, regions["classes"])
+    lines += factor_parts(evaluation, chosen, class_names)  # beside Distinct: a part one factor alone may give
     lines += matched_by_model_free(shares, regions, class_names)
     lines += _alike_lead(evaluation["methods"][name]["layers"][layer], _title(evaluation, name, layer))
     unseen = [text(name) + (f" (test recall {_recall_cell(recall, index)[0]})" if recall is not None else "")
               for index, name in enumerate(class_names) if str(index) not in shares]  # fmt: skip
     lines += other_trusted(evaluation, chosen, class_names)
-    lines += factor_parts(evaluation, chosen, class_names)
     if unseen:
         pronoun = "it" if len(unseen) == 1 else "them"
         lines.append(f"- Not in the table: {', '.join(unseen)}: no sampled image is explained for {pronoun}, each "
