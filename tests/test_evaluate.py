@@ -632,15 +632,3 @@ def test_maps_shown_worse_are_said_worse_each_in_turn(evaluation: dict) -> None:
     line = next(line for line in scores_section(tampered).body.splitlines()
                 if line.startswith("- On max-sensitivity, Saliency"))  # fmt: skip
     assert " is worse than the edge detector's map: it moves more under small input noise" in line, line
-
-
-def test_the_parts_rule_is_stated_once_across_the_method_sections(
-    evaluation: dict, tiny_run: Path, tmp_path: Path
-) -> None:  # fmt: skip
-    """A grader counted the same 40-word rule in nine method sections: the first section with a parts reading states
-    it, the others point to it by that method's title."""
-    text = (build_report(tiny_run, tmp_path / "reports") / "report.md").read_text()
-    readings = [line for line in text.splitlines() if line.startswith("> **Parts its maps favour**")]
-    stated = [line for line in readings if "its interval above the area and above both model-free maps" in line]
-    assert len(readings) >= 2 and stated == readings[:1], readings
-    assert all("(as under Saliency (vanilla gradient); a finding only where trusted)" in line for line in readings[1:])

@@ -601,9 +601,9 @@ def test_a_tampered_evaluation_is_refused_with_the_file_named() -> None:
 def test_without_masks_the_lead_map_is_not_said_to_localise_best() -> None:
     evaluation = _evaluation(layers={"": _layer() | {"localisation": {}}})
     said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[0]
-    assert "(a trusted map; no masks to rank them; the *lead map* below)" in said
+    assert said.startswith("The *lead map* is Saliency (a trusted map; no masks to rank them).")
     lead = where(_evaluation(), ("saliency", ""), CLASSES, SECTIONS)[0]
-    assert "(the trusted map with the highest pointing game; the *lead map* below)" in lead
+    assert lead.startswith("The *lead map* is Saliency (the trusted map with the highest pointing game).")
 
 
 def _mistakes(answers: list[str]) -> dict:
@@ -1336,3 +1336,21 @@ def test_a_product_lead_map_says_which_factor_names_its_parts() -> None:
     evaluation["regions"]["methods"]["grad_cam"]["layer3"] = {key: _shares(0.1, 0.05) for key in lead}
     assert factor_parts(evaluation, ("guided_grad_cam", "layer3"), CLASSES) == [], "both factors name it"
     assert factor_parts(evaluation, ("guided_backprop", ""), CLASSES) == [], "not a product"
+
+
+def test_the_parts_rule_is_stated_once_across_the_method_sections() -> None:
+    """A grader counted the same 40-word rule in nine method sections: the first section with a parts reading, in the
+    report's order, states it; the others point to it by that method's title."""
+    from convlens.report.trust import _readings
+
+    evaluation = _evaluation()
+    shares = evaluation["regions"]["methods"]["saliency"]
+    for name, title in (("grad_cam", "Grad-CAM"), ("guided_backprop", "Guided backprop")):
+        evaluation["methods"][name] = {"title": title, "layers": {"": _layer()}}
+        evaluation["regions"]["methods"][name] = {"": shares[""]}
+    said = _readings(evaluation, ["grad_cam", "guided_backprop", "saliency"], CLASSES)
+    assert "its interval above the area and above both model-free maps" in said["saliency"][0]
+    for name in ("guided_backprop", "grad_cam"):
+        assert said[name][0].startswith(
+            "**Parts its maps favour** (as under Saliency (vanilla gradient); a finding only"
+        )
