@@ -93,8 +93,10 @@ def test_a_longer_resume_trains_on_and_is_recorded_as_a_resume_event(tmp_path: P
     (event,) = now.pop("resumes")
     assert event["changed"] == {"trainer.max_epochs": {"recorded": 1, "now": 2}}
     assert event["time"] and event["ckpt_path"].endswith("checkpoints/last.ckpt")
+    history = now.pop("stage_history")
+    assert history[:-1] == started["stage_history"] and history[-1]["stage"] == "train", "the resume is appended"
     assert {key: value for key, value in now.items() if key != "stages"} == {
-        key: value for key, value in started.items() if key != "stages"
+        key: value for key, value in started.items() if key not in ("stages", "stage_history")
     }, "the record written at the start stays as it was"
 
 
