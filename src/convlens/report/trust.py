@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from convlens import registry
-from convlens.registry import title
 from convlens.report.assets import (
     CASCADE,
     COMPARISON,
@@ -114,13 +113,13 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
 
 def _readings(evaluation: dict[str, Any] | None, names: list[str], class_names: Sequence[str]) -> dict[str, list[str]]:
     """Each method's parts reading (:func:`parts_reading`), the rule stated in the first one in the report's order
-    (the registry's) and pointed to from the others."""
+    (:func:`_report_order`) and pointed to from the others."""
     readings: dict[str, list[str]] = {}
     first: str | None = None
     for name in sorted(names, key=_report_order):
         readings[name] = parts_reading(evaluation, name, class_names, first)
         if readings[name] and first is None:
-            first = text(title(name))
+            first = text(registry.title(name))
     return readings
 
 
