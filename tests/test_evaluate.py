@@ -632,3 +632,16 @@ def test_maps_shown_worse_are_said_worse_each_in_turn(evaluation: dict) -> None:
     line = next(line for line in scores_section(tampered).body.splitlines()
                 if line.startswith("- On max-sensitivity, Saliency"))  # fmt: skip
     assert " is worse than the edge detector's map: it moves more under small input noise" in line, line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the visible report of an evaluated run is over its 2,500-word reading budget (2026-12-08: this tiny run "
+    "4,100 words, demo_shapes 5,072, demo_faces 6,303, FER2013 7,169; README and docs/report.md say so): strict, so "
+    "it fails as an unexpected pass once the report fits, and the mark must go",
+)
+def test_an_evaluated_report_fits_the_reading_budget(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:
+    """The budget the suite checked only on a run visualized in part (tests/test_report.py), on an evaluated one."""
+    text = (build_report(tiny_run, tmp_path / "reports") / "report.md").read_text()
+    shown = re.sub(r"<details.*?</details>", "", text, flags=re.DOTALL)
+    assert len(shown.split()) <= 2500 and shown.count("![") <= 25, len(shown.split())
