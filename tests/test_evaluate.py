@@ -637,7 +637,7 @@ def test_maps_shown_worse_are_said_worse_each_in_turn(evaluation: dict) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="the visible report of an evaluated run is over its 2,500-word reading budget (2026-12-08: this tiny run "
-    "4,100 words, demo_shapes 5,072, demo_faces 6,303, FER2013 7,169; README and docs/report.md say so): strict, so "
+    "3,650 words, demo_shapes 4,624, demo_faces 5,708, FER2013 6,498; README and docs/report.md say so): strict, so "
     "it fails as an unexpected pass once the report fits, and the mark must go",
 )
 def test_an_evaluated_report_fits_the_reading_budget(evaluation: dict, tiny_run: Path, tmp_path: Path) -> None:

@@ -361,7 +361,7 @@ def test_a_class_whose_maps_are_all_flat_has_no_location() -> None:
     evaluation = _evaluation()
     evaluation["regions"]["methods"]["saliency"][""]["1"] = {"images": 0, "flat": 6, "share": [None, None],
                                                             "low": [None, None], "high": [None, None]}  # fmt: skip
-    table, said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1:]
+    table, said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[1:3]
     assert "| dog | 0 (+6 flat) | - (80.0%) | - (20.0%) |" in table
     assert "- **No location:** the map is flat (zero or constant) on every image of dog (6 images)" in said
     assert "dog" not in said.split("No location")[0]
@@ -922,7 +922,7 @@ def test_a_part_a_model_free_map_finds_as_well_on_the_same_images_is_not_named()
     evaluation = _evaluation()
     cat = evaluation["regions"]["methods"]["saliency"][""]["0"]
     cat["beyond"]["centre"] = {"images": 10, "difference": [0.0, 0.02], "low": [-0.02, -0.01], "high": [0.02, 0.05]}
-    said = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    said = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[2:])
     assert "- **cat**" not in said and "- **dog**: object 90%" in said
     assert "- No part named: cat (its parts above their area are matched by a map that ignores the model" in said
     assert (
@@ -931,11 +931,15 @@ def test_a_part_a_model_free_map_finds_as_well_on_the_same_images_is_not_named()
         "+2.0 points "
         "[-1.0, +5.0] over the centred blob." in said
     )
+    visible, aside = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[2:]
+    assert "Not named" not in visible and aside.startswith("<details") and "- **Not named" in aside, (
+        "what qualifies the shares is folded: the visible report is far over its word budget"
+    )
     cat["beyond"]["centre"] |= {"low": [-0.02, 0.003]}  # the interval above 0 on the object: named again
-    named = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    named = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[2:])
     assert "- **cat**: object 90% (4.50x its area of 20.0%)." in named and "Not named" not in named
     del cat["beyond"]  # an evaluation.json written before the paired test
-    old = where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[-1]
+    old = "\n".join(where(evaluation, ("saliency", ""), CLASSES, SECTIONS)[2:])
     assert "- **cat**: object 90%" in old and "Parts are named against their area only" in old
 
 

@@ -1028,10 +1028,15 @@ def test_the_glossary_says_what_the_object_is_on_this_data() -> None:
     """Grader review: on the faces, 'the object' (chance 0.22) read as the face, not eyes, brows and mouth."""
     from convlens.report.trust_scores import _glossary
 
-    assert _glossary({"regions": {"evidence": ["eyes", "brows", "mouth"]}}).endswith(
-        "The object (the class evidence, the data's ground-truth mask) is here: eyes, brows, mouth."
+    assert (
+        _glossary({"regions": {"evidence": ["eyes", "brows", "mouth"]}})
+        .removesuffix("\n\n</details>")
+        .endswith("The object (the class evidence, the data's ground-truth mask) is here: eyes, brows, mouth.")
     )
     assert "The object" not in _glossary({"regions": {"evidence": []}})
+    assert _glossary().startswith('<details markdown="1">\n<summary>What each score measures</summary>'), (
+        "a reference the Findings point to, folded: the visible report is far over its word budget"
+    )
 
 
 def test_the_glossary_defines_the_model_free_maps_the_findings_name() -> None:

@@ -31,7 +31,7 @@ from convlens.report.assets import PARTS, parts_file
 from convlens.report.convergence import convergence
 from convlens.report.format import is_number, mean
 from convlens.report.gallery import group
-from convlens.report.markdown import code, prose, table, text
+from convlens.report.markdown import code, folded, prose, table, text
 from convlens.report.observations import (
     ConfusedPair,
     collapse,
@@ -400,8 +400,9 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
               "it says where the model looks on a minority of images at most."] if mostly else []  # fmt: skip
     lines += distinct(shares, names, class_names, regions["classes"])
     lines += factor_parts(evaluation, chosen, class_names)  # beside Distinct: a part one factor alone may give
-    lines += matched_by_model_free(shares, regions, class_names)
-    lines += _alike_lead(evaluation["methods"][name]["layers"][layer], _title(evaluation, name, layer))
+    # what qualifies the shares rather than reads them, folded (the visible report is far over its word budget)
+    aside = matched_by_model_free(shares, regions, class_names)
+    aside += _alike_lead(evaluation["methods"][name]["layers"][layer], _title(evaluation, name, layer))
     unseen = [text(name) + (f" (test recall {_recall_cell(recall, index)[0]})" if recall is not None else "")
               for index, name in enumerate(class_names) if str(index) not in shares]  # fmt: skip
     lines += other_trusted(evaluation, chosen, class_names)
@@ -412,7 +413,7 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
     short = [class_names[int(key)] for key, found in shares.items()  # explained for too few (not: flat on too many)
              if 0 < found["images"] + (found.get("flat") or 0) < MIN_IMAGES]  # fmt: skip
     short += [name for index, name in enumerate(class_names) if str(index) not in shares]
-    lines += _explain_true_class(evaluation, class_names, short) if short else []
+    aside += _explain_true_class(evaluation, class_names, short) if short else []
     record = evaluation["methods"][name]["layers"][layer]
     why = "the trusted map with the highest pointing game" if _pointing(record) >= 0 else "a trusted map"
     why += f" ({ON_SPEARMAN_ALONE}, see above)" if ssim_disagrees("", record) else ""
@@ -430,7 +431,13 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
             f"a class apart from the others. Section {sections['trust']}'s comparison figure shows each method's maps "
             "of the same sample images.")  # fmt: skip
     header = ("class explained", *(["test recall"] if recall is not None else []), "n", *(text(part) for part in names))
-    return [lead, table(header, rows), "\n".join(lines)]
+    folds = [folded(ASIDE_SUMMARY, "\n".join(aside))] if aside else []
+    return [lead, table(header, rows), "\n".join(lines), *folds]
+
+
+#: The fold under Where the model looks: the parts a model-free map matches, how alike the lead map's maps are across
+#: images, and a sample explained for the true class.
+ASIDE_SUMMARY = "Parts a model-free map matches, maps alike across images, a sample explained for the true class"
 
 
 def class_recall(confusion: np.ndarray | None) -> list[float] | None:
