@@ -34,6 +34,7 @@ from convlens.report.gallery import group
 from convlens.report.markdown import code, folded, prose, table, text
 from convlens.report.observations import (
     ConfusedPair,
+    class_recall,
     collapse,
     confused_pairs,
     most_confused_with,
@@ -78,7 +79,7 @@ def findings(run: RunData, sections: Mapping[str, int]) -> str:
                  *shared_perturbation(evaluation, run.manifest),
                  "### Where the model looks",
                  *where(evaluation, chosen, run.class_names, sections, PARTS if parts_file(run) else None,
-                        class_recall(run.confusion)),
+                        None if run.confusion is None else class_recall(run.confusion).tolist()),
                  "### What it confuses", *confuses(run, evaluation, chosen),
                  "### Converged? Limits", *limits(run)]  # fmt: skip
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
@@ -438,15 +439,6 @@ def where(evaluation: Mapping[str, Any] | None, chosen: tuple[str, str] | None, 
 #: The fold under Where the model looks: the parts a model-free map matches, how alike the lead map's maps are across
 #: images, and a sample explained for the true class.
 ASIDE_SUMMARY = "Parts a model-free map matches, maps alike across images, a sample explained for the true class"
-
-
-def class_recall(confusion: np.ndarray | None) -> list[float] | None:
-    """Each class's test recall (right answers over its test images; 0 for a class without any) from the confusion
-    matrix, in label order; None without one."""
-    if confusion is None:
-        return None
-    totals = confusion.sum(axis=1)
-    return [float(right) / total if total else 0.0 for right, total in zip(np.diag(confusion), totals, strict=True)]
 
 
 def _recall_cell(recall: Sequence[float] | None, label: int) -> list[str]:

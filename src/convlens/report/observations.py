@@ -177,11 +177,16 @@ def _class_balanced(
     return [line]
 
 
+def class_recall(confusion: np.ndarray) -> np.ndarray:
+    """Each class's recall (right answers over its images; 0 for a class without any), in label order."""
+    return np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+
+
 def _gap_makers(confusion: np.ndarray, names: Sequence[str]) -> str:
     """The classes, largest term first, whose terms of the accuracy gap (see :func:`_class_balanced`) make
     up at least half of it, each with its share of the test images, its recall and its term."""
     counts = confusion.sum(axis=1)
-    shares, recalls = counts / max(counts.sum(), 1), np.diag(confusion) / np.maximum(counts, 1)
+    shares, recalls = counts / max(counts.sum(), 1), class_recall(confusion)
     terms = (shares - 1 / len(names)) * recalls
     named: list[int] = []
     for label in np.argsort(-terms, kind="stable"):
@@ -277,7 +282,7 @@ def _frequency(confusion: np.ndarray, names: Sequence[str], train_counts: Sequen
         return []
     labels = [label for label, name in enumerate(names) if name in intervals]
     shares = np.asarray(train_counts, dtype=float)[labels] / sum(train_counts)
-    recalls = np.diag(confusion)[labels] / confusion[labels].sum(axis=1)
+    recalls = class_recall(confusion)[labels]
     if shares.max() < IMBALANCE_RATIO * shares.min():
         return [f"The training classes are about equally represented ({shares.min():.1%}-{shares.max():.1%} of the "
                 f"training images each, the largest under {IMBALANCE_RATIO}x the smallest): the differences in recall "
