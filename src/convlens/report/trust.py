@@ -113,20 +113,12 @@ def trust(run: RunData, findings: str = "the Findings") -> TrustSection:
 
 def _readings(evaluation: dict[str, Any] | None, names: list[str], class_names: Sequence[str]) -> dict[str, list[str]]:
     """Each method's parts reading (:func:`parts_reading`), the rule stated in the first one in the report's order
-    (:func:`_report_order`) and pointed to from the others."""
+    (its sections' methods in turn; a method no section shows, last) and pointed to from the others."""
+    shown = [name for section in registry.SECTIONS for name in registry.section_methods(section)]
     readings: dict[str, list[str]] = {}
     first: str | None = None
-    for name in sorted(names, key=_report_order):
+    for name in sorted(names, key=lambda name: shown.index(name) if name in shown else len(shown)):
         readings[name] = parts_reading(evaluation, name, class_names, first)
         if readings[name] and first is None:
             first = text(registry.title(name))
     return readings
-
-
-def _report_order(name: str) -> tuple[int, int]:
-    """Where the report shows a method: its section's place, then its place in the registry (unknown: last)."""
-    sections, methods = registry.section_keys(), list(registry.METHODS)
-    spec = registry.METHODS.get(name)
-    if spec is None:
-        return len(sections), len(methods)
-    return sections.index(spec.section), methods.index(name)
