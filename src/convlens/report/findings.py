@@ -1294,11 +1294,10 @@ def factor_parts(evaluation: Mapping[str, Any], chosen: tuple[str, str], class_n
     0.97 after the head, but not in Grad-CAM's at the same layer, 22%; a grader's finding). Nothing where the factors
     agree or were not evaluated."""
     name, layer = chosen
-    spec, regions, methods = registry.METHODS.get(name), evaluation["regions"], evaluation["methods"]
+    regions, methods = evaluation["regions"], evaluation["methods"]
     measured = regions["methods"]
-    factors = [(factor, layer if layer in measured.get(factor, {}) else "")
-               for factor in (spec.product_of if spec else ()) if factor in measured and factor in methods]  # fmt: skip
-    factors = [(factor, at) for factor, at in factors if at in measured[factor] and at in methods[factor]["layers"]]
+    factors = [(factor, at) for factor, at in _factors(evaluation, name, layer)
+               if at in measured.get(factor, {}) and at in methods[factor]["layers"]]  # fmt: skip
     if len(factors) < 2:
         return []
     said = []
@@ -1418,9 +1417,8 @@ def _factors_fail(evaluation: Mapping[str, Any], name: str, layer: str) -> str:
     required checks its evaluated factors fail. FER2013's one trusted map was Guided Grad-CAM, whose factors each
     failed one of the two (a grader: "where does the product get each property?"). Nothing where the factors pass or
     were not evaluated."""
-    spec, methods = registry.METHODS.get(name), evaluation["methods"]
-    factors = [(factor, layer if layer in methods[factor]["layers"] else "")
-               for factor in (spec.product_of if spec else ()) if factor in methods]  # fmt: skip
+    methods = evaluation["methods"]
+    factors = _factors(evaluation, name, layer)
     failed = []
     for factor, at in factors:
         found = methods[factor]["layers"].get(at)
@@ -1433,6 +1431,14 @@ def _factors_fail(evaluation: Mapping[str, Any], name: str, layer: str) -> str:
     return (f" {_title(evaluation, name, layer)} multiplies the maps of {multiplied}; on this run "
             f"{' and '.join(failed)}: the product passes checks its factors fail, so its trust is its own and carries "
             "over to neither factor, nor do their failures to it.")  # fmt: skip
+
+
+def _factors(evaluation: Mapping[str, Any], name: str, layer: str) -> list[tuple[str, str]]:
+    """(method, layer) of each evaluated factor of a product map (:attr:`~convlens.registry.MethodSpec.product_of`): a
+    layered factor at the product's layer, a single-map one at ''; none for a map that is no product."""
+    spec, methods = registry.METHODS.get(name), evaluation["methods"]
+    return [(factor, layer if layer in methods[factor]["layers"] else "")
+            for factor in (spec.product_of if spec else ()) if factor in methods]  # fmt: skip
 
 
 def ssim_disagrees(title: str, record: Mapping[str, Any]) -> str:
